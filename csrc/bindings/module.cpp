@@ -1,0 +1,225 @@
+// pybind11 module seqkernels._C: NumPy in, NumPy out. Every array is checked here (dtype, shape,
+// contiguity, writability) so that no call from Python can reach a kernel with a bad pointer;
+// seqkernels.nn does the user-facing validation with friendlier messages first.
+#include <omp.h>
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <string>
+#include <vector>
+
+#include "seqkernels/blas.h"
+#include "seqkernels/recurrent.h"
+
+namespace py = pybind11;
+using namespace seqkernels;
+
+namespace {
+
+CellSpec parse_cell(const std::string& mode, bool reset_after, const std::string& nonlinearity) {
+  CellSpec c;
+  if (mode == "lstm") c.kind = CellKind::Lstm;
+  else if (mode == "gru") c.kind = CellKind::Gru;
+  else if (mode == "rnn") c.kind = CellKind::Rnn;
+  else SK_CHECK(false, "mode must be 'lstm', 'gru' or 'rnn', got '" << mode << "'");
+  SK_CHECK(nonlinearity == "tanh" || nonlinearity == "relu",
+           "nonlinearity must be 'tanh' or 'relu', got '" << nonlinearity << "'");
+  c.reset_after = reset_after;
+  c.activation = nonlinearity == "tanh" ? Activation::Tanh : Activation::Relu;
+  return c;
+}
+
+std::string shape_str(const py::array& a) {
+  std::string s = "(";
+  for (py::ssize_t i = 0; i < a.ndim(); ++i) s += (i ? ", " : "") + std::to_string(a.shape(i));
+  return s + (a.ndim() == 1 ? ",)" : ")");
+}
+
+// Checked raw pointer into a C-contiguous array of element type T and exactly `shape`.
+template <typename T>
+T* ptr(const py::array& a, const char* name, std::vector<py::ssize_t> shape, bool writable = false) {
+  SK_CHECK(py::isinstance<py::array_t<T>>(a) && a.dtype().is(py::dtype::of<T>()),
+           name << ": expected dtype " << std::string(py::str(py::dtype::of<T>())) << ", got "
+                << std::string(py::str(a.dtype())));
+  SK_CHECK(a.flags() & py::array::c_style, name << ": expected a C-contiguous array");
+  SK_CHECK(!writable || a.writeable(), name << ": expected a writable array");
+  bool same = a.ndim() == static_cast<py::ssize_t>(shape.size());
+  for (size_t i = 0; same && i < shape.size(); ++i) same = a.shape(i) == shape[i];
+  std::string want = "(";
+  for (size_t i = 0; i < shape.size(); ++i) want += (i ? ", " : "") + std::to_string(shape[i]);
+  want += shape.size() == 1 ? ",)" : ")";
+  SK_CHECK(same, name << ": expected shape " << want << ", got " << shape_str(a));
+  return static_cast<T*>(const_cast<void*>(a.data()));
+}
+
+template <typename T>
+T* opt_ptr(const py::object& o, const char* name, std::vector<py::ssize_t> shape, bool writable = false) {
+  if (o.is_none()) return nullptr;
+  SK_CHECK(py::isinstance<py::array>(o), name << ": expected a NumPy array or None");
+  return ptr<T>(o.cast<py::array>(), name, std::move(shape), writable);
+}
+
+const int32_t* lengths_ptr(const py::object& o, int steps, int batch) {
+  const int32_t* p = opt_ptr<int32_t>(o, "lengths", {batch});
+  for (int b = 0; p && b < batch; ++b)
+    SK_CHECK(p[b] >= 1 && p[b] <= steps, "lengths: every entry must be in 1.." << steps << ", got " << p[b]
+                                                                                 << " at index " << b);
+  return p;
+}
+
+template <typename T>
+void forward_t(const CellSpec& cell, const py::array& x, const py::array& w_ih, const py::array& w_hh,
+               const py::object& b_ih, const py::object& b_hh, const py::object& h0, const py::object& c0,
+               const py::object& lengths, bool reverse, const py::array& y, int direction, const py::array& h_n,
+               const py::object& c_n, const py::object& workspace, int num_threads) {
+  SK_CHECK(x.ndim() == 3, "x: expected 3 dimensions (T, B, I), got " << shape_str(x));
+  SK_CHECK(w_hh.ndim() == 2, "w_hh: expected 2 dimensions (G*H, H), got " << shape_str(w_hh));
+  ForwardArgs<T> a;
+  a.steps = static_cast<int>(x.shape(0));
+  a.batch = static_cast<int>(x.shape(1));
+  a.input = static_cast<int>(x.shape(2));
+  a.hidden = static_cast<int>(w_hh.shape(1));
+  const int G = cell.gates(), H = a.hidden, B = a.batch;
+  SK_CHECK(a.steps >= 1 && B >= 1 && a.input >= 1 && H >= 1, "x and w_hh: every size must be >= 1");
+  SK_CHECK(y.ndim() == 3, "y: expected 3 dimensions (T, B, D*H), got " << shape_str(y));
+  const py::ssize_t width = y.shape(2);
+  SK_CHECK(direction >= 0 && (direction + 1) * static_cast<py::ssize_t>(H) <= width,
+           "direction " << direction << " does not fit y of width " << width);
+  a.x = ptr<T>(x, "x", {a.steps, B, a.input});
+  a.w_ih = ptr<T>(w_ih, "w_ih", {G * H, a.input});
+  a.w_hh = ptr<T>(w_hh, "w_hh", {G * H, H});
+  a.b_ih = opt_ptr<T>(b_ih, "b_ih", {G * H});
+  a.b_hh = opt_ptr<T>(b_hh, "b_hh", {G * H});
+  a.h0 = opt_ptr<T>(h0, "h0", {B, H});
+  a.c0 = cell.has_cell_state() ? opt_ptr<T>(c0, "c0", {B, H}) : nullptr;
+  a.lengths = lengths_ptr(lengths, a.steps, B);
+  a.reverse = reverse;
+  a.y = ptr<T>(y, "y", {a.steps, B, width}, true) + static_cast<std::ptrdiff_t>(direction) * H;
+  a.ldy = static_cast<int>(width);
+  a.h_n = ptr<T>(h_n, "h_n", {B, H}, true);
+  a.c_n = cell.has_cell_state() ? opt_ptr<T>(c_n, "c_n", {B, H}, true) : nullptr;
+  a.workspace = opt_ptr<T>(workspace, "workspace",
+                           {static_cast<py::ssize_t>(workspace_size(cell, a.steps, B, H))}, true);
+  a.num_threads = num_threads;
+  py::gil_scoped_release release;
+  recurrent_forward<T>(cell, a);
+}
+
+template <typename T>
+void backward_t(const CellSpec& cell, const py::array& x, const py::array& w_ih, const py::array& w_hh,
+                const py::object& lengths, bool reverse, const py::array& dy, int direction, const py::object& dh_n,
+                const py::object& dc_n, const py::array& workspace, const py::array& dx, const py::array& dh0,
+                const py::object& dc0, const py::array& dw_ih, const py::array& dw_hh, const py::object& db_ih,
+                const py::object& db_hh, int num_threads) {
+  SK_CHECK(x.ndim() == 3, "x: expected 3 dimensions (T, B, I), got " << shape_str(x));
+  SK_CHECK(w_hh.ndim() == 2, "w_hh: expected 2 dimensions (G*H, H), got " << shape_str(w_hh));
+  BackwardArgs<T> a;
+  a.steps = static_cast<int>(x.shape(0));
+  a.batch = static_cast<int>(x.shape(1));
+  a.input = static_cast<int>(x.shape(2));
+  a.hidden = static_cast<int>(w_hh.shape(1));
+  const int G = cell.gates(), H = a.hidden, B = a.batch;
+  SK_CHECK(a.steps >= 1 && B >= 1 && a.input >= 1 && H >= 1, "x and w_hh: every size must be >= 1");
+  SK_CHECK(dy.ndim() == 3, "dy: expected 3 dimensions (T, B, D*H), got " << shape_str(dy));
+  const py::ssize_t width = dy.shape(2);
+  SK_CHECK(direction >= 0 && (direction + 1) * static_cast<py::ssize_t>(H) <= width,
+           "direction " << direction << " does not fit dy of width " << width);
+  a.x = ptr<T>(x, "x", {a.steps, B, a.input});
+  a.w_ih = ptr<T>(w_ih, "w_ih", {G * H, a.input});
+  a.w_hh = ptr<T>(w_hh, "w_hh", {G * H, H});
+  a.lengths = lengths_ptr(lengths, a.steps, B);
+  a.reverse = reverse;
+  a.dy = ptr<T>(dy, "dy", {a.steps, B, width}) + static_cast<std::ptrdiff_t>(direction) * H;
+  a.ldy = static_cast<int>(width);
+  a.dh_n = opt_ptr<T>(dh_n, "dh_n", {B, H});
+  a.dc_n = cell.has_cell_state() ? opt_ptr<T>(dc_n, "dc_n", {B, H}) : nullptr;
+  a.workspace = ptr<T>(workspace, "workspace", {static_cast<py::ssize_t>(workspace_size(cell, a.steps, B, H))});
+  a.dx = ptr<T>(dx, "dx", {a.steps, B, a.input}, true);
+  a.dh0 = ptr<T>(dh0, "dh0", {B, H}, true);
+  a.dc0 = cell.has_cell_state() ? opt_ptr<T>(dc0, "dc0", {B, H}, true) : nullptr;
+  a.dw_ih = ptr<T>(dw_ih, "dw_ih", {G * H, a.input}, true);
+  a.dw_hh = ptr<T>(dw_hh, "dw_hh", {G * H, H}, true);
+  a.db_ih = opt_ptr<T>(db_ih, "db_ih", {G * H}, true);
+  a.db_hh = opt_ptr<T>(db_hh, "db_hh", {G * H}, true);
+  a.num_threads = num_threads;
+  py::gil_scoped_release release;
+  recurrent_backward<T>(cell, a);
+}
+
+bool is_float64(const py::array& x) {
+  if (x.dtype().is(py::dtype::of<double>())) return true;
+  SK_CHECK(x.dtype().is(py::dtype::of<float>()),
+           "x: expected dtype float32 or float64, got " << std::string(py::str(x.dtype())));
+  return false;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_C, m) {
+  m.doc() = "seqkernels CPU kernels (C++17, OpenMP, OpenBLAS). See seqkernels/recurrent.h.";
+  m.attr("__version__") = SEQKERNELS_VERSION;
+
+  m.def("workspace_size",
+        [](const std::string& mode, bool reset_after, const std::string& nonlinearity, int steps, int batch,
+           int hidden) {
+          SK_CHECK(steps >= 1 && batch >= 1 && hidden >= 1, "steps, batch and hidden must be >= 1");
+          return workspace_size(parse_cell(mode, reset_after, nonlinearity), steps, batch, hidden);
+        },
+        py::arg("mode"), py::arg("reset_after"), py::arg("nonlinearity"), py::arg("steps"), py::arg("batch"),
+        py::arg("hidden"), "Elements of the training workspace of one layer-direction.");
+
+  m.def("forward",
+        [](const std::string& mode, bool reset_after, const std::string& nonlinearity, const py::array& x,
+           const py::array& w_ih, const py::array& w_hh, const py::object& b_ih, const py::object& b_hh,
+           const py::object& h0, const py::object& c0, const py::object& lengths, bool reverse, const py::array& y,
+           int direction, const py::array& h_n, const py::object& c_n, const py::object& workspace,
+           int num_threads) {
+          const CellSpec cell = parse_cell(mode, reset_after, nonlinearity);
+          if (is_float64(x))
+            forward_t<double>(cell, x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, reverse, y, direction, h_n, c_n,
+                              workspace, num_threads);
+          else
+            forward_t<float>(cell, x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, reverse, y, direction, h_n, c_n,
+                             workspace, num_threads);
+        },
+        py::arg("mode"), py::arg("reset_after"), py::arg("nonlinearity"), py::arg("x"), py::arg("w_ih"),
+        py::arg("w_hh"), py::arg("b_ih"), py::arg("b_hh"), py::arg("h0"), py::arg("c0"), py::arg("lengths"),
+        py::arg("reverse"), py::arg("y"), py::arg("direction"), py::arg("h_n"), py::arg("c_n"),
+        py::arg("workspace"), py::arg("num_threads") = 0,
+        "One direction of one layer over a whole sequence; writes y[:, :, d*H:(d+1)*H], h_n, c_n and, "
+        "when a workspace is given (training), everything backward needs.");
+
+  m.def("backward",
+        [](const std::string& mode, bool reset_after, const std::string& nonlinearity, const py::array& x,
+           const py::array& w_ih, const py::array& w_hh, const py::object& lengths, bool reverse, const py::array& dy,
+           int direction, const py::object& dh_n, const py::object& dc_n, const py::array& workspace,
+           const py::array& dx, const py::array& dh0, const py::object& dc0, const py::array& dw_ih,
+           const py::array& dw_hh, const py::object& db_ih, const py::object& db_hh, int num_threads) {
+          const CellSpec cell = parse_cell(mode, reset_after, nonlinearity);
+          if (is_float64(x))
+            backward_t<double>(cell, x, w_ih, w_hh, lengths, reverse, dy, direction, dh_n, dc_n, workspace, dx, dh0,
+                               dc0, dw_ih, dw_hh, db_ih, db_hh, num_threads);
+          else
+            backward_t<float>(cell, x, w_ih, w_hh, lengths, reverse, dy, direction, dh_n, dc_n, workspace, dx, dh0,
+                              dc0, dw_ih, dw_hh, db_ih, db_hh, num_threads);
+        },
+        py::arg("mode"), py::arg("reset_after"), py::arg("nonlinearity"), py::arg("x"), py::arg("w_ih"),
+        py::arg("w_hh"), py::arg("lengths"), py::arg("reverse"), py::arg("dy"), py::arg("direction"),
+        py::arg("dh_n"), py::arg("dc_n"), py::arg("workspace"), py::arg("dx"), py::arg("dh0"), py::arg("dc0"),
+        py::arg("dw_ih"), py::arg("dw_hh"), py::arg("db_ih"), py::arg("db_hh"), py::arg("num_threads") = 0,
+        "Backward through time of one direction of one layer: adds into dx, writes dh0, dc0 and the "
+        "weight and bias gradients.");
+
+  m.def("build_info", []() {
+    py::dict d;
+    d["version"] = SEQKERNELS_VERSION;
+    d["blas"] = SEQKERNELS_BLAS_NAME;
+    d["blas_config"] = blas::config();
+    d["blas_core"] = blas::core_name();
+    d["blas_threads"] = blas::num_threads();
+    d["openmp_threads"] = omp_get_max_threads();
+    d["openmp_version"] = _OPENMP;
+    return d;
+  });
+}

@@ -1,0 +1,89 @@
+// Gate activations, their derivatives and the pointwise part of each cell, written once and shared
+// by the C++ kernels (csrc/rnn) and the CUDA kernels (cuda/rnn). See SPEC.md §1–§2.
+//
+// Derivatives are taken from saved *outputs* (dsigmoid(y) = y(1−y), dtanh(y) = 1−y²), so the
+// forward pass saves post-activation gates and backward never re-evaluates an exponential.
+#pragma once
+
+#include <cmath>
+
+#include "seqkernels/common.h"
+
+namespace seqkernels {
+
+// Explicit float/double overloads: the same call resolves on the host (libm) and on the device.
+SK_HOST_DEVICE float exp_(float x) { return expf(x); }
+SK_HOST_DEVICE double exp_(double x) { return exp(x); }
+SK_HOST_DEVICE float tanh_(float x) { return tanhf(x); }
+SK_HOST_DEVICE double tanh_(double x) { return tanh(x); }
+
+template <typename T> SK_HOST_DEVICE T sigmoid(T x) { return T(1) / (T(1) + exp_(-x)); }
+template <typename T> SK_HOST_DEVICE T tanh_act(T x) { return tanh_(x); }
+template <typename T> SK_HOST_DEVICE T relu(T x) { return x > T(0) ? x : T(0); }
+template <typename T> SK_HOST_DEVICE T dsigmoid_from_output(T y) { return y * (T(1) - y); }
+template <typename T> SK_HOST_DEVICE T dtanh_from_output(T y) { return T(1) - y * y; }
+template <typename T> SK_HOST_DEVICE T drelu_from_output(T y) { return y > T(0) ? T(1) : T(0); }
+
+enum class Activation : int { Tanh = 0, Relu = 1 };
+
+template <typename T> SK_HOST_DEVICE T activate(Activation a, T x) {
+  return a == Activation::Tanh ? tanh_act(x) : relu(x);
+}
+template <typename T> SK_HOST_DEVICE T dactivate_from_output(Activation a, T y) {
+  return a == Activation::Tanh ? dtanh_from_output(y) : drelu_from_output(y);
+}
+
+// ---- LSTM (gate blocks i, f, g, o) ---------------------------------------------------------
+// zx_*: input part of the pre-activation incl. b_ih; zh_*: recurrent part incl. b_hh.
+template <typename T> struct LstmGates { T i, f, g, o; };
+
+template <typename T>
+SK_HOST_DEVICE LstmGates<T> lstm_gates(T zi, T zf, T zg, T zo) {
+  return {sigmoid(zi), sigmoid(zf), tanh_act(zg), sigmoid(zo)};
+}
+// c_t = f ⊙ c_{t-1} + i ⊙ g;  h_t = o ⊙ tanh(c_t)
+template <typename T> SK_HOST_DEVICE T lstm_cell_state(const LstmGates<T>& a, T c_prev) {
+  return a.f * c_prev + a.i * a.g;
+}
+template <typename T> SK_HOST_DEVICE T lstm_hidden(const LstmGates<T>& a, T c) { return a.o * tanh_act(c); }
+
+// Backward of one unit. In: dh, dc (total gradients reaching h_t, c_t), saved gates, c_t, c_{t-1}.
+// Out: pre-activation gradients dz (i, f, g, o) and dc_{t-1}.
+template <typename T>
+SK_HOST_DEVICE void lstm_unit_backward(T dh, T dc, const LstmGates<T>& a, T c, T c_prev,
+                                       LstmGates<T>* dz, T* dc_prev) {
+  const T tc = tanh_act(c);
+  const T d_o = dh * tc;
+  dc += dh * a.o * dtanh_from_output(tc);
+  dz->i = dc * a.g * dsigmoid_from_output(a.i);
+  dz->f = dc * c_prev * dsigmoid_from_output(a.f);
+  dz->g = dc * a.i * dtanh_from_output(a.g);
+  dz->o = d_o * dsigmoid_from_output(a.o);
+  *dc_prev = dc * a.f;
+}
+
+// ---- GRU (gate blocks r, z, n; u below is PyTorch's z, the update gate) ----------------------
+// reset_after=true : n = tanh(zx_n + r ⊙ hn),  hn = W_hn h + b_hn
+// reset_after=false: n = tanh(zx_n + hn),      hn = W_hn (r ⊙ h) + b_hn
+// h_t = (1 − u) ⊙ n + u ⊙ h_{t-1}
+template <typename T> SK_HOST_DEVICE T gru_candidate(T zx_n, T r, T hn, bool reset_after) {
+  return tanh_act(reset_after ? zx_n + r * hn : zx_n + hn);
+}
+template <typename T> SK_HOST_DEVICE T gru_hidden(T u, T n, T h_prev) { return (T(1) - u) * n + u * h_prev; }
+
+// Gradients through the update and candidate for one unit, given dh (total into h_t).
+// Out: du_pre (pre-activation of u), dn_pre (pre-activation of n), and the direct part dh ⊙ u of dh_{t-1}.
+template <typename T>
+SK_HOST_DEVICE void gru_unit_backward_un(T dh, T u, T n, T h_prev, T* du_pre, T* dn_pre, T* dh_prev_direct) {
+  *dn_pre = dh * (T(1) - u) * dtanh_from_output(n);
+  *du_pre = dh * (h_prev - n) * dsigmoid_from_output(u);  // ∂h/∂u = h_{t-1} − n
+  *dh_prev_direct = dh * u;
+}
+
+// ---- Elman RNN ------------------------------------------------------------------------------
+template <typename T> SK_HOST_DEVICE T rnn_hidden(Activation act, T zx, T zh) { return activate(act, zx + zh); }
+template <typename T> SK_HOST_DEVICE T rnn_unit_backward(Activation act, T dh, T h) {
+  return dh * dactivate_from_output(act, h);
+}
+
+}  // namespace seqkernels

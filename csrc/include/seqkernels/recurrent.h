@@ -1,0 +1,92 @@
+// One direction of one recurrent layer (LSTM, GRU, Elman RNN): forward over a whole sequence, and
+// backward through time. SPEC.md §1–§2. Dimensions as in common.h; G = 4 (LSTM), 3 (GRU), 1 (RNN).
+//
+// Work split (ARCHITECTURE.md): the input projection X·W_ihᵀ and the gradients dX, dW_ih, dW_hh are
+// single GEMMs over all T·B rows (multithreaded OpenBLAS). The recurrence is one OpenMP team for
+// the whole sequence: each thread owns a slice of hidden units (all G gate rows of W_hh for those
+// units, repacked contiguously so the slice stays in that core's cache), computes its slice's
+// recurrent product with one single-threaded BLAS call per step, applies the cell's pointwise
+// math (cell_math.h) and meets the others at one barrier per step (GRU with reset_after=false: two).
+//
+// Variable lengths (PackedSequence semantics): step t of sequence b is active iff t < lengths[b].
+// Inactive steps write y = 0, keep the state, and pass the state gradient through unchanged.
+// The reverse direction runs t = T−1 … 0, so each sequence starts at its own last valid step.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "seqkernels/cell_math.h"
+
+namespace seqkernels {
+
+enum class CellKind : int { Lstm = 0, Gru = 1, Rnn = 2 };
+
+struct CellSpec {
+  CellKind kind = CellKind::Lstm;
+  bool reset_after = true;               // GRU only: PyTorch/cuDNN form (true) or Cho et al. 2014 (false)
+  Activation activation = Activation::Tanh;  // RNN only
+  int gates() const { return kind == CellKind::Lstm ? 4 : kind == CellKind::Gru ? 3 : 1; }
+  bool has_cell_state() const { return kind == CellKind::Lstm; }
+};
+
+// Training workspace, owned by the caller: filled by the forward pass, read by the backward pass.
+// Layout, in elements of the working type, each block (·, B, ·) row-major:
+//   states  (T+1, B, H)  hidden state before/after every step. Forward direction: slot 0 = h0,
+//                         slot t+1 = state after step t. Reverse: slot T = h0, slot t = after step t.
+//                         So h_{t-1} of every step is one contiguous (T, B, H) block.
+//   cstates (T+1, B, H)  LSTM cell states, same slots (LSTM only)
+//   acts    (T, B, G·H)  post-activation gates by time position: LSTM i,f,g,o; GRU r,u,n (not RNN)
+//   aux     (T, B, H)    GRU only: reset_after → W_hn h + b_hn; otherwise r ⊙ h_{t-1}
+std::size_t workspace_size(const CellSpec& cell, int steps, int batch, int hidden);
+
+template <typename T>
+struct ForwardArgs {
+  int steps = 0, batch = 0, input = 0, hidden = 0;  // T, B, I, H
+  const T* x = nullptr;        // (T, B, I)
+  const T* w_ih = nullptr;     // (G·H, I), PyTorch layout
+  const T* w_hh = nullptr;     // (G·H, H)
+  const T* b_ih = nullptr;     // (G·H) or null (bias=False)
+  const T* b_hh = nullptr;     // (G·H) or null
+  const T* h0 = nullptr;       // (B, H) or null for zeros
+  const T* c0 = nullptr;       // (B, H) or null for zeros; LSTM only
+  const int32_t* lengths = nullptr;  // (B), each in 1..T, or null for all T
+  bool reverse = false;
+  T* y = nullptr;              // out (T, B, ·) with row stride ldy: this direction's H columns
+  int ldy = 0;                 //     (the caller offsets y by d·H for direction d)
+  T* h_n = nullptr;            // out (B, H)
+  T* c_n = nullptr;            // out (B, H); LSTM only
+  T* workspace = nullptr;      // training: workspace_size() elements, caller-owned; null = inference
+  int num_threads = 0;         // 0 = choose from OpenMP's maximum and H
+};
+
+template <typename T>
+struct BackwardArgs {
+  int steps = 0, batch = 0, input = 0, hidden = 0;
+  const T* x = nullptr;        // (T, B, I)   the forward input
+  const T* w_ih = nullptr;     // (G·H, I)
+  const T* w_hh = nullptr;     // (G·H, H)
+  const int32_t* lengths = nullptr;
+  bool reverse = false;
+  const T* dy = nullptr;       // (T, B, ·) row stride ldy, offset by d·H like y
+  int ldy = 0;
+  const T* dh_n = nullptr;     // (B, H) or null
+  const T* dc_n = nullptr;     // (B, H) or null; LSTM only
+  const T* workspace = nullptr;  // as left by the training forward
+  T* dx = nullptr;             // (T, B, I)  ACCUMULATED into (+=), so directions can share it
+  T* dh0 = nullptr;            // out (B, H)
+  T* dc0 = nullptr;            // out (B, H); LSTM only (may be null)
+  T* dw_ih = nullptr;          // out (G·H, I)
+  T* dw_hh = nullptr;          // out (G·H, H)
+  T* db_ih = nullptr;          // out (G·H) or null
+  T* db_hh = nullptr;          // out (G·H) or null
+  int num_threads = 0;
+};
+
+template <typename T> void recurrent_forward(const CellSpec& cell, const ForwardArgs<T>& a);
+template <typename T> void recurrent_backward(const CellSpec& cell, const BackwardArgs<T>& a);
+
+// Threads the recurrence will use for hidden size H when asked for `requested` (0 = default).
+int recurrence_threads(int hidden, int requested);
+
+}  // namespace seqkernels

@@ -1,0 +1,311 @@
+"""Recurrent layers (LSTM, GRU, RNN) with PyTorch's constructor, parameter names and semantics,
+explicit ``backward``, over the fused C++ kernels of :mod:`seqkernels._C`.
+
+Semantics are SPEC.md §1–§2 and :mod:`seqkernels.reference` (the float64 twin these layers are
+tested against): sequence-major ``(T, B, I)`` input (``batch_first=True`` takes ``(B, T, I)``),
+``y`` of ``(T, B, D*H)``, states ``(L*D, B, H)`` indexed ``k*D + d``, ``lengths`` with
+PackedSequence semantics, dropout on every layer's output but the last, in training mode only.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from .. import reference
+from .._backend import _C, require_numpy
+
+__all__ = ["LSTM", "GRU", "RNN"]
+
+_FLOAT_DTYPES = (np.float32, np.float64)
+
+
+class _Recurrent:
+    """Shared machinery of LSTM, GRU and RNN. Subclasses set ``_mode``."""
+
+    _mode = ""
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
+                 bidirectional=False, *, dtype=np.float32, seed=None, num_threads=0):
+        for name, v in (("input_size", input_size), ("hidden_size", hidden_size), ("num_layers", num_layers)):
+            if not isinstance(v, numbers.Integral) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        if not isinstance(dropout, numbers.Real) or not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be a number in [0, 1), got {dropout!r}")
+        dtype = np.dtype(dtype)
+        if dtype.type not in _FLOAT_DTYPES:
+            raise TypeError(f"dtype must be float32 or float64, got {dtype}")
+        if not isinstance(num_threads, numbers.Integral) or num_threads < 0:
+            raise ValueError(f"num_threads must be an integer >= 0 (0 = OpenMP default), got {num_threads!r}")
+        self.input_size = int(input_size)
+        self.hidden_size = int(hidden_size)
+        self.num_layers = int(num_layers)
+        self.bias = bool(bias)
+        self.batch_first = bool(batch_first)
+        self.dropout = float(dropout)
+        self.bidirectional = bool(bidirectional)
+        self.dtype = dtype
+        self.num_threads = int(num_threads)
+        self.training = True
+        self._rng = np.random.default_rng(seed)
+        self.params = reference.init_params(self._mode, self.input_size, self.hidden_size, self.num_layers,
+                                            self.bidirectional, self.bias, rng=self._rng, dtype=dtype)
+        self.grads: dict[str, np.ndarray] = {}
+        self._cache = None
+
+    # ---- configuration -------------------------------------------------------------------------
+    @property
+    def num_directions(self) -> int:
+        return 2 if self.bidirectional else 1
+
+    def _cell_args(self):
+        """(mode, reset_after, nonlinearity) as the kernels take them."""
+        return self._mode, True, "tanh"
+
+    def train(self, mode: bool = True):
+        """Training mode: forward saves what backward needs and applies dropout."""
+        self.training = bool(mode)
+        return self
+
+    def eval(self):
+        """Inference mode: no saved activations, no dropout."""
+        return self.train(False)
+
+    def __repr__(self):
+        extra = "" if self.num_layers == 1 else f", num_layers={self.num_layers}"
+        extra += "" if self.bias else ", bias=False"
+        extra += ", batch_first=True" if self.batch_first else ""
+        extra += f", dropout={self.dropout}" if self.dropout else ""
+        extra += ", bidirectional=True" if self.bidirectional else ""
+        return f"{type(self).__name__}({self.input_size}, {self.hidden_size}{extra}{self._repr_extra()})"
+
+    def _repr_extra(self):
+        return ""
+
+    # ---- parameters ----------------------------------------------------------------------------
+    def named_parameters(self):
+        return list(self.params.items())
+
+    def parameters(self):
+        return list(self.params.values())
+
+    def state_dict(self) -> dict:
+        """Copies of the parameters keyed like ``torch.nn.LSTM/GRU/RNN.state_dict()``."""
+        return {k: v.copy() for k, v in self.params.items()}
+
+    def load_state_dict(self, state_dict, strict: bool = True):
+        """Load parameters from NumPy arrays or torch tensors (a ``torch.nn`` state dict loads
+        unchanged). With ``strict``, the keys must match exactly."""
+        expected = reference.param_names(self.num_layers, self.bidirectional, self.bias)
+        keys = set(state_dict)
+        missing = [k for k in expected if k not in keys]
+        unexpected = sorted(keys - set(expected))
+        if strict and (missing or unexpected):
+            raise ValueError(f"state_dict does not match {self!r}: missing {missing}, unexpected {unexpected}")
+        new = dict(self.params)
+        for k in expected:
+            if k not in keys:
+                continue
+            v = state_dict[k]
+            if type(v).__module__.split(".")[0] == "torch":
+                v = v.detach().cpu().numpy()
+            v = np.asarray(v)
+            if v.shape != self.params[k].shape:
+                raise ValueError(f"state_dict[{k!r}]: expected shape {self.params[k].shape}, got {v.shape}")
+            if v.dtype.kind != "f":
+                raise TypeError(f"state_dict[{k!r}]: expected a floating-point array, got {v.dtype}")
+            new[k] = np.ascontiguousarray(v, dtype=self.dtype).copy()
+        self.params = new
+        return self
+
+    # ---- input checking ------------------------------------------------------------------------
+    def _float_array(self, x, name, shape=None, what=""):
+        x = require_numpy(x, name)
+        if x.dtype.kind != "f":
+            raise TypeError(f"{name}: expected a floating-point array, got dtype {x.dtype}")
+        if shape is not None and x.shape != tuple(shape):
+            raise ValueError(f"{name}: expected shape {tuple(shape)}{what}, got {x.shape}")
+        x = np.ascontiguousarray(x, dtype=self.dtype)
+        if not np.isfinite(x).all():
+            raise ValueError(f"{name}: contains NaN or Inf")
+        return x
+
+    def _state_shape(self, batch):
+        return (self.num_layers * self.num_directions, batch, self.hidden_size)
+
+    def _split_state(self, hx, batch, name):
+        """hx → (h, c) arrays of shape (L*D, B, H) or None."""
+        shape = self._state_shape(batch)
+        what = " (num_layers*num_directions, batch, hidden_size)"
+        if hx is None:
+            return None, None
+        if self._mode == "lstm":
+            if not isinstance(hx, (tuple, list)) or len(hx) != 2:
+                raise TypeError(f"{name}: an LSTM takes a tuple (h, c) of two arrays or None")
+            h, c = hx
+            h = None if h is None else self._float_array(h, f"{name}[0]", shape, what)
+            c = None if c is None else self._float_array(c, f"{name}[1]", shape, what)
+            return h, c
+        return self._float_array(hx, name, shape, what), None
+
+    def _lengths(self, lengths, steps, batch):
+        if lengths is None:
+            return None
+        if type(lengths).__module__.split(".")[0] == "torch":
+            lengths = lengths.detach().cpu().numpy()
+        lengths = np.asarray(lengths)
+        if lengths.shape != (batch,):
+            raise ValueError(f"lengths: expected shape ({batch},) (one length per sequence), got {lengths.shape}")
+        if lengths.dtype.kind not in "iu":
+            raise TypeError(f"lengths: expected integers, got dtype {lengths.dtype}")
+        if lengths.size and (lengths.min() < 1 or lengths.max() > steps):
+            raise ValueError(f"lengths: every entry must be in 1..{steps} (the sequence length T), "
+                             f"got min {lengths.min()} and max {lengths.max()}")
+        return np.ascontiguousarray(lengths, dtype=np.int32)
+
+    # ---- forward / backward --------------------------------------------------------------------
+    def __call__(self, x, hx=None, lengths=None):
+        return self.forward(x, hx, lengths)
+
+    def forward(self, x, hx=None, lengths=None):
+        """Run the layer.
+
+        x: ``(T, B, I)`` (``(B, T, I)`` with ``batch_first``), float; cast to the layer's dtype.
+        hx: initial state ``(L*D, B, H)``; for LSTM a tuple ``(h0, c0)``. None means zeros.
+        lengths: ``(B,)`` ints in ``1..T`` or None: PackedSequence semantics (SPEC §1).
+        Returns ``(y, h_n)`` and, for LSTM, ``(y, (h_n, c_n))``; y is ``(T, B, D*H)`` (or batch-first).
+        """
+        x = require_numpy(x, "x")
+        if x.ndim != 3:
+            layout = "(B, T, I)" if self.batch_first else "(T, B, I)"
+            raise ValueError(f"x: expected 3 dimensions {layout}, got shape {x.shape}")
+        if x.shape[2] != self.input_size:
+            raise ValueError(f"x: expected input size {self.input_size} in the last dimension, got shape {x.shape}")
+        x = self._float_array(x, "x")
+        if self.batch_first:
+            x = np.ascontiguousarray(x.transpose(1, 0, 2))
+        steps, batch, _ = x.shape
+        if steps < 1 or batch < 1:
+            raise ValueError(f"x: the sequence length and batch size must be >= 1, got shape {x.shape}")
+        h0, c0 = self._split_state(hx, batch, "hx")
+        lengths = self._lengths(lengths, steps, batch)
+
+        mode, reset_after, nonlin = self._cell_args()
+        L, D, H = self.num_layers, self.num_directions, self.hidden_size
+        is_lstm = mode == "lstm"
+        h_n = np.empty(self._state_shape(batch), dtype=self.dtype)
+        c_n = np.empty_like(h_n) if is_lstm else None
+        ws_size = _C.workspace_size(mode, reset_after, nonlin, steps, batch, H) if self.training else 0
+        cache = {"inputs": [], "workspaces": [], "masks": [], "lengths": lengths, "batch": batch, "steps": steps}
+        inp = x
+        for k in range(L):
+            y = np.empty((steps, batch, D * H), dtype=self.dtype)
+            for d in range(D):
+                s = f"_l{k}" + ("_reverse" if d else "")
+                ws = np.empty(ws_size, dtype=self.dtype) if self.training else None
+                i = k * D + d
+                _C.forward(mode, reset_after, nonlin, inp, self.params["weight_ih" + s], self.params["weight_hh" + s],
+                           self.params.get("bias_ih" + s), self.params.get("bias_hh" + s),
+                           None if h0 is None else h0[i], None if c0 is None else c0[i], lengths, bool(d), y, d,
+                           h_n[i], None if c_n is None else c_n[i], ws, self.num_threads)
+                cache["workspaces"].append(ws)
+            cache["inputs"].append(inp)
+            if k < L - 1 and self.training and self.dropout > 0:
+                keep = 1.0 - self.dropout
+                mask = (self._rng.random(y.shape) < keep).astype(self.dtype) / self.dtype.type(keep)
+                cache["masks"].append(mask)
+                inp = y * mask
+            else:
+                cache["masks"].append(None)
+                inp = y
+        self._cache = cache if self.training else None
+        out = np.ascontiguousarray(inp.transpose(1, 0, 2)) if self.batch_first else inp
+        return out, ((h_n, c_n) if is_lstm else h_n)
+
+    def backward(self, dy, dhx=None):
+        """Backward through time after a training-mode forward.
+
+        dy: gradient of the loss w.r.t. y (same shape as y). dhx: gradient w.r.t. h_n (for LSTM a
+        tuple (dh_n, dc_n)), or None for zeros. Returns ``(dx, dhx0)`` — dhx0 being the gradient
+        w.r.t. the initial state, a tuple for LSTM — and sets ``self.grads`` (keyed like the
+        parameters; each backward overwrites it).
+        """
+        cache = self._cache
+        if cache is None:
+            raise ValueError("backward() needs a forward pass in training mode first "
+                             "(call layer.train() and run forward; each forward allows one backward)")
+        steps, batch = cache["steps"], cache["batch"]
+        mode, reset_after, nonlin = self._cell_args()
+        L, D, H = self.num_layers, self.num_directions, self.hidden_size
+        y_shape = (batch, steps, D * H) if self.batch_first else (steps, batch, D * H)
+        dy = self._float_array(dy, "dy", y_shape, " (the shape of y)")
+        if self.batch_first:
+            dy = np.ascontiguousarray(dy.transpose(1, 0, 2))
+        dh_n, dc_n = self._split_state(dhx, batch, "dhx")
+        is_lstm = mode == "lstm"
+        dh0 = np.empty(self._state_shape(batch), dtype=self.dtype)
+        dc0 = np.empty_like(dh0) if is_lstm else None
+        grads = {}
+        for k in reversed(range(L)):
+            inp = cache["inputs"][k]
+            dx = np.zeros_like(inp)
+            for d in range(D):
+                s = f"_l{k}" + ("_reverse" if d else "")
+                i = k * D + d
+                for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+                    if name + s in self.params:
+                        grads[name + s] = np.empty_like(self.params[name + s])
+                _C.backward(mode, reset_after, nonlin, inp, self.params["weight_ih" + s], self.params["weight_hh" + s],
+                            cache["lengths"], bool(d), dy, d, None if dh_n is None else dh_n[i],
+                            None if dc_n is None else dc_n[i], cache["workspaces"][i], dx, dh0[i],
+                            None if dc0 is None else dc0[i], grads["weight_ih" + s], grads["weight_hh" + s],
+                            grads.get("bias_ih" + s), grads.get("bias_hh" + s), self.num_threads)
+            if k > 0:
+                mask = cache["masks"][k - 1]
+                dy = dx * mask if mask is not None else dx
+        self._cache = None
+        self.grads = {name: grads[name] for name in self.params}
+        dx_out = np.ascontiguousarray(dx.transpose(1, 0, 2)) if self.batch_first else dx
+        return dx_out, ((dh0, dc0) if is_lstm else dh0)
+
+
+class LSTM(_Recurrent):
+    """Long short-term memory layer (gates i, f, g, o), drop-in for ``torch.nn.LSTM`` weights."""
+
+    _mode = "lstm"
+
+
+class GRU(_Recurrent):
+    """Gated recurrent unit (gates r, z, n). ``reset_after=True`` is PyTorch's and cuDNN's form;
+    ``reset_after=False`` is Cho et al. 2014's (the seeds' "full GRU", Keras ``reset_after=False``)."""
+
+    _mode = "gru"
+
+    def __init__(self, *args, reset_after=True, **kwargs):
+        self.reset_after = bool(reset_after)
+        super().__init__(*args, **kwargs)
+
+    def _cell_args(self):
+        return "gru", self.reset_after, "tanh"
+
+    def _repr_extra(self):
+        return "" if self.reset_after else ", reset_after=False"
+
+
+class RNN(_Recurrent):
+    """Elman RNN, ``h_t = act(x W_ihᵀ + b_ih + h W_hhᵀ + b_hh)`` with act ``tanh`` or ``relu``."""
+
+    _mode = "rnn"
+
+    def __init__(self, *args, nonlinearity="tanh", **kwargs):
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+        self.nonlinearity = nonlinearity
+        super().__init__(*args, **kwargs)
+
+    def _cell_args(self):
+        return "rnn", True, self.nonlinearity
+
+    def _repr_extra(self):
+        return "" if self.nonlinearity == "tanh" else ", nonlinearity='relu'"
