@@ -211,6 +211,18 @@ PYBIND11_MODULE(_C, m) {
         "Backward through time of one direction of one layer: adds into dx, writes dh0, dc0 and the "
         "weight and bias gradients.");
 
+  m.def("cell_math",
+        [](const std::string& fn, py::array_t<float, py::array::c_style | py::array::forcecast> x) {
+          SK_CHECK(fn == "exp" || fn == "tanh" || fn == "sigmoid", "fn must be 'exp', 'tanh' or 'sigmoid', got '" << fn << "'");
+          py::array_t<float> out(x.size());
+          const float* in = x.data();
+          float* o = out.mutable_data();
+          for (py::ssize_t i = 0; i < x.size(); ++i)
+            o[i] = fn == "exp" ? exp_(in[i]) : fn == "tanh" ? tanh_act(in[i]) : sigmoid(in[i]);
+          return out;
+        },
+        py::arg("fn"), py::arg("x"), "The float32 activations the CPU kernels use (for accuracy tests).");
+
   m.def("build_info", []() {
     py::dict d;
     d["version"] = SEQKERNELS_VERSION;

@@ -3,7 +3,9 @@
 // The wheel's cblas.h declares every symbol with the scipy_ prefix spelled out.
 #include <cblas.h>
 
-#include <mutex>
+#include <omp.h>
+
+#include <algorithm>
 
 namespace seqkernels {
 namespace blas {
@@ -49,10 +51,40 @@ void gemm_impl(Gemm gemm_fn, Gemv gemv_fn, bool ta, bool tb, int M, int N, int K
   gemm_fn(CblasRowMajor, tr(ta), tr(tb), M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
-std::mutex g_scope_mutex;
-int g_scope_depth = 0;
-int g_saved_threads = 1;
+template <typename T>
+void parallel_gemm_impl(bool ta, bool tb, int M, int N, int K, T alpha, const T* A, int lda, const T* B, int ldb,
+                        T beta, T* C, int ldc) {
+  const long work = static_cast<long>(M) * N * K;
+  const int most = omp_in_parallel() ? 1 : omp_get_max_threads();
+  const int nt = static_cast<int>(std::min<long>(most, std::max<long>(1, work / (1L << 18))));
+  if (nt <= 1) {
+    gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    return;
+  }
+  const bool by_rows = M >= 32L * nt || M >= N;
+  const int extent = by_rows ? M : N;
+#pragma omp parallel num_threads(nt)
+  {
+    const int k = omp_get_thread_num(), n = omp_get_num_threads();
+    // Block boundaries on multiples of 16 keep every block's start aligned for the BLAS kernels.
+    auto bound = [&](int q) { return q >= n ? extent : static_cast<int>((static_cast<long>(extent) * q / n) & ~15L); };
+    const int lo = bound(k), hi = bound(k + 1);
+    if (hi > lo) {
+      if (by_rows)
+        gemm(ta, tb, hi - lo, N, K, alpha, ta ? A + lo : A + static_cast<long>(lo) * lda, lda, B, ldb, beta,
+             C + static_cast<long>(lo) * ldc, ldc);
+      else
+        gemm(ta, tb, M, hi - lo, K, alpha, A, lda, tb ? B + static_cast<long>(lo) * ldb : B + lo, ldb, beta, C + lo,
+             ldc);
+    }
+  }
+}
 
+// Runs when _C is loaded: see blas.h for why OpenBLAS stays single-threaded.
+const bool g_single_threaded = [] {
+  scipy_openblas_set_num_threads(1);
+  return true;
+}();
 }  // namespace
 
 void gemm(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int lda, const float* B,
@@ -65,17 +97,14 @@ void gemm(bool ta, bool tb, int M, int N, int K, double alpha, const double* A, 
   gemm_impl<double>(scipy_cblas_dgemm, scipy_cblas_dgemv, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
-SingleThreadedScope::SingleThreadedScope() {
-  std::lock_guard<std::mutex> lock(g_scope_mutex);
-  if (g_scope_depth++ == 0) {
-    g_saved_threads = scipy_openblas_get_num_threads();
-    scipy_openblas_set_num_threads(1);
-  }
+void parallel_gemm(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int lda, const float* B,
+                   int ldb, float beta, float* C, int ldc) {
+  parallel_gemm_impl<float>(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
-SingleThreadedScope::~SingleThreadedScope() {
-  std::lock_guard<std::mutex> lock(g_scope_mutex);
-  if (--g_scope_depth == 0) scipy_openblas_set_num_threads(g_saved_threads);
+void parallel_gemm(bool ta, bool tb, int M, int N, int K, double alpha, const double* A, int lda, const double* B,
+                   int ldb, double beta, double* C, int ldc) {
+  parallel_gemm_impl<double>(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 int num_threads() { return scipy_openblas_get_num_threads(); }

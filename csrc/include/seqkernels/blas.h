@@ -14,18 +14,17 @@ void gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const fl
 void gemm(bool trans_a, bool trans_b, int M, int N, int K, double alpha, const double* A, int lda,
           const double* B, int ldb, double beta, double* C, int ldc);
 
-// While alive, OpenBLAS runs single-threaded, so that each thread of our own OpenMP team can call
-// it on its slice without the two thread pools oversubscribing the cores. Reference counted, so
-// nested and concurrent scopes restore the previous setting only when the last one ends.
-class SingleThreadedScope {
- public:
-  SingleThreadedScope();
-  ~SingleThreadedScope();
-  SingleThreadedScope(const SingleThreadedScope&) = delete;
-  SingleThreadedScope& operator=(const SingleThreadedScope&) = delete;
-};
+// The same product split across the OpenMP team (by rows of C, or by columns when C has few rows),
+// each thread calling the single-threaded BLAS on its block. Used for the time-parallel GEMMs.
+void parallel_gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda,
+                   const float* B, int ldb, float beta, float* C, int ldc);
+void parallel_gemm(bool trans_a, bool trans_b, int M, int N, int K, double alpha, const double* A, int lda,
+                   const double* B, int ldb, double beta, double* C, int ldc);
 
-int num_threads();        // OpenBLAS's current thread count
+// OpenBLAS is kept single-threaded for the whole process (set when _C loads): all parallelism in
+// seqkernels comes from one OpenMP team. Two thread pools on the same cores made each spin while
+// the other worked (OpenBLAS's idle workers busy-wait for a long time after every threaded call).
+int num_threads();        // OpenBLAS's thread count (1: see above)
 std::string config();     // OpenBLAS's build configuration string
 std::string core_name();  // the kernel family OpenBLAS chose for this CPU
 

@@ -1,0 +1,1 @@
+"""Benchmarks shipped with the package (``seqkernels bench ...``; the ``bench/`` scripts wrap them)."""

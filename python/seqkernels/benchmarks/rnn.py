@@ -1,0 +1,299 @@
+"""Recurrent-layer benchmark: seqkernels against torch.nn (CPU) and a plain NumPy float32 loop.
+
+    python bench/rnn.py [--device cpu] [--quick] [--repeats N] [--threads N] [--json PATH]
+    seqkernels bench rnn ...            (the same, from an installed package)
+
+Modes: ``fwd`` is inference (``layer.eval()``, ``torch.no_grad()``); ``fwd+bwd`` is training: a
+forward, then the backward of a fixed random ``dy`` (torch: ``y.backward(dy)`` with ``requires_grad``
+on x and the parameters). Before timing, every variant is checked against torch (or, without torch,
+against the NumPy loop in float64): y, and for training dx and dW_hh.
+
+FLOPs counted (matrix products only; the pointwise gate math is ignored), G gates (LSTM 4, GRU 3):
+    forward  = 2·T·B·G·H·(I+H)     input projection (I) plus recurrent product (H), every step
+    fwd+bwd ≈ 3 × forward          backward: dX and dW_ih, dh and dW_hh — twice the forward's products
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+
+from . import harness as hz
+
+GATES = {"lstm": 4, "gru": 3}
+FULL_SHAPES = ([("lstm", b, h, t) for b in (1, 16, 64) for h in (256, 512) for t in (50, 100)]
+               + [("gru", b, h, t) for b in (16, 64) for h in (256, 512) for t in (50, 100)])
+QUICK_SHAPES = [("lstm", 1, 256, 100), ("lstm", 16, 256, 100), ("gru", 16, 256, 100)]
+MODES = ("fwd", "fwd+bwd")
+TOL = 1e-4  # float32: max |error| relative to the baseline's max magnitude
+
+
+def flops(cell, B, H, T, I, mode) -> float:
+    fwd = 2.0 * T * B * GATES[cell] * H * (I + H)
+    return fwd if mode == "fwd" else 3.0 * fwd
+
+
+# ---- the plain NumPy loop ----------------------------------------------------------------------
+# One input-projection matmul for all steps, then per step h @ W_hh.T and the gate math; BPTT by
+# hand with the weight and input gradients as single matmuls over all T·B rows. PyTorch's equations
+# and gate order (LSTM i, f, g, o; GRU r, z, n with the reset applied after the recurrent product).
+# Generic in dtype: in float64 it is the baseline when torch is missing.
+def _sigmoid(a):
+    return 1.0 / (1.0 + np.exp(-a))
+
+
+def np_lstm_forward(p, x):
+    T, B, _ = x.shape
+    w_ih, w_hh = p["weight_ih_l0"], p["weight_hh_l0"]
+    H = w_hh.shape[1]
+    xp = (x.reshape(T * B, -1) @ w_ih.T + (p["bias_ih_l0"] + p["bias_hh_l0"])).reshape(T, B, 4 * H)
+    acts, cs = np.empty_like(xp), np.zeros((T + 1, B, H), x.dtype)
+    y, tcs = np.empty((T, B, H), x.dtype), np.empty((T, B, H), x.dtype)
+    h = np.zeros((B, H), x.dtype)
+    for t in range(T):
+        a = xp[t] + h @ w_hh.T
+        acts[t, :, :2 * H] = _sigmoid(a[:, :2 * H])
+        acts[t, :, 2 * H:3 * H] = np.tanh(a[:, 2 * H:3 * H])
+        acts[t, :, 3 * H:] = _sigmoid(a[:, 3 * H:])
+        i, f, g, o = np.split(acts[t], 4, axis=1)
+        cs[t + 1] = f * cs[t] + i * g
+        tcs[t] = np.tanh(cs[t + 1])
+        h = y[t] = o * tcs[t]
+    return y, (acts, cs, tcs)
+
+
+def np_lstm_backward(p, x, y, cache, dy):
+    acts, cs, tcs = cache
+    T, B, H = y.shape
+    w_hh = p["weight_hh_l0"]
+    da = np.empty_like(acts)
+    dh, dc = np.zeros((B, H), x.dtype), np.zeros((B, H), x.dtype)
+    for t in reversed(range(T)):
+        i, f, g, o = np.split(acts[t], 4, axis=1)
+        dh = dh + dy[t]
+        dc = dc + dh * o * (1 - tcs[t] * tcs[t])
+        da[t, :, :H] = dc * g * i * (1 - i)
+        da[t, :, H:2 * H] = dc * cs[t] * f * (1 - f)
+        da[t, :, 2 * H:3 * H] = dc * i * (1 - g * g)
+        da[t, :, 3 * H:] = dh * tcs[t] * o * (1 - o)
+        dc = dc * f
+        dh = da[t] @ w_hh
+    return _np_param_grads(p, x, y, da, da)
+
+
+def np_gru_forward(p, x):
+    T, B, _ = x.shape
+    w_ih, w_hh, b_hh = p["weight_ih_l0"], p["weight_hh_l0"], p["bias_hh_l0"]
+    H = w_hh.shape[1]
+    xp = (x.reshape(T * B, -1) @ w_ih.T + p["bias_ih_l0"]).reshape(T, B, 3 * H)
+    rzs, ns, hns = np.empty((T, B, 2 * H), x.dtype), np.empty((T, B, H), x.dtype), np.empty((T, B, H), x.dtype)
+    y = np.empty((T, B, H), x.dtype)
+    h = np.zeros((B, H), x.dtype)
+    for t in range(T):
+        hp = h @ w_hh.T + b_hh
+        rzs[t] = _sigmoid(xp[t, :, :2 * H] + hp[:, :2 * H])
+        hns[t] = hp[:, 2 * H:]
+        ns[t] = np.tanh(xp[t, :, 2 * H:] + rzs[t, :, :H] * hns[t])
+        h = y[t] = ns[t] + rzs[t, :, H:] * (h - ns[t])  # (1 - z)·n + z·h
+    return y, (rzs, ns, hns)
+
+
+def np_gru_backward(p, x, y, cache, dy):
+    rzs, ns, hns = cache
+    T, B, H = y.shape
+    w_hh = p["weight_hh_l0"]
+    dxp, dhp = np.empty((T, B, 3 * H), x.dtype), np.empty((T, B, 3 * H), x.dtype)
+    dh = np.zeros((B, H), x.dtype)
+    for t in reversed(range(T)):
+        r, z, n = rzs[t, :, :H], rzs[t, :, H:], ns[t]
+        h_prev = y[t - 1] if t else np.zeros_like(dh)
+        dh = dh + dy[t]
+        dan = dh * (1 - z) * (1 - n * n)
+        dxp[t, :, :H] = dan * hns[t] * r * (1 - r)
+        dxp[t, :, H:2 * H] = dh * (h_prev - n) * z * (1 - z)
+        dxp[t, :, 2 * H:] = dan
+        dhp[t, :, :2 * H] = dxp[t, :, :2 * H]
+        dhp[t, :, 2 * H:] = dan * r
+        dh = dh * z + dhp[t] @ w_hh
+    return _np_param_grads(p, x, y, dxp, dhp)
+
+
+def _np_param_grads(p, x, y, dxp, dhp):
+    """dx and the weight/bias gradients from the pre-activation gradients of all steps at once."""
+    T, B, H = y.shape
+    dxp, dhp = dxp.reshape(T * B, -1), dhp.reshape(T * B, -1)
+    h_prev = np.concatenate([np.zeros((1, B, H), y.dtype), y[:-1]]).reshape(T * B, H)
+    grads = {"weight_ih_l0": dxp.T @ x.reshape(T * B, -1), "weight_hh_l0": dhp.T @ h_prev,
+             "bias_ih_l0": dxp.sum(0), "bias_hh_l0": dhp.sum(0)}
+    return (dxp @ p["weight_ih_l0"]).reshape(x.shape), grads
+
+
+NUMPY_CELLS = {"lstm": (np_lstm_forward, np_lstm_backward), "gru": (np_gru_forward, np_gru_backward)}
+
+
+# ---- variants: each returns fn() -> {"y": ..., ["dx": ..., "dW_hh": ...]} as NumPy arrays -------
+def make_ours(cell, params, x, dy, train, threads):
+    import seqkernels as sk
+
+    T, B, I = x.shape
+    layer = {"lstm": sk.nn.LSTM, "gru": sk.nn.GRU}[cell](I, params["weight_hh_l0"].shape[1], num_threads=threads)
+    layer.load_state_dict(params)
+    if not train:
+        layer.eval()
+        return lambda: {"y": layer(x)[0]}
+    layer.train()
+
+    def fn():
+        y, _ = layer(x)
+        dx, _ = layer.backward(dy)
+        return {"y": y, "dx": dx, "dW_hh": layer.grads["weight_hh_l0"]}
+    return fn
+
+
+def make_torch(cell, params, x, dy, train, threads):
+    import torch
+
+    torch.set_num_threads(threads)
+    T, B, I = x.shape
+    m = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[cell](I, params["weight_hh_l0"].shape[1])
+    m.load_state_dict({k: torch.from_numpy(v) for k, v in params.items()})
+    xt, dyt = torch.from_numpy(x), torch.from_numpy(dy)
+    if not train:
+        m.eval()
+
+        def fwd():
+            with torch.no_grad():
+                return {"y": m(xt)[0].numpy()}
+        return fwd
+    m.train()
+    xt = xt.clone().requires_grad_(True)
+
+    def fn():
+        xt.grad = None
+        m.zero_grad(set_to_none=True)
+        y, _ = m(xt)
+        y.backward(dyt)
+        return {"y": y.detach().numpy(), "dx": xt.grad.numpy(), "dW_hh": m.weight_hh_l0.grad.numpy()}
+    return fn
+
+
+def make_numpy(cell, params, x, dy, train, threads, dtype=np.float32):
+    fwd, bwd = NUMPY_CELLS[cell]
+    p = {k: v.astype(dtype) for k, v in params.items()}
+    x, dy = x.astype(dtype), dy.astype(dtype)
+    if not train:
+        return lambda: {"y": fwd(p, x)[0]}
+
+    def fn():
+        y, cache = fwd(p, x)
+        dx, grads = bwd(p, x, y, cache, dy)
+        return {"y": y, "dx": dx, "dW_hh": grads["weight_hh_l0"]}
+    return fn
+
+
+def variants(device):
+    """``{name: factory}`` for a device. A CUDA path adds factories that take CuPy arrays (ours) and
+    torch CUDA tensors (cuDNN), and times with ``harness.torch_cuda_event_timer``."""
+    if device == "cuda":
+        raise SystemExit("CUDA benchmarks need the CUDA layers (issue 3); not available in this build")
+    out = {"ours": make_ours}
+    try:
+        import torch  # noqa: F401
+        out["torch"] = make_torch
+    except ImportError:
+        pass
+    out["numpy"] = make_numpy
+    return out
+
+
+# ---- the run -----------------------------------------------------------------------------------
+def bench_shape(cell, B, H, T, mode, factories, threads, repeats, seed=0):
+    I = H
+    rng = np.random.default_rng(seed)
+    bound = 1.0 / np.sqrt(H)  # torch.nn's default initialisation range
+    G = GATES[cell]
+    params = {"weight_ih_l0": rng.uniform(-bound, bound, (G * H, I)), "weight_hh_l0": rng.uniform(-bound, bound, (G * H, H)),
+              "bias_ih_l0": rng.uniform(-bound, bound, G * H), "bias_hh_l0": rng.uniform(-bound, bound, G * H)}
+    params = {k: v.astype(np.float32) for k, v in params.items()}
+    x = rng.standard_normal((T, B, I), dtype=np.float32)
+    dy = rng.standard_normal((T, B, H), dtype=np.float32)
+    train = mode == "fwd+bwd"
+    fns = {name: make(cell, params, x, dy, train, threads) for name, make in factories.items()}
+    if "torch" in fns:
+        base_name, base = "torch", fns["torch"]()
+    else:
+        base_name, base = "numpy float64", make_numpy(cell, params, x, dy, train, threads, np.float64)()
+    errors = {}
+    for name, fn in fns.items():  # validate every variant (this run is also its first warm-up)
+        if name == "torch":
+            continue
+        out = fn()
+        errors[name] = max(hz.validate(out[k], base[k], TOL, f"{name} {k} vs {base_name}, {cell} B{B} H{H} T{T} {mode}")
+                           for k in base)
+    stats = hz.time_blocks(fns, repeats=repeats, warmup=1, rounds=2, min_time=0.3)
+    ms = {n: s["median_ms"] for n, s in stats.items()}
+    f = flops(cell, B, H, T, I, mode)
+    return {"cell": cell.upper(), "B": B, "H": H, "I": I, "T": T, "mode": mode,
+            "ours_ms": ms["ours"], "torch_ms": ms.get("torch"), "numpy_ms": ms.get("numpy"),
+            "x_torch": ms["torch"] / ms["ours"] if "torch" in ms else None,
+            "x_numpy": ms["numpy"] / ms["ours"] if "numpy" in ms else None,
+            "gflops": f / (ms["ours"] * 1e6), "us_per_step": ms["ours"] * 1e3 / T,
+            "flops": f, "torch_gflops": f / (ms["torch"] * 1e6) if "torch" in ms else None,
+            "validated_against": base_name, "max_rel_error": errors, "stats": stats}
+
+
+COLUMNS = [("cell", "cell", "s"), ("B", "B", "d"), ("H", "H", "d"), ("T", "T", "d"), ("mode", "mode", "s"),
+           ("ours_ms", "ours ms", ".2f"), ("torch_ms", "torch ms", ".2f"), ("numpy_ms", "numpy ms", ".2f"),
+           ("x_torch", "vs torch", lambda v: f"{v:.2f}x"), ("x_numpy", "vs numpy", lambda v: f"{v:.2f}x"),
+           ("gflops", "ours GFLOP/s", ".1f"), ("us_per_step", "us/step", ".1f")]
+
+
+def parse_args(argv):
+    ap = argparse.ArgumentParser(prog="seqkernels bench rnn", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    ap.add_argument("--quick", action="store_true", help="three small shapes, fewer repeats (< 1 min on 2 cores)")
+    ap.add_argument("--repeats", type=int, default=None, help="timed runs per variant (default 10; 5 with --quick)")
+    ap.add_argument("--threads", type=int, default=hz.cpu_count(),
+                    help="threads for seqkernels and torch (default: all CPUs, %(default)s here)")
+    ap.add_argument("--cell", choices=sorted(GATES), help="only this cell")
+    ap.add_argument("--json", default=None, help="output file (default bench/results/rnn-<device>.json)")
+    return ap.parse_args(argv)
+
+
+def main(argv=None, results_dir=None) -> int:
+    args = parse_args(argv)
+    factories = variants(args.device)
+    repeats = args.repeats or (5 if args.quick else 10)
+    shapes = [s for s in (QUICK_SHAPES if args.quick else FULL_SHAPES) if args.cell in (None, s[0])]
+    notes = [] if "torch" in factories else ["torch not installed: torch column skipped, "
+                                             "variants validated against the NumPy loop in float64"]
+    notes.append(f"threads: {args.threads} for seqkernels and torch; NumPy's own OpenBLAS uses its default "
+                 f"(OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')})")
+    rows, t0 = [], time.perf_counter()
+    for cell, B, H, T in shapes:
+        for mode in MODES:
+            row = bench_shape(cell, B, H, T, mode, factories, args.threads, repeats)
+            rows.append(row)
+            hz.log(f"{cell} B{B} H{H} T{T} {mode}: " + ", ".join(
+                f"{n} {row[n + '_ms']:.2f} ms" for n in ("ours", "torch", "numpy") if row.get(n + "_ms") is not None))
+    info = hz.machine_info()
+    path = args.json or hz.results_path("rnn", args.device, results_dir)
+    hz.write_json(path, {"benchmark": "rnn", "device": args.device, "argv": sys.argv[1:] if argv is None else argv,
+                         "settings": {"threads": args.threads, "repeats": repeats, "quick": args.quick, "tol": TOL},
+                         "flops": "forward = 2*T*B*G*H*(I+H), G = 4 (LSTM), 3 (GRU); fwd+bwd = 3 x forward",
+                         "notes": notes, "machine": info, "seconds": time.perf_counter() - t0, "rows": rows})
+    cpu = info["cpu"]["model"]
+    print(f"seqkernels {info['seqkernels']['version']} ({info['seqkernels'].get('blas_core', '?')} BLAS) | "
+          f"torch {info['torch']} | numpy {info['numpy']} | {cpu}, {info['cores']} cores | wrote {path}")
+    for n in notes:
+        print("note:", n)
+    print(hz.format_table(rows, COLUMNS))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
