@@ -16,8 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["ValidationError", "validate", "cpu_count", "perf_counter_timer", "torch_cuda_event_timer",
-           "time_fn", "time_blocks", "machine_info", "results_path", "write_json", "format_table"]
+__all__ = ["ValidationError", "validate", "cpu_count", "perf_counter_timer", "torch_cuda_event_timer", "time_fn",
+           "time_blocks", "cpu_snapshot", "others_load", "machine_info", "results_path", "write_json",
+           "format_table", "log"]
 
 
 # ---- validation --------------------------------------------------------------------------------
@@ -41,7 +42,7 @@ def validate(ours, baseline, tol: float, what: str = "result") -> float:
     rel = float(diff.max(initial=0.0)) / scale
     if rel > tol:
         raise ValidationError(f"{what}: max relative error {rel:.3e} > limit {tol:.1e} at {worst}: "
-                              f"got {float(ours[worst]):.7g}, baseline {float(baseline[worst]):.7g} (scale {scale:.3e})")
+                              f"got {float(ours[worst]):.7g}, baseline {float(baseline[worst]):.7g}, scale {scale:.3e}")
     return rel
 
 
@@ -131,6 +132,27 @@ def time_blocks(fns: dict, *, repeats: int = 10, warmup: int = 1, rounds: int = 
 
 
 # ---- machine description -----------------------------------------------------------------------
+def cpu_snapshot():
+    """(machine busy seconds, machine total seconds, this process's CPU seconds), or None off Linux.
+    Two snapshots give :func:`others_load`."""
+    try:
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+    except OSError:
+        return None
+    tick, t = os.sysconf("SC_CLK_TCK"), os.times()
+    return (sum(v) - v[3] - v[4]) / tick, sum(v) / tick, t.user + t.system
+
+
+def others_load(before, after):
+    """Percent of the machine's CPU time that other processes used between two snapshots: a
+    disturbed measurement on a shared machine shows here (None when unknown)."""
+    if before is None or after is None or after[1] <= before[1]:
+        return None
+    others = (after[0] - before[0]) - (after[2] - before[2])
+    return 100.0 * max(0.0, others) / (after[1] - before[1])
+
+
 def _cpu_model() -> dict:
     info = {"model": platform.processor() or platform.machine()}
     try:
@@ -152,7 +174,8 @@ def machine_info() -> dict:
     """CPU model, core count, Python/NumPy/torch versions, and seqkernels' ``build_info()``."""
     info = {"cpu": _cpu_model(), "cores": cpu_count(), "logical_cpus": os.cpu_count(),
             "platform": platform.platform(), "python": platform.python_version(), "numpy": np.__version__,
-            "date": time.strftime("%Y-%m-%d %H:%M:%S %z")}
+            "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+            "loadavg": os.getloadavg() if hasattr(os, "getloadavg") else None}  # others' work skews timings
     try:
         import torch
 

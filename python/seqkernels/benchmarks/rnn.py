@@ -216,9 +216,8 @@ def bench_shape(cell, B, H, T, mode, factories, threads, repeats, seed=0):
     rng = np.random.default_rng(seed)
     bound = 1.0 / np.sqrt(H)  # torch.nn's default initialisation range
     G = GATES[cell]
-    params = {"weight_ih_l0": rng.uniform(-bound, bound, (G * H, I)), "weight_hh_l0": rng.uniform(-bound, bound, (G * H, H)),
-              "bias_ih_l0": rng.uniform(-bound, bound, G * H), "bias_hh_l0": rng.uniform(-bound, bound, G * H)}
-    params = {k: v.astype(np.float32) for k, v in params.items()}
+    shapes = {"weight_ih_l0": (G * H, I), "weight_hh_l0": (G * H, H), "bias_ih_l0": G * H, "bias_hh_l0": G * H}
+    params = {k: rng.uniform(-bound, bound, shape).astype(np.float32) for k, shape in shapes.items()}
     x = rng.standard_normal((T, B, I), dtype=np.float32)
     dy = rng.standard_normal((T, B, H), dtype=np.float32)
     train = mode == "fwd+bwd"
@@ -229,12 +228,12 @@ def bench_shape(cell, B, H, T, mode, factories, threads, repeats, seed=0):
         base_name, base = "numpy float64", make_numpy(cell, params, x, dy, train, threads, np.float64)()
     errors = {}
     for name, fn in fns.items():  # validate every variant (this run is also its first warm-up)
-        if name == "torch":
-            continue
-        out = fn()
-        errors[name] = max(hz.validate(out[k], base[k], TOL, f"{name} {k} vs {base_name}, {cell} B{B} H{H} T{T} {mode}")
-                           for k in base)
+        if name != "torch":
+            out, where = fn(), f"vs {base_name}, {cell} B{B} H{H} T{T} {mode}"
+            errors[name] = max(hz.validate(out[k], base[k], TOL, f"{name} {k} {where}") for k in base)
+    before = hz.cpu_snapshot()
     stats = hz.time_blocks(fns, repeats=repeats, warmup=1, rounds=2, min_time=0.3)
+    others = hz.others_load(before, hz.cpu_snapshot())
     ms = {n: s["median_ms"] for n, s in stats.items()}
     f = flops(cell, B, H, T, I, mode)
     return {"cell": cell.upper(), "B": B, "H": H, "I": I, "T": T, "mode": mode,
@@ -242,6 +241,8 @@ def bench_shape(cell, B, H, T, mode, factories, threads, repeats, seed=0):
             "x_torch": ms["torch"] / ms["ours"] if "torch" in ms else None,
             "x_numpy": ms["numpy"] / ms["ours"] if "numpy" in ms else None,
             "gflops": f / (ms["ours"] * 1e6), "us_per_step": ms["ours"] * 1e3 / T,
+            # disturbance on the shared machine: spread of the noisiest variant, other processes' CPU
+            "iqr_pct": 100 * max(s["iqr_ms"] / s["median_ms"] for s in stats.values()), "others_pct": others,
             "flops": f, "torch_gflops": f / (ms["torch"] * 1e6) if "torch" in ms else None,
             "validated_against": base_name, "max_rel_error": errors, "stats": stats}
 
@@ -249,7 +250,8 @@ def bench_shape(cell, B, H, T, mode, factories, threads, repeats, seed=0):
 COLUMNS = [("cell", "cell", "s"), ("B", "B", "d"), ("H", "H", "d"), ("T", "T", "d"), ("mode", "mode", "s"),
            ("ours_ms", "ours ms", ".2f"), ("torch_ms", "torch ms", ".2f"), ("numpy_ms", "numpy ms", ".2f"),
            ("x_torch", "vs torch", lambda v: f"{v:.2f}x"), ("x_numpy", "vs numpy", lambda v: f"{v:.2f}x"),
-           ("gflops", "ours GFLOP/s", ".1f"), ("us_per_step", "us/step", ".1f")]
+           ("gflops", "ours GFLOP/s", ".1f"), ("us_per_step", "us/step", ".1f"), ("iqr_pct", "max IQR %", ".0f"),
+           ("others_pct", "others CPU %", ".0f")]
 
 
 def parse_args(argv):
@@ -261,7 +263,11 @@ def parse_args(argv):
                     help="threads for seqkernels and torch (default: all CPUs, %(default)s here)")
     ap.add_argument("--cell", choices=sorted(GATES), help="only this cell")
     ap.add_argument("--json", default=None, help="output file (default bench/results/rnn-<device>.json)")
-    return ap.parse_args(argv)
+    args = ap.parse_args(argv)
+    for name in ("repeats", "threads"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            ap.error(f"--{name} must be >= 1")
+    return args
 
 
 def main(argv=None, results_dir=None) -> int:
@@ -273,20 +279,23 @@ def main(argv=None, results_dir=None) -> int:
                                              "variants validated against the NumPy loop in float64"]
     notes.append(f"threads: {args.threads} for seqkernels and torch; NumPy's own OpenBLAS uses its default "
                  f"(OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')})")
-    rows, t0 = [], time.perf_counter()
+    notes.append("max IQR %: the widest interquartile range among a row's variants, in % of its median; "
+                 "others CPU %: the machine's CPU time used by other processes while the row was timed. "
+                 "Rerun rows where either is high (~20% or more)")
+    info, rows, t0 = hz.machine_info(), [], time.perf_counter()
     for cell, B, H, T in shapes:
         for mode in MODES:
             row = bench_shape(cell, B, H, T, mode, factories, args.threads, repeats)
             rows.append(row)
             hz.log(f"{cell} B{B} H{H} T{T} {mode}: " + ", ".join(
                 f"{n} {row[n + '_ms']:.2f} ms" for n in ("ours", "torch", "numpy") if row.get(n + "_ms") is not None))
-    info = hz.machine_info()
     path = args.json or hz.results_path("rnn", args.device, results_dir)
     hz.write_json(path, {"benchmark": "rnn", "device": args.device, "argv": sys.argv[1:] if argv is None else argv,
                          "settings": {"threads": args.threads, "repeats": repeats, "quick": args.quick, "tol": TOL},
                          "flops": "forward = 2*T*B*G*H*(I+H), G = 4 (LSTM), 3 (GRU); fwd+bwd = 3 x forward",
                          "notes": notes, "machine": info, "seconds": time.perf_counter() - t0, "rows": rows})
-    cpu = info["cpu"]["model"]
+    c = info["cpu"]
+    cpu = f"{c['model']} (family {c.get('family', '?')} model {c.get('model_number', '?')})"
     print(f"seqkernels {info['seqkernels']['version']} ({info['seqkernels'].get('blas_core', '?')} BLAS) | "
           f"torch {info['torch']} | numpy {info['numpy']} | {cpu}, {info['cores']} cores | wrote {path}")
     for n in notes:

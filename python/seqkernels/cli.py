@@ -1,0 +1,47 @@
+"""The ``seqkernels`` command (also ``python -m seqkernels``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def _info(args) -> int:
+    from . import __version__, build_info
+
+    info = build_info()
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    print(f"seqkernels {__version__}")
+    for key, value in info.items():
+        print(f"  {key:16s} {value}")
+    return 0
+
+
+def _bench(args) -> int:
+    if args.suite == "rnn":
+        from .benchmarks import rnn
+
+        return rnn.main(args.rest) or 0
+    print(f"seqkernels bench: no benchmark suite {args.suite!r} yet (available: rnn)", file=sys.stderr)
+    return 2
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="seqkernels", description="Fast fused recurrent-network kernels.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("info", help="version, BLAS, OpenMP and CUDA build information")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_info)
+    p = sub.add_parser("bench", help="run a benchmark suite (see `seqkernels bench rnn --help`)")
+    p.add_argument("suite", choices=["rnn"], help="which benchmark")
+    p.add_argument("rest", nargs=argparse.REMAINDER, help="arguments for the benchmark")
+    p.set_defaults(func=_bench)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
