@@ -1,4 +1,4 @@
-"""The tolerance rule of this project (ARCHITECTURE.md): a float32 kernel's error against the float64
+"""Shared test checks. The tolerance rule of this project (ARCHITECTURE.md): a float32 kernel's error against the float64
 reference may be at most K times the error of the same reference run in float32, and never needs
 to beat one float32 ulp of the quantity's magnitude. Failures print the worst element."""
 
@@ -36,3 +36,22 @@ def assert_close_rel(name, got, want, rel):
     worst = np.unravel_index(np.argmax(diff), diff.shape)
     assert diff[worst] <= rel * scale, (f"{name}: max diff {diff[worst]:.3e} at {worst} (got {got[worst]:.10g}, "
                                         f"want {want[worst]:.10g}) > {rel:g} x max|want| = {rel * scale:.3e}")
+
+
+def numerical_grad(loss_fn, arr, eps=1e-6, indices=None):
+    """Central finite differences of ``loss_fn()`` with respect to entries of ``arr`` (all, or the
+    flat ``indices``), perturbing ``arr`` in place and restoring it. Returns a flat array with one
+    value per index (reshaped to ``arr.shape`` when all entries are taken)."""
+    assert arr.dtype == np.float64 and arr.flags.c_contiguous
+    flat = arr.reshape(-1)
+    picks = range(flat.size) if indices is None else indices
+    num = np.empty(len(picks))
+    for n, i in enumerate(picks):
+        orig = flat[i]
+        flat[i] = orig + eps
+        lp = loss_fn()
+        flat[i] = orig - eps
+        lm = loss_fn()
+        flat[i] = orig
+        num[n] = (lp - lm) / (2 * eps)
+    return num.reshape(arr.shape) if indices is None else num

@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tests.tolerance import numerical_grad
+
 from seqkernels.reference import (
     backward,
     forward,
@@ -41,23 +43,6 @@ TORCH_VARIANTS = [v for v in VARIANTS if v[0] != "gru_reset_before"]  # no torch
 # ---------------------------------------------------------------------------------------------
 # helpers
 # ---------------------------------------------------------------------------------------------
-
-
-def numerical_grad(loss_fn, arr: np.ndarray) -> np.ndarray:
-    """Central finite differences of ``loss_fn()`` with respect to every entry of ``arr``,
-    perturbing ``arr`` in place (and restoring it)."""
-    assert arr.dtype == np.float64 and arr.flags.c_contiguous
-    flat = arr.reshape(-1)
-    num = np.zeros_like(flat)
-    for i in range(flat.size):
-        orig = flat[i]
-        flat[i] = orig + EPS
-        lp = loss_fn()
-        flat[i] = orig - EPS
-        lm = loss_fn()
-        flat[i] = orig
-        num[i] = (lp - lm) / (2 * EPS)
-    return num.reshape(arr.shape)
 
 
 def assert_fd_close(name: str, analytic: np.ndarray, numeric: np.ndarray):
@@ -156,7 +141,7 @@ def test_sequence_finite_differences(vid, mode, kw, config):
         checks.append(("c0", pb["c0"], dc0))
     checks += [(name, pb["params"][name], grads[name]) for name in pb["params"]]
     for name, arr, analytic in checks:
-        assert_fd_close(name, analytic, numerical_grad(loss, arr))
+        assert_fd_close(name, analytic, numerical_grad(loss, arr, EPS))
 
 
 @pytest.mark.parametrize("vid,mode,kw", VARIANTS, ids=[v[0] for v in VARIANTS])
@@ -170,9 +155,9 @@ def test_sequence_finite_differences_no_bias(vid, mode, kw):
         y, hn, cn, _ = run_forward(mode, kw, pb)
         return linear_loss(mode, pb, y, hn, cn)
 
-    assert_fd_close("x", dx, numerical_grad(loss, pb["x"]))
+    assert_fd_close("x", dx, numerical_grad(loss, pb["x"], EPS))
     for name, g in grads.items():
-        assert_fd_close(name, g, numerical_grad(loss, pb["params"][name]))
+        assert_fd_close(name, g, numerical_grad(loss, pb["params"][name], EPS))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -230,7 +215,7 @@ def test_cell_finite_differences(mode, kw, bias):
     else:
         assert grads["b_ih"] is None and grads["b_hh"] is None
     for name, arr, analytic in checks:
-        assert_fd_close(name, analytic, numerical_grad(loss, arr))
+        assert_fd_close(name, analytic, numerical_grad(loss, arr, EPS))
 
 
 def test_gru_reset_after_bias_gradients_differ_in_n_block():
