@@ -18,10 +18,12 @@ from .cells import (
     sigmoid,
 )
 from .recurrent import GATES, backward, forward, init_params, param_names
+from .search import beam_step
 
 __all__ = [
     "GATES",
     "backward",
+    "beam_step",
     "forward",
     "gru_cell_backward",
     "gru_cell_forward",

@@ -1,0 +1,117 @@
+"""Single fused ops, validated and dispatched to the backend that serves the input arrays.
+
+* :func:`beam_step` - one beam-search expansion step (SPEC.md section 4); the contract is that of
+  :func:`seqkernels.reference.search.beam_step`, which documents every output.
+
+Dispatch: NumPy float32 / float64 input runs the NumPy reference for now (computed in the dtype of
+``scores``); GPU input (CuPy or any object with ``__cuda_array_interface__``) goes to the CUDA
+kernel, which is not built yet. Both happen at one place, :func:`_dispatch_beam_step`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .reference.search import BeamStep
+from .reference.search import beam_step as _reference_beam_step
+
+__all__ = ["BeamStep", "beam_step"]
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _on_gpu(x) -> bool:
+    return hasattr(x, "__cuda_array_interface__")
+
+
+def _as_array(x, name: str):
+    """NumPy arrays and GPU arrays pass through; lists and tuples become NumPy arrays."""
+    if isinstance(x, np.ndarray) or _on_gpu(x):
+        return x
+    if isinstance(x, (list, tuple)) or np.isscalar(x):
+        return np.asarray(x)
+    mod = type(x).__module__.split(".")[0]
+    if mod == "torch":
+        raise TypeError(f"{name}: got a torch.Tensor; pass a NumPy or CuPy array")
+    raise TypeError(f"{name}: expected a NumPy or CuPy array, got {type(x).__name__}")
+
+
+def _check_values(x, name: str, xp) -> None:
+    """NaN anywhere, or +inf, in ``x`` -> ValueError naming ``name``."""
+    if bool(xp.isnan(x).any()):
+        raise ValueError(f"{name}: contains NaN")
+    if bool(xp.isposinf(x).any()):
+        raise ValueError(f"{name}: contains +inf")
+
+
+def _validate_beam_step(scores, beam_scores, eos_id) -> None:
+    if scores.ndim != 2:
+        raise ValueError(f"scores: expected a 2-D array (N*B, V), got shape {tuple(scores.shape)}")
+    if beam_scores.ndim != 2:
+        raise ValueError(f"beam_scores: expected a 2-D array (N, B), got shape "
+                         f"{tuple(beam_scores.shape)}")
+    n_items, n_beams = beam_scores.shape
+    if n_beams < 1:
+        raise ValueError(f"beam_scores: needs at least one beam (B >= 1), got shape "
+                         f"{tuple(beam_scores.shape)}")
+    if scores.shape[0] != n_items * n_beams:
+        raise ValueError(f"scores: has {scores.shape[0]} rows, but beam_scores is "
+                         f"{tuple(beam_scores.shape)}, so N*B = {n_items * n_beams} rows are expected")
+    vocab = scores.shape[1]
+    if vocab < 1:
+        raise ValueError("scores: the vocabulary is empty (V = 0)")
+    if isinstance(eos_id, (bool, np.bool_)) or not isinstance(eos_id, (int, np.integer)):
+        raise TypeError(f"eos_id: expected an int, got {type(eos_id).__name__}")
+    if not 0 <= eos_id < vocab:
+        raise ValueError(f"eos_id: {eos_id} is outside the vocabulary [0, {vocab})")
+    if np.dtype(scores.dtype) not in _FLOATS:
+        raise TypeError(f"scores: expected float32 or float64, got {scores.dtype}")
+    if not np.issubdtype(np.dtype(beam_scores.dtype), np.floating):
+        raise TypeError(f"beam_scores: expected a floating dtype, got {beam_scores.dtype}")
+    if _on_gpu(scores) != _on_gpu(beam_scores):
+        raise TypeError("beam_scores: must be on the same device as scores "
+                        f"(got {type(scores).__name__} and {type(beam_scores).__name__})")
+
+
+def beam_step(scores, beam_scores, *, eos_id: int, log_probs: bool = False,
+              forbid_eos: bool = False) -> BeamStep:
+    """One beam-search expansion step for ``N`` items x ``B`` beams.
+
+    Contract (documented in full at :func:`seqkernels.reference.search.beam_step`):
+
+    * ``scores`` ``(N*B, V)`` float32/float64: raw logits (``log_softmax`` applied inside), or
+      log-probs when ``log_probs=True``. ``beam_scores`` ``(N, B)``: raw running sums, ``-inf``
+      for dead or unused beams. ``forbid_eos``: the ``eos_id`` log-prob becomes ``-inf``.
+    * Returns a :class:`BeamStep` of arrays on the input's device: ``cand_score``, ``cand_logp``
+      ``(N, 2B)`` in the dtype of ``scores``; ``cand_beam``, ``cand_token`` ``(N, 2B)`` int32;
+      ``cand_finished`` ``(N, 2B)`` bool; ``alive`` ``(N, B)`` int32.
+
+    Raises ValueError for wrong dimensions or shapes, ``eos_id`` outside ``[0, V)``, NaN or
+    ``+inf`` in ``scores`` or ``beam_scores``; TypeError for wrong dtypes or mixed devices;
+    NotImplementedError for GPU arrays until the CUDA kernel is built.
+    """
+    scores = _as_array(scores, "scores")
+    beam_scores = _as_array(beam_scores, "beam_scores")
+    _validate_beam_step(scores, beam_scores, eos_id)
+    return _dispatch_beam_step(scores, beam_scores, int(eos_id), bool(log_probs), bool(forbid_eos))
+
+
+def _dispatch_beam_step(scores, beam_scores, eos_id: int, log_probs: bool, forbid_eos: bool) -> BeamStep:
+    """The single dispatch point of :func:`beam_step` (inputs already validated)."""
+    if _on_gpu(scores):
+        return _beam_step_cuda(scores, beam_scores, eos_id, log_probs, forbid_eos)
+    _check_values(scores, "scores", np)
+    _check_values(beam_scores, "beam_scores", np)
+    # A C++ kernel (seqkernels._C) would plug in here; until then the reference serves NumPy input.
+    return _reference_beam_step(scores, beam_scores.astype(scores.dtype, copy=False), eos_id=eos_id,
+                                log_probs=log_probs, forbid_eos=forbid_eos)
+
+
+def _beam_step_cuda(scores, beam_scores, eos_id: int, log_probs: bool, forbid_eos: bool) -> BeamStep:
+    """CUDA path: the fused kernel (seqkernels._cuda) plugs in here.
+
+    When it does: check values first (``import cupy``; ``_check_values(scores, "scores", cupy)``
+    and the same for ``beam_scores``), then launch on the current stream and return a
+    :class:`BeamStep` of CuPy arrays with the dtypes listed in :func:`beam_step`.
+    """
+    raise NotImplementedError("CUDA beam_step: not built yet")

@@ -1,0 +1,384 @@
+"""Beam search in float64 NumPy: the executable form of SPEC.md section 4 and of the beam-search issue.
+
+Two pieces, both written for reading rather than speed:
+
+* :func:`beam_step` - one fused expansion step for ``N`` source items x ``B`` beams. This is the
+  contract a C++ / CUDA kernel must reproduce exactly (same candidates, same order, same ties).
+* :func:`beam_search` - a plain driver around :func:`beam_step`: bookkeeping of live and finished
+  hypotheses, length normalisation and the stopping rules. ``seqkernels.search.beam_search`` is
+  the production driver (NumPy or CuPy); this one is its independent, NumPy-only twin.
+
+Notation: ``N`` source items, ``B`` beams per item, ``V`` vocabulary size. Row ``n*B + b`` of a
+``(N*B, ...)`` array belongs to beam ``b`` of item ``n``. A candidate is one (beam ``b``, token
+``v``) extension of an item; its *flat index* is ``b*V + v``.
+
+Scores
+------
+A hypothesis' raw score is ``s = sum_t log P(y_t | x, y_<t)``. Its length ``T_y`` counts the
+generated tokens *including* ``<EOS>`` and *excluding* ``<BOS>``. Finished hypotheses are ranked by
+the normalised score ``s / lp(T_y)`` with
+
+* ``penalty="average"`` (the seeds' form): ``lp(T) = T**alpha``
+* ``penalty="gnmt"`` (Wu et al. 2016):    ``lp(T) = ((5 + T) / 6)**alpha``
+
+``alpha = length_penalty`` (0.7 by default); ``alpha = 0`` gives ``lp = 1``, the raw sum.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, NamedTuple
+
+import numpy as np
+
+__all__ = [
+    "BeamStep",
+    "Hypothesis",
+    "PENALTIES",
+    "beam_search",
+    "beam_step",
+    "best_possible_score",
+    "gather_rows",
+    "length_penalty_factor",
+    "log_softmax",
+    "normalised_score",
+]
+
+#: Accepted values of ``penalty``.
+PENALTIES = ("average", "gnmt")
+
+
+# ---------------------------------------------------------------------------------------------
+# Length normalisation
+# ---------------------------------------------------------------------------------------------
+
+
+def length_penalty_factor(length: int, alpha: float, penalty: str = "average") -> float:
+    """``lp(T_y)``: ``T_y**alpha`` ("average") or ``((5 + T_y)/6)**alpha`` ("gnmt").
+
+    Positive for every ``T_y >= 1``; monotone in ``T_y`` (increasing for ``alpha > 0``,
+    decreasing for ``alpha < 0``, constant 1 for ``alpha = 0``).
+    """
+    if penalty == "average":
+        return float(length) ** alpha
+    if penalty == "gnmt":
+        return ((5.0 + length) / 6.0) ** alpha
+    raise ValueError(f"penalty must be one of {PENALTIES}, got {penalty!r}")
+
+
+def normalised_score(log_prob: float, length: int, alpha: float, penalty: str = "average") -> float:
+    """The ranking score ``log_prob / lp(length)`` of a hypothesis (``log_prob`` = raw sum)."""
+    return float(log_prob) / length_penalty_factor(length, alpha, penalty)
+
+
+def best_possible_score(
+    log_prob: float,
+    length: int,
+    *,
+    max_len: int,
+    min_len: int = 0,
+    alpha: float,
+    penalty: str = "average",
+) -> float:
+    """Upper bound on the normalised score of any finished descendant of a live hypothesis.
+
+    The live hypothesis has raw score ``s = log_prob`` and ``length`` generated tokens (no
+    ``<EOS>`` yet), ``length < max_len``. Every descendant adds at least one token, so it finishes
+    with a length ``L`` in ``[L_lo, L_hi]``, ``L_lo = max(length + 1, min_len)`` (``<EOS>`` is
+    forbidden before ``min_len``; ``min_len <= max_len``), ``L_hi = max_len`` (at ``max_len``
+    every live hypothesis is finished as it stands). Its raw score ``s'`` satisfies ``s' <= s``
+    because every log-prob is ``<= 0``. Hence, as ``lp(L) > 0``::
+
+        s' / lp(L)  <=  s / lp(L)  <=  max( s / lp(L_lo), s / lp(L_hi) )
+
+    The last step holds because ``lp`` is monotone in ``L`` for both penalty forms (see
+    :func:`length_penalty_factor`), so ``s / lp(L)`` is monotone in ``L`` and its maximum over the
+    interval sits at one end. With ``s <= 0`` and ``alpha > 0`` that end is ``L_hi = max_len``
+    (a larger divisor brings a non-positive number closer to 0); with ``alpha = 0`` both ends give
+    ``s`` itself (the raw sum can only fall); with ``alpha < 0`` it is ``L_lo``. Taking the max of
+    both ends covers every case without a branch on the sign of ``alpha``.
+
+    The bound relies on log-probs being ``<= 0``, which holds for any normalised distribution.
+    """
+    lo = max(length + 1, min_len)
+    hi = max_len
+    lo = min(lo, hi)
+    return max(
+        normalised_score(log_prob, lo, alpha, penalty),
+        normalised_score(log_prob, hi, alpha, penalty),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# The fused step
+# ---------------------------------------------------------------------------------------------
+
+
+class BeamStep(NamedTuple):
+    """Output of :func:`beam_step` for ``N`` items x ``B`` beams (``K = 2B`` candidates per item).
+
+    * ``cand_score``    ``(N, 2B)`` float (dtype of the computation): running raw score
+      ``beam_scores[n, b] + logp[n*B + b, v]`` of the top ``2B`` candidates, sorted by score
+      descending, ties by lowest flat index ``b*V + v``.
+    * ``cand_beam``     ``(N, 2B)`` int32: source beam ``b`` of each candidate.
+    * ``cand_token``    ``(N, 2B)`` int32: token ``v`` of each candidate.
+    * ``cand_logp``     ``(N, 2B)`` float: the token's log-prob ``logp[n*B + b, v]``.
+    * ``cand_finished`` ``(N, 2B)`` bool: ``cand_token == eos_id`` and rank ``< B``.
+    * ``alive``         ``(N, B)`` int32: positions (into the ``2B`` list, ascending) of the first
+      ``B`` candidates whose token is not ``eos_id``, padded with ``-1`` if there are fewer.
+    """
+
+    cand_score: np.ndarray
+    cand_beam: np.ndarray
+    cand_token: np.ndarray
+    cand_logp: np.ndarray
+    cand_finished: np.ndarray
+    alive: np.ndarray
+
+
+def log_softmax(x: np.ndarray) -> np.ndarray:
+    """Row-wise ``log softmax`` over the last axis, numerically stable, in the dtype of ``x``.
+
+    Exactly ``(x - m) - log(sum(exp(x - m)))`` with ``m`` the row maximum, so ``exp`` never
+    overflows. A row that is entirely ``-inf`` stays ``-inf`` (instead of NaN).
+    """
+    x = np.asarray(x)
+    m = np.max(x, axis=-1, keepdims=True)
+    empty = np.isneginf(m)
+    m = np.where(empty, np.zeros_like(m), m)
+    z = x - m
+    with np.errstate(divide="ignore", invalid="ignore"):  # only in the all -inf rows, replaced below
+        lse = np.log(np.sum(np.exp(z), axis=-1, keepdims=True))
+        out = z - lse
+    return np.where(empty, np.full_like(z, -np.inf), out)
+
+
+def beam_step(scores, beam_scores, *, eos_id: int, log_probs: bool = False,
+              forbid_eos: bool = False) -> BeamStep:
+    """One beam-search expansion step for ``N`` items x ``B`` beams (the fused-kernel contract).
+
+    Inputs
+        ``scores`` ``(N*B, V)``: raw logits of the next token for every beam (``log_softmax`` is
+        applied here, see :func:`log_softmax`), or log-probs when ``log_probs=True`` (used as
+        given). ``beam_scores`` ``(N, B)``: raw running sums ``sum log P`` of the beams, ``-inf``
+        for dead or unused beams (step 0: ``[0, -inf, ..., -inf]``, so only beam 0 expands).
+        ``forbid_eos``: set the log-prob of ``eos_id`` to ``-inf`` in every row, *after*
+        normalisation (the other tokens are not renormalised); used while ``T_y < min_len``.
+
+    Computation, per item ``n``, in the dtype of ``scores`` (``beam_scores`` cast to it):
+        1. ``logp = log_softmax(scores)`` (or ``scores``); ``logp[:, eos_id] = -inf`` if
+           ``forbid_eos``.
+        2. For every beam ``b`` and token ``v``: ``total[b*V + v] = beam_scores[n, b] +
+           logp[n*B + b, v]`` (a single addition, ``-inf`` propagates).
+        3. Sort the ``B*V`` candidates by ``total`` descending, ties by lowest flat index
+           ``b*V + v`` (a stable sort of ``-total``), and keep the first ``2B``. Candidates with
+           score ``-inf`` are kept in that order too; nothing is filtered.
+        4. ``cand_finished[r] = cand_token[r] == eos_id and r < B``.
+        5. ``alive`` = the first ``B`` positions ``r`` (ascending) with ``cand_token[r] != eos_id``.
+
+    Each beam contributes exactly one ``<EOS>`` candidate, so the top ``2B`` always hold at least
+    ``B`` non-EOS candidates when ``B*V >= 2B``, i.e. ``V >= 2``. Only when ``V == 1`` (the
+    vocabulary is ``<EOS>`` alone) do fewer than ``2B`` candidates exist: the missing positions are
+    padded with ``cand_score = cand_logp = -inf``, ``cand_beam = cand_token = -1``,
+    ``cand_finished = False``, and ``alive`` is padded with ``-1``.
+
+    The step does not judge ``-inf`` scores: a driver must ignore finished candidates whose score
+    is ``-inf`` and treat alive candidates with score ``-inf`` as dead beams.
+
+    Returns a :class:`BeamStep`.
+    """
+    scores = np.asarray(scores)
+    dtype = scores.dtype if np.issubdtype(scores.dtype, np.floating) else np.dtype(np.float64)
+    scores = scores.astype(dtype)  # a copy: the caller's array is never modified
+    beam_scores = np.asarray(beam_scores, dtype=dtype)
+    if scores.ndim != 2 or beam_scores.ndim != 2:
+        raise ValueError(f"scores must be (N*B, V) and beam_scores (N, B), got {scores.shape} and "
+                         f"{beam_scores.shape}")
+    n_items, n_beams = beam_scores.shape
+    vocab = scores.shape[1]
+    if scores.shape[0] != n_items * n_beams:
+        raise ValueError(f"scores has {scores.shape[0]} rows, expected N*B = {n_items * n_beams}")
+    if not 0 <= eos_id < vocab:
+        raise ValueError(f"eos_id {eos_id} outside the vocabulary [0, {vocab})")
+
+    # 1. log-probs
+    logp = scores if log_probs else log_softmax(scores)
+    if forbid_eos:
+        logp[:, eos_id] = -np.inf
+
+    # 2. running scores of all B*V candidates of each item, in flat order b*V + v
+    logp = logp.reshape(n_items, n_beams * vocab)
+    total = np.repeat(beam_scores, vocab, axis=1) + logp
+
+    # 3. top 2B by score, ties by lowest flat index
+    n_cand = 2 * n_beams
+    order = np.argsort(-total, axis=1, kind="stable")[:, :n_cand]
+    k = order.shape[1]  # min(2B, B*V)
+
+    cand_score = np.full((n_items, n_cand), -np.inf, dtype=dtype)
+    cand_logp = np.full((n_items, n_cand), -np.inf, dtype=dtype)
+    cand_beam = np.full((n_items, n_cand), -1, dtype=np.int32)
+    cand_token = np.full((n_items, n_cand), -1, dtype=np.int32)
+    cand_score[:, :k] = np.take_along_axis(total, order, axis=1)
+    cand_logp[:, :k] = np.take_along_axis(logp, order, axis=1)
+    cand_beam[:, :k] = order // vocab
+    cand_token[:, :k] = order % vocab
+
+    # 4. finished: <EOS> within the top B
+    rank = np.arange(n_cand)
+    cand_finished = (cand_token == eos_id) & (rank < n_beams)[None, :]
+
+    # 5. alive: the first B real non-EOS candidates
+    alive = np.full((n_items, n_beams), -1, dtype=np.int32)
+    for n in range(n_items):
+        keep = np.flatnonzero((cand_token[n] != eos_id) & (cand_token[n] >= 0))[:n_beams]
+        alive[n, : keep.size] = keep
+    return BeamStep(cand_score, cand_beam, cand_token, cand_logp, cand_finished, alive)
+
+
+# ---------------------------------------------------------------------------------------------
+# Hypotheses and state reordering
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    """One search result.
+
+    * ``tokens``: the generated tokens, without ``<BOS>``; ends in ``<EOS>`` when the hypothesis
+      finished by emitting it, and has ``max_len`` tokens without ``<EOS>`` when it was cut at
+      ``max_len``. ``len(tokens)`` is its length ``T_y``.
+    * ``score``: the normalised score used for ranking, ``log_prob / lp(T_y)``.
+    * ``log_prob``: the raw sum ``sum_t log P(y_t | x, y_<t)``.
+    * ``step_log_probs``: the per-token log-probs (same length as ``tokens``).
+    """
+
+    tokens: tuple
+    score: float
+    log_prob: float
+    step_log_probs: tuple
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+
+def gather_rows(state: Any, index) -> Any:
+    """The default state reordering: ``x[index]`` along axis 0 of every array in ``state``.
+
+    ``state`` is an array, ``None``, or a (nested) tuple / list of those; the structure is kept.
+    """
+    if state is None:
+        return None
+    if isinstance(state, (tuple, list)):
+        return type(state)(gather_rows(s, index) for s in state)
+    return state[index]
+
+
+# ---------------------------------------------------------------------------------------------
+# The plain driver
+# ---------------------------------------------------------------------------------------------
+
+
+def beam_search(
+    step: Callable,
+    state: Any,
+    *,
+    batch_size: int,
+    beam_size: int,
+    bos_id: int,
+    eos_id: int,
+    max_len: int,
+    min_len: int = 0,
+    length_penalty: float = 0.7,
+    penalty: str = "average",
+    early_stopping=True,
+    n_best: int = 1,
+    reorder: Callable | None = None,
+) -> list[list[Hypothesis]]:
+    """Batched beam search, NumPy only, float64 (the readable twin of ``seqkernels.search``).
+
+    ``step(tokens, state) -> (log_probs, state)`` with ``tokens`` an int64 array ``(N*B,)`` of the
+    last token of every beam (``bos_id`` at the start) and ``log_probs`` ``(N*B, V)``. Between
+    steps the state is reordered with ``reorder(state, index)`` (default :func:`gather_rows`),
+    ``index`` the ``(N*B,)`` flat source row of every new beam.
+
+    Each step, for each unfinished item (see :func:`beam_step`): ``<EOS>`` candidates ranked
+    ``< B`` (and with a finite score) are finished, in rank order; the ``B`` alive candidates
+    become the new beams. At ``max_len`` the live beams are finished as they stand. Stopping:
+    ``early_stopping=True`` ends an item once it has ``B`` finished hypotheses; ``"exact"`` ends it
+    once it has ``B`` and no live beam's :func:`best_possible_score` exceeds the ``B``-th best
+    finished score. An item with no live beam left also ends. Results are the ``n_best`` finished
+    hypotheses of each item by normalised score, best first (ties: the one finished first).
+    """
+    if early_stopping is not True and early_stopping != "exact":
+        raise ValueError(f"early_stopping must be True or 'exact', got {early_stopping!r}")
+    N, B = batch_size, beam_size
+    alpha = length_penalty
+    scores = np.full((N, B), -np.inf)
+    scores[:, 0] = 0.0
+    tokens = [[() for _ in range(B)] for _ in range(N)]   # generated tokens per beam
+    logps = [[() for _ in range(B)] for _ in range(N)]    # their log-probs
+    finished = [[] for _ in range(N)]
+    done = [False] * N
+    last = np.full(N * B, bos_id, dtype=np.int64)
+
+    def finish(n, toks, lps, log_prob):
+        score = normalised_score(log_prob, len(toks), alpha, penalty)
+        finished[n].append(Hypothesis(tuple(toks), score, float(log_prob), tuple(lps)))
+
+    for t in range(max_len):
+        length = t + 1  # T_y of every candidate made in this step
+        log_probs, state = step(last, state)
+        log_probs = np.asarray(log_probs, dtype=np.float64)
+        c = beam_step(log_probs, scores, eos_id=eos_id, log_probs=True,
+                      forbid_eos=length < min_len)
+
+        index = np.arange(N * B)
+        last = np.full(N * B, eos_id, dtype=np.int64)
+        new_scores = np.full((N, B), -np.inf)
+        new_tokens = [[() for _ in range(B)] for _ in range(N)]
+        new_logps = [[() for _ in range(B)] for _ in range(N)]
+        for n in range(N):
+            if done[n]:
+                continue
+            # finished candidates: <EOS> within the top B, in rank order
+            for r in range(B):
+                if c.cand_finished[n, r] and c.cand_score[n, r] > -np.inf:
+                    b = c.cand_beam[n, r]
+                    finish(n, tokens[n][b] + (eos_id,), logps[n][b] + (float(c.cand_logp[n, r]),),
+                           c.cand_score[n, r])
+            # the new beams
+            for j in range(B):
+                r = c.alive[n, j]
+                if r < 0 or c.cand_score[n, r] == -np.inf:
+                    continue  # a dead beam
+                b, v = int(c.cand_beam[n, r]), int(c.cand_token[n, r])
+                index[n * B + j] = n * B + b
+                last[n * B + j] = v
+                new_scores[n, j] = c.cand_score[n, r]
+                new_tokens[n][j] = tokens[n][b] + (v,)
+                new_logps[n][j] = logps[n][b] + (float(c.cand_logp[n, r]),)
+            live = [j for j in range(B) if new_scores[n, j] > -np.inf]
+            # stopping
+            if length == max_len:
+                for j in live:
+                    finish(n, new_tokens[n][j], new_logps[n][j], new_scores[n, j])
+                done[n] = True
+            elif not live:
+                done[n] = True
+            elif len(finished[n]) >= B:
+                if early_stopping is True:
+                    done[n] = True
+                else:  # "exact"
+                    kth = sorted((h.score for h in finished[n]), reverse=True)[B - 1]
+                    bound = max(best_possible_score(new_scores[n, j], length, max_len=max_len,
+                                                    min_len=min_len, alpha=alpha, penalty=penalty)
+                                for j in live)
+                    if bound <= kth:
+                        done[n] = True
+        scores, tokens, logps = new_scores, new_tokens, new_logps
+        if all(done):
+            break
+        state = (reorder or gather_rows)(state, index)
+
+    return [sorted(f, key=lambda h: -h.score)[:n_best] for f in finished]
