@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "seqkernels/blas.h"
+#include "seqkernels/cpu_capability.h"
 #include "seqkernels/recurrent.h"
 
 namespace py = pybind11;
@@ -215,13 +216,15 @@ PYBIND11_MODULE(_C, m) {
         [](const std::string& fn, py::array_t<float, py::array::c_style | py::array::forcecast> x) {
           SK_CHECK(fn == "exp" || fn == "tanh" || fn == "sigmoid", "fn must be 'exp', 'tanh' or 'sigmoid', got '" << fn << "'");
           py::array_t<float> out(x.size());
-          const float* in = x.data();
-          float* o = out.mutable_data();
-          for (py::ssize_t i = 0; i < x.size(); ++i)
-            o[i] = fn == "exp" ? exp_(in[i]) : fn == "tanh" ? tanh_act(in[i]) : sigmoid(in[i]);
+          activation(fn == "exp" ? 0 : fn == "tanh" ? 1 : 2, x.data(), out.mutable_data(), x.size());
           return out;
         },
         py::arg("fn"), py::arg("x"), "The float32 activations the CPU kernels use (for accuracy tests).");
+
+  m.def("set_cpu_capability", &set_cpu_capability, py::arg("name"),
+        "Select the CPU kernels' instruction set: 'default', 'avx2' or 'avx512' (tests use this; "
+        "the environment variable SEQKERNELS_CPU_CAPABILITY caps the choice at import).");
+  m.def("cpu_capability", []() { return std::string(cpu_capability_name(cpu_capability())); });
 
   m.def("build_info", []() {
     py::dict d;
@@ -232,6 +235,8 @@ PYBIND11_MODULE(_C, m) {
     d["blas_threads"] = blas::num_threads();
     d["openmp_threads"] = omp_get_max_threads();
     d["openmp_version"] = _OPENMP;
+    d["cpu_capability"] = cpu_capability_name(cpu_capability());
+    d["cpu_capability_best"] = cpu_capability_name(best_cpu_capability());
     return d;
   });
 }
