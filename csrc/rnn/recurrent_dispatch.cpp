@@ -23,23 +23,15 @@ int recurrence_threads(int hidden, int requested) {
   return std::max(1, std::min(most, hidden / 32));
 }
 
-// Calls `name` from the namespace of the current capability.
-#define SK_DISPATCH(name, ...)                                                  \
-  switch (cpu_capability()) {                                                   \
-    case CpuCapability::Avx512: return cpu_avx512::name(__VA_ARGS__);           \
-    case CpuCapability::Avx2: return cpu_avx2::name(__VA_ARGS__);               \
-    default: return cpu_default::name(__VA_ARGS__);                             \
-  }
-
 template <typename T>
 void recurrent_forward(const CellSpec& cell, const ForwardArgs<T>& a) {
-  SK_DISPATCH(recurrent_forward<T>, cell, a)
+  SK_CPU_DISPATCH(recurrent_forward<T>, cell, a)
 }
 template <typename T>
 void recurrent_backward(const CellSpec& cell, const BackwardArgs<T>& a) {
-  SK_DISPATCH(recurrent_backward<T>, cell, a)
+  SK_CPU_DISPATCH(recurrent_backward<T>, cell, a)
 }
-void activation(int fn, const float* x, float* y, std::ptrdiff_t n) { SK_DISPATCH(activation, fn, x, y, n) }
+void activation(int fn, const float* x, float* y, std::ptrdiff_t n) { SK_CPU_DISPATCH(activation, fn, x, y, n) }
 
 template void recurrent_forward<float>(const CellSpec&, const ForwardArgs<float>&);
 template void recurrent_forward<double>(const CellSpec&, const ForwardArgs<double>&);

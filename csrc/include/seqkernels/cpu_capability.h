@@ -25,6 +25,14 @@ const char* cpu_capability_name(CpuCapability c);
 
 }  // namespace seqkernels
 
+// In a dispatcher: return `name(args...)` from the namespace of the current capability.
+#define SK_CPU_DISPATCH(name, ...)                                           \
+  switch (::seqkernels::cpu_capability()) {                                  \
+    case ::seqkernels::CpuCapability::Avx512: return cpu_avx512::name(__VA_ARGS__); \
+    case ::seqkernels::CpuCapability::Avx2: return cpu_avx2::name(__VA_ARGS__);     \
+    default: return cpu_default::name(__VA_ARGS__);                          \
+  }
+
 // Inside a kernel translation unit: the namespace of this copy (set by CMake per capability).
 #ifndef SK_CPU_CAPABILITY
 #define SK_CPU_CAPABILITY cpu_default
