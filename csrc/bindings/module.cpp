@@ -6,6 +6,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -184,10 +185,15 @@ py::tuple beam_step_t(const py::array& scores, const py::array& beam_scores, int
   a.cand_token = cand_token.mutable_data();
   a.cand_finished = reinterpret_cast<uint8_t*>(cand_finished.mutable_data());
   a.alive = alive.mutable_data();
+  int bad_item;
   {
     py::gil_scoped_release nogil;
-    beam_step<T>(a);
+    bad_item = beam_step<T>(a);
   }
+  SK_CHECK(bad_item < 0, "scores: NaN in the rows of item " << bad_item << " (rows " << bad_item * a.beams << ".."
+                                                            << (bad_item + 1) * a.beams - 1 << ")");
+  for (py::ssize_t i = 0; i < N * a.beams; ++i)
+    SK_CHECK(!std::isnan(a.beam_scores[i]), "beam_scores: NaN at flat index " << i);
   return py::make_tuple(cand_score, cand_beam, cand_token, cand_logp, cand_finished, alive);
 }
 

@@ -24,17 +24,30 @@ namespace {
 using idx = std::ptrdiff_t;
 constexpr int kBlock = 64;  // logits per skip test
 
-// log Σ_v exp(x_v), stable: max first, then Σ exp(x − max).
+// The row's log-softmax as the reference computes it, logp_v = (x_v − m) − log Σ exp(x_v − m) with
+// m the row maximum: returns {m, log Σ}. A row of −inf only gives m = −inf (every logp is −inf).
 template <typename T>
-T log_sum_exp(const T* x, int n) {
+struct RowNorm { T max, log_sum; };
+
+template <typename T>
+RowNorm<T> row_norm(const T* x, int n) {
   T m = -std::numeric_limits<T>::infinity();
 #pragma omp simd reduction(max : m)
   for (int v = 0; v < n; ++v) m = x[v] > m ? x[v] : m;
-  if (!(m > -std::numeric_limits<T>::infinity())) return m;  // every logit −inf
+  if (!(m > -std::numeric_limits<T>::infinity())) return {m, T(0)};
   T s = 0;
 #pragma omp simd reduction(+ : s)
   for (int v = 0; v < n; ++v) s += exp_(x[v] - m);
-  return m + std::log(s);
+  return {m, std::log(s)};
+}
+
+// True if the row holds a NaN (the max above skips NaNs, so they are looked for separately).
+template <typename T>
+bool has_nan(const T* x, int n) {
+  int count = 0;
+#pragma omp simd reduction(+ : count)
+  for (int v = 0; v < n; ++v) count += x[v] != x[v];
+  return count != 0;
 }
 
 template <typename T>
@@ -66,22 +79,32 @@ struct TopK {
   }
 };
 
+// Returns false (outputs unspecified) if a row of the item holds a NaN.
 template <typename T>
-void step_item(const BeamStepArgs<T>& a, int n, TopK<T>& top) {
+bool step_item(const BeamStepArgs<T>& a, int n, TopK<T>& top) {
   const int B = a.beams, V = a.vocab, K = 2 * B;
   const T ninf = -std::numeric_limits<T>::infinity();
   top.size = 0;
   for (int b = 0; b < B; ++b) {
     const T* x = a.scores + (static_cast<idx>(n) * B + b) * V;
     const T bs = a.beam_scores[static_cast<idx>(n) * B + b];
+    if (has_nan(x, V)) return false;
     if (top.full() && !(bs > ninf)) continue;  // a dead beam cannot beat anything
-    const T lse = a.log_probs ? T(0) : log_sum_exp(x, V);
+    RowNorm<T> norm{T(0), T(0)};  // log_probs: used as given
+    if (!a.log_probs) {
+      norm = row_norm(x, V);
+      if (!(norm.max > ninf)) {  // every logit −inf: every candidate of this beam scores −inf
+        for (int v = 0; v < V && !top.full(); ++v) top.offer(ninf, static_cast<idx>(b) * V + v, ninf);
+        continue;
+      }
+    }
+    auto logp = [&](T xv) { return (xv - norm.max) - norm.log_sum; };
     for (int v0 = 0; v0 < V; v0 += kBlock) {
       const int v1 = std::min(V, v0 + kBlock);
-      // fl(bs + fl(x − lse)) is monotone in x, so the block's largest logit bounds every score in it.
-      if (top.full() && !(bs + (block_max(x + v0, v1 - v0) - lse) > top.worst())) continue;
+      // fl(bs + logp(x)) is monotone in x, so the block's largest logit bounds every score in it.
+      if (top.full() && !(bs + logp(block_max(x + v0, v1 - v0)) > top.worst())) continue;
       for (int v = v0; v < v1; ++v) {
-        const T lp = (a.forbid_eos && v == a.eos_id) ? ninf : x[v] - lse;
+        const T lp = (a.forbid_eos && v == a.eos_id) ? ninf : logp(x[v]);
         top.offer(bs + lp, static_cast<idx>(b) * V + v, lp);
       }
     }
@@ -102,23 +125,27 @@ void step_item(const BeamStepArgs<T>& a, int n, TopK<T>& top) {
     if (real && !eos && alive < B) a.alive[static_cast<idx>(n) * B + alive++] = k;
   }
   for (; alive < B; ++alive) a.alive[static_cast<idx>(n) * B + alive] = -1;
+  return true;
 }
 
 }  // namespace
 
 template <typename T>
-void beam_step(const BeamStepArgs<T>& a) {
+int beam_step(const BeamStepArgs<T>& a) {
   const int nt = std::max(1, std::min(a.num_threads > 0 ? a.num_threads : omp_get_max_threads(), a.items));
-#pragma omp parallel num_threads(nt)
+  int first_bad = a.items;
+#pragma omp parallel num_threads(nt) reduction(min : first_bad)
   {
     TopK<T> top(2 * a.beams);
 #pragma omp for schedule(static)
-    for (int n = 0; n < a.items; ++n) step_item(a, n, top);
+    for (int n = 0; n < a.items; ++n)
+      if (!step_item(a, n, top)) first_bad = std::min(first_bad, n);
   }
+  return first_bad == a.items ? -1 : first_bad;
 }
 
-template void beam_step<float>(const BeamStepArgs<float>&);
-template void beam_step<double>(const BeamStepArgs<double>&);
+template int beam_step<float>(const BeamStepArgs<float>&);
+template int beam_step<double>(const BeamStepArgs<double>&);
 
 }  // namespace SK_CPU_CAPABILITY
 }  // namespace seqkernels

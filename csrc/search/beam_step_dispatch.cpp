@@ -5,11 +5,11 @@
 namespace seqkernels {
 
 template <typename T>
-void beam_step(const BeamStepArgs<T>& a) {
+int beam_step(const BeamStepArgs<T>& a) {
   SK_CPU_DISPATCH(beam_step<T>, a)
 }
 
-template void beam_step<float>(const BeamStepArgs<float>&);
-template void beam_step<double>(const BeamStepArgs<double>&);
+template int beam_step<float>(const BeamStepArgs<float>&);
+template int beam_step<double>(const BeamStepArgs<double>&);
 
 }  // namespace seqkernels

@@ -41,11 +41,12 @@ struct BeamStepArgs {
 };
 
 // Dispatches to the copy compiled for the CPU's capability (cpu_capability.h). Threads over items.
-template <typename T> void beam_step(const BeamStepArgs<T>& a);
+// Returns -1, or the first item whose scores hold a NaN (then the outputs are unspecified).
+template <typename T> int beam_step(const BeamStepArgs<T>& a);
 
 #define SK_DECLARE_BEAM_KERNELS(ns) \
   namespace ns {                    \
-  template <typename T> void beam_step(const BeamStepArgs<T>& a); \
+  template <typename T> int beam_step(const BeamStepArgs<T>& a); \
   }
 SK_DECLARE_BEAM_KERNELS(cpu_default)
 SK_DECLARE_BEAM_KERNELS(cpu_avx2)
