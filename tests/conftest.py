@@ -25,3 +25,22 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)
+
+
+def _cpu_capabilities():
+    """The CPU kernel copies this machine can run (cpu_capability.h), narrowest first."""
+    import seqkernels
+
+    order = ["default", "avx2", "avx512"]
+    return order[: order.index(seqkernels.build_info()["cpu_capability_best"]) + 1]
+
+
+@pytest.fixture(params=_cpu_capabilities())
+def cpu_capability(request):
+    """Runs the test once per CPU kernel copy (default, avx2, avx512 as the CPU allows)."""
+    from seqkernels import _C
+
+    before = _C.cpu_capability()
+    _C.set_cpu_capability(request.param)
+    yield request.param
+    _C.set_cpu_capability(before)

@@ -36,3 +36,25 @@ def test_cuda_device_properties():
     assert props["multiprocessors"] > 0 and props["cooperative_launch"]
     with pytest.raises(ValueError, match="device: expected an index"):
         _cuda.device_properties(10_000)
+
+
+def test_cpu_capability_selection():
+    info = sk.build_info()
+    assert info["cpu_capability"] in ("default", "avx2", "avx512")
+    before = sk._C.cpu_capability()
+    try:
+        sk._C.set_cpu_capability("default")
+        assert sk._C.cpu_capability() == "default"
+        with pytest.raises(ValueError, match="'default', 'avx2' or 'avx512'"):
+            sk._C.set_cpu_capability("sse9")
+    finally:
+        sk._C.set_cpu_capability(before)
+
+
+def test_cpu_capability_environment_variable_caps_the_choice():
+    import os
+
+    env = dict(os.environ, SEQKERNELS_CPU_CAPABILITY="default")
+    out = subprocess.run([sys.executable, "-c", "import seqkernels as s; print(s.build_info()['cpu_capability'])"],
+                         env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "default"

@@ -6,10 +6,13 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cmath>
 #include <string>
 #include <vector>
 
+#include "seqkernels/beam_search.h"
 #include "seqkernels/blas.h"
+#include "seqkernels/cpu_capability.h"
 #include "seqkernels/recurrent.h"
 
 namespace py = pybind11;
@@ -154,6 +157,46 @@ bool is_float64(const py::array& x) {
   return false;
 }
 
+template <typename T>
+py::tuple beam_step_t(const py::array& scores, const py::array& beam_scores, int eos_id, bool log_probs,
+                      bool forbid_eos, int num_threads) {
+  SK_CHECK(beam_scores.ndim() == 2, "beam_scores: expected 2 dimensions (N, B), got " << shape_str(beam_scores));
+  SK_CHECK(scores.ndim() == 2, "scores: expected 2 dimensions (N*B, V), got " << shape_str(scores));
+  BeamStepArgs<T> a;
+  a.items = static_cast<int>(beam_scores.shape(0));
+  a.beams = static_cast<int>(beam_scores.shape(1));
+  a.vocab = static_cast<int>(scores.shape(1));
+  SK_CHECK(a.items >= 1 && a.beams >= 1, "beam_scores: expected N >= 1 and B >= 1, got " << shape_str(beam_scores));
+  SK_CHECK(a.vocab >= 1, "scores: expected V >= 1, got " << shape_str(scores));
+  SK_CHECK(eos_id >= 0 && eos_id < a.vocab, "eos_id: expected 0 <= eos_id < " << a.vocab << ", got " << eos_id);
+  a.scores = ptr<T>(scores, "scores", {static_cast<py::ssize_t>(a.items) * a.beams, a.vocab});
+  a.beam_scores = ptr<T>(beam_scores, "beam_scores", {a.items, a.beams});
+  a.eos_id = eos_id;
+  a.log_probs = log_probs;
+  a.forbid_eos = forbid_eos;
+  a.num_threads = num_threads;
+  const py::ssize_t N = a.items, K = 2 * a.beams;
+  py::array_t<T> cand_score({N, K}), cand_logp({N, K});
+  py::array_t<int32_t> cand_beam({N, K}), cand_token({N, K}), alive({N, static_cast<py::ssize_t>(a.beams)});
+  py::array_t<bool> cand_finished({N, K});
+  a.cand_score = cand_score.mutable_data();
+  a.cand_logp = cand_logp.mutable_data();
+  a.cand_beam = cand_beam.mutable_data();
+  a.cand_token = cand_token.mutable_data();
+  a.cand_finished = reinterpret_cast<uint8_t*>(cand_finished.mutable_data());
+  a.alive = alive.mutable_data();
+  int bad_item;
+  {
+    py::gil_scoped_release nogil;
+    bad_item = beam_step<T>(a);
+  }
+  SK_CHECK(bad_item < 0, "scores: NaN in the rows of item " << bad_item << " (rows " << bad_item * a.beams << ".."
+                                                            << (bad_item + 1) * a.beams - 1 << ")");
+  for (py::ssize_t i = 0; i < N * a.beams; ++i)
+    SK_CHECK(!std::isnan(a.beam_scores[i]), "beam_scores: NaN at flat index " << i);
+  return py::make_tuple(cand_score, cand_beam, cand_token, cand_logp, cand_finished, alive);
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_C, m) {
@@ -211,17 +254,31 @@ PYBIND11_MODULE(_C, m) {
         "Backward through time of one direction of one layer: adds into dx, writes dh0, dc0 and the "
         "weight and bias gradients.");
 
+  m.def("beam_step",
+        [](const py::array& scores, const py::array& beam_scores, int eos_id, bool log_probs, bool forbid_eos,
+           int num_threads) {
+          if (scores.dtype().is(py::dtype::of<double>()))
+            return beam_step_t<double>(scores, beam_scores, eos_id, log_probs, forbid_eos, num_threads);
+          return beam_step_t<float>(scores, beam_scores, eos_id, log_probs, forbid_eos, num_threads);
+        },
+        py::arg("scores"), py::arg("beam_scores"), py::arg("eos_id"), py::arg("log_probs") = false,
+        py::arg("forbid_eos") = false, py::arg("num_threads") = 0,
+        "Fused beam-search step (seqkernels/beam_search.h): returns (cand_score, cand_beam, cand_token, "
+        "cand_logp, cand_finished, alive). scores and beam_scores: float32 or float64, same dtype.");
+
   m.def("cell_math",
         [](const std::string& fn, py::array_t<float, py::array::c_style | py::array::forcecast> x) {
           SK_CHECK(fn == "exp" || fn == "tanh" || fn == "sigmoid", "fn must be 'exp', 'tanh' or 'sigmoid', got '" << fn << "'");
           py::array_t<float> out(x.size());
-          const float* in = x.data();
-          float* o = out.mutable_data();
-          for (py::ssize_t i = 0; i < x.size(); ++i)
-            o[i] = fn == "exp" ? exp_(in[i]) : fn == "tanh" ? tanh_act(in[i]) : sigmoid(in[i]);
+          activation(fn == "exp" ? 0 : fn == "tanh" ? 1 : 2, x.data(), out.mutable_data(), x.size());
           return out;
         },
         py::arg("fn"), py::arg("x"), "The float32 activations the CPU kernels use (for accuracy tests).");
+
+  m.def("set_cpu_capability", &set_cpu_capability, py::arg("name"),
+        "Select the CPU kernels' instruction set: 'default', 'avx2' or 'avx512' (tests use this; "
+        "the environment variable SEQKERNELS_CPU_CAPABILITY caps the choice at import).");
+  m.def("cpu_capability", []() { return std::string(cpu_capability_name(cpu_capability())); });
 
   m.def("build_info", []() {
     py::dict d;
@@ -232,6 +289,8 @@ PYBIND11_MODULE(_C, m) {
     d["blas_threads"] = blas::num_threads();
     d["openmp_threads"] = omp_get_max_threads();
     d["openmp_version"] = _OPENMP;
+    d["cpu_capability"] = cpu_capability_name(cpu_capability());
+    d["cpu_capability_best"] = cpu_capability_name(best_cpu_capability());
     return d;
   });
 }

@@ -4,6 +4,9 @@
 // Inside the time loop each thread owns hidden units [j0, j1). Per step it runs one BLAS call for
 // its slice of the recurrent product and then the cell's pointwise math over its units, one batch
 // row at a time (inner loops are `omp simd`: the float exp/tanh of cell_math.h vectorise).
+//
+// This file is compiled once per CPU capability (cpu_capability.h), each copy in its own namespace;
+// recurrent_dispatch.cpp picks the copy at run time.
 #include "seqkernels/recurrent.h"
 
 #include <omp.h>
@@ -14,6 +17,7 @@
 #include "seqkernels/blas.h"
 
 namespace seqkernels {
+namespace SK_CPU_CAPABILITY {
 namespace {
 
 using idx = std::ptrdiff_t;
@@ -227,20 +231,6 @@ void rnn_backward_row(Activation act, int j0, int hs, const T* dy, const T* dh_i
 }
 
 }  // namespace
-
-std::size_t workspace_size(const CellSpec& cell, int steps, int batch, int hidden) {
-  const std::size_t bh = static_cast<std::size_t>(batch) * hidden;
-  std::size_t n = (steps + 1) * bh;                                      // states
-  if (cell.kind == CellKind::Lstm) n += (steps + 1) * bh;                // cstates
-  if (cell.kind != CellKind::Rnn) n += steps * bh * cell.gates();       // acts
-  if (cell.kind == CellKind::Gru) n += steps * bh;                       // aux
-  return n;
-}
-
-int recurrence_threads(int hidden, int requested) {
-  const int most = requested > 0 ? requested : omp_get_max_threads();
-  return std::max(1, std::min(most, hidden / 32));
-}
 
 // ============================================================================================
 // Forward
@@ -478,9 +468,15 @@ void recurrent_backward(const CellSpec& cell, const BackwardArgs<T>& a) {
   if (a.db_hh) column_sums(dzh, rows, gh, a.db_hh);
 }
 
+void activation(int fn, const float* x, float* y, std::ptrdiff_t n) {
+#pragma omp simd
+  for (std::ptrdiff_t i = 0; i < n; ++i) y[i] = fn == 0 ? exp_(x[i]) : fn == 1 ? tanh_act(x[i]) : sigmoid(x[i]);
+}
+
 template void recurrent_forward<float>(const CellSpec&, const ForwardArgs<float>&);
 template void recurrent_forward<double>(const CellSpec&, const ForwardArgs<double>&);
 template void recurrent_backward<float>(const CellSpec&, const BackwardArgs<float>&);
 template void recurrent_backward<double>(const CellSpec&, const BackwardArgs<double>&);
 
+}  // namespace SK_CPU_CAPABILITY
 }  // namespace seqkernels

@@ -83,7 +83,7 @@ def random_grads(layer, mode, x, rng):
 
 @pytest.mark.parametrize("config", sorted(CONFIGS))
 @pytest.mark.parametrize("cell", sorted(CELLS))
-def test_float64_kernel_equals_reference(cell, config, rng):
+def test_float64_kernel_equals_reference(cell, config, rng, cpu_capability):
     layer, mode, rkw, x, lengths, h0, c0 = make_case(cell, config, np.float64, rng)
     dy, dh, dc = random_grads(layer, mode, x, rng)
     got = run_layer(layer, mode, x, lengths, h0, c0, dy, dh, dc)
@@ -98,7 +98,7 @@ def test_float64_kernel_equals_reference(cell, config, rng):
 
 @pytest.mark.parametrize("config", sorted(CONFIGS))
 @pytest.mark.parametrize("cell", sorted(CELLS))
-def test_float32_kernel_within_tolerance_rule(cell, config, rng):
+def test_float32_kernel_within_tolerance_rule(cell, config, rng, cpu_capability):
     layer, mode, rkw, x, lengths, h0, c0 = make_case(cell, config, np.float32, rng)
     dy, dh, dc = random_grads(layer, mode, x, rng)
     # The float64 reference and the float32 reference see the same float32-representable inputs.
@@ -116,7 +116,7 @@ def test_float32_kernel_within_tolerance_rule(cell, config, rng):
 
 
 @pytest.mark.parametrize("cell", sorted(CELLS))
-def test_gradients_by_finite_differences(cell, rng):
+def test_gradients_by_finite_differences(cell, rng, cpu_capability):
     """Central differences of the float64 kernels themselves (not only of the reference)."""
     layer, mode, rkw, x, lengths, h0, c0 = make_case(cell, "bidir_2layers", np.float64, rng)
     if mode == "lstm":
@@ -217,7 +217,7 @@ def test_batch_first_matches_sequence_major(rng):
 
 
 @pytest.mark.parametrize("fn, max_ulp", [("exp", 2.0), ("tanh", 2.0), ("sigmoid", 3.0)])
-def test_float32_activations_accuracy(fn, max_ulp):
+def test_float32_activations_accuracy(fn, max_ulp, cpu_capability):
     x = np.concatenate([np.linspace(-100, 100, 200_001), np.linspace(-1, 1, 100_001), [0.0, -0.0, 1e-30, -1e-30]])
     x = x.astype(np.float32)
     if fn == "exp":

@@ -83,10 +83,27 @@ struct BackwardArgs {
   int num_threads = 0;
 };
 
+// These dispatch to the copy compiled for the CPU's capability (cpu_capability.h).
 template <typename T> void recurrent_forward(const CellSpec& cell, const ForwardArgs<T>& a);
 template <typename T> void recurrent_backward(const CellSpec& cell, const BackwardArgs<T>& a);
 
+// The float32 activations the kernels use, y[i] = f(x[i]) with fn 0 = exp, 1 = tanh, 2 = sigmoid
+// (exposed for the accuracy tests), dispatched like the kernels.
+void activation(int fn, const float* x, float* y, std::ptrdiff_t n);
+
 // Threads the recurrence will use for hidden size H when asked for `requested` (0 = default).
 int recurrence_threads(int hidden, int requested);
+
+// The per-capability copies (recurrent.cpp compiled once per capability).
+#define SK_DECLARE_RECURRENT_KERNELS(ns)                                                  \
+  namespace ns {                                                                          \
+  template <typename T> void recurrent_forward(const CellSpec& cell, const ForwardArgs<T>& a);   \
+  template <typename T> void recurrent_backward(const CellSpec& cell, const BackwardArgs<T>& a); \
+  void activation(int fn, const float* x, float* y, std::ptrdiff_t n);                  \
+  }
+SK_DECLARE_RECURRENT_KERNELS(cpu_default)
+SK_DECLARE_RECURRENT_KERNELS(cpu_avx2)
+SK_DECLARE_RECURRENT_KERNELS(cpu_avx512)
+#undef SK_DECLARE_RECURRENT_KERNELS
 
 }  // namespace seqkernels

@@ -1,0 +1,56 @@
+// One step of batched beam search, fused: log-softmax of each beam's scores, add the beam's running
+// score, top-2B candidates per item, <EOS> bookkeeping. The semantics are those of
+// seqkernels.reference.search.beam_step (the float64 twin) and seqkernels.search (the driver).
+//
+// Dimensions (common.h): N items, B beams per item, V vocabulary; K = 2·B candidates per item.
+//   scores       (N·B, V)  raw logits, or log-probabilities when `log_probs` (row n·B + b is beam b
+//                          of item n)
+//   beam_scores  (N, B)    running raw score Σ log P of each live beam; −inf for an unused beam
+//                          (at step 0 every beam but 0)
+// Outputs, caller-owned, per item n, sorted by candidate score descending, ties by the lower flat
+// index b·V + v (so CPU and GPU pick identical tokens):
+//   cand_score   (N, K)    beam_scores[n, b] + log P(v | beam b)
+//   cand_beam    (N, K)    b            cand_token (N, K)  v
+//   cand_logp    (N, K)    log P(v | beam b) (−inf for <EOS> when forbidden)
+//   cand_finished(N, K)    1 iff the token is <EOS> and the candidate ranks within the top B
+//   alive        (N, B)    positions (into the K candidates) of the first B whose token is not <EOS>,
+//                          in order; −1 pads when fewer exist (only when B·V < 2B + #EOS, or −inf)
+// `forbid_eos` (min_len not reached) sets log P(<EOS>) = −inf after normalising (the normaliser
+// still counts <EOS>), so <EOS> can never rank above a finite candidate.
+#pragma once
+
+#include <cstdint>
+
+namespace seqkernels {
+
+template <typename T>
+struct BeamStepArgs {
+  int items = 0, beams = 0, vocab = 0;  // N, B, V
+  const T* scores = nullptr;            // (N·B, V)
+  const T* beam_scores = nullptr;       // (N, B)
+  int eos_id = 0;                       // in [0, V)
+  bool log_probs = false;               // scores are already log-probabilities
+  bool forbid_eos = false;
+  T* cand_score = nullptr;              // out (N, 2B)
+  int32_t* cand_beam = nullptr;         // out (N, 2B)
+  int32_t* cand_token = nullptr;        // out (N, 2B)
+  T* cand_logp = nullptr;               // out (N, 2B)
+  uint8_t* cand_finished = nullptr;     // out (N, 2B)
+  int32_t* alive = nullptr;             // out (N, B)
+  int num_threads = 0;                  // 0 = OpenMP's maximum
+};
+
+// Dispatches to the copy compiled for the CPU's capability (cpu_capability.h). Threads over items.
+// Returns -1, or the first item whose scores hold a NaN (then the outputs are unspecified).
+template <typename T> int beam_step(const BeamStepArgs<T>& a);
+
+#define SK_DECLARE_BEAM_KERNELS(ns) \
+  namespace ns {                    \
+  template <typename T> int beam_step(const BeamStepArgs<T>& a); \
+  }
+SK_DECLARE_BEAM_KERNELS(cpu_default)
+SK_DECLARE_BEAM_KERNELS(cpu_avx2)
+SK_DECLARE_BEAM_KERNELS(cpu_avx512)
+#undef SK_DECLARE_BEAM_KERNELS
+
+}  // namespace seqkernels

@@ -1,0 +1,41 @@
+// The capability-independent part of the recurrence (workspace sizes, thread counts) and the
+// dispatch to the copy of recurrent.cpp compiled for this CPU (cpu_capability.h).
+#include <omp.h>
+
+#include <algorithm>
+
+#include "seqkernels/cpu_capability.h"
+#include "seqkernels/recurrent.h"
+
+namespace seqkernels {
+
+std::size_t workspace_size(const CellSpec& cell, int steps, int batch, int hidden) {
+  const std::size_t bh = static_cast<std::size_t>(batch) * hidden;
+  std::size_t n = (steps + 1) * bh;                                      // states
+  if (cell.kind == CellKind::Lstm) n += (steps + 1) * bh;                // cstates
+  if (cell.kind != CellKind::Rnn) n += steps * bh * cell.gates();       // acts
+  if (cell.kind == CellKind::Gru) n += steps * bh;                       // aux
+  return n;
+}
+
+int recurrence_threads(int hidden, int requested) {
+  const int most = requested > 0 ? requested : omp_get_max_threads();
+  return std::max(1, std::min(most, hidden / 32));
+}
+
+template <typename T>
+void recurrent_forward(const CellSpec& cell, const ForwardArgs<T>& a) {
+  SK_CPU_DISPATCH(recurrent_forward<T>, cell, a)
+}
+template <typename T>
+void recurrent_backward(const CellSpec& cell, const BackwardArgs<T>& a) {
+  SK_CPU_DISPATCH(recurrent_backward<T>, cell, a)
+}
+void activation(int fn, const float* x, float* y, std::ptrdiff_t n) { SK_CPU_DISPATCH(activation, fn, x, y, n) }
+
+template void recurrent_forward<float>(const CellSpec&, const ForwardArgs<float>&);
+template void recurrent_forward<double>(const CellSpec&, const ForwardArgs<double>&);
+template void recurrent_backward<float>(const CellSpec&, const BackwardArgs<float>&);
+template void recurrent_backward<double>(const CellSpec&, const BackwardArgs<double>&);
+
+}  // namespace seqkernels

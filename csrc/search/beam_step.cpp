@@ -1,0 +1,151 @@
+// Fused beam-search step on the CPU (contract in seqkernels/beam_search.h). One OpenMP thread per
+// item: a log-sum-exp pass over each of its B rows (vectorised exp from cell_math.h), then one scan
+// over the B·V candidates in flat-index order that keeps the best 2B in a small sorted array.
+// Scanning in ascending flat index and admitting only strictly better scores makes the lower flat
+// index win every tie, as the contract requires. A block of the row is skipped when even its
+// largest logit cannot beat the current 2B-th candidate, so most of the row is only read once more.
+//
+// Compiled once per CPU capability (cpu_capability.h), like recurrent.cpp.
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "seqkernels/beam_search.h"
+#include "seqkernels/cell_math.h"
+#include "seqkernels/cpu_capability.h"
+
+namespace seqkernels {
+namespace SK_CPU_CAPABILITY {
+namespace {
+
+using idx = std::ptrdiff_t;
+constexpr int kBlock = 64;  // logits per skip test
+
+// The row's log-softmax as the reference computes it, logp_v = (x_v − m) − log Σ exp(x_v − m) with
+// m the row maximum: returns {m, log Σ}. A row of −inf only gives m = −inf (every logp is −inf).
+template <typename T>
+struct RowNorm { T max, log_sum; };
+
+template <typename T>
+RowNorm<T> row_norm(const T* x, int n) {
+  T m = -std::numeric_limits<T>::infinity();
+#pragma omp simd reduction(max : m)
+  for (int v = 0; v < n; ++v) m = x[v] > m ? x[v] : m;
+  if (!(m > -std::numeric_limits<T>::infinity())) return {m, T(0)};
+  T s = 0;
+#pragma omp simd reduction(+ : s)
+  for (int v = 0; v < n; ++v) s += exp_(x[v] - m);
+  return {m, std::log(s)};
+}
+
+// True if the row holds a NaN (the max above skips NaNs, so they are looked for separately).
+template <typename T>
+bool has_nan(const T* x, int n) {
+  int count = 0;
+#pragma omp simd reduction(+ : count)
+  for (int v = 0; v < n; ++v) count += x[v] != x[v];
+  return count != 0;
+}
+
+template <typename T>
+T block_max(const T* x, int n) {
+  T m = -std::numeric_limits<T>::infinity();
+#pragma omp simd reduction(max : m)
+  for (int v = 0; v < n; ++v) m = x[v] > m ? x[v] : m;
+  return m;
+}
+
+// The best K candidates seen so far, sorted by score descending (earlier = lower flat index on ties).
+template <typename T>
+struct TopK {
+  int K = 0, size = 0;
+  std::vector<T> score;
+  std::vector<idx> flat;
+  std::vector<T> logp;
+  explicit TopK(int k) : K(k), score(k), flat(k), logp(k) {}
+  bool full() const { return size == K; }
+  T worst() const { return score[size - 1]; }
+  void offer(T s, idx f, T lp) {
+    if (full() && !(s > worst())) return;  // ties keep the earlier (lower) flat index
+    int pos = full() ? K - 1 : size++;
+    while (pos > 0 && s > score[pos - 1]) {  // strictly better moves up; equal stays below
+      score[pos] = score[pos - 1]; flat[pos] = flat[pos - 1]; logp[pos] = logp[pos - 1];
+      --pos;
+    }
+    score[pos] = s; flat[pos] = f; logp[pos] = lp;
+  }
+};
+
+// Returns false (outputs unspecified) if a row of the item holds a NaN.
+template <typename T>
+bool step_item(const BeamStepArgs<T>& a, int n, TopK<T>& top) {
+  const int B = a.beams, V = a.vocab, K = 2 * B;
+  const T ninf = -std::numeric_limits<T>::infinity();
+  top.size = 0;
+  for (int b = 0; b < B; ++b) {
+    const T* x = a.scores + (static_cast<idx>(n) * B + b) * V;
+    const T bs = a.beam_scores[static_cast<idx>(n) * B + b];
+    if (has_nan(x, V)) return false;
+    if (top.full() && !(bs > ninf)) continue;  // a dead beam cannot beat anything
+    RowNorm<T> norm{T(0), T(0)};  // log_probs: used as given
+    if (!a.log_probs) {
+      norm = row_norm(x, V);
+      if (!(norm.max > ninf)) {  // every logit −inf: every candidate of this beam scores −inf
+        for (int v = 0; v < V && !top.full(); ++v) top.offer(ninf, static_cast<idx>(b) * V + v, ninf);
+        continue;
+      }
+    }
+    auto logp = [&](T xv) { return (xv - norm.max) - norm.log_sum; };
+    for (int v0 = 0; v0 < V; v0 += kBlock) {
+      const int v1 = std::min(V, v0 + kBlock);
+      // fl(bs + logp(x)) is monotone in x, so the block's largest logit bounds every score in it.
+      if (top.full() && !(bs + logp(block_max(x + v0, v1 - v0)) > top.worst())) continue;
+      for (int v = v0; v < v1; ++v) {
+        const T lp = (a.forbid_eos && v == a.eos_id) ? ninf : logp(x[v]);
+        top.offer(bs + lp, static_cast<idx>(b) * V + v, lp);
+      }
+    }
+  }
+  // Emit in rank order; pad (only when B·V < K) with −inf candidates that no beam produced.
+  const idx o = static_cast<idx>(n) * K;
+  int alive = 0;
+  for (int k = 0; k < K; ++k) {
+    const bool real = k < top.size;
+    const int beam = real ? static_cast<int>(top.flat[k] / V) : 0;
+    const int token = real ? static_cast<int>(top.flat[k] % V) : a.eos_id;
+    a.cand_score[o + k] = real ? top.score[k] : ninf;
+    a.cand_logp[o + k] = real ? top.logp[k] : ninf;
+    a.cand_beam[o + k] = real ? beam : -1;
+    a.cand_token[o + k] = real ? token : -1;
+    const bool eos = real && token == a.eos_id;
+    a.cand_finished[o + k] = eos && k < B;
+    if (real && !eos && alive < B) a.alive[static_cast<idx>(n) * B + alive++] = k;
+  }
+  for (; alive < B; ++alive) a.alive[static_cast<idx>(n) * B + alive] = -1;
+  return true;
+}
+
+}  // namespace
+
+template <typename T>
+int beam_step(const BeamStepArgs<T>& a) {
+  const int nt = std::max(1, std::min(a.num_threads > 0 ? a.num_threads : omp_get_max_threads(), a.items));
+  int first_bad = a.items;
+#pragma omp parallel num_threads(nt) reduction(min : first_bad)
+  {
+    TopK<T> top(2 * a.beams);
+#pragma omp for schedule(static)
+    for (int n = 0; n < a.items; ++n)
+      if (!step_item(a, n, top)) first_bad = std::min(first_bad, n);
+  }
+  return first_bad == a.items ? -1 : first_bad;
+}
+
+template int beam_step<float>(const BeamStepArgs<float>&);
+template int beam_step<double>(const BeamStepArgs<double>&);
+
+}  // namespace SK_CPU_CAPABILITY
+}  // namespace seqkernels
