@@ -7,6 +7,7 @@
 #include <pybind11/stl.h>
 
 #include <cmath>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -190,10 +191,10 @@ py::tuple beam_step_t(const py::array& scores, const py::array& beam_scores, int
     py::gil_scoped_release nogil;
     bad_item = beam_step<T>(a);
   }
-  SK_CHECK(bad_item < 0, "scores: NaN in the rows of item " << bad_item << " (rows " << bad_item * a.beams << ".."
+  SK_CHECK(bad_item < 0, "scores: NaN or +inf in the rows of item " << bad_item << " (rows " << bad_item * a.beams << ".."
                                                             << (bad_item + 1) * a.beams - 1 << ")");
   for (py::ssize_t i = 0; i < N * a.beams; ++i)
-    SK_CHECK(!std::isnan(a.beam_scores[i]), "beam_scores: NaN at flat index " << i);
+    SK_CHECK(a.beam_scores[i] < std::numeric_limits<T>::infinity(), "beam_scores: NaN or +inf at flat index " << i);
   return py::make_tuple(cand_score, cand_beam, cand_token, cand_logp, cand_finished, alive);
 }
 

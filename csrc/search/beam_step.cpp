@@ -41,12 +41,13 @@ RowNorm<T> row_norm(const T* x, int n) {
   return {m, std::log(s)};
 }
 
-// True if the row holds a NaN (the max above skips NaNs, so they are looked for separately).
+// True if the row holds a NaN or +inf (neither is a score; the max above would skip a NaN).
 template <typename T>
-bool has_nan(const T* x, int n) {
+bool has_nan_or_posinf(const T* x, int n) {
   int count = 0;
+  const T inf = std::numeric_limits<T>::infinity();
 #pragma omp simd reduction(+ : count)
-  for (int v = 0; v < n; ++v) count += x[v] != x[v];
+  for (int v = 0; v < n; ++v) count += !(x[v] < inf);
   return count != 0;
 }
 
@@ -79,7 +80,7 @@ struct TopK {
   }
 };
 
-// Returns false (outputs unspecified) if a row of the item holds a NaN.
+// Returns false (outputs unspecified) if a row of the item holds a NaN or +inf.
 template <typename T>
 bool step_item(const BeamStepArgs<T>& a, int n, TopK<T>& top) {
   const int B = a.beams, V = a.vocab, K = 2 * B;
@@ -88,7 +89,7 @@ bool step_item(const BeamStepArgs<T>& a, int n, TopK<T>& top) {
   for (int b = 0; b < B; ++b) {
     const T* x = a.scores + (static_cast<idx>(n) * B + b) * V;
     const T bs = a.beam_scores[static_cast<idx>(n) * B + b];
-    if (has_nan(x, V)) return false;
+    if (has_nan_or_posinf(x, V)) return false;
     if (top.full() && !(bs > ninf)) continue;  // a dead beam cannot beat anything
     RowNorm<T> norm{T(0), T(0)};  // log_probs: used as given
     if (!a.log_probs) {

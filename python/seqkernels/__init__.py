@@ -10,7 +10,7 @@ from __future__ import annotations
 from importlib import metadata as _metadata
 
 from ._backend import build_info, cuda_available, cuda_device_name
-from . import nn, reference
+from . import metrics, nn, ops, reference, search
 
 try:
     __version__ = _metadata.version("seqkernels")
@@ -19,4 +19,4 @@ except _metadata.PackageNotFoundError:  # running from a source tree with a buil
 
     __version__ = _C.__version__
 
-__all__ = ["nn", "reference", "build_info", "cuda_available", "cuda_device_name", "__version__"]
+__all__ = ["metrics", "nn", "ops", "reference", "search", "build_info", "cuda_available", "cuda_device_name", "__version__"]

@@ -20,10 +20,14 @@ def _info(args) -> int:
     return 0
 
 
-def _bench(args) -> int:
-    from .benchmarks import rnn  # argparse's `choices` admits only the suites that exist
+BENCH_SUITES = ("rnn", "search")
 
-    return rnn.main(args.rest) or 0
+
+def _bench(args) -> int:
+    import importlib
+
+    suite = importlib.import_module(f".benchmarks.{args.suite}", __package__)  # one of BENCH_SUITES
+    return suite.main(args.rest) or 0
 
 
 def main(argv=None) -> int:
@@ -33,7 +37,7 @@ def main(argv=None) -> int:
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_info)
     p = sub.add_parser("bench", help="run a benchmark suite (see `seqkernels bench rnn --help`)")
-    p.add_argument("suite", choices=["rnn"], help="which benchmark")
+    p.add_argument("suite", choices=BENCH_SUITES, help="which benchmark")
     p.add_argument("rest", nargs=argparse.REMAINDER, help="arguments for the benchmark")
     p.set_defaults(func=_bench)
     args = parser.parse_args(argv)

@@ -3,8 +3,9 @@
 * :func:`beam_step` - one beam-search expansion step (SPEC.md section 4); the contract is that of
   :func:`seqkernels.reference.search.beam_step`, which documents every output.
 
-Dispatch: NumPy float32 / float64 input runs the NumPy reference for now (computed in the dtype of
-``scores``); GPU input (CuPy or any object with ``__cuda_array_interface__``) goes to the CUDA
+Dispatch: NumPy float32 / float64 input runs the fused C++ kernel (``seqkernels._C.beam_step``,
+computed in the dtype of ``scores``, OpenMP threads over items, checked against the reference in
+tests/search); GPU input (CuPy or any object with ``__cuda_array_interface__``) goes to the CUDA
 kernel, which is not built yet. Both happen at one place, :func:`_dispatch_beam_step`.
 """
 
@@ -12,8 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._backend import _C
 from .reference.search import BeamStep
-from .reference.search import beam_step as _reference_beam_step
 
 __all__ = ["BeamStep", "beam_step"]
 
@@ -74,7 +75,7 @@ def _validate_beam_step(scores, beam_scores, eos_id) -> None:
 
 
 def beam_step(scores, beam_scores, *, eos_id: int, log_probs: bool = False,
-              forbid_eos: bool = False) -> BeamStep:
+              forbid_eos: bool = False, num_threads: int = 0) -> BeamStep:
     """One beam-search expansion step for ``N`` items x ``B`` beams.
 
     Contract (documented in full at :func:`seqkernels.reference.search.beam_step`):
@@ -88,23 +89,32 @@ def beam_step(scores, beam_scores, *, eos_id: int, log_probs: bool = False,
 
     Raises ValueError for wrong dimensions or shapes, ``eos_id`` outside ``[0, V)``, NaN or
     ``+inf`` in ``scores`` or ``beam_scores``; TypeError for wrong dtypes or mixed devices;
-    NotImplementedError for GPU arrays until the CUDA kernel is built.
+    NotImplementedError for GPU arrays until the CUDA kernel is built. ``num_threads``: CPU
+    threads over items (0 = OpenMP's default).
     """
     scores = _as_array(scores, "scores")
     beam_scores = _as_array(beam_scores, "beam_scores")
     _validate_beam_step(scores, beam_scores, eos_id)
-    return _dispatch_beam_step(scores, beam_scores, int(eos_id), bool(log_probs), bool(forbid_eos))
+    if isinstance(num_threads, (bool, np.bool_)) or not isinstance(num_threads, (int, np.integer)) \
+            or num_threads < 0:
+        raise ValueError(f"num_threads: expected an int >= 0 (0 = OpenMP default), got {num_threads!r}")
+    return _dispatch_beam_step(scores, beam_scores, int(eos_id), bool(log_probs), bool(forbid_eos),
+                               int(num_threads))
 
 
-def _dispatch_beam_step(scores, beam_scores, eos_id: int, log_probs: bool, forbid_eos: bool) -> BeamStep:
+def _dispatch_beam_step(scores, beam_scores, eos_id: int, log_probs: bool, forbid_eos: bool,
+                        num_threads: int = 0) -> BeamStep:
     """The single dispatch point of :func:`beam_step` (inputs already validated)."""
     if _on_gpu(scores):
         return _beam_step_cuda(scores, beam_scores, eos_id, log_probs, forbid_eos)
-    _check_values(scores, "scores", np)
-    _check_values(beam_scores, "beam_scores", np)
-    # A C++ kernel (seqkernels._C) would plug in here; until then the reference serves NumPy input.
-    return _reference_beam_step(scores, beam_scores.astype(scores.dtype, copy=False), eos_id=eos_id,
-                                log_probs=log_probs, forbid_eos=forbid_eos)
+    # The kernel itself rejects NaN and +inf (it reads every logit anyway), naming the item.
+    scores = np.ascontiguousarray(scores)
+    beam_scores = np.ascontiguousarray(beam_scores, dtype=scores.dtype)
+    try:
+        out = _C.beam_step(scores, beam_scores, eos_id, log_probs, forbid_eos, num_threads)
+    except ValueError as e:  # drop the C++ file/line suffix: the message names the argument
+        raise ValueError(str(e).split(" [check ")[0]) from None
+    return BeamStep(*out)
 
 
 def _beam_step_cuda(scores, beam_scores, eos_id: int, log_probs: bool, forbid_eos: bool) -> BeamStep:

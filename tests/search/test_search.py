@@ -272,8 +272,14 @@ def test_op_matches_reference(dtype):
     beam_scores[1, 2:] = -np.inf
     got = beam_step(logits, beam_scores, eos_id=3)
     want = ref_beam_step(logits, beam_scores.astype(dtype), eos_id=3)
+    # The C++ kernel sums exp in another order than NumPy: scores agree to rounding, candidates exactly
+    # (tests/search/test_beam_kernel.py holds the full kernel-vs-reference checks).
+    rtol = 1e-13 if dtype == np.float64 else 2e-6
     for g, w, name in zip(got, want, got._fields):
-        np.testing.assert_array_equal(g, w, err_msg=name)
+        if name in ("cand_score", "cand_logp"):
+            np.testing.assert_allclose(g, w, rtol=rtol, atol=rtol, err_msg=name)
+        else:
+            np.testing.assert_array_equal(g, w, err_msg=name)
     assert got.cand_score.dtype == got.cand_logp.dtype == dtype
     assert got.cand_token.dtype == np.int32
 
@@ -298,9 +304,9 @@ def test_op_gpu_input_not_built_yet():
     (np.zeros((6, 4)), np.zeros((2, 3)), 4, ValueError, "eos_id: 4 is outside"),
     (np.zeros((6, 4)), np.zeros((2, 3)), -1, ValueError, "eos_id: -1 is outside"),
     (np.zeros((6, 4)), np.zeros((2, 3)), 1.0, TypeError, "eos_id"),
-    (np.full((6, 4), np.nan), np.zeros((2, 3)), 0, ValueError, "scores: contains NaN"),
-    (np.full((6, 4), np.inf), np.zeros((2, 3)), 0, ValueError, r"scores: contains \+inf"),
-    (np.zeros((6, 4)), np.full((2, 3), np.nan), 0, ValueError, "beam_scores: contains NaN"),
+    (np.full((6, 4), np.nan), np.zeros((2, 3)), 0, ValueError, "scores: NaN or \\+inf"),
+    (np.full((6, 4), np.inf), np.zeros((2, 3)), 0, ValueError, r"scores: NaN or \+inf"),
+    (np.zeros((6, 4)), np.full((2, 3), np.nan), 0, ValueError, "beam_scores: NaN or \\+inf"),
     (np.zeros((6, 4), np.int64), np.zeros((2, 3)), 0, TypeError, "scores: expected float32"),
     (np.zeros((6, 4), np.float16), np.zeros((2, 3)), 0, TypeError, "scores: expected float32"),
     (np.zeros((6, 4)), np.zeros((2, 3), np.int64), 0, TypeError, "beam_scores: expected a floating"),

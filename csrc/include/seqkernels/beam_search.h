@@ -41,7 +41,7 @@ struct BeamStepArgs {
 };
 
 // Dispatches to the copy compiled for the CPU's capability (cpu_capability.h). Threads over items.
-// Returns -1, or the first item whose scores hold a NaN (then the outputs are unspecified).
+// Returns -1, or the first item whose scores hold a NaN or +inf (then the outputs are unspecified).
 template <typename T> int beam_step(const BeamStepArgs<T>& a);
 
 #define SK_DECLARE_BEAM_KERNELS(ns) \

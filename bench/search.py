@@ -1,0 +1,4 @@
+"""Beam-search step benchmark (fused kernel vs NumPy reference vs torch); the code is seqkernels.benchmarks.search."""
+import pathlib, sys
+from seqkernels.benchmarks.search import main
+sys.exit(main(results_dir=pathlib.Path(__file__).resolve().parent / "results"))

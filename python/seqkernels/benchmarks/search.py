@@ -1,0 +1,145 @@
+"""Beam-search step benchmark: the fused step (``seqkernels.ops.beam_step``) against the float
+NumPy reference (``seqkernels.reference.search.beam_step``) and a PyTorch step written the way
+Hugging Face transformers writes it (log_softmax + add beam scores + topk over B·V + index
+arithmetic), all on the same logits, in one run.
+
+Throughput is steps per second of one step over N items × B beams × V vocabulary (float32 logits).
+Every variant's candidates are validated against the reference before timing: identical tokens and
+beams, scores within float32 rounding.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import numpy as np
+
+from . import harness as hz
+
+SHAPES = [(64, 5, 32000), (16, 4, 32000), (1, 5, 32000), (64, 5, 8000), (128, 10, 32000)]
+QUICK_SHAPES = [(64, 5, 32000)]
+
+
+def make_ours(scores, beam_scores, eos_id, threads):
+    from seqkernels import ops
+
+    return lambda: ops.beam_step(scores, beam_scores, eos_id=eos_id, num_threads=threads)
+
+
+def make_reference(scores, beam_scores, eos_id, threads):
+    from seqkernels.reference import search
+
+    return lambda: search.beam_step(scores, beam_scores, eos_id=eos_id)
+
+
+def make_torch(scores, beam_scores, eos_id, threads):
+    import torch
+
+    torch.set_num_threads(threads)
+    s, bs = torch.from_numpy(scores), torch.from_numpy(beam_scores)
+    N, B = beam_scores.shape
+    V = scores.shape[1]
+
+    def step():
+        logp = torch.log_softmax(s, dim=-1)                        # (N·B, V)
+        total = (logp.view(N, B, V) + bs.unsqueeze(-1)).view(N, B * V)
+        top, flat = torch.topk(total, 2 * B, dim=1, largest=True, sorted=True)
+        beam, token = flat // V, flat % V
+        token_logp = logp.view(N, B * V).gather(1, flat)
+        finished = (token == eos_id) & (torch.arange(2 * B) < B)
+        return top, beam, token, token_logp, finished
+
+    return step
+
+
+FACTORIES = {"ours": make_ours, "numpy ref": make_reference, "torch": make_torch}
+
+
+def check(name, got, want, B):
+    """Tokens and beams identical; scores within float32 rounding of the reference's."""
+    g_score, g_beam, g_token = (np.asarray(got[i]) for i in range(3))
+    if not (np.array_equal(g_beam, want.cand_beam) and np.array_equal(g_token, want.cand_token)):
+        raise hz.ValidationError(f"{name}: candidates differ from the reference")
+    hz.validate(g_score, want.cand_score, 1e-5, f"{name} cand_score")
+
+
+def bench_shape(N, B, V, factories, threads, repeats, seed=0):
+    rng = np.random.default_rng(seed)
+    scores = (3.0 * rng.standard_normal((N * B, V))).astype(np.float32)
+    beam_scores = -np.abs(rng.standard_normal((N, B))).astype(np.float32)
+    eos_id = 2
+    fns = {}
+    for name, make in factories.items():
+        try:
+            fns[name] = make(scores, beam_scores, eos_id, threads)
+        except ImportError:
+            continue
+    want = fns["numpy ref"]()
+    for name, fn in fns.items():
+        if name != "numpy ref":
+            out = fn()
+            check(name, [o.numpy() if hasattr(o, "numpy") else o for o in out], want, B)
+    before = hz.cpu_snapshot()
+    stats = hz.time_blocks(fns, repeats=repeats, warmup=1, rounds=2, min_time=0.3)
+    others = hz.others_load(before, hz.cpu_snapshot())
+    ms = {n: s["median_ms"] for n, s in stats.items()}
+    gb = scores.nbytes / 1e9
+    return {"N": N, "B": B, "V": V, "ours_ms": ms["ours"], "ref_ms": ms.get("numpy ref"), "torch_ms": ms.get("torch"),
+            "ours_steps_s": 1e3 / ms["ours"], "x_ref": ms["numpy ref"] / ms["ours"],
+            "x_torch": ms["torch"] / ms["ours"] if "torch" in ms else None,
+            "gb_s": gb / (ms["ours"] * 1e-3),
+            "iqr_pct": 100 * max(s["iqr_ms"] / s["median_ms"] for s in stats.values()), "others_pct": others,
+            "stats": stats}
+
+
+COLUMNS = [("N", "N", "d"), ("B", "B", "d"), ("V", "V", "d"), ("ours_ms", "ours ms", ".3f"),
+           ("ours_steps_s", "ours steps/s", ".0f"), ("ref_ms", "numpy ref ms", ".2f"), ("torch_ms", "torch ms", ".3f"),
+           ("x_ref", "vs numpy ref", lambda v: f"{v:.1f}x"), ("x_torch", "vs torch", lambda v: f"{v:.2f}x"),
+           ("gb_s", "logits GB/s", ".1f"), ("iqr_pct", "max IQR %", ".0f"), ("others_pct", "others CPU %", ".0f")]
+
+
+def parse_args(argv):
+    ap = argparse.ArgumentParser(prog="seqkernels bench search", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    ap.add_argument("--quick", action="store_true", help="the issue's shape only (N=64, B=5, V=32000)")
+    ap.add_argument("--repeats", type=int, default=None, help="timed runs per variant (default 20; 10 with --quick)")
+    ap.add_argument("--threads", type=int, default=hz.cpu_count(), help="threads (default: all CPUs, %(default)s)")
+    ap.add_argument("--json", default=None, help="output file (default bench/results/search-<device>.json)")
+    args = ap.parse_args(argv)
+    for name in ("repeats", "threads"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            ap.error(f"--{name} must be >= 1")
+    return args
+
+
+def main(argv=None, results_dir=None) -> int:
+    args = parse_args(argv)
+    if args.device == "cuda":
+        raise SystemExit("the CUDA beam-search step is not built yet (issue 4's GPU part); use --device cpu")
+    repeats = args.repeats or (10 if args.quick else 20)
+    info, rows, t0 = hz.machine_info(), [], time.perf_counter()
+    for N, B, V in QUICK_SHAPES if args.quick else SHAPES:
+        row = bench_shape(N, B, V, FACTORIES, args.threads, repeats)
+        rows.append(row)
+        hz.log(f"N{N} B{B} V{V}: ours {row['ours_ms']:.3f} ms, numpy ref {row['ref_ms']:.2f} ms, "
+               f"torch {row['torch_ms'] if row['torch_ms'] is None else round(row['torch_ms'], 3)} ms")
+    path = args.json or hz.results_path("search", args.device, results_dir)
+    notes = [f"threads: {args.threads} for seqkernels and torch; float32 logits; the NumPy reference is "
+             "seqkernels.reference.search.beam_step run on the same float32 logits",
+             "torch: log_softmax + add + topk(2B) over B*V + gather, as transformers' beam search does"]
+    hz.write_json(path, {"benchmark": "search", "device": args.device, "argv": sys.argv[1:] if argv is None else argv,
+                         "settings": {"threads": args.threads, "repeats": repeats, "quick": args.quick},
+                         "notes": notes, "machine": info, "seconds": time.perf_counter() - t0, "rows": rows})
+    c = info["cpu"]
+    print(f"seqkernels {info['seqkernels']['version']} ({info['seqkernels']['cpu_capability']} kernels) | "
+          f"torch {info['torch']} | numpy {info['numpy']} | {c['model']}, {info['cores']} cores | wrote {path}")
+    for n in notes:
+        print("note:", n)
+    print(hz.format_table(rows, COLUMNS))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,92 @@
+"""The fused C++ beam step (seqkernels.ops.beam_step -> seqkernels._C) against its float64 NumPy
+twin (seqkernels.reference.search.beam_step), under every CPU kernel copy the machine can run."""
+
+import numpy as np
+import pytest
+
+from seqkernels import ops
+from seqkernels.reference import search as ref
+from tests.tolerance import assert_within_rule
+
+
+def random_case(rng, trial):
+    """Odd sizes, ties (rounded logits), dead beams, all -inf rows, log-prob input, forbidden EOS."""
+    N, B = int(rng.integers(1, 5)), int(rng.integers(1, 6))
+    V = int(rng.choice([1, 2, 3, 7, 65, 129, 1000]))
+    scores = 3.0 * rng.standard_normal((N * B, V))
+    if trial % 3 == 0:
+        scores = np.round(scores)  # many exact ties: the lower flat index must win
+    if trial % 10 == 0:
+        scores[0] = -np.inf
+    beam_scores = -np.abs(rng.standard_normal((N, B)))
+    if trial % 2 == 0:
+        beam_scores[:, 1:] = -np.inf  # step 0: only beam 0 expands
+    log_probs, forbid_eos = trial % 4 == 1, trial % 5 == 2
+    if log_probs:
+        scores = ref.log_softmax(scores)
+    return scores, beam_scores, int(rng.integers(0, V)), log_probs, forbid_eos
+
+
+def assert_same_candidates(got, want):
+    for name in ("cand_beam", "cand_token", "cand_finished", "alive"):
+        np.testing.assert_array_equal(getattr(got, name), getattr(want, name), err_msg=name)
+
+
+@pytest.mark.parametrize("trial", range(40))
+def test_float64_kernel_equals_reference(trial, cpu_capability):
+    rng = np.random.default_rng(1000 + trial)
+    scores, beam_scores, eos, lp, fe = random_case(rng, trial)
+    with np.errstate(invalid="ignore"):
+        want = ref.beam_step(scores, beam_scores, eos_id=eos, log_probs=lp, forbid_eos=fe)
+    got = ops.beam_step(scores, beam_scores, eos_id=eos, log_probs=lp, forbid_eos=fe)
+    assert_same_candidates(got, want)
+    for name in ("cand_score", "cand_logp"):
+        g, w = getattr(got, name), getattr(want, name)
+        assert g.dtype == np.float64
+        np.testing.assert_array_equal(np.isfinite(g), np.isfinite(w))
+        finite = np.isfinite(w)
+        np.testing.assert_allclose(g[finite], w[finite], rtol=1e-13, atol=1e-13, err_msg=name)
+        np.testing.assert_array_equal(g[~finite], w[~finite])
+
+
+@pytest.mark.parametrize("trial", range(40))
+def test_float32_kernel_within_tolerance_rule(trial, cpu_capability):
+    rng = np.random.default_rng(2000 + trial)
+    scores, beam_scores, eos, lp, fe = random_case(rng, trial)
+    s32, b32 = scores.astype(np.float32), beam_scores.astype(np.float32)
+    with np.errstate(invalid="ignore"):
+        want64 = ref.beam_step(s32.astype(np.float64), b32.astype(np.float64), eos_id=eos, log_probs=lp, forbid_eos=fe)
+        want32 = ref.beam_step(s32, b32, eos_id=eos, log_probs=lp, forbid_eos=fe)
+    got = ops.beam_step(s32, b32, eos_id=eos, log_probs=lp, forbid_eos=fe)
+    assert_same_candidates(got, want64)
+    for name in ("cand_score", "cand_logp"):
+        g, w64, w32 = getattr(got, name), getattr(want64, name), getattr(want32, name)
+        assert g.dtype == np.float32
+        finite = np.isfinite(w64)
+        np.testing.assert_array_equal(g[~finite], w64[~finite])
+        if finite.any():
+            assert_within_rule(name, g[finite], w64[finite], w32[finite])
+
+
+def test_large_vocabulary_threads_agree():
+    rng = np.random.default_rng(7)
+    scores = rng.standard_normal((16 * 5, 32000)).astype(np.float32)
+    beam_scores = -np.abs(rng.standard_normal((16, 5))).astype(np.float32)
+    one = ops.beam_step(scores, beam_scores, eos_id=2, num_threads=1)
+    two = ops.beam_step(scores, beam_scores, eos_id=2, num_threads=2)
+    for a, b in zip(one, two):
+        np.testing.assert_array_equal(a, b)
+    want = ref.beam_step(scores.astype(np.float64), beam_scores.astype(np.float64), eos_id=2)
+    assert_same_candidates(one, want)
+
+
+def test_nan_is_reported_with_its_item():
+    scores = np.zeros((6, 5), np.float32)
+    scores[4, 3] = np.nan
+    with pytest.raises(ValueError, match=r"scores: NaN or \+inf in the rows of item 2"):
+        ops.beam_step(scores, np.zeros((3, 2), np.float32), eos_id=1)
+
+
+def test_num_threads_is_validated():
+    with pytest.raises(ValueError, match="num_threads"):
+        ops.beam_step(np.zeros((2, 3)), np.zeros((1, 2)), eos_id=0, num_threads=-1)
