@@ -1,8 +1,12 @@
-// pybind11 module seqkernels._cuda. For now: device queries, so that the CUDA build is compiled by
-// CI whenever nvcc is present and never rots. CUDA errors surface as Python RuntimeError.
+// pybind11 module seqkernels._cuda: device queries and the CUDA kernels' raw-pointer entries (the
+// Python layer owns the arrays). Compiled by CI whenever nvcc is present, so it never rots.
+// CUDA errors surface as Python RuntimeError, bad arguments as ValueError.
 #include <cuda_runtime.h>
 #include <pybind11/pybind11.h>
 
+#include "seqkernels/beam_search.h"
+
+#include <cstdint>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -53,14 +57,66 @@ py::dict device_properties(int device) {
   return d;
 }
 
+void check_arg(bool ok, const std::string& msg) {
+  if (!ok) throw std::invalid_argument(msg);
+}
+
+// Raw-pointer entry of the fused beam step; seqkernels.ops owns the CuPy arrays and passes their
+// device pointers and the current stream.
+template <typename T>
+void beam_step_t(std::uintptr_t scores, std::uintptr_t beam_scores, int items, int beams, int vocab, int eos_id,
+                 bool log_probs, bool forbid_eos, std::uintptr_t cand_score, std::uintptr_t cand_beam,
+                 std::uintptr_t cand_token, std::uintptr_t cand_logp, std::uintptr_t cand_finished,
+                 std::uintptr_t alive, std::uintptr_t scratch, std::uintptr_t bad_item, std::uintptr_t stream) {
+  using namespace seqkernels;
+  check_arg(items >= 1, "beam_scores: expected N >= 1");
+  check_arg(beams >= 1 && beams <= cuda::kMaxBeams,
+            "beam_size: the CUDA beam step supports 1.." + std::to_string(cuda::kMaxBeams) + " beams, got " +
+                std::to_string(beams));
+  check_arg(vocab >= 1, "scores: expected V >= 1");
+  check_arg(static_cast<long long>(beams) * vocab < INT32_MAX, "scores: B*V must be below 2^31");
+  check_arg(eos_id >= 0 && eos_id < vocab, "eos_id: outside the vocabulary");
+  BeamStepArgs<T> a;
+  a.items = items; a.beams = beams; a.vocab = vocab; a.eos_id = eos_id;
+  a.log_probs = log_probs; a.forbid_eos = forbid_eos;
+  a.scores = reinterpret_cast<const T*>(scores);
+  a.beam_scores = reinterpret_cast<const T*>(beam_scores);
+  a.cand_score = reinterpret_cast<T*>(cand_score);
+  a.cand_beam = reinterpret_cast<int32_t*>(cand_beam);
+  a.cand_token = reinterpret_cast<int32_t*>(cand_token);
+  a.cand_logp = reinterpret_cast<T*>(cand_logp);
+  a.cand_finished = reinterpret_cast<uint8_t*>(cand_finished);
+  a.alive = reinterpret_cast<int32_t*>(alive);
+  SK_CUDA_CHECK(static_cast<cudaError_t>(cuda::beam_step<T>(a, reinterpret_cast<void*>(scratch),
+                                                             reinterpret_cast<int*>(bad_item),
+                                                             reinterpret_cast<void*>(stream))));
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_cuda, m) {
-  m.doc() = "seqkernels CUDA kernels (device queries for now).";
+  m.doc() = "seqkernels CUDA kernels: device queries and the fused beam-search step.";
   m.attr("__version__") = SEQKERNELS_VERSION;
   m.def("device_count", &device_count, "Number of visible CUDA devices (0 when there is no driver or GPU).");
   m.def("device_properties", &device_properties, py::arg("device") = 0,
         "Name, compute capability, SM count, memory and cooperative-launch support of one device.");
+  m.def("beam_step_scratch_bytes",
+        [](int items, int beams, int vocab, int element_bytes) {
+          return seqkernels::cuda::beam_step_scratch_bytes(items, beams, vocab, element_bytes);
+        },
+        py::arg("items"), py::arg("beams"), py::arg("vocab"), py::arg("element_bytes"));
+  m.def("beam_step",
+        [](const std::string& dtype, std::uintptr_t scores, std::uintptr_t beam_scores, int items, int beams, int vocab,
+           int eos_id, bool log_probs, bool forbid_eos, std::uintptr_t cand_score, std::uintptr_t cand_beam,
+           std::uintptr_t cand_token, std::uintptr_t cand_logp, std::uintptr_t cand_finished, std::uintptr_t alive,
+           std::uintptr_t scratch, std::uintptr_t bad_item, std::uintptr_t stream) {
+          check_arg(dtype == "float32" || dtype == "float64", "scores: expected float32 or float64, got " + dtype);
+          auto f = dtype == "float32" ? &beam_step_t<float> : &beam_step_t<double>;
+          f(scores, beam_scores, items, beams, vocab, eos_id, log_probs, forbid_eos, cand_score, cand_beam, cand_token,
+            cand_logp, cand_finished, alive, scratch, bad_item, stream);
+        },
+        "Fused beam step on device pointers (seqkernels/beam_search.h); queued on `stream`. "
+        "Use seqkernels.ops.beam_step, which owns the arrays.");
   m.def("runtime_version", []() {
     int v = 0;
     SK_CUDA_CHECK(cudaRuntimeGetVersion(&v));

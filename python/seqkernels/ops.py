@@ -6,7 +6,7 @@
 Dispatch: NumPy float32 / float64 input runs the fused C++ kernel (``seqkernels._C.beam_step``,
 computed in the dtype of ``scores``, OpenMP threads over items, checked against the reference in
 tests/search); GPU input (CuPy or any object with ``__cuda_array_interface__``) goes to the CUDA
-kernel, which is not built yet. Both happen at one place, :func:`_dispatch_beam_step`.
+kernel (``seqkernels._cuda``, needs CuPy). Both happen at one place, :func:`_dispatch_beam_step`.
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ def beam_step(scores, beam_scores, *, eos_id: int, log_probs: bool = False,
 
     Raises ValueError for wrong dimensions or shapes, ``eos_id`` outside ``[0, V)``, NaN or
     ``+inf`` in ``scores`` or ``beam_scores``; TypeError for wrong dtypes or mixed devices;
-    NotImplementedError for GPU arrays until the CUDA kernel is built. ``num_threads``: CPU
+    RuntimeError for GPU arrays when CuPy or the CUDA extension is missing. ``num_threads``: CPU
     threads over items (0 = OpenMP's default).
     """
     scores = _as_array(scores, "scores")
@@ -118,10 +118,41 @@ def _dispatch_beam_step(scores, beam_scores, eos_id: int, log_probs: bool, forbi
 
 
 def _beam_step_cuda(scores, beam_scores, eos_id: int, log_probs: bool, forbid_eos: bool) -> BeamStep:
-    """CUDA path: the fused kernel (seqkernels._cuda) plugs in here.
+    """CUDA path: the fused kernel of ``seqkernels._cuda`` on the current CuPy stream.
 
-    When it does: check values first (``import cupy``; ``_check_values(scores, "scores", cupy)``
-    and the same for ``beam_scores``), then launch on the current stream and return a
-    :class:`BeamStep` of CuPy arrays with the dtypes listed in :func:`beam_step`.
+    Accepts CuPy arrays and any other ``__cuda_array_interface__`` object (a torch CUDA tensor is
+    viewed without a copy). Returns a :class:`BeamStep` of CuPy arrays. Reading the NaN flag makes
+    this call wait for the step; the driver needs the candidates on the host next anyway.
     """
-    raise NotImplementedError("CUDA beam_step: not built yet")
+    from ._backend import _cuda
+
+    if _cuda is None:
+        raise RuntimeError("beam_step: got GPU arrays, but seqkernels was built without CUDA "
+                           "(reinstall with nvcc available, SEQKERNELS_CUDA=ON)")
+    try:
+        import cupy as cp
+    except ImportError:
+        raise RuntimeError("beam_step: GPU arrays need CuPy (pip install cupy-cuda13x)") from None
+
+    scores = cp.ascontiguousarray(cp.asarray(scores))
+    beam_scores = cp.ascontiguousarray(cp.asarray(beam_scores), dtype=scores.dtype)
+    if bool((~(beam_scores < cp.inf)).any()):
+        raise ValueError("beam_scores: NaN or +inf")
+    n_items, n_beams = beam_scores.shape
+    vocab, k = scores.shape[1], 2 * n_beams
+    out = BeamStep(cp.empty((n_items, k), scores.dtype), cp.empty((n_items, k), cp.int32),
+                   cp.empty((n_items, k), cp.int32), cp.empty((n_items, k), scores.dtype),
+                   cp.empty((n_items, k), cp.bool_), cp.empty((n_items, n_beams), cp.int32))
+    scratch = cp.empty(_cuda.beam_step_scratch_bytes(n_items, n_beams, vocab, scores.itemsize), cp.uint8)
+    bad = cp.full(1, n_items, cp.int32)
+    try:
+        _cuda.beam_step(str(scores.dtype), scores.data.ptr, beam_scores.data.ptr, n_items, n_beams, vocab, eos_id,
+                        log_probs, forbid_eos, *(o.data.ptr for o in out), scratch.data.ptr, bad.data.ptr,
+                        cp.cuda.get_current_stream().ptr)
+    except ValueError as e:
+        raise ValueError(str(e)) from None
+    bad_item = int(bad.get()[0])
+    if bad_item < n_items:
+        raise ValueError(f"scores: NaN or +inf in the rows of item {bad_item} (rows {bad_item * n_beams}.."
+                         f"{(bad_item + 1) * n_beams - 1})")
+    return out

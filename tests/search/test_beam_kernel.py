@@ -90,3 +90,40 @@ def test_nan_is_reported_with_its_item():
 def test_num_threads_is_validated():
     with pytest.raises(ValueError, match="num_threads"):
         ops.beam_step(np.zeros((2, 3)), np.zeros((1, 2)), eos_id=0, num_threads=-1)
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("trial", range(30))
+def test_cuda_kernel_equals_cpu_kernel(trial, dtype):
+    cp = pytest.importorskip("cupy")
+    rng = np.random.default_rng(3000 + trial)
+    scores, beam_scores, eos, lp, fe = random_case(rng, trial)
+    scores, beam_scores = scores.astype(dtype), beam_scores.astype(dtype)
+    cpu = ops.beam_step(scores, beam_scores, eos_id=eos, log_probs=lp, forbid_eos=fe)
+    gpu = ops.beam_step(cp.asarray(scores), cp.asarray(beam_scores), eos_id=eos, log_probs=lp, forbid_eos=fe)
+    gpu = type(gpu)(*(cp.asnumpy(a) for a in gpu))
+    assert_same_candidates(gpu, cpu)
+    rtol = 1e-13 if dtype == np.float64 else 2e-6
+    for name in ("cand_score", "cand_logp"):
+        g, c = getattr(gpu, name), getattr(cpu, name)
+        finite = np.isfinite(c)
+        np.testing.assert_array_equal(np.isfinite(g), finite)
+        np.testing.assert_allclose(g[finite], c[finite], rtol=rtol, atol=rtol, err_msg=name)
+
+
+@pytest.mark.cuda
+def test_cuda_large_vocabulary_and_nan():
+    cp = pytest.importorskip("cupy")
+    rng = np.random.default_rng(11)
+    scores = rng.standard_normal((64 * 5, 32000)).astype(np.float32)
+    beam_scores = -np.abs(rng.standard_normal((64, 5))).astype(np.float32)
+    cpu = ops.beam_step(scores, beam_scores, eos_id=2)
+    gpu = ops.beam_step(cp.asarray(scores), cp.asarray(beam_scores), eos_id=2)
+    np.testing.assert_array_equal(cp.asnumpy(gpu.cand_token), cpu.cand_token)
+    np.testing.assert_array_equal(cp.asnumpy(gpu.cand_beam), cpu.cand_beam)
+    again = ops.beam_step(cp.asarray(scores), cp.asarray(beam_scores), eos_id=2)  # deterministic
+    np.testing.assert_array_equal(cp.asnumpy(again.cand_score), cp.asnumpy(gpu.cand_score))
+    scores[7, 100] = np.nan
+    with pytest.raises(ValueError, match=r"NaN or \+inf in the rows of item 1"):
+        ops.beam_step(cp.asarray(scores), cp.asarray(beam_scores), eos_id=2)

@@ -19,6 +19,7 @@
 // still counts <EOS>), so <EOS> can never rank above a finite candidate.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 namespace seqkernels {
@@ -43,6 +44,17 @@ struct BeamStepArgs {
 // Dispatches to the copy compiled for the CPU's capability (cpu_capability.h). Threads over items.
 // Returns -1, or the first item whose scores hold a NaN or +inf (then the outputs are unspecified).
 template <typename T> int beam_step(const BeamStepArgs<T>& a);
+
+// The CUDA kernel (cuda/search/beam_step.cu): all pointers in `a` are device pointers; launches
+// on `stream` (a cudaStream_t) and returns the cudaError_t of the launches (0 = success). `scratch`
+// holds beam_step_scratch_bytes(...) bytes of device memory; `*bad_item` (device int) must hold N
+// before the call and receives the first item whose scores hold a NaN or +inf. B ≤ kMaxBeams.
+namespace cuda {
+constexpr int kMaxBeams = 32;
+constexpr int kMaxCandidates = 2 * kMaxBeams;
+std::size_t beam_step_scratch_bytes(int items, int beams, int vocab, std::size_t element_bytes);
+template <typename T> int beam_step(const BeamStepArgs<T>& a, void* scratch, int* bad_item, void* stream);
+}  // namespace cuda
 
 #define SK_DECLARE_BEAM_KERNELS(ns) \
   namespace ns {                    \

@@ -57,6 +57,61 @@ def make_torch(scores, beam_scores, eos_id, threads):
 FACTORIES = {"ours": make_ours, "numpy ref": make_reference, "torch": make_torch}
 
 
+def make_ours_cuda(scores, beam_scores, eos_id, threads):
+    import cupy as cp
+
+    from seqkernels import ops
+
+    s, bs = cp.asarray(scores), cp.asarray(beam_scores)
+    return lambda: ops.beam_step(s, bs, eos_id=eos_id)
+
+
+def make_torch_cuda(scores, beam_scores, eos_id, threads):
+    import torch
+
+    s, bs = torch.from_numpy(scores).cuda(), torch.from_numpy(beam_scores).cuda()
+    N, B = beam_scores.shape
+    V = scores.shape[1]
+    arange = torch.arange(2 * B, device="cuda")
+
+    def gpu_step():
+        logp = torch.log_softmax(s, dim=-1)
+        total = (logp.view(N, B, V) + bs.unsqueeze(-1)).view(N, B * V)
+        top, flat = torch.topk(total, 2 * B, dim=1, largest=True, sorted=True)
+        beam, token = flat // V, flat % V
+        token_logp = logp.view(N, B * V).gather(1, flat)
+        finished = (token == eos_id) & (arange < B)
+        return top, beam, token, token_logp, finished
+
+    return gpu_step
+
+
+CUDA_FACTORIES = {"ours": make_ours_cuda, "numpy ref": make_reference, "torch": make_torch_cuda}
+
+
+def _to_host(out):
+    host = []
+    for o in out:
+        if hasattr(o, "get") and not isinstance(o, np.ndarray):  # CuPy
+            o = o.get()
+        elif hasattr(o, "cpu"):  # torch
+            o = o.cpu().numpy()
+        host.append(np.asarray(o))
+    return host
+
+
+def _cuda_sync():
+    import cupy as cp
+
+    cp.cuda.get_current_stream().synchronize()
+    try:
+        import torch
+
+        torch.cuda.synchronize()
+    except ImportError:
+        pass
+
+
 def check(name, got, want, B):
     """Tokens and beams identical; scores within float32 rounding of the reference's."""
     g_score, g_beam, g_token = (np.asarray(got[i]) for i in range(3))
@@ -65,7 +120,7 @@ def check(name, got, want, B):
     hz.validate(g_score, want.cand_score, 1e-5, f"{name} cand_score")
 
 
-def bench_shape(N, B, V, factories, threads, repeats, seed=0):
+def bench_shape(N, B, V, factories, threads, repeats, seed=0, sync=None):
     rng = np.random.default_rng(seed)
     scores = (3.0 * rng.standard_normal((N * B, V))).astype(np.float32)
     beam_scores = -np.abs(rng.standard_normal((N, B))).astype(np.float32)
@@ -79,10 +134,9 @@ def bench_shape(N, B, V, factories, threads, repeats, seed=0):
     want = fns["numpy ref"]()
     for name, fn in fns.items():
         if name != "numpy ref":
-            out = fn()
-            check(name, [o.numpy() if hasattr(o, "numpy") else o for o in out], want, B)
+            check(name, _to_host(fn()), want, B)
     before = hz.cpu_snapshot()
-    stats = hz.time_blocks(fns, repeats=repeats, warmup=1, rounds=2, min_time=0.3)
+    stats = hz.time_blocks(fns, repeats=repeats, warmup=1, rounds=2, min_time=0.3, sync=sync)
     others = hz.others_load(before, hz.cpu_snapshot())
     ms = {n: s["median_ms"] for n, s in stats.items()}
     gb = scores.nbytes / 1e9
@@ -116,18 +170,25 @@ def parse_args(argv):
 
 def main(argv=None, results_dir=None) -> int:
     args = parse_args(argv)
+    factories, sync = FACTORIES, None
     if args.device == "cuda":
-        raise SystemExit("the CUDA beam-search step is not built yet (issue 4's GPU part); use --device cpu")
+        import seqkernels
+
+        if not seqkernels.cuda_available():
+            raise SystemExit("--device cuda: no CUDA device, CuPy or seqkernels._cuda in this environment")
+        factories, sync = CUDA_FACTORIES, _cuda_sync
     repeats = args.repeats or (10 if args.quick else 20)
     info, rows, t0 = hz.machine_info(), [], time.perf_counter()
     for N, B, V in QUICK_SHAPES if args.quick else SHAPES:
-        row = bench_shape(N, B, V, FACTORIES, args.threads, repeats)
+        row = bench_shape(N, B, V, factories, args.threads, repeats, sync=sync)
         rows.append(row)
         hz.log(f"N{N} B{B} V{V}: ours {row['ours_ms']:.3f} ms, numpy ref {row['ref_ms']:.2f} ms, "
                f"torch {row['torch_ms'] if row['torch_ms'] is None else round(row['torch_ms'], 3)} ms")
     path = args.json or hz.results_path("search", args.device, results_dir)
     notes = [f"threads: {args.threads} for seqkernels and torch; float32 logits; the NumPy reference is "
-             "seqkernels.reference.search.beam_step run on the same float32 logits",
+             "seqkernels.reference.search.beam_step run on the same float32 logits (on the host)",
+             "device cuda: host clock around each call with a device synchronize (the fused op reads its "
+             "NaN flag, so it synchronizes anyway)" if args.device == "cuda" else "device cpu",
              "torch: log_softmax + add + topk(2B) over B*V + gather, as transformers' beam search does"]
     hz.write_json(path, {"benchmark": "search", "device": args.device, "argv": sys.argv[1:] if argv is None else argv,
                          "settings": {"threads": args.threads, "repeats": repeats, "quick": args.quick},
