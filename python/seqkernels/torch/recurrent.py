@@ -247,7 +247,7 @@ class _RecurrentBase(nn.Module):
                 y = layout.dropout(y, self.dropout) if layout is not None else F.dropout(y, self.dropout, True)
             inp = y
         h_n = torch.cat(h_out) if len(h_out) > 1 else h_out[0]
-        c_n = None if spec.is_lstm is False else (torch.cat(c_out) if len(c_out) > 1 else c_out[0])
+        c_n = (torch.cat(c_out) if len(c_out) > 1 else c_out[0]) if spec.is_lstm else None
         return inp, h_n, c_n
 
     def _empty_outputs(self, x):
