@@ -1,0 +1,21 @@
+"""Drop-in replacements for ``torch.nn.LSTM``, ``torch.nn.GRU`` and ``torch.nn.RNN`` whose forward
+and backward run on the seqkernels kernels::
+
+    from seqkernels.torch import LSTM          # instead of torch.nn.LSTM
+    lstm = LSTM(128, 256, num_layers=2, bidirectional=True, dropout=0.1)
+    lstm.load_state_dict(torch_lstm.state_dict())   # torch.nn weights load unchanged
+
+Needs torch (``pip install seqkernels[torch]``); the rest of seqkernels does not, and
+``import seqkernels`` never imports this module. CPU tensors only for now (float32/float64);
+CUDA tensors raise NotImplementedError until the CUDA kernels are built.
+"""
+
+try:
+    import torch as _torch  # noqa: F401
+except ImportError as e:  # pragma: no cover - exercised by the no-torch subprocess test
+    raise ImportError("seqkernels.torch needs PyTorch: pip install torch (or seqkernels[torch]); the rest of "
+                      "seqkernels works without it") from e
+
+from .recurrent import GRU, LSTM, RNN
+
+__all__ = ["LSTM", "GRU", "RNN"]
