@@ -246,7 +246,8 @@ void recurrent_forward(const CellSpec& cell, const ForwardArgs<T>& a) {
   const idx rows = static_cast<idx>(steps) * B;
   std::vector<T> xz(static_cast<size_t>(rows * GH));
   if (a.b_ih) {
-#pragma omp parallel for schedule(static)
+    // Wake the team only when the copy is big enough to pay for it (a tiny forward stays serial).
+#pragma omp parallel for schedule(static) if (rows * GH >= (idx(1) << 18))
     for (idx r = 0; r < rows; ++r) copy_n(a.b_ih, static_cast<int>(GH), xz.data() + r * GH);
   }
   blas::parallel_gemm(false, true, static_cast<int>(rows), static_cast<int>(GH), I, T(1), a.x, I, a.w_ih, I,
