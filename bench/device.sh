@@ -32,7 +32,7 @@ python3 -m pytest -q -m cuda tests 2>&1 | tee "$OUT/cuda-tests.log" | tail -5 | 
 
 for tool in memcheck racecheck; do
   step "compute-sanitizer --tool $tool (cuda tests)"
-  compute-sanitizer --tool "$tool" --error-exitcode 9 python3 -m pytest -q -x -m cuda tests/search \
+  compute-sanitizer --tool "$tool" --error-exitcode 9 python3 -m pytest -q -x -m cuda tests/search tests/nn \
     > "$OUT/sanitizer-$tool.log" 2>&1
   echo "exit $? ($(grep -c 'ERROR SUMMARY: 0 errors' "$OUT/sanitizer-$tool.log") clean summaries)" | tee -a "$OUT/summary.txt"
   grep "ERROR SUMMARY" "$OUT/sanitizer-$tool.log" | sort | uniq -c | tee -a "$OUT/summary.txt"
@@ -40,3 +40,9 @@ done
 
 step "bench search --device cuda"
 python3 bench/search.py --device cuda --json "$OUT/search-cuda.json" 2>&1 | tee "$OUT/search-cuda.txt" | tail -12
+
+step "bench rnn --device cuda (fp32 vs cuDNN fp32 and TF32)"
+python3 bench/rnn.py --device cuda --json "$OUT/rnn-cuda.json" 2>&1 | tee "$OUT/rnn-cuda.txt" | tail -40
+
+step "bench torch_layers --device cuda"
+python3 bench/torch_layers.py --device cuda --quick --json "$OUT/torch-layers-cuda.json" 2>&1 | tee "$OUT/torch-layers-cuda.txt" | tail -8

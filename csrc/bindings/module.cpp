@@ -21,19 +21,6 @@ using namespace seqkernels;
 
 namespace {
 
-CellSpec parse_cell(const std::string& mode, bool reset_after, const std::string& nonlinearity) {
-  CellSpec c;
-  if (mode == "lstm") c.kind = CellKind::Lstm;
-  else if (mode == "gru") c.kind = CellKind::Gru;
-  else if (mode == "rnn") c.kind = CellKind::Rnn;
-  else SK_CHECK(false, "mode must be 'lstm', 'gru' or 'rnn', got '" << mode << "'");
-  SK_CHECK(nonlinearity == "tanh" || nonlinearity == "relu",
-           "nonlinearity must be 'tanh' or 'relu', got '" << nonlinearity << "'");
-  c.reset_after = reset_after;
-  c.activation = nonlinearity == "tanh" ? Activation::Tanh : Activation::Relu;
-  return c;
-}
-
 std::string shape_str(const py::array& a) {
   std::string s = "(";
   for (py::ssize_t i = 0; i < a.ndim(); ++i) s += (i ? ", " : "") + std::to_string(a.shape(i));
@@ -208,7 +195,7 @@ PYBIND11_MODULE(_C, m) {
         [](const std::string& mode, bool reset_after, const std::string& nonlinearity, int steps, int batch,
            int hidden) {
           SK_CHECK(steps >= 1 && batch >= 1 && hidden >= 1, "steps, batch and hidden must be >= 1");
-          return workspace_size(parse_cell(mode, reset_after, nonlinearity), steps, batch, hidden);
+          return workspace_size(cell_spec(mode, reset_after, nonlinearity), steps, batch, hidden);
         },
         py::arg("mode"), py::arg("reset_after"), py::arg("nonlinearity"), py::arg("steps"), py::arg("batch"),
         py::arg("hidden"), "Elements of the training workspace of one layer-direction.");
@@ -219,7 +206,7 @@ PYBIND11_MODULE(_C, m) {
            const py::object& h0, const py::object& c0, const py::object& lengths, bool reverse, const py::array& y,
            int direction, const py::array& h_n, const py::object& c_n, const py::object& workspace,
            int num_threads) {
-          const CellSpec cell = parse_cell(mode, reset_after, nonlinearity);
+          const CellSpec cell = cell_spec(mode, reset_after, nonlinearity);
           if (is_float64(x))
             forward_t<double>(cell, x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, reverse, y, direction, h_n, c_n,
                               workspace, num_threads);
@@ -240,7 +227,7 @@ PYBIND11_MODULE(_C, m) {
            int direction, const py::object& dh_n, const py::object& dc_n, const py::array& workspace,
            const py::array& dx, const py::array& dh0, const py::object& dc0, const py::array& dw_ih,
            const py::array& dw_hh, const py::object& db_ih, const py::object& db_hh, int num_threads) {
-          const CellSpec cell = parse_cell(mode, reset_after, nonlinearity);
+          const CellSpec cell = cell_spec(mode, reset_after, nonlinearity);
           if (is_float64(x))
             backward_t<double>(cell, x, w_ih, w_hh, lengths, reverse, dy, direction, dh_n, dc_n, workspace, dx, dh0,
                                dc0, dw_ih, dw_hh, db_ih, db_hh, num_threads);

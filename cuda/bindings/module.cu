@@ -5,6 +5,7 @@
 #include <pybind11/pybind11.h>
 
 #include "seqkernels/beam_search.h"
+#include "seqkernels/recurrent.h"
 
 #include <cstdint>
 #include <sstream>
@@ -92,6 +93,47 @@ void beam_step_t(std::uintptr_t scores, std::uintptr_t beam_scores, int items, i
                                                              reinterpret_cast<void*>(stream))));
 }
 
+template <typename P>
+P* dev(std::uintptr_t p) { return reinterpret_cast<P*>(p); }  // 0 → null
+
+template <typename T>
+void recurrent_forward_t(const seqkernels::CellSpec& cell, int steps, int batch, int hidden, std::uintptr_t xz,
+                         std::uintptr_t w_hh, std::uintptr_t b_hh, std::uintptr_t h0, std::uintptr_t c0,
+                         std::uintptr_t lengths, bool reverse, std::uintptr_t y, int ldy, std::uintptr_t h_n,
+                         std::uintptr_t c_n, std::uintptr_t workspace, std::uintptr_t scratch, std::uintptr_t stream) {
+  seqkernels::cuda::ForwardArgs<T> a;
+  a.steps = steps; a.batch = batch; a.hidden = hidden;
+  a.xz = dev<const T>(xz); a.w_hh = dev<const T>(w_hh); a.b_hh = dev<const T>(b_hh);
+  a.h0 = dev<const T>(h0); a.c0 = dev<const T>(c0); a.lengths = dev<const int32_t>(lengths);
+  a.reverse = reverse; a.y = dev<T>(y); a.ldy = ldy; a.h_n = dev<T>(h_n); a.c_n = dev<T>(c_n);
+  a.workspace = dev<T>(workspace); a.scratch = dev<T>(scratch);
+  check_arg(a.xz && a.w_hh && a.y && a.h_n, "recurrent_forward: xz, w_hh, y and h_n are required");
+  check_arg(a.workspace || a.scratch, "recurrent_forward: pass a workspace (training) or a scratch (inference)");
+  SK_CUDA_CHECK(static_cast<cudaError_t>(seqkernels::cuda::recurrent_forward<T>(cell, a, dev<void>(stream))));
+}
+
+template <typename T>
+void recurrent_backward_t(const seqkernels::CellSpec& cell, int steps, int batch, int hidden, std::uintptr_t w_hh,
+                          std::uintptr_t lengths, bool reverse, std::uintptr_t dy, int ldy, std::uintptr_t dh_n,
+                          std::uintptr_t dc_n, std::uintptr_t workspace, std::uintptr_t dzx, std::uintptr_t dzh,
+                          std::uintptr_t dh0, std::uintptr_t dc0, std::uintptr_t scratch, std::uintptr_t stream) {
+  seqkernels::cuda::BackwardArgs<T> a;
+  a.steps = steps; a.batch = batch; a.hidden = hidden;
+  a.w_hh = dev<const T>(w_hh); a.lengths = dev<const int32_t>(lengths); a.reverse = reverse;
+  a.dy = dev<const T>(dy); a.ldy = ldy; a.dh_n = dev<const T>(dh_n); a.dc_n = dev<const T>(dc_n);
+  a.workspace = dev<const T>(workspace); a.dzx = dev<T>(dzx); a.dzh = dev<T>(dzh);
+  a.dh0 = dev<T>(dh0); a.dc0 = dev<T>(dc0); a.scratch = dev<T>(scratch);
+  check_arg(a.w_hh && a.dy && a.workspace && a.dzx && a.dh0 && a.scratch,
+            "recurrent_backward: w_hh, dy, workspace, dzx, dh0 and scratch are required");
+  check_arg(!(cell.kind == seqkernels::CellKind::Gru && cell.reset_after) || a.dzh,
+            "recurrent_backward: GRU with reset_after needs dzh");
+  SK_CUDA_CHECK(static_cast<cudaError_t>(seqkernels::cuda::recurrent_backward<T>(cell, a, dev<void>(stream))));
+}
+
+void check_sizes(int steps, int batch, int hidden) {
+  check_arg(steps >= 1 && batch >= 1 && hidden >= 1, "steps, batch and hidden must be >= 1");
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_cuda, m) {
@@ -117,6 +159,51 @@ PYBIND11_MODULE(_cuda, m) {
         },
         "Fused beam step on device pointers (seqkernels/beam_search.h); queued on `stream`. "
         "Use seqkernels.ops.beam_step, which owns the arrays.");
+  m.def("recurrent_scratch_sizes",
+        [](const std::string& mode, bool reset_after, const std::string& nonlinearity, int batch, int hidden) {
+          const auto cell = seqkernels::cell_spec(mode, reset_after, nonlinearity);
+          return py::make_tuple(seqkernels::cuda::forward_scratch_size(cell, batch, hidden),
+                                seqkernels::cuda::backward_scratch_size(cell, batch, hidden));
+        },
+        "(forward inference scratch, backward scratch) in elements of the working type.");
+  m.def("recurrent_forward",
+        [](const std::string& dtype, const std::string& mode, bool reset_after, const std::string& nonlinearity,
+           int steps, int batch, int hidden, std::uintptr_t xz, std::uintptr_t w_hh, std::uintptr_t b_hh,
+           std::uintptr_t h0, std::uintptr_t c0, std::uintptr_t lengths, bool reverse, std::uintptr_t y, int ldy,
+           std::uintptr_t h_n, std::uintptr_t c_n, std::uintptr_t workspace, std::uintptr_t scratch,
+           std::uintptr_t stream) {
+          const auto cell = seqkernels::cell_spec(mode, reset_after, nonlinearity);
+          check_sizes(steps, batch, hidden);
+          check_arg(dtype == "float32" || dtype == "float64", "dtype: expected float32 or float64, got " + dtype);
+          auto f = dtype == "float32" ? &recurrent_forward_t<float> : &recurrent_forward_t<double>;
+          py::gil_scoped_release nogil;
+          f(cell, steps, batch, hidden, xz, w_hh, b_hh, h0, c0, lengths, reverse, y, ldy, h_n, c_n, workspace, scratch,
+            stream);
+        },
+        "Recurrence of one layer-direction on device pointers (seqkernels/recurrent.h, CUDA); 0 = null. "
+        "Use seqkernels.nn, which owns the arrays.");
+  m.def("recurrent_backward",
+        [](const std::string& dtype, const std::string& mode, bool reset_after, const std::string& nonlinearity,
+           int steps, int batch, int hidden, std::uintptr_t w_hh, std::uintptr_t lengths, bool reverse,
+           std::uintptr_t dy, int ldy, std::uintptr_t dh_n, std::uintptr_t dc_n, std::uintptr_t workspace,
+           std::uintptr_t dzx, std::uintptr_t dzh, std::uintptr_t dh0, std::uintptr_t dc0, std::uintptr_t scratch,
+           std::uintptr_t stream) {
+          const auto cell = seqkernels::cell_spec(mode, reset_after, nonlinearity);
+          check_sizes(steps, batch, hidden);
+          check_arg(dtype == "float32" || dtype == "float64", "dtype: expected float32 or float64, got " + dtype);
+          auto f = dtype == "float32" ? &recurrent_backward_t<float> : &recurrent_backward_t<double>;
+          py::gil_scoped_release nogil;
+          f(cell, steps, batch, hidden, w_hh, lengths, reverse, dy, ldy, dh_n, dc_n, workspace, dzx, dzh, dh0, dc0,
+            scratch, stream);
+        },
+        "Backward through time of one layer-direction on device pointers: writes dzx (and dzh), dh0, dc0.");
+  m.def("last_launch_plan", []() {
+    const auto p = seqkernels::cuda::last_launch_plan();
+    py::dict d;
+    d["blocks"] = p.blocks; d["units_per_block"] = p.units; d["shared_memory"] = p.smem;
+    d["weights_in_shared_memory"] = p.smem > 0;
+    return d;
+  });
   m.def("runtime_version", []() {
     int v = 0;
     SK_CUDA_CHECK(cudaRuntimeGetVersion(&v));

@@ -1,7 +1,8 @@
 """Which compiled backend serves an array, and what the build contains.
 
 NumPy arrays go to the C++ kernels in ``seqkernels._C``. The CUDA kernels (``seqkernels._cuda``,
-built when nvcc was present) will serve objects exposing ``__cuda_array_interface__``.
+built when nvcc was present) serve CuPy arrays and other objects exposing
+``__cuda_array_interface__``.
 """
 
 from __future__ import annotations
@@ -50,8 +51,8 @@ def require_numpy(x, name: str):
     if isinstance(x, (list, tuple)):
         return np.asarray(x)
     if hasattr(x, "__cuda_array_interface__"):
-        raise TypeError(f"{name}: got a GPU array ({type(x).__name__}) for a CPU layer; "
-                        "pass a NumPy array (CUDA layers are not available in this build yet)")
+        raise TypeError(f"{name}: got a GPU array ({type(x).__name__}) for a CPU layer; pass a NumPy "
+                        "array, or move the layer to the GPU with layer.to('cuda')")
     mod = type(x).__module__.split(".")[0]
     if mod == "torch":
         raise TypeError(f"{name}: got a torch.Tensor; pass tensor.detach().cpu().numpy() or use "

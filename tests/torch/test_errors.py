@@ -1,5 +1,5 @@
 """Bad arguments raise the same exception types as torch.nn, with messages that name the
-argument; CUDA tensors get a clear NotImplementedError; seqkernels imports without torch."""
+argument; CUDA tensors go to the CUDA path (checked on a GPU); seqkernels imports without torch."""
 
 import subprocess
 import sys
@@ -101,12 +101,10 @@ def test_unsupported_options():
         skt.RNN(3, 4, nonlinearity="sigmoid")
 
 
-def test_cuda_dispatch_point_says_not_built():
-    """Without a GPU here, call the dispatch point directly with a CUDA device."""
-    forward, backward = _kernels._backend(torch.device("cuda", 0))
-    for fn in (forward, backward):
-        with pytest.raises(NotImplementedError, match="CUDA kernels are not built"):
-            fn()
+def test_dispatch_point():
+    """CUDA tensors go to the CUDA path; other devices are a clear error."""
+    assert _kernels._backend(torch.device("cuda", 0)) == (_kernels._cuda_forward, _kernels._cuda_backward)
+    assert _kernels._backend(torch.device("cpu")) == (_kernels._cpu_forward, _kernels._cpu_backward)
     with pytest.raises(RuntimeError, match="not supported"):
         _kernels._backend(torch.device("meta"))
     m = skt.LSTM(3, 4).to("meta")
@@ -114,11 +112,25 @@ def test_cuda_dispatch_point_says_not_built():
         m(torch.randn(2, 1, 3, device="meta"))
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA build of torch and a GPU")
-def test_cuda_module_raises_not_implemented():
-    m = skt.GRU(3, 4).cuda()
-    with pytest.raises(NotImplementedError, match="CUDA"):
-        m(torch.randn(5, 2, 3, device="cuda"))
+@pytest.mark.parametrize("name", ["LSTM", "GRU", "RNN"])
+def test_cuda_module_matches_torch_cudnn(name):
+    torch.manual_seed(0)
+    ref = getattr(torch.nn, name)(5, 33, num_layers=2, bidirectional=True).cuda()
+    ours = getattr(skt, name)(5, 33, num_layers=2, bidirectional=True).cuda()
+    ours.load_state_dict(ref.state_dict())
+    x = torch.randn(7, 3, 5, device="cuda")
+    xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+    with torch.backends.cudnn.flags(allow_tf32=False):
+        ya, _ = ref(xa)
+        ya.sum().backward()
+    yb, _ = ours(xb)
+    yb.sum().backward()
+    torch.testing.assert_close(yb, ya, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(xb.grad, xa.grad, rtol=1e-5, atol=1e-5)
+    for (n, p), (_, q) in zip(ref.named_parameters(), ours.named_parameters()):
+        torch.testing.assert_close(q.grad, p.grad, rtol=1e-5, atol=1e-5, msg=n)
 
 
 def test_device_mismatch():

@@ -15,6 +15,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 #include "seqkernels/cell_math.h"
 
@@ -26,9 +27,23 @@ struct CellSpec {
   CellKind kind = CellKind::Lstm;
   bool reset_after = true;               // GRU only: PyTorch/cuDNN form (true) or Cho et al. 2014 (false)
   Activation activation = Activation::Tanh;  // RNN only
-  int gates() const { return kind == CellKind::Lstm ? 4 : kind == CellKind::Gru ? 3 : 1; }
-  bool has_cell_state() const { return kind == CellKind::Lstm; }
+  SK_HOST_DEVICE int gates() const { return kind == CellKind::Lstm ? 4 : kind == CellKind::Gru ? 3 : 1; }
+  SK_HOST_DEVICE bool has_cell_state() const { return kind == CellKind::Lstm; }
 };
+
+// The cell from the names the Python layer uses ("lstm" | "gru" | "rnn", "tanh" | "relu").
+inline CellSpec cell_spec(const std::string& mode, bool reset_after, const std::string& nonlinearity) {
+  CellSpec c;
+  if (mode == "lstm") c.kind = CellKind::Lstm;
+  else if (mode == "gru") c.kind = CellKind::Gru;
+  else if (mode == "rnn") c.kind = CellKind::Rnn;
+  else SK_CHECK(false, "mode must be 'lstm', 'gru' or 'rnn', got '" << mode << "'");
+  SK_CHECK(nonlinearity == "tanh" || nonlinearity == "relu",
+           "nonlinearity must be 'tanh' or 'relu', got '" << nonlinearity << "'");
+  c.reset_after = reset_after;
+  c.activation = nonlinearity == "tanh" ? Activation::Tanh : Activation::Relu;
+  return c;
+}
 
 // Training workspace, owned by the caller: filled by the forward pass, read by the backward pass.
 // Layout, in elements of the working type, each block (·, B, ·) row-major:
@@ -93,6 +108,69 @@ void activation(int fn, const float* x, float* y, std::ptrdiff_t n);
 
 // Threads the recurrence will use for hidden size H when asked for `requested` (0 = default).
 int recurrence_threads(int hidden, int requested);
+
+// ---- CUDA (cuda/rnn/recurrent.cu) ----------------------------------------------------------
+// The same recurrence on an NVIDIA GPU. Every pointer is a device pointer; `stream` is the
+// cudaStream_t to queue on; the functions return the cudaError_t of the launches (0 = success).
+// The time-parallel products stay with the caller (cuBLAS through CuPy, seqkernels.nn): forward
+// takes xz = x·W_ihᵀ + b_ih for all steps; backward returns the pre-activation gradients, from
+// which the caller forms dX = dzx·W_ih, dW_ih = dzxᵀ·X, dW_hh = dzhᵀ·H_prev and the bias sums (for
+// GRU reset_after=false the n block of dW_hh uses aux = r ⊙ h_{t-1}, as on the CPU).
+//
+// Work split: one persistent cooperative kernel per direction and pass; block k owns hidden units
+// [k·H/nb, (k+1)·H/nb) (all G gate rows of W_hh for them, or the same columns in backward) and keeps
+// that slice of W_hh in shared memory when it fits, else reads it from global memory (L2). One
+// grid-wide barrier per step (two for GRU reset_after=false). Cross-block data is read with
+// L1-bypassing loads. Fixed reduction orders: results are bit-for-bit the same run to run.
+namespace cuda {
+
+template <typename T>
+struct ForwardArgs {
+  int steps = 0, batch = 0, hidden = 0;  // T, B, H
+  const T* xz = nullptr;                // (T, B, G·H): x·W_ihᵀ + b_ih
+  const T* w_hh = nullptr;              // (G·H, H)
+  const T* b_hh = nullptr;              // (G·H) or null
+  const T* h0 = nullptr;                // (B, H) or null
+  const T* c0 = nullptr;                // (B, H) or null; LSTM
+  const int32_t* lengths = nullptr;     // (B) or null
+  bool reverse = false;
+  T* y = nullptr;                       // (T, B, ·), row stride ldy, offset by d·H
+  int ldy = 0;
+  T* h_n = nullptr;                     // (B, H)
+  T* c_n = nullptr;                     // (B, H) or null
+  T* workspace = nullptr;               // training: workspace_size() elements (layout above); null = inference
+  T* scratch = nullptr;                 // inference only: forward_scratch_size() elements
+};
+
+template <typename T>
+struct BackwardArgs {
+  int steps = 0, batch = 0, hidden = 0;
+  const T* w_hh = nullptr;              // (G·H, H)
+  const int32_t* lengths = nullptr;
+  bool reverse = false;
+  const T* dy = nullptr;                // (T, B, ·), row stride ldy, offset by d·H
+  int ldy = 0;
+  const T* dh_n = nullptr;              // (B, H) or null
+  const T* dc_n = nullptr;              // (B, H) or null
+  const T* workspace = nullptr;         // as left by the training forward
+  T* dzx = nullptr;                     // out (T, B, G·H): gradient of x·W_ihᵀ + b_ih
+  T* dzh = nullptr;                     // out (T, B, G·H): gradient of the recurrent product incl. b_hh;
+                                        //     GRU reset_after only (null otherwise: it equals dzx)
+  T* dh0 = nullptr;                     // out (B, H)
+  T* dc0 = nullptr;                     // out (B, H) or null
+  T* scratch = nullptr;                 // backward_scratch_size() elements
+};
+
+std::size_t forward_scratch_size(const CellSpec& cell, int batch, int hidden);
+std::size_t backward_scratch_size(const CellSpec& cell, int batch, int hidden);
+template <typename T> int recurrent_forward(const CellSpec& cell, const ForwardArgs<T>& a, void* stream);
+template <typename T> int recurrent_backward(const CellSpec& cell, const BackwardArgs<T>& a, void* stream);
+// How the last launch of this thread was planned (for tests and the bench): blocks, units per
+// block, shared-memory bytes (0 = weights read from global memory).
+struct LaunchPlan { int blocks = 0, units = 0; std::size_t smem = 0; bool cooperative = true; };
+LaunchPlan last_launch_plan();
+
+}  // namespace cuda
 
 // The per-capability copies (recurrent.cpp compiled once per capability).
 #define SK_DECLARE_RECURRENT_KERNELS(ns)                                                  \

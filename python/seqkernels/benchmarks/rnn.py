@@ -29,6 +29,10 @@ FULL_SHAPES = ([("lstm", b, h, t) for b in (1, 16, 64) for h in (256, 512) for t
                + [("gru", b, h, t) for b in (16, 64) for h in (256, 512) for t in (50, 100)])
 QUICK_SHAPES = [("lstm", 1, 256, 100), ("lstm", 16, 256, 100), ("gru", 16, 256, 100)]
 MODES = ("fwd", "fwd+bwd")
+# The GPU shapes of the CUDA issue (I = H): LSTM B x H at T = 100, one large-H LSTM, GRU.
+CUDA_SHAPES = ([("lstm", b, h, 100) for h in (512, 1024) for b in (1, 4, 16, 64, 256)] + [("lstm", 32, 2048, 25)]
+               + [("gru", b, h, 100) for h in (512, 1024) for b in (1, 16, 128)])
+CUDA_QUICK_SHAPES = [("lstm", 1, 512, 100), ("lstm", 64, 1024, 100), ("gru", 16, 512, 100)]
 TOL = 1e-4  # float32: max |error| relative to the baseline's max magnitude
 
 
@@ -195,11 +199,88 @@ def make_numpy(cell, params, x, dy, train, threads, dtype=np.float32):
     return fn
 
 
+# ---- CUDA variants: CuPy arrays into our layer, CUDA tensors into torch.nn (cuDNN) ---------------
+def make_ours_cuda(cell, params, x, dy, train, threads):
+    import cupy
+
+    import seqkernels as sk
+
+    T, B, I = x.shape
+    layer = {"lstm": sk.nn.LSTM, "gru": sk.nn.GRU}[cell](I, params["weight_hh_l0"].shape[1])
+    layer.load_state_dict(params)
+    layer.to("cuda")
+    xc, dyc = cupy.asarray(x), cupy.asarray(dy)
+    if not train:
+        layer.eval()
+        return lambda: {"y": layer(xc)[0]}
+    layer.train()
+
+    def fn():
+        y, _ = layer(xc)
+        dx, _ = layer.backward(dyc)
+        return {"y": y, "dx": dx, "dW_hh": layer.grads["weight_hh_l0"]}
+    return fn
+
+
+def _make_torch_cuda(tf32):
+    def make(cell, params, x, dy, train, threads):
+        import torch
+
+        T, B, I = x.shape
+        m = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[cell](I, params["weight_hh_l0"].shape[1]).cuda()
+        m.load_state_dict({k: torch.from_numpy(v) for k, v in params.items()})
+        xt, dyt = torch.from_numpy(x).cuda(), torch.from_numpy(dy).cuda()
+        if not train:
+            m.eval()
+
+            def fwd():
+                with torch.no_grad(), torch.backends.cudnn.flags(allow_tf32=tf32):
+                    return {"y": m(xt)[0]}
+            return fwd
+        m.train()
+        xt = xt.clone().requires_grad_(True)
+
+        def fn():
+            xt.grad = None
+            m.zero_grad(set_to_none=True)
+            with torch.backends.cudnn.flags(allow_tf32=tf32):
+                y, _ = m(xt)
+                y.backward(dyt)
+            return {"y": y.detach(), "dx": xt.grad, "dW_hh": m.weight_hh_l0.grad}
+        return fn
+    return make
+
+
+def _host(a):
+    """NumPy copy of a NumPy array, CuPy array or torch tensor."""
+    if hasattr(a, "detach"):
+        return a.detach().cpu().numpy()
+    if hasattr(a, "get") and not isinstance(a, np.ndarray):
+        return a.get()
+    return np.asarray(a)
+
+
+def _cuda_sync():
+    import cupy
+    import torch
+
+    cupy.cuda.get_current_stream().synchronize()
+    torch.cuda.synchronize()
+
+
 def variants(device):
-    """``{name: factory}`` for a device. A CUDA path adds factories that take CuPy arrays (ours) and
-    torch CUDA tensors (cuDNN), and times with ``harness.torch_cuda_event_timer``."""
+    """``{name: factory}`` for a device. On CUDA: our layer on CuPy arrays, and torch.nn (cuDNN) in
+    fp32 with TF32 off ("torch") and on ("torch_tf32"); timed with CUDA events."""
     if device == "cuda":
-        raise SystemExit("CUDA benchmarks need the CUDA layers (issue 3); not available in this build")
+        import seqkernels
+
+        try:
+            import torch
+        except ImportError:
+            raise SystemExit("--device cuda compares against torch.nn with cuDNN: install torch with CUDA")
+        if not (seqkernels.cuda_available() and torch.cuda.is_available()):
+            raise SystemExit("--device cuda: needs a GPU, CuPy, torch with CUDA and seqkernels built with CUDA")
+        return {"ours": make_ours_cuda, "torch": _make_torch_cuda(False), "torch_tf32": _make_torch_cuda(True)}
     out = {"ours": make_ours}
     try:
         import torch  # noqa: F401
@@ -211,7 +292,8 @@ def variants(device):
 
 
 # ---- the run -----------------------------------------------------------------------------------
-def bench_shape(cell, B, H, T, mode, factories, threads, repeats, seed=0):
+def bench_shape(cell, B, H, T, mode, factories, threads, repeats, seed=0, timer=hz.perf_counter_timer,
+                sync=None):
     I = H
     rng = np.random.default_rng(seed)
     bound = 1.0 / np.sqrt(H)  # torch.nn's default initialisation range
@@ -223,21 +305,24 @@ def bench_shape(cell, B, H, T, mode, factories, threads, repeats, seed=0):
     train = mode == "fwd+bwd"
     fns = {name: make(cell, params, x, dy, train, threads) for name, make in factories.items()}
     if "torch" in fns:
-        base_name, base = "torch", fns["torch"]()
+        base_name, base = "torch", {k: _host(v) for k, v in fns["torch"]().items()}
     else:
         base_name, base = "numpy float64", make_numpy(cell, params, x, dy, train, threads, np.float64)()
     errors = {}
     for name, fn in fns.items():  # validate every variant (this run is also its first warm-up)
         if name != "torch":
             out, where = fn(), f"vs {base_name}, {cell} B{B} H{H} T{T} {mode}"
-            errors[name] = max(hz.validate(out[k], base[k], TOL, f"{name} {k} {where}") for k in base)
+            tol = 1e-2 if name == "torch_tf32" else TOL  # TF32 rounds the products to 10 mantissa bits
+            errors[name] = max(hz.validate(_host(out[k]), base[k], tol, f"{name} {k} {where}") for k in base)
     before = hz.cpu_snapshot()
-    stats = hz.time_blocks(fns, repeats=repeats, warmup=1, rounds=2, min_time=0.3)
+    stats = hz.time_blocks(fns, repeats=repeats, warmup=1, rounds=2, min_time=0.3, timer=timer, sync=sync)
     others = hz.others_load(before, hz.cpu_snapshot())
     ms = {n: s["median_ms"] for n, s in stats.items()}
     f = flops(cell, B, H, T, I, mode)
     return {"cell": cell.upper(), "B": B, "H": H, "I": I, "T": T, "mode": mode,
             "ours_ms": ms["ours"], "torch_ms": ms.get("torch"), "numpy_ms": ms.get("numpy"),
+            "torch_tf32_ms": ms.get("torch_tf32"),
+            "x_torch_tf32": ms["torch_tf32"] / ms["ours"] if "torch_tf32" in ms else None,
             "x_torch": ms["torch"] / ms["ours"] if "torch" in ms else None,
             "x_numpy": ms["numpy"] / ms["ours"] if "numpy" in ms else None,
             "gflops": f / (ms["ours"] * 1e6), "us_per_step": ms["ours"] * 1e3 / T,
@@ -250,6 +335,7 @@ def bench_shape(cell, B, H, T, mode, factories, threads, repeats, seed=0):
 COLUMNS = [("cell", "cell", "s"), ("B", "B", "d"), ("H", "H", "d"), ("T", "T", "d"), ("mode", "mode", "s"),
            ("ours_ms", "ours ms", ".2f"), ("torch_ms", "torch ms", ".2f"), ("numpy_ms", "numpy ms", ".2f"),
            ("x_torch", "vs torch", lambda v: f"{v:.2f}x"), ("x_numpy", "vs numpy", lambda v: f"{v:.2f}x"),
+           ("torch_tf32_ms", "torch TF32 ms", ".2f"), ("x_torch_tf32", "vs TF32", lambda v: f"{v:.2f}x"),
            ("gflops", "ours GFLOP/s", ".1f"), ("us_per_step", "us/step", ".1f"), ("iqr_pct", "max IQR %", ".0f"),
            ("others_pct", "others CPU %", ".0f")]
 
@@ -273,8 +359,11 @@ def parse_args(argv):
 def main(argv=None, results_dir=None) -> int:
     args = parse_args(argv)
     factories = variants(args.device)
-    repeats = args.repeats or (5 if args.quick else 10)
-    shapes = [s for s in (QUICK_SHAPES if args.quick else FULL_SHAPES) if args.cell in (None, s[0])]
+    cuda = args.device == "cuda"
+    repeats = args.repeats or ((10 if args.quick else 20) if cuda else (5 if args.quick else 10))
+    table = (CUDA_QUICK_SHAPES if args.quick else CUDA_SHAPES) if cuda else (QUICK_SHAPES if args.quick else FULL_SHAPES)
+    shapes = [s for s in table if args.cell in (None, s[0])]
+    timer, sync = (hz.torch_cuda_event_timer, _cuda_sync) if cuda else (hz.perf_counter_timer, None)
     notes = [] if "torch" in factories else ["torch not installed: torch column skipped, "
                                              "variants validated against the NumPy loop in float64"]
     notes.append(f"threads: {args.threads} for seqkernels and torch; NumPy's own OpenBLAS uses its default "
@@ -285,7 +374,7 @@ def main(argv=None, results_dir=None) -> int:
     info, rows, t0 = hz.machine_info(), [], time.perf_counter()
     for cell, B, H, T in shapes:
         for mode in MODES:
-            row = bench_shape(cell, B, H, T, mode, factories, args.threads, repeats)
+            row = bench_shape(cell, B, H, T, mode, factories, args.threads, repeats, timer=timer, sync=sync)
             rows.append(row)
             hz.log(f"{cell} B{B} H{H} T{T} {mode}: " + ", ".join(
                 f"{n} {row[n + '_ms']:.2f} ms" for n in ("ours", "torch", "numpy") if row.get(n + "_ms") is not None))
@@ -300,7 +389,8 @@ def main(argv=None, results_dir=None) -> int:
           f"torch {info['torch']} | numpy {info['numpy']} | {cpu}, {info['cores']} cores | wrote {path}")
     for n in notes:
         print("note:", n)
-    print(hz.format_table(rows, COLUMNS))
+    shown = [c for c in COLUMNS if any(r.get(c[0]) is not None for r in rows)]  # e.g. TF32 on CUDA only
+    print(hz.format_table(rows, shown))
     return 0
 
 

@@ -33,17 +33,26 @@ def flops(B, H, T, I) -> float:
 
 
 def _torch_step(module, x, dy):
-    """fn() running one training step of a torch module; returns y, dx, dW_hh as NumPy."""
+    """fn() running one training step of a torch module; returns y, dx, dW_hh (tensors)."""
     def fn():
         x.grad = None
         module.zero_grad(set_to_none=True)
         y, _ = module(x)
         y.backward(dy)
-        return {"y": y.detach().numpy(), "dx": x.grad.numpy(), "dW_hh": module.weight_hh_l0.grad.numpy()}
+        return {"y": y.detach(), "dx": x.grad, "dW_hh": module.weight_hh_l0.grad}
     return fn
 
 
-def make_variants(params, x_np, dy_np):
+def _host(a):
+    """NumPy copy of a torch tensor, CuPy array or NumPy array (for validation)."""
+    if hasattr(a, "detach"):
+        return a.detach().cpu().numpy()
+    if hasattr(a, "get"):
+        return a.get()
+    return np.asarray(a)
+
+
+def make_variants(params, x_np, dy_np, device="cpu"):
     import torch
 
     import seqkernels as sk
@@ -54,23 +63,30 @@ def make_variants(params, x_np, dy_np):
     state = {k: torch.from_numpy(v) for k, v in params.items()}
     fns = {}
     for name, cls in (("torch", torch.nn.LSTM), ("ours", skt.LSTM)):
-        m = cls(I, H)
+        m = cls(I, H).to(device)
         m.load_state_dict(state)
         m.train()
-        fns[name] = _torch_step(m, torch.from_numpy(x_np).clone().requires_grad_(), torch.from_numpy(dy_np))
+        x = torch.from_numpy(x_np).clone().to(device).requires_grad_()
+        fns[name] = _torch_step(m, x, torch.from_numpy(dy_np).to(device))
     layer = sk.nn.LSTM(I, H)
     layer.load_state_dict(params)
     layer.train()
+    x_in, dy_in = x_np, dy_np
+    if device == "cuda":
+        import cupy
+
+        layer.to("cuda")
+        x_in, dy_in = cupy.asarray(x_np), cupy.asarray(dy_np)
 
     def raw():
-        y, _ = layer(x_np)
-        dx, _ = layer.backward(dy_np)
+        y, _ = layer(x_in)
+        dx, _ = layer.backward(dy_in)
         return {"y": y, "dx": dx, "dW_hh": layer.grads["weight_hh_l0"]}
     fns["sk_nn"] = raw
     return fns
 
 
-def bench_shape(B, H, repeats, seed=0):
+def bench_shape(B, H, repeats, seed=0, device="cpu", sync=None):
     T, I = T_STEPS, H
     rng = np.random.default_rng(seed)
     bound = 1.0 / np.sqrt(H)  # torch.nn's initialisation range
@@ -78,15 +94,15 @@ def bench_shape(B, H, repeats, seed=0):
     params = {k: rng.uniform(-bound, bound, s).astype(np.float32) for k, s in shapes.items()}
     x = rng.standard_normal((T, B, I), dtype=np.float32)
     dy = rng.standard_normal((T, B, H), dtype=np.float32)
-    fns = make_variants(params, x, dy)
-    base = fns["torch"]()
+    fns = make_variants(params, x, dy, device)
+    base = {k: _host(v) for k, v in fns["torch"]().items()}
     errors = {}
     for name in ("ours", "sk_nn"):  # validation doubles as the first warm-up
         out = fns[name]()
-        errors[name] = max(hz.validate(out[k], base[k], TOL, f"{name} {k} vs torch, LSTM B{B} H{H} T{T}")
+        errors[name] = max(hz.validate(_host(out[k]), base[k], TOL, f"{name} {k} vs torch, LSTM B{B} H{H} T{T}")
                            for k in base)
     before = hz.cpu_snapshot()
-    stats = hz.time_blocks(fns, repeats=repeats, warmup=2, rounds=2, min_time=0.3)
+    stats = hz.time_blocks(fns, repeats=repeats, warmup=2, rounds=2, min_time=0.3, sync=sync)
     others = hz.others_load(before, hz.cpu_snapshot())
     ms = {n: s["median_ms"] for n, s in stats.items()}
     f = flops(B, H, T, I)
@@ -121,15 +137,20 @@ def parse_args(argv):
 
 def main(argv=None, results_dir=None) -> int:
     args = parse_args(argv)
-    if args.device == "cuda":
-        print("seqkernels.torch: the GPU path is not available yet (the CUDA kernels are not built); "
-              "run with --device cpu", file=sys.stderr)
-        return 2
     try:
         import torch
     except ImportError:
         print("this benchmark compares against torch.nn.LSTM: pip install torch", file=sys.stderr)
         return 2
+    sync = None
+    if args.device == "cuda":
+        import seqkernels
+
+        if not (torch.cuda.is_available() and seqkernels.cuda_available()):
+            print("--device cuda: needs a GPU, torch with CUDA, CuPy and seqkernels built with CUDA",
+                  file=sys.stderr)
+            return 2
+        sync = torch.cuda.synchronize
     # torch and seqkernels share one OpenMP runtime in the process, so this sets both.
     torch.set_num_threads(args.threads)
     notes = [f"threads: {args.threads} (torch.set_num_threads; the seqkernels kernels use the same OpenMP runtime)",
@@ -139,7 +160,7 @@ def main(argv=None, results_dir=None) -> int:
              "machine's CPU time used by other processes while the row was timed. Rerun rows where either is high"]
     info, rows, t0 = hz.machine_info(), [], time.perf_counter()
     for B, H in (QUICK_SHAPES if args.quick else FULL_SHAPES):
-        row = bench_shape(B, H, args.repeats)
+        row = bench_shape(B, H, args.repeats, device=args.device, sync=sync)
         rows.append(row)
         hz.log(f"LSTM B{B} H{H} T{T_STEPS}: ours {row['ours_ms']:.2f} ms, torch {row['torch_ms']:.2f} ms, "
                f"seqkernels.nn {row['sk_nn_ms']:.2f} ms")

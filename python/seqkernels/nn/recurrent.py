@@ -15,6 +15,7 @@ import numpy as np
 
 from .. import reference
 from .._backend import _C, require_numpy
+from . import _cuda_recurrent
 
 __all__ = ["LSTM", "GRU", "RNN"]
 
@@ -53,6 +54,7 @@ class _Recurrent:
                                             self.bidirectional, self.bias, rng=self._rng, dtype=dtype)
         self.grads: dict[str, np.ndarray] = {}
         self._cache = None
+        self.device = "cpu"
 
     # ---- configuration -------------------------------------------------------------------------
     @property
@@ -62,6 +64,45 @@ class _Recurrent:
     def _cell_args(self):
         """(mode, reset_after, nonlinearity) as the kernels take them."""
         return self._mode, True, "tanh"
+
+    # ---- device ----------------------------------------------------------------------------------
+    def to(self, device):
+        """Move the parameters to ``"cuda"`` (CuPy arrays; the layer then takes CuPy input and runs
+        the CUDA kernels) or back to ``"cpu"`` (NumPy). Returns the layer."""
+        device = str(device)
+        if device.startswith("cuda"):
+            from .._backend import cuda_available
+
+            if not cuda_available():
+                raise RuntimeError("to('cuda'): no CUDA device, or seqkernels was built without CUDA")
+            import cupy
+
+            self.params = {k: cupy.asarray(v) for k, v in self.params.items()}
+            self.device = "cuda"
+        elif device == "cpu":
+            self.params = {k: _to_numpy(v) for k, v in self.params.items()}
+            self.device = "cpu"
+        else:
+            raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
+        self.grads, self._cache = {}, None
+        return self
+
+    def cuda(self):
+        return self.to("cuda")
+
+    def cpu(self):
+        return self.to("cpu")
+
+    def _xp(self):
+        if self.device == "cuda":
+            import cupy
+
+            return cupy
+        return np
+
+    def _kernels(self):
+        """The module with ``forward``/``backward`` for this device: _C (NumPy) or the CUDA path."""
+        return _cuda_recurrent if self.device == "cuda" else _C
 
     def train(self, mode: bool = True):
         """Training mode: forward saves what backward needs and applies dropout."""
@@ -110,24 +151,39 @@ class _Recurrent:
             v = state_dict[k]
             if type(v).__module__.split(".")[0] == "torch":
                 v = v.detach().cpu().numpy()
-            v = np.asarray(v)
+            v = _to_numpy(v)
             if v.shape != self.params[k].shape:
                 raise ValueError(f"state_dict[{k!r}]: expected shape {self.params[k].shape}, got {v.shape}")
             if v.dtype.kind != "f":
                 raise TypeError(f"state_dict[{k!r}]: expected a floating-point array, got {v.dtype}")
-            new[k] = np.ascontiguousarray(v, dtype=self.dtype).copy()
+            v = np.ascontiguousarray(v, dtype=self.dtype).copy()
+            new[k] = self._xp().asarray(v)
         self.params = new
         return self
 
     # ---- input checking ------------------------------------------------------------------------
+    def _array(self, x, name):
+        """x as an array of this layer's device: NumPy on the CPU, CuPy on the GPU."""
+        if self.device != "cuda":
+            return require_numpy(x, name)
+        import cupy
+
+        if isinstance(x, cupy.ndarray):
+            return x
+        if hasattr(x, "__cuda_array_interface__"):
+            return cupy.asarray(x)  # e.g. a torch CUDA tensor: a view, no copy
+        raise TypeError(f"{name}: the layer is on cuda, got {type(x).__name__}; pass a CuPy array "
+                        "(cupy.asarray(x)) or move the layer with layer.cpu()")
+
     def _float_array(self, x, name, shape=None, what=""):
-        x = require_numpy(x, name)
+        x = self._array(x, name)
+        xp = self._xp()
         if x.dtype.kind != "f":
             raise TypeError(f"{name}: expected a floating-point array, got dtype {x.dtype}")
         if shape is not None and x.shape != tuple(shape):
             raise ValueError(f"{name}: expected shape {tuple(shape)}{what}, got {x.shape}")
-        x = np.ascontiguousarray(x, dtype=self.dtype)
-        if not np.isfinite(x).all():
+        x = xp.ascontiguousarray(x, dtype=self.dtype)
+        if not bool(xp.isfinite(x).all()):
             raise ValueError(f"{name}: contains NaN or Inf")
         return x
 
@@ -154,7 +210,7 @@ class _Recurrent:
             return None
         if type(lengths).__module__.split(".")[0] == "torch":
             lengths = lengths.detach().cpu().numpy()
-        lengths = np.asarray(lengths)
+        lengths = _to_numpy(lengths)
         if lengths.shape != (batch,):
             raise ValueError(f"lengths: expected shape ({batch},) (one length per sequence), got {lengths.shape}")
         if lengths.dtype.kind not in "iu":
@@ -162,7 +218,7 @@ class _Recurrent:
         if lengths.size and (lengths.min() < 1 or lengths.max() > steps):
             raise ValueError(f"lengths: every entry must be in 1..{steps} (the sequence length T), "
                              f"got min {lengths.min()} and max {lengths.max()}")
-        return np.ascontiguousarray(lengths, dtype=np.int32)
+        return self._xp().asarray(np.ascontiguousarray(lengths, dtype=np.int32))
 
     # ---- forward / backward --------------------------------------------------------------------
     def __call__(self, x, hx=None, lengths=None):
@@ -176,15 +232,16 @@ class _Recurrent:
         lengths: ``(B,)`` ints in ``1..T`` or None: PackedSequence semantics (SPEC §1).
         Returns ``(y, h_n)`` and, for LSTM, ``(y, (h_n, c_n))``; y is ``(T, B, D*H)`` (or batch-first).
         """
-        x = require_numpy(x, "x")
+        x = self._array(x, "x")
         if x.ndim != 3:
             layout = "(B, T, I)" if self.batch_first else "(T, B, I)"
             raise ValueError(f"x: expected 3 dimensions {layout}, got shape {x.shape}")
         if x.shape[2] != self.input_size:
             raise ValueError(f"x: expected input size {self.input_size} in the last dimension, got shape {x.shape}")
         x = self._float_array(x, "x")
+        xp, kernels = self._xp(), self._kernels()
         if self.batch_first:
-            x = np.ascontiguousarray(x.transpose(1, 0, 2))
+            x = xp.ascontiguousarray(x.transpose(1, 0, 2))
         steps, batch, _ = x.shape
         if steps < 1 or batch < 1:
             raise ValueError(f"x: the sequence length and batch size must be >= 1, got shape {x.shape}")
@@ -194,18 +251,18 @@ class _Recurrent:
         mode, reset_after, nonlin = self._cell_args()
         L, D, H = self.num_layers, self.num_directions, self.hidden_size
         is_lstm = mode == "lstm"
-        h_n = np.empty(self._state_shape(batch), dtype=self.dtype)
-        c_n = np.empty_like(h_n) if is_lstm else None
+        h_n = xp.empty(self._state_shape(batch), dtype=self.dtype)
+        c_n = xp.empty_like(h_n) if is_lstm else None
         ws_size = _C.workspace_size(mode, reset_after, nonlin, steps, batch, H) if self.training else 0
         cache = {"inputs": [], "workspaces": [], "masks": [], "lengths": lengths, "batch": batch, "steps": steps}
         inp = x
         for k in range(L):
-            y = np.empty((steps, batch, D * H), dtype=self.dtype)
+            y = xp.empty((steps, batch, D * H), dtype=self.dtype)
             for d in range(D):
                 s = f"_l{k}" + ("_reverse" if d else "")
-                ws = np.empty(ws_size, dtype=self.dtype) if self.training else None
+                ws = xp.empty(ws_size, dtype=self.dtype) if self.training else None
                 i = k * D + d
-                _C.forward(mode, reset_after, nonlin, inp, self.params["weight_ih" + s], self.params["weight_hh" + s],
+                kernels.forward(mode, reset_after, nonlin, inp, self.params["weight_ih" + s], self.params["weight_hh" + s],
                            self.params.get("bias_ih" + s), self.params.get("bias_hh" + s),
                            None if h0 is None else h0[i], None if c0 is None else c0[i], lengths, bool(d), y, d,
                            h_n[i], None if c_n is None else c_n[i], ws, self.num_threads)
@@ -213,14 +270,15 @@ class _Recurrent:
             cache["inputs"].append(inp)
             if k < L - 1 and self.training and self.dropout > 0:
                 keep = 1.0 - self.dropout
-                mask = (self._rng.random(y.shape) < keep).astype(self.dtype) / self.dtype.type(keep)
+                # drawn on the host from the layer's generator: the same masks on either device
+                mask = xp.asarray((self._rng.random(y.shape) < keep).astype(self.dtype) / self.dtype.type(keep))
                 cache["masks"].append(mask)
                 inp = y * mask
             else:
                 cache["masks"].append(None)
                 inp = y
         self._cache = cache if self.training else None
-        out = np.ascontiguousarray(inp.transpose(1, 0, 2)) if self.batch_first else inp
+        out = xp.ascontiguousarray(inp.transpose(1, 0, 2)) if self.batch_first else inp
         return out, ((h_n, c_n) if is_lstm else h_n)
 
     def backward(self, dy, dhx=None):
@@ -240,23 +298,24 @@ class _Recurrent:
         L, D, H = self.num_layers, self.num_directions, self.hidden_size
         y_shape = (batch, steps, D * H) if self.batch_first else (steps, batch, D * H)
         dy = self._float_array(dy, "dy", y_shape, " (the shape of y)")
+        xp, kernels = self._xp(), self._kernels()
         if self.batch_first:
-            dy = np.ascontiguousarray(dy.transpose(1, 0, 2))
+            dy = xp.ascontiguousarray(dy.transpose(1, 0, 2))
         dh_n, dc_n = self._split_state(dhx, batch, "dhx")
         is_lstm = mode == "lstm"
-        dh0 = np.empty(self._state_shape(batch), dtype=self.dtype)
-        dc0 = np.empty_like(dh0) if is_lstm else None
+        dh0 = xp.empty(self._state_shape(batch), dtype=self.dtype)
+        dc0 = xp.empty_like(dh0) if is_lstm else None
         grads = {}
         for k in reversed(range(L)):
             inp = cache["inputs"][k]
-            dx = np.zeros_like(inp)
+            dx = xp.zeros_like(inp)
             for d in range(D):
                 s = f"_l{k}" + ("_reverse" if d else "")
                 i = k * D + d
                 for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
                     if name + s in self.params:
-                        grads[name + s] = np.empty_like(self.params[name + s])
-                _C.backward(mode, reset_after, nonlin, inp, self.params["weight_ih" + s], self.params["weight_hh" + s],
+                        grads[name + s] = xp.empty_like(self.params[name + s])
+                kernels.backward(mode, reset_after, nonlin, inp, self.params["weight_ih" + s], self.params["weight_hh" + s],
                             cache["lengths"], bool(d), dy, d, None if dh_n is None else dh_n[i],
                             None if dc_n is None else dc_n[i], cache["workspaces"][i], dx, dh0[i],
                             None if dc0 is None else dc0[i], grads["weight_ih" + s], grads["weight_hh" + s],
@@ -266,7 +325,7 @@ class _Recurrent:
                 dy = dx * mask if mask is not None else dx
         self._cache = None
         self.grads = {name: grads[name] for name in self.params}
-        dx_out = np.ascontiguousarray(dx.transpose(1, 0, 2)) if self.batch_first else dx
+        dx_out = xp.ascontiguousarray(dx.transpose(1, 0, 2)) if self.batch_first else dx
         return dx_out, ((dh0, dc0) if is_lstm else dh0)
 
 
@@ -309,3 +368,10 @@ class RNN(_Recurrent):
 
     def _repr_extra(self):
         return "" if self.nonlinearity == "tanh" else ", nonlinearity='relu'"
+
+
+def _to_numpy(v):
+    """A NumPy array from NumPy, CuPy (copied to the host) or array-likes."""
+    if hasattr(v, "__cuda_array_interface__") and hasattr(v, "get"):
+        return v.get()
+    return np.asarray(v)

@@ -1,0 +1,463 @@
+// Fused CUDA recurrence for LSTM, GRU and RNN: forward and backward through time of one direction
+// of one layer (contract and work split: seqkernels/recurrent.h, "CUDA"). The pointwise math is
+// cell_math.h, shared with the C++ kernels; the per-unit bodies below mirror the row functions of
+// csrc/rnn/recurrent.cpp one unit at a time.
+//
+// Both kernels are persistent and cooperative: the grid lives for the whole sequence, block k owns
+// hidden units [j0, j1) and one grid.sync() separates steps.
+//   forward, per step: for every (batch row b, unit j) of the block, one warp computes the G dot
+//     products h_{t-1}[b]·W_hh[g·H + j] (lanes split the H-long reduction, fixed butterfly order),
+//     then lane 0 applies the cell and writes h_t, c_t, y, the saved gates.
+//   backward, per step: phase 1 is pointwise over the block's units (dz from dh, saved gates);
+//     after a grid barrier, phase 2 gives the block's columns k of dh_{t-1} = direct + dzh·W_hh[:, k]
+//     (a warp per (b, k), lanes split the G·H-long reduction). The unit and column partitions are
+//     the same, so the next step's phase 1 only needs a block barrier.
+// The W_hh slice a block needs (its rows forward, its columns backward) sits in shared memory when
+// it fits (kSmem), laid out so that consecutive lanes read consecutive words; otherwise it is read
+// from global memory, where it stays in L2 for moderate sizes.
+#include <cooperative_groups.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdint>
+
+#include "seqkernels/recurrent.h"
+
+namespace cg = cooperative_groups;
+
+namespace seqkernels {
+namespace cuda {
+namespace {
+
+constexpr int kThreads = 256;
+constexpr int kWarps = kThreads / 32;
+constexpr int kMaxGates = 4;
+
+thread_local LaunchPlan g_last_plan;
+
+__device__ __forceinline__ int slice_begin(int block, int blocks, int hidden) {
+  return static_cast<int>(static_cast<long long>(hidden) * block / blocks);
+}
+__device__ __forceinline__ bool is_active(const int32_t* lengths, int b, int t) {
+  return lengths == nullptr || t < lengths[b];
+}
+__device__ __forceinline__ int slot_prev(int t, bool reverse) { return reverse ? t + 1 : t; }
+__device__ __forceinline__ int slot_next(int t, bool reverse) { return reverse ? t : t + 1; }
+
+template <typename T>
+__device__ __forceinline__ T warp_sum(T v) {  // butterfly: every lane ends with the same total
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+// Views of the training workspace (same layout as the CPU kernels) or of the inference scratch.
+template <typename T>
+struct Buffers {
+  T* states; T* cstates; T* acts; T* aux;
+};
+
+template <typename T>
+__device__ Buffers<T> forward_buffers(const CellSpec& cell, const ForwardArgs<T>& a) {
+  const size_t BH = static_cast<size_t>(a.batch) * a.hidden;
+  const size_t GBH = BH * cell.gates();
+  Buffers<T> w{};
+  if (a.workspace) {
+    T* p = a.workspace;
+    w.states = p; p += (a.steps + 1) * BH;
+    if (cell.kind == CellKind::Lstm) { w.cstates = p; p += (a.steps + 1) * BH; }
+    if (cell.kind != CellKind::Rnn) { w.acts = p; p += a.steps * GBH; }
+    if (cell.kind == CellKind::Gru) w.aux = p;
+  } else {  // inference: two state slots, one step of gates and aux
+    T* p = a.scratch;
+    w.states = p; p += 2 * BH;
+    if (cell.kind == CellKind::Lstm) { w.cstates = p; p += 2 * BH; }
+    w.acts = p; p += GBH;
+    if (cell.kind == CellKind::Gru) w.aux = p;
+  }
+  return w;
+}
+
+// ============================================================================================
+// Forward
+// ============================================================================================
+template <typename T, bool kSmem>
+__global__ void __launch_bounds__(kThreads) forward_kernel(CellSpec cell, ForwardArgs<T> a) {
+  cg::grid_group grid = cg::this_grid();
+  extern __shared__ unsigned char smem_raw[];
+  T* w_s = reinterpret_cast<T*>(smem_raw);
+  const int H = a.hidden, B = a.batch, G = cell.gates();
+  const size_t BH = static_cast<size_t>(B) * H, GH = static_cast<size_t>(G) * H;
+  const int j0 = slice_begin(blockIdx.x, gridDim.x, H), j1 = slice_begin(blockIdx.x + 1, gridDim.x, H);
+  const int hs = j1 - j0;
+  const bool training = a.workspace != nullptr;
+  const bool gru_before = cell.kind == CellKind::Gru && !cell.reset_after;
+  const Buffers<T> w = forward_buffers(cell, a);
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+
+  if (kSmem)  // this block's rows g·H + j of W_hh, as (G·hs, H) row-major
+    for (size_t e = threadIdx.x; e < static_cast<size_t>(G) * hs * H; e += kThreads) {
+      const int row = static_cast<int>(e / H), k = static_cast<int>(e % H);
+      const int g = row / hs, jj = row % hs;
+      w_s[e] = a.w_hh[(static_cast<size_t>(g) * H + j0 + jj) * H + k];
+    }
+  auto w_row = [&](int g, int jj) -> const T* {
+    return kSmem ? w_s + (static_cast<size_t>(g) * hs + jj) * H : a.w_hh + (static_cast<size_t>(g) * H + j0 + jj) * H;
+  };
+  auto b_hh = [&](int g, int j) { return a.b_hh ? a.b_hh[g * H + j] : T(0); };
+  auto prev_slot = [&](int s, int t) { return training ? slot_prev(t, a.reverse) : (s & 1); };
+  auto next_slot = [&](int s, int t) { return training ? slot_next(t, a.reverse) : ((s + 1) & 1); };
+
+  {  // initial state of this block's units
+    const int t0 = a.reverse ? a.steps - 1 : 0;
+    T* h = w.states + prev_slot(0, t0) * BH;
+    T* c = w.cstates ? w.cstates + prev_slot(0, t0) * BH : nullptr;
+    for (int p = threadIdx.x; p < B * hs; p += kThreads) {
+      const size_t o = static_cast<size_t>(p / hs) * H + j0 + p % hs;
+      h[o] = a.h0 ? a.h0[o] : T(0);
+      if (c) c[o] = a.c0 ? a.c0[o] : T(0);
+    }
+  }
+  __syncthreads();  // the slice in shared memory
+  grid.sync();      // every block's initial state
+
+  for (int s = 0; s < a.steps; ++s) {
+    const int t = a.reverse ? a.steps - 1 - s : s;
+    const T* h_prev = w.states + prev_slot(s, t) * BH;
+    T* h_next = w.states + next_slot(s, t) * BH;
+    const T* c_prev = w.cstates ? w.cstates + prev_slot(s, t) * BH : nullptr;
+    T* c_next = w.cstates ? w.cstates + next_slot(s, t) * BH : nullptr;
+    T* aux_t = w.aux ? w.aux + (training ? t * BH : 0) : nullptr;
+    T* acts_t = w.acts + (training ? t * B * GH : 0);
+    const T* zx_t = a.xz + static_cast<size_t>(t) * B * GH;
+    T* y_t = a.y + static_cast<size_t>(t) * B * a.ldy;
+    const int gates_now = gru_before ? 2 : G;  // reset_before: the n row waits for r ⊙ h_{t-1}
+
+    for (int p = warp; p < B * hs; p += kWarps) {
+      const int b = p / hs, jj = p % hs, j = j0 + jj;
+      const size_t o = static_cast<size_t>(b) * H + j;
+      T* ac = acts_t + b * GH;
+      if (!is_active(a.lengths, b, t)) {  // past this sequence's end: carry the state, output 0
+        if (lane == 0) {
+          h_next[o] = __ldcg(h_prev + o);
+          if (c_next) c_next[o] = __ldcg(c_prev + o);
+          y_t[static_cast<size_t>(b) * a.ldy + j] = T(0);
+          if (training && w.acts) for (int g = 0; g < G; ++g) ac[g * H + j] = T(0);
+          if (aux_t) aux_t[o] = T(0);
+        }
+        continue;
+      }
+      T acc[kMaxGates] = {T(0), T(0), T(0), T(0)};
+      const T* hp = h_prev + static_cast<size_t>(b) * H;
+      for (int k = lane; k < H; k += 32) {
+        const T hk = __ldcg(hp + k);  // written by other blocks last step: bypass L1
+#pragma unroll
+        for (int g = 0; g < kMaxGates; ++g)
+          if (g < gates_now) acc[g] += hk * w_row(g, jj)[k];
+      }
+#pragma unroll
+      for (int g = 0; g < kMaxGates; ++g) acc[g] = warp_sum(acc[g]);
+      if (lane != 0) continue;
+      const T* zx = zx_t + b * GH;
+      T* y = y_t + static_cast<size_t>(b) * a.ldy;
+      switch (cell.kind) {
+        case CellKind::Lstm: {
+          const LstmGates<T> g = lstm_gates(zx[j] + acc[0] + b_hh(0, j), zx[H + j] + acc[1] + b_hh(1, j),
+                                            zx[2 * H + j] + acc[2] + b_hh(2, j), zx[3 * H + j] + acc[3] + b_hh(3, j));
+          const T c = lstm_cell_state(g, __ldcg(c_prev + o));
+          const T h = lstm_hidden(g, c);
+          c_next[o] = c; h_next[o] = h; y[j] = h;
+          ac[j] = g.i; ac[H + j] = g.f; ac[2 * H + j] = g.g; ac[3 * H + j] = g.o;
+          break;
+        }
+        case CellKind::Gru: {
+          const T r = sigmoid(zx[j] + acc[0] + b_hh(0, j));
+          const T u = sigmoid(zx[H + j] + acc[1] + b_hh(1, j));
+          const T hp_j = __ldcg(h_prev + o);
+          ac[j] = r; ac[H + j] = u;
+          if (gru_before) {
+            aux_t[o] = r * hp_j;  // the candidate's recurrent input, for phase 2 and for dW_hh
+          } else {
+            const T hn = acc[2] + b_hh(2, j);
+            const T n = gru_candidate(zx[2 * H + j], r, hn, true);
+            const T h = gru_hidden(u, n, hp_j);
+            aux_t[o] = hn; ac[2 * H + j] = n; h_next[o] = h; y[j] = h;
+          }
+          break;
+        }
+        case CellKind::Rnn: {
+          const T h = rnn_hidden(cell.activation, zx[j], acc[0] + b_hh(0, j));
+          h_next[o] = h; y[j] = h;
+          break;
+        }
+      }
+    }
+    if (gru_before) {  // phase 2: n = tanh(zx_n + W_hn (r ⊙ h_{t-1}) + b_hn) needs aux of every unit
+      grid.sync();
+      for (int p = warp; p < B * hs; p += kWarps) {
+        const int b = p / hs, jj = p % hs, j = j0 + jj;
+        if (!is_active(a.lengths, b, t)) continue;
+        const size_t o = static_cast<size_t>(b) * H + j;
+        T acc = T(0);
+        const T* rh = aux_t + static_cast<size_t>(b) * H;
+        const T* wn = w_row(2, jj);
+        for (int k = lane; k < H; k += 32) acc += __ldcg(rh + k) * wn[k];
+        acc = warp_sum(acc);
+        if (lane != 0) continue;
+        T* ac = acts_t + b * GH;
+        const T* zx = zx_t + b * GH;
+        const T n = gru_candidate(zx[2 * H + j], ac[j], acc + b_hh(2, j), false);
+        const T h = gru_hidden(ac[H + j], n, __ldcg(h_prev + o));
+        ac[2 * H + j] = n; h_next[o] = h; a.y[static_cast<size_t>(t) * B * a.ldy + static_cast<size_t>(b) * a.ldy + j] = h;
+      }
+    }
+    grid.sync();  // h_t of every unit before the next step
+  }
+
+  const int last = a.reverse ? 0 : a.steps - 1;
+  const int final_slot = next_slot(a.steps - 1, last);
+  for (int p = threadIdx.x; p < B * hs; p += kThreads) {
+    const size_t o = static_cast<size_t>(p / hs) * H + j0 + p % hs;
+    a.h_n[o] = w.states[final_slot * BH + o];
+    if (a.c_n && w.cstates) a.c_n[o] = w.cstates[final_slot * BH + o];
+  }
+}
+
+// ============================================================================================
+// Backward through time
+// ============================================================================================
+template <typename T, bool kSmem>
+__global__ void __launch_bounds__(kThreads) backward_kernel(CellSpec cell, BackwardArgs<T> a) {
+  cg::grid_group grid = cg::this_grid();
+  extern __shared__ unsigned char smem_raw[];
+  T* w_s = reinterpret_cast<T*>(smem_raw);
+  const int H = a.hidden, B = a.batch, G = cell.gates();
+  const size_t BH = static_cast<size_t>(B) * H, GH = static_cast<size_t>(G) * H;
+  const int j0 = slice_begin(blockIdx.x, gridDim.x, H), j1 = slice_begin(blockIdx.x + 1, gridDim.x, H);
+  const int hs = j1 - j0;
+  const bool gru_after = cell.kind == CellKind::Gru && cell.reset_after;
+  const bool gru_before = cell.kind == CellKind::Gru && !cell.reset_after;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+
+  // The forward workspace (read only).
+  const T* states = a.workspace;
+  const T* cstates = nullptr; const T* acts = nullptr; const T* aux = nullptr;
+  {
+    const T* p = a.workspace + (a.steps + 1) * BH;
+    if (cell.kind == CellKind::Lstm) { cstates = p; p += (a.steps + 1) * BH; }
+    if (cell.kind != CellKind::Rnn) { acts = p; p += a.steps * B * GH; }
+    if (cell.kind == CellKind::Gru) aux = p;
+  }
+  T* dh_buf = a.scratch;                                                    // (2, B, H) ping-pong
+  T* dc = cell.kind == CellKind::Lstm ? dh_buf + 2 * BH : nullptr;          // (B, H)
+  T* drh = gru_before ? dh_buf + 2 * BH : nullptr;                          // (B, H)
+  T* dzh_all = gru_after ? a.dzh : a.dzx;
+
+  if (kSmem)  // this block's columns j of W_hh, as (hs, G·H): column-major slice, rows contiguous
+    for (size_t e = threadIdx.x; e < static_cast<size_t>(hs) * GH; e += kThreads) {
+      const int kk = static_cast<int>(e / GH), gj = static_cast<int>(e % GH);
+      w_s[e] = a.w_hh[static_cast<size_t>(gj) * H + j0 + kk];
+    }
+  auto w_col = [&](int kk, int gj) -> T {
+    return kSmem ? w_s[static_cast<size_t>(kk) * GH + gj] : a.w_hh[static_cast<size_t>(gj) * H + j0 + kk];
+  };
+  for (int p = threadIdx.x; p < B * hs; p += kThreads) {
+    const size_t o = static_cast<size_t>(p / hs) * H + j0 + p % hs;
+    dh_buf[o] = a.dh_n ? a.dh_n[o] : T(0);
+    if (dc) dc[o] = a.dc_n ? a.dc_n[o] : T(0);
+  }
+  __syncthreads();
+
+  // dh_out[b, k] (k in this block's columns) += Σ_{gj in [lo, hi)} dz[b, gj]·W_hh[gj, k]
+  auto reduce_columns = [&](const T* dz_t, int lo, int hi, T* out, bool accumulate) {
+    for (int p = warp; p < B * hs; p += kWarps) {
+      const int b = p / hs, kk = p % hs;
+      const T* dz = dz_t + b * GH;
+      T acc = T(0);
+      for (int gj = lo + lane; gj < hi; gj += 32) acc += __ldcg(dz + gj) * w_col(kk, gj);
+      acc = warp_sum(acc);
+      if (lane == 0) {
+        const size_t o = static_cast<size_t>(b) * H + j0 + kk;
+        out[o] = accumulate ? out[o] + acc : acc;
+      }
+    }
+  };
+
+  for (int r = 0; r < a.steps; ++r) {
+    const int s = a.steps - 1 - r;
+    const int t = a.reverse ? a.steps - 1 - s : s;
+    const T* dh_in = dh_buf + (r & 1) * BH;
+    T* dh_out = dh_buf + ((r + 1) & 1) * BH;
+    const T* h_prev = states + slot_prev(t, a.reverse) * BH;
+    const T* h_next = states + slot_next(t, a.reverse) * BH;
+    const T* dy_t = a.dy + static_cast<size_t>(t) * B * a.ldy;
+    T* dzx_t = a.dzx + static_cast<size_t>(t) * B * GH;
+    T* dzh_t = dzh_all + static_cast<size_t>(t) * B * GH;
+
+    // Phase 1: pointwise gradients of this block's units (thread per (b, unit)).
+    for (int p = threadIdx.x; p < B * hs; p += kThreads) {
+      const int b = p / hs, j = j0 + p % hs;
+      const size_t o = static_cast<size_t>(b) * H + j;
+      T* dz = dzx_t + b * GH;
+      if (!is_active(a.lengths, b, t)) {  // the state was carried through: so is its gradient
+        for (int g = 0; g < G; ++g) dz[g * H + j] = T(0);
+        if (gru_after) for (int g = 0; g < G; ++g) dzh_t[b * GH + g * H + j] = T(0);
+        dh_out[o] = dh_in[o];
+        continue;
+      }
+      const T dh = dy_t[static_cast<size_t>(b) * a.ldy + j] + dh_in[o];
+      const T* ac = acts ? acts + (static_cast<size_t>(t) * B + b) * GH : nullptr;
+      switch (cell.kind) {
+        case CellKind::Lstm: {
+          const LstmGates<T> g{ac[j], ac[H + j], ac[2 * H + j], ac[3 * H + j]};
+          LstmGates<T> d;
+          T dc_prev;
+          lstm_unit_backward(dh, dc[o], g, cstates[slot_next(t, a.reverse) * BH + o],
+                             cstates[slot_prev(t, a.reverse) * BH + o], &d, &dc_prev);
+          dz[j] = d.i; dz[H + j] = d.f; dz[2 * H + j] = d.g; dz[3 * H + j] = d.o;
+          dc[o] = dc_prev;
+          dh_out[o] = T(0);
+          break;
+        }
+        case CellKind::Gru: {
+          const T rg = ac[j], u = ac[H + j], n = ac[2 * H + j];
+          T du, dn, direct;
+          gru_unit_backward_un(dh, u, n, h_prev[o], &du, &dn, &direct);
+          dz[H + j] = du; dz[2 * H + j] = dn;
+          dh_out[o] = direct;
+          if (gru_after) {  // n = tanh(zx_n + r ⊙ hn): dr = dn_pre ⊙ hn; the recurrent n block sees r ⊙ dn_pre
+            const T dr = dn * aux[static_cast<size_t>(t) * BH + o] * dsigmoid_from_output(rg);
+            dz[j] = dr;
+            T* dzh = dzh_t + b * GH;
+            dzh[j] = dr; dzh[H + j] = du; dzh[2 * H + j] = dn * rg;
+          } else {
+            dz[j] = T(0);  // phase 3, once d(r ⊙ h) is known
+          }
+          break;
+        }
+        case CellKind::Rnn:
+          dz[j] = rnn_unit_backward(cell.activation, dh, h_next[o]);
+          dh_out[o] = T(0);
+          break;
+      }
+    }
+    grid.sync();  // every unit's dz of step t
+    if (gru_before) {
+      // Phase 2: drh = d(r ⊙ h_{t-1}) = dn_pre · W_hn, this block's columns.
+      reduce_columns(dzx_t, 2 * H, 3 * H, drh, false);
+      __syncthreads();
+      // Phase 3: the r gate, pointwise over this block's units (same partition as the columns).
+      for (int p = threadIdx.x; p < B * hs; p += kThreads) {
+        const int b = p / hs, j = j0 + p % hs;
+        if (!is_active(a.lengths, b, t)) continue;
+        const size_t o = static_cast<size_t>(b) * H + j;
+        const T rg = acts[(static_cast<size_t>(t) * B + b) * GH + j];
+        dzx_t[b * GH + j] = drh[o] * h_prev[o] * dsigmoid_from_output(rg);
+        dh_out[o] += drh[o] * rg;
+      }
+      grid.sync();  // every unit's dz_r
+      // Phase 4: the r and u blocks through W_hr, W_hz.
+      reduce_columns(dzx_t, 0, 2 * H, dh_out, true);
+    } else {
+      // Phase 2: dh_{t-1}[:, columns] += dzh_t · W_hh[:, columns]
+      reduce_columns(dzh_t, 0, static_cast<int>(GH), dh_out, true);
+    }
+    __syncthreads();  // next step's phase 1 reads this block's dh_out entries only
+  }
+
+  const T* dh_final = dh_buf + (a.steps & 1) * BH;
+  for (int p = threadIdx.x; p < B * hs; p += kThreads) {
+    const size_t o = static_cast<size_t>(p / hs) * H + j0 + p % hs;
+    a.dh0[o] = dh_final[o];
+    if (a.dc0 && dc) a.dc0[o] = dc[o];
+  }
+}
+
+// ---- launch planning -------------------------------------------------------------------------
+struct DeviceFacts { int sms = 0; std::size_t smem_optin = 0; };
+
+cudaError_t device_facts(DeviceFacts* f) {
+  int dev = 0;
+  cudaError_t e = cudaGetDevice(&dev);
+  if (e != cudaSuccess) return e;
+  int v = 0;
+  if ((e = cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, dev)) != cudaSuccess) return e;
+  f->sms = v;
+  if ((e = cudaDeviceGetAttribute(&v, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev)) != cudaSuccess) return e;
+  f->smem_optin = static_cast<std::size_t>(v);
+  return cudaSuccess;
+}
+
+// One block per SM (at most one per unit); the weight slice in shared memory when it fits and the
+// kernel can still have every block resident; else weights from global memory.
+template <typename Kernel>
+cudaError_t plan_and_launch(Kernel smem_kernel, Kernel global_kernel, int hidden, int gates, std::size_t elem,
+                            void** args, cudaStream_t stream) {
+  DeviceFacts f;
+  cudaError_t e = device_facts(&f);
+  if (e != cudaSuccess) return e;
+  const int blocks = std::max(1, std::min(f.sms, hidden));
+  const int units = (hidden + blocks - 1) / blocks;
+  const std::size_t smem = static_cast<std::size_t>(gates) * units * hidden * elem;
+  LaunchPlan plan{blocks, units, 0, true};
+  Kernel kernel = global_kernel;
+  if (smem <= f.smem_optin) {
+    if ((e = cudaFuncSetAttribute(smem_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                  static_cast<int>(smem))) != cudaSuccess)
+      return e;
+    int per_sm = 0;
+    if ((e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, smem_kernel, kThreads, smem)) != cudaSuccess)
+      return e;
+    if (per_sm >= 1) { kernel = smem_kernel; plan.smem = smem; }
+  }
+  if (plan.smem == 0) {  // every block must be resident for grid.sync()
+    int per_sm = 0;
+    if ((e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, global_kernel, kThreads, 0)) != cudaSuccess)
+      return e;
+    if (per_sm * f.sms < blocks) return cudaErrorCooperativeLaunchTooLarge;
+  }
+  g_last_plan = plan;
+  return cudaLaunchCooperativeKernel(reinterpret_cast<void*>(kernel), dim3(blocks), dim3(kThreads), args, plan.smem,
+                                     stream);
+}
+
+}  // namespace
+
+std::size_t forward_scratch_size(const CellSpec& cell, int batch, int hidden) {
+  const std::size_t bh = static_cast<std::size_t>(batch) * hidden;
+  return 2 * bh + (cell.kind == CellKind::Lstm ? 2 * bh : 0) + cell.gates() * bh +
+         (cell.kind == CellKind::Gru ? bh : 0);
+}
+
+std::size_t backward_scratch_size(const CellSpec& cell, int batch, int hidden) {
+  const std::size_t bh = static_cast<std::size_t>(batch) * hidden;
+  const bool extra = cell.kind == CellKind::Lstm || (cell.kind == CellKind::Gru && !cell.reset_after);
+  return 2 * bh + (extra ? bh : 0);
+}
+
+template <typename T>
+int recurrent_forward(const CellSpec& cell, const ForwardArgs<T>& a, void* stream) {
+  CellSpec c = cell;
+  ForwardArgs<T> args = a;
+  void* params[] = {&c, &args};
+  return static_cast<int>(plan_and_launch(forward_kernel<T, true>, forward_kernel<T, false>, a.hidden, cell.gates(),
+                                          sizeof(T), params, static_cast<cudaStream_t>(stream)));
+}
+
+template <typename T>
+int recurrent_backward(const CellSpec& cell, const BackwardArgs<T>& a, void* stream) {
+  CellSpec c = cell;
+  BackwardArgs<T> args = a;
+  void* params[] = {&c, &args};
+  return static_cast<int>(plan_and_launch(backward_kernel<T, true>, backward_kernel<T, false>, a.hidden,
+                                          cell.gates(), sizeof(T), params, static_cast<cudaStream_t>(stream)));
+}
+
+LaunchPlan last_launch_plan() { return g_last_plan; }
+
+template int recurrent_forward<float>(const CellSpec&, const ForwardArgs<float>&, void*);
+template int recurrent_forward<double>(const CellSpec&, const ForwardArgs<double>&, void*);
+template int recurrent_backward<float>(const CellSpec&, const BackwardArgs<float>&, void*);
+template int recurrent_backward<double>(const CellSpec&, const BackwardArgs<double>&, void*);
+
+}  // namespace cuda
+}  // namespace seqkernels

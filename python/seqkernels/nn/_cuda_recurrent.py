@@ -1,0 +1,103 @@
+"""The CUDA path of the recurrent layers: one layer-direction's forward and backward on CuPy arrays,
+with the same arguments as ``seqkernels._C.forward`` / ``_C.backward`` so that the layers call
+either backend the same way.
+
+The time-parallel products (x·W_ihᵀ for every step, dX, dW_ih, dW_hh, the bias sums) are CuPy
+matrix products (cuBLAS); the recurrence is the persistent kernel of ``seqkernels._cuda``
+(cuda/rnn/recurrent.cu). Everything is queued on CuPy's current stream.
+"""
+
+from __future__ import annotations
+
+from .._backend import _C, _cuda
+
+GATES = {"lstm": 4, "gru": 3, "rnn": 1}
+
+
+def _cupy():
+    import cupy
+
+    return cupy
+
+
+def _ptr(a) -> int:
+    return 0 if a is None else int(a.data.ptr)
+
+
+def _stream() -> int:
+    return int(_cupy().cuda.get_current_stream().ptr)
+
+
+def _require_cuda():
+    if _cuda is None:
+        raise RuntimeError("seqkernels was built without CUDA: reinstall where nvcc is available "
+                           "(SEQKERNELS_CUDA=ON) to run layers on the GPU")
+
+
+def forward(mode, reset_after, nonlinearity, x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, reverse, y, direction,
+            h_n, c_n, workspace, num_threads=0):
+    """Forward of one layer-direction; writes y[:, :, direction·H:(direction+1)·H], h_n, c_n and, in
+    training mode, the workspace (same layout as the CPU kernels)."""
+    _require_cuda()
+    steps, batch, inputs = x.shape
+    hidden = w_hh.shape[1]
+    xz = x.reshape(steps * batch, inputs) @ w_ih.T  # cuBLAS
+    if b_ih is not None:
+        xz += b_ih
+    scratch = None
+    if workspace is None:
+        size, _ = _cuda.recurrent_scratch_sizes(mode, reset_after, nonlinearity, batch, hidden)
+        scratch = _cupy().empty(size, dtype=x.dtype)
+    offset = direction * hidden * x.dtype.itemsize
+    _cuda.recurrent_forward(str(x.dtype), mode, reset_after, nonlinearity, steps, batch, hidden, _ptr(xz), _ptr(w_hh),
+                            _ptr(b_hh), _ptr(h0), _ptr(c0), _ptr(lengths), bool(reverse), _ptr(y) + offset,
+                            y.shape[2], _ptr(h_n), _ptr(c_n), _ptr(workspace), _ptr(scratch), _stream())
+
+
+def backward(mode, reset_after, nonlinearity, x, w_ih, w_hh, lengths, reverse, dy, direction, dh_n, dc_n, workspace,
+             dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, num_threads=0):
+    """Backward of one layer-direction: adds into dx, writes dh0, dc0 and the parameter gradients."""
+    _require_cuda()
+    cp = _cupy()
+    steps, batch, inputs = x.shape
+    hidden = w_hh.shape[1]
+    G = GATES[mode]
+    gh, rows, bh = G * hidden, steps * batch, batch * hidden
+    gru_after = mode == "gru" and reset_after
+    gru_before = mode == "gru" and not reset_after
+    dzx = cp.empty((rows, gh), dtype=x.dtype)
+    dzh = cp.empty((rows, gh), dtype=x.dtype) if gru_after else None
+    _, size = _cuda.recurrent_scratch_sizes(mode, reset_after, nonlinearity, batch, hidden)
+    scratch = cp.empty(size, dtype=x.dtype)
+    offset = direction * hidden * x.dtype.itemsize
+    _cuda.recurrent_backward(str(x.dtype), mode, reset_after, nonlinearity, steps, batch, hidden, _ptr(w_hh),
+                             _ptr(lengths), bool(reverse), _ptr(dy) + offset, dy.shape[2], _ptr(dh_n), _ptr(dc_n),
+                             _ptr(workspace), _ptr(dzx), _ptr(dzh), _ptr(dh0), _ptr(dc0), _ptr(scratch), _stream())
+    # Time-parallel gradients: one product each over all T·B rows (the CPU kernel's GEMMs).
+    x2 = x.reshape(rows, inputs)
+    dx.reshape(rows, inputs)[...] += dzx @ w_ih
+    dw_ih[...] = dzx.T @ x2
+    h_prev_all = workspace[(bh if reverse else 0):(bh if reverse else 0) + rows * hidden].reshape(rows, hidden)
+    dzh_all = dzh if gru_after else dzx
+    if gru_before:  # the n block's recurrent input was r ⊙ h_{t-1}, saved as aux
+        aux_at = (steps + 1) * bh + steps * batch * gh
+        aux = workspace[aux_at:aux_at + rows * hidden].reshape(rows, hidden)
+        dw_hh[:2 * hidden] = dzx[:, :2 * hidden].T @ h_prev_all
+        dw_hh[2 * hidden:] = dzx[:, 2 * hidden:].T @ aux
+    else:
+        dw_hh[...] = dzh_all.T @ h_prev_all
+    if db_ih is not None:
+        db_ih[...] = dzx.sum(axis=0)
+    if db_hh is not None:
+        db_hh[...] = dzh_all.sum(axis=0)
+
+
+def workspace_size(mode, reset_after, nonlinearity, steps, batch, hidden):
+    """Elements of the training workspace (the same layout on CPU and GPU)."""
+    return _C.workspace_size(mode, reset_after, nonlinearity, steps, batch, hidden)
+
+
+def last_launch_plan() -> dict:
+    """Blocks, units per block and shared memory of the last recurrence launch on this thread."""
+    _require_cuda()
+    return dict(_cuda.last_launch_plan())

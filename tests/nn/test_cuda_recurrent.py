@@ -1,0 +1,154 @@
+"""The CUDA recurrent kernels (cuda/rnn/recurrent.cu) through seqkernels.nn layers moved to the GPU:
+against the CPU kernels and the float64 reference, against torch.nn with cuDNN, run-to-run
+determinism, and the device-mismatch errors. Every test but the last needs a GPU (`cuda` mark)."""
+
+import numpy as np
+import pytest
+
+import seqkernels as sk
+from tests.nn.test_recurrent import CELLS, make_case, random_grads, run_layer, run_reference
+from tests.tolerance import assert_close_rel, assert_within_rule
+
+# (T, B, I, H, layers, bidirectional, variable lengths, initial state): the issue's odd sizes
+GPU_CONFIGS = {
+    "h1": (3, 2, 2, 1, 1, False, False, True),
+    "h7_lengths": (5, 3, 4, 7, 1, False, True, True),
+    "t1_b1": (1, 1, 5, 7, 1, True, False, False),
+    "h129_b3": (6, 3, 9, 129, 1, False, True, True),
+    "h1000_b1": (4, 1, 16, 1000, 1, False, False, True),
+    "bidir_2layers": (5, 3, 4, 7, 2, True, True, True),
+}
+
+
+def run_gpu(layer, mode, x, lengths, h0, c0, dy, dh, dc):
+    import cupy
+
+    layer.to("cuda")
+    dt = layer.dtype
+    cast = lambda a: None if a is None else cupy.asarray(a.astype(dt))  # noqa: E731
+    hx = None if h0 is None and c0 is None else ((cast(h0), cast(c0)) if mode == "lstm" else cast(h0))
+    dhx = (cast(dh), cast(dc)) if mode == "lstm" else cast(dh)
+    y, hn = layer(cast(x), hx, lengths)
+    dx, dhx0 = layer.backward(cast(dy), dhx)
+    hn, cn = hn if mode == "lstm" else (hn, None)
+    dh0, dc0 = dhx0 if mode == "lstm" else (dhx0, None)
+    out = dict(y=y, h_n=hn, c_n=cn, dx=dx, dh0=dh0, dc0=dc0, **{"grad_" + k: v for k, v in layer.grads.items()})
+    layer.to("cpu")
+    return {k: None if v is None else cupy.asnumpy(v) for k, v in out.items()}
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("config", sorted(GPU_CONFIGS))
+@pytest.mark.parametrize("cell", sorted(CELLS))
+def test_float64_gpu_equals_reference(cell, config, rng, monkeypatch):
+    from tests.nn import test_recurrent
+
+    monkeypatch.setitem(test_recurrent.CONFIGS, config, GPU_CONFIGS[config])
+    layer, mode, rkw, x, lengths, h0, c0 = make_case(cell, config, np.float64, rng)
+    dy, dh, dc = random_grads(layer, mode, x, rng)
+    got = run_gpu(layer, mode, x, lengths, h0, c0, dy, dh, dc)
+    want = run_reference(layer, mode, rkw, x, lengths, h0, c0, dy, dh, dc, np.float64)
+    for k in want:
+        if want[k] is not None:
+            assert_close_rel(k, got[k], want[k], 1e-11)
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("config", sorted(GPU_CONFIGS))
+@pytest.mark.parametrize("cell", sorted(CELLS))
+def test_float32_gpu_within_tolerance_rule_and_equals_cpu(cell, config, rng, monkeypatch):
+    from tests.nn import test_recurrent
+
+    monkeypatch.setitem(test_recurrent.CONFIGS, config, GPU_CONFIGS[config])
+    layer, mode, rkw, x, lengths, h0, c0 = make_case(cell, config, np.float32, rng)
+    dy, dh, dc = random_grads(layer, mode, x, rng)
+    x, dy, dh = x.astype(np.float32), dy.astype(np.float32), dh.astype(np.float32)
+    h0 = None if h0 is None else h0.astype(np.float32)
+    c0 = None if c0 is None else c0.astype(np.float32)
+    dc = None if dc is None else dc.astype(np.float32)
+    got = run_gpu(layer, mode, x, lengths, h0, c0, dy, dh, dc)
+    cpu = run_layer(layer, mode, x, lengths, h0, c0, dy, dh, dc)
+    ref64 = run_reference(layer, mode, rkw, x, lengths, h0, c0, dy, dh, dc, np.float64)
+    ref32 = run_reference(layer, mode, rkw, x, lengths, h0, c0, dy, dh, dc, np.float32)
+    for k in ref64:
+        if ref64[k] is not None:
+            assert got[k].dtype == np.float32, k
+            assert_within_rule(k, got[k], ref64[k], ref32[k])
+            assert_within_rule(k + " (gpu vs cpu)", got[k], ref64[k], cpu[k])
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("cell", sorted(CELLS))
+def test_gpu_is_deterministic_run_to_run(cell, rng):
+    layer, mode, _, x, lengths, h0, c0 = make_case(cell, "bidir_2layers_h65", np.float32, rng)
+    dy, dh, dc = random_grads(layer, mode, x, rng)
+    a = run_gpu(layer, mode, x, lengths, h0, c0, dy, dh, dc)
+    b = run_gpu(layer, mode, x, lengths, h0, c0, dy, dh, dc)
+    for k in a:
+        if a[k] is not None:
+            np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("mode_name, cls", [("lstm", "LSTM"), ("gru", "GRU"), ("rnn", "RNN")])
+def test_gpu_matches_torch_cudnn(mode_name, cls, rng):
+    torch = pytest.importorskip("torch")
+    import cupy
+
+    if not torch.cuda.is_available():
+        pytest.skip("torch without CUDA")
+    T, B, I, H = 7, 5, 9, 129
+    ours = getattr(sk.nn, cls)(I, H, num_layers=2, bidirectional=True, seed=3)
+    theirs = getattr(torch.nn, cls)(I, H, num_layers=2, bidirectional=True).cuda()
+    ours.load_state_dict(theirs.state_dict())
+    ours.to("cuda")
+    x = rng.standard_normal((T, B, I)).astype(np.float32)
+    dy = rng.standard_normal((T, B, 2 * H)).astype(np.float32)
+    y, _ = ours(cupy.asarray(x))
+    dx, _ = ours.backward(cupy.asarray(dy))
+    with torch.backends.cudnn.flags(allow_tf32=False):
+        tx = torch.tensor(x, device="cuda", requires_grad=True)
+        ty, _ = theirs(tx)
+        ty.backward(torch.tensor(dy, device="cuda"))
+    np.testing.assert_allclose(cupy.asnumpy(y), ty.detach().cpu().numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(cupy.asnumpy(dx), tx.grad.cpu().numpy(), rtol=1e-5, atol=1e-5)
+    for name, p in theirs.named_parameters():
+        np.testing.assert_allclose(cupy.asnumpy(ours.grads[name]), p.grad.cpu().numpy(), rtol=1e-5, atol=1e-5,
+                                   err_msg=name)
+
+
+@pytest.mark.cuda
+def test_large_hidden_falls_back_to_weights_in_global_memory(rng):
+    import cupy
+
+    from seqkernels.nn import _cuda_recurrent
+
+    layer = sk.nn.LSTM(8, 2048, dtype=np.float64, seed=1).to("cuda")
+    layer.eval()
+    layer(cupy.asarray(rng.standard_normal((2, 1, 8))))
+    assert not _cuda_recurrent.last_launch_plan()["weights_in_shared_memory"]
+    small = sk.nn.LSTM(8, 64, seed=1).to("cuda")
+    small.eval()
+    small(cupy.asarray(rng.standard_normal((2, 1, 8)).astype(np.float32)))
+    assert _cuda_recurrent.last_launch_plan()["weights_in_shared_memory"]
+
+
+@pytest.mark.cuda
+def test_device_mismatch_is_a_clear_error(rng):
+    import cupy
+
+    layer = sk.nn.GRU(4, 8).to("cuda")
+    with pytest.raises(TypeError, match="the layer is on cuda"):
+        layer(rng.standard_normal((3, 2, 4)))
+    layer.to("cpu")
+    with pytest.raises(TypeError, match="GPU array"):
+        layer(cupy.zeros((3, 2, 4), dtype=cupy.float32))
+
+
+def test_to_cuda_without_a_gpu_is_a_clear_error():
+    if sk.cuda_available():
+        pytest.skip("a GPU is present")
+    with pytest.raises(RuntimeError, match="no CUDA device"):
+        sk.nn.LSTM(4, 8).to("cuda")
+    with pytest.raises(ValueError, match="device must be"):
+        sk.nn.LSTM(4, 8).to("tpu")
