@@ -56,24 +56,28 @@ struct Buffers {
   T* states; T* cstates; T* acts; T* aux;
 };
 
+// The training workspace carved as in seqkernels/recurrent.h (const or not).
+template <typename T>
+__device__ Buffers<T> workspace_views(const CellSpec& cell, T* p, int steps, size_t BH, size_t GBH) {
+  Buffers<T> w{};
+  w.states = p; p += (steps + 1) * BH;
+  if (cell.kind == CellKind::Lstm) { w.cstates = p; p += (steps + 1) * BH; }
+  if (cell.kind != CellKind::Rnn) { w.acts = p; p += steps * GBH; }
+  if (cell.kind == CellKind::Gru) w.aux = p;
+  return w;
+}
+
 template <typename T>
 __device__ Buffers<T> forward_buffers(const CellSpec& cell, const ForwardArgs<T>& a) {
   const size_t BH = static_cast<size_t>(a.batch) * a.hidden;
   const size_t GBH = BH * cell.gates();
-  Buffers<T> w{};
-  if (a.workspace) {
-    T* p = a.workspace;
-    w.states = p; p += (a.steps + 1) * BH;
-    if (cell.kind == CellKind::Lstm) { w.cstates = p; p += (a.steps + 1) * BH; }
-    if (cell.kind != CellKind::Rnn) { w.acts = p; p += a.steps * GBH; }
-    if (cell.kind == CellKind::Gru) w.aux = p;
-  } else {  // inference: two state slots, one step of gates and aux
-    T* p = a.scratch;
-    w.states = p; p += 2 * BH;
-    if (cell.kind == CellKind::Lstm) { w.cstates = p; p += 2 * BH; }
-    w.acts = p; p += GBH;
-    if (cell.kind == CellKind::Gru) w.aux = p;
-  }
+  if (a.workspace) return workspace_views(cell, a.workspace, a.steps, BH, GBH);
+  Buffers<T> w{};  // inference: two state slots, one step of gates and aux
+  T* p = a.scratch;
+  w.states = p; p += 2 * BH;
+  if (cell.kind == CellKind::Lstm) { w.cstates = p; p += 2 * BH; }
+  w.acts = p; p += GBH;
+  if (cell.kind == CellKind::Gru) w.aux = p;
   return w;
 }
 
@@ -239,14 +243,11 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(CellSpec cell, Backw
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
 
   // The forward workspace (read only).
-  const T* states = a.workspace;
-  const T* cstates = nullptr; const T* acts = nullptr; const T* aux = nullptr;
-  {
-    const T* p = a.workspace + (a.steps + 1) * BH;
-    if (cell.kind == CellKind::Lstm) { cstates = p; p += (a.steps + 1) * BH; }
-    if (cell.kind != CellKind::Rnn) { acts = p; p += a.steps * B * GH; }
-    if (cell.kind == CellKind::Gru) aux = p;
-  }
+  const Buffers<const T> w = workspace_views(cell, a.workspace, a.steps, BH, B * GH);
+  const T* states = w.states;
+  const T* cstates = w.cstates;
+  const T* acts = w.acts;
+  const T* aux = w.aux;
   T* dh_buf = a.scratch;                                                    // (2, B, H) ping-pong
   T* dc = cell.kind == CellKind::Lstm ? dh_buf + 2 * BH : nullptr;          // (B, H)
   T* drh = gru_before ? dh_buf + 2 * BH : nullptr;                          // (B, H)

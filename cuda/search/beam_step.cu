@@ -33,30 +33,19 @@ __device__ __forceinline__ bool before(T sa, int fa, T sb, int fb) {
 }
 
 // ---- 1. row normalisers --------------------------------------------------------------------
-template <typename T>
-__device__ T block_reduce_max(T v, T* smem) {
-  for (int o = 16; o > 0; o >>= 1) v = fmax(v, __shfl_xor_sync(0xffffffffu, v, o));
-  if ((threadIdx.x & 31) == 0) smem[threadIdx.x >> 5] = v;
-  __syncthreads();
-  if (threadIdx.x < 32) {
-    v = threadIdx.x < kThreads / 32 ? smem[threadIdx.x] : neg_inf<T>();
-    for (int o = 16; o > 0; o >>= 1) v = fmax(v, __shfl_xor_sync(0xffffffffu, v, o));
-    if (threadIdx.x == 0) smem[0] = v;
-  }
-  __syncthreads();
-  v = smem[0];
-  __syncthreads();
-  return v;
-}
+struct MaxOp { template <typename T> __device__ T operator()(T a, T b) const { return fmax(a, b); } };
+struct SumOp { template <typename T> __device__ T operator()(T a, T b) const { return a + b; } };
 
-template <typename T>
-__device__ T block_reduce_sum(T v, T* smem) {
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+// Block-wide reduction (kThreads threads); every thread gets the result. `identity` fills the
+// missing warp slots.
+template <typename T, typename Op>
+__device__ T block_reduce(T v, T identity, Op op, T* smem) {
+  for (int o = 16; o > 0; o >>= 1) v = op(v, __shfl_xor_sync(0xffffffffu, v, o));
   if ((threadIdx.x & 31) == 0) smem[threadIdx.x >> 5] = v;
   __syncthreads();
   if (threadIdx.x < 32) {
-    v = threadIdx.x < kThreads / 32 ? smem[threadIdx.x] : T(0);
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    v = threadIdx.x < kThreads / 32 ? smem[threadIdx.x] : identity;
+    for (int o = 16; o > 0; o >>= 1) v = op(v, __shfl_xor_sync(0xffffffffu, v, o));
     if (threadIdx.x == 0) smem[0] = v;
   }
   __syncthreads();
@@ -83,14 +72,14 @@ __global__ void row_norm_kernel(const T* __restrict__ scores, int beams, int voc
     if (threadIdx.x == 0) { row_max[row] = T(0); row_log_sum[row] = T(0); }
     return;
   }
-  m = block_reduce_max(m, smem);
+  m = block_reduce(m, neg_inf<T>(), MaxOp(), smem);
   if (!(m > neg_inf<T>())) {  // every logit −inf: the row's log-probs are −inf (see the reference)
     if (threadIdx.x == 0) { row_max[row] = m; row_log_sum[row] = T(0); }
     return;
   }
   T s = 0;
   for (int v = threadIdx.x; v < vocab; v += kThreads) s += exp_(x[v] - m);
-  s = block_reduce_sum(s, smem);
+  s = block_reduce(s, T(0), SumOp(), smem);
   if (threadIdx.x == 0) { row_max[row] = m; row_log_sum[row] = log(s); }
 }
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["ValidationError", "validate", "cpu_count", "perf_counter_timer", "torch_cuda_event_timer", "time_fn",
+__all__ = ["ValidationError", "validate", "bench_parser", "parse_bench_args", "finish", "cpu_count", "perf_counter_timer", "torch_cuda_event_timer", "time_fn",
            "time_blocks", "cpu_snapshot", "others_load", "machine_info", "results_path", "write_json",
            "format_table", "log"]
 
@@ -222,6 +222,49 @@ def format_table(rows: list, columns: list) -> str:
         return "  ".join(v.ljust(w) if lf else v.rjust(w) for v, w, lf in zip(vals, widths, left)).rstrip()
 
     return "\n".join([line([h for _, h, _ in columns]), line(["-" * w for w in widths])] + [line(b) for b in body])
+
+
+# ---- the command line and the end of a run, shared by every bench script ----------------------
+def bench_parser(name: str, description: str, quick_help: str, repeats_help: str, threads_default=None):
+    """An ArgumentParser with the options every bench takes: --device, --quick, --repeats, --threads,
+    --json. Scripts add their own options, then call :func:`parse_bench_args`."""
+    import argparse
+
+    ap = argparse.ArgumentParser(prog=f"seqkernels bench {name}", description=description)
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    ap.add_argument("--quick", action="store_true", help=quick_help)
+    ap.add_argument("--repeats", type=int, default=None, help=repeats_help)
+    ap.add_argument("--threads", type=int, default=cpu_count() if threads_default is None else threads_default,
+                    help="threads for seqkernels and torch (default: all CPUs, %(default)s here)")
+    ap.add_argument("--json", default=None, help=f"output file (default bench/results/{name}-<device>.json)")
+    return ap
+
+
+def parse_bench_args(ap, argv):
+    args = ap.parse_args(argv)
+    for opt in ("repeats", "threads"):
+        if getattr(args, opt) is not None and getattr(args, opt) < 1:
+            ap.error(f"--{opt} must be >= 1")
+    return args
+
+
+def finish(name: str, args, argv, *, settings: dict, notes: list, info: dict, t0: float, rows: list, columns: list,
+           results_dir=None, extra: dict | None = None, headline: str = "") -> Path:
+    """Write the run's JSON (machine, settings, notes, rows) and print the header, notes and table
+    (columns whose values are all missing are left out). Returns the JSON path."""
+    path = args.json or results_path(name, args.device, results_dir)
+    payload = {"benchmark": name, "device": args.device, "argv": sys.argv[1:] if argv is None else argv,
+               "settings": settings, **(extra or {}), "notes": notes, "machine": info,
+               "seconds": time.perf_counter() - t0, "rows": rows}
+    write_json(path, payload)
+    c, sk = info["cpu"], info["seqkernels"]
+    print(f"seqkernels {sk['version']} ({sk.get('cpu_capability', '?')} CPU kernels, {sk.get('blas_core', '?')} BLAS) | "
+          f"torch {info['torch']} | numpy {info['numpy']} | {c['model']}, {info['cores']} cores{headline} | wrote {path}")
+    for n in notes:
+        print("note:", n)
+    shown = [col for col in columns if any(r.get(col[0]) is not None for r in rows)]
+    print(format_table(rows, shown))
+    return path
 
 
 def log(msg: str) -> None:

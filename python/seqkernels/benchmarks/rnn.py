@@ -15,7 +15,7 @@ FLOPs counted (matrix products only; the pointwise gate math is ignored), G gate
 
 from __future__ import annotations
 
-import argparse
+import functools
 import os
 import sys
 import time
@@ -140,12 +140,17 @@ NUMPY_CELLS = {"lstm": (np_lstm_forward, np_lstm_backward), "gru": (np_gru_forwa
 
 
 # ---- variants: each returns fn() -> {"y": ..., ["dx": ..., "dW_hh": ...]} as NumPy arrays -------
-def make_ours(cell, params, x, dy, train, threads):
+def make_ours(cell, params, x, dy, train, threads, device="cpu"):
     import seqkernels as sk
 
     T, B, I = x.shape
     layer = {"lstm": sk.nn.LSTM, "gru": sk.nn.GRU}[cell](I, params["weight_hh_l0"].shape[1], num_threads=threads)
     layer.load_state_dict(params)
+    if device == "cuda":
+        import cupy
+
+        layer.to("cuda")
+        x, dy = cupy.asarray(x), cupy.asarray(dy)
     if not train:
         layer.eval()
         return lambda: {"y": layer(x)[0]}
@@ -158,20 +163,22 @@ def make_ours(cell, params, x, dy, train, threads):
     return fn
 
 
-def make_torch(cell, params, x, dy, train, threads):
+def make_torch(cell, params, x, dy, train, threads, device="cpu", tf32=False):
+    """torch.nn on ``device``; on CUDA that is cuDNN, with TF32 allowed only when ``tf32``."""
     import torch
 
-    torch.set_num_threads(threads)
+    if device == "cpu":
+        torch.set_num_threads(threads)
     T, B, I = x.shape
-    m = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[cell](I, params["weight_hh_l0"].shape[1])
+    m = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[cell](I, params["weight_hh_l0"].shape[1]).to(device)
     m.load_state_dict({k: torch.from_numpy(v) for k, v in params.items()})
-    xt, dyt = torch.from_numpy(x), torch.from_numpy(dy)
+    xt, dyt = torch.from_numpy(x).to(device), torch.from_numpy(dy).to(device)
     if not train:
         m.eval()
 
         def fwd():
-            with torch.no_grad():
-                return {"y": m(xt)[0].numpy()}
+            with torch.no_grad(), torch.backends.cudnn.flags(allow_tf32=tf32):
+                return {"y": m(xt)[0]}
         return fwd
     m.train()
     xt = xt.clone().requires_grad_(True)
@@ -179,9 +186,10 @@ def make_torch(cell, params, x, dy, train, threads):
     def fn():
         xt.grad = None
         m.zero_grad(set_to_none=True)
-        y, _ = m(xt)
-        y.backward(dyt)
-        return {"y": y.detach().numpy(), "dx": xt.grad.numpy(), "dW_hh": m.weight_hh_l0.grad.numpy()}
+        with torch.backends.cudnn.flags(allow_tf32=tf32):
+            y, _ = m(xt)
+            y.backward(dyt)
+        return {"y": y.detach(), "dx": xt.grad, "dW_hh": m.weight_hh_l0.grad}
     return fn
 
 
@@ -201,54 +209,11 @@ def make_numpy(cell, params, x, dy, train, threads, dtype=np.float32):
 
 # ---- CUDA variants: CuPy arrays into our layer, CUDA tensors into torch.nn (cuDNN) ---------------
 def make_ours_cuda(cell, params, x, dy, train, threads):
-    import cupy
-
-    import seqkernels as sk
-
-    T, B, I = x.shape
-    layer = {"lstm": sk.nn.LSTM, "gru": sk.nn.GRU}[cell](I, params["weight_hh_l0"].shape[1])
-    layer.load_state_dict(params)
-    layer.to("cuda")
-    xc, dyc = cupy.asarray(x), cupy.asarray(dy)
-    if not train:
-        layer.eval()
-        return lambda: {"y": layer(xc)[0]}
-    layer.train()
-
-    def fn():
-        y, _ = layer(xc)
-        dx, _ = layer.backward(dyc)
-        return {"y": y, "dx": dx, "dW_hh": layer.grads["weight_hh_l0"]}
-    return fn
+    return make_ours(cell, params, x, dy, train, threads, device="cuda")
 
 
 def _make_torch_cuda(tf32):
-    def make(cell, params, x, dy, train, threads):
-        import torch
-
-        T, B, I = x.shape
-        m = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[cell](I, params["weight_hh_l0"].shape[1]).cuda()
-        m.load_state_dict({k: torch.from_numpy(v) for k, v in params.items()})
-        xt, dyt = torch.from_numpy(x).cuda(), torch.from_numpy(dy).cuda()
-        if not train:
-            m.eval()
-
-            def fwd():
-                with torch.no_grad(), torch.backends.cudnn.flags(allow_tf32=tf32):
-                    return {"y": m(xt)[0]}
-            return fwd
-        m.train()
-        xt = xt.clone().requires_grad_(True)
-
-        def fn():
-            xt.grad = None
-            m.zero_grad(set_to_none=True)
-            with torch.backends.cudnn.flags(allow_tf32=tf32):
-                y, _ = m(xt)
-                y.backward(dyt)
-            return {"y": y.detach(), "dx": xt.grad, "dW_hh": m.weight_hh_l0.grad}
-        return fn
-    return make
+    return functools.partial(make_torch, device="cuda", tf32=tf32)
 
 
 def _host(a):
@@ -341,19 +306,10 @@ COLUMNS = [("cell", "cell", "s"), ("B", "B", "d"), ("H", "H", "d"), ("T", "T", "
 
 
 def parse_args(argv):
-    ap = argparse.ArgumentParser(prog="seqkernels bench rnn", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    ap.add_argument("--quick", action="store_true", help="three small shapes, fewer repeats (< 1 min on 2 cores)")
-    ap.add_argument("--repeats", type=int, default=None, help="timed runs per variant (default 10; 5 with --quick)")
-    ap.add_argument("--threads", type=int, default=hz.cpu_count(),
-                    help="threads for seqkernels and torch (default: all CPUs, %(default)s here)")
+    ap = hz.bench_parser("rnn", __doc__.split("\n\n")[0], "three small shapes, fewer repeats (< 1 min on 2 cores)",
+                         "timed runs per variant (default 10, 5 with --quick; CUDA 20, 10 with --quick)")
     ap.add_argument("--cell", choices=sorted(GATES), help="only this cell")
-    ap.add_argument("--json", default=None, help="output file (default bench/results/rnn-<device>.json)")
-    args = ap.parse_args(argv)
-    for name in ("repeats", "threads"):
-        if getattr(args, name) is not None and getattr(args, name) < 1:
-            ap.error(f"--{name} must be >= 1")
-    return args
+    return hz.parse_bench_args(ap, argv)
 
 
 def main(argv=None, results_dir=None) -> int:
@@ -378,19 +334,10 @@ def main(argv=None, results_dir=None) -> int:
             rows.append(row)
             hz.log(f"{cell} B{B} H{H} T{T} {mode}: " + ", ".join(
                 f"{n} {row[n + '_ms']:.2f} ms" for n in ("ours", "torch", "numpy") if row.get(n + "_ms") is not None))
-    path = args.json or hz.results_path("rnn", args.device, results_dir)
-    hz.write_json(path, {"benchmark": "rnn", "device": args.device, "argv": sys.argv[1:] if argv is None else argv,
-                         "settings": {"threads": args.threads, "repeats": repeats, "quick": args.quick, "tol": TOL},
-                         "flops": "forward = 2*T*B*G*H*(I+H), G = 4 (LSTM), 3 (GRU); fwd+bwd = 3 x forward",
-                         "notes": notes, "machine": info, "seconds": time.perf_counter() - t0, "rows": rows})
-    c = info["cpu"]
-    cpu = f"{c['model']} (family {c.get('family', '?')} model {c.get('model_number', '?')})"
-    print(f"seqkernels {info['seqkernels']['version']} ({info['seqkernels'].get('blas_core', '?')} BLAS) | "
-          f"torch {info['torch']} | numpy {info['numpy']} | {cpu}, {info['cores']} cores | wrote {path}")
-    for n in notes:
-        print("note:", n)
-    shown = [c for c in COLUMNS if any(r.get(c[0]) is not None for r in rows)]  # e.g. TF32 on CUDA only
-    print(hz.format_table(rows, shown))
+    hz.finish("rnn", args, argv, settings={"threads": args.threads, "repeats": repeats, "quick": args.quick,
+                                           "tol": TOL},
+              extra={"flops": "forward = 2*T*B*G*H*(I+H), G = 4 (LSTM), 3 (GRU); fwd+bwd = 3 x forward"},
+              notes=notes, info=info, t0=t0, rows=rows, columns=COLUMNS, results_dir=results_dir)
     return 0
 
 

@@ -10,7 +10,6 @@ beams, scores within float32 rounding.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 
@@ -155,17 +154,9 @@ COLUMNS = [("N", "N", "d"), ("B", "B", "d"), ("V", "V", "d"), ("ours_ms", "ours 
 
 
 def parse_args(argv):
-    ap = argparse.ArgumentParser(prog="seqkernels bench search", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    ap.add_argument("--quick", action="store_true", help="the issue's shape only (N=64, B=5, V=32000)")
-    ap.add_argument("--repeats", type=int, default=None, help="timed runs per variant (default 20; 10 with --quick)")
-    ap.add_argument("--threads", type=int, default=hz.cpu_count(), help="threads (default: all CPUs, %(default)s)")
-    ap.add_argument("--json", default=None, help="output file (default bench/results/search-<device>.json)")
-    args = ap.parse_args(argv)
-    for name in ("repeats", "threads"):
-        if getattr(args, name) is not None and getattr(args, name) < 1:
-            ap.error(f"--{name} must be >= 1")
-    return args
+    ap = hz.bench_parser("search", __doc__.split("\n\n")[0], "the issue's shape only (N=64, B=5, V=32000)",
+                         "timed runs per variant (default 20; 10 with --quick)")
+    return hz.parse_bench_args(ap, argv)
 
 
 def main(argv=None, results_dir=None) -> int:
@@ -184,21 +175,13 @@ def main(argv=None, results_dir=None) -> int:
         rows.append(row)
         hz.log(f"N{N} B{B} V{V}: ours {row['ours_ms']:.3f} ms, numpy ref {row['ref_ms']:.2f} ms, "
                f"torch {row['torch_ms'] if row['torch_ms'] is None else round(row['torch_ms'], 3)} ms")
-    path = args.json or hz.results_path("search", args.device, results_dir)
     notes = [f"threads: {args.threads} for seqkernels and torch; float32 logits; the NumPy reference is "
              "seqkernels.reference.search.beam_step run on the same float32 logits (on the host)",
              "device cuda: host clock around each call with a device synchronize (the fused op reads its "
              "NaN flag, so it synchronizes anyway)" if args.device == "cuda" else "device cpu",
              "torch: log_softmax + add + topk(2B) over B*V + gather, as transformers' beam search does"]
-    hz.write_json(path, {"benchmark": "search", "device": args.device, "argv": sys.argv[1:] if argv is None else argv,
-                         "settings": {"threads": args.threads, "repeats": repeats, "quick": args.quick},
-                         "notes": notes, "machine": info, "seconds": time.perf_counter() - t0, "rows": rows})
-    c = info["cpu"]
-    print(f"seqkernels {info['seqkernels']['version']} ({info['seqkernels']['cpu_capability']} kernels) | "
-          f"torch {info['torch']} | numpy {info['numpy']} | {c['model']}, {info['cores']} cores | wrote {path}")
-    for n in notes:
-        print("note:", n)
-    print(hz.format_table(rows, COLUMNS))
+    hz.finish("search", args, argv, settings={"threads": args.threads, "repeats": repeats, "quick": args.quick},
+              notes=notes, info=info, t0=t0, rows=rows, columns=COLUMNS, results_dir=results_dir)
     return 0
 
 

@@ -13,7 +13,6 @@ medians of at least ``--repeats`` steps after warm-up, the variants timed in alt
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 
@@ -121,17 +120,10 @@ COLUMNS = [("cell", "cell", "s"), ("B", "B", "d"), ("H", "H", "d"), ("T", "T", "
 
 
 def parse_args(argv):
-    ap = argparse.ArgumentParser(prog="bench/torch_layers.py", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    ap.add_argument("--quick", action="store_true", help="H=256 only (B = 1, 16, 64)")
-    ap.add_argument("--repeats", type=int, default=10, help="timed steps per variant, at least (default 10)")
-    ap.add_argument("--threads", type=int, default=hz.cpu_count(),
-                    help="threads for torch and seqkernels (default: all CPUs, %(default)s here)")
-    ap.add_argument("--json", default=None, help="output file (default bench/results/torch-layers-<device>.json)")
-    args = ap.parse_args(argv)
-    for name in ("repeats", "threads"):
-        if getattr(args, name) < 1:
-            ap.error(f"--{name} must be >= 1")
+    ap = hz.bench_parser("torch-layers", __doc__.split("\n\n")[0], "H=256 only (B = 1, 16, 64)",
+                         "timed steps per variant, at least (default 10)")
+    args = hz.parse_bench_args(ap, argv)
+    args.repeats = args.repeats or 10
     return args
 
 
@@ -164,19 +156,11 @@ def main(argv=None, results_dir=None) -> int:
         rows.append(row)
         hz.log(f"LSTM B{B} H{H} T{T_STEPS}: ours {row['ours_ms']:.2f} ms, torch {row['torch_ms']:.2f} ms, "
                f"seqkernels.nn {row['sk_nn_ms']:.2f} ms")
-    path = args.json or hz.results_path("torch-layers", args.device, results_dir)
-    hz.write_json(path, {"benchmark": "torch-layers", "device": args.device,
-                         "argv": sys.argv[1:] if argv is None else argv,
-                         "settings": {"threads": args.threads, "repeats": args.repeats, "quick": args.quick,
-                                      "tol": TOL, "T": T_STEPS},
-                         "flops": "3 x 2*T*B*4H*(I+H) per training step (matrix products only)", "notes": notes,
-                         "machine": info, "seconds": time.perf_counter() - t0, "rows": rows})
-    c = info["cpu"]
-    print(f"seqkernels {info['seqkernels']['version']} | torch {info['torch']} | {c['model']}, {info['cores']} cores "
-          f"| wrote {path}")
-    for n in notes:
-        print("note:", n)
-    print(hz.format_table(rows, COLUMNS))
+    hz.finish("torch-layers", args, argv,
+              settings={"threads": args.threads, "repeats": args.repeats, "quick": args.quick, "tol": TOL,
+                        "T": T_STEPS},
+              extra={"flops": "3 x 2*T*B*4H*(I+H) per training step (matrix products only)"},
+              notes=notes, info=info, t0=t0, rows=rows, columns=COLUMNS, results_dir=results_dir)
     return 0
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import numpy as np
 import torch
 
 from .._backend import _C
@@ -39,17 +38,20 @@ class LayerSpec(NamedTuple):
         return self.mode == "lstm"
 
 
-def _view(t: torch.Tensor) -> np.ndarray:
+def _numpy_view(t):
     """Zero-copy NumPy view of a contiguous CPU tensor (detached: the kernels never need autograd)."""
-    return t.detach().numpy()
+    return None if t is None else t.detach().numpy()
 
 
-def _opt(t):
-    return None if t is None else _view(t)
+def _cupy_view(t):
+    """Zero-copy CuPy view of a CUDA tensor, through ``__cuda_array_interface__``."""
+    import cupy
+
+    return None if t is None else cupy.asarray(t.detach())
 
 
-# ---- CPU: seqkernels._C ------------------------------------------------------------------------
-def _cpu_forward(spec: LayerSpec, x, h0, c0, weights, lengths, training: bool):
+def _forward_with(kernels, view, spec: LayerSpec, x, h0, c0, weights, lengths, training: bool):
+    """One layer, all directions, through ``kernels.forward`` (``_C`` or the CUDA path) on ``view``s."""
     T, B, _ = x.shape
     D, H, P = spec.num_directions, spec.hidden_size, spec.per_direction
     y = x.new_empty((T, B, D * H))
@@ -57,43 +59,44 @@ def _cpu_forward(spec: LayerSpec, x, h0, c0, weights, lengths, training: bool):
     c_n = x.new_empty((D, B, H)) if spec.is_lstm else None
     ws_size = _C.workspace_size(spec.mode, spec.reset_after, spec.nonlinearity, T, B, H) if training else 0
     workspaces = [x.new_empty(ws_size) for _ in range(D)] if training else None
-    xv, yv, hv, cv, h0v, c0v = _view(x), y.numpy(), h_n.numpy(), _opt(c_n), _opt(h0), _opt(c0)
+    xv, yv, hv, cv, h0v, c0v = (view(t) for t in (x, y, h_n, c_n, h0, c0))
     for d in range(D):
-        w = [_view(t) for t in weights[d * P:(d + 1) * P]]
-        _C.forward(spec.mode, spec.reset_after, spec.nonlinearity, xv, w[0], w[1],
-                   w[2] if spec.bias else None, w[3] if spec.bias else None,
-                   None if h0v is None else h0v[d], None if c0v is None else c0v[d], lengths, bool(d), yv, d,
-                   hv[d], None if cv is None else cv[d], workspaces[d].numpy() if training else None, 0)
+        w = [view(t) for t in weights[d * P:(d + 1) * P]]
+        kernels.forward(spec.mode, spec.reset_after, spec.nonlinearity, xv, w[0], w[1],
+                        w[2] if spec.bias else None, w[3] if spec.bias else None,
+                        None if h0v is None else h0v[d], None if c0v is None else c0v[d], lengths, bool(d), yv, d,
+                        hv[d], None if cv is None else cv[d], view(workspaces[d]) if training else None, 0)
     return y, h_n, c_n, workspaces
 
 
-def _cpu_backward(spec: LayerSpec, x, weights, lengths, workspaces, dy, dh_n, dc_n):
+def _backward_with(kernels, view, spec: LayerSpec, x, weights, lengths, workspaces, dy, dh_n, dc_n):
     T, B, _ = x.shape
     D, H, P = spec.num_directions, spec.hidden_size, spec.per_direction
     dx = torch.zeros_like(x)  # the kernel adds each direction's share into dx
     dh0 = x.new_empty((D, B, H))
     dc0 = x.new_empty((D, B, H)) if spec.is_lstm else None
     dweights = [torch.empty_like(w) for w in weights]
-    xv, dyv, dhv, dcv = _view(x), _view(dy), _opt(dh_n), _opt(dc_n)
-    dxv, dh0v, dc0v = dx.numpy(), dh0.numpy(), _opt(dc0)
+    xv, dyv, dhv, dcv, dxv, dh0v, dc0v = (view(t) for t in (x, dy, dh_n, dc_n, dx, dh0, dc0))
     for d in range(D):
-        w = [_view(t) for t in weights[d * P:(d + 1) * P]]
-        g = [t.numpy() for t in dweights[d * P:(d + 1) * P]]
-        _C.backward(spec.mode, spec.reset_after, spec.nonlinearity, xv, w[0], w[1], lengths, bool(d), dyv, d,
-                    None if dhv is None else dhv[d], None if dcv is None else dcv[d], _view(workspaces[d]),
-                    dxv, dh0v[d], None if dc0v is None else dc0v[d], g[0], g[1],
-                    g[2] if spec.bias else None, g[3] if spec.bias else None, 0)
+        w = [view(t) for t in weights[d * P:(d + 1) * P]]
+        g = [view(t) for t in dweights[d * P:(d + 1) * P]]
+        kernels.backward(spec.mode, spec.reset_after, spec.nonlinearity, xv, w[0], w[1], lengths, bool(d), dyv, d,
+                         None if dhv is None else dhv[d], None if dcv is None else dcv[d], view(workspaces[d]),
+                         dxv, dh0v[d], None if dc0v is None else dc0v[d], g[0], g[1],
+                         g[2] if spec.bias else None, g[3] if spec.bias else None, 0)
     return dx, dh0, dc0, dweights
 
 
-# ---- CUDA: seqkernels._cuda through __cuda_array_interface__ --------------------------------------
-def _cupy_views(*tensors):
-    """Zero-copy CuPy views of CUDA tensors (None stays None)."""
-    import cupy
-
-    return [None if t is None else cupy.asarray(t.detach()) for t in tensors]
+# ---- CPU: seqkernels._C through zero-copy NumPy views ---------------------------------------------
+def _cpu_forward(spec, x, h0, c0, weights, lengths, training):
+    return _forward_with(_C, _numpy_view, spec, x, h0, c0, weights, lengths, training)
 
 
+def _cpu_backward(spec, x, weights, lengths, workspaces, dy, dh_n, dc_n):
+    return _backward_with(_C, _numpy_view, spec, x, weights, lengths, workspaces, dy, dh_n, dc_n)
+
+
+# ---- CUDA: seqkernels._cuda through CuPy views, on torch's current stream --------------------------
 def _torch_stream():
     """CuPy's handle on torch's current stream, so our kernels queue behind torch's work."""
     import cupy
@@ -101,53 +104,26 @@ def _torch_stream():
     return cupy.cuda.ExternalStream(torch.cuda.current_stream().cuda_stream)
 
 
-def _cuda_forward(spec: LayerSpec, x, h0, c0, weights, lengths, training: bool):
+def _device_lengths(lengths):
     import cupy
 
-    from ..nn import _cuda_recurrent as kernels
+    return None if lengths is None else cupy.asarray(lengths)
 
-    T, B, _ = x.shape
-    D, H, P = spec.num_directions, spec.hidden_size, spec.per_direction
-    y = x.new_empty((T, B, D * H))
-    h_n = x.new_empty((D, B, H))
-    c_n = x.new_empty((D, B, H)) if spec.is_lstm else None
-    ws_size = _C.workspace_size(spec.mode, spec.reset_after, spec.nonlinearity, T, B, H) if training else 0
-    workspaces = [x.new_empty(ws_size) for _ in range(D)] if training else None
+
+def _cuda_forward(spec, x, h0, c0, weights, lengths, training):
+    from ..nn import _cuda_recurrent
+
     with _torch_stream():
-        xv, yv, hv, cv, h0v, c0v = _cupy_views(x, y, h_n, c_n, h0, c0)
-        lv = None if lengths is None else cupy.asarray(lengths)
-        for d in range(D):
-            w = _cupy_views(*weights[d * P:(d + 1) * P])
-            kernels.forward(spec.mode, spec.reset_after, spec.nonlinearity, xv, w[0], w[1],
-                            w[2] if spec.bias else None, w[3] if spec.bias else None,
-                            None if h0v is None else h0v[d], None if c0v is None else c0v[d], lv, bool(d), yv, d,
-                            hv[d], None if cv is None else cv[d],
-                            _cupy_views(workspaces[d])[0] if training else None)
-    return y, h_n, c_n, workspaces
+        return _forward_with(_cuda_recurrent, _cupy_view, spec, x, h0, c0, weights, _device_lengths(lengths),
+                             training)
 
 
-def _cuda_backward(spec: LayerSpec, x, weights, lengths, workspaces, dy, dh_n, dc_n):
-    import cupy
+def _cuda_backward(spec, x, weights, lengths, workspaces, dy, dh_n, dc_n):
+    from ..nn import _cuda_recurrent
 
-    from ..nn import _cuda_recurrent as kernels
-
-    T, B, _ = x.shape
-    D, H, P = spec.num_directions, spec.hidden_size, spec.per_direction
-    dx = torch.zeros_like(x)
-    dh0 = x.new_empty((D, B, H))
-    dc0 = x.new_empty((D, B, H)) if spec.is_lstm else None
-    dweights = [torch.empty_like(w) for w in weights]
     with _torch_stream():
-        xv, dyv, dhv, dcv, dxv, dh0v, dc0v = _cupy_views(x, dy, dh_n, dc_n, dx, dh0, dc0)
-        lv = None if lengths is None else cupy.asarray(lengths)
-        for d in range(D):
-            w = _cupy_views(*weights[d * P:(d + 1) * P])
-            g = _cupy_views(*dweights[d * P:(d + 1) * P])
-            kernels.backward(spec.mode, spec.reset_after, spec.nonlinearity, xv, w[0], w[1], lv, bool(d), dyv, d,
-                             None if dhv is None else dhv[d], None if dcv is None else dcv[d],
-                             _cupy_views(workspaces[d])[0], dxv, dh0v[d], None if dc0v is None else dc0v[d],
-                             g[0], g[1], g[2] if spec.bias else None, g[3] if spec.bias else None)
-    return dx, dh0, dc0, dweights
+        return _backward_with(_cuda_recurrent, _cupy_view, spec, x, weights, _device_lengths(lengths), workspaces,
+                              dy, dh_n, dc_n)
 
 
 def _backend(device: torch.device):
