@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from seqkernels.models import LanguageModel, load
@@ -68,3 +69,22 @@ def test_dates_bench_quick(tmp_path):
     payload = json.loads((tmp_path / "r.json").read_text())
     assert {"greedy", "beam", "stages", "training", "machine"} <= set(payload)
     assert payload["beam"]["beam_size"] == 5 and payload["greedy"]["beam_size"] == 1
+
+
+def test_demo_thread_calibration_keeps_a_valid_count():
+    import argparse
+
+    from seqkernels import build_info, nn
+    from seqkernels.models import Vocab
+    from seqkernels.models.commands import _pick_threads
+
+    lines = ["some text for the calibration steps"] * 200
+    lm = LanguageModel(Vocab.build(lines), embedding_dim=4, hidden_size=8, seed=0)
+    before = lm.head.params["weight"].copy()
+    args = argparse.Namespace(threads=0, batch_size=4, bptt=8, clip=1.0)
+    messages = []
+    _pick_threads(lm, nn.Adam(lm, lr=1e-2), lines, args, messages.append)
+    cores = build_info()["openmp_threads"]
+    if cores > 1:
+        assert lm.rnn.num_threads in (1, cores) and messages and messages[0].startswith("threads:")
+        assert not np.array_equal(before, lm.head.params["weight"])  # the timed steps were real steps

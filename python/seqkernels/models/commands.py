@@ -21,7 +21,7 @@ import numpy as np
 # ---------------------------------------------------------------------------------------------
 
 DEMO_DEFAULTS = {"seconds": 40.0, "epochs": 20, "hidden_size": 256, "embedding_dim": 32, "layers": 1,
-                 "batch_size": 32, "bptt": 64, "lr": 3e-3}
+                 "batch_size": 16, "bptt": 64, "lr": 6e-3}
 QUICK = {"seconds": 2.0, "epochs": 1, "hidden_size": 32, "embedding_dim": 16, "batch_size": 8, "bptt": 32,
          "lr": 1e-2, "train_chars": 20_000, "val_chars": 2_000}
 
@@ -63,7 +63,8 @@ def _model_options(p, defaults):
     g.add_argument("--clip", type=_positive_float, default=1.0, help="gradient-norm clipping limit (default: 1.0)")
     g.add_argument("--seed", type=int, default=0, help="seed for weights, dropout and batching (default: 0)")
     g.add_argument("--threads", type=int, default=0,
-                   help="OpenMP threads of the recurrent kernels (default: 0 = all cores)")
+                   help="OpenMP threads of the recurrent kernels (default: 0 = all cores, or 1 when a few timed "
+                        "steps show one thread is faster, as on a busy machine)")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
     g = p.add_argument_group("output")
     g.add_argument("--samples", type=int, default=5, help="lines to sample after training (default: 5)")
@@ -125,10 +126,11 @@ def _device_line():
 
 
 def pydoc_lines():
-    """The non-blank lines of Python's built-in help topics, grouped by topic (sorted by name)."""
+    """The non-blank lines of Python's built-in help topics without their indentation (which is mostly
+    layout of code and grammar blocks), grouped by topic (sorted by name)."""
     from pydoc_data.topics import topics
 
-    return [(name, [ln.rstrip() for ln in topics[name].split("\n") if ln.strip()]) for name in sorted(topics)]
+    return [(name, [ln.strip() for ln in topics[name].split("\n") if ln.strip()]) for name in sorted(topics)]
 
 
 def _split_topics(grouped, val_every=8):
@@ -153,9 +155,47 @@ def _fmt_count(n):
     return f"{n / 1e6:.2f}M" if n >= 1e6 else (f"{n / 1e3:.1f}k" if n >= 1e3 else str(n))
 
 
+def _pick_threads(lm, opt, train, args, out):
+    """With ``--threads 0`` on a multi-core machine, time a few real training steps (they count:
+    the optimiser keeps them) with the OpenMP team at full size and with one thread, alternating,
+    and keep the faster. The kernels meet at a barrier every time step, so when other programs
+    occupy a core the full team can run many times slower than one thread."""
+    from .. import build_info, nn
+
+    cores = int(build_info().get("openmp_threads", 1) or 1)
+    if args.threads != 0 or cores < 2:
+        return
+    stream = lm.encode_stream(train[:2000])
+    x, y = lm._rows(stream, args.batch_size)
+    windows = [(np.ascontiguousarray(x[:, i: i + args.bptt].T), np.ascontiguousarray(y[:, i: i + args.bptt].T))
+               for i in range(0, x.shape[1] - args.bptt, args.bptt)]
+    if len(windows) < 7:
+        return
+    times = {cores: [], 1: []}
+    with nn.single_threaded_blas():
+        for step, (inp, tgt) in enumerate(windows[:7]):
+            n = cores if step % 2 else 1
+            lm.rnn.num_threads = n
+            t0 = time.perf_counter()
+            lm.loss(inp, tgt)
+            nn.clip_grad_norm(lm, args.clip)
+            opt.step()
+            if step:  # the first step warms up
+                times[n].append(time.perf_counter() - t0)
+    ms = {n: 1e3 * float(np.median(t)) for n, t in times.items()}
+    best = min(ms, key=ms.get)
+    lm.rnn.num_threads = best
+    out(f"threads: {best} ({', '.join(f'{n}: {v:.0f} ms/step' for n, v in sorted(ms.items(), reverse=True))}; "
+        "--threads N to fix)")
+
+
 def _train(lm, train, val, args, out, train_tokens):
-    hist = lm.fit(train, val_texts=val, epochs=args.epochs, batch_size=args.batch_size, bptt=args.bptt, lr=args.lr,
-                  clip=args.clip, max_seconds=args.seconds, checkpoint=args.checkpoint,
+    from .. import nn
+
+    opt = nn.Adam(lm, lr=args.lr)
+    _pick_threads(lm, opt, train, args, out)
+    hist = lm.fit(train, val_texts=val, epochs=args.epochs, batch_size=args.batch_size, bptt=args.bptt,
+                  optimizer=opt, clip=args.clip, max_seconds=args.seconds, checkpoint=args.checkpoint,
                   progress=not args.no_progress, seed=args.seed)
     out(f"trained {hist['seconds']:.1f} s: {_fmt_count(hist['tokens'])} tokens "
         f"({hist['tokens'] / max(1, train_tokens):.2f} epochs) at {hist['tokens_per_s']:,.0f} tokens/s"
