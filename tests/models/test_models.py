@@ -285,3 +285,24 @@ def test_vocab():
 def test_errors_name_the_argument(call, exc, match):
     with pytest.raises(exc, match=match):
         call()
+
+
+def test_fit_loop_restores_the_best_validation_epoch():
+    from seqkernels.models._base import fit_loop
+
+    class Counter(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.params["w"] = np.zeros(1)
+
+    model = Counter()
+    vals = iter([3.0, 1.0, 2.0, 5.0])
+
+    def step(batch):
+        model.grads = {"w": np.array([-1.0])}  # SGD with lr 1 adds 1 per step
+        return 0.5, 1
+
+    hist = fit_loop(model, make_batches=lambda e: [0], train_step=step, epochs=4, optimizer=nn.SGD(model, lr=1.0),
+                    clip=None, validate=lambda: next(vals), progress=False, restore_best=True)
+    assert hist["restored_best"] and hist["best_val_loss"] == 1.0
+    assert model.params["w"][0] == 2.0  # the parameters after epoch 2

@@ -133,7 +133,7 @@ def register(cls):
 
 
 def fit_loop(model, *, make_batches, train_step, epochs, optimizer, clip, validate=None, checkpoint=None,
-             progress=True, max_seconds=None, desc="train"):
+             progress=True, max_seconds=None, desc="train", restore_best=False):
     """Run ``epochs`` passes (or until ``max_seconds`` of training time).
 
     make_batches(epoch) -> list of batches; train_step(batch) -> (mean loss, tokens) after the
@@ -142,18 +142,23 @@ def fit_loop(model, *, make_batches, train_step, epochs, optimizer, clip, valida
     norm is not finite is skipped and counted) and let the optimiser update. After each epoch:
     validate, and write ``checkpoint`` (every epoch without validation, else when the validation
     loss improves). The progress bar (tqdm, to stderr) shows the epoch's mean loss and tokens/s.
+    With ``restore_best`` (and ``validate``) the parameters of the best validation epoch are put
+    back at the end (a copy is kept in memory), so overfitting in the last epochs costs nothing.
 
     Returns a history dict: per epoch ``train_loss``, ``val_loss``; per step ``step_loss`` and
     ``step_tokens`` (cumulative); ``seconds`` (training time without validation), ``tokens``,
-    ``tokens_per_s``, ``skipped_steps``, ``stopped`` ("epochs" or "time") and ``best_val_loss``.
+    ``tokens_per_s``, ``skipped_steps``, ``stopped`` ("epochs" or "time"), ``best_val_loss`` and
+    ``restored_best`` (whether the best epoch's parameters were put back).
     """
     from tqdm.auto import tqdm
 
     hist = {"train_loss": [], "val_loss": [], "step_loss": [], "step_tokens": [], "seconds": 0.0, "tokens": 0,
-            "tokens_per_s": 0.0, "skipped_steps": 0, "stopped": "epochs", "best_val_loss": None}
+            "tokens_per_s": 0.0, "skipped_steps": 0, "stopped": "epochs", "best_val_loss": None,
+            "restored_best": False}
     was_training = model.training
     train_time = 0.0
     best = math.inf
+    best_state = None
     blas = single_threaded_blas()  # NumPy's BLAS threads would fight the kernels' OpenMP team
     blas.__enter__()
     try:
@@ -198,6 +203,8 @@ def fit_loop(model, *, make_batches, train_step, epochs, optimizer, clip, valida
                 if progress:
                     tqdm.write(f"{desc} epoch {epoch + 1}: train loss {hist['train_loss'][-1]:.4f}, "
                                f"validation loss {val:.4f}" + (" (best)" if improved else ""))
+                if improved and restore_best:
+                    best_state = model.state_dict()
             else:
                 improved = True
             if checkpoint is not None and improved:
@@ -208,6 +215,9 @@ def fit_loop(model, *, make_batches, train_step, epochs, optimizer, clip, valida
     finally:
         blas.__exit__(None, None, None)
         model.train(was_training)
+    if best_state is not None and hist["val_loss"][-1] > best:
+        model.load_state_dict(best_state)
+        hist["restored_best"] = True
     hist["seconds"] = train_time
     hist["tokens_per_s"] = hist["tokens"] / train_time if train_time > 0 else 0.0
     return hist

@@ -101,7 +101,7 @@ class _Encoder(Model):
             raise ValueError(f"{name}: unknown label {e.args[0]!r}; known labels are {self.labels}") from None
 
     def _fit(self, n, make_batch, val_fn, *, epochs, batch_size, lr, optimizer, clip, max_seconds, checkpoint,
-             progress, seed, desc):
+             progress, seed, desc, restore_best):
         epochs = check_int(epochs, "epochs")
         batch_size = check_int(batch_size, "batch_size")
         clip = check_real(clip, "clip", 0.0, strict=True, allow_none=True)
@@ -110,7 +110,7 @@ class _Encoder(Model):
         rng = np.random.default_rng(seed)
         return fit_loop(self, make_batches=lambda epoch: batches(n, batch_size, rng), train_step=make_batch,
                         epochs=epochs, optimizer=opt, clip=clip, validate=val_fn, checkpoint=checkpoint,
-                        progress=progress, max_seconds=max_seconds, desc=desc)
+                        progress=progress, max_seconds=max_seconds, desc=desc, restore_best=restore_best)
 
 
 @register
@@ -163,7 +163,7 @@ class SequenceClassifier(_Encoder):
         return loss, len(texts)
 
     def fit(self, texts, labels, *, val=None, epochs=5, batch_size=32, lr=2e-3, optimizer="adam", clip=5.0,
-            max_seconds=None, checkpoint=None, progress=True, seed=0):
+            max_seconds=None, checkpoint=None, progress=True, seed=0, restore_best=False):
         """Train on ``texts`` (str or token lists) with one label each. ``val``: ``(texts, labels)``
         evaluated after each epoch (mean loss). Other arguments as in :meth:`LanguageModel.fit`.
         Returns the history dict (``tokens`` count sequences here)."""
@@ -175,7 +175,7 @@ class SequenceClassifier(_Encoder):
         return self._fit(len(texts), lambda idx: self.loss([texts[i] for i in idx], [labels[i] for i in idx]),
                          val_fn, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, clip=clip,
                          max_seconds=max_seconds, checkpoint=checkpoint, progress=progress, seed=seed,
-                         desc="classifier")
+                         desc="classifier", restore_best=restore_best)
 
     def predict_proba(self, texts, batch_size=256) -> np.ndarray:
         """Class probabilities ``(N, num_labels)`` in the order of ``labels``."""
@@ -250,7 +250,7 @@ class SequenceTagger(_Encoder):
         return loss, int(lengths.sum())
 
     def fit(self, sentences, tags, *, val=None, epochs=5, batch_size=32, lr=2e-3, optimizer="adam", clip=5.0,
-            max_seconds=None, checkpoint=None, progress=True, seed=0):
+            max_seconds=None, checkpoint=None, progress=True, seed=0, restore_best=False):
         """Train on ``sentences`` (str or token lists) with a list of tags each (one per token).
         ``val``: ``(sentences, tags)``. Returns the history dict."""
         sentences, tags = list(sentences), [list(t) for t in tags]
@@ -262,7 +262,7 @@ class SequenceTagger(_Encoder):
                          lambda idx: self.loss([sentences[i] for i in idx], [tags[i] for i in idx]),
                          val_fn, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, clip=clip,
                          max_seconds=max_seconds, checkpoint=checkpoint, progress=progress, seed=seed,
-                         desc="tagger")
+                         desc="tagger", restore_best=restore_best)
 
     def _log_probs(self, seqs, batch_size=256):
         with evaluating(self):

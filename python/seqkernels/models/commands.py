@@ -20,8 +20,8 @@ import numpy as np
 # Argument parsers
 # ---------------------------------------------------------------------------------------------
 
-DEMO_DEFAULTS = {"seconds": 40.0, "epochs": 20, "hidden_size": 256, "embedding_dim": 32, "layers": 1,
-                 "batch_size": 16, "bptt": 64, "lr": 6e-3}
+DEMO_DEFAULTS = {"seconds": 50.0, "epochs": 20, "hidden_size": 256, "embedding_dim": 32, "layers": 1,
+                 "batch_size": 16, "bptt": 64, "lr": 6e-3, "dropout": 0.1}
 QUICK = {"seconds": 2.0, "epochs": 1, "hidden_size": 32, "embedding_dim": 16, "batch_size": 8, "bptt": 32,
          "lr": 1e-2, "train_chars": 20_000, "val_chars": 2_000}
 
@@ -49,7 +49,8 @@ def _model_options(p, defaults):
                    help="token embedding size (default: %(default)s)")
     g.add_argument("--layers", type=_positive_int, default=defaults["layers"],
                    help="recurrent layers (default: %(default)s)")
-    g.add_argument("--dropout", type=float, default=0.0, help="dropout probability (default: 0)")
+    g.add_argument("--dropout", type=float, default=defaults["dropout"],
+                   help="dropout probability (default: %(default)s)")
     g = p.add_argument_group("training")
     g.add_argument("--seconds", type=_positive_float, default=defaults["seconds"],
                    help="training time budget in seconds (default: %(default)s)")
@@ -196,10 +197,13 @@ def _train(lm, train, val, args, out, train_tokens):
     _pick_threads(lm, opt, train, args, out)
     hist = lm.fit(train, val_texts=val, epochs=args.epochs, batch_size=args.batch_size, bptt=args.bptt,
                   optimizer=opt, clip=args.clip, max_seconds=args.seconds, checkpoint=args.checkpoint,
-                  progress=not args.no_progress, seed=args.seed)
+                  progress=not args.no_progress, seed=args.seed, restore_best=True)
     out(f"trained {hist['seconds']:.1f} s: {_fmt_count(hist['tokens'])} tokens "
         f"({hist['tokens'] / max(1, train_tokens):.2f} epochs) at {hist['tokens_per_s']:,.0f} tokens/s"
         + (" (stopped by the time budget)" if hist["stopped"] == "time" else ""))
+    if hist["restored_best"]:
+        out(f"kept the parameters of the best validation epoch ({1 + int(np.argmin(hist['val_loss']))} of "
+            f"{len(hist['val_loss'])})")
     return hist
 
 

@@ -131,14 +131,15 @@ class LanguageModel(Model):
 
     # ---- training -----------------------------------------------------------------------------
     def fit(self, texts, *, val_texts=None, epochs=1, batch_size=32, bptt=64, lr=2e-3, optimizer="adam", clip=1.0,
-            max_seconds=None, checkpoint=None, progress=True, seed=0):
+            max_seconds=None, checkpoint=None, progress=True, seed=0, restore_best=False):
         """Train on ``texts`` (a str, split into lines, or a list of lines/documents).
 
         epochs / max_seconds: stop after ``epochs`` passes or ``max_seconds`` of training time,
         whichever comes first. optimizer: ``"adam"``, ``"sgd"`` (with ``lr``) or an optimiser built
         on this model. clip: global gradient-norm limit (None: none). val_texts: validated after each
         epoch (mean loss per token). checkpoint: ``.npz`` path written after each epoch (with
-        validation: when it improves); reload with ``LanguageModel.from_file``.
+        validation: when it improves); reload with ``LanguageModel.from_file``. restore_best: with
+        ``val_texts``, end with the parameters of the best validation epoch.
         Returns the history dict of the training loop (losses are mean nats per token).
         """
         epochs = check_int(epochs, "epochs")
@@ -167,7 +168,7 @@ class LanguageModel(Model):
         validate = None if val_texts is None else (lambda: self.evaluate(val_texts)["loss"])
         return fit_loop(self, make_batches=make_batches, train_step=train_step, epochs=epochs, optimizer=opt,
                         clip=clip, validate=validate, checkpoint=checkpoint, progress=progress,
-                        max_seconds=max_seconds, desc="lm")
+                        max_seconds=max_seconds, desc="lm", restore_best=restore_best)
 
     # ---- evaluation ---------------------------------------------------------------------------
     def evaluate(self, texts, batch_size=16, bptt=256) -> dict:

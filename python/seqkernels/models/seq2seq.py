@@ -178,7 +178,7 @@ class Seq2Seq(Model):
         return loss, int(dec_len.sum())
 
     def fit(self, src, tgt, *, val=None, epochs=10, batch_size=64, lr=2e-3, optimizer="adam", clip=5.0,
-            max_seconds=None, checkpoint=None, progress=True, seed=0):
+            max_seconds=None, checkpoint=None, progress=True, seed=0, restore_best=False):
         """Train on parallel lists of source and target texts (str or token lists). ``val``:
         ``(src, tgt)`` scored after each epoch (mean teacher-forced loss per token). Other arguments
         as in :meth:`LanguageModel.fit`. Returns the history dict."""
@@ -195,7 +195,8 @@ class Seq2Seq(Model):
         return fit_loop(self, make_batches=lambda epoch: batches(len(src), batch_size, rng),
                         train_step=lambda idx: self.loss([src[i] for i in idx], [tgt[i] for i in idx]),
                         epochs=epochs, optimizer=opt, clip=clip, validate=val_fn, checkpoint=checkpoint,
-                        progress=progress, max_seconds=max_seconds, desc="seq2seq")
+                        progress=progress, max_seconds=max_seconds, desc="seq2seq",
+                        restore_best=restore_best)
 
     def evaluate_loss(self, src, tgt, batch_size=256) -> float:
         """Mean teacher-forced cross-entropy per target token (eval mode)."""
