@@ -127,11 +127,13 @@ def _device_line():
 
 
 def pydoc_lines():
-    """The non-blank lines of Python's built-in help topics without their indentation (which is mostly
-    layout of code and grammar blocks), grouped by topic (sorted by name)."""
+    """The non-blank lines of Python's built-in help topics, grouped by topic (sorted by name), with
+    runs of whitespace (indentation and the alignment of grammar and table blocks) made one space:
+    a character model spends its capacity on words instead, and beam search cannot score well with
+    a long run of near-certain spaces."""
     from pydoc_data.topics import topics
 
-    return [(name, [ln.strip() for ln in topics[name].split("\n") if ln.strip()]) for name in sorted(topics)]
+    return [(name, [" ".join(ln.split()) for ln in topics[name].split("\n") if ln.strip()]) for name in sorted(topics)]
 
 
 def _split_topics(grouped, val_every=8):
