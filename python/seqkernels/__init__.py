@@ -11,6 +11,7 @@ from importlib import metadata as _metadata
 
 from ._backend import build_info, cuda_available, cuda_device_name
 from . import metrics, nn, ops, reference, search
+from . import models  # noqa: E402  (after nn and search, which it builds on)
 
 try:
     __version__ = _metadata.version("seqkernels")

@@ -30,6 +30,14 @@ def _bench(args) -> int:
     return suite.main(args.rest) or 0
 
 
+def _add_model_commands(sub) -> None:
+    """``demo`` and ``train-lm`` (their code lives in seqkernels.models.commands)."""
+    from .models import commands
+
+    commands.add_demo_parser(sub)
+    commands.add_train_lm_parser(sub)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="seqkernels", description="Fast fused recurrent-network kernels.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -40,6 +48,7 @@ def main(argv=None) -> int:
     p.add_argument("suite", choices=BENCH_SUITES, help="which benchmark")
     p.add_argument("rest", nargs=argparse.REMAINDER, help="arguments for the benchmark")
     p.set_defaults(func=_bench)
+    _add_model_commands(sub)
     args = parser.parse_args(argv)
     return args.func(args)
 

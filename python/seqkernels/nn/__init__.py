@@ -1,5 +1,29 @@
-"""Layers with explicit forward and backward over NumPy arrays."""
+"""Layers with explicit forward and backward over NumPy arrays, and what it takes to train them.
 
+* Recurrent layers: :class:`LSTM`, :class:`GRU`, :class:`RNN` (fused C++ kernels).
+* Training pieces: :class:`Embedding`, :class:`Linear`, :class:`Dropout`, :class:`Tanh`,
+  :class:`Attention`, :func:`softmax_cross_entropy`, :func:`log_softmax`, :class:`SGD`,
+  :class:`Adam`, :func:`clip_grad_norm`, and :class:`Module` / :class:`Sequential` (named
+  parameters and gradients, train/eval, state dicts, ``save``/``load`` to ``.npz``).
+* :func:`single_threaded_blas`: wrap hand-written training loops in it (the models do) so NumPy's
+  BLAS threads do not compete with the recurrent kernels' OpenMP team.
+
+Each training piece is tested against its float64 loop form in
+:mod:`seqkernels.reference.training`, finite differences, and torch where torch has the op.
+"""
+
+from ._blas import single_threaded_blas
+from .layers import Attention, Dropout, Embedding, Linear, Tanh
+from .loss import log_softmax, softmax_cross_entropy
+from .module import Module, Sequential
+from .optim import SGD, Adam, clip_grad_norm
 from .recurrent import GRU, LSTM, RNN
 
-__all__ = ["LSTM", "GRU", "RNN"]
+__all__ = [
+    "LSTM", "GRU", "RNN",
+    "Attention", "Dropout", "Embedding", "Linear", "Tanh",
+    "log_softmax", "softmax_cross_entropy",
+    "Module", "Sequential",
+    "SGD", "Adam", "clip_grad_norm",
+    "single_threaded_blas",
+]

@@ -1,0 +1,237 @@
+"""What the models share: building recurrent layers, padding batches, saving with configuration,
+and the training loop (progress bar, validation, clipping, checkpoints, time budget)."""
+
+from __future__ import annotations
+
+import math
+import numbers
+import time
+from contextlib import contextmanager
+
+import numpy as np
+
+from .. import nn
+from ..nn._blas import single_threaded_blas
+from ..nn.module import Module, read_meta
+from .vocab import Vocab
+
+CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
+
+
+def check_cell(cell):
+    if cell not in CELLS:
+        raise ValueError(f"cell must be one of {sorted(CELLS)}, got {cell!r}")
+    return cell
+
+
+def make_rnn(cell, input_size, hidden_size, num_layers, dropout, bidirectional, dtype, seed, num_threads=0):
+    return CELLS[check_cell(cell)](input_size, hidden_size, num_layers=num_layers, dropout=dropout,
+                                   bidirectional=bidirectional, dtype=dtype, seed=seed, num_threads=num_threads)
+
+
+def check_vocab(vocab, name="vocab"):
+    if not isinstance(vocab, Vocab):
+        raise TypeError(f"{name}: expected a seqkernels.models.Vocab, got {type(vocab).__name__}")
+    return vocab
+
+
+def check_int(value, name, minimum=1):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def check_real(value, name, minimum=0.0, strict=False, allow_none=False):
+    if value is None and allow_none:
+        return None
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or (value <= minimum if strict else value < minimum):
+        raise ValueError(f"{name} must be a finite number {'>' if strict else '>='} {minimum}, got {value!r}")
+    return float(value)
+
+
+def seeds(seed, n):
+    """``n`` independent integer seeds derived from one (so every layer gets its own stream)."""
+    return [int(s) for s in np.random.SeedSequence(seed).generate_state(n)]
+
+
+def pad(seqs, pad_value=0, dtype=np.int64):
+    """Token lists -> ``(ids (T, B), lengths (B,))``, sequence-major, padded with ``pad_value``."""
+    lengths = np.array([len(s) for s in seqs], dtype=np.int64)
+    if lengths.size and lengths.min() < 1:
+        i = int(np.argmin(lengths))
+        raise ValueError(f"sequence {i} is empty (every sequence needs at least one token)")
+    ids = np.full((int(lengths.max()) if lengths.size else 0, len(seqs)), pad_value, dtype=dtype)
+    for b, s in enumerate(seqs):
+        ids[: len(s), b] = s
+    return ids, lengths
+
+
+def batches(n, batch_size, rng=None):
+    """Index batches over ``range(n)``, shuffled when ``rng`` is given."""
+    order = rng.permutation(n) if rng is not None else np.arange(n)
+    return [order[i: i + batch_size] for i in range(0, n, batch_size)]
+
+
+@contextmanager
+def evaluating(model):
+    """Eval mode inside the block, the previous mode after it (and NumPy's BLAS on one thread:
+    see :mod:`seqkernels.nn._blas`)."""
+    was = model.training
+    model.eval()
+    try:
+        with single_threaded_blas():
+            yield model
+    finally:
+        model.train(was)
+
+
+def state_tuple(h):
+    """A recurrent layer's final state as a tuple of arrays ``(L*D, B, H)``: ``(h,)`` or ``(h, c)``."""
+    return tuple(h) if isinstance(h, tuple) else (h,)
+
+
+def state_arg(hs):
+    """The inverse of :func:`state_tuple`: what a recurrent layer takes as ``hx``."""
+    return tuple(hs) if len(hs) == 2 else hs[0]
+
+
+class Model(Module):
+    """A model: a :class:`Module` that knows its configuration, so ``save`` writes everything needed
+    to rebuild it and :meth:`from_file` (or :func:`seqkernels.models.load`) does."""
+
+    def _config(self) -> dict:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _meta(self):
+        return {"class": type(self).__name__, "config": self._config()}
+
+    @classmethod
+    def _from_config(cls, config):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @classmethod
+    def from_file(cls, path):
+        """Rebuild a model written by :meth:`save` (configuration, vocabularies and weights)."""
+        meta = read_meta(path)
+        if not meta or "class" not in meta:
+            raise ValueError(f"path: {path} holds no model configuration (was it written by a model's save()?)")
+        if meta["class"] != cls.__name__ and cls is not Model:
+            raise ValueError(f"path: {path} holds a {meta['class']}, not a {cls.__name__}")
+        target = MODEL_CLASSES[meta["class"]] if cls is Model else cls
+        model = target._from_config(meta["config"])
+        model.load(path)
+        return model
+
+
+MODEL_CLASSES: dict[str, type] = {}
+
+
+def register(cls):
+    MODEL_CLASSES[cls.__name__] = cls
+    return cls
+
+
+def fit_loop(model, *, make_batches, train_step, epochs, optimizer, clip, validate=None, checkpoint=None,
+             progress=True, max_seconds=None, desc="train", restore_best=False):
+    """Run ``epochs`` passes (or until ``max_seconds`` of training time).
+
+    make_batches(epoch) -> list of batches; train_step(batch) -> (mean loss, tokens) after the
+    forward and backward passes (gradients set); validate() -> mean validation loss per token.
+    After each step: clip the global gradient norm to ``clip`` (None: no clipping; a step whose
+    norm is not finite is skipped and counted) and let the optimiser update. After each epoch:
+    validate, and write ``checkpoint`` (every epoch without validation, else when the validation
+    loss improves). The progress bar (tqdm, to stderr) shows the epoch's mean loss and tokens/s.
+    With ``restore_best`` (and ``validate``) the parameters of the best validation epoch are put
+    back at the end (a copy is kept in memory), so overfitting in the last epochs costs nothing.
+
+    Returns a history dict: per epoch ``train_loss``, ``val_loss``; per step ``step_loss`` and
+    ``step_tokens`` (cumulative); ``seconds`` (training time without validation), ``tokens``,
+    ``tokens_per_s``, ``skipped_steps``, ``stopped`` ("epochs" or "time"), ``best_val_loss`` and
+    ``restored_best`` (whether the best epoch's parameters were put back).
+    """
+    from tqdm.auto import tqdm
+
+    hist = {"train_loss": [], "val_loss": [], "step_loss": [], "step_tokens": [], "seconds": 0.0, "tokens": 0,
+            "tokens_per_s": 0.0, "skipped_steps": 0, "stopped": "epochs", "best_val_loss": None,
+            "restored_best": False}
+    was_training = model.training
+    train_time = 0.0
+    best = math.inf
+    best_state = None
+    blas = single_threaded_blas()  # NumPy's BLAS threads would fight the kernels' OpenMP team
+    blas.__enter__()
+    try:
+        for epoch in range(epochs):
+            batch_list = make_batches(epoch)
+            bar = tqdm(batch_list, desc=f"{desc} epoch {epoch + 1}/{epochs}", disable=not progress, unit="batch",
+                       leave=True, dynamic_ncols=True, mininterval=0.5)
+            ep_loss = 0.0
+            ep_tokens = 0
+            out_of_time = False
+            for batch in bar:
+                t0 = time.perf_counter()
+                model.train()
+                loss, n = train_step(batch)
+                if not math.isfinite(loss):
+                    raise FloatingPointError(f"training loss became {loss} at step {len(hist['step_loss'])}; "
+                                             "lower the learning rate or clip gradients")
+                norm = nn.clip_grad_norm(model, clip) if clip is not None else 0.0
+                if math.isfinite(norm):
+                    optimizer.step()
+                else:
+                    hist["skipped_steps"] += 1
+                train_time += time.perf_counter() - t0
+                ep_loss += loss * n
+                ep_tokens += n
+                hist["tokens"] += n
+                hist["step_loss"].append(loss)
+                hist["step_tokens"].append(hist["tokens"])
+                bar.set_postfix_str(f"loss={ep_loss / max(ep_tokens, 1):.3f}, "
+                                    f"tok/s={hist['tokens'] / max(train_time, 1e-9):,.0f}", refresh=False)
+                if max_seconds is not None and train_time >= max_seconds:
+                    out_of_time = True
+                    break
+            bar.close()
+            hist["train_loss"].append(ep_loss / max(ep_tokens, 1))
+            if validate is not None:
+                val = float(validate())
+                hist["val_loss"].append(val)
+                improved = val < best
+                best = min(best, val)
+                hist["best_val_loss"] = best
+                if progress:
+                    tqdm.write(f"{desc} epoch {epoch + 1}: train loss {hist['train_loss'][-1]:.4f}, "
+                               f"validation loss {val:.4f}" + (" (best)" if improved else ""))
+                if improved and restore_best:
+                    best_state = model.state_dict()
+            else:
+                improved = True
+            if checkpoint is not None and improved:
+                model.save(checkpoint)
+            if out_of_time:
+                hist["stopped"] = "time"
+                break
+    finally:
+        blas.__exit__(None, None, None)
+        model.train(was_training)
+    if best_state is not None and hist["val_loss"][-1] > best:
+        model.load_state_dict(best_state)
+        hist["restored_best"] = True
+    hist["seconds"] = train_time
+    hist["tokens_per_s"] = hist["tokens"] / train_time if train_time > 0 else 0.0
+    return hist
+
+
+def make_optimizer(model, optimizer, lr):
+    """``"adam"``/``"sgd"`` by name (with ``lr``), or an optimiser instance built on ``model``."""
+    if isinstance(optimizer, nn.optim.Optimizer):
+        if optimizer.module is not model:
+            raise ValueError("optimizer: was built for another module; pass Adam(model, ...) for this model")
+        return optimizer
+    lr = check_real(lr, "lr", 0.0, strict=True)
+    if optimizer == "adam":
+        return nn.Adam(model, lr=lr)
+    if optimizer == "sgd":
+        return nn.SGD(model, lr=lr)
+    raise ValueError(f"optimizer must be 'adam', 'sgd' or a seqkernels.nn optimiser, got {optimizer!r}")

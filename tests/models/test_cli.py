@@ -1,0 +1,90 @@
+"""The ``seqkernels demo`` and ``seqkernels train-lm`` commands, run as a user would (subprocesses),
+and the dates benchmark script in its smoke mode."""
+
+import json
+import pathlib
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from seqkernels.models import LanguageModel, load
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+def run(*args, cwd=None, timeout=60):
+    proc = subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=cwd, timeout=timeout)
+    assert proc.returncode == 0, f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    return proc.stdout
+
+
+def test_demo_quick(tmp_path):
+    out = run("-m", "seqkernels", "demo", "--quick", "--no-progress", "--plot", str(tmp_path / "loss.png"),
+              "--save", str(tmp_path / "demo.npz"), "--threads", "1", cwd=tmp_path)
+    m = re.search(r"bits per character on held-out topics: ([\d.]+) before -> ([\d.]+) after", out)
+    assert m, out
+    before, after = float(m.group(1)), float(m.group(2))
+    assert 5.5 < before < 7.5 and after < before - 1.0
+    assert sum(line.startswith("  | ") for line in out.splitlines()) == 5  # sampled lines
+    assert out.count("  beam   | ") == 3 and out.count("  greedy | ") == 3
+    assert "wall time" in out and "device: CPU" in out
+    assert ("loss curve:" in out and (tmp_path / "loss.png").exists()) or "matplotlib is not installed" in out
+    assert isinstance(load(tmp_path / "demo.npz"), LanguageModel)
+
+
+def test_train_lm_on_a_file(tmp_path):
+    text = tmp_path / "corpus.txt"
+    text.write_text("\n".join(["the cat sat on the mat", "the dog ran", "", "a cat ran"] * 30), encoding="utf-8")
+    out = run("-m", "seqkernels", "train-lm", str(text), "--level", "word", "--hidden-size", "16", "--embedding-dim",
+              "8", "--seconds", "5", "--epochs", "3", "--batch-size", "4", "--bptt", "8", "--lr", "0.02",
+              "--no-progress", "--samples", "2", "--threads", "1", "--save", str(tmp_path / "m.npz"))
+    assert "word level" in out and "perplexity per token" in out and "model saved" in out
+    lm = load(tmp_path / "m.npz")
+    assert lm.vocab.level == "word" and "cat" in lm.vocab
+
+
+@pytest.mark.parametrize("command", [[], ["demo"], ["train-lm"]])
+def test_help(command):
+    out = run("-m", "seqkernels", *command, "--help")
+    assert "usage: seqkernels" in out
+    if command:
+        assert "--seconds" in out and "--epochs" in out
+
+
+def test_cli_errors(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "seqkernels", "train-lm", str(tmp_path / "missing.txt")],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "missing.txt" in proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "seqkernels", "demo", "--seconds", "-1"], capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 2 and "--seconds" in proc.stderr
+
+
+def test_dates_bench_quick(tmp_path):
+    out = run(str(ROOT / "bench" / "seq2seq_dates.py"), "--quick", "--no-progress", "--out", str(tmp_path / "r.json"))
+    assert "BLEU" in out
+    payload = json.loads((tmp_path / "r.json").read_text())
+    assert {"greedy", "beam", "stages", "training", "machine"} <= set(payload)
+    assert payload["beam"]["beam_size"] == 5 and payload["greedy"]["beam_size"] == 1
+
+
+def test_demo_thread_calibration_keeps_a_valid_count():
+    import argparse
+
+    from seqkernels import build_info, nn
+    from seqkernels.models import Vocab
+    from seqkernels.models.commands import _pick_threads
+
+    lines = ["some text for the calibration steps"] * 200
+    lm = LanguageModel(Vocab.build(lines), embedding_dim=4, hidden_size=8, seed=0)
+    before = lm.head.params["weight"].copy()
+    args = argparse.Namespace(threads=0, batch_size=4, bptt=8, clip=1.0)
+    messages = []
+    _pick_threads(lm, nn.Adam(lm, lr=1e-2), lines, args, messages.append)
+    cores = build_info()["openmp_threads"]
+    if cores > 1:
+        assert lm.rnn.num_threads in (1, cores) and messages and messages[0].startswith("threads:")
+        assert not np.array_equal(before, lm.head.params["weight"])  # the timed steps were real steps
