@@ -17,6 +17,8 @@
 namespace py = pybind11;
 using namespace seqkernels;
 
+void bind_glove(py::module_& m);  // csrc/bindings/glove.cpp
+
 namespace {
 
 CellSpec parse_cell(const std::string& mode, bool reset_after, const std::string& nonlinearity) {
@@ -196,6 +198,7 @@ py::tuple beam_step_t(const py::array& scores, const py::array& beam_scores, int
 PYBIND11_MODULE(_C, m) {
   m.doc() = "seqkernels CPU kernels (C++17, OpenMP, OpenBLAS). See seqkernels/recurrent.h.";
   m.attr("__version__") = SEQKERNELS_VERSION;
+  bind_glove(m);
 
   m.def("workspace_size",
         [](const std::string& mode, bool reset_after, const std::string& nonlinearity, int steps, int batch,

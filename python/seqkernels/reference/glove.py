@@ -28,6 +28,9 @@ Co-occurrence (``cooccurrence_dict``)
     X[L, R] += 1/d (1 without distance weighting), and when ``symmetric`` also X[R, L] += 1/d
     (so a word next to itself adds 2/d to the diagonal). Keys are 0-based ids here; the file
     format stores them 1-based, sorted by (row, column), one record per key, nonzeros only.
+    Values are the exact sums, rounded once to float64 (for windows up to 22; beyond, float64
+    additions in corpus order). Stanford adds float64 values in its own order, so its files
+    differ from these in the last bits (relative differences ~1e-13 on heavy cells).
     Deliberate difference: Stanford's merge step adds one record twice when an overflow file is
     empty (it re-uses the previous read); that bug is not reproduced.
 
@@ -48,6 +51,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from fractions import Fraction
 
 import numpy as np
 
@@ -152,22 +156,26 @@ def build_vocab(counts: dict[bytes, int], min_count: int = 1, max_vocab: int = 0
 # ---------------------------------------------------------------------------------------------
 def cooccurrence_dict(data: bytes, vocab_words: list[bytes], window_size: int = 15, symmetric: bool = True,
                       distance_weighting: bool = True) -> dict[tuple[int, int], float]:
-    """X as ``{(row, col): value}`` with 0-based ids (rank in ``vocab_words``), summed in corpus
-    order exactly as Stanford walks the corpus."""
+    """X as ``{(row, col): value}`` with 0-based ids (rank in ``vocab_words``), walking the corpus
+    as Stanford does; each value is the exact sum rounded once (module docstring)."""
     if window_size < 1:
         raise ValueError("window_size: must be >= 1")
+    exact = window_size <= 22
     ids = {w: i for i, w in enumerate(vocab_words)}
-    X: dict[tuple[int, int], float] = {}
+    X: dict = {}
     for line in read_lines(data):
         kept = [ids[t] for t in line if t in ids]  # OOV tokens take no position
         for pos, right in enumerate(kept):
             for d in range(1, min(window_size, pos) + 1):
                 left = kept[pos - d]
-                value = 1.0 / d if distance_weighting else 1.0
-                X[left, right] = X.get((left, right), 0.0) + value
+                if not distance_weighting:
+                    value = 1
+                else:
+                    value = Fraction(1, d) if exact else 1.0 / d
+                X[left, right] = X.get((left, right), 0) + value
                 if symmetric:
-                    X[right, left] = X.get((right, left), 0.0) + value
-    return X
+                    X[right, left] = X.get((right, left), 0) + value
+    return {key: float(value) for key, value in X.items()}
 
 
 # ---------------------------------------------------------------------------------------------
