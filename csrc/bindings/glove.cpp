@@ -225,14 +225,14 @@ void bind_glove(py::module_& m) {
         "One Stanford AdaGrad epoch over the records in order; returns (summed cost, skipped records).");
 
   m.def("glove_write_text_vectors",
-        [](const std::string& path, const std::vector<std::string>& words, const py::array& M, bool header) {
+        [](const std::string& path, const std::vector<std::string>& words, const py::array& M, const std::string& header) {
           SK_CHECK(M.ndim() == 2, "vectors: expected 2 dimensions");
           const double* p = checked<double>(M, "vectors", {M.shape(0), M.shape(1)}, false);
           py::gil_scoped_release nogil;
           write_text_vectors(path, words, p, M.shape(0), M.shape(1), M.shape(1), header);
         },
-        py::arg("path"), py::arg("words"), py::arg("vectors"), py::arg("header") = false,
-        "Writes 'word v1 ... vk' lines with Stanford's %lf formatting.");
+        py::arg("path"), py::arg("words"), py::arg("vectors"), py::arg("header") = "",
+        "Writes an optional header line, then 'word v1 ... vk' lines with Stanford's %lf formatting.");
 
   m.def("glove_word_less", &stanford_word_less, py::arg("a"), py::arg("b"),
         "Stanford's vocabulary tie order (scmp on signed chars).");

@@ -123,7 +123,7 @@ std::unique_ptr<RecordSink> fd_record_sink(int fd) {
 }
 
 void write_text_vectors(const std::string& path, const std::vector<std::string>& words, const double* M,
-                        int64_t rows, int64_t cols, int64_t ld, bool header) {
+                        int64_t rows, int64_t cols, int64_t ld, const std::string& header) {
   SK_CHECK(rows >= 0 && cols >= 0 && ld >= cols, "write_text_vectors: bad shape (" << rows << ", " << cols
                                                                                     << ") with ld " << ld);
   SK_CHECK(static_cast<int64_t>(words.size()) == rows,
@@ -135,8 +135,8 @@ void write_text_vectors(const std::string& path, const std::vector<std::string>&
   char num[512];
   auto put = [&](const char* p, size_t n) { line.insert(line.end(), p, p + n); };
   bool ok = true;
-  if (header) {
-    const std::string h = std::to_string(rows) + " " + std::to_string(cols) + "\n";
+  if (!header.empty()) {
+    const std::string h = header + "\n";
     ok = std::fwrite(h.data(), 1, h.size(), f) == h.size();
   }
   for (int64_t r = 0; ok && r < rows; ++r) {

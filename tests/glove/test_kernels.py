@@ -286,6 +286,6 @@ def test_text_vectors_use_printf_lf_formatting(tmp_path, rng):
     M = np.concatenate([rng.normal(0, 1, (5, 7)), [[1e-9, -1e-9, 0.5e-6, 2.5e-6, -0.0, 123456.789, 1e20]]])
     words = [b"a", b"b", b"\xc3\xa9", b"d", b"e", b"f"]
     path = tmp_path / "v.txt"
-    _C.glove_write_text_vectors(str(path), words, M, header=True)
+    _C.glove_write_text_vectors(str(path), words, M, header="6 7")
     want = b"6 7\n" + b"".join(w + b"".join(b" %f" % x for x in row) + b"\n" for w, row in zip(words, M))
     assert path.read_bytes() == want

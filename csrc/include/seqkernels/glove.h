@@ -181,10 +181,10 @@ void stanford_init(double* W, int64_t count, int vector_size, uint32_t seed);
 
 // ---- vectors.txt -------------------------------------------------------------------------------
 
-// Writes "word v1 v2 ... vk\n" per row with Stanford's "%lf" (6 decimals), optionally preceded by
-// the header line "rows cols". M is (rows, cols) row-major with leading dimension ld >= cols.
+// Writes "word v1 v2 ... vk\n" per row with Stanford's "%lf" (6 decimals), after the line `header`
+// unless it is empty. M is (rows, cols) row-major with leading dimension ld >= cols.
 void write_text_vectors(const std::string& path, const std::vector<std::string>& words, const double* M,
-                        int64_t rows, int64_t cols, int64_t ld, bool header);
+                        int64_t rows, int64_t cols, int64_t ld, const std::string& header);
 
 // Declarations of the per-capability copies of the training kernel (CMakeLists.txt).
 #define SK_DECLARE_GLOVE_KERNELS(ns) \
