@@ -26,6 +26,13 @@ def _bench(args) -> int:
     return rnn.main(args.rest) or 0
 
 
+def _add_glove(sub) -> None:
+    """The `seqkernels glove ...` verbs (Stanford GloVe's commands): seqkernels/glove/cli.py."""
+    from .glove.cli import add_parser
+
+    add_parser(sub)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="seqkernels", description="Fast fused recurrent-network kernels.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -36,6 +43,7 @@ def main(argv=None) -> int:
     p.add_argument("suite", choices=["rnn"], help="which benchmark")
     p.add_argument("rest", nargs=argparse.REMAINDER, help="arguments for the benchmark")
     p.set_defaults(func=_bench)
+    _add_glove(sub)
     args = parser.parse_args(argv)
     return args.func(args)
 

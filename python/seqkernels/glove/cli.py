@@ -27,11 +27,19 @@ def _flag(parser, name, kind, default, help_text):
                         metavar=kind.__name__.upper() if kind in (int, float) else "FILE", help=help_text)
 
 
+class _ExactFlagsParser(argparse.ArgumentParser):
+    """Flags must be spelled out, as Stanford's find_arg requires: argparse (3.11) would otherwise
+    take "-window" for "-window-size" even with allow_abbrev=False, for single-dash long flags."""
+
+    def _get_option_tuples(self, option_string):
+        return []
+
+
 def add_parser(subparsers) -> None:
     """Registers ``glove`` and its verbs on the ``seqkernels`` command's subparsers."""
     glove = subparsers.add_parser("glove", help="GloVe word vectors with Stanford GloVe's commands and flags",
                                   description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    verbs = glove.add_subparsers(dest="glove_command", required=True, metavar="VERB")
+    verbs = glove.add_subparsers(dest="glove_command", required=True, metavar="VERB", parser_class=_ExactFlagsParser)
 
     def verb(name, help_text):
         p = verbs.add_parser(name, help=help_text, allow_abbrev=False, description=help_text)
