@@ -6,12 +6,16 @@
 //   2. the ids are laid out after the last <= window ids of the line still open at the end of the
 //      previous block (the "history"), so windows run across block and slice borders;
 //   3. threads split the target positions; each adds its pairs to its own dense table (Stanford's
-//      layout: cell (i, j) when j <= max_product / i, which holds the frequent pairs) or else to its
-//      own pair buffer, which, when full, is radix-sorted, summed by key and spilled to an
-//      (already unlinked) temporary file as one sorted run.
+//      layout: cell (i, j) when i * j <= max_product, which holds the frequent pairs) or else to
+//      its own pair buffer, which, when full, is radix-sorted, summed by key and spilled to an
+//      unnamed temporary file as one sorted run.
+// Symmetric counting adds each pair once, to the canonical cell (min, max): X is symmetric, so this
+// halves the updates. The mirrored half is produced at the end: dense cells are read by column,
+// and every sorted run has a transposed twin.
 // At the end the remaining buffers become in-memory runs, disk runs are merged in groups of at most
-// `max_open_runs` until that many remain (so any number of runs works), and one k-way merge,
-// interleaved row by row with the dense tables, writes the records in (word1, word2) order.
+// `max_open_runs` until that many remain (so any number of runs works), and a k-way merge,
+// interleaved row by row with the dense tables and run in parallel over row ranges, writes the
+// records in (word1, word2) order.
 //
 // Determinism: the weights are scaled to integers (see weight_scale), so for windows up to 22 the
 // sums are exact and the output is bit-identical for every thread count and memory plan. Beyond
@@ -280,29 +284,46 @@ double weight_scale(int window) {
   return static_cast<double>(l);
 }
 
-// Row r of a dense table holds columns 1..limit (cell (r, c) at offset + c), limit = min(V, P / r).
+// Row r of a dense table holds columns first..limit, cell (r, c) at offset + c. Stanford's layout
+// (asymmetric counting) has first = 1 and limit = min(V, P / r); the canonical layout (symmetric
+// counting, cells (a, b) with a <= b only) has first = r and the same limit, so only rows with
+// r * r <= P hold cells.
 struct RowInfo {
   int64_t offset;
   int64_t limit;
 };
 
-int64_t dense_cells(int64_t V, int64_t max_product) {
+int64_t dense_cells(int64_t V, int64_t max_product, bool canonical) {
   int64_t cells = 0;
   for (int64_t r = 1; r <= V; ++r) {
-    const int64_t lim = std::min(V, max_product / r);
-    if (lim == 0) break;
-    cells += lim;
+    const int64_t first = canonical ? r : 1, lim = std::min(V, max_product / r);
+    if (lim < first) break;  // limits only fall as r grows
+    cells += lim - first + 1;
   }
   return cells;
 }
 
+std::vector<RowInfo> dense_layout(int64_t V, int64_t max_product, bool canonical) {
+  std::vector<RowInfo> rows(static_cast<size_t>(V) + 1, RowInfo{0, 0});
+  for (int64_t r = 1, offset = 0; r <= V; ++r) {
+    const int64_t first = canonical ? r : 1, lim = std::min(V, max_product / r);
+    if (lim < first) {
+      rows[r] = {0, canonical ? r - 1 : 0};  // empty: no column c >= first passes c <= limit
+      continue;
+    }
+    rows[r] = {offset - first, lim};
+    offset += lim - first + 1;
+  }
+  return rows;
+}
+
 // The largest max_product whose table has at most `max_cells` cells (V*V when the full matrix fits).
-int64_t max_product_for(int64_t V, int64_t max_cells) {
-  if (dense_cells(V, V * V) <= max_cells) return V * V;
+int64_t max_product_for(int64_t V, int64_t max_cells, bool canonical) {
+  if (dense_cells(V, V * V, canonical) <= max_cells) return V * V;
   int64_t lo = 0, hi = V * V;  // dense_cells(lo) <= max_cells < dense_cells(hi)
   while (hi - lo > 1) {
     const int64_t mid = lo + (hi - lo) / 2;
-    (dense_cells(V, mid) <= max_cells ? lo : hi) = mid;
+    (dense_cells(V, mid, canonical) <= max_cells ? lo : hi) = mid;
   }
   return lo;
 }
@@ -310,82 +331,119 @@ int64_t max_product_for(int64_t V, int64_t max_cells) {
 // Everything one thread owns while counting.
 class ThreadCounter {
  public:
-  ThreadCounter(int thread, const RowInfo* rows, int64_t cells, size_t capacity, int key_bits)
-      : thread_(thread), rows_(rows), key_bits_(key_bits), dense_(static_cast<size_t>(cells)), buf_(capacity),
-        scratch_(capacity) {}
+  ThreadCounter(int thread, const RowInfo* rows, int64_t cells, size_t capacity, int bits, bool canonical)
+      : thread_(thread), rows_(rows), bits_(bits), canonical_(canonical), dense_(static_cast<size_t>(cells)),
+        buf_(capacity), scratch_(capacity), mirror_(canonical ? capacity : 0) {}
 
-  template <bool Symmetric>
-  void count(const int32_t* ids, int64_t lo, int64_t hi, int window, const double* weight,
-             const std::string& temp_dir, const std::string& prefix, std::vector<SortedRun>& runs, std::mutex& m) {
+  // One call per block; noinline keeps it a separate entry in profiles.
+  template <bool Canonical>
+  __attribute__((noinline)) void count(const int32_t* ids, int64_t lo, int64_t hi, int window, const double* weight,
+                                       const std::string& temp_dir, const std::string& prefix,
+                                       std::vector<SortedRun>& runs, std::mutex& m) {
     const RowInfo* rows = rows_;
     double* dense = dense_.data();
     Pair* buf = buf_.data();
     const size_t cap = buf_.size();
     size_t n = used_;
-    const int bits = key_bits_ / 2;
-    auto push = [&](int64_t a, int64_t b, double v) {
-      buf[n].key = (static_cast<uint64_t>(a) << bits) | static_cast<uint64_t>(b);
-      buf[n].value = v;
-      if (++n == cap) {
-        used_ = n;
-        spill(temp_dir, prefix, runs, m);
-        n = 0;
-      }
-    };
+    const int bits = bits_;
     for (int64_t p = lo; p < hi; ++p) {
       const int64_t right = ids[p];
       if (right == 0) continue;
-      const RowInfo rr = rows[right];
       const int64_t stop = std::max<int64_t>(0, p - window);
       for (int64_t q = p - 1, d = 1; q >= stop; --q, ++d) {
         const int64_t left = ids[q];
         if (left == 0) break;  // the line started after q
-        const double v = weight[d];
-        const RowInfo& lr = rows[left];
-        if (right <= lr.limit) dense[lr.offset + right] += v;
-        else push(left, right, v);
-        if (Symmetric) {
-          if (left <= rr.limit) dense[rr.offset + left] += v;
-          else push(right, left, v);
+        int64_t a = left, b = right;
+        double v = weight[d];
+        if (Canonical) {
+          a = std::min(left, right);
+          b = std::max(left, right);
+          if (a == b) v += v;  // X[a][a] gets both orientations: 2/d
+        }
+        const RowInfo& ra = rows[a];
+        if (b <= ra.limit) {
+          dense[ra.offset + b] += v;
+        } else {
+          buf[n].key = (static_cast<uint64_t>(a) << bits) | static_cast<uint64_t>(b);
+          buf[n].value = v;
+          if (++n == cap) {
+            used_ = n;
+            spill(temp_dir, prefix, runs, m);
+            n = 0;
+          }
         }
       }
     }
     used_ = n;
   }
 
-  // Sorts and sums the buffer, which stays here as an in-memory run; frees the sort scratch.
+  // Sorts and sums the buffer, which stays here as an in-memory run (with its transposed twin for
+  // canonical counting); frees the sort scratch.
   void finish_buffer() {
-    radix_sort(buf_.data(), scratch_.data(), used_, key_bits_);
-    used_ = reduce_sorted(buf_.data(), used_);
+    sort_buffer();
+    if (canonical_) {
+      mirror_used_ = transpose(buf_.data(), used_, mirror_.data());
+      radix_sort(mirror_.data(), scratch_.data(), mirror_used_, 2 * bits_);
+    }
     scratch_.release();
   }
 
-  SortedRun memory_run_of_buffer() const { return memory_run(buf_.data(), static_cast<int64_t>(used_), (int64_t{1} << 62) + thread_); }
+  void memory_runs(std::vector<SortedRun>& runs) const {
+    runs.push_back(memory_run(buf_.data(), static_cast<int64_t>(used_), final_rank(0)));
+    if (canonical_) runs.push_back(memory_run(mirror_.data(), static_cast<int64_t>(mirror_used_), final_rank(1)));
+  }
   const double* dense() const { return dense_.data(); }
-  int64_t spilled() const { return seq_; }
+  int64_t spilled() const { return spilled_; }
 
  private:
+  void sort_buffer() {
+    radix_sort(buf_.data(), scratch_.data(), used_, 2 * bits_);
+    used_ = reduce_sorted(buf_.data(), used_);
+  }
+  // Writes (b, a) for every (a, b) with a < b of the sorted, summed `src` into dst; returns the count.
+  size_t transpose(const Pair* src, size_t n, Pair* dst) const {
+    const uint64_t mask = (uint64_t{1} << bits_) - 1;
+    size_t m = 0;
+    for (size_t i = 0; i < n; ++i) {
+      const uint64_t a = src[i].key >> bits_, b = src[i].key & mask;
+      if (a != b) dst[m++] = {(b << bits_) | a, src[i].value};
+    }
+    return m;
+  }
+  // Merge order of runs with equal keys: spills first (by sequence), then the final buffers.
+  int64_t spill_rank(int kind) const { return (seq_ * 2 + kind) * 4096 + thread_; }
+  int64_t final_rank(int kind) const { return (int64_t{1} << 62) + kind * 4096 + thread_; }
+
   void spill(const std::string& temp_dir, const std::string& prefix, std::vector<SortedRun>& runs, std::mutex& m) {
-    radix_sort(buf_.data(), scratch_.data(), used_, key_bits_);
-    const size_t n = reduce_sorted(buf_.data(), used_);
-    RunWriter writer(temp_dir, prefix, 0, seq_ * 4096 + thread_);
-    writer.put_all(buf_.data(), n);
-    SortedRun run = writer.finish();
+    sort_buffer();
+    std::vector<SortedRun> made;
+    RunWriter writer(temp_dir, prefix, 0, spill_rank(0));
+    writer.put_all(buf_.data(), used_);
+    made.push_back(writer.finish());
+    if (canonical_) {  // the transposed twin, sorted in the scratch with the (written) buffer as temp
+      const size_t k = transpose(buf_.data(), used_, scratch_.data());
+      radix_sort(scratch_.data(), buf_.data(), k, 2 * bits_);
+      RunWriter twin(temp_dir, prefix, 0, spill_rank(1));
+      twin.put_all(scratch_.data(), k);
+      made.push_back(twin.finish());
+    }
     {
       std::lock_guard<std::mutex> lock(m);
-      runs.push_back(std::move(run));
+      for (SortedRun& r : made) runs.push_back(std::move(r));
     }
+    spilled_ += static_cast<int64_t>(made.size());
     ++seq_;
     used_ = 0;
   }
 
   int thread_;
   const RowInfo* rows_;
-  int key_bits_;
+  int bits_;
+  bool canonical_;
   LargeBuffer<double> dense_;
-  LargeBuffer<Pair> buf_, scratch_;
-  size_t used_ = 0;
-  int64_t seq_ = 0;
+  LargeBuffer<Pair> buf_, scratch_, mirror_;
+  size_t used_ = 0, mirror_used_ = 0;
+  int64_t seq_ = 0, spilled_ = 0;
 };
 
 // A cursor over positions [begin, end) of a sorted run (disk runs are read through a buffer).
@@ -468,12 +526,350 @@ void check_vocabulary_word(const std::string& w, size_t index) {
   SK_CHECK(w != "<unk>", "vocabulary: word " << index << " is the reserved token <unk>");
 }
 
+// Sizes of everything, fixed before any counting so that the budget holds.
+struct Plan {
+  int threads = 1;
+  int64_t V = 0;
+  bool canonical = false;     // symmetric counting into canonical cells
+  size_t block_bytes = 0;
+  int64_t max_product = 0;
+  int64_t cells = 0;          // dense cells per thread
+  int64_t capacity = 0;       // pair-buffer records per thread
+  int bits = 1;               // bits of a word id in a key
+  size_t reader_records = 0;  // buffer of a run cursor in the merges
+  size_t fan_in = 2;          // runs merged at once
+  double scale = 1.0;         // integer scale of the weights (weight_scale)
+  int64_t planned_bytes = 0;
+};
+
+Plan plan_memory(const CooccurOptions& o, int64_t V, int T, const detail::WordTable& table, int64_t corpus_bytes) {
+  Plan plan;
+  plan.threads = T;
+  plan.V = V;
+  plan.canonical = o.symmetric;
+  const int64_t budget = static_cast<int64_t>(o.memory_gb * 1073741824.0);
+  plan.block_bytes = o.block_bytes ? o.block_bytes : detail::default_block_bytes(budget);
+  // Block buffer, plus at worst one id per two bytes in the slices and again in the joined array.
+  const int64_t io_bytes =
+      static_cast<int64_t>(plan.block_bytes + kMaxTokenBytes + 1) + 4 * static_cast<int64_t>(plan.block_bytes);
+  const int64_t fixed = static_cast<int64_t>(table.bytes()) + (V + 1) * static_cast<int64_t>(sizeof(RowInfo)) + io_bytes;
+  // Pair buffer and sort scratch, and for canonical counting the transposed twin.
+  const int64_t per_record = (plan.canonical ? 3 : 2) * static_cast<int64_t>(sizeof(Pair));
+  const int64_t avail = budget - fixed;
+  auto gb = [](int64_t b) { return static_cast<double>(b) / 1073741824.0; };
+  SK_CHECK(avail >= T * kMinRunRecords * per_record,
+           "memory: " << o.memory_gb << " GB is too small to hold one run: " << V << " words and " << T
+                      << " threads need at least " << gb(fixed + T * kMinRunRecords * per_record)
+                      << " GB (vocabulary table, I/O blocks and one " << kMinRunRecords << "-record buffer per thread)");
+
+  if (o.max_product >= 0) {
+    plan.max_product = std::min(o.max_product, V * V);
+  } else {
+    const int64_t share =
+        static_cast<int64_t>(kDenseShare * static_cast<double>(avail - T * kMinRunRecords * per_record));
+    plan.max_product = max_product_for(V, share / T / static_cast<int64_t>(sizeof(double)), plan.canonical);
+    if (corpus_bytes >= 0) {
+      // A dense cell pays off only if it is likely to be hit: with Zipf-distributed words, cell
+      // (i, j) expects about pairs / (i * j * H^2) hits (H = ln V + 0.58), so cells with
+      // i * j > pairs / H^2 are cheaper as sparse pairs (no table pages to touch and scan).
+      // Measured on a 12M-token corpus: this P is ~2x faster than a table filling half of 1 GB.
+      const double tokens = static_cast<double>(corpus_bytes) / kBytesPerToken;
+      const double pairs = tokens * o.window_size * (o.symmetric ? 2.0 : 1.0);
+      const double H = std::log(static_cast<double>(V)) + 0.5772;
+      plan.max_product = std::min(plan.max_product, std::max<int64_t>(V, static_cast<int64_t>(pairs / (H * H))));
+    }
+  }
+  plan.cells = dense_cells(V, plan.max_product, plan.canonical);
+  const int64_t dense_bytes = T * plan.cells * static_cast<int64_t>(sizeof(double));
+  if (o.overflow_length > 0) {
+    plan.capacity = o.overflow_length;
+  } else {
+    plan.capacity = std::max<int64_t>(kMinRunRecords, (avail - dense_bytes) / (T * per_record));
+    // With the full matrix dense no pair is ever buffered.
+    if (plan.cells == dense_cells(V, V * V, plan.canonical)) plan.capacity = kMinRunRecords;
+  }
+  SK_CHECK(dense_bytes + T * plan.capacity * per_record <= avail,
+           "memory: " << o.memory_gb << " GB cannot hold the requested tables: max_product " << plan.max_product
+                      << " needs " << gb(dense_bytes) << " GB of dense tables and overflow_length " << plan.capacity
+                      << " needs " << gb(T * plan.capacity * per_record) << " GB of pair buffers for " << T
+                      << " threads, but only " << gb(avail) << " GB are left after the vocabulary and I/O buffers");
+  while ((int64_t{1} << plan.bits) <= V) ++plan.bits;
+  // The merges live in the space the sort scratch gives back (capacity pairs per thread): each
+  // thread's run cursors and its chunk of output.
+  plan.reader_records = static_cast<size_t>(std::clamp<int64_t>(plan.capacity / 64, 256, 1 << 16));
+  plan.fan_in = o.max_open_runs > 0 ? static_cast<size_t>(o.max_open_runs)
+                                    : static_cast<size_t>(std::clamp<int64_t>(
+                                          plan.capacity / static_cast<int64_t>(plan.reader_records) - 1, 2, 256));
+  plan.scale = o.distance_weighting ? weight_scale(o.window_size) : 1.0;
+  plan.planned_bytes = fixed + dense_bytes + T * plan.capacity * per_record;
+  return plan;
+}
+
+// Words of one slice of a block as ids (1-based; 0 for a line break; out-of-vocabulary dropped).
+// Returns the number of tokens read.
+int64_t tokenize_slice(const char* begin, const char* end, const detail::WordTable& table, std::string& scratch,
+                       std::vector<int32_t>& out) {
+  out.clear();
+  int64_t tokens = 0;
+  detail::tokenize(
+      begin, end, scratch,
+      [&](const char* p, size_t len) {
+        ++tokens;
+        const int64_t id = table.find(p, len, 0);
+        if (id > 0) out.push_back(static_cast<int32_t>(id));
+      },
+      [&] {
+        if (out.empty() || out.back() != 0) out.push_back(0);
+      });
+  return tokens;
+}
+
+// Collects exceptions thrown inside parallel loops (they must not escape an OpenMP region).
+class FirstFailure {
+ public:
+  void record() {
+    std::lock_guard<std::mutex> lock(m_);
+    if (!failure_) failure_ = std::current_exception();
+  }
+  bool failed() const {
+    std::lock_guard<std::mutex> lock(m_);
+    return static_cast<bool>(failure_);
+  }
+  void rethrow() {
+    if (failure_) std::rethrow_exception(failure_);
+  }
+
+ private:
+  mutable std::mutex m_;
+  std::exception_ptr failure_;
+};
+
+// Counting: every block of the corpus through the threads' counters.
+void count_blocks(ByteSource& corpus, const detail::WordTable& table, const Plan& plan, const CooccurOptions& o,
+                  const std::string& temp_dir, std::vector<std::unique_ptr<ThreadCounter>>& counters,
+                  std::vector<SortedRun>& disk_runs, CooccurStats& stats) {
+  const int T = plan.threads, window = o.window_size;
+  std::vector<double> weight(static_cast<size_t>(window) + 1);
+  for (int d = 1; d <= window; ++d) weight[d] = o.distance_weighting ? plan.scale / static_cast<double>(d) : 1.0;
+  std::mutex runs_mutex;
+  FirstFailure failure;
+  std::vector<std::vector<int32_t>> slice_ids(T);
+  std::vector<std::string> scratch(T);
+  std::vector<int64_t> slice_tokens(T, 0);
+  std::vector<int32_t> ids, history;
+  detail::BlockReader reader(corpus, plan.block_bytes);
+  const char* data;
+  size_t size;
+  double clock = now_seconds();
+  while (reader.next(data, size)) {
+    const std::vector<size_t> bounds = detail::split_at_separators(data, size, T);
+#pragma omp parallel for schedule(static, 1) num_threads(T) if (size >= detail::kParallelMinBytes)
+    for (int t = 0; t < T; ++t)
+      slice_tokens[t] += tokenize_slice(data + bounds[t], data + bounds[t + 1], table, scratch[t], slice_ids[t]);
+    // ids = the open line's history, then every slice's ids.
+    std::vector<size_t> at(T + 1, history.size());
+    for (int t = 0; t < T; ++t) at[t + 1] = at[t] + slice_ids[t].size();
+    ids.resize(at[T]);
+    std::copy(history.begin(), history.end(), ids.begin());
+    for (int t = 0; t < T; ++t) std::copy(slice_ids[t].begin(), slice_ids[t].end(), ids.begin() + at[t]);
+
+    const int64_t first = static_cast<int64_t>(history.size()), total = static_cast<int64_t>(ids.size());
+    const double counting = now_seconds();
+    stats.seconds_tokenize += counting - clock;
+#pragma omp parallel for schedule(static, 1) num_threads(T) if (total - first >= kParallelMinIds)
+    for (int t = 0; t < T; ++t) {
+      if (failure.failed()) continue;
+      const int64_t lo = first + (total - first) * t / T, hi = first + (total - first) * (t + 1) / T;
+      try {
+        if (plan.canonical)
+          counters[t]->count<true>(ids.data(), lo, hi, window, weight.data(), temp_dir, o.temp_prefix, disk_runs,
+                                   runs_mutex);
+        else
+          counters[t]->count<false>(ids.data(), lo, hi, window, weight.data(), temp_dir, o.temp_prefix, disk_runs,
+                                    runs_mutex);
+      } catch (...) {
+        failure.record();
+      }
+    }
+    failure.rethrow();
+    clock = now_seconds();
+    stats.seconds_count += clock - counting;
+
+    for (int64_t i = first; i < total; ++i) stats.kept_tokens += ids[i] != 0;
+    // The open line's last <= window ids carry over to the next block.
+    int64_t h = total;
+    while (h > 0 && total - h < window && ids[h - 1] != 0) --h;
+    history.assign(ids.begin() + h, ids.end());
+    if (o.progress) o.progress("cooccur", reader.consumed(), corpus.size());
+  }
+  for (int t = 0; t < T; ++t) stats.tokens += slice_tokens[t];
+}
+
+// Hierarchical merge: while more than fan_in runs are on disk, groups of fan_in consecutive runs
+// (in rank order) become one run each, groups in parallel.
+void merge_disk_runs(std::vector<SortedRun>& disk_runs, const Plan& plan, const std::string& temp_dir,
+                     const std::string& prefix, CooccurStats& stats) {
+  std::sort(disk_runs.begin(), disk_runs.end(), [](const SortedRun& a, const SortedRun& b) { return a.rank < b.rank; });
+  const size_t fan_in = plan.fan_in;
+  FirstFailure failure;
+  while (disk_runs.size() > fan_in) {
+    ++stats.merge_passes;
+    const int64_t groups = static_cast<int64_t>((disk_runs.size() + fan_in - 1) / fan_in);
+    std::vector<SortedRun> next(static_cast<size_t>(groups));
+#pragma omp parallel for schedule(dynamic, 1) num_threads(plan.threads)
+    for (int64_t g = 0; g < groups; ++g) {
+      if (failure.failed()) continue;
+      try {
+        const size_t first = static_cast<size_t>(g) * fan_in, last = std::min(disk_runs.size(), first + fan_in);
+        if (last - first == 1) {
+          next[g] = std::move(disk_runs[first]);
+          continue;
+        }
+        std::vector<RunCursor> cursors;
+        for (size_t i = first; i < last; ++i)
+          cursors.emplace_back(disk_runs[i], 0, disk_runs[i].records, plan.reader_records);
+        RunWriter writer(temp_dir, prefix, plan.reader_records, disk_runs[first].rank);
+        merge_cursors(cursors, [&](uint64_t key, double value) { writer.put(key, value); });
+        next[g] = writer.finish();
+        cursors.clear();
+        for (size_t i = first; i < last; ++i) disk_runs[i].file.reset();  // closing frees the data
+      } catch (...) {
+        failure.record();
+      }
+    }
+    failure.rethrow();
+    disk_runs.swap(next);
+  }
+}
+
+// What a final-merge chunk reads: the runs, the dense tables and their layout.
+struct MergeInputs {
+  const std::vector<SortedRun>* runs;
+  std::vector<const double*> tables;  // the threads' dense tables, summed in thread order
+  const RowInfo* rows;
+  const Plan* plan;
+};
+
+// Output rows [row_first, row_last): run records and dense cells interleaved in column order. For
+// row r the dense cells are, in the canonical layout, the mirrored column r of the rows c < r
+// ("mirror": a prefix of the columns, since c * r <= P) and the canonical row r from column r on
+// ("direct"); in Stanford's layout only the direct part, from column 1. Run records fill the gaps.
+void merge_chunk(const MergeInputs& in, int64_t row_first, int64_t row_last, std::vector<CooccurRecord>& out) {
+  const Plan& plan = *in.plan;
+  const int bits = plan.bits;
+  const double scale = plan.scale;
+  const int T = static_cast<int>(in.tables.size());
+  const RowInfo* rows = in.rows;
+  const uint64_t col_mask = (uint64_t{1} << bits) - 1;
+  auto cell = [&](int64_t offset) {
+    double v = in.tables[0][offset];
+    for (int t = 1; t < T; ++t) v += in.tables[t][offset];
+    return v;
+  };
+  auto emit = [&](int64_t r, int64_t c, double v) {
+    if (v != 0) out.push_back({static_cast<int32_t>(r), static_cast<int32_t>(c), v / scale});
+  };
+  auto emit_mirror = [&](int64_t r) {
+    if (!plan.canonical) return;
+    for (int64_t c = 1; c < r && r <= rows[c].limit; ++c) emit(r, c, cell(rows[c].offset + r));
+  };
+  auto emit_direct = [&](int64_t r) {
+    for (int64_t c = plan.canonical ? r : 1; c <= rows[r].limit; ++c) emit(r, c, cell(rows[r].offset + c));
+  };
+  int64_t row = row_first;  // rows < row are complete; of `row`, the parts up to `phase` are out
+  int phase = 0;            // 0: nothing yet, 1: its mirror cells, 2: all its dense cells
+  auto advance = [&](int64_t r, int want) {
+    for (; row < r; ++row, phase = 0) {
+      if (phase < 1) emit_mirror(row);
+      if (phase < 2) emit_direct(row);
+    }
+    if (want >= 1 && phase < 1) emit_mirror(row);
+    if (want >= 2 && phase < 2) emit_direct(row);
+    phase = std::max(phase, want);
+  };
+  std::vector<Pair> scratch_block;
+  std::vector<RunCursor> cursors;
+  const uint64_t key_first = static_cast<uint64_t>(row_first) << bits,
+                 key_last = static_cast<uint64_t>(row_last) << bits;
+  for (const SortedRun& run : *in.runs) {
+    const int64_t b = run.lower_bound(key_first, scratch_block), e = run.lower_bound(key_last, scratch_block);
+    if (b < e) cursors.emplace_back(run, b, e, plan.reader_records);
+  }
+  merge_cursors(cursors, [&](uint64_t key, double value) {
+    const int64_t r = static_cast<int64_t>(key >> bits), c = static_cast<int64_t>(key & col_mask);
+    // A record left of the direct part (c < r: canonical only) comes after the mirror cells; one
+    // right of it (c > limit) after all of the row's dense cells.
+    advance(r, plan.canonical && c < r ? 1 : 2);
+    out.push_back({static_cast<int32_t>(r), static_cast<int32_t>(c), value / scale});
+  });
+  advance(row_last, 0);
+}
+
+// The final merge, in parallel over row ranges ("chunks"), written in row order. Chunk sizes come
+// from an estimate of each row's work: its dense cells plus its run records (from the indexes).
+int64_t write_output(const MergeInputs& in, const CooccurOptions& o, RecordSink& sink) {
+  const Plan& plan = *in.plan;
+  const int T = plan.threads;
+  std::vector<int64_t> work(static_cast<size_t>(plan.V) + 2, 0);
+  std::vector<int64_t> mirror_marks(static_cast<size_t>(plan.V) + 2, 0);  // +1/-1 at the ends of ranges
+  for (int64_t r = 1; r <= plan.V; ++r) {
+    const int64_t first = plan.canonical ? r : 1, limit = in.rows[r].limit;
+    work[r] += std::max<int64_t>(0, limit - first + 1);
+    if (plan.canonical && limit > r) {  // row r's cells (r, c) are mirrored into the rows c = r+1..limit
+      ++mirror_marks[r + 1];
+      --mirror_marks[limit + 1];
+    }
+  }
+  for (int64_t r = 1, mirrors = 0; r <= plan.V; ++r) work[r] += (mirrors += mirror_marks[r]);
+  for (const SortedRun& run : *in.runs)
+    for (const uint64_t key : run.index) work[key >> plan.bits] += SortedRun::kIndexStride;
+  int64_t total_work = 0;
+  for (const int64_t w : work) total_work += w;
+  const int wave = 2 * T;  // chunks merged per round, in parallel
+  const int64_t chunk_work =
+      std::clamp<int64_t>(std::min(total_work / (8 * T) + 1, plan.capacity / (2 * wave)), 4096, int64_t{1} << 20);
+  std::vector<std::pair<int64_t, int64_t>> chunks;  // row ranges [first, last)
+  for (int64_t r = 1, acc = 0, first = 1; r <= plan.V; ++r) {
+    acc += work[r];
+    if (acc >= chunk_work || r == plan.V) {
+      chunks.push_back({first, r + 1});
+      first = r + 1;
+      acc = 0;
+    }
+  }
+  FirstFailure failure;
+  std::vector<std::vector<CooccurRecord>> outputs(static_cast<size_t>(wave));
+  int64_t written = 0;
+  for (size_t c0 = 0; c0 < chunks.size(); c0 += wave) {
+    const int n = static_cast<int>(std::min<size_t>(wave, chunks.size() - c0));
+#pragma omp parallel for schedule(dynamic, 1) num_threads(T) if (total_work >= kParallelMinIds)
+    for (int i = 0; i < n; ++i) {
+      if (failure.failed()) continue;
+      try {
+        outputs[i].clear();
+        merge_chunk(in, chunks[c0 + i].first, chunks[c0 + i].second, outputs[i]);
+      } catch (...) {
+        failure.record();
+      }
+    }
+    failure.rethrow();
+    for (int i = 0; i < n; ++i) {
+      sink.write(outputs[i].data(), outputs[i].size());
+      written += static_cast<int64_t>(outputs[i].size());
+    }
+    if (o.progress) o.progress("merge", static_cast<int64_t>(c0 + n), static_cast<int64_t>(chunks.size()));
+  }
+  sink.finish();
+  return written;
+}
+
 }  // namespace
 
 CooccurStats count_cooccurrences(ByteSource& corpus, const std::vector<std::string>& words,
                                  const CooccurOptions& o, RecordSink& sink) {
   SK_CHECK(o.window_size >= 1, "window_size: expected >= 1, got " << o.window_size);
-  SK_CHECK(std::isfinite(o.memory_gb) && o.memory_gb > 0, "memory: expected a positive number of GB, got " << o.memory_gb);
+  SK_CHECK(std::isfinite(o.memory_gb) && o.memory_gb > 0,
+           "memory: expected a positive number of GB, got " << o.memory_gb);
   SK_CHECK(o.max_product >= -1, "max_product: expected >= 0 (or -1 to derive it from memory), got " << o.max_product);
   SK_CHECK(o.overflow_length == -1 || o.overflow_length >= 1,
            "overflow_length: expected >= 1 (or -1 to derive it from memory), got " << o.overflow_length);
@@ -483,11 +879,6 @@ CooccurStats count_cooccurrences(ByteSource& corpus, const std::vector<std::stri
   SK_CHECK(V >= 1, "vocabulary: is empty");
   SK_CHECK(V < (int64_t{1} << 31) - 1, "vocabulary: too many words (" << V << ")");
   const int T = detail::resolve_threads(o.num_threads);
-  const int window = o.window_size;
-
-  CooccurStats stats;
-  stats.num_threads = T;
-  MemoryTracker mem;
 
   detail::WordTable table(static_cast<size_t>(V));
   for (int64_t i = 0; i < V; ++i) {
@@ -496,283 +887,39 @@ CooccurStats count_cooccurrences(ByteSource& corpus, const std::vector<std::stri
     SK_CHECK(id == 0, "vocabulary: word " << i << " ('" << words[i] << "') repeats word " << id - 1);
     id = i + 1;
   }
+  const Plan plan = plan_memory(o, V, T, table, corpus.size());
+  CooccurStats stats;
+  stats.num_threads = T;
+  stats.budget_bytes = static_cast<int64_t>(o.memory_gb * 1073741824.0);
+  stats.max_product = plan.max_product;
+  stats.overflow_length = plan.capacity;
+  MemoryTracker mem;
+  mem.add(plan.planned_bytes);
 
-  // ---- memory plan ----
-  const int64_t budget = static_cast<int64_t>(o.memory_gb * 1073741824.0);
-  stats.budget_bytes = budget;
-  const size_t block = o.block_bytes ? o.block_bytes : detail::default_block_bytes(budget);
-  // Block buffer, plus at worst one id per two bytes in the slices and again in the joined array.
-  const int64_t io_bytes = static_cast<int64_t>(block + kMaxTokenBytes + 1) + 4 * static_cast<int64_t>(block);
-  const int64_t fixed = static_cast<int64_t>(table.bytes()) + (V + 1) * static_cast<int64_t>(sizeof(RowInfo)) + io_bytes;
-  const int64_t per_record = 2 * static_cast<int64_t>(sizeof(Pair));  // buffer + sort scratch
-  const int64_t avail = budget - fixed;
-  auto gb = [](int64_t b) { return static_cast<double>(b) / 1073741824.0; };
-  SK_CHECK(avail >= T * kMinRunRecords * per_record,
-           "memory: " << o.memory_gb << " GB is too small to hold one run: " << V << " words and " << T
-                      << " threads need at least " << gb(fixed + T * kMinRunRecords * per_record)
-                      << " GB (vocabulary table, I/O blocks and one " << kMinRunRecords << "-record buffer per thread)");
-
-  int64_t max_product, cells;
-  if (o.max_product >= 0) {
-    max_product = std::min(o.max_product, V * V);
-    cells = dense_cells(V, max_product);
-  } else {
-    const int64_t share = static_cast<int64_t>(kDenseShare * static_cast<double>(avail - T * kMinRunRecords * per_record));
-    max_product = max_product_for(V, share / T / static_cast<int64_t>(sizeof(double)));
-    if (corpus.size() >= 0) {
-      // A dense cell pays off only if it is likely to be hit: with Zipf-distributed words, cell
-      // (i, j) expects about pairs / (i * j * H^2) hits (H = ln V + 0.58), so cells with
-      // i * j > pairs / H^2 are cheaper as sparse pairs (no table pages to touch and scan).
-      // Measured on a 12M-token corpus: this P is ~2x faster than a table filling half of 1 GB.
-      const double tokens = static_cast<double>(corpus.size()) / kBytesPerToken;
-      const double pairs = tokens * window * (o.symmetric ? 2.0 : 1.0);
-      const double H = std::log(static_cast<double>(V)) + 0.5772;
-      max_product = std::min(max_product, std::max<int64_t>(V, static_cast<int64_t>(pairs / (H * H))));
-    }
-    cells = dense_cells(V, max_product);
-  }
-  const int64_t dense_bytes = T * cells * static_cast<int64_t>(sizeof(double));
-  int64_t capacity;
-  if (o.overflow_length > 0) {
-    capacity = o.overflow_length;
-  } else {
-    capacity = std::max<int64_t>(kMinRunRecords, (avail - dense_bytes) / (T * per_record));
-    // A buffer larger than all the pairs a full dense table would leave out is never needed.
-    if (cells == dense_cells(V, V * V)) capacity = kMinRunRecords;
-  }
-  SK_CHECK(dense_bytes + T * capacity * per_record <= avail,
-           "memory: " << o.memory_gb << " GB cannot hold the requested tables: max_product " << max_product
-                      << " needs " << gb(dense_bytes) << " GB of dense tables and overflow_length " << capacity
-                      << " needs " << gb(T * capacity * per_record) << " GB of pair buffers for " << T
-                      << " threads, but only " << gb(avail) << " GB are left after the vocabulary and I/O buffers");
-  stats.max_product = max_product;
-  stats.overflow_length = capacity;
-  mem.add(fixed + dense_bytes + T * capacity * per_record);
-
-  std::vector<RowInfo> rows(static_cast<size_t>(V) + 1, RowInfo{0, 0});
-  {
-    int64_t offset = 0;
-    for (int64_t r = 1; r <= V; ++r) {
-      const int64_t lim = std::min(V, max_product / r);
-      rows[r] = {offset - 1, lim};  // cell (r, c) at offset - 1 + c
-      offset += lim;
-    }
-  }
-  int bits = 1;
-  while ((int64_t{1} << bits) <= V) ++bits;
-  const int key_bits = 2 * bits;
-
+  const std::vector<RowInfo> rows = dense_layout(V, plan.max_product, plan.canonical);
   std::vector<std::unique_ptr<ThreadCounter>> counters;
   for (int t = 0; t < T; ++t)
-    counters.push_back(std::make_unique<ThreadCounter>(t, rows.data(), cells, static_cast<size_t>(capacity), key_bits));
+    counters.push_back(std::make_unique<ThreadCounter>(t, rows.data(), plan.cells, static_cast<size_t>(plan.capacity),
+                                                       plan.bits, plan.canonical));
+  const char* tmpdir = std::getenv("TMPDIR");
+  const std::string temp_dir = !o.temp_dir.empty() ? o.temp_dir : (tmpdir && *tmpdir ? tmpdir : "/tmp");
 
-  // Exact counting: with S = lcm(1..window), the weights S/d are integers, and sums of integers
-  // below 2^53 are exact in double whatever the order of the additions. So every thread count,
-  // memory plan and device gives the same bits: the exact sum of the 1/d, rounded once at the end.
-  // (Larger sums - beyond ~10^9 tokens at window 20, ~10^11 at window 10 - round like any float
-  // sum.) Windows above 22 make S too large; they add 1/d directly.
-  const double scale = o.distance_weighting ? weight_scale(window) : 1.0;
-  std::vector<double> weight(static_cast<size_t>(window) + 1);
-  for (int d = 1; d <= window; ++d) weight[d] = o.distance_weighting ? scale / static_cast<double>(d) : 1.0;
-
-  const std::string temp_dir = o.temp_dir.empty() ? (std::getenv("TMPDIR") ? std::getenv("TMPDIR") : "/tmp") : o.temp_dir;
   std::vector<SortedRun> disk_runs;
-  std::mutex runs_mutex;
-  std::exception_ptr failure;
-  std::mutex failure_mutex;
-  auto record_failure = [&] {
-    std::lock_guard<std::mutex> lock(failure_mutex);
-    if (!failure) failure = std::current_exception();
-  };
+  count_blocks(corpus, table, plan, o, temp_dir, counters, disk_runs, stats);
 
-  // ---- counting ----
-  std::vector<std::vector<int32_t>> slice_ids(T);
-  std::vector<std::string> scratch(T);
-  std::vector<int64_t> slice_tokens(T, 0);
-  std::vector<int32_t> ids, history;
-  detail::BlockReader reader(corpus, block);
-  const char* data;
-  size_t size;
-  double clock = now_seconds();
-  while (reader.next(data, size)) {
-    const std::vector<size_t> bounds = detail::split_at_separators(data, size, T);
-#pragma omp parallel for schedule(static, 1) num_threads(T) if (size >= detail::kParallelMinBytes)
-    for (int t = 0; t < T; ++t) {
-      std::vector<int32_t>& out = slice_ids[t];
-      out.clear();
-      int64_t n = 0;
-      detail::tokenize(
-          data + bounds[t], data + bounds[t + 1], scratch[t],
-          [&](const char* p, size_t len) {
-            ++n;
-            const int64_t id = table.find(p, len, 0);
-            if (id > 0) out.push_back(static_cast<int32_t>(id));
-          },
-          [&] {
-            if (out.empty() || out.back() != 0) out.push_back(0);
-          });
-      slice_tokens[t] += n;
-    }
-    // ids = history of the open line, then every slice's ids.
-    std::vector<size_t> at(T + 1, history.size());
-    for (int t = 0; t < T; ++t) at[t + 1] = at[t] + slice_ids[t].size();
-    ids.resize(at[T]);
-    std::copy(history.begin(), history.end(), ids.begin());
-    for (int t = 0; t < T; ++t) {
-      std::copy(slice_ids[t].begin(), slice_ids[t].end(), ids.begin() + at[t]);
-      for (const int32_t id : slice_ids[t]) stats.kept_tokens += id != 0;
-    }
-
-    const int64_t first = static_cast<int64_t>(history.size()), total = static_cast<int64_t>(ids.size());
-    const double counting = now_seconds();
-    stats.seconds_tokenize += counting - clock;
-#pragma omp parallel for schedule(static, 1) num_threads(T) if (total - first >= kParallelMinIds)
-    for (int t = 0; t < T; ++t) {
-      if (failure) continue;
-      const int64_t lo = first + (total - first) * t / T, hi = first + (total - first) * (t + 1) / T;
-      try {
-        if (o.symmetric)
-          counters[t]->count<true>(ids.data(), lo, hi, window, weight.data(), temp_dir, o.temp_prefix, disk_runs, runs_mutex);
-        else
-          counters[t]->count<false>(ids.data(), lo, hi, window, weight.data(), temp_dir, o.temp_prefix, disk_runs, runs_mutex);
-      } catch (...) {
-        record_failure();
-      }
-    }
-    if (failure) std::rethrow_exception(failure);
-    clock = now_seconds();
-    stats.seconds_count += clock - counting;
-
-    // The open line's last <= window ids carry over to the next block.
-    int64_t h = total;
-    while (h > 0 && total - h < window && ids[h - 1] != 0) --h;
-    history.assign(ids.begin() + h, ids.end());
-    if (o.progress) o.progress("cooccur", reader.consumed(), corpus.size());
-  }
-  for (int t = 0; t < T; ++t) stats.tokens += slice_tokens[t];
-
-  // ---- finish the buffers and merge ----
-  clock = now_seconds();
+  const double clock = now_seconds();
 #pragma omp parallel for schedule(static, 1) num_threads(T)
   for (int t = 0; t < T; ++t) counters[t]->finish_buffer();
-  mem.sub(T * capacity * static_cast<int64_t>(sizeof(Pair)));  // sort scratch given back
+  mem.sub(T * plan.capacity * static_cast<int64_t>(sizeof(Pair)));  // sort scratch given back
+  mem.add(T * static_cast<int64_t>((plan.fan_in + 1) * plan.reader_records * sizeof(Pair)));
   for (int t = 0; t < T; ++t) stats.runs_spilled += counters[t]->spilled();
-
-  // The merge phase lives in the space the sort scratch gave back (capacity pairs per thread):
-  // each thread's cursor buffers and chunk of output.
-  const size_t reader_records = static_cast<size_t>(std::clamp<int64_t>(capacity / 64, 256, 1 << 16));
-  const size_t fan_in = o.max_open_runs > 0
-                            ? static_cast<size_t>(o.max_open_runs)
-                            : static_cast<size_t>(std::clamp<int64_t>(capacity / static_cast<int64_t>(reader_records) - 1, 2, 256));
-  mem.add(T * static_cast<int64_t>((fan_in + 1) * reader_records * sizeof(Pair)));
-
-  std::sort(disk_runs.begin(), disk_runs.end(), [](const SortedRun& a, const SortedRun& b) { return a.rank < b.rank; });
-  while (disk_runs.size() > fan_in) {  // hierarchical merge: groups of fan_in runs become one run each
-    ++stats.merge_passes;
-    const int64_t groups = static_cast<int64_t>((disk_runs.size() + fan_in - 1) / fan_in);
-    std::vector<SortedRun> next(static_cast<size_t>(groups));
-#pragma omp parallel for schedule(dynamic, 1) num_threads(T)
-    for (int64_t g = 0; g < groups; ++g) {
-      if (failure) continue;
-      try {
-        const size_t first = static_cast<size_t>(g) * fan_in, last = std::min(disk_runs.size(), first + fan_in);
-        if (last - first == 1) {
-          next[g] = std::move(disk_runs[first]);
-          continue;
-        }
-        std::vector<RunCursor> cursors;
-        for (size_t i = first; i < last; ++i) cursors.emplace_back(disk_runs[i], 0, disk_runs[i].records, reader_records);
-        RunWriter writer(temp_dir, o.temp_prefix, reader_records, disk_runs[first].rank);
-        merge_cursors(cursors, [&](uint64_t key, double value) { writer.put(key, value); });
-        next[g] = writer.finish();
-        cursors.clear();
-        for (size_t i = first; i < last; ++i) disk_runs[i].file.reset();  // closing frees the data
-      } catch (...) {
-        record_failure();
-      }
-    }
-    if (failure) std::rethrow_exception(failure);
-    disk_runs.swap(next);
-  }
+  merge_disk_runs(disk_runs, plan, temp_dir, o.temp_prefix, stats);
 
   std::vector<SortedRun> runs = std::move(disk_runs);
-  for (int t = 0; t < T; ++t) runs.push_back(counters[t]->memory_run_of_buffer());
-
-  // Final merge in parallel over row ranges ("chunks"): each chunk's dense rows and run segments
-  // are merged by one thread into its own output buffer; the buffers are written in row order.
-  // Chunk sizes come from an estimate of the work per row: its dense cells plus its sparse records
-  // (from the runs' indexes).
-  std::vector<int64_t> work(static_cast<size_t>(V) + 2, 0);
-  for (int64_t r = 1; r <= V; ++r) work[r] = rows[r].limit;
-  for (const SortedRun& run : runs)
-    for (const uint64_t key : run.index) work[key >> bits] += SortedRun::kIndexStride;
-  int64_t total_work = 0;
-  for (const int64_t w : work) total_work += w;
-  const int wave = 2 * T;  // chunks merged per round, in parallel
-  const int64_t chunk_work = std::clamp<int64_t>(
-      std::min(total_work / (8 * T) + 1, capacity / (2 * wave)), 4096, int64_t{1} << 20);
-  std::vector<std::pair<int64_t, int64_t>> chunks;  // row ranges [first, last)
-  for (int64_t r = 1, acc = 0, first = 1; r <= V; ++r) {
-    acc += work[r];
-    if (acc >= chunk_work || r == V) {
-      chunks.push_back({first, r + 1});
-      first = r + 1;
-      acc = 0;
-    }
-  }
-  std::vector<const double*> tables;  // the threads' dense tables, summed in thread order
-  for (int t = 0; t < T; ++t) tables.push_back(counters[t]->dense());
-  const uint64_t col_mask = (uint64_t{1} << bits) - 1;
-  auto merge_chunk = [&](int64_t row_first, int64_t row_last, std::vector<CooccurRecord>& out) {
-    std::vector<Pair> scratch_block;
-    std::vector<RunCursor> cursors;
-    const uint64_t key_first = static_cast<uint64_t>(row_first) << bits, key_last = static_cast<uint64_t>(row_last) << bits;
-    for (const SortedRun& run : runs) {
-      const int64_t b = run.lower_bound(key_first, scratch_block), e = run.lower_bound(key_last, scratch_block);
-      if (b < e) cursors.emplace_back(run, b, e, reader_records);
-    }
-    int64_t next_dense_row = row_first;
-    auto dense_rows_before = [&](int64_t row_end) {  // rows [next_dense_row, row_end)
-      for (; next_dense_row < row_end; ++next_dense_row) {
-        const RowInfo& ri = rows[next_dense_row];
-        for (int64_t c = 1; c <= ri.limit; ++c) {
-          double v = tables[0][ri.offset + c];
-          for (int t = 1; t < T; ++t) v += tables[t][ri.offset + c];
-          if (v != 0) out.push_back({static_cast<int32_t>(next_dense_row), static_cast<int32_t>(c), v / scale});
-        }
-      }
-    };
-    merge_cursors(cursors, [&](uint64_t key, double value) {
-      const int64_t r = static_cast<int64_t>(key >> bits);
-      dense_rows_before(r + 1);  // row r's dense columns all come before its sparse ones
-      out.push_back({static_cast<int32_t>(r), static_cast<int32_t>(key & col_mask), value / scale});
-    });
-    dense_rows_before(row_last);
-  };
-
-  std::vector<std::vector<CooccurRecord>> outputs(static_cast<size_t>(wave));
-  int64_t written = 0;
-  for (size_t c0 = 0; c0 < chunks.size(); c0 += wave) {
-    const int n = static_cast<int>(std::min<size_t>(wave, chunks.size() - c0));
-#pragma omp parallel for schedule(dynamic, 1) num_threads(T) if (total_work >= kParallelMinIds)
-    for (int i = 0; i < n; ++i) {
-      if (failure) continue;
-      try {
-        outputs[i].clear();
-        merge_chunk(chunks[c0 + i].first, chunks[c0 + i].second, outputs[i]);
-      } catch (...) {
-        record_failure();
-      }
-    }
-    if (failure) std::rethrow_exception(failure);
-    for (int i = 0; i < n; ++i) {
-      sink.write(outputs[i].data(), outputs[i].size());
-      written += static_cast<int64_t>(outputs[i].size());
-    }
-    if (o.progress) o.progress("merge", static_cast<int64_t>(c0 + n), static_cast<int64_t>(chunks.size()));
-  }
-  sink.finish();
-  stats.records = written;
+  for (int t = 0; t < T; ++t) counters[t]->memory_runs(runs);
+  MergeInputs inputs{&runs, {}, rows.data(), &plan};
+  for (int t = 0; t < T; ++t) inputs.tables.push_back(counters[t]->dense());
+  stats.records = write_output(inputs, o, sink);
   stats.peak_bytes = mem.peak;
   stats.seconds_merge = now_seconds() - clock;
   return stats;
