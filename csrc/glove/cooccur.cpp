@@ -89,6 +89,18 @@ class LargeBuffer {
   T* data() const { return data_; }
   size_t size() const { return n_; }
 
+  // Maps every page writable now. A table whose first access is `+=` would otherwise map the
+  // shared zero page on the read and copy it on the write, and that copy flushes the TLBs of all
+  // threads (an inter-processor interrupt, a VM exit here): 13% of counting time when measured.
+  void populate() {
+    if (!data_) return;
+#ifdef MADV_POPULATE_WRITE
+    if (::madvise(data_, bytes_, MADV_POPULATE_WRITE) == 0) return;
+#endif
+    volatile char* p = reinterpret_cast<volatile char*>(data_);  // older kernels: write each page
+    for (size_t i = 0; i < bytes_; i += 4096) p[i] = 0;
+  }
+
  private:
   void swap(LargeBuffer& o) {
     std::swap(data_, o.data_);
@@ -233,8 +245,10 @@ struct MemoryTracker {
   void sub(int64_t b) { current -= b; }
 };
 
-// LSD radix sort of n pairs by their low `key_bits` bits; stable, so equal keys keep buffer order.
-void radix_sort(Pair* a, Pair* tmp, size_t n, int key_bits) {
+// LSD radix sort of n pairs by key bits [first_bit, key_bits); stable, so pairs equal in those bits
+// keep their order (a run sorted by (a, b) and transposed to (b, a) needs sorting by b only).
+void radix_sort(Pair* a, Pair* tmp, size_t n, int key_bits, int first_bit = 0) {
+  key_bits -= first_bit;
   if (n < 2 || key_bits <= 0) return;
   const int passes = (key_bits + 10) / 11;
   const int digit = (key_bits + passes - 1) / passes;
@@ -242,19 +256,19 @@ void radix_sort(Pair* a, Pair* tmp, size_t n, int key_bits) {
   const uint64_t mask = buckets - 1;
   std::vector<size_t> counts(buckets * passes, 0);
   for (size_t i = 0; i < n; ++i)
-    for (int p = 0; p < passes; ++p) ++counts[p * buckets + ((a[i].key >> (p * digit)) & mask)];
+    for (int p = 0; p < passes; ++p) ++counts[p * buckets + ((a[i].key >> (first_bit + p * digit)) & mask)];
   Pair* src = a;
   Pair* dst = tmp;
   for (int p = 0; p < passes; ++p) {
     size_t* c = counts.data() + p * buckets;
-    if (c[(src[0].key >> (p * digit)) & mask] == n) continue;  // every key has this digit
+    const int shift = first_bit + p * digit;
+    if (c[(src[0].key >> shift) & mask] == n) continue;  // every key has this digit
     size_t sum = 0;
     for (size_t b = 0; b < buckets; ++b) {
       const size_t k = c[b];
       c[b] = sum;
       sum += k;
     }
-    const int shift = p * digit;
     for (size_t i = 0; i < n; ++i) dst[c[(src[i].key >> shift) & mask]++] = src[i];
     std::swap(src, dst);
   }
@@ -383,7 +397,7 @@ class ThreadCounter {
     sort_buffer();
     if (canonical_) {
       mirror_used_ = transpose(buf_.data(), used_, mirror_.data());
-      radix_sort(mirror_.data(), scratch_.data(), mirror_used_, 2 * bits_);
+      radix_sort(mirror_.data(), scratch_.data(), mirror_used_, 2 * bits_, bits_);
     }
     scratch_.release();
   }
@@ -393,6 +407,7 @@ class ThreadCounter {
     if (canonical_) runs.push_back(memory_run(mirror_.data(), static_cast<int64_t>(mirror_used_), final_rank(1)));
   }
   const double* dense() const { return dense_.data(); }
+  void populate_dense() { dense_.populate(); }
   int64_t spilled() const { return spilled_; }
 
  private:
@@ -401,6 +416,7 @@ class ThreadCounter {
     used_ = reduce_sorted(buf_.data(), used_);
   }
   // Writes (b, a) for every (a, b) with a < b of the sorted, summed `src` into dst; returns the count.
+  // The result is in a-order within each b, so a stable sort by b alone sorts it.
   size_t transpose(const Pair* src, size_t n, Pair* dst) const {
     const uint64_t mask = (uint64_t{1} << bits_) - 1;
     size_t m = 0;
@@ -422,7 +438,7 @@ class ThreadCounter {
     made.push_back(writer.finish());
     if (canonical_) {  // the transposed twin, sorted in the scratch with the (written) buffer as temp
       const size_t k = transpose(buf_.data(), used_, scratch_.data());
-      radix_sort(scratch_.data(), buf_.data(), k, 2 * bits_);
+      radix_sort(scratch_.data(), buf_.data(), k, 2 * bits_, bits_);
       RunWriter twin(temp_dir, prefix, 0, spill_rank(1));
       twin.put_all(scratch_.data(), k);
       made.push_back(twin.finish());
@@ -542,7 +558,7 @@ struct Plan {
   int64_t planned_bytes = 0;
 };
 
-Plan plan_memory(const CooccurOptions& o, int64_t V, int T, const detail::WordTable& table, int64_t corpus_bytes) {
+Plan plan_memory(const CooccurOptions& o, int64_t V, int T, const detail::WordLookup& lookup, int64_t corpus_bytes) {
   Plan plan;
   plan.threads = T;
   plan.V = V;
@@ -552,7 +568,7 @@ Plan plan_memory(const CooccurOptions& o, int64_t V, int T, const detail::WordTa
   // Block buffer, plus at worst one id per two bytes in the slices and again in the joined array.
   const int64_t io_bytes =
       static_cast<int64_t>(plan.block_bytes + kMaxTokenBytes + 1) + 4 * static_cast<int64_t>(plan.block_bytes);
-  const int64_t fixed = static_cast<int64_t>(table.bytes()) + (V + 1) * static_cast<int64_t>(sizeof(RowInfo)) + io_bytes;
+  const int64_t fixed = static_cast<int64_t>(lookup.bytes()) + (V + 1) * static_cast<int64_t>(sizeof(RowInfo)) + io_bytes;
   // Pair buffer and sort scratch, and for canonical counting the transposed twin.
   const int64_t per_record = (plan.canonical ? 3 : 2) * static_cast<int64_t>(sizeof(Pair));
   const int64_t avail = budget - fixed;
@@ -606,17 +622,20 @@ Plan plan_memory(const CooccurOptions& o, int64_t V, int T, const detail::WordTa
 }
 
 // Words of one slice of a block as ids (1-based; 0 for a line break; out-of-vocabulary dropped).
-// Returns the number of tokens read.
-int64_t tokenize_slice(const char* begin, const char* end, const detail::WordTable& table, std::string& scratch,
-                       std::vector<int32_t>& out) {
+// Returns the number of tokens read and adds the in-vocabulary ones to `kept`.
+int64_t tokenize_slice(const char* begin, const char* end, const detail::WordLookup& lookup, std::string& scratch,
+                       std::vector<int32_t>& out, int64_t& kept) {
   out.clear();
   int64_t tokens = 0;
   detail::tokenize(
       begin, end, scratch,
       [&](const char* p, size_t len) {
         ++tokens;
-        const int64_t id = table.find(p, len, 0);
-        if (id > 0) out.push_back(static_cast<int32_t>(id));
+        const int64_t id = lookup.find(p, len);
+        if (id > 0) {
+          out.push_back(static_cast<int32_t>(id));
+          ++kept;
+        }
       },
       [&] {
         if (out.empty() || out.back() != 0) out.push_back(0);
@@ -645,7 +664,7 @@ class FirstFailure {
 };
 
 // Counting: every block of the corpus through the threads' counters.
-void count_blocks(ByteSource& corpus, const detail::WordTable& table, const Plan& plan, const CooccurOptions& o,
+void count_blocks(ByteSource& corpus, const detail::WordLookup& lookup, const Plan& plan, const CooccurOptions& o,
                   const std::string& temp_dir, std::vector<std::unique_ptr<ThreadCounter>>& counters,
                   std::vector<SortedRun>& disk_runs, CooccurStats& stats) {
   const int T = plan.threads, window = o.window_size;
@@ -655,7 +674,7 @@ void count_blocks(ByteSource& corpus, const detail::WordTable& table, const Plan
   FirstFailure failure;
   std::vector<std::vector<int32_t>> slice_ids(T);
   std::vector<std::string> scratch(T);
-  std::vector<int64_t> slice_tokens(T, 0);
+  std::vector<int64_t> slice_tokens(T, 0), slice_kept(T, 0);
   std::vector<int32_t> ids, history;
   detail::BlockReader reader(corpus, plan.block_bytes);
   const char* data;
@@ -665,7 +684,8 @@ void count_blocks(ByteSource& corpus, const detail::WordTable& table, const Plan
     const std::vector<size_t> bounds = detail::split_at_separators(data, size, T);
 #pragma omp parallel for schedule(static, 1) num_threads(T) if (size >= detail::kParallelMinBytes)
     for (int t = 0; t < T; ++t)
-      slice_tokens[t] += tokenize_slice(data + bounds[t], data + bounds[t + 1], table, scratch[t], slice_ids[t]);
+      slice_tokens[t] += tokenize_slice(data + bounds[t], data + bounds[t + 1], lookup, scratch[t], slice_ids[t],
+                                        slice_kept[t]);
     // ids = the open line's history, then every slice's ids.
     std::vector<size_t> at(T + 1, history.size());
     for (int t = 0; t < T; ++t) at[t + 1] = at[t] + slice_ids[t].size();
@@ -695,14 +715,16 @@ void count_blocks(ByteSource& corpus, const detail::WordTable& table, const Plan
     clock = now_seconds();
     stats.seconds_count += clock - counting;
 
-    for (int64_t i = first; i < total; ++i) stats.kept_tokens += ids[i] != 0;
     // The open line's last <= window ids carry over to the next block.
     int64_t h = total;
     while (h > 0 && total - h < window && ids[h - 1] != 0) --h;
     history.assign(ids.begin() + h, ids.end());
     if (o.progress) o.progress("cooccur", reader.consumed(), corpus.size());
   }
-  for (int t = 0; t < T; ++t) stats.tokens += slice_tokens[t];
+  for (int t = 0; t < T; ++t) {
+    stats.tokens += slice_tokens[t];
+    stats.kept_tokens += slice_kept[t];
+  }
 }
 
 // Hierarchical merge: while more than fan_in runs are on disk, groups of fan_in consecutive runs
@@ -837,27 +859,46 @@ int64_t write_output(const MergeInputs& in, const CooccurOptions& o, RecordSink&
       acc = 0;
     }
   }
+  // Waves of chunks alternate between two sets of output buffers, so that one thread writes the
+  // previous wave while the others merge the next one.
   FirstFailure failure;
-  std::vector<std::vector<CooccurRecord>> outputs(static_cast<size_t>(wave));
+  std::vector<std::vector<CooccurRecord>> outputs[2] = {std::vector<std::vector<CooccurRecord>>(wave),
+                                                        std::vector<std::vector<CooccurRecord>>(wave)};
   int64_t written = 0;
-  for (size_t c0 = 0; c0 < chunks.size(); c0 += wave) {
-    const int n = static_cast<int>(std::min<size_t>(wave, chunks.size() - c0));
-#pragma omp parallel for schedule(dynamic, 1) num_threads(T) if (total_work >= kParallelMinIds)
-    for (int i = 0; i < n; ++i) {
-      if (failure.failed()) continue;
-      try {
-        outputs[i].clear();
-        merge_chunk(in, chunks[c0 + i].first, chunks[c0 + i].second, outputs[i]);
-      } catch (...) {
-        failure.record();
+  int pending = 0;  // chunks of the previous wave waiting in outputs[(wave index - 1) % 2]
+  const size_t waves = (chunks.size() + wave - 1) / wave;
+  for (size_t w = 0; w <= waves; ++w) {
+    const size_t c0 = w * wave;
+    const int n = w < waves ? static_cast<int>(std::min<size_t>(wave, chunks.size() - c0)) : 0;
+    std::vector<std::vector<CooccurRecord>>& current = outputs[w % 2];
+    std::vector<std::vector<CooccurRecord>>& previous = outputs[(w + 1) % 2];
+#pragma omp parallel num_threads(T) if (total_work >= kParallelMinIds)
+    {
+#pragma omp single nowait
+      {
+        try {
+          for (int i = 0; i < pending; ++i) {
+            sink.write(previous[i].data(), previous[i].size());
+            written += static_cast<int64_t>(previous[i].size());
+          }
+        } catch (...) {
+          failure.record();
+        }
+      }
+#pragma omp for schedule(dynamic, 1)
+      for (int i = 0; i < n; ++i) {
+        if (failure.failed()) continue;
+        try {
+          current[i].clear();
+          merge_chunk(in, chunks[c0 + i].first, chunks[c0 + i].second, current[i]);
+        } catch (...) {
+          failure.record();
+        }
       }
     }
     failure.rethrow();
-    for (int i = 0; i < n; ++i) {
-      sink.write(outputs[i].data(), outputs[i].size());
-      written += static_cast<int64_t>(outputs[i].size());
-    }
-    if (o.progress) o.progress("merge", static_cast<int64_t>(c0 + n), static_cast<int64_t>(chunks.size()));
+    pending = n;
+    if (o.progress && n) o.progress("merge", static_cast<int64_t>(c0 + n), static_cast<int64_t>(chunks.size()));
   }
   sink.finish();
   return written;
@@ -880,14 +921,13 @@ CooccurStats count_cooccurrences(ByteSource& corpus, const std::vector<std::stri
   SK_CHECK(V < (int64_t{1} << 31) - 1, "vocabulary: too many words (" << V << ")");
   const int T = detail::resolve_threads(o.num_threads);
 
-  detail::WordTable table(static_cast<size_t>(V));
+  for (int64_t i = 0; i < V; ++i) check_vocabulary_word(words[i], static_cast<size_t>(i));
+  const detail::WordLookup lookup(words);
   for (int64_t i = 0; i < V; ++i) {
-    check_vocabulary_word(words[i], static_cast<size_t>(i));
-    int64_t& id = table.upsert(words[i].data(), words[i].size());
-    SK_CHECK(id == 0, "vocabulary: word " << i << " ('" << words[i] << "') repeats word " << id - 1);
-    id = i + 1;
+    const int64_t id = lookup.table().find(words[i].data(), words[i].size(), 0);
+    SK_CHECK(id == i + 1, "vocabulary: word " << i << " ('" << words[i] << "') repeats word " << id - 1);
   }
-  const Plan plan = plan_memory(o, V, T, table, corpus.size());
+  const Plan plan = plan_memory(o, V, T, lookup, corpus.size());
   CooccurStats stats;
   stats.num_threads = T;
   stats.budget_bytes = static_cast<int64_t>(o.memory_gb * 1073741824.0);
@@ -904,8 +944,10 @@ CooccurStats count_cooccurrences(ByteSource& corpus, const std::vector<std::stri
   const char* tmpdir = std::getenv("TMPDIR");
   const std::string temp_dir = !o.temp_dir.empty() ? o.temp_dir : (tmpdir && *tmpdir ? tmpdir : "/tmp");
 
+#pragma omp parallel for schedule(static, 1) num_threads(T)
+  for (int t = 0; t < T; ++t) counters[t]->populate_dense();  // each by its thread, in parallel
   std::vector<SortedRun> disk_runs;
-  count_blocks(corpus, table, plan, o, temp_dir, counters, disk_runs, stats);
+  count_blocks(corpus, lookup, plan, o, temp_dir, counters, disk_runs, stats);
 
   const double clock = now_seconds();
 #pragma omp parallel for schedule(static, 1) num_threads(T)
