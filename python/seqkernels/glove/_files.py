@@ -9,7 +9,8 @@ import sys
 import tempfile
 from typing import Callable, Iterable
 
-__all__ = ["encode_word", "decode_word", "CorpusFd", "corpus_argument", "atomic_path", "progress_callback", "thread_count"]
+__all__ = ["encode_word", "decode_word", "CorpusFd", "corpus_argument", "atomic_path", "progress_callback",
+           "thread_count"]
 
 # Words are bytes in Stanford's files. In Python they are str, decoded as UTF-8 with
 # "surrogateescape", so that any byte string (Latin-1 text, broken UTF-8) survives the round trip.

@@ -143,7 +143,8 @@ def _stdin_corpus() -> int:
 def _binary_stdout() -> int:
     sys.stdout.flush()
     if os.isatty(1):
-        raise _CommandError("refusing to write binary records to a terminal: redirect stdout, e.g. '> cooccurrence.bin'")
+        raise _CommandError("refusing to write binary records to a terminal: redirect stdout, "
+                            "e.g. '> cooccurrence.bin'")
     return 1
 
 

@@ -40,7 +40,8 @@ class Cooccurrence:
         if vocab_size is None:
             vocab_size = biggest + 1
         if len(self.rows) and (min(int(self.rows.min()), int(self.cols.min())) < 0 or biggest >= vocab_size):
-            raise ValueError(f"rows, cols: ids must be in [0, {vocab_size}), found {biggest if biggest >= vocab_size else -1}")
+            bad = biggest if biggest >= vocab_size else -1
+            raise ValueError(f"rows, cols: ids must be in [0, {vocab_size}), found {bad}")
         if len(self.values) and not (np.all(np.isfinite(self.values)) and self.values.min() > 0):
             raise ValueError("values: every co-occurrence value must be finite and > 0 (training takes log X)")
         self.vocab_size = int(vocab_size)

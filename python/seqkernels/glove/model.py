@@ -173,7 +173,8 @@ class GloVe:
         ``save_file.txt``, 1 = ``save_file.bin`` (raw float64 W, shape (2V, D+1)), 2 = both. The text
         file has one "word v1 ... vk" line per word in the ``model`` layout (see :meth:`vectors`),
         optionally Stanford's header "V D" (V without the <unk> line, D even for model 0), and, like
-        Stanford, an ``<unk>`` line: the mean of the last min(100, V) words' parameters. ``gradsq_file`` also writes the accumulators the same way.
+        Stanford, an ``<unk>`` line: the mean of the last min(100, V) words' parameters.
+        ``gradsq_file`` also writes the accumulators the same way (all parameters, as Stanford).
         Every file is written all or nothing. Returns the paths written."""
         W = self._check_fitted()
         if binary not in (0, 1, 2):
@@ -189,10 +190,11 @@ class GloVe:
                     array.tofile(tmp)
                 written.append(stem + ".bin")
             if binary in (0, 2):
-                matrix = _layout(array, self.vector_size, model if array is W else 0)
+                layout = model if array is W else 0
+                matrix = _layout(array, self.vector_size, layout)
                 words = vocabulary.encoded()
                 if unk_vector:
-                    matrix = np.vstack([matrix, _layout(_unk_rows(array), self.vector_size, model if array is W else 0)])
+                    matrix = np.vstack([matrix, _layout(_unk_rows(array), self.vector_size, layout)])
                     words = words + [b"<unk>"]
                 with atomic_path(stem + ".txt") as tmp:
                     header = f"{W.shape[0] // 2} {self.vector_size}" if write_header else ""
