@@ -190,7 +190,8 @@ void bind_glove(py::module_& m) {
 
   m.def("glove_train_epoch",
         [](const py::array& W, const py::array& gradsq, const py::array& rows, const py::array& cols,
-           const py::array& values, double eta, double x_max, double alpha, double grad_clip, int threads) {
+           const py::array& values, double eta, double x_max, double alpha, double grad_clip, int threads,
+           const py::object& log_values, const py::object& weights) {
           SK_CHECK(W.ndim() == 2 && W.shape(0) % 2 == 0 && W.shape(0) >= 2 && W.shape(1) >= 2,
                    "W: expected shape (2V, D+1) with V >= 1 and D >= 1");
           SK_CHECK(rows.ndim() == 1, "rows: expected 1 dimension");
@@ -203,6 +204,11 @@ void bind_glove(py::module_& m) {
           a.rows = checked<int32_t>(rows, "rows", {a.records}, false);
           a.cols = checked<int32_t>(cols, "cols", {a.records}, false);
           a.values = checked<double>(values, "values", {a.records}, false);
+          SK_CHECK(log_values.is_none() == weights.is_none(), "log_values and weights: give both or neither");
+          if (!log_values.is_none()) {
+            a.log_values = checked<double>(log_values.cast<py::array>(), "log_values", {a.records}, false);
+            a.weights = checked<double>(weights.cast<py::array>(), "weights", {a.records}, false);
+          }
           for (int64_t k = 0; k < a.records; ++k) {  // a bad id would write outside W
             SK_CHECK(a.rows[k] >= 0 && a.rows[k] < a.vocab_size && a.cols[k] >= 0 && a.cols[k] < a.vocab_size,
                      "rows/cols: record " << k << " has ids (" << a.rows[k] << ", " << a.cols[k]
@@ -222,7 +228,25 @@ void bind_glove(py::module_& m) {
         },
         py::arg("W"), py::arg("gradsq"), py::arg("rows"), py::arg("cols"), py::arg("values"), py::arg("eta"),
         py::arg("x_max"), py::arg("alpha"), py::arg("grad_clip"), py::arg("threads") = 0,
-        "One Stanford AdaGrad epoch over the records in order; returns (summed cost, skipped records).");
+        py::arg("log_values") = py::none(), py::arg("weights") = py::none(),
+        "One Stanford AdaGrad epoch over the records in order; returns (summed cost, skipped records). "
+        "log_values/weights: optional per-record log(x) and f(x) from glove_record_terms.");
+
+  m.def("glove_record_terms",
+        [](const py::array& values, double x_max, double alpha, int threads) {
+          SK_CHECK(values.ndim() == 1, "values: expected 1 dimension");
+          const double* v = checked<double>(values, "values", {values.shape(0)}, false);
+          py::array_t<double> log_values(values.shape(0)), weights(values.shape(0));
+          double* lp = log_values.mutable_data();
+          double* wp = weights.mutable_data();
+          {
+            py::gil_scoped_release nogil;
+            record_terms(v, values.shape(0), x_max, alpha, lp, wp, threads);
+          }
+          return py::make_tuple(log_values, weights);
+        },
+        py::arg("values"), py::arg("x_max"), py::arg("alpha"), py::arg("threads") = 0,
+        "Per-record log(x) and f(x) = min(1, (x / x_max)^alpha) as Stanford computes them (libm log and pow).");
 
   m.def("glove_write_text_vectors",
         [](const std::string& path, const std::vector<std::string>& words, const py::array& M, const std::string& header) {

@@ -15,8 +15,8 @@ namespace {
 
 // One record (word row l1, context row l2 of W) exactly as Stanford updates it; returns its cost
 // 0.5 * f * diff^2 measured before the update, or -1 when the record is skipped (diff not finite).
-inline double update_record(double* W, double* G, int64_t l1, int64_t l2, double x, int D, const TrainArgs& a,
-                            double* upd_w, double* upd_c) {
+inline double update_record(double* W, double* G, int64_t l1, int64_t l2, double log_x, double f_x, int D,
+                            const TrainArgs& a, double* upd_w, double* upd_c) {
   double* w = W + l1;
   double* c = W + l2;
   double* gw = G + l1;
@@ -24,8 +24,8 @@ inline double update_record(double* W, double* G, int64_t l1, int64_t l2, double
   double diff = 0.0;
 #pragma omp simd reduction(+ : diff)
   for (int b = 0; b < D; ++b) diff += w[b] * c[b];
-  diff += w[D] + c[D] - std::log(x);
-  const double fdiff = x > a.x_max ? diff : std::pow(x / a.x_max, a.alpha) * diff;
+  diff += w[D] + c[D] - log_x;
+  const double fdiff = f_x * diff;  // f_x = 1 above x_max: the same bits as Stanford's `diff`
   if (!std::isfinite(diff) || !std::isfinite(fdiff)) return -1.0;
   const double cost = 0.5 * fdiff * diff;
 
@@ -75,7 +75,16 @@ EpochResult train_epoch(const TrainArgs& a) {
     double sum = 0.0;
     int64_t skip = 0;
     for (int64_t k = begin; k < end; ++k) {
-      const double c = update_record(a.W, a.gradsq, a.rows[k] * ld, (a.cols[k] + V) * ld, a.values[k], D, a,
+      double log_x, f_x;
+      if (a.log_values) {
+        log_x = a.log_values[k];
+        f_x = a.weights[k];
+      } else {
+        const double x = a.values[k];
+        log_x = std::log(x);
+        f_x = x > a.x_max ? 1.0 : std::pow(x / a.x_max, a.alpha);
+      }
+      const double c = update_record(a.W, a.gradsq, a.rows[k] * ld, (a.cols[k] + V) * ld, log_x, f_x, D, a,
                                      upd.data(), upd.data() + D);
       if (c < 0) ++skip;
       else sum += c;

@@ -18,9 +18,23 @@ EpochResult train_epoch(const TrainArgs& args) {
   SK_CHECK(std::isfinite(args.x_max) && args.x_max > 0, "x_max: expected a positive number, got " << args.x_max);
   SK_CHECK(std::isfinite(args.alpha) && args.alpha > 0, "alpha: expected a positive number, got " << args.alpha);
   SK_CHECK(args.grad_clip > 0, "grad_clip: expected a positive number, got " << args.grad_clip);
+  SK_CHECK(!args.log_values == !args.weights, "log_values and weights: give both or neither");
   TrainArgs a = args;
   a.num_threads = detail::resolve_threads(args.num_threads);
   SK_CPU_DISPATCH(train_epoch, a)
+}
+
+void record_terms(const double* values, int64_t n, double x_max, double alpha, double* log_values, double* weights,
+                  int num_threads) {
+  SK_CHECK(std::isfinite(x_max) && x_max > 0, "x_max: expected a positive number, got " << x_max);
+  SK_CHECK(std::isfinite(alpha) && alpha > 0, "alpha: expected a positive number, got " << alpha);
+  const int T = detail::resolve_threads(num_threads);
+#pragma omp parallel for schedule(static) num_threads(T)
+  for (int64_t k = 0; k < n; ++k) {
+    const double x = values[k];
+    log_values[k] = std::log(x);
+    weights[k] = x > x_max ? 1.0 : std::pow(x / x_max, alpha);
+  }
 }
 
 namespace {

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ctypes
 import itertools
+import math
 import os
 import platform
 
@@ -236,6 +237,25 @@ def test_train_epoch_matches_reference(rng, cpu_capability):
         assert cost == pytest.approx(cost_ref, rel=1e-12)
         np.testing.assert_allclose(W, W_ref, rtol=0, atol=1e-13)
         np.testing.assert_allclose(G, G_ref, rtol=1e-12)
+
+
+def test_precomputed_log_and_weight_give_the_same_bits(rng):
+    V, D = 20, 9
+    rows, cols, vals = _records(rng, V, 500)
+    vals[::7] = 100.0  # x == x_max: f = 1 either way
+    log_x, f_x = _C.glove_record_terms(vals, 100.0, 0.75)
+    assert np.array_equal(log_x, [math.log(v) for v in vals])
+    assert np.array_equal(f_x, [1.0 if v > 100.0 else math.pow(v / 100.0, 0.75) for v in vals])
+    W0 = _C.glove_stanford_init(V, D, 4)
+    results = []
+    for terms in ((None, None), (log_x, f_x)):
+        W, G = W0.copy(), np.ones_like(W0)
+        cost = _C.glove_train_epoch(W, G, rows, cols, vals, 0.05, 100.0, 0.75, 100.0, 1, *terms)[0]
+        results.append((cost, W, G))
+    assert results[0][0] == results[1][0]
+    assert np.array_equal(results[0][1], results[1][1]) and np.array_equal(results[0][2], results[1][2])
+    with pytest.raises(ValueError, match="give both or neither"):
+        _C.glove_train_epoch(W, G, rows, cols, vals, 0.05, 100.0, 0.75, 100.0, 1, log_x, None)
 
 
 def test_train_epoch_clips_and_skips_like_the_reference():

@@ -159,6 +159,8 @@ struct TrainArgs {
   double* W = nullptr;             // (2V, D+1) Stanford layout: word i = row i, context j = row
                                    //   V+j, bias in column D; updated in place (borrowed)
   double* gradsq = nullptr;        // (2V, D+1) AdaGrad accumulators (start at 1), updated in place
+  const double* log_values = nullptr;  // (N,) optional: log(values), from record_terms (saves a
+  const double* weights = nullptr;     //   log and a pow per record and epoch); (N,) f(values)
   double eta = 0.05, x_max = 100.0, alpha = 0.75, grad_clip = 100.0;
   int num_threads = 0;             // Hogwild threads; thread t takes the t-th contiguous slice of
                                    //   the records (N/T each, the remainder to the last), as Stanford
@@ -173,6 +175,11 @@ struct EpochResult {
 // result is deterministic; with more, threads update shared rows without locks (Hogwild), as
 // Stanford does. Dispatches to the copy compiled for the CPU's capability (cpu_capability.h).
 EpochResult train_epoch(const TrainArgs& args);
+
+// log(x) and f(x) = (x > x_max ? 1 : pow(x / x_max, alpha)) per record, exactly as Stanford computes
+// them inside its update (the same libm calls), for TrainArgs::log_values / weights.
+void record_terms(const double* values, int64_t n, double x_max, double alpha, double* log_values, double* weights,
+                  int num_threads);
 
 // Stanford's initial parameters: srand(seed), then W[k] = (rand() / RAND_MAX - 0.5) / D for
 // k = 0..count-1, with glibc's rand() reproduced exactly (so Stanford and seqkernels start from

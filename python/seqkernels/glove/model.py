@@ -89,6 +89,8 @@ class GloVe:
         self.gradsq_ = np.ones_like(self.W_)  # accumulators start at 1: the first step is eta * gradient
         order = np.random.default_rng(self.seed_).permutation(N)
         rows, cols, values = cooc.rows[order], cooc.cols[order], cooc.values[order]
+        # log(x) and f(x) do not change between epochs: computed once (with libm, as Stanford does).
+        log_values, weights = _C.glove_record_terms(values, self.x_max, self.alpha, self.threads)
         self.costs_ = []
         bar = None
         if progress:
@@ -98,7 +100,8 @@ class GloVe:
         try:
             for _ in range(int(epochs)):
                 cost, _skipped = _C.glove_train_epoch(self.W_, self.gradsq_, rows, cols, values, self.learning_rate,
-                                                      self.x_max, self.alpha, self.grad_clip, self.threads)
+                                                      self.x_max, self.alpha, self.grad_clip, self.threads,
+                                                      log_values, weights)
                 self.costs_.append(cost / N)
                 if bar is not None:
                     bar.set_postfix(cost=f"{cost / N:.6f}")
