@@ -57,8 +57,9 @@ def test_stanford_pipeline(work):
     assert not np.array_equal(a.rows, b.rows)
 
     code, err = glove(["train", "-input-file", "cooc.shuf.bin", "-vocab-file", "vocab.txt", "-save-file", "vectors",
-                       "-vector-size", "8", "-iter", "4", "-x-max", "10", "-eta", "0.05", "-alpha", "0.75", "-binary", "2",
-                       "-model", "2", "-threads", "2", "-seed", "7", "-write-header", "1", "-checkpoint-every", "2"], work)
+                       "-vector-size", "8", "-iter", "4", "-x-max", "10", "-eta", "0.05", "-alpha", "0.75",
+                       "-binary", "2", "-model", "2", "-threads", "2", "-seed", "7", "-write-header", "1",
+                       "-checkpoint-every", "2"], work)
     assert code == 0, err
     assert err.count("iter: ") == 4 and "Using random seed 7" in err
     lines = (work / "vectors.txt").read_text().splitlines()

@@ -69,6 +69,27 @@ def test_vocab_limits_match_reference(min_count, max_vocab):
     assert list(zip(words, counts.tolist())) == ref.build_vocab(ref.count_tokens(data), min_count, max_vocab)
 
 
+@pytest.mark.parametrize("seed", range(12))
+def test_tokenizer_fuzz(seed):
+    """Random byte soup without \r (the 64-byte mask path) and with it (the bytewise path): tokens
+    cross chunk borders, runs of blanks and newlines, over-long tokens."""
+    import random
+
+    rng = random.Random(seed)
+    pieces = [b"a", b"b", b"\xc3\xa9", b" ", b"  ", b"\t", b"\n", b"\n\n", b"ab" * 40, b"x" * rng.choice([63, 64, 65]),
+              b"y" * rng.choice([998, 999, 1000, 1500])]
+    data = b"".join(rng.choice(pieces) for _ in range(rng.randint(50, 900)))
+    if seed % 3 == 0:
+        data = data.replace(b"b", b"b\r", 5)
+    want = ref.build_vocab(ref.count_tokens(data))
+    for threads, block in ((1, 0), (2, 0), (3, 100)):
+        words, counts, _, _ = _C.glove_vocab_count(data, 1, 0, threads, block)
+        assert list(zip(words, counts.tolist())) == want
+    vocab = [w for w, _ in want][:4]
+    X = ref.cooccurrence_dict(data, vocab, 5, True, True)
+    assert_same_cooccurrence(_as_dict(*_C.glove_cooccur(data, vocab, 5)[1:]), X, 5)
+
+
 def test_word_order_and_bucket_match_reference():
     words = sorted(set(WORDS + [b"", b"\x7f", b"\x80", b"b\x00", b"b"]))
     for a, b in itertools.product(words, words):

@@ -148,6 +148,15 @@ def _binary_stdout() -> int:
     return 1
 
 
+def _resident_gb() -> float:
+    """This process's resident memory in GB (0 where /proc is missing)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**30
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
 def _progress(args):
     return args.verbose >= 2
 
@@ -199,9 +208,16 @@ def _cooccur(args) -> int:
     _say(args, 1, f"COUNTING COOCCURRENCES\nwindow size: {args.window_size}\n"
                   f"context: {'symmetric' if args.symmetric else 'asymmetric'}\nvocabulary: {len(vocab)} words")
     corpus = _stdin_corpus_fd()
+    # -memory bounds the whole process here: the interpreter and the vocabulary already hold some.
+    if not args.memory > 0:
+        raise _CommandError(f"-memory: expected a positive number of GB, got {args.memory}")
+    held = _resident_gb()
+    if args.memory <= held:
+        raise _CommandError(f"-memory {args.memory} GB is too small to hold one run: the process already uses "
+                            f"{held:.3f} GB (interpreter and vocabulary) before counting")
     stats = write_cooccurrence(corpus, vocab, _binary_stdout(), window_size=args.window_size,
                                symmetric=bool(args.symmetric), distance_weighting=bool(args.distance_weighting),
-                               memory=args.memory, threads=_threads(args.threads), temp_dir=temp_dir,
+                               memory=args.memory - held, threads=_threads(args.threads), temp_dir=temp_dir,
                                progress=_progress(args), max_product=args.max_product,
                                overflow_length=args.overflow_length)
     _say(args, 2, f"Processed {stats['tokens']} tokens ({stats['kept_tokens']} in the vocabulary); "

@@ -55,7 +55,8 @@ class WordVectors:
                 if number == 1 and len(fields) == 2 and fields[0].isdigit() and fields[1].isdigit():
                     continue  # header
                 if len(fields) < 2:
-                    raise ValueError(f"vectors file '{path}', line {number}: expected 'word v1 ... vd', got {line[:80]!r}")
+                    raise ValueError(f"vectors file '{path}', line {number}: expected 'word v1 ... vd', "
+                                     f"got {line[:80]!r}")
                 if dim is None:
                     dim = len(fields) - 1
                 elif len(fields) - 1 != dim:
