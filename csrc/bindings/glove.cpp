@@ -23,12 +23,18 @@ struct Corpus {
   py::buffer_info keep;  // holds the bytes-like object's buffer while the source reads it
 };
 
+// Raises the pending Python exception (KeyboardInterrupt) if a signal handler set one.
+void check_signals() {
+  py::gil_scoped_acquire gil;
+  if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+}
+
 Corpus make_corpus(const py::object& corpus) {
   Corpus c;
   if (py::isinstance<py::str>(corpus)) {
-    c.source = file_source(corpus.cast<std::string>());
+    c.source = file_source(corpus.cast<std::string>(), check_signals);
   } else if (py::isinstance<py::int_>(corpus) && !py::isinstance<py::bool_>(corpus)) {
-    c.source = fd_source(corpus.cast<int>());
+    c.source = fd_source(corpus.cast<int>(), check_signals);
   } else if (py::isinstance<py::buffer>(corpus)) {
     c.keep = corpus.cast<py::buffer>().request();
     SK_CHECK(c.keep.itemsize == 1 && c.keep.ndim <= 1, "corpus: expected a bytes-like object of single bytes");

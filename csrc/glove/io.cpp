@@ -20,11 +20,14 @@ namespace {
 
 std::string errno_text() { return std::strerror(errno); }
 
-size_t read_some(int fd, char* buf, size_t n, const std::string& what) {
+size_t read_some(int fd, char* buf, size_t n, const std::string& what, const std::function<void()>& on_interrupt) {
   for (;;) {
     const ssize_t got = ::read(fd, buf, n);
     if (got >= 0) return static_cast<size_t>(got);
-    if (errno == EINTR) continue;
+    if (errno == EINTR) {
+      if (on_interrupt) on_interrupt();
+      continue;
+    }
     throw std::runtime_error("reading " + what + " failed: " + errno_text());
   }
 }
@@ -43,20 +46,22 @@ void write_all(int fd, const char* data, size_t n, const std::string& what) {
 
 class FdSource : public ByteSource {
  public:
-  FdSource(int fd, bool owned, std::string what) : fd_(fd), owned_(owned), what_(std::move(what)) {
+  FdSource(int fd, bool owned, std::string what, std::function<void()> on_interrupt)
+      : fd_(fd), owned_(owned), what_(std::move(what)), on_interrupt_(std::move(on_interrupt)) {
     struct stat st;
     if (::fstat(fd_, &st) == 0 && S_ISREG(st.st_mode)) size_ = st.st_size;
   }
   ~FdSource() override {
     if (owned_) ::close(fd_);
   }
-  size_t read(char* buf, size_t n) override { return read_some(fd_, buf, n, what_); }
+  size_t read(char* buf, size_t n) override { return read_some(fd_, buf, n, what_, on_interrupt_); }
   int64_t size() const override { return size_; }
 
  private:
   int fd_;
   bool owned_;
   std::string what_;
+  std::function<void()> on_interrupt_;
   int64_t size_ = -1;
 };
 
@@ -101,15 +106,15 @@ class FdRecordSink : public RecordSink {
 
 }  // namespace
 
-std::unique_ptr<ByteSource> file_source(const std::string& path) {
+std::unique_ptr<ByteSource> file_source(const std::string& path, std::function<void()> on_interrupt) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) throw std::runtime_error("cannot open corpus file '" + path + "': " + errno_text());
-  return std::make_unique<FdSource>(fd, true, "corpus file '" + path + "'");
+  return std::make_unique<FdSource>(fd, true, "corpus file '" + path + "'", std::move(on_interrupt));
 }
 
-std::unique_ptr<ByteSource> fd_source(int fd) {
+std::unique_ptr<ByteSource> fd_source(int fd, std::function<void()> on_interrupt) {
   SK_CHECK(fd >= 0, "fd: expected a file descriptor >= 0, got " << fd);
-  return std::make_unique<FdSource>(fd, false, "the corpus (fd " + std::to_string(fd) + ")");
+  return std::make_unique<FdSource>(fd, false, "the corpus (fd " + std::to_string(fd) + ")", std::move(on_interrupt));
 }
 
 std::unique_ptr<ByteSource> memory_source(const char* data, size_t size) {

@@ -119,3 +119,27 @@ def test_progress_goes_to_stderr(tmp_path):
     code, err = glove(["vocab-count", "-verbose", "2"], tmp_path, "c.txt", "v.txt")
     assert code == 0 and "BUILDING VOCABULARY" in err
     assert all(len(line.split(b" ")) == 2 for line in (tmp_path / "v.txt").read_bytes().splitlines())
+
+
+def test_ctrl_c_while_waiting_on_a_pipe(tmp_path):
+    """SIGINT stops a cooccur blocked on stdin: status 130, no output."""
+    import signal
+    import time
+
+    (tmp_path / "vocab.txt").write_text("a 2\nb 1\n")
+    with open(tmp_path / "out.bin", "wb") as out:
+        p = subprocess.Popen([sys.executable, "-m", "seqkernels", "glove", "cooccur", "-vocab-file", "vocab.txt"],
+                             cwd=tmp_path, stdin=subprocess.PIPE, stdout=out, stderr=subprocess.PIPE,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        p.stdin.write(b"a b a b\n" * 1000)
+        p.stdin.flush()
+        time.sleep(2.0)  # the interpreter starts and the reader blocks on the open pipe
+        p.send_signal(signal.SIGINT)
+        try:
+            p.wait(timeout=30)  # stdin stays open: only the signal can end the read
+        finally:
+            p.stdin.close()
+            p.kill()
+        err = p.stderr.read()
+    assert p.returncode == 130, err.decode()
+    assert b"interrupted" in err and (tmp_path / "out.bin").stat().st_size == 0

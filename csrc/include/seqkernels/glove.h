@@ -50,8 +50,10 @@ class ByteSource {
   // Total size in bytes when known in advance (files, memory), else -1 (pipes).
   virtual int64_t size() const { return -1; }
 };
-std::unique_ptr<ByteSource> file_source(const std::string& path);
-std::unique_ptr<ByteSource> fd_source(int fd);
+// on_interrupt, when given, runs whenever a read is interrupted by a signal (before it resumes) and
+// may throw to cancel: it lets Ctrl-C stop a read that waits on a pipe.
+std::unique_ptr<ByteSource> file_source(const std::string& path, std::function<void()> on_interrupt = {});
+std::unique_ptr<ByteSource> fd_source(int fd, std::function<void()> on_interrupt = {});
 std::unique_ptr<ByteSource> memory_source(const char* data, size_t size);
 
 // progress(stage, done, total): stage is "vocab", "cooccur", "merge"; done/total in bytes for the

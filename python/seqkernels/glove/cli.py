@@ -215,11 +215,17 @@ def _cooccur(args) -> int:
     if args.memory <= held:
         raise _CommandError(f"-memory {args.memory} GB is too small to hold one run: the process already uses "
                             f"{held:.3f} GB (interpreter and vocabulary) before counting")
-    stats = write_cooccurrence(corpus, vocab, _binary_stdout(), window_size=args.window_size,
-                               symmetric=bool(args.symmetric), distance_weighting=bool(args.distance_weighting),
-                               memory=args.memory - held, threads=_threads(args.threads), temp_dir=temp_dir,
-                               progress=_progress(args), max_product=args.max_product,
-                               overflow_length=args.overflow_length)
+    try:
+        stats = write_cooccurrence(corpus, vocab, _binary_stdout(), window_size=args.window_size,
+                                   symmetric=bool(args.symmetric), distance_weighting=bool(args.distance_weighting),
+                                   memory=args.memory - held, threads=_threads(args.threads), temp_dir=temp_dir,
+                                   progress=_progress(args), max_product=args.max_product,
+                                   overflow_length=args.overflow_length)
+    except ValueError as e:
+        if str(e).startswith("memory:"):
+            raise _CommandError(f"-memory {args.memory} GB, less the {held:.3f} GB the process already holds, is too "
+                                f"small to hold one run ({e})") from None
+        raise
     _say(args, 2, f"Processed {stats['tokens']} tokens ({stats['kept_tokens']} in the vocabulary); "
                   f"max product {stats['max_product']}, overflow length {stats['overflow_length']}, "
                   f"{stats['runs_spilled']} runs spilled, {stats['merge_passes']} merge passes.")
