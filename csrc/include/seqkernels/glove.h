@@ -57,7 +57,7 @@ std::unique_ptr<ByteSource> fd_source(int fd, std::function<void()> on_interrupt
 std::unique_ptr<ByteSource> memory_source(const char* data, size_t size);
 
 // progress(stage, done, total): stage is "vocab", "cooccur", "merge"; done/total in bytes for the
-// counting stages (total -1 when unknown) and in records for "merge".
+// counting stages (total -1 when unknown) and in row chunks of the final merge for "merge".
 using Progress = std::function<void(const char* stage, int64_t done, int64_t total)>;
 
 // ---- vocabulary (vocab_count) ------------------------------------------------------------------
@@ -110,14 +110,16 @@ struct CooccurOptions {
   int window_size = 15;            // context words on each side (Stanford -window-size), >= 1
   bool symmetric = true;           // count right context too (-symmetric 1)
   bool distance_weighting = true;  // add 1/d rather than 1 (-distance-weighting 1)
-  double memory_gb = 4.0;          // hard budget for this call's buffers and tables (-memory)
+  double memory_gb = 4.0;          // budget for this call's tables and buffers, planned before
+                                   //   counting (-memory); the sink's output is not included
   int num_threads = 0;             // 0 = OpenMP's default
   std::string temp_dir;            // where spilled runs go; "" = $TMPDIR or /tmp
   std::string temp_prefix = "seqkernels-cooccur";  // file name prefix (Stanford -overflow-file)
   // Overrides of the memory-derived sizes (Stanford -max-product, -overflow-length); -1 = derive.
   // Cell (i, j) (1-based ranks) is counted in a thread's dense table when j <= max_product / i,
   // otherwise it goes to that thread's pair buffer of overflow_length records, which is sorted,
-  // summed and spilled to a temporary file as one run whenever it fills.
+  // summed and spilled to a temporary file as one run whenever it fills. Symmetric counting keeps
+  // only the cells i <= j (X is symmetric) and writes the mirrored half at the end.
   int64_t max_product = -1;
   int64_t overflow_length = -1;
   int max_open_runs = 0;           // merge fan-in; 0 = derived from memory (>= 2)
