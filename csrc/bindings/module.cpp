@@ -19,6 +19,8 @@
 namespace py = pybind11;
 using namespace seqkernels;
 
+void bind_glove(py::module_& m);  // csrc/bindings/glove.cpp
+
 namespace {
 
 std::string shape_str(const py::array& a) {
@@ -190,6 +192,7 @@ py::tuple beam_step_t(const py::array& scores, const py::array& beam_scores, int
 PYBIND11_MODULE(_C, m) {
   m.doc() = "seqkernels CPU kernels (C++17, OpenMP, OpenBLAS). See seqkernels/recurrent.h.";
   m.attr("__version__") = SEQKERNELS_VERSION;
+  bind_glove(m);
 
   m.def("workspace_size",
         [](const std::string& mode, bool reset_after, const std::string& nonlinearity, int steps, int batch,

@@ -11,7 +11,7 @@ from importlib import metadata as _metadata
 
 from ._backend import build_info, cuda_available, cuda_device_name
 from . import metrics, nn, ops, reference, search
-from . import models  # noqa: E402  (after nn and search, which it builds on)
+from . import glove, models  # noqa: E402  (after nn and search, which they build on)
 
 try:
     __version__ = _metadata.version("seqkernels")
@@ -20,4 +20,4 @@ except _metadata.PackageNotFoundError:  # running from a source tree with a buil
 
     __version__ = _C.__version__
 
-__all__ = ["metrics", "nn", "ops", "reference", "search", "build_info", "cuda_available", "cuda_device_name", "__version__"]
+__all__ = ["glove", "metrics", "models", "nn", "ops", "reference", "search", "build_info", "cuda_available", "cuda_device_name", "__version__"]

@@ -20,7 +20,7 @@ def _info(args) -> int:
     return 0
 
 
-BENCH_SUITES = ("rnn", "search")
+BENCH_SUITES = ("rnn", "search", "glove", "torch_layers")
 
 
 def _bench(args) -> int:
@@ -38,6 +38,13 @@ def _add_model_commands(sub) -> None:
     commands.add_train_lm_parser(sub)
 
 
+def _add_glove(sub) -> None:
+    """The `seqkernels glove ...` verbs (Stanford GloVe's commands): seqkernels/glove/cli.py."""
+    from .glove.cli import add_parser
+
+    add_parser(sub)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="seqkernels", description="Fast fused recurrent-network kernels.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -49,6 +56,7 @@ def main(argv=None) -> int:
     p.add_argument("rest", nargs=argparse.REMAINDER, help="arguments for the benchmark")
     p.set_defaults(func=_bench)
     _add_model_commands(sub)
+    _add_glove(sub)
     args = parser.parse_args(argv)
     return args.func(args)
 

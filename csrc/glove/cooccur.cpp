@@ -1,0 +1,971 @@
+// Co-occurrence counting (Stanford cooccur) in bounded memory.
+//
+// Per block of the corpus:
+//   1. threads tokenize slices of the block into word ids (1-based; 0 marks a line break; tokens
+//      outside the vocabulary are dropped, so they take no position);
+//   2. the ids are laid out after the last <= window ids of the line still open at the end of the
+//      previous block (the "history"), so windows run across block and slice borders;
+//   3. threads split the target positions; each adds its pairs to its own dense table (Stanford's
+//      layout: cell (i, j) when i * j <= max_product, which holds the frequent pairs) or else to
+//      its own pair buffer, which, when full, is radix-sorted, summed by key and spilled to an
+//      unnamed temporary file as one sorted run.
+// Symmetric counting adds each pair once, to the canonical cell (min, max): X is symmetric, so this
+// halves the updates. The mirrored half is produced at the end: dense cells are read by column,
+// and every sorted run has a transposed twin.
+// At the end the remaining buffers become in-memory runs, disk runs are merged in groups of at most
+// `max_open_runs` until that many remain (so any number of runs works), and a k-way merge,
+// interleaved row by row with the dense tables and run in parallel over row ranges, writes the
+// records in (word1, word2) order.
+//
+// Determinism: the weights are scaled to integers (see weight_scale), so for windows up to 22 the
+// sums are exact and the output is bit-identical for every thread count and memory plan. Beyond
+// that, a fixed thread count and memory plan still give the same bits run to run (equal keys are
+// summed in run order, dense tables in thread order).
+#include <omp.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <exception>
+#include <mutex>
+#include <stdexcept>
+
+#include "text.h"
+
+namespace seqkernels {
+namespace glove {
+namespace {
+
+constexpr int64_t kMinRunRecords = 1024;   // smallest pair buffer per thread that we accept
+constexpr double kDenseShare = 0.5;        // of the free budget, at most, for the dense tables
+constexpr double kBytesPerToken = 6.0;     // English text with one separator per token
+constexpr int64_t kParallelMinIds = 1 << 15;  // below this, one thread runs all slices of a phase
+
+std::string errno_text() { return std::strerror(errno); }
+
+double now_seconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// A sorted-run record: key = (word1 << bits) | word2 with 1-based ids.
+struct Pair {
+  uint64_t key;
+  double value;
+};
+
+// Memory from mmap, zeroed lazily by the kernel on first touch, so untouched parts cost neither
+// time nor RSS. (Transparent huge pages were tried: on this VM kind the kernel's compaction for a
+// fresh huge page made first touch 5x slower than 4 KiB pages, so none are requested.)
+template <typename T>
+class LargeBuffer {
+ public:
+  LargeBuffer() = default;
+  explicit LargeBuffer(size_t n) : n_(n) {
+    if (n == 0) return;
+    bytes_ = n * sizeof(T);
+    void* p = ::mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) throw std::bad_alloc();
+    data_ = static_cast<T*>(p);
+  }
+  ~LargeBuffer() { release(); }
+  LargeBuffer(LargeBuffer&& o) noexcept { swap(o); }
+  LargeBuffer& operator=(LargeBuffer&& o) noexcept {
+    release();
+    swap(o);
+    return *this;
+  }
+  void release() {
+    if (data_) ::munmap(data_, bytes_);
+    data_ = nullptr;
+    n_ = bytes_ = 0;
+  }
+  T* data() const { return data_; }
+  size_t size() const { return n_; }
+
+  // Maps every page writable now. A table whose first access is `+=` would otherwise map the
+  // shared zero page on the read and copy it on the write, and that copy flushes the TLBs of all
+  // threads (an inter-processor interrupt, a VM exit here): 13% of counting time when measured.
+  void populate() {
+    if (!data_) return;
+#ifdef MADV_POPULATE_WRITE
+    if (::madvise(data_, bytes_, MADV_POPULATE_WRITE) == 0) return;
+#endif
+    volatile char* p = reinterpret_cast<volatile char*>(data_);  // older kernels: write each page
+    for (size_t i = 0; i < bytes_; i += 4096) p[i] = 0;
+  }
+
+ private:
+  void swap(LargeBuffer& o) {
+    std::swap(data_, o.data_);
+    std::swap(n_, o.n_);
+    std::swap(bytes_, o.bytes_);
+  }
+  T* data_ = nullptr;
+  size_t n_ = 0, bytes_ = 0;
+};
+
+// A temporary file without a name: created with O_TMPFILE where the file system supports it
+// (cheapest, nothing to unlink), else created and unlinked at once. Either way nothing is left
+// behind, even if the process is killed; the descriptor keeps the data until it is closed.
+class TempFile {
+ public:
+  TempFile(const std::string& dir, const std::string& prefix) {
+#ifdef O_TMPFILE
+    fd_ = ::open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+#endif
+    if (fd_ < 0) {
+      std::string templ = dir + "/" + prefix + "-XXXXXX";
+      fd_ = ::mkostemp(templ.data(), O_CLOEXEC);
+      if (fd_ < 0) throw std::runtime_error("cannot create a temporary file in '" + dir + "': " + errno_text());
+      ::unlink(templ.c_str());
+    }
+  }
+  ~TempFile() { ::close(fd_); }
+  TempFile(const TempFile&) = delete;
+  TempFile& operator=(const TempFile&) = delete;
+
+  void append(const void* data, size_t bytes) {
+    const char* p = static_cast<const char*>(data);
+    while (bytes > 0) {
+      const ssize_t put = ::write(fd_, p, bytes);
+      if (put < 0) {
+        if (errno == EINTR) continue;
+        throw std::runtime_error("writing a temporary run file failed (is the disk full?): " + errno_text());
+      }
+      p += put;
+      bytes -= static_cast<size_t>(put);
+    }
+  }
+  void read_at(void* data, size_t bytes, int64_t offset) const {
+    char* p = static_cast<char*>(data);
+    while (bytes > 0) {
+      const ssize_t got = ::pread(fd_, p, bytes, offset);
+      if (got < 0 && errno == EINTR) continue;
+      if (got <= 0) throw std::runtime_error("reading a temporary run file failed: " + errno_text());
+      p += got;
+      bytes -= static_cast<size_t>(got);
+      offset += got;
+    }
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+// A sorted, summed run of pairs, in memory (borrowed) or in a temporary file, with the key of every
+// kIndexStride-th record so that a key range can be found without reading the whole run.
+struct SortedRun {
+  static constexpr int64_t kIndexStride = 4096;
+  const Pair* memory = nullptr;
+  std::unique_ptr<TempFile> file;
+  int64_t records = 0;
+  int64_t rank = 0;  // merge order of equal keys: runs are summed in rank order
+  std::vector<uint64_t> index;
+
+  void read(Pair* dst, int64_t pos, int64_t n) const {
+    if (memory) std::memcpy(dst, memory + pos, static_cast<size_t>(n) * sizeof(Pair));
+    else file->read_at(dst, static_cast<size_t>(n) * sizeof(Pair), pos * static_cast<int64_t>(sizeof(Pair)));
+  }
+  // First position whose key is >= key.
+  int64_t lower_bound(uint64_t key, std::vector<Pair>& scratch) const {
+    const auto it = std::upper_bound(index.begin(), index.end(), key);
+    if (it == index.begin()) return 0;  // index[0] (the first key) is already > key
+    const int64_t block = (it - index.begin()) - 1;  // index[block] <= key
+    const int64_t lo = block * kIndexStride, n = std::min(kIndexStride, records - lo);
+    const Pair* p;
+    if (memory) {
+      p = memory + lo;
+    } else {
+      scratch.resize(static_cast<size_t>(n));
+      read(scratch.data(), lo, n);
+      p = scratch.data();
+    }
+    return lo + (std::lower_bound(p, p + n, key, [](const Pair& a, uint64_t k) { return a.key < k; }) - p);
+  }
+};
+
+SortedRun memory_run(const Pair* data, int64_t n, int64_t rank) {
+  SortedRun r;
+  r.memory = data;
+  r.records = n;
+  r.rank = rank;
+  for (int64_t i = 0; i < n; i += SortedRun::kIndexStride) r.index.push_back(data[i].key);
+  return r;
+}
+
+// Writes pairs to a new temporary file through a buffer, building the run's index on the way.
+class RunWriter {
+ public:
+  RunWriter(const std::string& dir, const std::string& prefix, size_t buffer_records, int64_t rank)
+      : buffer_records_(std::max<size_t>(buffer_records, 1)) {
+    run_.file = std::make_unique<TempFile>(dir, prefix);
+    run_.rank = rank;
+    buf_.reserve(buffer_records_);
+  }
+  void put(uint64_t key, double value) {
+    if (run_.records % SortedRun::kIndexStride == 0) run_.index.push_back(key);
+    ++run_.records;
+    buf_.push_back({key, value});
+    if (buf_.size() == buffer_records_) flush();
+  }
+  void put_all(const Pair* p, size_t n) {
+    const int64_t stride = SortedRun::kIndexStride, first = (run_.records + stride - 1) / stride * stride;
+    for (int64_t k = first; k < run_.records + static_cast<int64_t>(n); k += stride)
+      run_.index.push_back(p[k - run_.records].key);
+    flush();
+    run_.file->append(p, n * sizeof(Pair));
+    run_.records += static_cast<int64_t>(n);
+  }
+  SortedRun finish() {
+    flush();
+    return std::move(run_);
+  }
+
+ private:
+  void flush() {
+    if (!buf_.empty()) run_.file->append(buf_.data(), buf_.size() * sizeof(Pair));
+    buf_.clear();
+  }
+  size_t buffer_records_;
+  std::vector<Pair> buf_;
+  SortedRun run_;
+};
+
+// Allocation bookkeeping for the stats (the budget itself is planned up front).
+struct MemoryTracker {
+  int64_t current = 0, peak = 0;
+  void add(int64_t b) { current += b; peak = std::max(peak, current); }
+  void sub(int64_t b) { current -= b; }
+};
+
+// LSD radix sort of n pairs by key bits [first_bit, key_bits); stable, so pairs equal in those bits
+// keep their order (a run sorted by (a, b) and transposed to (b, a) needs sorting by b only).
+void radix_sort(Pair* a, Pair* tmp, size_t n, int key_bits, int first_bit = 0) {
+  key_bits -= first_bit;
+  if (n < 2 || key_bits <= 0) return;
+  const int passes = (key_bits + 10) / 11;
+  const int digit = (key_bits + passes - 1) / passes;
+  const size_t buckets = size_t{1} << digit;
+  const uint64_t mask = buckets - 1;
+  std::vector<size_t> counts(buckets * passes, 0);
+  for (size_t i = 0; i < n; ++i)
+    for (int p = 0; p < passes; ++p) ++counts[p * buckets + ((a[i].key >> (first_bit + p * digit)) & mask)];
+  Pair* src = a;
+  Pair* dst = tmp;
+  for (int p = 0; p < passes; ++p) {
+    size_t* c = counts.data() + p * buckets;
+    const int shift = first_bit + p * digit;
+    if (c[(src[0].key >> shift) & mask] == n) continue;  // every key has this digit
+    size_t sum = 0;
+    for (size_t b = 0; b < buckets; ++b) {
+      const size_t k = c[b];
+      c[b] = sum;
+      sum += k;
+    }
+    for (size_t i = 0; i < n; ++i) dst[c[(src[i].key >> shift) & mask]++] = src[i];
+    std::swap(src, dst);
+  }
+  if (src != a) std::memcpy(a, src, n * sizeof(Pair));
+}
+
+// Sums equal neighbours of a sorted buffer in place; returns the new length.
+size_t reduce_sorted(Pair* a, size_t n) {
+  if (n == 0) return 0;
+  size_t out = 0;
+  for (size_t i = 1; i < n; ++i) {
+    if (a[i].key == a[out].key) a[out].value += a[i].value;
+    else a[++out] = a[i];
+  }
+  return out + 1;
+}
+
+// lcm(1, ..., window) when it is at most 2^32 (window <= 22), else 1 (see the use).
+double weight_scale(int window) {
+  uint64_t l = 1;
+  for (uint64_t d = 2; d <= static_cast<uint64_t>(window); ++d) {
+    uint64_t a = l, b = d;
+    while (b) std::swap(a %= b, b);  // a = gcd(l, d)
+    l = l / a * d;
+    if (l > (uint64_t{1} << 32)) return 1.0;
+  }
+  return static_cast<double>(l);
+}
+
+// Row r of a dense table holds columns first..limit, cell (r, c) at offset + c. Stanford's layout
+// (asymmetric counting) has first = 1 and limit = min(V, P / r); the canonical layout (symmetric
+// counting, cells (a, b) with a <= b only) has first = r and the same limit, so only rows with
+// r * r <= P hold cells.
+struct RowInfo {
+  int64_t offset;
+  int64_t limit;
+};
+
+int64_t dense_cells(int64_t V, int64_t max_product, bool canonical) {
+  int64_t cells = 0;
+  for (int64_t r = 1; r <= V; ++r) {
+    const int64_t first = canonical ? r : 1, lim = std::min(V, max_product / r);
+    if (lim < first) break;  // limits only fall as r grows
+    cells += lim - first + 1;
+  }
+  return cells;
+}
+
+std::vector<RowInfo> dense_layout(int64_t V, int64_t max_product, bool canonical) {
+  std::vector<RowInfo> rows(static_cast<size_t>(V) + 1, RowInfo{0, 0});
+  for (int64_t r = 1, offset = 0; r <= V; ++r) {
+    const int64_t first = canonical ? r : 1, lim = std::min(V, max_product / r);
+    if (lim < first) {
+      rows[r] = {0, canonical ? r - 1 : 0};  // empty: no column c >= first passes c <= limit
+      continue;
+    }
+    rows[r] = {offset - first, lim};
+    offset += lim - first + 1;
+  }
+  return rows;
+}
+
+// The largest max_product whose table has at most `max_cells` cells (V*V when the full matrix fits).
+int64_t max_product_for(int64_t V, int64_t max_cells, bool canonical) {
+  if (dense_cells(V, V * V, canonical) <= max_cells) return V * V;
+  int64_t lo = 0, hi = V * V;  // dense_cells(lo) <= max_cells < dense_cells(hi)
+  while (hi - lo > 1) {
+    const int64_t mid = lo + (hi - lo) / 2;
+    (dense_cells(V, mid, canonical) <= max_cells ? lo : hi) = mid;
+  }
+  return lo;
+}
+
+// Everything one thread owns while counting.
+class ThreadCounter {
+ public:
+  ThreadCounter(int thread, const RowInfo* rows, int64_t cells, size_t capacity, int bits, bool canonical)
+      : thread_(thread), rows_(rows), bits_(bits), canonical_(canonical), dense_(static_cast<size_t>(cells)),
+        buf_(capacity), scratch_(capacity), mirror_(canonical ? capacity : 0) {}
+
+  // One call per block; noinline keeps it a separate entry in profiles.
+  template <bool Canonical>
+  __attribute__((noinline)) void count(const int32_t* ids, int64_t lo, int64_t hi, int window, const double* weight,
+                                       const std::string& temp_dir, const std::string& prefix,
+                                       std::vector<SortedRun>& runs, std::mutex& m) {
+    const RowInfo* rows = rows_;
+    double* dense = dense_.data();
+    Pair* buf = buf_.data();
+    const size_t cap = buf_.size();
+    size_t n = used_;
+    const int bits = bits_;
+    for (int64_t p = lo; p < hi; ++p) {
+      const int64_t right = ids[p];
+      if (right == 0) continue;
+      const int64_t stop = std::max<int64_t>(0, p - window);
+      for (int64_t q = p - 1, d = 1; q >= stop; --q, ++d) {
+        const int64_t left = ids[q];
+        if (left == 0) break;  // the line started after q
+        int64_t a = left, b = right;
+        double v = weight[d];
+        if (Canonical) {
+          a = std::min(left, right);
+          b = std::max(left, right);
+          if (a == b) v += v;  // X[a][a] gets both orientations: 2/d
+        }
+        const RowInfo& ra = rows[a];
+        if (b <= ra.limit) {
+          dense[ra.offset + b] += v;
+        } else {
+          buf[n].key = (static_cast<uint64_t>(a) << bits) | static_cast<uint64_t>(b);
+          buf[n].value = v;
+          if (++n == cap) {
+            used_ = n;
+            spill(temp_dir, prefix, runs, m);
+            n = 0;
+          }
+        }
+      }
+    }
+    used_ = n;
+  }
+
+  // Sorts and sums the buffer, which stays here as an in-memory run (with its transposed twin for
+  // canonical counting); frees the sort scratch.
+  void finish_buffer() {
+    sort_buffer();
+    if (canonical_) {
+      mirror_used_ = transpose(buf_.data(), used_, mirror_.data());
+      radix_sort(mirror_.data(), scratch_.data(), mirror_used_, 2 * bits_, bits_);
+    }
+    scratch_.release();
+  }
+
+  void memory_runs(std::vector<SortedRun>& runs) const {
+    runs.push_back(memory_run(buf_.data(), static_cast<int64_t>(used_), final_rank(0)));
+    if (canonical_) runs.push_back(memory_run(mirror_.data(), static_cast<int64_t>(mirror_used_), final_rank(1)));
+  }
+  const double* dense() const { return dense_.data(); }
+  void populate_dense() { dense_.populate(); }
+  int64_t spilled() const { return spilled_; }
+
+ private:
+  void sort_buffer() {
+    radix_sort(buf_.data(), scratch_.data(), used_, 2 * bits_);
+    used_ = reduce_sorted(buf_.data(), used_);
+  }
+  // Writes (b, a) for every (a, b) with a < b of the sorted, summed `src` into dst; returns the count.
+  // The result is in a-order within each b, so a stable sort by b alone sorts it.
+  size_t transpose(const Pair* src, size_t n, Pair* dst) const {
+    const uint64_t mask = (uint64_t{1} << bits_) - 1;
+    size_t m = 0;
+    for (size_t i = 0; i < n; ++i) {
+      const uint64_t a = src[i].key >> bits_, b = src[i].key & mask;
+      if (a != b) dst[m++] = {(b << bits_) | a, src[i].value};
+    }
+    return m;
+  }
+  // Merge order of runs with equal keys: spills first (by sequence), then the final buffers.
+  int64_t spill_rank(int kind) const { return (seq_ * 2 + kind) * 4096 + thread_; }
+  int64_t final_rank(int kind) const { return (int64_t{1} << 62) + kind * 4096 + thread_; }
+
+  void spill(const std::string& temp_dir, const std::string& prefix, std::vector<SortedRun>& runs, std::mutex& m) {
+    sort_buffer();
+    std::vector<SortedRun> made;
+    RunWriter writer(temp_dir, prefix, 0, spill_rank(0));
+    writer.put_all(buf_.data(), used_);
+    made.push_back(writer.finish());
+    if (canonical_) {  // the transposed twin, sorted in the scratch with the (written) buffer as temp
+      const size_t k = transpose(buf_.data(), used_, scratch_.data());
+      radix_sort(scratch_.data(), buf_.data(), k, 2 * bits_, bits_);
+      RunWriter twin(temp_dir, prefix, 0, spill_rank(1));
+      twin.put_all(scratch_.data(), k);
+      made.push_back(twin.finish());
+    }
+    {
+      std::lock_guard<std::mutex> lock(m);
+      for (SortedRun& r : made) runs.push_back(std::move(r));
+    }
+    spilled_ += static_cast<int64_t>(made.size());
+    ++seq_;
+    used_ = 0;
+  }
+
+  int thread_;
+  const RowInfo* rows_;
+  int bits_;
+  bool canonical_;
+  LargeBuffer<double> dense_;
+  LargeBuffer<Pair> buf_, scratch_, mirror_;
+  size_t used_ = 0, mirror_used_ = 0;
+  int64_t seq_ = 0, spilled_ = 0;
+};
+
+// A cursor over positions [begin, end) of a sorted run (disk runs are read through a buffer).
+class RunCursor {
+ public:
+  RunCursor(const SortedRun& run, int64_t begin, int64_t end, size_t buffer_records)
+      : run_(&run), next_(begin), end_pos_(end), rank_(run.rank) {
+    if (run.memory) {
+      cur_ = run.memory + begin;
+      end_ = run.memory + end;
+      next_ = end;
+    } else {
+      buf_.resize(std::max<size_t>(buffer_records, 1));
+      refill();
+    }
+  }
+  bool valid() const { return cur_ < end_; }
+  const Pair& head() const { return *cur_; }
+  int64_t rank() const { return rank_; }
+  void advance() {
+    if (++cur_ == end_ && next_ < end_pos_) refill();
+  }
+
+ private:
+  void refill() {
+    const int64_t n = std::min<int64_t>(end_pos_ - next_, static_cast<int64_t>(buf_.size()));
+    if (n <= 0) return;
+    run_->read(buf_.data(), next_, n);
+    next_ += n;
+    cur_ = buf_.data();
+    end_ = cur_ + n;
+  }
+  const SortedRun* run_;
+  const Pair* cur_ = nullptr;
+  const Pair* end_ = nullptr;
+  int64_t next_, end_pos_, rank_;
+  std::vector<Pair> buf_;
+};
+
+// K-way merge: emit(key, value) once per key in key order, equal keys summed in rank order.
+template <typename Emit>
+void merge_cursors(std::vector<RunCursor>& cursors, Emit&& emit) {
+  auto after = [&](int a, int b) {  // heap order: smallest (key, rank) on top
+    const uint64_t ka = cursors[a].head().key, kb = cursors[b].head().key;
+    return ka != kb ? ka > kb : cursors[a].rank() > cursors[b].rank();
+  };
+  std::vector<int> heap;
+  for (int i = 0; i < static_cast<int>(cursors.size()); ++i)
+    if (cursors[i].valid()) heap.push_back(i);
+  std::make_heap(heap.begin(), heap.end(), after);
+  bool have = false;
+  uint64_t key = 0;
+  double value = 0;
+  while (!heap.empty()) {
+    std::pop_heap(heap.begin(), heap.end(), after);
+    RunCursor& c = cursors[heap.back()];
+    const Pair& p = c.head();
+    if (have && p.key == key) {
+      value += p.value;
+    } else {
+      if (have) emit(key, value);
+      key = p.key;
+      value = p.value;
+      have = true;
+    }
+    c.advance();
+    if (c.valid()) std::push_heap(heap.begin(), heap.end(), after);
+    else heap.pop_back();
+  }
+  if (have) emit(key, value);
+}
+
+void check_vocabulary_word(const std::string& w, size_t index) {
+  SK_CHECK(!w.empty(), "vocabulary: word " << index << " is empty");
+  SK_CHECK(w.size() <= static_cast<size_t>(kMaxTokenBytes),
+           "vocabulary: word " << index << " is longer than " << kMaxTokenBytes << " bytes, so no token can match it");
+  SK_CHECK(w.find_first_of(" \t\n\r") == std::string::npos,
+           "vocabulary: word " << index << " ('" << w << "') contains a blank, tab, newline or carriage return, "
+                               << "so no token can match it");
+  SK_CHECK(w != "<unk>", "vocabulary: word " << index << " is the reserved token <unk>");
+}
+
+// Sizes of everything, fixed before any counting so that the budget holds.
+struct Plan {
+  int threads = 1;
+  int64_t V = 0;
+  bool canonical = false;     // symmetric counting into canonical cells
+  size_t block_bytes = 0;
+  int64_t max_product = 0;
+  int64_t cells = 0;          // dense cells per thread
+  int64_t capacity = 0;       // pair-buffer records per thread
+  int bits = 1;               // bits of a word id in a key
+  size_t reader_records = 0;  // buffer of a run cursor in the merges
+  size_t fan_in = 2;          // runs merged at once
+  double scale = 1.0;         // integer scale of the weights (weight_scale)
+  int64_t planned_bytes = 0;
+};
+
+Plan plan_memory(const CooccurOptions& o, int64_t V, int T, const detail::WordLookup& lookup, int64_t corpus_bytes) {
+  Plan plan;
+  plan.threads = T;
+  plan.V = V;
+  plan.canonical = o.symmetric;
+  const int64_t budget = static_cast<int64_t>(o.memory_gb * 1073741824.0);
+  plan.block_bytes = o.block_bytes ? o.block_bytes : detail::default_block_bytes(budget);
+  // Block buffer, plus at worst one id per two bytes in the slices and again in the joined array.
+  const int64_t io_bytes =
+      static_cast<int64_t>(plan.block_bytes + kMaxTokenBytes + 1) + 4 * static_cast<int64_t>(plan.block_bytes);
+  const int64_t fixed = static_cast<int64_t>(lookup.bytes()) + (V + 1) * static_cast<int64_t>(sizeof(RowInfo)) + io_bytes;
+  // Pair buffer and sort scratch, and for canonical counting the transposed twin.
+  const int64_t per_record = (plan.canonical ? 3 : 2) * static_cast<int64_t>(sizeof(Pair));
+  const int64_t avail = budget - fixed;
+  auto gb = [](int64_t b) { return static_cast<double>(b) / 1073741824.0; };
+  SK_CHECK(avail >= T * kMinRunRecords * per_record,
+           "memory: " << o.memory_gb << " GB is too small to hold one run: " << V << " words and " << T
+                      << " threads need at least " << gb(fixed + T * kMinRunRecords * per_record)
+                      << " GB (vocabulary table, I/O blocks and one " << kMinRunRecords << "-record buffer per thread)");
+
+  if (o.max_product >= 0) {
+    plan.max_product = std::min(o.max_product, V * V);
+  } else {
+    const int64_t share =
+        static_cast<int64_t>(kDenseShare * static_cast<double>(avail - T * kMinRunRecords * per_record));
+    plan.max_product = max_product_for(V, share / T / static_cast<int64_t>(sizeof(double)), plan.canonical);
+    if (corpus_bytes >= 0) {
+      // A dense cell pays off only if it is likely to be hit: with Zipf-distributed words, cell
+      // (i, j) expects about pairs / (i * j * H^2) hits (H = ln V + 0.58), so cells with
+      // i * j > pairs / H^2 are cheaper as sparse pairs (no table pages to touch and scan).
+      // Measured on a 12M-token corpus: this P is ~2x faster than a table filling half of 1 GB.
+      const double tokens = static_cast<double>(corpus_bytes) / kBytesPerToken;
+      const double pairs = tokens * o.window_size * (o.symmetric ? 2.0 : 1.0);
+      const double H = std::log(static_cast<double>(V)) + 0.5772;
+      plan.max_product = std::min(plan.max_product, std::max<int64_t>(V, static_cast<int64_t>(pairs / (H * H))));
+    }
+  }
+  plan.cells = dense_cells(V, plan.max_product, plan.canonical);
+  const int64_t dense_bytes = T * plan.cells * static_cast<int64_t>(sizeof(double));
+  if (o.overflow_length > 0) {
+    plan.capacity = o.overflow_length;
+  } else {
+    plan.capacity = std::max<int64_t>(kMinRunRecords, (avail - dense_bytes) / (T * per_record));
+    // With the full matrix dense no pair is ever buffered.
+    if (plan.cells == dense_cells(V, V * V, plan.canonical)) plan.capacity = kMinRunRecords;
+  }
+  SK_CHECK(dense_bytes + T * plan.capacity * per_record <= avail,
+           "memory: " << o.memory_gb << " GB cannot hold the requested tables: max_product " << plan.max_product
+                      << " needs " << gb(dense_bytes) << " GB of dense tables and overflow_length " << plan.capacity
+                      << " needs " << gb(T * plan.capacity * per_record) << " GB of pair buffers for " << T
+                      << " threads, but only " << gb(avail) << " GB are left after the vocabulary and I/O buffers");
+  while ((int64_t{1} << plan.bits) <= V) ++plan.bits;
+  // The merges live in the space the sort scratch gives back (capacity pairs per thread): each
+  // thread's run cursors and its chunk of output.
+  plan.reader_records = static_cast<size_t>(std::clamp<int64_t>(plan.capacity / 64, 256, 1 << 16));
+  plan.fan_in = o.max_open_runs > 0 ? static_cast<size_t>(o.max_open_runs)
+                                    : static_cast<size_t>(std::clamp<int64_t>(
+                                          plan.capacity / static_cast<int64_t>(plan.reader_records) - 1, 2, 256));
+  plan.scale = o.distance_weighting ? weight_scale(o.window_size) : 1.0;
+  plan.planned_bytes = fixed + dense_bytes + T * plan.capacity * per_record;
+  return plan;
+}
+
+// Words of one slice of a block as ids (1-based; 0 for a line break; out-of-vocabulary dropped).
+// Returns the number of tokens read and adds the in-vocabulary ones to `kept`.
+int64_t tokenize_slice(const char* begin, const char* end, const detail::WordLookup& lookup, std::string& scratch,
+                       std::vector<int32_t>& out, int64_t& kept) {
+  out.clear();
+  int64_t tokens = 0;
+  detail::tokenize(
+      begin, end, scratch,
+      [&](const char* p, size_t len) {
+        ++tokens;
+        const int64_t id = lookup.find(p, len);
+        if (id > 0) {
+          out.push_back(static_cast<int32_t>(id));
+          ++kept;
+        }
+      },
+      [&] {
+        if (out.empty() || out.back() != 0) out.push_back(0);
+      });
+  return tokens;
+}
+
+// Collects exceptions thrown inside parallel loops (they must not escape an OpenMP region).
+class FirstFailure {
+ public:
+  void record() {
+    std::lock_guard<std::mutex> lock(m_);
+    if (!failure_) failure_ = std::current_exception();
+  }
+  bool failed() const {
+    std::lock_guard<std::mutex> lock(m_);
+    return static_cast<bool>(failure_);
+  }
+  void rethrow() {
+    if (failure_) std::rethrow_exception(failure_);
+  }
+
+ private:
+  mutable std::mutex m_;
+  std::exception_ptr failure_;
+};
+
+// Counting: every block of the corpus through the threads' counters.
+void count_blocks(ByteSource& corpus, const detail::WordLookup& lookup, const Plan& plan, const CooccurOptions& o,
+                  const std::string& temp_dir, std::vector<std::unique_ptr<ThreadCounter>>& counters,
+                  std::vector<SortedRun>& disk_runs, CooccurStats& stats) {
+  const int T = plan.threads, window = o.window_size;
+  std::vector<double> weight(static_cast<size_t>(window) + 1);
+  for (int d = 1; d <= window; ++d) weight[d] = o.distance_weighting ? plan.scale / static_cast<double>(d) : 1.0;
+  std::mutex runs_mutex;
+  FirstFailure failure;
+  std::vector<std::vector<int32_t>> slice_ids(T);
+  std::vector<std::string> scratch(T);
+  std::vector<int64_t> slice_tokens(T, 0), slice_kept(T, 0);
+  std::vector<int32_t> ids, history;
+  detail::BlockReader reader(corpus, plan.block_bytes);
+  const char* data;
+  size_t size;
+  double clock = now_seconds();
+  while (reader.next(data, size)) {
+    const std::vector<size_t> bounds = detail::split_at_separators(data, size, T);
+#pragma omp parallel for schedule(static, 1) num_threads(T) if (size >= detail::kParallelMinBytes)
+    for (int t = 0; t < T; ++t)
+      slice_tokens[t] += tokenize_slice(data + bounds[t], data + bounds[t + 1], lookup, scratch[t], slice_ids[t],
+                                        slice_kept[t]);
+    // ids = the open line's history, then every slice's ids.
+    std::vector<size_t> at(T + 1, history.size());
+    for (int t = 0; t < T; ++t) at[t + 1] = at[t] + slice_ids[t].size();
+    ids.resize(at[T]);
+    std::copy(history.begin(), history.end(), ids.begin());
+    for (int t = 0; t < T; ++t) std::copy(slice_ids[t].begin(), slice_ids[t].end(), ids.begin() + at[t]);
+
+    const int64_t first = static_cast<int64_t>(history.size()), total = static_cast<int64_t>(ids.size());
+    const double counting = now_seconds();
+    stats.seconds_tokenize += counting - clock;
+#pragma omp parallel for schedule(static, 1) num_threads(T) if (total - first >= kParallelMinIds)
+    for (int t = 0; t < T; ++t) {
+      if (failure.failed()) continue;
+      const int64_t lo = first + (total - first) * t / T, hi = first + (total - first) * (t + 1) / T;
+      try {
+        if (plan.canonical)
+          counters[t]->count<true>(ids.data(), lo, hi, window, weight.data(), temp_dir, o.temp_prefix, disk_runs,
+                                   runs_mutex);
+        else
+          counters[t]->count<false>(ids.data(), lo, hi, window, weight.data(), temp_dir, o.temp_prefix, disk_runs,
+                                    runs_mutex);
+      } catch (...) {
+        failure.record();
+      }
+    }
+    failure.rethrow();
+    clock = now_seconds();
+    stats.seconds_count += clock - counting;
+
+    // The open line's last <= window ids carry over to the next block.
+    int64_t h = total;
+    while (h > 0 && total - h < window && ids[h - 1] != 0) --h;
+    history.assign(ids.begin() + h, ids.end());
+    if (o.progress) o.progress("cooccur", reader.consumed(), corpus.size());
+  }
+  for (int t = 0; t < T; ++t) {
+    stats.tokens += slice_tokens[t];
+    stats.kept_tokens += slice_kept[t];
+  }
+}
+
+// Hierarchical merge: while more than fan_in runs are on disk, groups of fan_in consecutive runs
+// (in rank order) become one run each, groups in parallel.
+void merge_disk_runs(std::vector<SortedRun>& disk_runs, const Plan& plan, const std::string& temp_dir,
+                     const std::string& prefix, CooccurStats& stats) {
+  std::sort(disk_runs.begin(), disk_runs.end(), [](const SortedRun& a, const SortedRun& b) { return a.rank < b.rank; });
+  const size_t fan_in = plan.fan_in;
+  FirstFailure failure;
+  while (disk_runs.size() > fan_in) {
+    ++stats.merge_passes;
+    const int64_t groups = static_cast<int64_t>((disk_runs.size() + fan_in - 1) / fan_in);
+    std::vector<SortedRun> next(static_cast<size_t>(groups));
+#pragma omp parallel for schedule(dynamic, 1) num_threads(plan.threads)
+    for (int64_t g = 0; g < groups; ++g) {
+      if (failure.failed()) continue;
+      try {
+        const size_t first = static_cast<size_t>(g) * fan_in, last = std::min(disk_runs.size(), first + fan_in);
+        if (last - first == 1) {
+          next[g] = std::move(disk_runs[first]);
+          continue;
+        }
+        std::vector<RunCursor> cursors;
+        for (size_t i = first; i < last; ++i)
+          cursors.emplace_back(disk_runs[i], 0, disk_runs[i].records, plan.reader_records);
+        RunWriter writer(temp_dir, prefix, plan.reader_records, disk_runs[first].rank);
+        merge_cursors(cursors, [&](uint64_t key, double value) { writer.put(key, value); });
+        next[g] = writer.finish();
+        cursors.clear();
+        for (size_t i = first; i < last; ++i) disk_runs[i].file.reset();  // closing frees the data
+      } catch (...) {
+        failure.record();
+      }
+    }
+    failure.rethrow();
+    disk_runs.swap(next);
+  }
+}
+
+// What a final-merge chunk reads: the runs, the dense tables and their layout.
+struct MergeInputs {
+  const std::vector<SortedRun>* runs;
+  std::vector<const double*> tables;  // the threads' dense tables, summed in thread order
+  const RowInfo* rows;
+  const Plan* plan;
+};
+
+// Output rows [row_first, row_last): run records and dense cells interleaved in column order. For
+// row r the dense cells are, in the canonical layout, the mirrored column r of the rows c < r
+// ("mirror": a prefix of the columns, since c * r <= P) and the canonical row r from column r on
+// ("direct"); in Stanford's layout only the direct part, from column 1. Run records fill the gaps.
+void merge_chunk(const MergeInputs& in, int64_t row_first, int64_t row_last, std::vector<CooccurRecord>& out) {
+  const Plan& plan = *in.plan;
+  const int bits = plan.bits;
+  const double scale = plan.scale;
+  const int T = static_cast<int>(in.tables.size());
+  const RowInfo* rows = in.rows;
+  const uint64_t col_mask = (uint64_t{1} << bits) - 1;
+  auto cell = [&](int64_t offset) {
+    double v = in.tables[0][offset];
+    for (int t = 1; t < T; ++t) v += in.tables[t][offset];
+    return v;
+  };
+  auto emit = [&](int64_t r, int64_t c, double v) {
+    if (v != 0) out.push_back({static_cast<int32_t>(r), static_cast<int32_t>(c), v / scale});
+  };
+  auto emit_mirror = [&](int64_t r) {
+    if (!plan.canonical) return;
+    for (int64_t c = 1; c < r && r <= rows[c].limit; ++c) emit(r, c, cell(rows[c].offset + r));
+  };
+  auto emit_direct = [&](int64_t r) {
+    for (int64_t c = plan.canonical ? r : 1; c <= rows[r].limit; ++c) emit(r, c, cell(rows[r].offset + c));
+  };
+  int64_t row = row_first;  // rows < row are complete; of `row`, the parts up to `phase` are out
+  int phase = 0;            // 0: nothing yet, 1: its mirror cells, 2: all its dense cells
+  auto advance = [&](int64_t r, int want) {
+    for (; row < r; ++row, phase = 0) {
+      if (phase < 1) emit_mirror(row);
+      if (phase < 2) emit_direct(row);
+    }
+    if (want >= 1 && phase < 1) emit_mirror(row);
+    if (want >= 2 && phase < 2) emit_direct(row);
+    phase = std::max(phase, want);
+  };
+  std::vector<Pair> scratch_block;
+  std::vector<RunCursor> cursors;
+  const uint64_t key_first = static_cast<uint64_t>(row_first) << bits,
+                 key_last = static_cast<uint64_t>(row_last) << bits;
+  for (const SortedRun& run : *in.runs) {
+    const int64_t b = run.lower_bound(key_first, scratch_block), e = run.lower_bound(key_last, scratch_block);
+    if (b < e) cursors.emplace_back(run, b, e, plan.reader_records);
+  }
+  merge_cursors(cursors, [&](uint64_t key, double value) {
+    const int64_t r = static_cast<int64_t>(key >> bits), c = static_cast<int64_t>(key & col_mask);
+    // A record left of the direct part (c < r: canonical only) comes after the mirror cells; one
+    // right of it (c > limit) after all of the row's dense cells.
+    advance(r, plan.canonical && c < r ? 1 : 2);
+    out.push_back({static_cast<int32_t>(r), static_cast<int32_t>(c), value / scale});
+  });
+  advance(row_last, 0);
+}
+
+// The final merge, in parallel over row ranges ("chunks"), written in row order. Chunk sizes come
+// from an estimate of each row's work: its dense cells plus its run records (from the indexes).
+int64_t write_output(const MergeInputs& in, const CooccurOptions& o, RecordSink& sink) {
+  const Plan& plan = *in.plan;
+  const int T = plan.threads;
+  std::vector<int64_t> work(static_cast<size_t>(plan.V) + 2, 0);
+  std::vector<int64_t> mirror_marks(static_cast<size_t>(plan.V) + 2, 0);  // +1/-1 at the ends of ranges
+  for (int64_t r = 1; r <= plan.V; ++r) {
+    const int64_t first = plan.canonical ? r : 1, limit = in.rows[r].limit;
+    work[r] += std::max<int64_t>(0, limit - first + 1);
+    if (plan.canonical && limit > r) {  // row r's cells (r, c) are mirrored into the rows c = r+1..limit
+      ++mirror_marks[r + 1];
+      --mirror_marks[limit + 1];
+    }
+  }
+  for (int64_t r = 1, mirrors = 0; r <= plan.V; ++r) work[r] += (mirrors += mirror_marks[r]);
+  for (const SortedRun& run : *in.runs)
+    for (const uint64_t key : run.index) work[key >> plan.bits] += SortedRun::kIndexStride;
+  int64_t total_work = 0;
+  for (const int64_t w : work) total_work += w;
+  const int wave = 2 * T;  // chunks merged per round, in parallel
+  const int64_t chunk_work =
+      std::clamp<int64_t>(std::min(total_work / (8 * T) + 1, plan.capacity / (2 * wave)), 4096, int64_t{1} << 20);
+  std::vector<std::pair<int64_t, int64_t>> chunks;  // row ranges [first, last)
+  for (int64_t r = 1, acc = 0, first = 1; r <= plan.V; ++r) {
+    acc += work[r];
+    if (acc >= chunk_work || r == plan.V) {
+      chunks.push_back({first, r + 1});
+      first = r + 1;
+      acc = 0;
+    }
+  }
+  // Waves of chunks alternate between two sets of output buffers, so that one thread writes the
+  // previous wave while the others merge the next one.
+  FirstFailure failure;
+  std::vector<std::vector<CooccurRecord>> outputs[2] = {std::vector<std::vector<CooccurRecord>>(wave),
+                                                        std::vector<std::vector<CooccurRecord>>(wave)};
+  int64_t written = 0;
+  int pending = 0;  // chunks of the previous wave waiting in outputs[(wave index - 1) % 2]
+  const size_t waves = (chunks.size() + wave - 1) / wave;
+  for (size_t w = 0; w <= waves; ++w) {
+    const size_t c0 = w * wave;
+    const int n = w < waves ? static_cast<int>(std::min<size_t>(wave, chunks.size() - c0)) : 0;
+    std::vector<std::vector<CooccurRecord>>& current = outputs[w % 2];
+    std::vector<std::vector<CooccurRecord>>& previous = outputs[(w + 1) % 2];
+#pragma omp parallel num_threads(T) if (total_work >= kParallelMinIds)
+    {
+#pragma omp single nowait
+      {
+        try {
+          for (int i = 0; i < pending; ++i) {
+            sink.write(previous[i].data(), previous[i].size());
+            written += static_cast<int64_t>(previous[i].size());
+          }
+        } catch (...) {
+          failure.record();
+        }
+      }
+#pragma omp for schedule(dynamic, 1)
+      for (int i = 0; i < n; ++i) {
+        if (failure.failed()) continue;
+        try {
+          current[i].clear();
+          merge_chunk(in, chunks[c0 + i].first, chunks[c0 + i].second, current[i]);
+        } catch (...) {
+          failure.record();
+        }
+      }
+    }
+    failure.rethrow();
+    pending = n;
+    if (o.progress && n) o.progress("merge", static_cast<int64_t>(c0 + n), static_cast<int64_t>(chunks.size()));
+  }
+  sink.finish();
+  return written;
+}
+
+}  // namespace
+
+CooccurStats count_cooccurrences(ByteSource& corpus, const std::vector<std::string>& words,
+                                 const CooccurOptions& o, RecordSink& sink) {
+  SK_CHECK(o.window_size >= 1, "window_size: expected >= 1, got " << o.window_size);
+  SK_CHECK(std::isfinite(o.memory_gb) && o.memory_gb > 0,
+           "memory: expected a positive number of GB, got " << o.memory_gb);
+  SK_CHECK(o.max_product >= -1, "max_product: expected >= 0 (or -1 to derive it from memory), got " << o.max_product);
+  SK_CHECK(o.overflow_length == -1 || o.overflow_length >= 1,
+           "overflow_length: expected >= 1 (or -1 to derive it from memory), got " << o.overflow_length);
+  SK_CHECK(o.max_open_runs == 0 || o.max_open_runs >= 2,
+           "max_open_runs: expected >= 2 (or 0 to derive it from memory), got " << o.max_open_runs);
+  const int64_t V = static_cast<int64_t>(words.size());
+  SK_CHECK(V >= 1, "vocabulary: is empty");
+  SK_CHECK(V < (int64_t{1} << 31) - 1, "vocabulary: too many words (" << V << ")");
+  const int T = detail::resolve_threads(o.num_threads);
+
+  for (int64_t i = 0; i < V; ++i) check_vocabulary_word(words[i], static_cast<size_t>(i));
+  const detail::WordLookup lookup(words);
+  for (int64_t i = 0; i < V; ++i) {
+    const int64_t id = lookup.table().find(words[i].data(), words[i].size(), 0);
+    SK_CHECK(id == i + 1, "vocabulary: word " << i << " ('" << words[i] << "') repeats word " << id - 1);
+  }
+  const Plan plan = plan_memory(o, V, T, lookup, corpus.size());
+  CooccurStats stats;
+  stats.num_threads = T;
+  stats.budget_bytes = static_cast<int64_t>(o.memory_gb * 1073741824.0);
+  stats.max_product = plan.max_product;
+  stats.overflow_length = plan.capacity;
+  MemoryTracker mem;
+  mem.add(plan.planned_bytes);
+
+  const std::vector<RowInfo> rows = dense_layout(V, plan.max_product, plan.canonical);
+  std::vector<std::unique_ptr<ThreadCounter>> counters;
+  for (int t = 0; t < T; ++t)
+    counters.push_back(std::make_unique<ThreadCounter>(t, rows.data(), plan.cells, static_cast<size_t>(plan.capacity),
+                                                       plan.bits, plan.canonical));
+  const char* tmpdir = std::getenv("TMPDIR");
+  const std::string temp_dir = !o.temp_dir.empty() ? o.temp_dir : (tmpdir && *tmpdir ? tmpdir : "/tmp");
+
+#pragma omp parallel for schedule(static, 1) num_threads(T)
+  for (int t = 0; t < T; ++t) counters[t]->populate_dense();  // each by its thread, in parallel
+  std::vector<SortedRun> disk_runs;
+  count_blocks(corpus, lookup, plan, o, temp_dir, counters, disk_runs, stats);
+
+  const double clock = now_seconds();
+#pragma omp parallel for schedule(static, 1) num_threads(T)
+  for (int t = 0; t < T; ++t) counters[t]->finish_buffer();
+  mem.sub(T * plan.capacity * static_cast<int64_t>(sizeof(Pair)));  // sort scratch given back
+  mem.add(T * static_cast<int64_t>((plan.fan_in + 1) * plan.reader_records * sizeof(Pair)));
+  for (int t = 0; t < T; ++t) stats.runs_spilled += counters[t]->spilled();
+  merge_disk_runs(disk_runs, plan, temp_dir, o.temp_prefix, stats);
+
+  std::vector<SortedRun> runs = std::move(disk_runs);
+  for (int t = 0; t < T; ++t) counters[t]->memory_runs(runs);
+  MergeInputs inputs{&runs, {}, rows.data(), &plan};
+  for (int t = 0; t < T; ++t) inputs.tables.push_back(counters[t]->dense());
+  stats.records = write_output(inputs, o, sink);
+  stats.peak_bytes = mem.peak;
+  stats.seconds_merge = now_seconds() - clock;
+  return stats;
+}
+
+}  // namespace glove
+}  // namespace seqkernels

@@ -1,0 +1,227 @@
+"""GloVe training: Stanford ``glove`` (AdaGrad, Hogwild threads) and its output files."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import numpy as np
+
+from .. import _C
+from ._files import atomic_path, thread_count
+from .cooccurrence import Cooccurrence
+from .vocabulary import Vocabulary
+
+__all__ = ["GloVe"]
+
+DEVICES = ("cpu", "cuda")
+
+
+def _positive(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) \
+            or not np.isfinite(value) or value <= 0:
+        raise ValueError(f"{name}: expected a positive finite number, got {value!r}")
+    return float(value)
+
+
+class GloVe:
+    """The GloVe model (SPEC.md §6) trained as Stanford's ``glove`` trains it.
+
+    Parameters follow Stanford's flags: ``vector_size`` (-vector-size), ``x_max`` (-x-max), ``alpha``
+    (-alpha), ``learning_rate`` (-eta), ``grad_clip`` (-grad-clip), ``threads`` (-threads; None = all
+    cores), ``seed`` (-seed; None = a random seed, kept in ``seed_``). With the same seed the initial
+    parameters equal Stanford's on glibc systems (its ``rand()`` is reproduced).
+
+    After :meth:`fit`: ``W_`` (2V, D+1) holds word vectors (rows 0..V-1) and context vectors (rows
+    V..2V-1) with their biases in the last column, Stanford's layout (``vectors.bin``); ``gradsq_``
+    the AdaGrad accumulators; ``costs_`` the cost of each epoch as Stanford prints it.
+    """
+
+    def __init__(self, vector_size: int = 50, x_max: float = 100.0, alpha: float = 0.75,
+                 learning_rate: float = 0.05, grad_clip: float = 100.0, threads: int | None = None,
+                 seed: int | None = None):
+        if isinstance(vector_size, bool) or not isinstance(vector_size, (int, np.integer)) or vector_size < 1:
+            raise ValueError(f"vector_size: expected a positive integer, got {vector_size!r}")
+        self.vector_size = int(vector_size)
+        self.x_max = _positive("x_max", x_max)
+        self.alpha = _positive("alpha", alpha)
+        self.learning_rate = _positive("learning_rate", learning_rate)
+        self.grad_clip = _positive("grad_clip", grad_clip)
+        self.threads = thread_count(threads)
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))
+                                 or not 0 <= seed < 2**32):
+            raise ValueError(f"seed: expected an integer in [0, 2**32) or None, got {seed!r}")
+        self.seed = seed
+        self.W_: np.ndarray | None = None
+        self.gradsq_: np.ndarray | None = None
+        self.costs_: list[float] = []
+        self.seed_: int | None = None
+        self.vocabulary: Vocabulary | None = None
+
+    # ---- training ----
+    def fit(self, cooc, epochs: int = 25, device: str = "cpu", progress: bool = True,
+            vocab_size: int | None = None, callback=None) -> "GloVe":
+        """Trains on ``cooc`` (a :class:`Cooccurrence`, or a path to cooccurrence.bin with
+        ``vocab_size`` or a vocabulary attached) for ``epochs`` passes, from Stanford's initial
+        parameters. The records are shuffled once with the seed (Stanford's ``shuffle`` step) and
+        every epoch visits them in that order; ``threads`` workers take contiguous slices and update
+        the shared parameters without locks (Hogwild), as Stanford does. ``progress`` shows a tqdm
+        bar with the cost; ``callback(epoch, cost)`` (epochs from 1) runs after every epoch.
+
+        ``device="cuda"`` raises NotImplementedError: the CUDA training path is not built yet."""
+        if device not in DEVICES:
+            raise ValueError(f"device: expected 'cpu' or 'cuda', got {device!r}")
+        if device == "cuda":
+            raise NotImplementedError("GloVe.fit: the CUDA training path is not built yet (issue 5); "
+                                      "use device='cpu'")
+        if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
+            raise ValueError(f"epochs: expected a non-negative integer, got {epochs!r}")
+        if isinstance(cooc, (str, os.PathLike)):
+            cooc = Cooccurrence.load(cooc, vocab_size=vocab_size)
+        if not isinstance(cooc, Cooccurrence):
+            raise TypeError(f"cooc: expected a Cooccurrence or a path to cooccurrence.bin, got {type(cooc).__name__}")
+        if len(cooc) == 0:
+            raise ValueError("cooc: has no records to train on")
+        V, D, N = cooc.vocab_size, self.vector_size, len(cooc)
+        self.vocabulary = cooc.vocabulary
+        self.seed_ = self.seed if self.seed is not None else int.from_bytes(os.urandom(4), "little")
+        self.W_ = _C.glove_stanford_init(V, D, self.seed_)
+        self.gradsq_ = np.ones_like(self.W_)  # accumulators start at 1: the first step is eta * gradient
+        order = np.random.default_rng(self.seed_).permutation(N)
+        rows, cols, values = cooc.rows[order], cooc.cols[order], cooc.values[order]
+        # log(x) and f(x) do not change between epochs: computed once (with libm, as Stanford does).
+        log_values, weights = _C.glove_record_terms(values, self.x_max, self.alpha, self.threads)
+        self.costs_ = []
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=int(epochs), desc="GloVe", unit="epoch", file=sys.stderr, dynamic_ncols=True)
+        try:
+            for _ in range(int(epochs)):
+                cost, _skipped = _C.glove_train_epoch(self.W_, self.gradsq_, rows, cols, values, self.learning_rate,
+                                                      self.x_max, self.alpha, self.grad_clip, self.threads,
+                                                      log_values, weights)
+                self.costs_.append(cost / N)
+                if bar is not None:
+                    bar.set_postfix(cost=f"{cost / N:.6f}")
+                    bar.update(1)
+                if callback is not None:
+                    callback(len(self.costs_), cost / N)
+        finally:
+            if bar is not None:
+                bar.close()
+        return self
+
+    # ---- results ----
+    def _check_fitted(self) -> np.ndarray:
+        if self.W_ is None:
+            raise RuntimeError("GloVe: call fit() first")
+        return self.W_
+
+    @property
+    def word_vectors(self) -> np.ndarray:
+        """(V, D) word vectors w_i (a view of ``W_``)."""
+        W = self._check_fitted()
+        return W[: W.shape[0] // 2, : self.vector_size]
+
+    @property
+    def context_vectors(self) -> np.ndarray:
+        """(V, D) context-word vectors (a view of ``W_``)."""
+        W = self._check_fitted()
+        return W[W.shape[0] // 2:, : self.vector_size]
+
+    @property
+    def biases(self) -> tuple[np.ndarray, np.ndarray]:
+        """(word biases, context biases), each (V,)."""
+        W = self._check_fitted()
+        V = W.shape[0] // 2
+        return W[:V, -1], W[V:, -1]
+
+    def vectors(self, model: int = 2) -> np.ndarray:
+        """Stanford's ``-model``: 0 = word and context vectors with biases side by side (V, 2D+2);
+        1 = word vectors (V, D); 2 = word + context vectors (V, D)."""
+        W = self._check_fitted()
+        V = W.shape[0] // 2
+        if model == 0:
+            return np.concatenate([W[:V], W[V:]], axis=1)
+        if model == 1:
+            return W[:V, : self.vector_size].copy()
+        if model == 2:
+            return W[:V, : self.vector_size] + W[V:, : self.vector_size]
+        raise ValueError(f"model: expected 0, 1 or 2, got {model!r}")
+
+    def to_word_vectors(self, vocabulary: Vocabulary | None = None, model: int = 2):
+        """:class:`WordVectors` for the vocabulary (the one the co-occurrences came with by default)."""
+        from .vectors import WordVectors
+
+        vocabulary = self._vocabulary(vocabulary)
+        return WordVectors(vocabulary.words, self.vectors(model))
+
+    def _vocabulary(self, vocabulary) -> Vocabulary:
+        if vocabulary is None:
+            vocabulary = self.vocabulary
+        if isinstance(vocabulary, (str, os.PathLike)):
+            vocabulary = Vocabulary.load(vocabulary)
+        if not isinstance(vocabulary, Vocabulary):
+            raise ValueError("vocabulary: needed to name the vectors (pass a Vocabulary or a path to vocab.txt)")
+        V = self._check_fitted().shape[0] // 2
+        if len(vocabulary) != V:
+            raise ValueError(f"vocabulary: has {len(vocabulary)} words but the model has {V}")
+        return vocabulary
+
+    def save(self, save_file, vocabulary: Vocabulary | None = None, binary: int = 0, model: int = 2,
+             write_header: bool = False, unk_vector: bool = True, gradsq_file=None) -> list[str]:
+        """Writes Stanford's outputs for ``save_file`` (a name without extension): ``binary`` 0 =
+        ``save_file.txt``, 1 = ``save_file.bin`` (raw float64 W, shape (2V, D+1)), 2 = both. The text
+        file has one "word v1 ... vk" line per word in the ``model`` layout (see :meth:`vectors`),
+        optionally Stanford's header "V D" (V without the <unk> line, D even for model 0), and, like
+        Stanford, an ``<unk>`` line: the mean of the last min(100, V) words' parameters.
+        ``gradsq_file`` also writes the accumulators the same way (all parameters, as Stanford).
+        Every file is written all or nothing. Returns the paths written."""
+        W = self._check_fitted()
+        if binary not in (0, 1, 2):
+            raise ValueError(f"binary: expected 0 (text), 1 (binary) or 2 (both), got {binary!r}")
+        if model not in (0, 1, 2):
+            raise ValueError(f"model: expected 0, 1 or 2, got {model!r}")
+        save_file = os.fspath(save_file)
+        written = []
+        vocabulary = self._vocabulary(vocabulary) if binary != 1 else None
+        for stem, array in [(save_file, W)] + ([(os.fspath(gradsq_file), self.gradsq_)] if gradsq_file else []):
+            if binary in (1, 2):
+                with atomic_path(stem + ".bin") as tmp:
+                    array.tofile(tmp)
+                written.append(stem + ".bin")
+            if binary in (0, 2):
+                layout = model if array is W else 0
+                matrix = _layout(array, self.vector_size, layout)
+                words = vocabulary.encoded()
+                if unk_vector:
+                    matrix = np.vstack([matrix, _layout(_unk_rows(array), self.vector_size, layout)])
+                    words = words + [b"<unk>"]
+                with atomic_path(stem + ".txt") as tmp:
+                    header = f"{W.shape[0] // 2} {self.vector_size}" if write_header else ""
+                    _C.glove_write_text_vectors(tmp, words, np.ascontiguousarray(matrix), header)
+                written.append(stem + ".txt")
+        return written
+
+
+def _layout(W: np.ndarray, D: int, model: int) -> np.ndarray:
+    V = W.shape[0] // 2
+    if model == 0:
+        return np.concatenate([W[:V], W[V:]], axis=1)
+    if model == 1:
+        return W[:V, :D]
+    return W[:V, :D] + W[V:, :D]
+
+
+def _unk_rows(W: np.ndarray) -> np.ndarray:
+    """Stanford's <unk>: the mean of the last min(100, V) word and context rows, summed in order
+    (each row divided by the count first, as glove.c does), as a (2, D+1) array in W's layout."""
+    V = W.shape[0] // 2
+    n = min(100, V)
+    word, context = np.zeros(W.shape[1]), np.zeros(W.shape[1])
+    for a in range(V - n, V):
+        word += W[a] / n
+        context += W[V + a] / n
+    return np.stack([word, context])
