@@ -75,7 +75,10 @@ class _Recurrent:
 
             if not cuda_available():
                 raise RuntimeError("to('cuda'): no CUDA device, or seqkernels was built without CUDA")
-            import cupy
+            try:
+                import cupy
+            except ImportError:
+                raise RuntimeError("to('cuda'): the GPU layers need CuPy (pip install cupy-cuda13x)") from None
 
             self.params = {k: cupy.asarray(v) for k, v in self.params.items()}
             self.device = "cuda"
