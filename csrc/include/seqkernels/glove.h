@@ -16,7 +16,8 @@
 // outside parallel regions, and may throw to cancel: all temporary files are removed on the way
 // out (RAII), whatever the exit path.
 //
-// A CUDA back end slots in behind the same interfaces (cuda/glove/, not built yet): co-occurrence
+// CUDA: training is cuda/glove/train.cu (section "CUDA training" below). A CUDA co-occurrence (not
+// written yet) slots in behind the same interfaces: co-occurrence
 // keeps this file's tokenizer, vocabulary lookup, RecordSink and sorted-run merge, and replaces
 // only the per-block pair counting (ids uploaded per block, pairs radix-sorted and reduced by key
 // on the device; each block's result becomes one more sorted run). Training keeps TrainArgs, with
@@ -196,6 +197,17 @@ void stanford_init(double* W, int64_t count, int vector_size, uint32_t seed);
 // unless it is empty. M is (rows, cols) row-major with leading dimension ld >= cols.
 void write_text_vectors(const std::string& path, const std::vector<std::string>& words, const double* M,
                         int64_t rows, int64_t cols, int64_t ld, const std::string& header);
+
+// ---- CUDA training (cuda/glove/train.cu; not yet run on a GPU) ------------------------------------
+// The same epoch with every pointer of TrainArgs on the device and log_values/weights required
+// (values is unused); one warp per record, Hogwild across warps. Writes one partial cost and
+// skipped count per block (`blocks` of each, device memory), to be summed by the caller; returns
+// the cudaError_t of the launch. vector_size <= kMaxCudaVectorSize.
+namespace cuda {
+constexpr int kMaxCudaVectorSize = 512;
+int epoch_blocks();  // blocks to launch on the current device (0 if it cannot be queried)
+int train_epoch(const TrainArgs& args, double* block_cost, long long* block_skipped, int blocks, void* stream);
+}  // namespace cuda
 
 // Declarations of the per-capability copies of the training kernel (CMakeLists.txt).
 #define SK_DECLARE_GLOVE_KERNELS(ns) \

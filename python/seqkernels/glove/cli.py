@@ -261,9 +261,6 @@ def _shuffle(args) -> int:
 def _train(args) -> int:
     from . import Cooccurrence, GloVe, Vocabulary
 
-    if args.device == "cuda":
-        raise NotImplementedError("-device cuda: the CUDA training path is not built yet; run on the CPU "
-                                  "(omit -device)")
     if args.binary not in (0, 1, 2):
         raise _CommandError(f"-binary: expected 0, 1 or 2, got {args.binary}")
     if args.model not in (0, 1, 2):
@@ -292,6 +289,6 @@ def _train(args) -> int:
         if args.checkpoint_every and epoch % args.checkpoint_every == 0:
             save(f"{args.save_file}.{epoch:03d}", f"{gradsq_file}.{epoch:03d}" if gradsq_file else None)
 
-    model.fit(cooc, epochs=args.iter, progress=False, callback=report)
+    model.fit(cooc, epochs=args.iter, device=args.device, progress=False, callback=report)
     save(args.save_file, gradsq_file)
     return 0

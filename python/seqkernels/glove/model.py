@@ -68,12 +68,16 @@ class GloVe:
         the shared parameters without locks (Hogwild), as Stanford does. ``progress`` shows a tqdm
         bar with the cost; ``callback(epoch, cost)`` (epochs from 1) runs after every epoch.
 
-        ``device="cuda"`` raises NotImplementedError: the CUDA training path is not built yet."""
+        ``device="cuda"`` runs the epochs on the GPU (one warp per record, Hogwild across warps; the
+        same update and initial parameters; needs CuPy and the CUDA build; not yet verified on a
+        GPU). Costs then agree with the CPU path up to the order of lock-free updates."""
         if device not in DEVICES:
             raise ValueError(f"device: expected 'cpu' or 'cuda', got {device!r}")
         if device == "cuda":
-            raise NotImplementedError("GloVe.fit: the CUDA training path is not built yet (issue 5); "
-                                      "use device='cpu'")
+            from .._backend import cuda_available
+
+            if not cuda_available():
+                raise RuntimeError("GloVe.fit(device='cuda'): no CUDA device, or seqkernels was built without CUDA")
         if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
             raise ValueError(f"epochs: expected a non-negative integer, got {epochs!r}")
         if isinstance(cooc, (str, os.PathLike)):
@@ -97,21 +101,57 @@ class GloVe:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=int(epochs), desc="GloVe", unit="epoch", file=sys.stderr, dynamic_ncols=True)
+        run_epoch = self._cuda_epochs(rows, cols, log_values, weights, V, D) if device == "cuda" else None
         try:
             for _ in range(int(epochs)):
-                cost, _skipped = _C.glove_train_epoch(self.W_, self.gradsq_, rows, cols, values, self.learning_rate,
-                                                      self.x_max, self.alpha, self.grad_clip, self.threads,
-                                                      log_values, weights)
+                if run_epoch is not None:
+                    cost, _skipped = run_epoch()
+                else:
+                    cost, _skipped = _C.glove_train_epoch(self.W_, self.gradsq_, rows, cols, values, self.learning_rate,
+                                                          self.x_max, self.alpha, self.grad_clip, self.threads,
+                                                          log_values, weights)
                 self.costs_.append(cost / N)
                 if bar is not None:
                     bar.set_postfix(cost=f"{cost / N:.6f}")
                     bar.update(1)
                 if callback is not None:
+                    if run_epoch is not None:
+                        run_epoch.download()  # the callback may save or inspect the parameters
                     callback(len(self.costs_), cost / N)
         finally:
             if bar is not None:
                 bar.close()
+            if run_epoch is not None:
+                run_epoch.download()
         return self
+
+    def _cuda_epochs(self, rows, cols, log_values, weights, V, D):
+        """An epoch runner on the GPU: uploads the records and parameters once; ``download()``
+        copies W_ and gradsq_ back."""
+        import cupy as cp
+
+        from .._backend import _cuda
+
+        dW, dG = cp.asarray(self.W_), cp.asarray(self.gradsq_)
+        d_rows, d_cols = cp.asarray(rows, dtype=cp.int32), cp.asarray(cols, dtype=cp.int32)
+        d_log, d_f = cp.asarray(log_values), cp.asarray(weights)
+        blocks = max(1, _cuda.glove_epoch_blocks())
+        block_cost, block_skipped = cp.zeros(blocks), cp.zeros(blocks, dtype=cp.int64)
+        N = len(rows)
+
+        def run():
+            _cuda.glove_train_epoch(dW.data.ptr, dG.data.ptr, d_rows.data.ptr, d_cols.data.ptr, d_log.data.ptr,
+                                    d_f.data.ptr, V, D, N, self.learning_rate, self.grad_clip,
+                                    block_cost.data.ptr, block_skipped.data.ptr, blocks,
+                                    cp.cuda.get_current_stream().ptr)
+            return float(block_cost.get().sum()), int(block_skipped.get().sum())
+
+        def download():
+            self.W_[...] = dW.get()
+            self.gradsq_[...] = dG.get()
+
+        run.download = download
+        return run
 
     # ---- results ----
     def _check_fitted(self) -> np.ndarray:
