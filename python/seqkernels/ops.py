@@ -37,14 +37,6 @@ def _as_array(x, name: str):
     raise TypeError(f"{name}: expected a NumPy or CuPy array, got {type(x).__name__}")
 
 
-def _check_values(x, name: str, xp) -> None:
-    """NaN anywhere, or +inf, in ``x`` -> ValueError naming ``name``."""
-    if bool(xp.isnan(x).any()):
-        raise ValueError(f"{name}: contains NaN")
-    if bool(xp.isposinf(x).any()):
-        raise ValueError(f"{name}: contains +inf")
-
-
 def _validate_beam_step(scores, beam_scores, eos_id) -> None:
     if scores.ndim != 2:
         raise ValueError(f"scores: expected a 2-D array (N*B, V), got shape {tuple(scores.shape)}")

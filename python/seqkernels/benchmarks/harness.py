@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["ValidationError", "validate", "bench_parser", "parse_bench_args", "finish", "cpu_count", "perf_counter_timer", "torch_cuda_event_timer", "time_fn",
+__all__ = ["ValidationError", "validate", "to_host", "cuda_sync", "bench_parser", "parse_bench_args", "finish", "cpu_count", "perf_counter_timer", "torch_cuda_event_timer", "time_fn",
            "time_blocks", "cpu_snapshot", "others_load", "machine_info", "results_path", "write_json",
            "format_table", "log"]
 
@@ -46,6 +46,15 @@ def validate(ours, baseline, tol: float, what: str = "result") -> float:
     return rel
 
 
+def to_host(a) -> np.ndarray:
+    """NumPy copy of a NumPy array, CuPy array or torch tensor (for validation on the host)."""
+    if hasattr(a, "detach"):  # torch
+        return a.detach().cpu().numpy()
+    if hasattr(a, "get") and not isinstance(a, np.ndarray):  # CuPy
+        return a.get()
+    return np.asarray(a)
+
+
 # ---- timing ------------------------------------------------------------------------------------
 def cpu_count() -> int:
     """CPUs this process may run on (the affinity mask where the OS has one)."""
@@ -64,6 +73,18 @@ def perf_counter_timer(fn, sync=None) -> float:
     if sync is not None:
         sync()
     return (time.perf_counter() - t0) * 1e3
+
+
+def cuda_sync() -> None:
+    """Wait for CuPy's current stream and, when torch is installed, for torch's device work."""
+    import cupy
+
+    cupy.cuda.get_current_stream().synchronize()
+    try:
+        import torch
+    except ImportError:
+        return
+    torch.cuda.synchronize()
 
 
 def torch_cuda_event_timer(fn, sync=None) -> float:

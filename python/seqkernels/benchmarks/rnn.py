@@ -216,23 +216,6 @@ def _make_torch_cuda(tf32):
     return functools.partial(make_torch, device="cuda", tf32=tf32)
 
 
-def _host(a):
-    """NumPy copy of a NumPy array, CuPy array or torch tensor."""
-    if hasattr(a, "detach"):
-        return a.detach().cpu().numpy()
-    if hasattr(a, "get") and not isinstance(a, np.ndarray):
-        return a.get()
-    return np.asarray(a)
-
-
-def _cuda_sync():
-    import cupy
-    import torch
-
-    cupy.cuda.get_current_stream().synchronize()
-    torch.cuda.synchronize()
-
-
 def variants(device):
     """``{name: factory}`` for a device. On CUDA: our layer on CuPy arrays, and torch.nn (cuDNN) in
     fp32 with TF32 off ("torch") and on ("torch_tf32"); timed with CUDA events."""
@@ -270,7 +253,7 @@ def bench_shape(cell, B, H, T, mode, factories, threads, repeats, seed=0, timer=
     train = mode == "fwd+bwd"
     fns = {name: make(cell, params, x, dy, train, threads) for name, make in factories.items()}
     if "torch" in fns:
-        base_name, base = "torch", {k: _host(v) for k, v in fns["torch"]().items()}
+        base_name, base = "torch", {k: hz.to_host(v) for k, v in fns["torch"]().items()}
     else:
         base_name, base = "numpy float64", make_numpy(cell, params, x, dy, train, threads, np.float64)()
     errors = {}
@@ -278,7 +261,7 @@ def bench_shape(cell, B, H, T, mode, factories, threads, repeats, seed=0, timer=
         if name != "torch":
             out, where = fn(), f"vs {base_name}, {cell} B{B} H{H} T{T} {mode}"
             tol = 1e-2 if name == "torch_tf32" else TOL  # TF32 rounds the products to 10 mantissa bits
-            errors[name] = max(hz.validate(_host(out[k]), base[k], tol, f"{name} {k} {where}") for k in base)
+            errors[name] = max(hz.validate(hz.to_host(out[k]), base[k], tol, f"{name} {k} {where}") for k in base)
     before = hz.cpu_snapshot()
     stats = hz.time_blocks(fns, repeats=repeats, warmup=1, rounds=2, min_time=0.3, timer=timer, sync=sync)
     others = hz.others_load(before, hz.cpu_snapshot())
@@ -319,7 +302,7 @@ def main(argv=None, results_dir=None) -> int:
     repeats = args.repeats or ((10 if args.quick else 20) if cuda else (5 if args.quick else 10))
     table = (CUDA_QUICK_SHAPES if args.quick else CUDA_SHAPES) if cuda else (QUICK_SHAPES if args.quick else FULL_SHAPES)
     shapes = [s for s in table if args.cell in (None, s[0])]
-    timer, sync = (hz.torch_cuda_event_timer, _cuda_sync) if cuda else (hz.perf_counter_timer, None)
+    timer, sync = (hz.torch_cuda_event_timer, hz.cuda_sync) if cuda else (hz.perf_counter_timer, None)
     notes = [] if "torch" in factories else ["torch not installed: torch column skipped, "
                                              "variants validated against the NumPy loop in float64"]
     notes.append(f"threads: {args.threads} for seqkernels and torch; NumPy's own OpenBLAS uses its default "

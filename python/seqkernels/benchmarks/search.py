@@ -88,29 +88,6 @@ def make_torch_cuda(scores, beam_scores, eos_id, threads):
 CUDA_FACTORIES = {"ours": make_ours_cuda, "numpy ref": make_reference, "torch": make_torch_cuda}
 
 
-def _to_host(out):
-    host = []
-    for o in out:
-        if hasattr(o, "get") and not isinstance(o, np.ndarray):  # CuPy
-            o = o.get()
-        elif hasattr(o, "cpu"):  # torch
-            o = o.cpu().numpy()
-        host.append(np.asarray(o))
-    return host
-
-
-def _cuda_sync():
-    import cupy as cp
-
-    cp.cuda.get_current_stream().synchronize()
-    try:
-        import torch
-
-        torch.cuda.synchronize()
-    except ImportError:
-        pass
-
-
 def check(name, got, want, B):
     """Tokens and beams identical; scores within float32 rounding of the reference's."""
     g_score, g_beam, g_token = (np.asarray(got[i]) for i in range(3))
@@ -133,7 +110,7 @@ def bench_shape(N, B, V, factories, threads, repeats, seed=0, sync=None):
     want = fns["numpy ref"]()
     for name, fn in fns.items():
         if name != "numpy ref":
-            check(name, _to_host(fn()), want, B)
+            check(name, [hz.to_host(o) for o in fn()], want, B)
     before = hz.cpu_snapshot()
     stats = hz.time_blocks(fns, repeats=repeats, warmup=1, rounds=2, min_time=0.3, sync=sync)
     others = hz.others_load(before, hz.cpu_snapshot())
@@ -167,7 +144,7 @@ def main(argv=None, results_dir=None) -> int:
 
         if not seqkernels.cuda_available():
             raise SystemExit("--device cuda: no CUDA device, CuPy or seqkernels._cuda in this environment")
-        factories, sync = CUDA_FACTORIES, _cuda_sync
+        factories, sync = CUDA_FACTORIES, hz.cuda_sync
     repeats = args.repeats or (10 if args.quick else 20)
     info, rows, t0 = hz.machine_info(), [], time.perf_counter()
     for N, B, V in QUICK_SHAPES if args.quick else SHAPES:

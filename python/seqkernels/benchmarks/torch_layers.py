@@ -42,15 +42,6 @@ def _torch_step(module, x, dy):
     return fn
 
 
-def _host(a):
-    """NumPy copy of a torch tensor, CuPy array or NumPy array (for validation)."""
-    if hasattr(a, "detach"):
-        return a.detach().cpu().numpy()
-    if hasattr(a, "get"):
-        return a.get()
-    return np.asarray(a)
-
-
 def make_variants(params, x_np, dy_np, device="cpu"):
     import torch
 
@@ -94,11 +85,11 @@ def bench_shape(B, H, repeats, seed=0, device="cpu", sync=None):
     x = rng.standard_normal((T, B, I), dtype=np.float32)
     dy = rng.standard_normal((T, B, H), dtype=np.float32)
     fns = make_variants(params, x, dy, device)
-    base = {k: _host(v) for k, v in fns["torch"]().items()}
+    base = {k: hz.to_host(v) for k, v in fns["torch"]().items()}
     errors = {}
     for name in ("ours", "sk_nn"):  # validation doubles as the first warm-up
         out = fns[name]()
-        errors[name] = max(hz.validate(_host(out[k]), base[k], TOL, f"{name} {k} vs torch, LSTM B{B} H{H} T{T}")
+        errors[name] = max(hz.validate(hz.to_host(out[k]), base[k], TOL, f"{name} {k} vs torch, LSTM B{B} H{H} T{T}")
                            for k in base)
     before = hz.cpu_snapshot()
     stats = hz.time_blocks(fns, repeats=repeats, warmup=2, rounds=2, min_time=0.3, sync=sync)

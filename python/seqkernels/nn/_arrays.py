@@ -28,6 +28,15 @@ def array_module(*arrays):
     return np
 
 
+def to_numpy(v) -> np.ndarray:
+    """A NumPy array from a torch tensor, a CuPy array (copied to the host) or any array-like."""
+    if type(v).__module__.split(".")[0] == "torch":
+        return v.detach().cpu().numpy()
+    if is_cupy(v):  # pragma: no cover - CuPy only
+        return v.get()
+    return np.asarray(v)
+
+
 def scatter_add(xp, target, index, values):
     """``target[index[i]] += values[i]`` with repeated indices accumulated."""
     if xp is np:

@@ -10,8 +10,7 @@ matrix products (cuBLAS); the recurrence is the persistent kernel of ``seqkernel
 from __future__ import annotations
 
 from .._backend import _C, _cuda
-
-GATES = {"lstm": 4, "gru": 3, "rnn": 1}
+from ..reference import GATES
 
 
 def _cupy():

@@ -20,6 +20,8 @@ import os
 
 import numpy as np
 
+from ._arrays import to_numpy
+
 __all__ = ["Module", "Sequential", "META_KEY"]
 
 #: Key under which :meth:`Module.save` stores JSON metadata in the ``.npz`` (models use it for
@@ -32,14 +34,6 @@ def is_layer(obj) -> bool:
     return isinstance(obj, Module) or (
         not isinstance(obj, type) and isinstance(getattr(obj, "params", None), dict)
         and hasattr(obj, "grads") and callable(getattr(obj, "train", None)))
-
-
-def _to_numpy(v):
-    if type(v).__module__.split(".")[0] == "torch":
-        return v.detach().cpu().numpy()
-    if type(v).__module__.split(".")[0] == "cupy":  # pragma: no cover - CuPy only
-        return v.get()
-    return np.asarray(v)
 
 
 class Module:
@@ -114,7 +108,7 @@ class Module:
     # ---- state --------------------------------------------------------------------------------
     def state_dict(self) -> dict:
         """Copies of all parameters, keyed as in :meth:`named_parameters`."""
-        return {k: _to_numpy(v).copy() for k, v in self.named_parameters()}
+        return {k: to_numpy(v).copy() for k, v in self.named_parameters()}
 
     def load_state_dict(self, state_dict, strict: bool = True):
         """Load parameters (NumPy arrays or torch tensors) keyed as in :meth:`state_dict`. With
@@ -142,7 +136,7 @@ class Module:
         for k, cur in self.params.items():
             if k not in state_dict:
                 continue
-            v = _to_numpy(state_dict[k])
+            v = to_numpy(state_dict[k])
             if v.shape != cur.shape:
                 raise ValueError(f"state_dict[{k!r}]: expected shape {cur.shape}, got {v.shape}")
             if v.dtype.kind != "f":

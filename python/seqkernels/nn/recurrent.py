@@ -16,11 +16,9 @@ import numpy as np
 from .. import reference
 from .._backend import _C, require_numpy
 from . import _cuda_recurrent
+from ._arrays import check_float_dtype, check_positive_int, to_numpy
 
 __all__ = ["LSTM", "GRU", "RNN"]
-
-_FLOAT_DTYPES = (np.float32, np.float64)
-
 
 class _Recurrent:
     """Shared machinery of LSTM, GRU and RNN. Subclasses set ``_mode``."""
@@ -30,13 +28,10 @@ class _Recurrent:
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
                  bidirectional=False, *, dtype=np.float32, seed=None, num_threads=0):
         for name, v in (("input_size", input_size), ("hidden_size", hidden_size), ("num_layers", num_layers)):
-            if not isinstance(v, numbers.Integral) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+            check_positive_int(v, name)
         if not isinstance(dropout, numbers.Real) or not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be a number in [0, 1), got {dropout!r}")
-        dtype = np.dtype(dtype)
-        if dtype.type not in _FLOAT_DTYPES:
-            raise TypeError(f"dtype must be float32 or float64, got {dtype}")
+        dtype = check_float_dtype(dtype)
         if not isinstance(num_threads, numbers.Integral) or num_threads < 0:
             raise ValueError(f"num_threads must be an integer >= 0 (0 = OpenMP default), got {num_threads!r}")
         self.input_size = int(input_size)
@@ -83,7 +78,7 @@ class _Recurrent:
             self.params = {k: cupy.asarray(v) for k, v in self.params.items()}
             self.device = "cuda"
         elif device == "cpu":
-            self.params = {k: _to_numpy(v) for k, v in self.params.items()}
+            self.params = {k: to_numpy(v) for k, v in self.params.items()}
             self.device = "cpu"
         else:
             raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
@@ -151,10 +146,7 @@ class _Recurrent:
         for k in expected:
             if k not in keys:
                 continue
-            v = state_dict[k]
-            if type(v).__module__.split(".")[0] == "torch":
-                v = v.detach().cpu().numpy()
-            v = _to_numpy(v)
+            v = to_numpy(state_dict[k])
             if v.shape != self.params[k].shape:
                 raise ValueError(f"state_dict[{k!r}]: expected shape {self.params[k].shape}, got {v.shape}")
             if v.dtype.kind != "f":
@@ -211,9 +203,7 @@ class _Recurrent:
     def _lengths(self, lengths, steps, batch):
         if lengths is None:
             return None
-        if type(lengths).__module__.split(".")[0] == "torch":
-            lengths = lengths.detach().cpu().numpy()
-        lengths = _to_numpy(lengths)
+        lengths = to_numpy(lengths)
         if lengths.shape != (batch,):
             raise ValueError(f"lengths: expected shape ({batch},) (one length per sequence), got {lengths.shape}")
         if lengths.dtype.kind not in "iu":
@@ -371,10 +361,3 @@ class RNN(_Recurrent):
 
     def _repr_extra(self):
         return "" if self.nonlinearity == "tanh" else ", nonlinearity='relu'"
-
-
-def _to_numpy(v):
-    """A NumPy array from NumPy, CuPy (copied to the host) or array-likes."""
-    if hasattr(v, "__cuda_array_interface__") and hasattr(v, "get"):
-        return v.get()
-    return np.asarray(v)
