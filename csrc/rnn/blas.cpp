@@ -53,9 +53,9 @@ void gemm_impl(Gemm gemm_fn, Gemv gemv_fn, bool ta, bool tb, int M, int N, int K
 
 template <typename T>
 void parallel_gemm_impl(bool ta, bool tb, int M, int N, int K, T alpha, const T* A, int lda, const T* B, int ldb,
-                        T beta, T* C, int ldc) {
+                        T beta, T* C, int ldc, int max_threads) {
   const long work = static_cast<long>(M) * N * K;
-  const int most = omp_in_parallel() ? 1 : omp_get_max_threads();
+  const int most = omp_in_parallel() ? 1 : (max_threads > 0 ? max_threads : omp_get_max_threads());
   const int nt = static_cast<int>(std::min<long>(most, std::max<long>(1, work / (1L << 18))));
   if (nt <= 1) {
     gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
@@ -98,13 +98,13 @@ void gemm(bool ta, bool tb, int M, int N, int K, double alpha, const double* A, 
 }
 
 void parallel_gemm(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int lda, const float* B,
-                   int ldb, float beta, float* C, int ldc) {
-  parallel_gemm_impl<float>(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+                   int ldb, float beta, float* C, int ldc, int max_threads) {
+  parallel_gemm_impl<float>(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, max_threads);
 }
 
 void parallel_gemm(bool ta, bool tb, int M, int N, int K, double alpha, const double* A, int lda, const double* B,
-                   int ldb, double beta, double* C, int ldc) {
-  parallel_gemm_impl<double>(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+                   int ldb, double beta, double* C, int ldc, int max_threads) {
+  parallel_gemm_impl<double>(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, max_threads);
 }
 
 int num_threads() { return scipy_openblas_get_num_threads(); }

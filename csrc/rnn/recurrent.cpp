@@ -76,9 +76,9 @@ void zero_n(T* dst, int n) { std::fill(dst, dst + n, T(0)); }
 
 // Column sums of a (rows, cols) matrix through BLAS: out = Aᵀ·1.
 template <typename T>
-void column_sums(const T* a, int rows, int cols, T* out) {
+void column_sums(const T* a, int rows, int cols, T* out, int threads) {
   std::vector<T> ones(static_cast<size_t>(rows), T(1));
-  blas::parallel_gemm(true, false, cols, 1, rows, T(1), a, cols, ones.data(), 1, T(0), out, 1);
+  blas::parallel_gemm(true, false, cols, 1, rows, T(1), a, cols, ones.data(), 1, T(0), out, 1, threads);
 }
 
 // ---- Pointwise forward of one batch row over units [j0, j0+hs) -----------------------------
@@ -247,11 +247,11 @@ void recurrent_forward(const CellSpec& cell, const ForwardArgs<T>& a) {
   std::vector<T> xz(static_cast<size_t>(rows * GH));
   if (a.b_ih) {
     // Wake the team only when the copy is big enough to pay for it (a tiny forward stays serial).
-#pragma omp parallel for schedule(static) if (rows * GH >= (idx(1) << 18))
+#pragma omp parallel for schedule(static) num_threads(team_size(a.num_threads)) if (rows * GH >= (idx(1) << 18))
     for (idx r = 0; r < rows; ++r) copy_n(a.b_ih, static_cast<int>(GH), xz.data() + r * GH);
   }
   blas::parallel_gemm(false, true, static_cast<int>(rows), static_cast<int>(GH), I, T(1), a.x, I, a.w_ih, I,
-                      a.b_ih ? T(1) : T(0), xz.data(), static_cast<int>(GH));
+                      a.b_ih ? T(1) : T(0), xz.data(), static_cast<int>(GH), team_size(a.num_threads));
 
   // State storage: the training workspace, or ping-pong slots (and scratch) for inference.
   Workspace<T> ws;
@@ -454,19 +454,19 @@ void recurrent_backward(const CellSpec& cell, const BackwardArgs<T>& a) {
   if (cell.has_cell_state() && a.dc0) copy_n(dc.data(), static_cast<int>(BH), a.dc0);
 
   // Time-parallel gradients: one GEMM each over all T·B rows.
-  const int rows = steps * B, gh = static_cast<int>(GH);
+  const int rows = steps * B, gh = static_cast<int>(GH), team = team_size(a.num_threads);
   const T* h_prev_all = ws.states + (a.reverse ? BH : 0);  // h_{t-1} of every t, (T, B, H)
-  blas::parallel_gemm(false, false, rows, I, gh, T(1), dzx.data(), gh, a.w_ih, I, T(1), a.dx, I);
-  blas::parallel_gemm(true, false, gh, I, rows, T(1), dzx.data(), gh, a.x, I, T(0), a.dw_ih, I);
+  blas::parallel_gemm(false, false, rows, I, gh, T(1), dzx.data(), gh, a.w_ih, I, T(1), a.dx, I, team);
+  blas::parallel_gemm(true, false, gh, I, rows, T(1), dzx.data(), gh, a.x, I, T(0), a.dw_ih, I, team);
   if (gru_before) {  // the n block's recurrent input was r ⊙ h_{t-1}, saved in aux
-    blas::parallel_gemm(true, false, 2 * H, H, rows, T(1), dzx.data(), gh, h_prev_all, H, T(0), a.dw_hh, H);
+    blas::parallel_gemm(true, false, 2 * H, H, rows, T(1), dzx.data(), gh, h_prev_all, H, T(0), a.dw_hh, H, team);
     blas::parallel_gemm(true, false, H, H, rows, T(1), dzx.data() + 2 * H, gh, ws.aux, H, T(0),
-                        a.dw_hh + 2 * static_cast<idx>(H) * H, H);
+                        a.dw_hh + 2 * static_cast<idx>(H) * H, H, team);
   } else {
-    blas::parallel_gemm(true, false, gh, H, rows, T(1), dzh, gh, h_prev_all, H, T(0), a.dw_hh, H);
+    blas::parallel_gemm(true, false, gh, H, rows, T(1), dzh, gh, h_prev_all, H, T(0), a.dw_hh, H, team);
   }
-  if (a.db_ih) column_sums(dzx.data(), rows, gh, a.db_ih);
-  if (a.db_hh) column_sums(dzh, rows, gh, a.db_hh);
+  if (a.db_ih) column_sums(dzx.data(), rows, gh, a.db_ih, team);
+  if (a.db_hh) column_sums(dzh, rows, gh, a.db_hh, team);
 }
 
 void activation(int fn, const float* x, float* y, std::ptrdiff_t n) {

@@ -18,9 +18,10 @@ std::size_t workspace_size(const CellSpec& cell, int steps, int batch, int hidde
   return n;
 }
 
+int team_size(int requested) { return requested > 0 ? requested : omp_get_max_threads(); }
+
 int recurrence_threads(int hidden, int requested) {
-  const int most = requested > 0 ? requested : omp_get_max_threads();
-  return std::max(1, std::min(most, hidden / 32));
+  return std::max(1, std::min(team_size(requested), hidden / 32));
 }
 
 template <typename T>

@@ -16,10 +16,11 @@ void gemm(bool trans_a, bool trans_b, int M, int N, int K, double alpha, const d
 
 // The same product split across the OpenMP team (by rows of C, or by columns when C has few rows),
 // each thread calling the single-threaded BLAS on its block. Used for the time-parallel GEMMs.
+// max_threads caps the team (0 = OpenMP's maximum); small products stay on the calling thread.
 void parallel_gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda,
-                   const float* B, int ldb, float beta, float* C, int ldc);
+                   const float* B, int ldb, float beta, float* C, int ldc, int max_threads = 0);
 void parallel_gemm(bool trans_a, bool trans_b, int M, int N, int K, double alpha, const double* A, int lda,
-                   const double* B, int ldb, double beta, double* C, int ldc);
+                   const double* B, int ldb, double beta, double* C, int ldc, int max_threads = 0);
 
 // OpenBLAS is kept single-threaded for the whole process (set when _C loads): all parallelism in
 // seqkernels comes from one OpenMP team. Two thread pools on the same cores made each spin while

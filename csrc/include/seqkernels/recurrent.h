@@ -108,6 +108,8 @@ void activation(int fn, const float* x, float* y, std::ptrdiff_t n);
 
 // Threads the recurrence will use for hidden size H when asked for `requested` (0 = default).
 int recurrence_threads(int hidden, int requested);
+// Threads for the time-parallel work of a call (GEMMs, bias copies): `requested`, or OpenMP's maximum.
+int team_size(int requested);
 
 // ---- CUDA (cuda/rnn/recurrent.cu) ----------------------------------------------------------
 // The same recurrence on an NVIDIA GPU. Every pointer is a device pointer; `stream` is the
