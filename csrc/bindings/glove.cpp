@@ -78,7 +78,7 @@ class ArraySink : public RecordSink {
 
 template <typename T>
 T* checked(const py::array& a, const char* name, std::vector<py::ssize_t> shape, bool writable) {
-  SK_CHECK(a.dtype().is(py::dtype::of<T>()), name << ": expected dtype " << std::string(py::str(py::dtype::of<T>()))
+  SK_CHECK(py::isinstance<py::array_t<T>>(a), name << ": expected dtype " << std::string(py::str(py::dtype::of<T>()))
                                                   << ", got " << std::string(py::str(a.dtype())));
   SK_CHECK(a.flags() & py::array::c_style, name << ": expected a C-contiguous array");
   SK_CHECK(!writable || a.writeable(), name << ": expected a writable array");

@@ -15,6 +15,7 @@
 #include "seqkernels/blas.h"
 #include "seqkernels/cpu_capability.h"
 #include "seqkernels/recurrent.h"
+#include "seqkernels/thread_team.h"
 
 namespace py = pybind11;
 using namespace seqkernels;
@@ -32,7 +33,8 @@ std::string shape_str(const py::array& a) {
 // Checked raw pointer into a C-contiguous array of element type T and exactly `shape`.
 template <typename T>
 T* ptr(const py::array& a, const char* name, std::vector<py::ssize_t> shape, bool writable = false) {
-  SK_CHECK(py::isinstance<py::array_t<T>>(a) && a.dtype().is(py::dtype::of<T>()),
+  // Equivalence, not identity: a deep-copied or unpickled dtype is a different object of the same type.
+  SK_CHECK(py::isinstance<py::array_t<T>>(a),
            name << ": expected dtype " << std::string(py::str(py::dtype::of<T>())) << ", got "
                 << std::string(py::str(a.dtype())));
   SK_CHECK(a.flags() & py::array::c_style, name << ": expected a C-contiguous array");
@@ -61,11 +63,27 @@ const int32_t* lengths_ptr(const py::object& o, int steps, int batch) {
   return p;
 }
 
+// The caller's pack buffer (recurrent.h): a 1-D writable array of the working type, at least
+// packed_weights_size() long; None = a private pack per call.
+template <typename T>
+T* pack_ptr(const py::object& o, const CellSpec& cell, int hidden, std::size_t* size) {
+  *size = 0;
+  if (o.is_none()) return nullptr;
+  SK_CHECK(py::isinstance<py::array>(o), "pack: expected a NumPy array or None");
+  const py::array a = o.cast<py::array>();
+  SK_CHECK(a.ndim() == 1, "pack: expected a 1-D array, got " << shape_str(a));
+  const std::size_t need = packed_weights_size<T>(cell, hidden);
+  SK_CHECK(static_cast<std::size_t>(a.shape(0)) >= need,
+           "pack: expected at least " << need << " elements (pack_size), got " << a.shape(0));
+  *size = static_cast<std::size_t>(a.shape(0));
+  return ptr<T>(a, "pack", {a.shape(0)}, true);
+}
+
 template <typename T>
 void forward_t(const CellSpec& cell, const py::array& x, const py::array& w_ih, const py::array& w_hh,
                const py::object& b_ih, const py::object& b_hh, const py::object& h0, const py::object& c0,
                const py::object& lengths, bool reverse, const py::array& y, int direction, const py::array& h_n,
-               const py::object& c_n, const py::object& workspace, int num_threads) {
+               const py::object& c_n, const py::object& workspace, const py::object& pack, int num_threads) {
   SK_CHECK(x.ndim() == 3, "x: expected 3 dimensions (T, B, I), got " << shape_str(x));
   SK_CHECK(w_hh.ndim() == 2, "w_hh: expected 2 dimensions (G*H, H), got " << shape_str(w_hh));
   ForwardArgs<T> a;
@@ -94,6 +112,7 @@ void forward_t(const CellSpec& cell, const py::array& x, const py::array& w_ih, 
   a.c_n = cell.has_cell_state() ? opt_ptr<T>(c_n, "c_n", {B, H}, true) : nullptr;
   a.workspace = opt_ptr<T>(workspace, "workspace",
                            {static_cast<py::ssize_t>(workspace_size(cell, a.steps, B, H))}, true);
+  a.pack = pack_ptr<T>(pack, cell, H, &a.pack_size);
   a.num_threads = num_threads;
   py::gil_scoped_release release;
   recurrent_forward<T>(cell, a);
@@ -104,7 +123,7 @@ void backward_t(const CellSpec& cell, const py::array& x, const py::array& w_ih,
                 const py::object& lengths, bool reverse, const py::array& dy, int direction, const py::object& dh_n,
                 const py::object& dc_n, const py::array& workspace, const py::array& dx, const py::array& dh0,
                 const py::object& dc0, const py::array& dw_ih, const py::array& dw_hh, const py::object& db_ih,
-                const py::object& db_hh, int num_threads) {
+                const py::object& db_hh, const py::object& pack, int num_threads) {
   SK_CHECK(x.ndim() == 3, "x: expected 3 dimensions (T, B, I), got " << shape_str(x));
   SK_CHECK(w_hh.ndim() == 2, "w_hh: expected 2 dimensions (G*H, H), got " << shape_str(w_hh));
   BackwardArgs<T> a;
@@ -135,14 +154,15 @@ void backward_t(const CellSpec& cell, const py::array& x, const py::array& w_ih,
   a.dw_hh = ptr<T>(dw_hh, "dw_hh", {G * H, H}, true);
   a.db_ih = opt_ptr<T>(db_ih, "db_ih", {G * H}, true);
   a.db_hh = opt_ptr<T>(db_hh, "db_hh", {G * H}, true);
+  a.pack = pack_ptr<T>(pack, cell, H, &a.pack_size);
   a.num_threads = num_threads;
   py::gil_scoped_release release;
   recurrent_backward<T>(cell, a);
 }
 
 bool is_float64(const py::array& x) {
-  if (x.dtype().is(py::dtype::of<double>())) return true;
-  SK_CHECK(x.dtype().is(py::dtype::of<float>()),
+  if (py::isinstance<py::array_t<double>>(x)) return true;
+  SK_CHECK(py::isinstance<py::array_t<float>>(x),
            "x: expected dtype float32 or float64, got " << std::string(py::str(x.dtype())));
   return false;
 }
@@ -203,24 +223,53 @@ PYBIND11_MODULE(_C, m) {
         py::arg("mode"), py::arg("reset_after"), py::arg("nonlinearity"), py::arg("steps"), py::arg("batch"),
         py::arg("hidden"), "Elements of the training workspace of one layer-direction.");
 
+  m.def("workspace_layout",
+        [](const std::string& mode, bool reset_after, const std::string& nonlinearity, int steps, int batch,
+           int hidden) {
+          SK_CHECK(steps >= 1 && batch >= 1 && hidden >= 1, "steps, batch and hidden must be >= 1");
+          const WorkspaceLayout l = workspace_layout(cell_spec(mode, reset_after, nonlinearity), steps, batch, hidden);
+          py::dict d;
+          d["states"] = l.states, d["cstates"] = l.cstates, d["acts"] = l.acts, d["aux"] = l.aux, d["size"] = l.size;
+          return d;
+        },
+        py::arg("mode"), py::arg("reset_after"), py::arg("nonlinearity"), py::arg("steps"), py::arg("batch"),
+        py::arg("hidden"),
+        "Element offsets of the workspace blocks (states, cstates, acts, aux; -1 = absent) and its size.");
+
+  m.def("pack_size",
+        [](const std::string& mode, bool reset_after, const std::string& nonlinearity, int hidden,
+           const std::string& dtype) {
+          SK_CHECK(hidden >= 1, "hidden must be >= 1");
+          SK_CHECK(dtype == "float32" || dtype == "float64", "dtype must be 'float32' or 'float64', got '" << dtype << "'");
+          const CellSpec cell = cell_spec(mode, reset_after, nonlinearity);
+          return dtype == "float32" ? packed_weights_size<float>(cell, hidden) : packed_weights_size<double>(cell, hidden);
+        },
+        py::arg("mode"), py::arg("reset_after"), py::arg("nonlinearity"), py::arg("hidden"), py::arg("dtype"),
+        "Elements of a pack buffer for one layer-direction's W_hh (pass it as pack= to forward/backward).");
+
+  m.def("team_size", [](int requested) { return team_size(requested); }, py::arg("requested") = 0,
+        "Threads a kernel call uses when asked for `requested` (0 = the default team size).");
+  m.def("team_forks_seen", &team_forks_seen,
+        "Times this process's thread team was re-created after fork() (0 in a process that never forked).");
+
   m.def("forward",
         [](const std::string& mode, bool reset_after, const std::string& nonlinearity, const py::array& x,
            const py::array& w_ih, const py::array& w_hh, const py::object& b_ih, const py::object& b_hh,
            const py::object& h0, const py::object& c0, const py::object& lengths, bool reverse, const py::array& y,
            int direction, const py::array& h_n, const py::object& c_n, const py::object& workspace,
-           int num_threads) {
+           const py::object& pack, int num_threads) {
           const CellSpec cell = cell_spec(mode, reset_after, nonlinearity);
           if (is_float64(x))
             forward_t<double>(cell, x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, reverse, y, direction, h_n, c_n,
-                              workspace, num_threads);
+                              workspace, pack, num_threads);
           else
             forward_t<float>(cell, x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, reverse, y, direction, h_n, c_n,
-                             workspace, num_threads);
+                             workspace, pack, num_threads);
         },
-        py::arg("mode"), py::arg("reset_after"), py::arg("nonlinearity"), py::arg("x"), py::arg("w_ih"),
+        py::kw_only(), py::arg("mode"), py::arg("reset_after"), py::arg("nonlinearity"), py::arg("x"), py::arg("w_ih"),
         py::arg("w_hh"), py::arg("b_ih"), py::arg("b_hh"), py::arg("h0"), py::arg("c0"), py::arg("lengths"),
         py::arg("reverse"), py::arg("y"), py::arg("direction"), py::arg("h_n"), py::arg("c_n"),
-        py::arg("workspace"), py::arg("num_threads") = 0,
+        py::arg("workspace"), py::arg("pack") = py::none(), py::arg("num_threads") = 0,
         "One direction of one layer over a whole sequence; writes y[:, :, d*H:(d+1)*H], h_n, c_n and, "
         "when a workspace is given (training), everything backward needs.");
 
@@ -229,26 +278,28 @@ PYBIND11_MODULE(_C, m) {
            const py::array& w_ih, const py::array& w_hh, const py::object& lengths, bool reverse, const py::array& dy,
            int direction, const py::object& dh_n, const py::object& dc_n, const py::array& workspace,
            const py::array& dx, const py::array& dh0, const py::object& dc0, const py::array& dw_ih,
-           const py::array& dw_hh, const py::object& db_ih, const py::object& db_hh, int num_threads) {
+           const py::array& dw_hh, const py::object& db_ih, const py::object& db_hh, const py::object& pack,
+           int num_threads) {
           const CellSpec cell = cell_spec(mode, reset_after, nonlinearity);
           if (is_float64(x))
             backward_t<double>(cell, x, w_ih, w_hh, lengths, reverse, dy, direction, dh_n, dc_n, workspace, dx, dh0,
-                               dc0, dw_ih, dw_hh, db_ih, db_hh, num_threads);
+                               dc0, dw_ih, dw_hh, db_ih, db_hh, pack, num_threads);
           else
             backward_t<float>(cell, x, w_ih, w_hh, lengths, reverse, dy, direction, dh_n, dc_n, workspace, dx, dh0,
-                              dc0, dw_ih, dw_hh, db_ih, db_hh, num_threads);
+                              dc0, dw_ih, dw_hh, db_ih, db_hh, pack, num_threads);
         },
-        py::arg("mode"), py::arg("reset_after"), py::arg("nonlinearity"), py::arg("x"), py::arg("w_ih"),
+        py::kw_only(), py::arg("mode"), py::arg("reset_after"), py::arg("nonlinearity"), py::arg("x"), py::arg("w_ih"),
         py::arg("w_hh"), py::arg("lengths"), py::arg("reverse"), py::arg("dy"), py::arg("direction"),
         py::arg("dh_n"), py::arg("dc_n"), py::arg("workspace"), py::arg("dx"), py::arg("dh0"), py::arg("dc0"),
-        py::arg("dw_ih"), py::arg("dw_hh"), py::arg("db_ih"), py::arg("db_hh"), py::arg("num_threads") = 0,
+        py::arg("dw_ih"), py::arg("dw_hh"), py::arg("db_ih"), py::arg("db_hh"), py::arg("pack") = py::none(),
+        py::arg("num_threads") = 0,
         "Backward through time of one direction of one layer: adds into dx, writes dh0, dc0 and the "
         "weight and bias gradients.");
 
   m.def("beam_step",
         [](const py::array& scores, const py::array& beam_scores, int eos_id, bool log_probs, bool forbid_eos,
            int num_threads) {
-          if (scores.dtype().is(py::dtype::of<double>()))
+          if (py::isinstance<py::array_t<double>>(scores))
             return beam_step_t<double>(scores, beam_scores, eos_id, log_probs, forbid_eos, num_threads);
           return beam_step_t<float>(scores, beam_scores, eos_id, log_probs, forbid_eos, num_threads);
         },
@@ -279,6 +330,7 @@ PYBIND11_MODULE(_C, m) {
     d["blas_core"] = blas::core_name();
     d["blas_threads"] = blas::num_threads();
     d["openmp_threads"] = omp_get_max_threads();
+    d["team_threads"] = team_size(0);
     d["openmp_version"] = _OPENMP;
     d["cpu_capability"] = cpu_capability_name(cpu_capability());
     d["cpu_capability_best"] = cpu_capability_name(best_cpu_capability());

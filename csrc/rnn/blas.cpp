@@ -3,7 +3,7 @@
 // The wheel's cblas.h declares every symbol with the scipy_ prefix spelled out.
 #include <cblas.h>
 
-#include <omp.h>
+#include "seqkernels/thread_team.h"
 
 #include <algorithm>
 
@@ -51,35 +51,6 @@ void gemm_impl(Gemm gemm_fn, Gemv gemv_fn, bool ta, bool tb, int M, int N, int K
   gemm_fn(CblasRowMajor, tr(ta), tr(tb), M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
-template <typename T>
-void parallel_gemm_impl(bool ta, bool tb, int M, int N, int K, T alpha, const T* A, int lda, const T* B, int ldb,
-                        T beta, T* C, int ldc, int max_threads) {
-  const long work = static_cast<long>(M) * N * K;
-  const int most = omp_in_parallel() ? 1 : (max_threads > 0 ? max_threads : omp_get_max_threads());
-  const int nt = static_cast<int>(std::min<long>(most, std::max<long>(1, work / (1L << 18))));
-  if (nt <= 1) {
-    gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-    return;
-  }
-  const bool by_rows = M >= 32L * nt || M >= N;
-  const int extent = by_rows ? M : N;
-#pragma omp parallel num_threads(nt)
-  {
-    const int k = omp_get_thread_num(), n = omp_get_num_threads();
-    // Block boundaries on multiples of 16 keep every block's start aligned for the BLAS kernels.
-    auto bound = [&](int q) { return q >= n ? extent : static_cast<int>((static_cast<long>(extent) * q / n) & ~15L); };
-    const int lo = bound(k), hi = bound(k + 1);
-    if (hi > lo) {
-      if (by_rows)
-        gemm(ta, tb, hi - lo, N, K, alpha, ta ? A + lo : A + static_cast<long>(lo) * lda, lda, B, ldb, beta,
-             C + static_cast<long>(lo) * ldc, ldc);
-      else
-        gemm(ta, tb, M, hi - lo, K, alpha, A, lda, tb ? B + static_cast<long>(lo) * ldb : B + lo, ldb, beta, C + lo,
-             ldc);
-    }
-  }
-}
-
 // Runs when _C is loaded: see blas.h for why OpenBLAS stays single-threaded.
 const bool g_single_threaded = [] {
   scipy_openblas_set_num_threads(1);
@@ -96,6 +67,59 @@ void gemm(bool ta, bool tb, int M, int N, int K, double alpha, const double* A, 
           int ldb, double beta, double* C, int ldc) {
   gemm_impl<double>(scipy_cblas_dgemm, scipy_cblas_dgemv, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
+
+namespace {
+// Pieces of at least ~2M multiply-adds and 16 rows (or columns), at most 16: enough to spread over a
+// few cores, few enough that each stays one efficient BLAS call.
+constexpr long kPieceWork = 1L << 21;
+constexpr long kMaxPieces = 16;
+constexpr int kPieceAlign = 16;
+}  // namespace
+
+template <typename T>
+long GemmPieces<T>::count() const {
+  if (M <= 0 || N <= 0) return 0;
+  const long work = static_cast<long>(M) * N * std::max(K, 1);
+  const int extent = M >= N ? M : N;
+  const long by_work = std::max(1L, work / kPieceWork);
+  const long by_extent = std::max(1L, static_cast<long>(extent) / kPieceAlign);
+  return std::min({by_work, by_extent, kMaxPieces});
+}
+
+template <typename T>
+void GemmPieces<T>::bounds(long piece, int* r0, int* r1, int* c0, int* c1) const {
+  const long n = count();
+  const bool by_rows = M >= N;
+  const long extent = by_rows ? M : N;
+  // Bounds on multiples of 16 keep each block's start aligned for the BLAS kernels.
+  auto bound = [&](long q) { return static_cast<int>(q >= n ? extent : (extent * q / n) & ~long(kPieceAlign - 1)); };
+  *r0 = 0, *r1 = M, *c0 = 0, *c1 = N;
+  if (by_rows) *r0 = bound(piece), *r1 = bound(piece + 1);
+  else *c0 = bound(piece), *c1 = bound(piece + 1);
+}
+
+template <typename T>
+void GemmPieces<T>::run(long piece) const {
+  int r0, r1, c0, c1;
+  bounds(piece, &r0, &r1, &c0, &c1);
+  if (r1 <= r0 || c1 <= c0) return;
+  const T* a = trans_a ? A + r0 : A + static_cast<long>(r0) * lda;
+  const T* b = trans_b ? B + static_cast<long>(c0) * ldb : B + c0;
+  gemm(trans_a, trans_b, r1 - r0, c1 - c0, K, alpha, a, lda, b, ldb, beta, C + static_cast<long>(r0) * ldc + c0, ldc);
+}
+
+template struct GemmPieces<float>;
+template struct GemmPieces<double>;
+
+namespace {
+template <typename T>
+void parallel_gemm_impl(bool ta, bool tb, int M, int N, int K, T alpha, const T* A, int lda, const T* B, int ldb,
+                        T beta, T* C, int ldc, int max_threads) {
+  const GemmPieces<T> g{ta, tb, M, N, K, alpha, beta, A, lda, B, ldb, C, ldc};
+  const int threads = max_threads > 0 ? max_threads : default_team_size();
+  team_parallel_for(threads, g.count(), [&](long i) { g.run(i); });
+}
+}  // namespace
 
 void parallel_gemm(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int lda, const float* B,
                    int ldb, float beta, float* C, int ldc, int max_threads) {

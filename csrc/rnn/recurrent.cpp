@@ -1,20 +1,30 @@
 // Fused CPU recurrence for LSTM, GRU and RNN: forward and backward through time of one direction
-// of one layer. The contract (shapes, ownership, workspace layout) is in seqkernels/recurrent.h.
+// of one layer. The contract (shapes, ownership, workspace and pack layouts) is in
+// seqkernels/recurrent.h.
 //
-// Inside the time loop each thread owns hidden units [j0, j1). Per step it runs one BLAS call for
-// its slice of the recurrent product and then the cell's pointwise math over its units, one batch
-// row at a time (inner loops are `omp simd`: the float exp/tanh of cell_math.h vectorise).
+// The per-step recurrent product is ours: a register-blocked micro-kernel (MR batch rows × NV
+// vectors of columns held in registers for the whole reduction over H) that reads W_hh from
+// panels packed once per weight change, and hands each finished MR-row tile, still in L1, to the
+// cell's pointwise code (the epilogue). The large time-parallel products stay in OpenBLAS.
+//
+// Threads: one team run for the whole sequence; each member owns chunks of Q = 4·W hidden units
+// (W = SIMD width) and meets the others at one barrier per step (GRU with reset_after=false: two).
+// Every unit is computed by the same tile, at the same position, whatever the team size, so the
+// results are bit-identical for any number of threads.
 //
 // This file is compiled once per CPU capability (cpu_capability.h), each copy in its own namespace;
 // recurrent_dispatch.cpp picks the copy at run time.
 #include "seqkernels/recurrent.h"
 
-#include <omp.h>
-
 #include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <mutex>
 #include <vector>
 
 #include "seqkernels/blas.h"
+#include "seqkernels/cpu_capability.h"
+#include "seqkernels/thread_team.h"
 
 namespace seqkernels {
 namespace SK_CPU_CAPABILITY {
@@ -22,21 +32,281 @@ namespace {
 
 using idx = std::ptrdiff_t;
 
-// Hidden units [j0, j1) owned by thread k of n. Boundaries are multiples of 8 so every slice
-// starts on a SIMD-friendly column; recurrence_threads() keeps at least 32 units per thread.
-struct Slice {
-  int j0, j1;
-  int size() const { return j1 - j0; }
+// ---- SIMD geometry of this copy ----------------------------------------------------------------
+// kAccumulators: vector registers the micro-kernel may keep as accumulators (32 zmm / 16 ymm or xmm,
+// leaving room for the weight vectors and the broadcast row value).
+#if defined(__AVX512F__)
+#define SK_VEC_BYTES 64
+constexpr int kAccumulators = 24;
+#elif defined(__AVX2__)
+#define SK_VEC_BYTES 32
+constexpr int kAccumulators = 12;
+#else
+#define SK_VEC_BYTES 16
+constexpr int kAccumulators = 12;
+#endif
+
+template <typename T> struct Simd;
+template <> struct Simd<float> {
+  typedef float V __attribute__((vector_size(SK_VEC_BYTES), aligned(4)));  // unaligned loads and stores
+  static constexpr int W = SK_VEC_BYTES / 4;
 };
-Slice unit_slice(int hidden, int nthreads, int k) {
-  auto bound = [&](int q) {
-    if (q <= 0) return 0;
-    if (q >= nthreads) return hidden;
-    return static_cast<int>((static_cast<long>(hidden) * q / nthreads) & ~7L);
-  };
-  return {bound(k), bound(k + 1)};
+template <> struct Simd<double> {
+  typedef double V __attribute__((vector_size(SK_VEC_BYTES), aligned(8)));
+  static constexpr int W = SK_VEC_BYTES / 8;
+};
+
+// Hidden units are split between threads in chunks of Q = 4·W; H is padded to Hp, a multiple of Q
+// (padded units have zero weights and are never stored).
+template <typename T>
+struct Geometry {
+  static constexpr int W = Simd<T>::W;
+  static constexpr int Q = 4 * W;
+  int H, Hp, chunks;
+  explicit Geometry(int hidden) : H(hidden), Hp((hidden + Q - 1) / Q * Q), chunks(Hp / Q) {}
+};
+
+// A forward panel covers `gates` consecutive gate blocks of W_hh; each tile holds U units of every
+// one of them (NV = gates·U/W vectors, 3 or 4, so that MR·NV accumulators fill the registers).
+constexpr int forward_vectors_per_gate(int gates) { return gates == 3 ? 1 : 4 / gates; }
+
+template <typename T>
+struct Panel {
+  const T* data = nullptr;
+  int K = 0;   // reduction length (rows of each tile)
+  int U = 0;   // output units per tile
+  int NV = 0;  // vectors per tile row
+  const T* tile(int t) const { return data + static_cast<idx>(t) * K * NV * Simd<T>::W; }
+};
+
+// ---- the micro-kernel -----------------------------------------------------------------------------
+// out(MR, NV·W) = a(MR, K) · tile(K, NV·W); `a` rows at stride lda. Accumulators stay in registers
+// over the whole K loop; the reduction order over k is fixed, so every output element has the same
+// bits whichever rows or tiles it is computed with.
+template <typename T, int MR, int NV>
+__attribute__((always_inline)) inline void tile_product(int K, const T* a, idx lda, const T* bp, T* out) {
+  using V = typename Simd<T>::V;
+  constexpr int W = Simd<T>::W;
+  V acc[MR][NV];
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) acc[r][v] = V{};
+  for (int k = 0; k < K; ++k) {
+    const V* b = reinterpret_cast<const V*>(bp + static_cast<idx>(k) * NV * W);
+    V bv[NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) bv[v] = b[v];
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; ++r) {
+      const V ar = a[r * lda + k] - V{};  // broadcast (x − 0 is exactly x, signed zeros included)
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) acc[r][v] += ar * bv[v];
+    }
+  }
+  V* o = reinterpret_cast<V*>(out);
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) o[r * NV + v] = acc[r][v];
 }
 
+template <int NV> constexpr int rows_per_tile() { return kAccumulators / NV > 0 ? kAccumulators / NV : 1; }
+
+// The last `rest` (< MR) rows: the same kernel with fewer rows.
+template <typename T, int NV, int M>
+inline void tail_product(int rest, int K, const T* a, idx lda, const T* bp, T* out) {
+  if constexpr (M >= 1) {
+    if (rest == M) tile_product<T, M, NV>(K, a, lda, bp, out);
+    else tail_product<T, NV, M - 1>(rest, K, a, lda, bp, out);
+  }
+}
+
+// For rows b of a (B, K): the tile's product for that row (NV·W values, gate-major within the
+// tile) handed to epilogue(b, values) while still in L1.
+template <typename T, int NV, typename Epilogue>
+inline void tile_rows(int B, int K, const T* a, idx lda, const T* bp, Epilogue&& epilogue) {
+  constexpr int MR = rows_per_tile<NV>(), NR = NV * Simd<T>::W;
+  alignas(64) T out[MR * NR];
+  int b = 0;
+  for (; b + MR <= B; b += MR) {
+    tile_product<T, MR, NV>(K, a + b * lda, lda, bp, out);
+    for (int r = 0; r < MR; ++r) epilogue(b + r, out + r * NR);
+  }
+  if (b < B) {
+    tail_product<T, NV, MR - 1>(B - b, K, a + b * lda, lda, bp, out);
+    for (int r = 0; b + r < B; ++r) epilogue(b + r, out + r * NR);
+  }
+}
+
+template <typename T, typename Epilogue>
+inline void panel_rows(const Panel<T>& p, int tile, int B, const T* a, idx lda, Epilogue&& epilogue) {
+  if (p.NV == 4) tile_rows<T, 4>(B, p.K, a, lda, p.tile(tile), epilogue);
+  else tile_rows<T, 3>(B, p.K, a, lda, p.tile(tile), epilogue);
+}
+
+// ---- packing W_hh ---------------------------------------------------------------------------------
+// Forward panel of gate blocks [g0, g0+gates): tile t, row k, column g·U + u = W_hh[(g0+g)·H + t·U + u][k].
+template <typename T>
+void pack_forward_tile(const T* w_hh, int H, int Hp, int g0, int gates, int t, T* dst) {
+  const int U = Simd<T>::W * forward_vectors_per_gate(gates), NR = gates * U;
+  (void)Hp;
+  T* tile = dst + static_cast<idx>(t) * H * NR;
+  constexpr int kb = 16;  // a block of k keeps the written lines in L1 while the rows are read
+  for (int k0 = 0; k0 < H; k0 += kb) {
+    const int k1 = std::min(H, k0 + kb);
+    for (int g = 0; g < gates; ++g)
+      for (int u = 0; u < U; ++u) {
+        const int j = t * U + u;
+        T* col = tile + g * U + u;
+        if (j < H) {
+          const T* src = w_hh + (static_cast<idx>(g0 + g) * H + j) * H;
+          for (int k = k0; k < k1; ++k) col[static_cast<idx>(k) * NR] = src[k];
+        } else {
+          for (int k = k0; k < k1; ++k) col[static_cast<idx>(k) * NR] = T(0);
+        }
+      }
+  }
+}
+template <typename T>
+idx forward_panel_size(int H, int Hp, int gates) { return static_cast<idx>(H) * gates * Hp; }
+
+// Backward panel (the transpose): rows k of W_hh (all G·H), tile t = units [t·Q, (t+1)·Q).
+template <typename T>
+void pack_backward_tile(const T* w_hh, int H, int rows, int t, T* dst) {
+  constexpr int Q = Geometry<T>::Q;
+  T* tile = dst + static_cast<idx>(t) * rows * Q;
+  const int j0 = t * Q, n = std::max(0, std::min(Q, H - j0));
+  for (int k = 0; k < rows; ++k) {
+    T* d = tile + static_cast<idx>(k) * Q;
+    std::copy(w_hh + static_cast<idx>(k) * H + j0, w_hh + static_cast<idx>(k) * H + j0 + n, d);
+    std::fill(d + n, d + Q, T(0));
+  }
+}
+
+// The pack header: 16 words at the start of the caller's buffer (recurrent.h).
+enum PackWord : int { kMagic, kCapability, kElemSize, kCellCode, kHidden, kHash, kPanels, kWidth, kHeaderWords = 16 };
+constexpr uint64_t kPackMagic = 0x314b4341504b53ULL;  // "SKPACK1"
+constexpr uint64_t kForwardPanels = 1, kBackwardPanel = 2;
+
+uint64_t cell_code(const CellSpec& c) {
+  return static_cast<uint64_t>(c.kind) | (static_cast<uint64_t>(c.reset_after) << 8);
+}
+
+// Content hash of W_hh: 64-bit multiply-xor lanes over the raw bytes, combined at the end. Cheap
+// next to the recurrence (it reads W_hh once; every step reads it again), and any change to any
+// weight changes it, so a stale pack is never used whoever changed the weights and however.
+uint64_t content_hash(const void* data, std::size_t bytes) {
+  typedef uint64_t U64 __attribute__((vector_size(SK_VEC_BYTES), aligned(8)));
+  constexpr int L = SK_VEC_BYTES / 8, A = 8;  // lanes per vector, independent vectors
+  constexpr uint64_t kMul = 0x9E3779B97F4A7C15ULL;
+  U64 acc[A];
+  for (int i = 0; i < A; ++i)
+    for (int l = 0; l < L; ++l) acc[i][l] = 0x243F6A8885A308D3ULL + static_cast<uint64_t>(i * L + l);
+  const auto* p = static_cast<const unsigned char*>(data);
+  const std::size_t block = sizeof(U64) * A;
+  std::size_t off = 0;
+  for (; off + block <= bytes; off += block) {
+#pragma GCC unroll 8
+    for (int i = 0; i < A; ++i) {
+      U64 w;
+      std::memcpy(&w, p + off + i * sizeof(U64), sizeof(U64));
+      acc[i] = (acc[i] ^ w) * kMul;
+      acc[i] ^= acc[i] >> 29;
+    }
+  }
+  uint64_t h = bytes * kMul;
+  for (int i = 0; i < A; ++i)
+    for (int l = 0; l < L; ++l) h = (h ^ acc[i][l]) * kMul, h ^= h >> 31;
+  for (; off < bytes; ++off) h = (h ^ p[off]) * kMul, h ^= h >> 31;
+  return h;
+}
+
+std::mutex& pack_mutex() {
+  static std::mutex m;
+  return m;
+}
+
+// The packed weights of one layer-direction for this capability.
+template <typename T>
+struct Packed {
+  Panel<T> forward[2];  // one panel; GRU with reset_after=false: (r, u) and (n)
+  Panel<T> backward;    // K = G·H rows, tiles of Q units
+};
+
+template <typename T>
+Packed<T> panels(const CellSpec& cell, const Geometry<T>& geo, const T* data) {
+  const int G = cell.gates(), H = geo.H, W = Simd<T>::W;
+  Packed<T> p;
+  const bool split = cell.kind == CellKind::Gru && !cell.reset_after;
+  const int first = split ? 2 : G;
+  p.forward[0] = {data, H, W * forward_vectors_per_gate(first), first * forward_vectors_per_gate(first)};
+  if (split) p.forward[1] = {data + forward_panel_size<T>(H, geo.Hp, 2), H, W * 4, 4};
+  p.backward = {data + forward_panel_size<T>(H, geo.Hp, G), G * H, Geometry<T>::Q, 4};
+  return p;
+}
+
+// Writes the requested panels of w_hh into `data`, the tiles spread over the team.
+template <typename T>
+void build_panels(const CellSpec& cell, const Geometry<T>& geo, const T* w_hh, T* data, bool fwd, bool bwd,
+                  int threads) {
+  const int G = cell.gates(), H = geo.H, Hp = geo.Hp, W = Simd<T>::W;
+  const bool split = cell.kind == CellKind::Gru && !cell.reset_after;
+  struct Job { int g0, gates; T* dst; int tiles; };
+  std::vector<Job> jobs;
+  if (fwd) {
+    const int first = split ? 2 : G;
+    jobs.push_back({0, first, data, Hp / (W * forward_vectors_per_gate(first))});
+    if (split) jobs.push_back({2, 1, data + forward_panel_size<T>(H, Hp, 2), Hp / (W * 4)});
+  }
+  const int bwd_tiles = bwd ? geo.chunks : 0;
+  T* bwd_dst = data + forward_panel_size<T>(H, Hp, G);
+  long total = bwd_tiles;
+  for (const Job& j : jobs) total += j.tiles;
+  team_parallel_for(threads, total, [&](long i) {
+    for (const Job& j : jobs) {
+      if (i < j.tiles) return pack_forward_tile(w_hh, H, Hp, j.g0, j.gates, static_cast<int>(i), j.dst);
+      i -= j.tiles;
+    }
+    pack_backward_tile(w_hh, H, G * H, static_cast<int>(i), bwd_dst);
+  });
+}
+
+// The panels to use for this call: the caller's pack when its header says it holds exactly these
+// weights (by content hash) for this capability, else rebuilt there; without a pack, a private one.
+template <typename T>
+Packed<T> ensure_packed(const CellSpec& cell, const Geometry<T>& geo, const T* w_hh, T* pack, std::size_t pack_size,
+                        bool need_backward, std::vector<T>& private_pack, int threads) {
+  const int G = cell.gates(), H = geo.H;
+  const std::size_t need = packed_weights_size<T>(cell, H);
+  if (pack == nullptr) {
+    private_pack.resize(need - pack_header_elements<T>());
+    build_panels(cell, geo, w_hh, private_pack.data(), true, need_backward, threads);
+    return panels(cell, geo, private_pack.data());
+  }
+  SK_CHECK(pack_size >= need, "pack: expected at least " << need << " elements, got " << pack_size);
+  uint64_t* hdr = reinterpret_cast<uint64_t*>(pack);
+  T* data = pack + pack_header_elements<T>();
+  const uint64_t hash = content_hash(w_hh, static_cast<std::size_t>(G) * H * H * sizeof(T));
+  const uint64_t want[kPanels] = {kPackMagic, static_cast<uint64_t>(cpu_capability()), sizeof(T), cell_code(cell),
+                                  static_cast<uint64_t>(H), hash};
+  std::lock_guard<std::mutex> lock(pack_mutex());
+  bool same = hdr[kWidth] == static_cast<uint64_t>(Simd<T>::W);
+  for (int i = 0; i < kPanels; ++i) same = same && hdr[i] == want[i];
+  const uint64_t have = same ? hdr[kPanels] : 0;
+  const bool fwd = !(have & kForwardPanels), bwd = need_backward && !(have & kBackwardPanel);
+  if (fwd || bwd) {
+    hdr[kMagic] = 0;  // invalid while being written
+    build_panels(cell, geo, w_hh, data, fwd, bwd, threads);
+    for (int i = 1; i < kPanels; ++i) hdr[i] = want[i];
+    hdr[kWidth] = Simd<T>::W;
+    hdr[kPanels] = have | kForwardPanels | (need_backward ? kBackwardPanel : 0);
+    hdr[kMagic] = kPackMagic;
+  }
+  return panels(cell, geo, data);
+}
+
+// ---- workspace ---------------------------------------------------------------------------------
 template <typename P>
 struct Workspace {
   P* states = nullptr;   // (T+1, B, H)
@@ -47,19 +317,12 @@ struct Workspace {
 
 template <typename P>
 Workspace<P> carve(const CellSpec& cell, P* base, int steps, int batch, int hidden) {
+  const WorkspaceLayout l = workspace_layout(cell, steps, batch, hidden);
   Workspace<P> w;
-  const idx state = static_cast<idx>(steps + 1) * batch * hidden;
-  w.states = base;
-  base += state;
-  if (cell.kind == CellKind::Lstm) {
-    w.cstates = base;
-    base += state;
-  }
-  if (cell.kind != CellKind::Rnn) {
-    w.acts = base;
-    base += static_cast<idx>(steps) * batch * cell.gates() * hidden;
-  }
-  if (cell.kind == CellKind::Gru) w.aux = base;
+  w.states = base + l.states;
+  if (l.cstates >= 0) w.cstates = base + l.cstates;
+  if (l.acts >= 0) w.acts = base + l.acts;
+  if (l.aux >= 0) w.aux = base + l.aux;
   return w;
 }
 
@@ -70,30 +333,23 @@ inline int slot_next(int t, bool reverse) { return reverse ? t : t + 1; }
 inline bool active(const int32_t* lengths, int b, int t) { return lengths == nullptr || t < lengths[b]; }
 
 template <typename T>
-void copy_n(const T* src, int n, T* dst) { std::copy(src, src + n, dst); }
+void copy_n(const T* src, idx n, T* dst) { std::copy(src, src + n, dst); }
 template <typename T>
-void zero_n(T* dst, int n) { std::fill(dst, dst + n, T(0)); }
+void zero_n(T* dst, idx n) { std::fill(dst, dst + n, T(0)); }
 
-// Column sums of a (rows, cols) matrix through BLAS: out = Aᵀ·1.
-template <typename T>
-void column_sums(const T* a, int rows, int cols, T* out, int threads) {
-  std::vector<T> ones(static_cast<size_t>(rows), T(1));
-  blas::parallel_gemm(true, false, cols, 1, rows, T(1), a, cols, ones.data(), 1, T(0), out, 1, threads);
-}
-
-// ---- Pointwise forward of one batch row over units [j0, j0+hs) -----------------------------
-// zx: the row of x·W_ihᵀ + b_ih (G·H, gate blocks of H); zh: this thread's recurrent product for
-// the row (G·hs, gate blocks of hs); bh: b_hh (zeros when bias=False); ac: saved gates (G·H).
+// ---- pointwise forward of one batch row over units [j0, j0+hs) -----------------------------------
+// zx: the row of x·W_ihᵀ + b_ih (G·H, gate blocks of H); zh: the recurrent product of these units
+// (gate g at zh + g·zs); bh: b_hh (zeros when bias=False); ac: the row's saved gates (G·H).
 
 template <typename T>
-void lstm_forward_row(int H, int j0, int hs, const T* zx, const T* zh, const T* bh, const T* c_prev, T* c_next,
-                      T* h_next, T* y, T* ac) {
+void lstm_forward_row(int H, int j0, int hs, const T* zx, const T* zh, int zs, const T* bh, const T* c_prev,
+                      T* c_next, T* h_next, T* y, T* ac) {
 #pragma omp simd
   for (int jj = 0; jj < hs; ++jj) {
     const int j = j0 + jj;
-    const LstmGates<T> g = lstm_gates(zx[j] + zh[jj] + bh[j], zx[H + j] + zh[hs + jj] + bh[H + j],
-                                      zx[2 * H + j] + zh[2 * hs + jj] + bh[2 * H + j],
-                                      zx[3 * H + j] + zh[3 * hs + jj] + bh[3 * H + j]);
+    const LstmGates<T> g = lstm_gates(zx[j] + zh[jj] + bh[j], zx[H + j] + zh[zs + jj] + bh[H + j],
+                                      zx[2 * H + j] + zh[2 * zs + jj] + bh[2 * H + j],
+                                      zx[3 * H + j] + zh[3 * zs + jj] + bh[3 * H + j]);
     const T c = lstm_cell_state(g, c_prev[j]);
     const T h = lstm_hidden(g, c);
     c_next[j] = c;
@@ -105,14 +361,14 @@ void lstm_forward_row(int H, int j0, int hs, const T* zx, const T* zh, const T* 
 
 // GRU, reset_after = true: the whole step. aux ← W_hn h + b_hn.
 template <typename T>
-void gru_forward_row(int H, int j0, int hs, const T* zx, const T* zh, const T* bh, const T* h_prev, T* h_next, T* y,
-                     T* ac, T* aux) {
+void gru_forward_row(int H, int j0, int hs, const T* zx, const T* zh, int zs, const T* bh, const T* h_prev,
+                     T* h_next, T* y, T* ac, T* aux) {
 #pragma omp simd
   for (int jj = 0; jj < hs; ++jj) {
     const int j = j0 + jj;
     const T r = sigmoid(zx[j] + zh[jj] + bh[j]);
-    const T u = sigmoid(zx[H + j] + zh[hs + jj] + bh[H + j]);
-    const T hn = zh[2 * hs + jj] + bh[2 * H + j];
+    const T u = sigmoid(zx[H + j] + zh[zs + jj] + bh[H + j]);
+    const T hn = zh[2 * zs + jj] + bh[2 * H + j];
     const T n = gru_candidate(zx[2 * H + j], r, hn, true);
     const T h = gru_hidden(u, n, h_prev[j]);
     h_next[j] = h;
@@ -124,13 +380,14 @@ void gru_forward_row(int H, int j0, int hs, const T* zx, const T* zh, const T* b
 
 // GRU, reset_after = false, phase 1: r and u; rh ← r ⊙ h_{t-1} (the input of W_hn).
 template <typename T>
-void gru_gates_row(int H, int j0, int hs, const T* zx, const T* zh, const T* bh, const T* h_prev, T* rh, T* ac) {
+void gru_gates_row(int H, int j0, int hs, const T* zx, const T* zh, int zs, const T* bh, const T* h_prev, T* rh,
+                   T* ac) {
 #pragma omp simd
   for (int jj = 0; jj < hs; ++jj) {
     const int j = j0 + jj;
     const T r = sigmoid(zx[j] + zh[jj] + bh[j]);
     ac[j] = r;
-    ac[H + j] = sigmoid(zx[H + j] + zh[hs + jj] + bh[H + j]);
+    ac[H + j] = sigmoid(zx[H + j] + zh[zs + jj] + bh[H + j]);
     rh[j] = r * h_prev[j];
   }
 }
@@ -150,26 +407,18 @@ void gru_candidate_row(int H, int j0, int hs, const T* zx, const T* zh_n, const 
   }
 }
 
-template <typename T>
-void rnn_forward_row(Activation act, int j0, int hs, const T* zx, const T* zh, const T* bh, T* h_next, T* y) {
-  if (act == Activation::Tanh) {
+template <typename T, Activation A>
+void rnn_forward_row(int j0, int hs, const T* zx, const T* zh, const T* bh, T* h_next, T* y) {
 #pragma omp simd
-    for (int jj = 0; jj < hs; ++jj) {
-      const int j = j0 + jj;
-      h_next[j] = y[j] = rnn_hidden(Activation::Tanh, zx[j], zh[jj] + bh[j]);
-    }
-  } else {
-#pragma omp simd
-    for (int jj = 0; jj < hs; ++jj) {
-      const int j = j0 + jj;
-      h_next[j] = y[j] = rnn_hidden(Activation::Relu, zx[j], zh[jj] + bh[j]);
-    }
+  for (int jj = 0; jj < hs; ++jj) {
+    const int j = j0 + jj;
+    h_next[j] = y[j] = rnn_hidden(A, zx[j], zh[jj] + bh[j]);
   }
 }
 
-// ---- Pointwise backward of one batch row over units [j0, j0+hs) ----------------------------
-// dh = dy + dh_in is the total gradient reaching h_t. Writes the pre-activation gradients dz
-// (and dzh for GRU reset_after) and the direct part of dh_{t-1} (the W_hh part is added after).
+// ---- pointwise backward of one batch row over units [j0, j0+hs) ----------------------------------
+// dh = dy + dh_in is the total gradient reaching h_t. Writes the pre-activation gradients dz (and dzh
+// for GRU reset_after) and the direct part of dh_{t-1} (the W_hh part is added by the product).
 
 template <typename T>
 void lstm_backward_row(int H, int j0, int hs, const T* dy, const T* dh_in, const T* ac, const T* c, const T* c_prev,
@@ -187,9 +436,9 @@ void lstm_backward_row(int H, int j0, int hs, const T* dy, const T* dh_in, const
   }
 }
 
-template <typename T>
-void gru_backward_row(bool reset_after, int H, int j0, int hs, const T* dy, const T* dh_in, const T* ac,
-                      const T* h_prev, const T* aux, T* dz, T* dzh, T* dh_out) {
+template <typename T, bool ResetAfter>
+void gru_backward_row(int H, int j0, int hs, const T* dy, const T* dh_in, const T* ac, const T* h_prev, const T* aux,
+                      T* dz, T* dzh, T* dh_out) {
 #pragma omp simd
   for (int jj = 0; jj < hs; ++jj) {
     const int j = j0 + jj;
@@ -199,7 +448,7 @@ void gru_backward_row(bool reset_after, int H, int j0, int hs, const T* dy, cons
     dz[H + j] = du;
     dz[2 * H + j] = dn;
     dh_out[j] = direct;
-    if (reset_after) {  // n = tanh(zx_n + r ⊙ hn): dr = dn_pre ⊙ hn, and the recurrent n block sees r ⊙ dn_pre
+    if constexpr (ResetAfter) {  // n = tanh(zx_n + r ⊙ hn): dr = dn_pre ⊙ hn; the recurrent n block sees r ⊙ dn_pre
       const T dr = dn * aux[j] * dsigmoid_from_output(r);
       dz[j] = dr;
       dzh[j] = dr; dzh[H + j] = du; dzh[2 * H + j] = dn * r;
@@ -209,166 +458,316 @@ void gru_backward_row(bool reset_after, int H, int j0, int hs, const T* dy, cons
   }
 }
 
-// GRU reset_after=false, phase 2: drh = d(r ⊙ h_{t-1}) for this row's units.
+// GRU reset_after=false, phase 2: drh = d(r ⊙ h_{t-1}) of these units (from the product).
 template <typename T>
 void gru_reset_row(int j0, int hs, const T* drh, const T* h_prev, const T* r, T* dz_r, T* dh_out) {
 #pragma omp simd
   for (int jj = 0; jj < hs; ++jj) {
     const int j = j0 + jj;
-    dz_r[j] = drh[j] * h_prev[j] * dsigmoid_from_output(r[j]);
-    dh_out[j] += drh[j] * r[j];
+    dz_r[j] = drh[jj] * h_prev[j] * dsigmoid_from_output(r[j]);
+    dh_out[j] += drh[jj] * r[j];
   }
 }
 
-template <typename T>
-void rnn_backward_row(Activation act, int j0, int hs, const T* dy, const T* dh_in, const T* h, T* dz, T* dh_out) {
+template <typename T, Activation A>
+void rnn_backward_row(int j0, int hs, const T* dy, const T* dh_in, const T* h, T* dz, T* dh_out) {
 #pragma omp simd
   for (int jj = 0; jj < hs; ++jj) {
     const int j = j0 + jj;
-    dz[j] = rnn_unit_backward(act, dy[j] + dh_in[j], h[j]);
+    dz[j] = rnn_unit_backward(A, dy[j] + dh_in[j], h[j]);
     dh_out[j] = T(0);
   }
 }
 
-}  // namespace
+template <typename T>
+void add_row(int j0, int hs, const T* v, T* dst) {
+#pragma omp simd
+  for (int jj = 0; jj < hs; ++jj) dst[j0 + jj] += v[jj];
+}
+
+// ---- cell traits: chosen once per call ----------------------------------------------------------
+struct LstmCell { static constexpr CellKind kind = CellKind::Lstm; static constexpr bool reset_after = true; static constexpr Activation act = Activation::Tanh; };
+template <bool R> struct GruCell { static constexpr CellKind kind = CellKind::Gru; static constexpr bool reset_after = R; static constexpr Activation act = Activation::Tanh; };
+template <Activation A> struct RnnCell { static constexpr CellKind kind = CellKind::Rnn; static constexpr bool reset_after = true; static constexpr Activation act = A; };
+
+template <typename F>
+void with_cell(const CellSpec& cell, F&& f) {
+  switch (cell.kind) {
+    case CellKind::Lstm: return f(LstmCell{});
+    case CellKind::Gru: return cell.reset_after ? f(GruCell<true>{}) : f(GruCell<false>{});
+    case CellKind::Rnn:
+      return cell.activation == Activation::Tanh ? f(RnnCell<Activation::Tanh>{}) : f(RnnCell<Activation::Relu>{});
+  }
+}
+
+template <typename T>
+struct Shared {  // what every member of a forward team reads
+  int steps, B, H, G;
+  bool reverse, training;
+  const int32_t* lengths;
+  const T* xz;
+  const T* bh;
+  T* y;
+  int ldy;
+  Workspace<T> ws;
+  T* acts_step;  // inference: the gates of the current step
+};
 
 // ============================================================================================
 // Forward
 // ============================================================================================
+template <typename T, typename C>
+void forward_recurrence(const Shared<T>& s, const Packed<T>& pk, const Geometry<T>& geo, int threads) {
+  constexpr bool kGruBefore = C::kind == CellKind::Gru && !C::reset_after;
+  constexpr bool kLstm = C::kind == CellKind::Lstm;
+  const int B = s.B, H = s.H, G = s.G;
+  const idx GH = static_cast<idx>(G) * H, BH = static_cast<idx>(B) * H;
+  auto prev_slot = [&](int step, int t) { return s.training ? slot_prev(t, s.reverse) : (step & 1); };
+  auto next_slot = [&](int step, int t) { return s.training ? slot_next(t, s.reverse) : ((step + 1) & 1); };
+
+  team_run(threads, [&](const TeamMember& m) {
+    long c0, c1;
+    m.share(geo.chunks, &c0, &c1);
+    const int u_begin = static_cast<int>(c0) * geo.Q, u_end = std::min<int>(static_cast<int>(c1) * geo.Q, H);
+    for (int step = 0; step < s.steps; ++step) {
+      const int t = s.reverse ? s.steps - 1 - step : step;
+      const T* h_prev = s.ws.states + prev_slot(step, t) * BH;
+      T* h_next = s.ws.states + next_slot(step, t) * BH;
+      const T* c_prev = kLstm ? s.ws.cstates + prev_slot(step, t) * BH : nullptr;
+      T* c_next = kLstm ? s.ws.cstates + next_slot(step, t) * BH : nullptr;
+      T* aux_t = s.ws.aux ? s.ws.aux + (s.training ? t * BH : 0) : nullptr;
+      const T* zx_t = s.xz + static_cast<idx>(t) * B * GH;
+      T* y_t = s.y + static_cast<idx>(t) * B * s.ldy;
+      auto acts_row = [&](int b) {
+        return s.training ? s.ws.acts + (static_cast<idx>(t) * B + b) * GH : s.acts_step + b * GH;
+      };
+      // Past a sequence's end: carry the state, output 0.
+      auto carry = [&](int b, int j0, int hs) {
+        const idx o = b * static_cast<idx>(H);
+        copy_n(h_prev + o + j0, hs, h_next + o + j0);
+        if (kLstm) copy_n(c_prev + o + j0, hs, c_next + o + j0);
+        zero_n(y_t + b * static_cast<idx>(s.ldy) + j0, hs);
+        if (s.training && s.ws.acts)
+          for (int g = 0; g < G; ++g) zero_n(acts_row(b) + g * H + j0, hs);
+        if (aux_t) zero_n(aux_t + o + j0, hs);
+      };
+      const Panel<T>& p0 = pk.forward[0];
+      for (int j0 = u_begin; j0 < u_end; j0 += p0.U) {
+        const int hs = std::min(p0.U, H - j0), zs = p0.U;
+        panel_rows(p0, j0 / p0.U, B, h_prev, H, [&](int b, const T* zh) {
+          if (!active(s.lengths, b, t)) return carry(b, j0, hs);
+          const idx o = b * static_cast<idx>(H);
+          const T* zx = zx_t + b * GH;
+          T* y = y_t + b * static_cast<idx>(s.ldy);
+          if constexpr (kLstm)
+            lstm_forward_row(H, j0, hs, zx, zh, zs, s.bh, c_prev + o, c_next + o, h_next + o, y, acts_row(b));
+          else if constexpr (C::kind == CellKind::Gru && C::reset_after)
+            gru_forward_row(H, j0, hs, zx, zh, zs, s.bh, h_prev + o, h_next + o, y, acts_row(b), aux_t + o);
+          else if constexpr (kGruBefore)
+            gru_gates_row(H, j0, hs, zx, zh, zs, s.bh, h_prev + o, aux_t + o, acts_row(b));
+          else
+            rnn_forward_row<T, C::act>(j0, hs, zx, zh, s.bh, h_next + o, y);
+        });
+      }
+      if constexpr (kGruBefore) {
+        // Phase 2: the candidate's recurrent product needs r ⊙ h_{t-1} of every unit.
+        m.sync();
+        const Panel<T>& p1 = pk.forward[1];
+        for (int j0 = u_begin; j0 < u_end; j0 += p1.U) {
+          const int hs = std::min(p1.U, H - j0);
+          panel_rows(p1, j0 / p1.U, B, aux_t, H, [&](int b, const T* zh_n) {
+            if (!active(s.lengths, b, t)) return;
+            const idx o = b * static_cast<idx>(H);
+            gru_candidate_row(H, j0, hs, zx_t + b * GH, zh_n, s.bh, h_prev + o, h_next + o,
+                              y_t + b * static_cast<idx>(s.ldy), acts_row(b));
+          });
+        }
+      }
+      m.sync();
+    }
+  });
+}
+
 template <typename T>
-void recurrent_forward(const CellSpec& cell, const ForwardArgs<T>& a) {
+void recurrent_forward_impl(const CellSpec& cell, const ForwardArgs<T>& a) {
   const int steps = a.steps, B = a.batch, I = a.input, H = a.hidden, G = cell.gates();
   const idx GH = static_cast<idx>(G) * H, BH = static_cast<idx>(B) * H;
   const bool training = a.workspace != nullptr;
-  const bool gru_before = cell.kind == CellKind::Gru && !cell.reset_after;
+  const Geometry<T> geo(H);
+  const int team = team_size(a.num_threads);
+  const int threads = std::min(team, geo.chunks);
 
-  // Input projection for every step at once: xz = x·W_ihᵀ + b_ih, (T·B, G·H).
-  const idx rows = static_cast<idx>(steps) * B;
-  std::vector<T> xz(static_cast<size_t>(rows * GH));
-  if (a.b_ih) {
-    // Wake the team only when the copy is big enough to pay for it (a tiny forward stays serial).
-#pragma omp parallel for schedule(static) num_threads(team_size(a.num_threads)) if (rows * GH >= (idx(1) << 18))
-    for (idx r = 0; r < rows; ++r) copy_n(a.b_ih, static_cast<int>(GH), xz.data() + r * GH);
-  }
-  blas::parallel_gemm(false, true, static_cast<int>(rows), static_cast<int>(GH), I, T(1), a.x, I, a.w_ih, I,
-                      a.b_ih ? T(1) : T(0), xz.data(), static_cast<int>(GH), team_size(a.num_threads));
+  std::vector<T> private_pack;
+  const Packed<T> pk = ensure_packed(cell, geo, a.w_hh, a.pack, a.pack_size, false, private_pack, team);
+
+  // Input projection for every step at once: xz = x·W_ihᵀ + b_ih, (T·B, G·H); each piece starts
+  // from the bias (or zero) and adds its product.
+  const int rows = steps * B;
+  std::vector<T> xz(static_cast<size_t>(rows) * GH);
+  const blas::GemmPieces<T> proj{false, true, rows, static_cast<int>(GH), I, T(1), T(1), a.x, I, a.w_ih, I,
+                                 xz.data(), static_cast<int>(GH)};
+  team_parallel_for(team, proj.count(), [&](long piece) {
+    int r0, r1, c0, c1;
+    proj.bounds(piece, &r0, &r1, &c0, &c1);
+    for (int r = r0; r < r1; ++r) {
+      T* dst = xz.data() + static_cast<idx>(r) * GH;
+      if (a.b_ih) copy_n(a.b_ih + c0, c1 - c0, dst + c0);
+      else zero_n(dst + c0, c1 - c0);
+    }
+    proj.run(piece);
+  });
 
   // State storage: the training workspace, or ping-pong slots (and scratch) for inference.
   Workspace<T> ws;
   std::vector<T> scratch;
+  const bool lstm = cell.has_cell_state(), gru = cell.kind == CellKind::Gru;
   if (training) {
     ws = carve(cell, a.workspace, steps, B, H);
   } else {
-    const bool lstm = cell.has_cell_state(), gru = cell.kind == CellKind::Gru;
     scratch.assign(static_cast<size_t>(BH) * (2 + (lstm ? 2 : 0) + (gru ? 1 : 0)), T(0));
-    ws.states = scratch.data();                                 // 2 slots
-    ws.cstates = lstm ? scratch.data() + 2 * BH : nullptr;      // 2 slots
-    ws.aux = gru ? scratch.data() + 2 * BH : nullptr;           // one step of aux
+    ws.states = scratch.data();                              // 2 slots
+    ws.cstates = lstm ? scratch.data() + 2 * BH : nullptr;   // 2 slots
+    ws.aux = gru ? scratch.data() + (lstm ? 4 : 2) * BH : nullptr;  // one step of aux
   }
-  // Inference keeps the gates of the current step only (GRU reset_after=false reads u in phase 2).
   std::vector<T> acts_step(training ? 0 : static_cast<size_t>(B) * GH);
   std::vector<T> zero_bias(a.b_hh ? 0 : static_cast<size_t>(GH), T(0));
-  const T* bh = a.b_hh ? a.b_hh : zero_bias.data();
-
-  // Processing step s works on time t; the state slots it reads and writes.
-  auto prev_slot = [&](int s, int t) { return training ? slot_prev(t, a.reverse) : (s & 1); };
-  auto next_slot = [&](int s, int t) { return training ? slot_next(t, a.reverse) : ((s + 1) & 1); };
   {
     const int t0 = a.reverse ? steps - 1 : 0;
-    T* h = ws.states + prev_slot(0, t0) * BH;
-    if (a.h0) copy_n(a.h0, static_cast<int>(BH), h); else zero_n(h, static_cast<int>(BH));
-    if (cell.has_cell_state()) {
-      T* c = ws.cstates + prev_slot(0, t0) * BH;
-      if (a.c0) copy_n(a.c0, static_cast<int>(BH), c); else zero_n(c, static_cast<int>(BH));
+    const int first = training ? slot_prev(t0, a.reverse) : 0;
+    T* h = ws.states + first * BH;
+    if (a.h0) copy_n(a.h0, BH, h); else zero_n(h, BH);
+    if (lstm) {
+      T* c = ws.cstates + first * BH;
+      if (a.c0) copy_n(a.c0, BH, c); else zero_n(c, BH);
     }
   }
-
-  std::vector<T> w_packed(static_cast<size_t>(GH) * H);  // per-thread slices of W_hh, gate-major
-  std::vector<T> hz_all(static_cast<size_t>(B) * GH);     // per-thread recurrent products
-  const int nthreads = recurrence_threads(H, a.num_threads);
-
-#pragma omp parallel num_threads(nthreads)
-  {
-    const Slice sl = unit_slice(H, omp_get_num_threads(), omp_get_thread_num());
-    const int hs = sl.size(), ghs = G * hs, j0 = sl.j0;
-    T* wp = w_packed.data() + static_cast<idx>(G) * j0 * H;  // (G·hs, H): rows g·H + j for j in the slice
-    T* hz = hz_all.data() + static_cast<idx>(B) * G * j0;    // (B, G·hs)
-    for (int g = 0; g < G; ++g)
-      for (int j = j0; j < sl.j1; ++j)
-        copy_n(a.w_hh + (g * H + j) * static_cast<idx>(H), H, wp + (static_cast<idx>(g) * hs + (j - j0)) * H);
-
-    for (int s = 0; s < steps; ++s) {
-      const int t = a.reverse ? steps - 1 - s : s;
-      const T* h_prev = ws.states + prev_slot(s, t) * BH;
-      T* h_next = ws.states + next_slot(s, t) * BH;
-      const T* c_prev = cell.has_cell_state() ? ws.cstates + prev_slot(s, t) * BH : nullptr;
-      T* c_next = cell.has_cell_state() ? ws.cstates + next_slot(s, t) * BH : nullptr;
-      T* aux_t = ws.aux ? ws.aux + (training ? t * BH : 0) : nullptr;
-      const T* zx_t = xz.data() + static_cast<idx>(t) * B * GH;
-      T* y_t = a.y + static_cast<idx>(t) * B * a.ldy;
-      auto acts_row = [&](int b) { return training ? ws.acts + (static_cast<idx>(t) * B + b) * GH : acts_step.data() + b * GH; };
-
-      if (hs > 0)  // this slice's recurrent product; for GRU reset_after=false only the r, u rows
-        blas::gemm(false, true, B, gru_before ? 2 * hs : ghs, H, T(1), h_prev, H, wp, H, T(0), hz, ghs);
-
-      for (int b = 0; b < B; ++b) {
-        const idx o = b * static_cast<idx>(H);
-        T* y = y_t + b * static_cast<idx>(a.ldy);
-        if (!active(a.lengths, b, t)) {  // past this sequence's end: carry the state, output 0
-          copy_n(h_prev + o + j0, hs, h_next + o + j0);
-          if (c_next) copy_n(c_prev + o + j0, hs, c_next + o + j0);
-          zero_n(y + j0, hs);
-          if (training && ws.acts) for (int g = 0; g < G; ++g) zero_n(acts_row(b) + g * H + j0, hs);
-          if (aux_t) zero_n(aux_t + o + j0, hs);
-          continue;
-        }
-        const T* zx = zx_t + b * GH;
-        const T* zh = hz + static_cast<idx>(b) * ghs;
-        switch (cell.kind) {
-          case CellKind::Lstm:
-            lstm_forward_row(H, j0, hs, zx, zh, bh, c_prev + o, c_next + o, h_next + o, y, acts_row(b));
-            break;
-          case CellKind::Gru:
-            if (gru_before) gru_gates_row(H, j0, hs, zx, zh, bh, h_prev + o, aux_t + o, acts_row(b));
-            else gru_forward_row(H, j0, hs, zx, zh, bh, h_prev + o, h_next + o, y, acts_row(b), aux_t + o);
-            break;
-          case CellKind::Rnn:
-            rnn_forward_row(cell.activation, j0, hs, zx, zh, bh, h_next + o, y);
-            break;
-        }
-      }
-      if (gru_before) {
-        // Phase 2: the candidate's recurrent product needs r ⊙ h_{t-1} of every unit.
-#pragma omp barrier
-        T* zh_n = hz + 2 * hs;
-        if (hs > 0) blas::gemm(false, true, B, hs, H, T(1), aux_t, H, wp + static_cast<idx>(2) * hs * H, H, T(0), zh_n, ghs);
-        for (int b = 0; b < B; ++b) {
-          if (!active(a.lengths, b, t)) continue;
-          const idx o = b * static_cast<idx>(H);
-          gru_candidate_row(H, j0, hs, zx_t + b * GH, zh_n + static_cast<idx>(b) * ghs, bh, h_prev + o, h_next + o,
-                            y_t + b * static_cast<idx>(a.ldy), acts_row(b));
-        }
-      }
-#pragma omp barrier
-    }
-  }
+  const Shared<T> s{steps, B, H, G, a.reverse, training, a.lengths, xz.data(),
+                    a.b_hh ? a.b_hh : zero_bias.data(), a.y, a.ldy, ws, acts_step.data()};
+  with_cell(cell, [&](auto c) { forward_recurrence<T, decltype(c)>(s, pk, geo, threads); });
 
   const int last = a.reverse ? 0 : steps - 1;
-  const int final_slot = next_slot(steps - 1, last);
-  copy_n(ws.states + final_slot * BH, static_cast<int>(BH), a.h_n);
-  if (cell.has_cell_state() && a.c_n) copy_n(ws.cstates + final_slot * BH, static_cast<int>(BH), a.c_n);
+  const int final_slot = training ? slot_next(last, a.reverse) : (steps & 1);
+  copy_n(ws.states + final_slot * BH, BH, a.h_n);
+  if (lstm && a.c_n) copy_n(ws.cstates + final_slot * BH, BH, a.c_n);
 }
 
 // ============================================================================================
 // Backward through time
 // ============================================================================================
 template <typename T>
-void recurrent_backward(const CellSpec& cell, const BackwardArgs<T>& a) {
+struct BackShared {
+  int steps, B, H, G;
+  bool reverse;
+  const int32_t* lengths;
+  Workspace<T> ws;
+  const T* dy;
+  int ldy;
+  T* dzx;    // (T, B, G·H)
+  T* dzh;    // (T, B, G·H): dzx, or its own array for GRU reset_after
+  T* dh;     // 2 × (B, H) ping-pong: gradient reaching h_t / h_{t-1}
+  T* dc;     // (B, H) LSTM
+};
+
+template <typename T, typename C>
+void backward_recurrence(const BackShared<T>& s, const Packed<T>& pk, const Geometry<T>& geo, int threads) {
+  constexpr bool kGruBefore = C::kind == CellKind::Gru && !C::reset_after;
+  constexpr bool kGruAfter = C::kind == CellKind::Gru && C::reset_after;
+  const int B = s.B, H = s.H, G = s.G;
+  const idx GH = static_cast<idx>(G) * H, BH = static_cast<idx>(B) * H;
+  const Panel<T>& pb = pk.backward;  // K = G·H, U = Q
+
+  team_run(threads, [&](const TeamMember& m) {
+    long c0, c1;
+    m.share(geo.chunks, &c0, &c1);
+    const int u_begin = static_cast<int>(c0) * geo.Q, u_end = std::min<int>(static_cast<int>(c1) * geo.Q, H);
+    for (int r = 0; r < s.steps; ++r) {  // r-th step of the backward sweep
+      const int step = s.steps - 1 - r;  // the forward processing step it undoes
+      const int t = s.reverse ? s.steps - 1 - step : step;
+      const T* dh_in = s.dh + (r & 1) * BH;   // gradient reaching h_t from later steps
+      T* dh_out = s.dh + ((r + 1) & 1) * BH;  // gradient reaching h_{t-1}
+      const T* h_prev = s.ws.states + slot_prev(t, s.reverse) * BH;
+      const T* h_next = s.ws.states + slot_next(t, s.reverse) * BH;
+      const T* dy_t = s.dy + static_cast<idx>(t) * B * s.ldy;
+      T* dzx_t = s.dzx + static_cast<idx>(t) * B * GH;
+      T* dzh_t = s.dzh + static_cast<idx>(t) * B * GH;
+
+      // Phase 1: pointwise gradients of this member's units, in tiles of Q (the same tiles for any
+      // team size).
+      for (int j0 = u_begin; j0 < u_end; j0 += geo.Q) {
+        const int hs = std::min(geo.Q, H - j0);
+        for (int b = 0; b < B; ++b) {
+          const idx o = b * static_cast<idx>(H);
+          T* dz = dzx_t + b * GH;
+          if (!active(s.lengths, b, t)) {  // the state was carried through: so is its gradient
+            for (int g = 0; g < G; ++g) zero_n(dz + g * H + j0, hs);
+            if (kGruAfter) for (int g = 0; g < G; ++g) zero_n(dzh_t + b * GH + g * H + j0, hs);
+            copy_n(dh_in + o + j0, hs, dh_out + o + j0);
+            continue;
+          }
+          const T* dy = dy_t + b * static_cast<idx>(s.ldy);
+          const T* ac = s.ws.acts ? s.ws.acts + (static_cast<idx>(t) * B + b) * GH : nullptr;
+          if constexpr (C::kind == CellKind::Lstm)
+            lstm_backward_row(H, j0, hs, dy, dh_in + o, ac, s.ws.cstates + slot_next(t, s.reverse) * BH + o,
+                              s.ws.cstates + slot_prev(t, s.reverse) * BH + o, s.dc + o, dz, dh_out + o);
+          else if constexpr (C::kind == CellKind::Gru)
+            gru_backward_row<T, C::reset_after>(H, j0, hs, dy, dh_in + o, ac, h_prev + o,
+                                                s.ws.aux + static_cast<idx>(t) * BH + o, dz, dzh_t + b * GH,
+                                                dh_out + o);
+          else
+            rnn_backward_row<T, C::act>(j0, hs, dy, dh_in + o, h_next + o, dz, dh_out + o);
+        }
+      }
+      m.sync();
+      // Phase 2: dh_{t-1}[:, units] += dz_t · W_hh[:, units], one tile (Q units) at a time.
+      auto add_product = [&](const T* a, int k0, int K) {
+        Panel<T> sub = pb;
+        sub.K = K;
+        for (int j0 = u_begin; j0 < u_end; j0 += geo.Q) {
+          const int hs = std::min(geo.Q, H - j0);
+          sub.data = pb.tile(j0 / geo.Q) + static_cast<idx>(k0) * geo.Q;
+          panel_rows(sub, 0, B, a + k0, GH, [&](int b, const T* v) {
+            if (active(s.lengths, b, t)) add_row(j0, hs, v, dh_out + b * static_cast<idx>(H));
+          });
+        }
+      };
+      if constexpr (kGruBefore) {
+        // d(r ⊙ h_{t-1}) = dn_pre·W_hn needs dn_pre of every unit; then the r gate.
+        Panel<T> sub = pb;
+        sub.K = H;
+        for (int j0 = u_begin; j0 < u_end; j0 += geo.Q) {
+          const int hs = std::min(geo.Q, H - j0);
+          sub.data = pb.tile(j0 / geo.Q) + static_cast<idx>(2) * H * geo.Q;
+          panel_rows(sub, 0, B, dzx_t + 2 * H, GH, [&](int b, const T* drh) {
+            if (!active(s.lengths, b, t)) return;
+            const idx o = b * static_cast<idx>(H);
+            gru_reset_row(j0, hs, drh, h_prev + o, s.ws.acts + (static_cast<idx>(t) * B + b) * GH, dzx_t + b * GH,
+                          dh_out + o);
+          });
+        }
+        m.sync();
+        add_product(dzx_t, 0, 2 * H);  // the r and u blocks through W_hr, W_hz
+      } else {
+        add_product(dzh_t, 0, G * H);
+      }
+      // No barrier here: the next step's phase 1 touches only this member's units of dh_out, and
+      // writes another time row of dzx/dzh.
+    }
+  });
+}
+
+template <typename T>
+void recurrent_backward_impl(const CellSpec& cell, const BackwardArgs<T>& a) {
   const int steps = a.steps, B = a.batch, I = a.input, H = a.hidden, G = cell.gates();
   const idx GH = static_cast<idx>(G) * H, BH = static_cast<idx>(B) * H;
   const bool gru_before = cell.kind == CellKind::Gru && !cell.reset_after;
   const bool gru_after = cell.kind == CellKind::Gru && cell.reset_after;
   const Workspace<T> ws = carve(cell, const_cast<T*>(a.workspace), steps, B, H);
+  const Geometry<T> geo(H);
+  const int team = team_size(a.num_threads);
+  const int threads = std::min(team, geo.chunks);
+
+  std::vector<T> private_pack;
+  const Packed<T> pk = ensure_packed(cell, geo, a.w_hh, a.pack, a.pack_size, true, private_pack, team);
 
   // dzx: gradient w.r.t. the input pre-activation (x·W_ihᵀ + b_ih), (T, B, G·H).
   // dzh: w.r.t. the recurrent pre-activation (h·W_hhᵀ + b_hh). They differ only for GRU with
@@ -377,84 +776,18 @@ void recurrent_backward(const CellSpec& cell, const BackwardArgs<T>& a) {
   std::vector<T> dzh_store(gru_after ? dzx.size() : 0);
   T* dzh = gru_after ? dzh_store.data() : dzx.data();
   std::vector<T> dh_buf(2 * static_cast<size_t>(BH), T(0)), dc(cell.has_cell_state() ? BH : 0, T(0));
-  std::vector<T> drh(gru_before ? BH : 0);
-  if (a.dh_n) copy_n(a.dh_n, static_cast<int>(BH), dh_buf.data());
-  if (cell.has_cell_state() && a.dc_n) copy_n(a.dc_n, static_cast<int>(BH), dc.data());
-  const int nthreads = recurrence_threads(H, a.num_threads);
+  if (a.dh_n) copy_n(a.dh_n, BH, dh_buf.data());
+  if (cell.has_cell_state() && a.dc_n) copy_n(a.dc_n, BH, dc.data());
 
-#pragma omp parallel num_threads(nthreads)
-  {
-    const Slice sl = unit_slice(H, omp_get_num_threads(), omp_get_thread_num());
-    const int hs = sl.size(), j0 = sl.j0;
+  const BackShared<T> s{steps, B, H, G, a.reverse, a.lengths, ws, a.dy, a.ldy, dzx.data(), dzh, dh_buf.data(),
+                        dc.data()};
+  with_cell(cell, [&](auto c) { backward_recurrence<T, decltype(c)>(s, pk, geo, threads); });
 
-    for (int r = 0; r < steps; ++r) {  // r-th step of the backward sweep
-      const int s = steps - 1 - r;       // the forward processing step it undoes
-      const int t = a.reverse ? steps - 1 - s : s;
-      const T* dh_in = dh_buf.data() + (r & 1) * BH;   // gradient reaching h_t from later steps
-      T* dh_out = dh_buf.data() + ((r + 1) & 1) * BH;  // gradient reaching h_{t-1}
-      const T* h_prev = ws.states + slot_prev(t, a.reverse) * BH;
-      const T* h_next = ws.states + slot_next(t, a.reverse) * BH;
-      const T* dy_t = a.dy + static_cast<idx>(t) * B * a.ldy;
-      T* dzx_t = dzx.data() + static_cast<idx>(t) * B * GH;
-      T* dzh_t = dzh + static_cast<idx>(t) * B * GH;
-
-      // Phase 1: pointwise gradients of this thread's units.
-      for (int b = 0; b < B; ++b) {
-        const idx o = b * static_cast<idx>(H);
-        T* dz = dzx_t + b * GH;
-        if (!active(a.lengths, b, t)) {  // the state was carried through: so is its gradient
-          for (int g = 0; g < G; ++g) zero_n(dz + g * H + j0, hs);
-          if (gru_after) for (int g = 0; g < G; ++g) zero_n(dzh_t + b * GH + g * H + j0, hs);
-          copy_n(dh_in + o + j0, hs, dh_out + o + j0);
-          continue;
-        }
-        const T* dy = dy_t + b * static_cast<idx>(a.ldy);
-        const T* ac = ws.acts ? ws.acts + (static_cast<idx>(t) * B + b) * GH : nullptr;
-        switch (cell.kind) {
-          case CellKind::Lstm:
-            lstm_backward_row(H, j0, hs, dy, dh_in + o, ac, ws.cstates + slot_next(t, a.reverse) * BH + o,
-                              ws.cstates + slot_prev(t, a.reverse) * BH + o, dc.data() + o, dz, dh_out + o);
-            break;
-          case CellKind::Gru:
-            gru_backward_row(cell.reset_after, H, j0, hs, dy, dh_in + o, ac, h_prev + o,
-                             ws.aux + static_cast<idx>(t) * BH + o, dz, dzh_t + b * GH, dh_out + o);
-            break;
-          case CellKind::Rnn:
-            rnn_backward_row(cell.activation, j0, hs, dy, dh_in + o, h_next + o, dz, dh_out + o);
-            break;
-        }
-      }
-#pragma omp barrier
-      if (gru_before) {
-        // Phase 2: d(r ⊙ h_{t-1}) = dn_pre·W_hn needs dn_pre of every unit; then the r gate.
-        if (hs > 0)
-          blas::gemm(false, false, B, hs, H, T(1), dzx_t + 2 * H, static_cast<int>(GH),
-                     a.w_hh + 2 * static_cast<idx>(H) * H + j0, H, T(0), drh.data() + j0, H);
-        for (int b = 0; b < B; ++b) {
-          if (!active(a.lengths, b, t)) continue;
-          const idx o = b * static_cast<idx>(H);
-          gru_reset_row(j0, hs, drh.data() + o, h_prev + o, ws.acts + (static_cast<idx>(t) * B + b) * GH,
-                        dzx_t + b * GH, dh_out + o);
-        }
-#pragma omp barrier
-        if (hs > 0)  // Phase 3: the r and u blocks through W_hr, W_hz
-          blas::gemm(false, false, B, hs, 2 * H, T(1), dzx_t, static_cast<int>(GH), a.w_hh + j0, H, T(1),
-                     dh_out + j0, H);
-      } else if (hs > 0) {
-        // dh_{t-1}[:, slice] += dzh_t · W_hh[:, slice]
-        blas::gemm(false, false, B, hs, static_cast<int>(GH), T(1), dzh_t, static_cast<int>(GH), a.w_hh + j0, H, T(1),
-                   dh_out + j0, H);
-      }
-      // No barrier needed here: the next step's phase 1 touches only this thread's units of
-      // dh_out, and writes another time row of dzx/dzh.
-    }
-  }
-
-  copy_n(dh_buf.data() + (steps & 1) * BH, static_cast<int>(BH), a.dh0);
-  if (cell.has_cell_state() && a.dc0) copy_n(dc.data(), static_cast<int>(BH), a.dc0);
+  copy_n(dh_buf.data() + (steps & 1) * BH, BH, a.dh0);
+  if (cell.has_cell_state() && a.dc0) copy_n(dc.data(), BH, a.dc0);
 
   // Time-parallel gradients: one GEMM each over all T·B rows.
-  const int rows = steps * B, gh = static_cast<int>(GH), team = team_size(a.num_threads);
+  const int rows = steps * B, gh = static_cast<int>(GH);
   const T* h_prev_all = ws.states + (a.reverse ? BH : 0);  // h_{t-1} of every t, (T, B, H)
   blas::parallel_gemm(false, false, rows, I, gh, T(1), dzx.data(), gh, a.w_ih, I, T(1), a.dx, I, team);
   blas::parallel_gemm(true, false, gh, I, rows, T(1), dzx.data(), gh, a.x, I, T(0), a.dw_ih, I, team);
@@ -465,9 +798,19 @@ void recurrent_backward(const CellSpec& cell, const BackwardArgs<T>& a) {
   } else {
     blas::parallel_gemm(true, false, gh, H, rows, T(1), dzh, gh, h_prev_all, H, T(0), a.dw_hh, H, team);
   }
-  if (a.db_ih) column_sums(dzx.data(), rows, gh, a.db_ih, team);
-  if (a.db_hh) column_sums(dzh, rows, gh, a.db_hh, team);
+  if (a.db_ih || a.db_hh) {
+    std::vector<T> ones(static_cast<size_t>(rows), T(1));  // column sums as Aᵀ·1
+    if (a.db_ih) blas::parallel_gemm(true, false, gh, 1, rows, T(1), dzx.data(), gh, ones.data(), 1, T(0), a.db_ih, 1, team);
+    if (a.db_hh) blas::parallel_gemm(true, false, gh, 1, rows, T(1), dzh, gh, ones.data(), 1, T(0), a.db_hh, 1, team);
+  }
 }
+
+}  // namespace
+
+template <typename T>
+void recurrent_forward(const CellSpec& cell, const ForwardArgs<T>& a) { recurrent_forward_impl(cell, a); }
+template <typename T>
+void recurrent_backward(const CellSpec& cell, const BackwardArgs<T>& a) { recurrent_backward_impl(cell, a); }
 
 void activation(int fn, const float* x, float* y, std::ptrdiff_t n) {
 #pragma omp simd

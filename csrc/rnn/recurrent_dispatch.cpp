@@ -1,28 +1,16 @@
 // The capability-independent part of the recurrence (workspace sizes, thread counts) and the
 // dispatch to the copy of recurrent.cpp compiled for this CPU (cpu_capability.h).
-#include <omp.h>
-
-#include <algorithm>
-
 #include "seqkernels/cpu_capability.h"
 #include "seqkernels/recurrent.h"
+#include "seqkernels/thread_team.h"
 
 namespace seqkernels {
 
 std::size_t workspace_size(const CellSpec& cell, int steps, int batch, int hidden) {
-  const std::size_t bh = static_cast<std::size_t>(batch) * hidden;
-  std::size_t n = (steps + 1) * bh;                                      // states
-  if (cell.kind == CellKind::Lstm) n += (steps + 1) * bh;                // cstates
-  if (cell.kind != CellKind::Rnn) n += steps * bh * cell.gates();       // acts
-  if (cell.kind == CellKind::Gru) n += steps * bh;                       // aux
-  return n;
+  return static_cast<std::size_t>(workspace_layout(cell, steps, batch, hidden).size);
 }
 
-int team_size(int requested) { return requested > 0 ? requested : omp_get_max_threads(); }
-
-int recurrence_threads(int hidden, int requested) {
-  return std::max(1, std::min(team_size(requested), hidden / 32));
-}
+int team_size(int requested) { return requested > 0 ? requested : default_team_size(); }
 
 template <typename T>
 void recurrent_forward(const CellSpec& cell, const ForwardArgs<T>& a) {

@@ -14,16 +14,36 @@ void gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const fl
 void gemm(bool trans_a, bool trans_b, int M, int N, int K, double alpha, const double* A, int lda,
           const double* B, int ldb, double beta, double* C, int ldc);
 
-// The same product split across the OpenMP team (by rows of C, or by columns when C has few rows),
-// each thread calling the single-threaded BLAS on its block. Used for the time-parallel GEMMs.
-// max_threads caps the team (0 = OpenMP's maximum); small products stay on the calling thread.
+// The same product cut into pieces (blocks of rows of C, or of columns when C has few rows) whose
+// number and bounds depend on the shape alone, never on the thread count: every piece is one
+// single-threaded BLAS call, so any number of threads computes bit-identical results.
+template <typename T>
+struct GemmPieces {
+  bool trans_a = false, trans_b = false;
+  int M = 0, N = 0, K = 0;
+  T alpha = T(1), beta = T(0);
+  const T* A = nullptr;
+  int lda = 0;
+  const T* B = nullptr;
+  int ldb = 0;
+  T* C = nullptr;
+  int ldc = 0;
+
+  long count() const;          // number of pieces (>= 1 when M, N >= 1)
+  void run(long piece) const;  // computes that piece's block of C
+  // The block of C a piece computes: rows [r0, r1), columns [c0, c1).
+  void bounds(long piece, int* r0, int* r1, int* c0, int* c1) const;
+};
+
+// All pieces of the product spread over a team of up to max_threads threads (thread_team.h;
+// 0 = the default team size). Used for the time-parallel GEMMs.
 void parallel_gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda,
                    const float* B, int ldb, float beta, float* C, int ldc, int max_threads = 0);
 void parallel_gemm(bool trans_a, bool trans_b, int M, int N, int K, double alpha, const double* A, int lda,
                    const double* B, int ldb, double beta, double* C, int ldc, int max_threads = 0);
 
 // OpenBLAS is kept single-threaded for the whole process (set when _C loads): all parallelism in
-// seqkernels comes from one OpenMP team. Two thread pools on the same cores made each spin while
+// the recurrence comes from the seqkernels thread team (thread_team.h). Two thread pools on the same cores made each spin while
 // the other worked (OpenBLAS's idle workers busy-wait for a long time after every threaded call).
 int num_threads();        // OpenBLAS's thread count (1: see above)
 std::string config();     // OpenBLAS's build configuration string

@@ -1,12 +1,14 @@
 // One direction of one recurrent layer (LSTM, GRU, Elman RNN): forward over a whole sequence, and
-// backward through time. SPEC.md §1–§2. Dimensions as in common.h; G = 4 (LSTM), 3 (GRU), 1 (RNN).
+// backward through time. Equations: docs/ops.md; dimensions as in common.h; G = 4 (LSTM), 3 (GRU),
+// 1 (RNN).
 //
-// Work split (ARCHITECTURE.md): the input projection X·W_ihᵀ and the gradients dX, dW_ih, dW_hh are
-// single GEMMs over all T·B rows (multithreaded OpenBLAS). The recurrence is one OpenMP team for
-// the whole sequence: each thread owns a slice of hidden units (all G gate rows of W_hh for those
-// units, repacked contiguously so the slice stays in that core's cache), computes its slice's
-// recurrent product with one single-threaded BLAS call per step, applies the cell's pointwise
-// math (cell_math.h) and meets the others at one barrier per step (GRU with reset_after=false: two).
+// Work split (CPU): the input projection X·W_ihᵀ and the gradients dX, dW_ih, dW_hh are GEMMs over
+// all T·B rows (OpenBLAS, cut into pieces fixed by the shape and spread over the thread team,
+// thread_team.h). The recurrence is one team run for the whole sequence: each member owns chunks of
+// hidden units, computes their recurrent product with our register-blocked micro-kernel over W_hh
+// packed once per weight change (the pack, below), applies the cell's pointwise math (cell_math.h)
+// to each finished tile while it is still in L1, and meets the others at one barrier per step (GRU
+// with reset_after=false: two). Results are bit-identical for any thread count.
 //
 // Variable lengths (PackedSequence semantics): step t of sequence b is active iff t < lengths[b].
 // Inactive steps write y = 0, keep the state, and pass the state gradient through unchanged.
@@ -53,7 +55,37 @@ inline CellSpec cell_spec(const std::string& mode, bool reset_after, const std::
 //   cstates (T+1, B, H)  LSTM cell states, same slots (LSTM only)
 //   acts    (T, B, G·H)  post-activation gates by time position: LSTM i,f,g,o; GRU r,u,n (not RNN)
 //   aux     (T, B, H)    GRU only: reset_after → W_hn h + b_hn; otherwise r ⊙ h_{t-1}
+// This struct is the one definition of those offsets (CPU kernels, CUDA kernels and, through
+// _C.workspace_layout, Python); an absent block has offset −1.
+struct WorkspaceLayout {
+  long long states = 0, cstates = -1, acts = -1, aux = -1, size = 0;
+};
+SK_HOST_DEVICE WorkspaceLayout workspace_layout(const CellSpec& cell, int steps, int batch, int hidden) {
+  const long long bh = static_cast<long long>(batch) * hidden, state = (steps + 1LL) * bh;
+  WorkspaceLayout l;
+  long long at = state;  // states first
+  if (cell.kind == CellKind::Lstm) { l.cstates = at; at += state; }
+  if (cell.kind != CellKind::Rnn) { l.acts = at; at += steps * bh * cell.gates(); }
+  if (cell.kind == CellKind::Gru) { l.aux = at; at += steps * bh; }
+  l.size = at;
+  return l;
+}
 std::size_t workspace_size(const CellSpec& cell, int steps, int batch, int hidden);
+
+// Packed recurrent weights, owned by the caller (optional): the layout the CPU micro-kernels read,
+// built from W_hh inside the kernels. A buffer of packed_weights_size() elements starts with a
+// header recording the CPU capability, cell, H and a content hash of the W_hh it was built from;
+// every call hashes W_hh (one read of it) and rebuilds the pack only when something differs. So a
+// layer packs once per weight change (load, optimizer step, in-place edit), never per step, and
+// can never use a stale pack. Without a buffer each call packs into a private one.
+template <typename T> constexpr std::size_t pack_header_elements() { return 128 / sizeof(T); }
+template <typename T>
+std::size_t packed_weights_size(const CellSpec& cell, int hidden) {
+  // forward panels and the transposed backward panel, H padded to a multiple of 64 (the widest
+  // chunk of any capability)
+  const std::size_t padded = (static_cast<std::size_t>(hidden) + 63) / 64 * 64;
+  return pack_header_elements<T>() + 2 * static_cast<std::size_t>(cell.gates()) * hidden * padded;
+}
 
 template <typename T>
 struct ForwardArgs {
@@ -72,7 +104,9 @@ struct ForwardArgs {
   T* h_n = nullptr;            // out (B, H)
   T* c_n = nullptr;            // out (B, H); LSTM only
   T* workspace = nullptr;      // training: workspace_size() elements, caller-owned; null = inference
-  int num_threads = 0;         // 0 = choose from OpenMP's maximum and H
+  T* pack = nullptr;           // packed W_hh (see above), caller-owned and updated here; or null
+  std::size_t pack_size = 0;   //     its length in elements
+  int num_threads = 0;         // 0 = the default team size (thread_team.h)
 };
 
 template <typename T>
@@ -95,6 +129,8 @@ struct BackwardArgs {
   T* dw_hh = nullptr;          // out (G·H, H)
   T* db_ih = nullptr;          // out (G·H) or null
   T* db_hh = nullptr;          // out (G·H) or null
+  T* pack = nullptr;           // packed W_hh as in ForwardArgs (gains the backward panel), or null
+  std::size_t pack_size = 0;
   int num_threads = 0;
 };
 
@@ -106,9 +142,8 @@ template <typename T> void recurrent_backward(const CellSpec& cell, const Backwa
 // (exposed for the accuracy tests), dispatched like the kernels.
 void activation(int fn, const float* x, float* y, std::ptrdiff_t n);
 
-// Threads the recurrence will use for hidden size H when asked for `requested` (0 = default).
-int recurrence_threads(int hidden, int requested);
-// Threads for the time-parallel work of a call (GEMMs, bias copies): `requested`, or OpenMP's maximum.
+// Threads for a call: `requested`, or the default team size (OMP_NUM_THREADS, else the CPUs this
+// process may use). The recurrence itself uses at most one thread per chunk of 4·SIMD-width units.
 int team_size(int requested);
 
 // ---- CUDA (cuda/rnn/recurrent.cu) ----------------------------------------------------------

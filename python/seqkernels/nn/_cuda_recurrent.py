@@ -33,10 +33,11 @@ def _require_cuda():
                            "(SEQKERNELS_CUDA=ON) to run layers on the GPU")
 
 
-def forward(mode, reset_after, nonlinearity, x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, reverse, y, direction,
-            h_n, c_n, workspace, num_threads=0):
+def forward(*, mode, reset_after, nonlinearity, x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, reverse, y, direction,
+            h_n, c_n, workspace, pack=None, num_threads=0):
     """Forward of one layer-direction; writes y[:, :, direction·H:(direction+1)·H], h_n, c_n and, in
-    training mode, the workspace (same layout as the CPU kernels)."""
+    training mode, the workspace (same layout as the CPU kernels). ``pack`` and ``num_threads`` are
+    the CPU kernels' (ignored here: the GPU kernels read W_hh as it is)."""
     _require_cuda()
     steps, batch, inputs = x.shape
     hidden = w_hh.shape[1]
@@ -53,8 +54,8 @@ def forward(mode, reset_after, nonlinearity, x, w_ih, w_hh, b_ih, b_hh, h0, c0, 
                             y.shape[2], _ptr(h_n), _ptr(c_n), _ptr(workspace), _ptr(scratch), _stream())
 
 
-def backward(mode, reset_after, nonlinearity, x, w_ih, w_hh, lengths, reverse, dy, direction, dh_n, dc_n, workspace,
-             dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, num_threads=0):
+def backward(*, mode, reset_after, nonlinearity, x, w_ih, w_hh, lengths, reverse, dy, direction, dh_n, dc_n,
+             workspace, dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, pack=None, num_threads=0):
     """Backward of one layer-direction: adds into dx, writes dh0, dc0 and the parameter gradients."""
     _require_cuda()
     cp = _cupy()
@@ -76,11 +77,12 @@ def backward(mode, reset_after, nonlinearity, x, w_ih, w_hh, lengths, reverse, d
     x2 = x.reshape(rows, inputs)
     dx.reshape(rows, inputs)[...] += dzx @ w_ih
     dw_ih[...] = dzx.T @ x2
-    h_prev_all = workspace[(bh if reverse else 0):(bh if reverse else 0) + rows * hidden].reshape(rows, hidden)
+    layout = _C.workspace_layout(mode, reset_after, nonlinearity, steps, batch, hidden)  # the one definition
+    first = layout["states"] + (bh if reverse else 0)  # h_{t-1} of every t
+    h_prev_all = workspace[first:first + rows * hidden].reshape(rows, hidden)
     dzh_all = dzh if gru_after else dzx
     if gru_before:  # the n block's recurrent input was r ⊙ h_{t-1}, saved as aux
-        aux_at = (steps + 1) * bh + steps * batch * gh
-        aux = workspace[aux_at:aux_at + rows * hidden].reshape(rows, hidden)
+        aux = workspace[layout["aux"]:layout["aux"] + rows * hidden].reshape(rows, hidden)
         dw_hh[:2 * hidden] = dzx[:, :2 * hidden].T @ h_prev_all
         dw_hh[2 * hidden:] = dzx[:, 2 * hidden:].T @ aux
     else:

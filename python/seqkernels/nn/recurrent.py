@@ -15,7 +15,7 @@ import numpy as np
 
 from .. import reference
 from .._backend import _C, require_numpy
-from . import _cuda_recurrent
+from . import _cuda_recurrent, _layer_plan
 from ._arrays import check_float_dtype, check_positive_int, to_numpy
 
 __all__ = ["LSTM", "GRU", "RNN"]
@@ -49,6 +49,7 @@ class _Recurrent:
                                             self.bidirectional, self.bias, rng=self._rng, dtype=dtype)
         self.grads: dict[str, np.ndarray] = {}
         self._cache = None
+        self._packs = {}  # layer index -> packed W_hh per direction (CPU; see _layer_plan)
         self.device = "cpu"
 
     # ---- configuration -------------------------------------------------------------------------
@@ -56,9 +57,25 @@ class _Recurrent:
     def num_directions(self) -> int:
         return 2 if self.bidirectional else 1
 
-    def _cell_args(self):
-        """(mode, reset_after, nonlinearity) as the kernels take them."""
-        return self._mode, True, "tanh"
+    def _cell(self) -> _layer_plan.Cell:
+        """The cell as the kernels name it."""
+        return _layer_plan.Cell(self._mode)
+
+    def _layer_weights(self, k):
+        """Layer k's weights per direction: [(w_ih, w_hh, b_ih, b_hh), ...]."""
+        out = []
+        for d in range(self.num_directions):
+            s = f"_l{k}" + ("_reverse" if d else "")
+            out.append(tuple(self.params.get(n + s) for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")))
+        return out
+
+    def _layer_packs(self, k):
+        """Layer k's pack buffers (CPU only; the kernels keep them in step with the weights)."""
+        if self.device == "cuda":
+            return None
+        if k not in self._packs:
+            self._packs[k] = _layer_plan.new_packs(self._cell(), self.hidden_size, self.dtype, self.num_directions)
+        return self._packs[k]
 
     # ---- device ----------------------------------------------------------------------------------
     def to(self, device):
@@ -82,7 +99,7 @@ class _Recurrent:
             self.device = "cpu"
         else:
             raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
-        self.grads, self._cache = {}, None
+        self.grads, self._cache, self._packs = {}, None, {}
         return self
 
     def cuda(self):
@@ -241,25 +258,21 @@ class _Recurrent:
         h0, c0 = self._split_state(hx, batch, "hx")
         lengths = self._lengths(lengths, steps, batch)
 
-        mode, reset_after, nonlin = self._cell_args()
-        L, D, H = self.num_layers, self.num_directions, self.hidden_size
-        is_lstm = mode == "lstm"
+        cell = self._cell()
+        L, D = self.num_layers, self.num_directions
         h_n = xp.empty(self._state_shape(batch), dtype=self.dtype)
-        c_n = xp.empty_like(h_n) if is_lstm else None
-        ws_size = _C.workspace_size(mode, reset_after, nonlin, steps, batch, H) if self.training else 0
+        c_n = xp.empty_like(h_n) if cell.has_cell_state else None
         cache = {"inputs": [], "workspaces": [], "masks": [], "lengths": lengths, "batch": batch, "steps": steps}
+        alloc = self._alloc
         inp = x
         for k in range(L):
-            y = xp.empty((steps, batch, D * H), dtype=self.dtype)
-            for d in range(D):
-                s = f"_l{k}" + ("_reverse" if d else "")
-                ws = xp.empty(ws_size, dtype=self.dtype) if self.training else None
-                i = k * D + d
-                kernels.forward(mode, reset_after, nonlin, inp, self.params["weight_ih" + s], self.params["weight_hh" + s],
-                           self.params.get("bias_ih" + s), self.params.get("bias_hh" + s),
-                           None if h0 is None else h0[i], None if c0 is None else c0[i], lengths, bool(d), y, d,
-                           h_n[i], None if c_n is None else c_n[i], ws, self.num_threads)
-                cache["workspaces"].append(ws)
+            part = slice(k * D, (k + 1) * D)
+            y, _, _, workspaces = _layer_plan.forward(
+                kernels, cell, inp, self._layer_weights(k), h0=None if h0 is None else h0[part],
+                c0=None if c0 is None else c0[part], lengths=lengths, training=self.training, alloc=alloc,
+                h_n=h_n[part], c_n=None if c_n is None else c_n[part], packs=self._layer_packs(k),
+                num_threads=self.num_threads)
+            cache["workspaces"].extend(workspaces or [None] * D)
             cache["inputs"].append(inp)
             if k < L - 1 and self.training and self.dropout > 0:
                 keep = 1.0 - self.dropout
@@ -272,7 +285,13 @@ class _Recurrent:
                 inp = y
         self._cache = cache if self.training else None
         out = xp.ascontiguousarray(inp.transpose(1, 0, 2)) if self.batch_first else inp
-        return out, ((h_n, c_n) if is_lstm else h_n)
+        return out, ((h_n, c_n) if cell.has_cell_state else h_n)
+
+    def _alloc(self, shape):
+        return self._xp().empty(shape, dtype=self.dtype)
+
+    def _zeros(self, shape):
+        return self._xp().zeros(shape, dtype=self.dtype)
 
     def backward(self, dy, dhx=None):
         """Backward through time after a training-mode forward.
@@ -287,7 +306,7 @@ class _Recurrent:
             raise ValueError("backward() needs a forward pass in training mode first "
                              "(call layer.train() and run forward; each forward allows one backward)")
         steps, batch = cache["steps"], cache["batch"]
-        mode, reset_after, nonlin = self._cell_args()
+        cell = self._cell()
         L, D, H = self.num_layers, self.num_directions, self.hidden_size
         y_shape = (batch, steps, D * H) if self.batch_first else (steps, batch, D * H)
         dy = self._float_array(dy, "dy", y_shape, " (the shape of y)")
@@ -295,31 +314,28 @@ class _Recurrent:
         if self.batch_first:
             dy = xp.ascontiguousarray(dy.transpose(1, 0, 2))
         dh_n, dc_n = self._split_state(dhx, batch, "dhx")
-        is_lstm = mode == "lstm"
         dh0 = xp.empty(self._state_shape(batch), dtype=self.dtype)
-        dc0 = xp.empty_like(dh0) if is_lstm else None
+        dc0 = xp.empty_like(dh0) if cell.has_cell_state else None
         grads = {}
         for k in reversed(range(L)):
-            inp = cache["inputs"][k]
-            dx = xp.zeros_like(inp)
-            for d in range(D):
+            part = slice(k * D, (k + 1) * D)
+            dx, _, _, layer_grads = _layer_plan.backward(
+                kernels, cell, cache["inputs"][k], self._layer_weights(k), cache["workspaces"][part], dy,
+                dh_n=None if dh_n is None else dh_n[part], dc_n=None if dc_n is None else dc_n[part],
+                lengths=cache["lengths"], alloc=self._alloc, zeros=self._zeros, dh0=dh0[part],
+                dc0=None if dc0 is None else dc0[part], packs=self._layer_packs(k), num_threads=self.num_threads)
+            for d, g in enumerate(layer_grads):
                 s = f"_l{k}" + ("_reverse" if d else "")
-                i = k * D + d
-                for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
-                    if name + s in self.params:
-                        grads[name + s] = xp.empty_like(self.params[name + s])
-                kernels.backward(mode, reset_after, nonlin, inp, self.params["weight_ih" + s], self.params["weight_hh" + s],
-                            cache["lengths"], bool(d), dy, d, None if dh_n is None else dh_n[i],
-                            None if dc_n is None else dc_n[i], cache["workspaces"][i], dx, dh0[i],
-                            None if dc0 is None else dc0[i], grads["weight_ih" + s], grads["weight_hh" + s],
-                            grads.get("bias_ih" + s), grads.get("bias_hh" + s), self.num_threads)
+                for name, v in zip(("weight_ih", "weight_hh", "bias_ih", "bias_hh"), g):
+                    if v is not None:
+                        grads[name + s] = v
             if k > 0:
                 mask = cache["masks"][k - 1]
                 dy = dx * mask if mask is not None else dx
         self._cache = None
         self.grads = {name: grads[name] for name in self.params}
         dx_out = xp.ascontiguousarray(dx.transpose(1, 0, 2)) if self.batch_first else dx
-        return dx_out, ((dh0, dc0) if is_lstm else dh0)
+        return dx_out, ((dh0, dc0) if cell.has_cell_state else dh0)
 
 
 class LSTM(_Recurrent):
@@ -338,8 +354,8 @@ class GRU(_Recurrent):
         self.reset_after = bool(reset_after)
         super().__init__(*args, **kwargs)
 
-    def _cell_args(self):
-        return "gru", self.reset_after, "tanh"
+    def _cell(self):
+        return _layer_plan.Cell("gru", self.reset_after)
 
     def _repr_extra(self):
         return "" if self.reset_after else ", reset_after=False"
@@ -356,8 +372,8 @@ class RNN(_Recurrent):
         self.nonlinearity = nonlinearity
         super().__init__(*args, **kwargs)
 
-    def _cell_args(self):
-        return "rnn", True, self.nonlinearity
+    def _cell(self):
+        return _layer_plan.Cell("rnn", True, self.nonlinearity)
 
     def _repr_extra(self):
         return "" if self.nonlinearity == "tanh" else ", nonlinearity='relu'"

@@ -15,7 +15,8 @@ from typing import NamedTuple
 
 import torch
 
-from .._backend import _C
+from .._backend import _C  # noqa: F401  (the CPU kernels)
+from ..nn import _layer_plan
 
 
 class LayerSpec(NamedTuple):
@@ -37,6 +38,10 @@ class LayerSpec(NamedTuple):
     def is_lstm(self) -> bool:
         return self.mode == "lstm"
 
+    @property
+    def cell(self) -> _layer_plan.Cell:
+        return _layer_plan.Cell(self.mode, self.reset_after, self.nonlinearity)
+
 
 def _numpy_view(t):
     """Zero-copy NumPy view of a contiguous CPU tensor (detached: the kernels never need autograd)."""
@@ -50,50 +55,36 @@ def _cupy_view(t):
     return None if t is None else cupy.asarray(t.detach())
 
 
-def _forward_with(kernels, view, spec: LayerSpec, x, h0, c0, weights, lengths, training: bool):
+def _layer_weights(spec: LayerSpec, weights):
+    """torch's flat list → [(w_ih, w_hh, b_ih, b_hh)] per direction."""
+    P = spec.per_direction
+    return [tuple(weights[d * P:(d + 1) * P]) if spec.bias else (*weights[d * P:(d + 1) * P], None, None)
+            for d in range(spec.num_directions)]
+
+
+def _forward_with(kernels, view, spec: LayerSpec, x, h0, c0, weights, lengths, training: bool, packs=None):
     """One layer, all directions, through ``kernels.forward`` (``_C`` or the CUDA path) on ``view``s."""
-    T, B, _ = x.shape
-    D, H, P = spec.num_directions, spec.hidden_size, spec.per_direction
-    y = x.new_empty((T, B, D * H))
-    h_n = x.new_empty((D, B, H))
-    c_n = x.new_empty((D, B, H)) if spec.is_lstm else None
-    ws_size = _C.workspace_size(spec.mode, spec.reset_after, spec.nonlinearity, T, B, H) if training else 0
-    workspaces = [x.new_empty(ws_size) for _ in range(D)] if training else None
-    xv, yv, hv, cv, h0v, c0v = (view(t) for t in (x, y, h_n, c_n, h0, c0))
-    for d in range(D):
-        w = [view(t) for t in weights[d * P:(d + 1) * P]]
-        kernels.forward(spec.mode, spec.reset_after, spec.nonlinearity, xv, w[0], w[1],
-                        w[2] if spec.bias else None, w[3] if spec.bias else None,
-                        None if h0v is None else h0v[d], None if c0v is None else c0v[d], lengths, bool(d), yv, d,
-                        hv[d], None if cv is None else cv[d], view(workspaces[d]) if training else None, 0)
+    y, h_n, c_n, workspaces = _layer_plan.forward(
+        kernels, spec.cell, x, _layer_weights(spec, weights), h0=h0, c0=c0, lengths=lengths, training=training,
+        alloc=x.new_empty, view=view, packs=packs)
     return y, h_n, c_n, workspaces
 
 
-def _backward_with(kernels, view, spec: LayerSpec, x, weights, lengths, workspaces, dy, dh_n, dc_n):
-    T, B, _ = x.shape
-    D, H, P = spec.num_directions, spec.hidden_size, spec.per_direction
-    dx = torch.zeros_like(x)  # the kernel adds each direction's share into dx
-    dh0 = x.new_empty((D, B, H))
-    dc0 = x.new_empty((D, B, H)) if spec.is_lstm else None
-    dweights = [torch.empty_like(w) for w in weights]
-    xv, dyv, dhv, dcv, dxv, dh0v, dc0v = (view(t) for t in (x, dy, dh_n, dc_n, dx, dh0, dc0))
-    for d in range(D):
-        w = [view(t) for t in weights[d * P:(d + 1) * P]]
-        g = [view(t) for t in dweights[d * P:(d + 1) * P]]
-        kernels.backward(spec.mode, spec.reset_after, spec.nonlinearity, xv, w[0], w[1], lengths, bool(d), dyv, d,
-                         None if dhv is None else dhv[d], None if dcv is None else dcv[d], view(workspaces[d]),
-                         dxv, dh0v[d], None if dc0v is None else dc0v[d], g[0], g[1],
-                         g[2] if spec.bias else None, g[3] if spec.bias else None, 0)
+def _backward_with(kernels, view, spec: LayerSpec, x, weights, lengths, workspaces, dy, dh_n, dc_n, packs=None):
+    dx, dh0, dc0, grads = _layer_plan.backward(
+        kernels, spec.cell, x, _layer_weights(spec, weights), workspaces, dy, dh_n=dh_n, dc_n=dc_n, lengths=lengths,
+        alloc=x.new_empty, zeros=lambda shape: x.new_zeros(shape), view=view, packs=packs)
+    dweights = [g for per_direction in grads for g in per_direction if g is not None]
     return dx, dh0, dc0, dweights
 
 
 # ---- CPU: seqkernels._C through zero-copy NumPy views ---------------------------------------------
-def _cpu_forward(spec, x, h0, c0, weights, lengths, training):
-    return _forward_with(_C, _numpy_view, spec, x, h0, c0, weights, lengths, training)
+def _cpu_forward(spec, x, h0, c0, weights, lengths, training, packs=None):
+    return _forward_with(_C, _numpy_view, spec, x, h0, c0, weights, lengths, training, packs)
 
 
-def _cpu_backward(spec, x, weights, lengths, workspaces, dy, dh_n, dc_n):
-    return _backward_with(_C, _numpy_view, spec, x, weights, lengths, workspaces, dy, dh_n, dc_n)
+def _cpu_backward(spec, x, weights, lengths, workspaces, dy, dh_n, dc_n, packs=None):
+    return _backward_with(_C, _numpy_view, spec, x, weights, lengths, workspaces, dy, dh_n, dc_n, packs)
 
 
 # ---- CUDA: seqkernels._cuda through CuPy views, on torch's current stream --------------------------
@@ -110,7 +101,7 @@ def _device_lengths(lengths):
     return None if lengths is None else cupy.asarray(lengths)
 
 
-def _cuda_forward(spec, x, h0, c0, weights, lengths, training):
+def _cuda_forward(spec, x, h0, c0, weights, lengths, training, packs=None):
     from ..nn import _cuda_recurrent
 
     with _torch_stream():
@@ -118,7 +109,7 @@ def _cuda_forward(spec, x, h0, c0, weights, lengths, training):
                              training)
 
 
-def _cuda_backward(spec, x, weights, lengths, workspaces, dy, dh_n, dc_n):
+def _cuda_backward(spec, x, weights, lengths, workspaces, dy, dh_n, dc_n, packs=None):
     from ..nn import _cuda_recurrent
 
     with _torch_stream():
@@ -135,15 +126,16 @@ def _backend(device: torch.device):
     raise RuntimeError(f"seqkernels.torch: tensors on device '{device}' are not supported (CPU only for now)")
 
 
-def layer_forward(spec: LayerSpec, x, h0, c0, weights, lengths, training: bool):
+def layer_forward(spec: LayerSpec, x, h0, c0, weights, lengths, training: bool, packs=None):
     """Run one layer, all directions. ``lengths``: int32 NumPy ``(B,)`` or None. With ``training``,
-    also return one workspace per direction for :func:`layer_backward`.
+    also return one workspace per direction for :func:`layer_backward`. ``packs``: the layer's CPU
+    pack buffers (``_layer_plan.new_packs``) or None.
     Returns ``(y (T, B, D*H), h_n (D, B, H), c_n or None, workspaces or None)``."""
-    return _backend(x.device)[0](spec, x, h0, c0, weights, lengths, training)
+    return _backend(x.device)[0](spec, x, h0, c0, weights, lengths, training, packs)
 
 
-def layer_backward(spec: LayerSpec, x, weights, lengths, workspaces, dy, dh_n, dc_n):
+def layer_backward(spec: LayerSpec, x, weights, lengths, workspaces, dy, dh_n, dc_n, packs=None):
     """Backward through time of one layer after a training :func:`layer_forward`. ``dy`` is
     ``(T, B, D*H)`` contiguous; ``dh_n``/``dc_n`` ``(D, B, H)`` contiguous or None (zeros).
     Returns ``(dx, dh0, dc0 or None, [gradient of each weight])``."""
-    return _backend(x.device)[1](spec, x, weights, lengths, workspaces, dy, dh_n, dc_n)
+    return _backend(x.device)[1](spec, x, weights, lengths, workspaces, dy, dh_n, dc_n, packs)

@@ -20,7 +20,10 @@ from torch.nn import functional as F
 from torch.nn.utils.rnn import PackedSequence
 
 from ._autograd import recurrent_layer
+from ..nn import _layer_plan
 from ._kernels import LayerSpec
+
+_NUMPY_DTYPES = {torch.float32: "float32", torch.float64: "float64"}
 
 __all__ = ["LSTM", "GRU", "RNN"]
 
@@ -240,7 +243,7 @@ class _RecurrentBase(nn.Module):
             rows = slice(k * D, (k + 1) * D)
             y, h_n, c_n = recurrent_layer(spec, inp, None if h0 is None else h0[rows],
                                           None if c0 is None else c0[rows], weights[k * D * P:(k + 1) * D * P],
-                                          lengths)
+                                          lengths, self._layer_packs(k, x))
             h_out.append(h_n)
             c_out.append(c_n)
             if k < self.num_layers - 1 and self.training and self.dropout > 0:
@@ -249,6 +252,18 @@ class _RecurrentBase(nn.Module):
         h_n = torch.cat(h_out) if len(h_out) > 1 else h_out[0]
         c_n = (torch.cat(c_out) if len(c_out) > 1 else c_out[0]) if spec.is_lstm else None
         return inp, h_n, c_n
+
+    def _layer_packs(self, k, x):
+        """Layer k's CPU pack buffers for packed W_hh (kept between calls; the kernels rebuild one
+        only when its weights' content changed), or None off the CPU."""
+        if x.device.type != "cpu":
+            return None
+        packs = self.__dict__.setdefault("_sk_packs", {})
+        key = (k, x.dtype)
+        if key not in packs:
+            packs[key] = _layer_plan.new_packs(self._spec().cell, self.hidden_size, _NUMPY_DTYPES[x.dtype],
+                                               self.num_directions)
+        return packs[key]
 
     def _empty_outputs(self, x):
         # An empty batch: torch.nn returns empty tensors; so do we (the kernels need B >= 1).

@@ -1,0 +1,254 @@
+// The CPU kernels' thread team (contract in seqkernels/thread_team.h).
+#include "seqkernels/thread_team.h"
+
+#include <pthread.h>
+#include <sched.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#if defined(__linux__)
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
+
+namespace seqkernels {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// About one recurrent step at the shapes people train: spinning longer than this only burns a core
+// that a descheduled teammate (or another program) needs.
+constexpr auto kSpin = std::chrono::microseconds(30);
+// Then give the core away a few times before sleeping: cheaper to come back than a futex wake.
+constexpr auto kYield = std::chrono::microseconds(200);
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  _mm_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield" ::: "memory");
+#endif
+}
+
+void futex_wait(const std::atomic<uint32_t>& word, uint32_t seen) {
+#if defined(__linux__)
+  // Returns at once if the word no longer holds `seen` (so a wake between our check and the sleep is
+  // never lost); spurious returns are handled by the caller's loop.
+  syscall(SYS_futex, reinterpret_cast<const uint32_t*>(&word), FUTEX_WAIT_PRIVATE, seen, nullptr, nullptr, 0);
+#else
+  (void)word;
+  (void)seen;
+  std::this_thread::yield();
+#endif
+}
+
+void futex_wake_all(std::atomic<uint32_t>& word) {
+#if defined(__linux__)
+  syscall(SYS_futex, reinterpret_cast<uint32_t*>(&word), FUTEX_WAKE_PRIVATE, INT32_MAX, nullptr, nullptr, 0);
+#else
+  (void)word;
+#endif
+}
+
+thread_local bool t_in_team = false;  // nested team_run calls run inline
+
+struct Worker {
+  alignas(64) std::atomic<uint32_t> gen{0};  // bumped by the caller to hand this worker a job
+  std::atomic<int> sleepers{0};
+  std::thread thread;
+};
+
+struct Pool {
+  std::mutex run_mutex;  // one team run at a time; others run inline
+  std::vector<std::unique_ptr<Worker>> workers;  // ranks 1..n
+  // The current job (written before the workers' gen is bumped, read only by participants).
+  const std::function<void(const TeamMember&)>* job = nullptr;
+  int job_size = 1;
+  SpinBarrier barrier;
+  std::atomic<int> remaining{0};
+  alignas(64) std::atomic<uint32_t> done_gen{0};
+  std::atomic<int> done_sleepers{0};
+  std::mutex error_mutex;
+  std::exception_ptr error;
+
+  void record(std::exception_ptr e) {
+    std::lock_guard<std::mutex> lock(error_mutex);
+    if (!error) error = e;
+  }
+
+  void run_member(int rank) {
+    TeamMember m{rank, job_size, &barrier};
+    t_in_team = true;
+    try {
+      (*job)(m);
+    } catch (...) {
+      record(std::current_exception());
+    }
+    t_in_team = false;
+  }
+
+  void worker_loop(Worker& w, int rank) {
+    uint32_t seen = 0;
+    for (;;) {
+      wait_while_equal(w.gen, seen, w.sleepers);
+      seen = w.gen.load(std::memory_order_acquire);
+      run_member(rank);
+      if (remaining.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+        done_gen.fetch_add(1, std::memory_order_seq_cst);
+        wake_all(done_gen, done_sleepers);
+      }
+    }
+  }
+
+  void grow(int n) {  // called with run_mutex held
+    while (static_cast<int>(workers.size()) < n) {
+      workers.push_back(std::make_unique<Worker>());
+      Worker* w = workers.back().get();
+      const int rank = static_cast<int>(workers.size());
+      w->thread = std::thread([this, w, rank] { worker_loop(*w, rank); });
+      w->thread.detach();  // lives as long as the process (or is left behind by fork)
+    }
+  }
+};
+
+std::atomic<Pool*> g_pool{nullptr};
+std::atomic<int> g_forks{0};
+
+void after_fork_in_child() {
+  // The parent's workers do not exist in the child; its pool (and any mutex a parent thread held
+  // at the fork) is abandoned, never touched again, and a fresh one is made on first use.
+  g_pool.store(nullptr);
+  g_forks.fetch_add(1);
+  t_in_team = false;
+}
+
+Pool* pool() {
+  Pool* p = g_pool.load(std::memory_order_acquire);
+  if (p) return p;
+  static const int registered = [] { return pthread_atfork(nullptr, nullptr, after_fork_in_child); }();
+  (void)registered;
+  auto* fresh = new Pool;  // never deleted: workers may outlive static destruction
+  if (g_pool.compare_exchange_strong(p, fresh)) return fresh;
+  delete fresh;
+  return p;
+}
+
+}  // namespace
+
+void wait_while_equal(const std::atomic<uint32_t>& word, uint32_t seen, std::atomic<int>& sleepers) {
+  if (word.load(std::memory_order_acquire) != seen) return;
+  const auto start = Clock::now();
+  for (int i = 1;; ++i) {  // bounded spin
+    cpu_relax();
+    if (word.load(std::memory_order_acquire) != seen) return;
+    if ((i & 63) == 0 && Clock::now() - start > kSpin) break;
+  }
+  while (Clock::now() - start < kSpin + kYield) {  // give the core away, come back soon
+    sched_yield();
+    if (word.load(std::memory_order_acquire) != seen) return;
+  }
+  sleepers.fetch_add(1, std::memory_order_seq_cst);
+  while (word.load(std::memory_order_seq_cst) == seen) futex_wait(word, seen);
+  sleepers.fetch_sub(1, std::memory_order_relaxed);
+}
+
+void wake_all(std::atomic<uint32_t>& word, const std::atomic<int>& sleepers) {
+  // Paired with wait_while_equal: the waiter registers as a sleeper before re-checking the word,
+  // the waker changes the word before reading the sleeper count (both seq_cst), so one of the two
+  // always sees the other.
+  if (sleepers.load(std::memory_order_seq_cst) > 0) futex_wake_all(word);
+}
+
+void SpinBarrier::reset(int size) {
+  size_ = size;
+  arrived_.store(0, std::memory_order_relaxed);
+}
+
+void SpinBarrier::wait() {
+  const uint32_t gen = generation_.load(std::memory_order_acquire);
+  if (arrived_.fetch_add(1, std::memory_order_acq_rel) == size_ - 1) {
+    arrived_.store(0, std::memory_order_relaxed);
+    generation_.fetch_add(1, std::memory_order_seq_cst);
+    wake_all(generation_, sleepers_);
+    return;
+  }
+  wait_while_equal(generation_, gen, sleepers_);
+}
+
+void team_run(int threads, const std::function<void(const TeamMember&)>& fn) {
+  if (threads <= 1 || t_in_team) {
+    SpinBarrier solo;
+    solo.reset(1);
+    fn(TeamMember{0, 1, &solo});
+    return;
+  }
+  Pool* p = pool();
+  std::unique_lock<std::mutex> lock(p->run_mutex, std::try_to_lock);
+  if (!lock.owns_lock()) {  // another thread's call holds the team: run alone, same results
+    SpinBarrier solo;
+    solo.reset(1);
+    fn(TeamMember{0, 1, &solo});
+    return;
+  }
+  p->grow(threads - 1);
+  p->job = &fn;
+  p->job_size = threads;
+  p->barrier.reset(threads);
+  p->error = nullptr;
+  p->remaining.store(threads - 1, std::memory_order_relaxed);
+  const uint32_t done_seen = p->done_gen.load(std::memory_order_acquire);
+  for (int r = 1; r < threads; ++r) {
+    Worker& w = *p->workers[r - 1];
+    w.gen.fetch_add(1, std::memory_order_seq_cst);  // publishes the job fields above
+    wake_all(w.gen, w.sleepers);
+  }
+  p->run_member(0);
+  wait_while_equal(p->done_gen, done_seen, p->done_sleepers);
+  p->job = nullptr;
+  if (p->error) {
+    std::exception_ptr e = p->error;
+    p->error = nullptr;
+    std::rethrow_exception(e);
+  }
+}
+
+void team_parallel_for(int threads, long pieces, const std::function<void(long)>& fn) {
+  if (pieces <= 0) return;
+  const int n = static_cast<int>(std::min<long>(threads, pieces));
+  team_run(n, [&](const TeamMember& m) {
+    long begin, end;
+    m.share(pieces, &begin, &end);
+    for (long i = begin; i < end; ++i) fn(i);
+  });
+}
+
+int default_team_size() {
+  if (const char* env = std::getenv("OMP_NUM_THREADS")) {
+    const int n = std::atoi(env);  // "4" or "4,2" (nested lists: the first level)
+    if (n > 0) return n;
+  }
+#if defined(__linux__)
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+    const int n = CPU_COUNT(&set);
+    if (n > 0) return n;
+  }
+#endif
+  const unsigned n = std::thread::hardware_concurrency();
+  return n > 0 ? static_cast<int>(n) : 1;
+}
+
+int team_forks_seen() { return g_forks.load(); }
+
+}  // namespace seqkernels

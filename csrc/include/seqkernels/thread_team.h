@@ -1,0 +1,74 @@
+// The CPU kernels' own thread team: persistent workers, a cheap barrier that degrades gracefully
+// when a core is taken away, and a fresh team in a child process after fork().
+//
+// Why not OpenMP: (1) libgomp's pool does not survive fork() — a child that calls a parallel region
+// after its parent used one never returns (multiprocessing's default start method, DataLoader
+// workers); (2) an OpenMP barrier spins for a long time (GOMP_SPINCOUNT) on a thread that the OS
+// has descheduled, so a busy neighbour process turns every per-step barrier into a stall; (3) torch
+// and NumPy bring OpenMP pools of their own, and two spinning pools on the same cores steal each
+// other's time.
+//
+// Waiting, everywhere in this team (job start, barriers): spin on an atomic for a bounded time
+// (a few microseconds, about one recurrent step), then sched_yield for a while, then sleep on a
+// futex until woken. Idle workers therefore cost nothing once a call has ended.
+//
+// Results never depend on the team size: kernels split work into pieces fixed by the problem
+// shape alone and only distribute those pieces over the team (see recurrent.cpp, blas.cpp).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+
+namespace seqkernels {
+
+// A reusable barrier for `size` threads (sense by generation counter).
+class SpinBarrier {
+ public:
+  void reset(int size);
+  void wait();
+
+ private:
+  alignas(64) std::atomic<int> arrived_{0};
+  alignas(64) std::atomic<uint32_t> generation_{0};
+  std::atomic<int> sleepers_{0};
+  int size_ = 1;
+};
+
+// Waits until *word != seen: bounded spin, then yields, then futex sleep (woken by wake_all).
+void wait_while_equal(const std::atomic<uint32_t>& word, uint32_t seen, std::atomic<int>& sleepers);
+// Wakes every thread sleeping in wait_while_equal on `word` (cheap when nobody sleeps).
+void wake_all(std::atomic<uint32_t>& word, const std::atomic<int>& sleepers);
+
+// Context handed to each member of a team run.
+struct TeamMember {
+  int rank = 0;   // 0 = the calling thread
+  int size = 1;
+  SpinBarrier* barrier = nullptr;
+  void sync() const {
+    if (size > 1) barrier->wait();
+  }
+  // Static share of `pieces` items for this member: [begin, end).
+  void share(long pieces, long* begin, long* end) const {
+    *begin = pieces * rank / size;
+    *end = pieces * (rank + 1) / size;
+  }
+};
+
+// Runs fn(member) on `threads` threads (the caller is rank 0) and returns when all have finished;
+// exceptions thrown by any member are rethrown on the caller (the first one). When the team is
+// busy (a call from another thread is running, or this is a nested call from inside a team run),
+// fn runs on the caller alone with size 1 — callers must therefore never rely on the size for
+// correctness, only for speed.
+void team_run(int threads, const std::function<void(const TeamMember&)>& fn);
+
+// for i in [0, pieces): fn(i), the pieces spread over up to `threads` members.
+void team_parallel_for(int threads, long pieces, const std::function<void(long)>& fn);
+
+// Default team size: OMP_NUM_THREADS if set, else the CPUs this process may run on.
+int default_team_size();
+
+// Times the team has been re-created in a child process after fork() (for tests and info).
+int team_forks_seen();
+
+}  // namespace seqkernels

@@ -1,0 +1,206 @@
+"""Properties of the CPU recurrence beyond agreement with the reference: results independent of the
+thread count, packed weights that follow every weight change, a team that survives fork() and
+concurrent callers."""
+
+import copy
+import multiprocessing
+import threading
+
+import numpy as np
+import pytest
+
+import seqkernels as sk
+from seqkernels import nn
+from seqkernels._backend import _C
+
+# (layer class, kwargs): every cell the kernels have
+CELLS = {
+    "lstm": (nn.LSTM, {}),
+    "gru": (nn.GRU, {}),
+    "gru_reset_before": (nn.GRU, {"reset_after": False}),
+    "rnn_tanh": (nn.RNN, {}),
+    "rnn_relu": (nn.RNN, {"nonlinearity": "relu"}),
+}
+
+
+def capabilities():
+    best = _C.build_info()["cpu_capability_best"]
+    order = ["default", "avx2", "avx512"]
+    return order[: order.index(best) + 1]
+
+
+def run_layer(cell, num_threads, *, T=6, B=7, I=5, H=200, bidirectional=True, dtype=np.float32, seed=3):
+    cls, kw = CELLS[cell]
+    layer = cls(I, H, num_layers=2, bidirectional=bidirectional, dtype=dtype, seed=seed, num_threads=num_threads,
+                **kw)
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((T, B, I)).astype(dtype)
+    lengths = rng.integers(1, T + 1, size=B)
+    lengths[0] = T
+    y, state = layer(x, lengths=lengths)
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    dx, dstate = layer.backward(dy)
+    flat = [y, *(state if isinstance(state, tuple) else (state,)), dx,
+            *(dstate if isinstance(dstate, tuple) else (dstate,))]
+    return flat + [layer.grads[k] for k in sorted(layer.grads)]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("cell", sorted(CELLS))
+def test_bits_do_not_depend_on_thread_count(cell, dtype, cpu_capability):
+    # H = 200 is several chunks for every capability, so 1-4 threads split the units differently.
+    base = run_layer(cell, 1, dtype=dtype)
+    for threads in (2, 3, 4):
+        other = run_layer(cell, threads, dtype=dtype)
+        for a, b in zip(base, other):
+            assert a.dtype == b.dtype and np.array_equal(a, b), f"{threads} threads changed the bits"
+
+
+@pytest.mark.parametrize("B", [1, 5, 13])
+def test_bits_do_not_depend_on_thread_count_batch_tails(B):
+    base = run_layer("lstm", 1, B=B, H=70, bidirectional=False)
+    other = run_layer("lstm", 2, B=B, H=70, bidirectional=False)
+    assert all(np.array_equal(a, b) for a, b in zip(base, other))
+
+
+def fresh_output(layer, x):
+    """What a layer with the same weights and no pack history computes."""
+    twin = copy.deepcopy(layer)
+    twin._packs = {}
+    twin.eval()
+    return twin(x)[0]
+
+
+@pytest.mark.parametrize("cell", sorted(CELLS))
+def test_pack_follows_every_weight_change(cell):
+    cls, kw = CELLS[cell]
+    layer = cls(4, 33, num_layers=2, seed=1, **kw).eval()
+    x = np.random.default_rng(0).standard_normal((5, 3, 4)).astype(np.float32)
+    y0 = layer(x)[0]
+    # in place, behind the layer's back
+    layer.params["weight_hh_l0"][3, 7] += 0.25
+    y1 = layer(x)[0]
+    assert not np.array_equal(y0, y1)
+    np.testing.assert_array_equal(y1, fresh_output(layer, x))
+    # load_state_dict
+    state = {k: v * 0.5 for k, v in layer.state_dict().items()}
+    layer.load_state_dict(state)
+    np.testing.assert_array_equal(layer(x)[0], fresh_output(layer, x))
+    # an optimizer step
+    layer.train()
+    y, _ = layer(x)
+    layer.backward(np.ones_like(y))
+    nn.SGD(layer, lr=0.1).step()
+    layer.eval()
+    np.testing.assert_array_equal(layer(x)[0], fresh_output(layer, x))
+
+
+def test_pack_is_built_once_and_then_reused():
+    layer = nn.LSTM(3, 40, seed=2).eval()
+    x = np.random.default_rng(1).standard_normal((4, 2, 3)).astype(np.float32)
+    y0 = layer(x)[0]
+    pack = layer._packs[0][0]
+    header = pack[:32].copy()
+    # Corrupt the packed data (not the header): a layer that reuses its pack computes something else,
+    # which proves the second call did not repack ...
+    pack[40:] += 1.0
+    assert not np.allclose(layer(x)[0], y0)
+    np.testing.assert_array_equal(pack[:32], header)
+    # ... and a weight change makes it repack (the content hash differs), so the output is right again.
+    layer.params["weight_hh_l0"][0, 0] += 0.0625
+    np.testing.assert_array_equal(layer(x)[0], fresh_output(layer, x))
+
+
+def test_pack_buffer_checks():
+    w = np.zeros((8, 2), np.float32)
+    args = dict(mode="lstm", reset_after=True, nonlinearity="tanh", x=np.zeros((1, 1, 3), np.float32),
+                w_ih=np.zeros((8, 3), np.float32), w_hh=w, b_ih=None, b_hh=None, h0=None, c0=None, lengths=None,
+                reverse=False, y=np.zeros((1, 1, 2), np.float32), direction=0, h_n=np.zeros((1, 2), np.float32),
+                c_n=None, workspace=None)
+    with pytest.raises(ValueError, match="pack"):
+        _C.forward(**args, pack=np.zeros(10, np.float32))
+    with pytest.raises(ValueError, match="pack"):
+        _C.forward(**args, pack=np.zeros(_C.pack_size("lstm", True, "tanh", 2, "float32"), np.float64))
+    _C.forward(**args, pack=np.zeros(_C.pack_size("lstm", True, "tanh", 2, "float32"), np.float32))
+
+
+def test_pack_follows_capability_changes():
+    caps = capabilities()
+    if len(caps) < 2:
+        pytest.skip("one CPU capability only")
+    layer = nn.GRU(3, 70, seed=4).eval()
+    x = np.random.default_rng(2).standard_normal((3, 2, 3)).astype(np.float32)
+    before = _C.cpu_capability()
+    try:
+        outs = []
+        for cap in (caps[-1], caps[0], caps[-1]):
+            _C.set_cpu_capability(cap)
+            outs.append(layer(x)[0])
+            _C.set_cpu_capability(cap)
+            np.testing.assert_array_equal(outs[-1], fresh_output(layer, x))
+    finally:
+        _C.set_cpu_capability(before)
+
+
+def _child_forward(seed):
+    layer = nn.LSTM(6, 130, num_layers=2, seed=seed, num_threads=2).eval()
+    x = np.random.default_rng(seed).standard_normal((7, 4, 6)).astype(np.float32)
+    return layer(x)[0]
+
+
+def test_kernels_work_in_forked_children():
+    # The parent runs a kernel on a 2-thread team first; forked children then get a fresh team
+    # instead of waiting forever for the parent's workers.
+    parent = [_child_forward(s) for s in range(3)]
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(2) as pool:
+        children = pool.map_async(_child_forward, range(3)).get(timeout=120)
+    for a, b in zip(parent, children):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_concurrent_callers_get_the_same_bits():
+    layer_args = dict(seed=5, num_threads=2)
+    x = np.random.default_rng(3).standard_normal((5, 3, 4)).astype(np.float32)
+    expected = nn.GRU(4, 150, **layer_args).eval()(x)[0]
+    results, errors = [], []
+
+    def worker():
+        try:
+            layer = nn.GRU(4, 150, **layer_args).eval()
+            for _ in range(5):
+                results.append(layer(x)[0])
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors and len(results) == 20
+    for r in results:
+        np.testing.assert_array_equal(r, expected)
+
+
+def test_team_size_follows_request():
+    assert _C.team_size(3) == 3
+    assert _C.team_size(0) >= 1
+    assert sk.build_info()["team_threads"] >= 1
+
+
+def test_torch_layer_pack_follows_in_place_updates():
+    torch = pytest.importorskip("torch")
+    import seqkernels.torch as skt
+
+    torch.manual_seed(0)
+    ours = skt.LSTM(4, 40, num_layers=2)
+    ref = torch.nn.LSTM(4, 40, num_layers=2)
+    ref.load_state_dict(ours.state_dict())
+    x = torch.randn(5, 3, 4)
+    with torch.no_grad():
+        for step in range(3):  # an in-place update between calls, as an optimizer makes
+            torch.testing.assert_close(ours(x)[0], ref(x)[0], rtol=1e-5, atol=1e-6)
+            for a, b in zip(ours.parameters(), ref.parameters()):
+                a.mul_(0.9).add_(0.01 * step)
+                b.mul_(0.9).add_(0.01 * step)
