@@ -1,7 +1,7 @@
 // One direction of one recurrent layer (LSTM, GRU, Elman RNN): forward over a whole sequence, and
-// backward through time. SPEC.md §1–§2. Dimensions as in common.h; G = 4 (LSTM), 3 (GRU), 1 (RNN).
+// backward through time. docs/ops.md §1. Dimensions as in common.h; G = 4 (LSTM), 3 (GRU), 1 (RNN).
 //
-// Work split (ARCHITECTURE.md): the input projection X·W_ihᵀ and the gradients dX, dW_ih, dW_hh are
+// Work split (docs/architecture.md §6): the input projection X·W_ihᵀ and the gradients dX, dW_ih, dW_hh are
 // single GEMMs over all T·B rows (multithreaded OpenBLAS). The recurrence is one OpenMP team for
 // the whole sequence: each thread owns a slice of hidden units (all G gate rows of W_hh for those
 // units, repacked contiguously so the slice stays in that core's cache), computes its slice's

@@ -1,4 +1,4 @@
-"""GloVe word vectors (SPEC.md §6), a drop-in for Stanford GloVe: the same files in and out, faster,
+"""GloVe word vectors (docs/ops.md §5), a drop-in for Stanford GloVe: the same files in and out, faster,
 and usable from Python.
 
 Pipeline (each step also a ``seqkernels glove`` command with Stanford's flags)::

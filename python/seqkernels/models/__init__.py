@@ -1,4 +1,5 @@
-"""Models for the seeds' tasks, built from :mod:`seqkernels.nn` with the fused recurrent layers.
+"""Classic sequence models (language model, classifier, tagger, seq2seq), built from
+:mod:`seqkernels.nn` with the fused recurrent layers.
 
 * :class:`LanguageModel` - character- or word-level; ``fit``, ``perplexity``, ``bits_per_char``,
   ``sample``, ``greedy``, ``beam_search``.
