@@ -1,5 +1,6 @@
 """Recurrent layers (LSTM, GRU, RNN) with PyTorch's constructor, parameter names and semantics,
-explicit ``backward``, over the fused C++ kernels of :mod:`seqkernels._C`.
+explicit ``backward``, over the fused C++ kernels of :mod:`seqkernels._C` (after ``.to("cuda")``,
+the CUDA kernels of :mod:`seqkernels._cuda` on CuPy arrays; never run on a GPU yet).
 
 Semantics are docs/ops.md §1 and :mod:`seqkernels.reference` (the float64 twin these layers are
 tested against): sequence-major ``(T, B, I)`` input (``batch_first=True`` takes ``(B, T, I)``),
