@@ -4,7 +4,7 @@
 Trains in two stages - first on a small part of the pairs (an under-trained model, where greedy
 and beam search disagree), then on all of them - and after each decodes a held-out test set with
 beam search and with greedy search and reports corpus BLEU (seqkernels.metrics.bleu, sacrebleu's 13a tokenisation, which splits
-"1995-03-12" into "1995 - 03 - 12") and exact-match accuracy for both, plus the seeds' error
+"1995-03-12" into "1995 - 03 - 12") and exact-match accuracy for both, plus beam-search error
 analysis of the beam outputs (search error vs model error). Writes bench/results/seq2seq-dates.json.
 
     python bench/seq2seq_dates.py            # about 3 minutes on 2 cores
@@ -145,7 +145,7 @@ def main(argv=None) -> int:
 
 def evaluate(model, src, ref, beam_size):
     """Greedy and beam decoding of ``src``: BLEU, exact match, time; where they differ; and the
-    seeds' error analysis of the beam's mistakes (would the model have scored the reference higher,
+    error analysis of the beam's mistakes (would the model have scored the reference higher,
     i.e. is the search at fault, or the model?)."""
     out, hyps = {}, {}
     for name, beam in (("greedy", 1), ("beam", beam_size)):

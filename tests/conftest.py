@@ -13,6 +13,12 @@ def _cuda_ready() -> bool:
         return False
 
 
+def pytest_configure(config):
+    # Registered here rather than in pyproject.toml: conftest.py is read by every run of these tests,
+    # including one started outside the source tree, and --strict-markers rejects unknown marks.
+    config.addinivalue_line("markers", "cuda: needs an NVIDIA GPU, CuPy and seqkernels._cuda; skipped otherwise")
+
+
 def pytest_collection_modifyitems(config, items):
     if _cuda_ready():
         return

@@ -1,4 +1,4 @@
-"""Shared test checks. The tolerance rule of this project (ARCHITECTURE.md): a float32 kernel's error against the float64
+"""Shared test checks. The tolerance rule of this project (docs/architecture.md §3): a float32 kernel's error against the float64
 reference may be at most K times the error of the same reference run in float32, and never needs
 to beat one float32 ulp of the quantity's magnitude. Failures print the worst element."""
 

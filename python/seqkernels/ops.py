@@ -1,6 +1,6 @@
 """Single fused ops, validated and dispatched to the backend that serves the input arrays.
 
-* :func:`beam_step` - one beam-search expansion step (SPEC.md section 4); the contract is that of
+* :func:`beam_step` - one beam-search expansion step (docs/ops.md §3.1); the contract is that of
   :func:`seqkernels.reference.search.beam_step`, which documents every output.
 
 Dispatch: NumPy float32 / float64 input runs the fused C++ kernel (``seqkernels._C.beam_step``,

@@ -1,6 +1,6 @@
 """Decoding: batched beam search, greedy search, sampling, scoring and beam-search error analysis.
 
-SPEC.md section 4 and the beam-search issue; the float64 twin of the driver is
+Semantics: docs/ops.md §3; the float64 twin of the driver is
 :func:`seqkernels.reference.search.beam_search` and the step it runs is :func:`seqkernels.ops.beam_step`.
 
 The model
@@ -457,7 +457,7 @@ def greedy_search(step: Callable, state: Any, *, batch_size: int, bos_id: int, e
 
 def sample(step: Callable, state: Any, *, batch_size: int, bos_id: int, eos_id: int, max_len: int,
            temperature: float = 1.0, top_k: int | None = None, seed=None) -> list[Hypothesis]:
-    """Ancestral sampling (SPEC.md section 3): draw each next token from
+    """Ancestral sampling (docs/ops.md §3.3): draw each next token from
     ``softmax(log_probs / temperature)``, restricted to the ``top_k`` most likely tokens when given
     (ties at the cut: the lowest token ids are kept; ``top_k > V`` keeps all), feed it back, stop at
     ``<EOS>`` or after ``max_len`` tokens.
@@ -599,7 +599,7 @@ class ErrorAnalysis:
 
 def error_analysis(step: Callable, state: Any, references, outputs, *, length_penalty: float = 0.7,
                    penalty: str = "average", bos_id: int, eos_id: int | None = None) -> ErrorAnalysis:
-    """Beam-search error analysis (SPEC.md section 4, the seeds' method).
+    """Beam-search error analysis (docs/ops.md §3.3).
 
     For each item compare the model's score of the human reference ``y*`` with that of the search
     output ``ŷ`` (a token sequence, a :class:`Hypothesis` or a ``beam_search`` result list, whose

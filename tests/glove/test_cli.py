@@ -146,5 +146,6 @@ def test_ctrl_c_while_waiting_on_a_pipe(tmp_path):
             p.stdin.close()
             p.kill()
         err = p.stderr.read()
+        p.stderr.close()
     assert p.returncode == 130, err.decode()
     assert b"interrupted" in err and (tmp_path / "out.bin").stat().st_size == 0

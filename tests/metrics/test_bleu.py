@@ -1,4 +1,4 @@
-"""Tests of seqkernels.metrics BLEU (SPEC §5): hand-checked values, the 13a tokeniser, argument
+"""Tests of seqkernels.metrics BLEU (docs/ops.md §4): hand-checked values, the 13a tokeniser, argument
 errors, and agreement with sacrebleu (skipped when sacrebleu is not installed).
 
 Scores are compared with sacrebleu to 0.01 BLEU points; lengths and n-gram counts must be equal.
@@ -31,7 +31,7 @@ SEED_REFS = ["the cat is on the mat", "there is a cat on the mat"]
 
 
 def test_seed_example_unigram_precision():
-    # The seeds' example: "the" occurs 7 times in the output, at most twice in a single reference.
+    # Papineni et al.'s example: "the" occurs 7 times in the output, at most twice in a single reference.
     result = bleu(["the the the the the the the"], [[SEED_REFS[0]], [SEED_REFS[1]]])
     assert result.counts[0] == 2
     assert result.totals[0] == 7
@@ -43,7 +43,7 @@ def test_seed_example_unigram_precision():
 
 
 def test_seed_example_bigram_precision():
-    # The seeds' bigram table: "the cat the cat on the mat" has clipped bigram counts 4 of 6.
+    # A bigram example: "the cat the cat on the mat" has clipped bigram counts 4 of 6.
     result = sentence_bleu("the cat the cat on the mat", SEED_REFS)
     assert (result.counts[0], result.totals[0]) == (5, 7)
     assert (result.counts[1], result.totals[1]) == (4, 6)

@@ -307,3 +307,35 @@ def test_fit_loop_restores_the_best_validation_epoch():
                     clip=None, validate=lambda: next(vals), progress=False, restore_best=True)
     assert hist["restored_best"] and hist["best_val_loss"] == 1.0
     assert model.params["w"][0] == 2.0  # the parameters after epoch 2
+
+
+def test_fit_loop_history_reads_as_fields_and_as_keys():
+    from seqkernels.models import TrainingHistory
+    from seqkernels.models._base import fit_loop
+
+    model = nn.Module()
+    model.params["w"] = np.zeros(1)
+
+    def step(batch):
+        model.grads = {"w": np.zeros(1)}
+        return 0.25, 2
+
+    hist = fit_loop(model, make_batches=lambda e: [0, 1, 2], train_step=step, epochs=2,
+                    optimizer=nn.SGD(model, lr=0.1), clip=1.0, progress=False)
+    assert isinstance(hist, TrainingHistory)
+    assert hist.train_loss == hist["train_loss"] == [0.25, 0.25] and hist["val_loss"] == []
+    assert hist.step_tokens == [2, 4, 6, 8, 10, 12] and hist.tokens == 12 and hist["stopped"] == "epochs"
+    assert hist.best_val_loss is None and not hist.restored_best and hist.skipped_steps == 0
+    with pytest.raises(KeyError):
+        hist["no_such_field"]
+
+
+def test_fit_loop_restores_the_mode_when_a_step_fails():
+    from seqkernels.models._base import fit_loop
+
+    model = nn.Module().eval()
+    model.params["w"] = np.zeros(1)
+    with pytest.raises(FloatingPointError, match="training loss became nan"):
+        fit_loop(model, make_batches=lambda e: [0], train_step=lambda batch: (float("nan"), 1), epochs=1,
+                 optimizer=nn.SGD(model, lr=0.1), clip=None, progress=False)
+    assert not model.training

@@ -219,7 +219,7 @@ def test_cell_finite_differences(mode, kw, bias):
 
 
 def test_gru_reset_after_bias_gradients_differ_in_n_block():
-    """SPEC section 2: with reset_after=True the n block of db_hh is Σ dn_pre ⊙ r, not Σ dn_pre."""
+    """docs/ops.md §1.8: with reset_after=True the n block of db_hh is Σ dn_pre ⊙ r, not Σ dn_pre."""
     rng = np.random.default_rng(0)
     B, I, H = 4, 3, 2
     args = (rng.standard_normal((B, I)), rng.standard_normal((B, H)), rng.standard_normal((3 * H, I)),

@@ -1,4 +1,4 @@
-"""Beam search (SPEC.md section 4): the reference step, the drivers, greedy search, sampling,
+"""Beam search (docs/ops.md §3): the reference step, the drivers, greedy search, sampling,
 scoring and error analysis, on small deterministic toy models."""
 
 from __future__ import annotations

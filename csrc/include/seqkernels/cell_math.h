@@ -1,5 +1,5 @@
 // Gate activations, their derivatives and the pointwise part of each cell, written once and shared
-// by the C++ kernels (csrc/rnn) and the CUDA kernels (cuda/rnn). See SPEC.md §1–§2.
+// by the C++ kernels (csrc/rnn) and the CUDA kernels (cuda/rnn). Equations: docs/ops.md §1.
 //
 // Derivatives are taken from saved *outputs* (dsigmoid(y) = y(1−y), dtanh(y) = 1−y²), so the
 // forward pass saves post-activation gates and backward never re-evaluates an exponential.

@@ -1,5 +1,5 @@
 // seqkernels — GloVe on the CPU: vocabulary counting, co-occurrence counting with bounded memory,
-// AdaGrad training and the Stanford file writers (SPEC.md §6; issue 5).
+// AdaGrad training and the Stanford file writers (docs/ops.md §5; issue 5).
 //
 // Stanford GloVe (vocab_count, cooccur, glove) is the compatibility target; the exact rules are
 // written out, for reading, in python/seqkernels/reference/glove.py, and every function here is

@@ -1,8 +1,8 @@
 // One direction of one recurrent layer (LSTM, GRU, Elman RNN): forward over a whole sequence, and
-// backward through time. Equations: docs/ops.md; dimensions as in common.h; G = 4 (LSTM), 3 (GRU),
+// backward through time. Equations: docs/ops.md §1; dimensions as in common.h; G = 4 (LSTM), 3 (GRU),
 // 1 (RNN).
 //
-// Work split (CPU): the input projection X·W_ihᵀ and the gradients dX, dW_ih, dW_hh are GEMMs over
+// Work split (CPU; docs/architecture.md §6): the input projection X·W_ihᵀ and the gradients dX, dW_ih, dW_hh are GEMMs over
 // all T·B rows (OpenBLAS, cut into pieces fixed by the shape and spread over the thread team,
 // thread_team.h). The recurrence is one team run for the whole sequence: each member owns chunks of
 // hidden units, computes their recurrent product with our register-blocked micro-kernel over W_hh

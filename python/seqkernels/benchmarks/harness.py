@@ -1,6 +1,6 @@
 """Shared benchmark harness: validation, timing, machine description, table and JSON output.
 
-Every bench script (recurrent layers now; beam search and GloVe later) follows the same pattern:
+Every bench script (recurrent layers, torch layers, beam search, GloVe) follows the same pattern:
 validate each variant against a baseline, time it (warm-up, then repeats; median and IQR), write a
 JSON file of machine info plus one record per row, and print a fixed-width table last.
 """
@@ -91,7 +91,7 @@ def torch_cuda_event_timer(fn, sync=None) -> float:
     """Milliseconds of one ``fn()`` call measured by CUDA events on torch's current stream: the hook
     for device timing (pass ``timer=torch_cuda_event_timer``). Kernels launched by CuPy on its
     default (legacy) stream are ordered with torch's default stream, so events bracket them too.
-    Not exercised until a CUDA bench path exists."""
+    Used by ``bench/rnn.py --device cuda``, which has never run on a GPU."""
     import torch
 
     start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)

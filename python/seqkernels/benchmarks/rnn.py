@@ -1,6 +1,7 @@
-"""Recurrent-layer benchmark: seqkernels against torch.nn (CPU) and a plain NumPy float32 loop.
+"""Recurrent-layer benchmark: seqkernels against torch.nn and a plain NumPy float32 loop (CPU), or
+against torch.nn with cuDNN (``--device cuda``; never run on a GPU yet).
 
-    python bench/rnn.py [--device cpu] [--quick] [--repeats N] [--threads N] [--json PATH]
+    python bench/rnn.py [--device cpu|cuda] [--quick] [--repeats N] [--threads N] [--json PATH]
     seqkernels bench rnn ...            (the same, from an installed package)
 
 Modes: ``fwd`` is inference (``layer.eval()``, ``torch.no_grad()``); ``fwd+bwd`` is training: a

@@ -2,7 +2,7 @@
 ``torch.nn.LSTM`` (and, to show the wrapper's cost, the NumPy-facing ``seqkernels.nn.LSTM`` over
 the same kernels).
 
-    python bench/torch_layers.py [--device cpu] [--quick] [--repeats N] [--threads N] [--json PATH]
+    python bench/torch_layers.py [--device cpu|cuda] [--quick] [--repeats N] [--threads N] [--json PATH]
 
 One training step = forward of a ``(T, B, I)`` float32 input with ``requires_grad`` on the input
 and the parameters, then ``y.backward(dy)`` for a fixed random ``dy`` (seqkernels.nn: ``forward``

@@ -1,4 +1,4 @@
-"""GloVe word vectors (SPEC.md §6), a drop-in for Stanford GloVe: the same files in and out, faster,
+"""GloVe word vectors (docs/ops.md §5), a drop-in for Stanford GloVe: the same files in and out, faster,
 and usable from Python.
 
 Pipeline (each step also a ``seqkernels glove`` command with Stanford's flags)::
@@ -10,9 +10,11 @@ Pipeline (each step also a ``seqkernels glove`` command with Stanford's flags)::
     wv = model.to_word_vectors()
     wv.analogy("man", "king", "woman")                                     # "queen", given data
 
-Counting and training run on the CPU (C++, OpenMP threads). The CUDA paths are not built yet:
-``device="cuda"`` raises NotImplementedError. The exact counting and training rules, and where
-they deliberately differ from Stanford's, are in :mod:`seqkernels.reference.glove`.
+Counting and training run on the CPU (C++, OpenMP threads). Training also has a CUDA path,
+``GloVe.fit(device="cuda")`` / ``glove train -device cuda`` (written, never run on a GPU); GPU
+co-occurrence counting is not written, and ``glove cooccur -device cuda`` raises an error. The exact
+counting and training rules, and where they deliberately differ from Stanford's, are in
+:mod:`seqkernels.reference.glove` and docs/ops.md §5–§6.
 """
 
 from .cooccurrence import Cooccurrence, cooccurrence, write_cooccurrence

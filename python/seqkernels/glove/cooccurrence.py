@@ -154,7 +154,8 @@ def cooccurrence(corpus, vocabulary, window_size: int = 15, symmetric: bool = Tr
     ``max_product`` / ``overflow_length`` override the sizes derived from ``memory`` (Stanford's
     flags of the same names). ``progress=True`` shows a progress bar on stderr.
 
-    The CUDA path (``device="cuda"`` in the CLI) is not built yet; this function runs on the CPU."""
+    Runs on the CPU: GPU co-occurrence counting is not written (``cooccur -device cuda`` in the CLI
+    raises an error)."""
     words, vocab = _vocabulary_argument(vocabulary)
     opts = _options(window_size, symmetric, distance_weighting, memory, threads, temp_dir, max_product, overflow_length)
     stats, rows, cols, values = _C.glove_cooccur(corpus_argument(corpus), words, **opts,

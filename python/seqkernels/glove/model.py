@@ -25,7 +25,7 @@ def _positive(name: str, value) -> float:
 
 
 class GloVe:
-    """The GloVe model (SPEC.md §6) trained as Stanford's ``glove`` trains it.
+    """The GloVe model (docs/ops.md §5) trained as Stanford's ``glove`` trains it.
 
     Parameters follow Stanford's flags: ``vector_size`` (-vector-size), ``x_max`` (-x-max), ``alpha``
     (-alpha), ``learning_rate`` (-eta), ``grad_clip`` (-grad-clip), ``threads`` (-threads; None = all

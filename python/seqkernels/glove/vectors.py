@@ -14,7 +14,7 @@ __all__ = ["WordVectors"]
 
 
 class WordVectors:
-    """Named vectors with cosine similarity (``u·v / (‖u‖‖v‖)``, SPEC.md §6).
+    """Named vectors with cosine similarity (``u·v / (‖u‖‖v‖)``, docs/ops.md §5).
 
     >>> wv = WordVectors(["a", "b"], [[1.0, 0.0], [0.6, 0.8]])
     >>> round(wv.similarity("a", "b"), 3)

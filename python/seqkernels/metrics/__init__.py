@@ -1,6 +1,6 @@
 """Evaluation metrics for sequence models.
 
-:func:`bleu` (corpus BLEU) and :func:`sentence_bleu` follow SPEC §5 with sacrebleu's conventions
+:func:`bleu` (corpus BLEU) and :func:`sentence_bleu` follow docs/ops.md §4 with sacrebleu's conventions
 (tokenisation, smoothing, effective order, reference streams); see :mod:`seqkernels.metrics.bleu`
 for the formula and every convention.
 """

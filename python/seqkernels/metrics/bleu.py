@@ -1,4 +1,4 @@
-"""BLEU (Papineni et al., 2002) with sacrebleu's conventions (SPEC §5).
+"""BLEU (Papineni et al., 2002) with sacrebleu's conventions (docs/ops.md §4).
 
 Definition
 ----------
@@ -24,8 +24,8 @@ shorter reference, as sacrebleu), the brevity penalty and the score are::
 a geometric mean of the four precisions, reported on sacrebleu's 0–100 scale. If any ``p_n`` that
 enters the mean is zero the score is 0.
 
-Conventions taken from sacrebleu (2.x), which SPEC §5 defers to
---------------------------------------------------------------------
+Conventions taken from sacrebleu (2.x)
+--------------------------------------
 * Pre-processing of every segment: lower-case with :meth:`str.lower` when ``lowercase=True``,
   strip trailing whitespace, tokenise, split on whitespace.
 * If no n-gram of any order matches (``correct_n = 0`` for all n) the score is 0 whatever the
@@ -84,7 +84,7 @@ from typing import Callable, Iterable, Optional, Sequence
 
 __all__ = ["BLEUScore", "bleu", "sentence_bleu", "tokenize_13a", "TOKENIZERS", "SMOOTH_METHODS"]
 
-#: Highest n-gram order (SPEC §5: n = 1..4).
+#: Highest n-gram order (n = 1..4).
 MAX_ORDER = 4
 #: Tokenisers accepted by ``tokenize``.
 TOKENIZERS = ("13a", "none")

@@ -1,4 +1,5 @@
-"""Models for the seeds' tasks, built from :mod:`seqkernels.nn` with the fused recurrent layers.
+"""Classic sequence models (language model, classifier, tagger, seq2seq), built from
+:mod:`seqkernels.nn` with the fused recurrent layers.
 
 * :class:`LanguageModel` - character- or word-level; ``fit``, ``perplexity``, ``bits_per_char``,
   ``sample``, ``greedy``, ``beam_search``.
@@ -7,11 +8,12 @@
 * :class:`Seq2Seq` - encoder-decoder with attention; ``translate`` (beam search) and ``evaluate_bleu``.
 * :class:`Vocab` - character/word vocabularies with ``<PAD>``, ``<UNK>``, ``<BOS>``, ``<EOS>``.
 
-Every model's ``save(path)`` writes weights, configuration and vocabularies to one ``.npz``;
-``Model.from_file(path)`` or :func:`load` rebuilds it.
+Every model's ``fit`` returns a :class:`TrainingHistory`. Every model's ``save(path)`` writes
+weights, configuration and vocabularies to one ``.npz``; ``Model.from_file(path)`` or :func:`load`
+rebuilds it.
 """
 
-from ._base import Model
+from ._base import Model, TrainingHistory
 from .classifiers import SequenceClassifier, SequenceTagger
 from .language_model import LanguageModel
 from .seq2seq import Seq2Seq
@@ -23,4 +25,5 @@ def load(path):
     return Model.from_file(path)
 
 
-__all__ = ["LanguageModel", "Model", "Seq2Seq", "SequenceClassifier", "SequenceTagger", "Vocab", "load"]
+__all__ = ["LanguageModel", "Model", "Seq2Seq", "SequenceClassifier", "SequenceTagger", "TrainingHistory", "Vocab",
+           "load"]

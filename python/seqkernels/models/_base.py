@@ -7,6 +7,7 @@ import math
 import numbers
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -132,8 +133,68 @@ def register(cls):
     return cls
 
 
+@dataclass
+class TrainingHistory:
+    """What :func:`fit_loop` (and every model's ``fit``) returns.
+
+    Per epoch: ``train_loss`` (mean loss per token) and ``val_loss`` (empty without validation).
+    Per step: ``step_loss`` and ``step_tokens`` (cumulative tokens after the step). Totals:
+    ``seconds`` (training time, validation excluded), ``tokens``, ``tokens_per_s``,
+    ``skipped_steps`` (steps whose gradient norm was not finite), ``stopped`` ("epochs" or "time"),
+    ``best_val_loss`` (None without validation) and ``restored_best`` (whether the best epoch's
+    parameters were put back). ``history["train_loss"]`` reads a field like a dict does.
+    """
+
+    train_loss: list = field(default_factory=list)
+    val_loss: list = field(default_factory=list)
+    step_loss: list = field(default_factory=list)
+    step_tokens: list = field(default_factory=list)
+    seconds: float = 0.0
+    tokens: int = 0
+    tokens_per_s: float = 0.0
+    skipped_steps: int = 0
+    stopped: str = "epochs"
+    best_val_loss: float | None = None
+    restored_best: bool = False
+
+    def __getitem__(self, name: str):
+        if name not in self.__dataclass_fields__:
+            raise KeyError(name)
+        return getattr(self, name)
+
+
+def _train_epoch(model, bar, *, train_step, optimizer, clip, hist, max_seconds) -> tuple[float, bool]:
+    """One pass over the batches of ``bar`` (a tqdm bar over them): train step, clipping, optimiser
+    step, bookkeeping in ``hist``. Returns the epoch's mean loss per token and whether the time
+    budget ran out."""
+    ep_loss, ep_tokens = 0.0, 0
+    for batch in bar:
+        t0 = time.perf_counter()
+        model.train()
+        loss, n = train_step(batch)
+        if not math.isfinite(loss):
+            raise FloatingPointError(f"training loss became {loss} at step {len(hist.step_loss)}; "
+                                     "lower the learning rate or clip gradients")
+        norm = nn.clip_grad_norm(model, clip) if clip is not None else 0.0
+        if math.isfinite(norm):
+            optimizer.step()
+        else:
+            hist.skipped_steps += 1
+        hist.seconds += time.perf_counter() - t0
+        ep_loss += loss * n
+        ep_tokens += n
+        hist.tokens += n
+        hist.step_loss.append(loss)
+        hist.step_tokens.append(hist.tokens)
+        bar.set_postfix_str(f"loss={ep_loss / max(ep_tokens, 1):.3f}, "
+                            f"tok/s={hist.tokens / max(hist.seconds, 1e-9):,.0f}", refresh=False)
+        if max_seconds is not None and hist.seconds >= max_seconds:
+            return ep_loss / max(ep_tokens, 1), True
+    return ep_loss / max(ep_tokens, 1), False
+
+
 def fit_loop(model, *, make_batches, train_step, epochs, optimizer, clip, validate=None, checkpoint=None,
-             progress=True, max_seconds=None, desc="train", restore_best=False):
+             progress=True, max_seconds=None, desc="train", restore_best=False) -> TrainingHistory:
     """Run ``epochs`` passes (or until ``max_seconds`` of training time).
 
     make_batches(epoch) -> list of batches; train_step(batch) -> (mean loss, tokens) after the
@@ -144,82 +205,47 @@ def fit_loop(model, *, make_batches, train_step, epochs, optimizer, clip, valida
     loss improves). The progress bar (tqdm, to stderr) shows the epoch's mean loss and tokens/s.
     With ``restore_best`` (and ``validate``) the parameters of the best validation epoch are put
     back at the end (a copy is kept in memory), so overfitting in the last epochs costs nothing.
-
-    Returns a history dict: per epoch ``train_loss``, ``val_loss``; per step ``step_loss`` and
-    ``step_tokens`` (cumulative); ``seconds`` (training time without validation), ``tokens``,
-    ``tokens_per_s``, ``skipped_steps``, ``stopped`` ("epochs" or "time"), ``best_val_loss`` and
-    ``restored_best`` (whether the best epoch's parameters were put back).
+    Returns a :class:`TrainingHistory`.
     """
     from tqdm.auto import tqdm
 
-    hist = {"train_loss": [], "val_loss": [], "step_loss": [], "step_tokens": [], "seconds": 0.0, "tokens": 0,
-            "tokens_per_s": 0.0, "skipped_steps": 0, "stopped": "epochs", "best_val_loss": None,
-            "restored_best": False}
+    hist = TrainingHistory()
     was_training = model.training
-    train_time = 0.0
-    best = math.inf
-    best_state = None
-    blas = single_threaded_blas()  # NumPy's BLAS threads would fight the kernels' OpenMP team
-    blas.__enter__()
+    best, best_state = math.inf, None
     try:
-        for epoch in range(epochs):
-            batch_list = make_batches(epoch)
-            bar = tqdm(batch_list, desc=f"{desc} epoch {epoch + 1}/{epochs}", disable=not progress, unit="batch",
-                       leave=True, dynamic_ncols=True, mininterval=0.5)
-            ep_loss = 0.0
-            ep_tokens = 0
-            out_of_time = False
-            for batch in bar:
-                t0 = time.perf_counter()
-                model.train()
-                loss, n = train_step(batch)
-                if not math.isfinite(loss):
-                    raise FloatingPointError(f"training loss became {loss} at step {len(hist['step_loss'])}; "
-                                             "lower the learning rate or clip gradients")
-                norm = nn.clip_grad_norm(model, clip) if clip is not None else 0.0
-                if math.isfinite(norm):
-                    optimizer.step()
-                else:
-                    hist["skipped_steps"] += 1
-                train_time += time.perf_counter() - t0
-                ep_loss += loss * n
-                ep_tokens += n
-                hist["tokens"] += n
-                hist["step_loss"].append(loss)
-                hist["step_tokens"].append(hist["tokens"])
-                bar.set_postfix_str(f"loss={ep_loss / max(ep_tokens, 1):.3f}, "
-                                    f"tok/s={hist['tokens'] / max(train_time, 1e-9):,.0f}", refresh=False)
-                if max_seconds is not None and train_time >= max_seconds:
-                    out_of_time = True
-                    break
-            bar.close()
-            hist["train_loss"].append(ep_loss / max(ep_tokens, 1))
-            if validate is not None:
-                val = float(validate())
-                hist["val_loss"].append(val)
-                improved = val < best
-                best = min(best, val)
-                hist["best_val_loss"] = best
-                if progress:
-                    tqdm.write(f"{desc} epoch {epoch + 1}: train loss {hist['train_loss'][-1]:.4f}, "
-                               f"validation loss {val:.4f}" + (" (best)" if improved else ""))
-                if improved and restore_best:
-                    best_state = model.state_dict()
-            else:
+        with single_threaded_blas():  # NumPy's BLAS threads would fight the kernels' OpenMP team
+            for epoch in range(epochs):
+                bar = tqdm(make_batches(epoch), desc=f"{desc} epoch {epoch + 1}/{epochs}", disable=not progress,
+                           unit="batch", leave=True, dynamic_ncols=True, mininterval=0.5)
+                try:
+                    train_loss, out_of_time = _train_epoch(model, bar, train_step=train_step, optimizer=optimizer,
+                                                           clip=clip, hist=hist, max_seconds=max_seconds)
+                finally:
+                    bar.close()
+                hist.train_loss.append(train_loss)
                 improved = True
-            if checkpoint is not None and improved:
-                model.save(checkpoint)
-            if out_of_time:
-                hist["stopped"] = "time"
-                break
+                if validate is not None:
+                    val = float(validate())
+                    hist.val_loss.append(val)
+                    improved = val < best
+                    best = min(best, val)
+                    hist.best_val_loss = best
+                    if progress:
+                        tqdm.write(f"{desc} epoch {epoch + 1}: train loss {train_loss:.4f}, "
+                                   f"validation loss {val:.4f}" + (" (best)" if improved else ""))
+                    if improved and restore_best:
+                        best_state = model.state_dict()
+                if checkpoint is not None and improved:
+                    model.save(checkpoint)
+                if out_of_time:
+                    hist.stopped = "time"
+                    break
     finally:
-        blas.__exit__(None, None, None)
         model.train(was_training)
-    if best_state is not None and hist["val_loss"][-1] > best:
+    if best_state is not None and hist.val_loss[-1] > best:
         model.load_state_dict(best_state)
-        hist["restored_best"] = True
-    hist["seconds"] = train_time
-    hist["tokens_per_s"] = hist["tokens"] / train_time if train_time > 0 else 0.0
+        hist.restored_best = True
+    hist.tokens_per_s = hist.tokens / hist.seconds if hist.seconds > 0 else 0.0
     return hist
 
 

@@ -166,7 +166,7 @@ class SequenceClassifier(_Encoder):
             max_seconds=None, checkpoint=None, progress=True, seed=0, restore_best=False):
         """Train on ``texts`` (str or token lists) with one label each. ``val``: ``(texts, labels)``
         evaluated after each epoch (mean loss). Other arguments as in :meth:`LanguageModel.fit`.
-        Returns the history dict (``tokens`` count sequences here)."""
+        Returns the :class:`TrainingHistory` (``tokens`` count sequences here)."""
         texts, labels = list(texts), list(labels)
         if len(texts) != len(labels):
             raise ValueError(f"labels: {len(labels)} labels for {len(texts)} texts")
@@ -252,7 +252,7 @@ class SequenceTagger(_Encoder):
     def fit(self, sentences, tags, *, val=None, epochs=5, batch_size=32, lr=2e-3, optimizer="adam", clip=5.0,
             max_seconds=None, checkpoint=None, progress=True, seed=0, restore_best=False):
         """Train on ``sentences`` (str or token lists) with a list of tags each (one per token).
-        ``val``: ``(sentences, tags)``. Returns the history dict."""
+        ``val``: ``(sentences, tags)``. Returns the :class:`TrainingHistory`."""
         sentences, tags = list(sentences), [list(t) for t in tags]
         if len(sentences) != len(tags):
             raise ValueError(f"tags: {len(tags)} tag sequences for {len(sentences)} sentences")

@@ -126,7 +126,7 @@ def _device_line():
     line = (f"CPU, {info.get('openmp_threads', '?')} OpenMP threads, {info.get('blas', 'BLAS')} "
             f"({info.get('cpu_capability', '?')} kernels)")
     if cuda_available():
-        line += f"; CUDA device {cuda_device_name()} found, but the CUDA recurrent layers are not built yet"
+        line += f"; CUDA device {cuda_device_name()} found, but the models train on the CPU"
     return line
 
 

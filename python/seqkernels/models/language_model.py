@@ -140,7 +140,7 @@ class LanguageModel(Model):
         epoch (mean loss per token). checkpoint: ``.npz`` path written after each epoch (with
         validation: when it improves); reload with ``LanguageModel.from_file``. restore_best: with
         ``val_texts``, end with the parameters of the best validation epoch.
-        Returns the history dict of the training loop (losses are mean nats per token).
+        Returns the :class:`TrainingHistory` of the training loop (losses are mean nats per token).
         """
         epochs = check_int(epochs, "epochs")
         batch_size = check_int(batch_size, "batch_size")

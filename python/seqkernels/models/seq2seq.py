@@ -181,7 +181,7 @@ class Seq2Seq(Model):
             max_seconds=None, checkpoint=None, progress=True, seed=0, restore_best=False):
         """Train on parallel lists of source and target texts (str or token lists). ``val``:
         ``(src, tgt)`` scored after each epoch (mean teacher-forced loss per token). Other arguments
-        as in :meth:`LanguageModel.fit`. Returns the history dict."""
+        as in :meth:`LanguageModel.fit`. Returns the :class:`TrainingHistory`."""
         src, tgt = list(src), list(tgt)
         if len(src) != len(tgt):
             raise ValueError(f"tgt: {len(tgt)} targets for {len(src)} sources")

@@ -1,5 +1,5 @@
 """Character- and word-level vocabularies with ``<PAD>``, ``<UNK>``, ``<BOS>`` and ``<EOS>``
-(SPEC.md section 3)."""
+(docs/ops.md §2)."""
 
 from __future__ import annotations
 

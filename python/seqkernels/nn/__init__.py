@@ -1,6 +1,7 @@
 """Layers with explicit forward and backward over NumPy arrays, and what it takes to train them.
 
-* Recurrent layers: :class:`LSTM`, :class:`GRU`, :class:`RNN` (fused C++ kernels).
+* Recurrent layers: :class:`LSTM`, :class:`GRU`, :class:`RNN` (fused C++ kernels; CUDA kernels on
+  CuPy arrays after ``.to("cuda")``).
 * Training pieces: :class:`Embedding`, :class:`Linear`, :class:`Dropout`, :class:`Tanh`,
   :class:`Attention`, :func:`softmax_cross_entropy`, :func:`log_softmax`, :class:`SGD`,
   :class:`Adam`, :func:`clip_grad_norm`, and :class:`Module` / :class:`Sequential` (named

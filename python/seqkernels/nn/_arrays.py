@@ -1,8 +1,9 @@
 """Small array helpers shared by the training layers: which array library an array belongs to, and
 argument checks whose messages name the argument.
 
-The layers call ``xp = array_module(x)`` and then only ``xp.*`` functions, so CuPy arrays can take
-the same code path later; today only NumPy is built and tested (the CUDA layers are not there yet).
+The layers call ``xp = array_module(x)`` and then only ``xp.*`` functions, so CuPy arrays take the
+same code path. The training layers are tested on NumPy only; the recurrent layers have their own
+CUDA path (``nn/_cuda_recurrent.py``, tested only where a GPU is present).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Softmax cross-entropy with its gradient (SPEC.md section 3), and log-softmax.
+"""Softmax cross-entropy with its gradient (docs/ops.md §2), and log-softmax.
 
 Reference: :func:`seqkernels.reference.training.softmax_cross_entropy` (float64, row by row).
 """

@@ -1,7 +1,8 @@
 """Recurrent layers (LSTM, GRU, RNN) with PyTorch's constructor, parameter names and semantics,
-explicit ``backward``, over the fused C++ kernels of :mod:`seqkernels._C`.
+explicit ``backward``, over the fused C++ kernels of :mod:`seqkernels._C` (after ``.to("cuda")``,
+the CUDA kernels of :mod:`seqkernels._cuda` on CuPy arrays; never run on a GPU yet).
 
-Semantics are SPEC.md §1–§2 and :mod:`seqkernels.reference` (the float64 twin these layers are
+Semantics are docs/ops.md §1 and :mod:`seqkernels.reference` (the float64 twin these layers are
 tested against): sequence-major ``(T, B, I)`` input (``batch_first=True`` takes ``(B, T, I)``),
 ``y`` of ``(T, B, D*H)``, states ``(L*D, B, H)`` indexed ``k*D + d``, ``lengths`` with
 PackedSequence semantics, dropout on every layer's output but the last, in training mode only.
@@ -239,7 +240,7 @@ class _Recurrent:
 
         x: ``(T, B, I)`` (``(B, T, I)`` with ``batch_first``), float; cast to the layer's dtype.
         hx: initial state ``(L*D, B, H)``; for LSTM a tuple ``(h0, c0)``. None means zeros.
-        lengths: ``(B,)`` ints in ``1..T`` or None: PackedSequence semantics (SPEC §1).
+        lengths: ``(B,)`` ints in ``1..T`` or None: PackedSequence semantics (docs/ops.md §1.6).
         Returns ``(y, h_n)`` and, for LSTM, ``(y, (h_n, c_n))``; y is ``(T, B, D*H)`` (or batch-first).
         """
         x = self._array(x, "x")
@@ -346,7 +347,8 @@ class LSTM(_Recurrent):
 
 class GRU(_Recurrent):
     """Gated recurrent unit (gates r, z, n). ``reset_after=True`` is PyTorch's and cuDNN's form;
-    ``reset_after=False`` is Cho et al. 2014's (the seeds' "full GRU", Keras ``reset_after=False``)."""
+    ``reset_after=False`` is Cho et al. 2014's (the "full GRU", Keras ``reset_after=False``;
+    docs/ops.md §1.3)."""
 
     _mode = "gru"
 

@@ -1,4 +1,4 @@
-"""Float64 NumPy reference for the recurrent layers: the executable form of SPEC.md sections 1-2.
+"""Float64 NumPy reference for the recurrent layers: the executable form of docs/ops.md §1.
 
 Written for reading, not speed: every C++ and CUDA kernel of ``seqkernels`` is checked against it.
 Computation happens in the dtype of the input ``x`` (float64 normally).

@@ -1,9 +1,9 @@
 """Single time-step recurrent cells: forward and hand-derived backward.
 
-This module is the executable form of SPEC.md sections 1 (forward) and 2 (backward) for one
-time step. Everything is written out step by step, for reading rather than speed.
+This module is the executable form of docs/ops.md §1.2–§1.4 (forward) and §1.8 (backward) for
+one time step. Everything is written out step by step, for reading rather than speed.
 
-Conventions (SPEC.md section 1, identical to PyTorch):
+Conventions (docs/ops.md §1.1, identical to PyTorch):
 
 * ``x`` is ``(B, I)``, ``h`` and ``c`` are ``(B, H)``.
 * ``w_ih`` is ``(G*H, I)``, ``w_hh`` is ``(G*H, H)``, ``b_ih`` and ``b_hh`` are ``(G*H,)`` or
@@ -124,7 +124,7 @@ def _param_grads(dz_ih, x, dz_hh, h, has_b_ih: bool, has_b_hh: bool) -> dict:
 
 
 def lstm_cell_forward(x, h, c, w_ih, w_hh, b_ih=None, b_hh=None):
-    """One LSTM step (SPEC.md section 1, "LSTM"; gate blocks i, f, g, o as in PyTorch).
+    """One LSTM step (docs/ops.md §1.2; gate blocks i, f, g, o as in PyTorch).
 
     ::
 
@@ -157,7 +157,7 @@ def lstm_cell_forward(x, h, c, w_ih, w_hh, b_ih=None, b_hh=None):
 
 
 def lstm_cell_backward(dh, dc, cache):
-    """Backward of :func:`lstm_cell_forward` (SPEC.md section 2, the LSTM step).
+    """Backward of :func:`lstm_cell_forward` (docs/ops.md §1.8, the LSTM step).
 
     ``dh`` is dL/dh_new and ``dc`` is the gradient reaching ``c_new`` from outside this step
     (from the next step, or dL/dc_n); either may be ``None`` for zero. With ``tc = tanh(c_new)``::
@@ -209,7 +209,7 @@ def lstm_cell_backward(dh, dc, cache):
 
 
 def gru_cell_forward(x, h, w_ih, w_hh, b_ih=None, b_hh=None, reset_after=True):
-    """One GRU step (SPEC.md section 1, "GRU"; gate blocks r, z, n as in PyTorch).
+    """One GRU step (docs/ops.md §1.3; gate blocks r, z, n as in PyTorch).
 
     With ``gi = x W_ih^T + b_ih`` and ``gh = h W_hh^T + b_hh`` split into blocks ``_r, _z, _n``::
 
@@ -250,7 +250,7 @@ def gru_cell_forward(x, h, w_ih, w_hh, b_ih=None, b_hh=None, reset_after=True):
 
 
 def gru_cell_backward(dh, cache):
-    """Backward of :func:`gru_cell_forward`, derived by hand from its equations (SPEC.md section 2).
+    """Backward of :func:`gru_cell_forward`, derived by hand from its equations (docs/ops.md §1.8).
 
     Common part, from ``h_new = (1 − u) ⊙ n + u ⊙ h``::
 
@@ -322,7 +322,7 @@ def gru_cell_backward(dh, cache):
 
 
 def rnn_cell_forward(x, h, w_ih, w_hh, b_ih=None, b_hh=None, nonlinearity="tanh"):
-    """One Elman RNN step (SPEC.md section 1, "RNN")::
+    """One Elman RNN step (docs/ops.md §1.4)::
 
         h_new = act(x W_ih^T + b_ih + h W_hh^T + b_hh),   act ∈ {tanh, relu}
 

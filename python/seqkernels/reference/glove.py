@@ -1,4 +1,4 @@
-"""Stanford GloVe's counting rules and training step, written out for reading (SPEC.md section 6).
+"""Stanford GloVe's counting rules and training step, written out for reading (docs/ops.md §5).
 
 This module is the executable statement of what ``seqkernels.glove`` computes; the C++ kernels are
 tested against it on small corpora. It is plain Python and slow on purpose: every rule is one

@@ -1,8 +1,9 @@
 """Whole-sequence LSTM / GRU / RNN: forward and backward through time (BPTT).
 
-The executable form of SPEC.md sections 1 ("Layers and directions", "Variable lengths") and 2,
-built as plain loops over layers, directions and time steps that call the single-step cells of
-:mod:`seqkernels.reference.cells`. Clarity first: nothing here is batched across time.
+The executable form of docs/ops.md §1.5–§1.8 (layers and directions, variable lengths, dropout,
+backward through time), built as plain loops over layers, directions and time steps that call the
+single-step cells of :mod:`seqkernels.reference.cells`. Clarity first: nothing here is batched
+across time.
 
 Conventions (all as in PyTorch, so results match ``torch.nn.LSTM/GRU/RNN`` and PackedSequence):
 
@@ -270,7 +271,7 @@ def forward(
 ):
     """Run a (multi-layer, optionally bidirectional) LSTM / GRU / RNN over a sequence.
 
-    SPEC.md section 1. Arguments:
+    docs/ops.md §1. Arguments:
 
     * ``mode``: ``"lstm"``, ``"gru"`` or ``"rnn"``.
     * ``x``: ``(T, B, I)`` floating array; its dtype is the compute dtype.
@@ -364,7 +365,7 @@ def forward(
 
 
 def backward(cache, dy, dh_n=None, dc_n=None):
-    """Backward through time of :func:`forward` (SPEC.md section 2).
+    """Backward through time of :func:`forward` (docs/ops.md §1.8).
 
     * ``dy``: dL/dy ``(T, B, D*H)``; entries at padded steps (``t >= lengths[b]``) are ignored
       because ``y`` is the constant 0 there.

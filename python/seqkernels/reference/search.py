@@ -1,4 +1,4 @@
-"""Beam search in float64 NumPy: the executable form of SPEC.md section 4 and of the beam-search issue.
+"""Beam search in float64 NumPy: the executable form of docs/ops.md §3.1–§3.2.
 
 Two pieces, both written for reading rather than speed:
 
@@ -18,7 +18,7 @@ A hypothesis' raw score is ``s = sum_t log P(y_t | x, y_<t)``. Its length ``T_y`
 generated tokens *including* ``<EOS>`` and *excluding* ``<BOS>``. Finished hypotheses are ranked by
 the normalised score ``s / lp(T_y)`` with
 
-* ``penalty="average"`` (the seeds' form): ``lp(T) = T**alpha``
+* ``penalty="average"`` (the default):   ``lp(T) = T**alpha``
 * ``penalty="gnmt"`` (Wu et al. 2016):    ``lp(T) = ((5 + T) / 6)**alpha``
 
 ``alpha = length_penalty`` (0.7 by default); ``alpha = 0`` gives ``lp = 1``, the raw sum.

@@ -1,9 +1,9 @@
-"""Float64 NumPy reference of the training pieces (SPEC.md section 3): the executable form that the
+"""Float64 NumPy reference of the training pieces (docs/ops.md §2): the executable form that the
 vectorised layers of :mod:`seqkernels.nn` are tested against.
 
 Written for reading: explicit loops over rows and tokens where that makes the formula plain. Every
 function computes in float64 and returns new arrays (inputs are never modified). Conventions are
-PyTorch's where SPEC.md is silent: ``Linear`` keeps ``weight`` as ``(out, in)``, the cross-entropy
+PyTorch's where docs/ops.md is silent: ``Linear`` keeps ``weight`` as ``(out, in)``, the cross-entropy
 mean runs over non-ignored targets, SGD and Adam follow the update rules printed in the
 ``torch.optim.SGD`` / ``torch.optim.Adam`` documentation, and gradient clipping uses
 ``clip_coef = max_norm / (total_norm + 1e-6)`` applied only when it is below 1.

@@ -6,8 +6,9 @@ and backward run on the seqkernels kernels::
     lstm.load_state_dict(torch_lstm.state_dict())   # torch.nn weights load unchanged
 
 Needs torch (``pip install seqkernels[torch]``); the rest of seqkernels does not, and
-``import seqkernels`` never imports this module. CPU tensors only for now (float32/float64);
-CUDA tensors raise NotImplementedError until the CUDA kernels are built.
+``import seqkernels`` never imports this module. float32/float64 tensors on the CPU (the C++
+kernels) or on CUDA (the CUDA kernels, through CuPy views on torch's current stream; needs CuPy and
+the CUDA build; never run on a GPU yet). Tensors on other devices raise RuntimeError.
 """
 
 try:

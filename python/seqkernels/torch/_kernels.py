@@ -123,7 +123,7 @@ def _backend(device: torch.device):
         return _cpu_forward, _cpu_backward
     if device.type == "cuda":
         return _cuda_forward, _cuda_backward
-    raise RuntimeError(f"seqkernels.torch: tensors on device '{device}' are not supported (CPU only for now)")
+    raise RuntimeError(f"seqkernels.torch: tensors on device '{device}' are not supported (only 'cpu' and 'cuda')")
 
 
 def layer_forward(spec: LayerSpec, x, h0, c0, weights, lengths, training: bool, packs=None):

@@ -2,10 +2,10 @@
 ``torch.nn.LSTM/GRU/RNN``: same constructor, attributes, parameter names, shapes and
 initialisation, ``forward(input, hx=None)`` with the same inputs (tensor, batch-first, unbatched
 2-D, ``PackedSequence``) and outputs, dropout between layers in training mode, and the same
-exceptions for bad arguments. Semantics: SPEC.md §1–§2 (where it is silent, PyTorch's).
+exceptions for bad arguments. Semantics: docs/ops.md §1 (where it is silent, PyTorch's).
 
-Not supported: ``proj_size > 0`` (LSTM projections), dtypes other than float32/float64, CUDA
-tensors (until the CUDA kernels are built; see ``_kernels._backend``).
+Not supported: ``proj_size > 0`` (LSTM projections), dtypes other than float32/float64, devices
+other than CPU and CUDA (see ``_kernels._backend``; the CUDA path has never run on a GPU).
 """
 
 from __future__ import annotations
