@@ -344,18 +344,23 @@ void zero_n(T* dst, idx n) { std::fill(dst, dst + n, T(0)); }
 template <typename T>
 void lstm_forward_row(int H, int j0, int hs, const T* zx, const T* zh, int zs, const T* bh, const T* c_prev,
                       T* c_next, T* h_next, T* y, T* ac) {
+  // One pointer per gate block: the vectoriser gives up on this loop when it has to prove that
+  // zh[3·zs + jj] and the stores do not overlap from index arithmetic.
+  const T *zi = zh, *zf = zh + zs, *zg = zh + 2 * zs, *zo = zh + 3 * zs;
+  const T *xi = zx + j0, *xf = zx + H + j0, *xg = zx + 2 * H + j0, *xo = zx + 3 * H + j0;
+  const T *bi = bh + j0, *bf = bh + H + j0, *bg = bh + 2 * H + j0, *bo = bh + 3 * H + j0;
+  T *ai = ac + j0, *af = ac + H + j0, *ag = ac + 2 * H + j0, *ao = ac + 3 * H + j0;
+  c_prev += j0, c_next += j0, h_next += j0, y += j0;
 #pragma omp simd
   for (int jj = 0; jj < hs; ++jj) {
-    const int j = j0 + jj;
-    const LstmGates<T> g = lstm_gates(zx[j] + zh[jj] + bh[j], zx[H + j] + zh[zs + jj] + bh[H + j],
-                                      zx[2 * H + j] + zh[2 * zs + jj] + bh[2 * H + j],
-                                      zx[3 * H + j] + zh[3 * zs + jj] + bh[3 * H + j]);
-    const T c = lstm_cell_state(g, c_prev[j]);
+    const LstmGates<T> g = lstm_gates(xi[jj] + zi[jj] + bi[jj], xf[jj] + zf[jj] + bf[jj], xg[jj] + zg[jj] + bg[jj],
+                                      xo[jj] + zo[jj] + bo[jj]);
+    const T c = lstm_cell_state(g, c_prev[jj]);
     const T h = lstm_hidden(g, c);
-    c_next[j] = c;
-    h_next[j] = h;
-    y[j] = h;
-    ac[j] = g.i; ac[H + j] = g.f; ac[2 * H + j] = g.g; ac[3 * H + j] = g.o;
+    c_next[jj] = c;
+    h_next[jj] = h;
+    y[jj] = h;
+    ai[jj] = g.i, af[jj] = g.f, ag[jj] = g.g, ao[jj] = g.o;
   }
 }
 

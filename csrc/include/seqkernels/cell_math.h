@@ -9,6 +9,16 @@
 
 #include "seqkernels/common.h"
 
+// Every function here has internal linkage (static). The CPU kernels are compiled once
+// per instruction set (cpu_capability.h); with ordinary `inline` functions the linker keeps ONE copy
+// of each — compiled for whichever ISA it met first — and every kernel copy calls it out of line:
+// the pointwise loops stop vectorising, and a plain x86-64 CPU may be handed AVX-512 code.
+#if defined(__CUDACC__)
+#define SK_CELL_FN static __host__ __device__ __forceinline__
+#else
+#define SK_CELL_FN static inline
+#endif
+
 namespace seqkernels {
 
 // exp and tanh in the working type. On the device: CUDA's expf/tanhf. On the host, float uses the
@@ -16,10 +26,13 @@ namespace seqkernels {
 // gate math cost more than the GEMMs); double (used to check kernels against the float64
 // reference) uses libm. Both float forms are within 2 ulp over the whole range (tested).
 #if defined(__CUDA_ARCH__)
-SK_HOST_DEVICE float exp_(float x) { return expf(x); }
-SK_HOST_DEVICE float tanh_(float x) { return tanhf(x); }
+SK_CELL_FN float exp_(float x) { return expf(x); }
+SK_CELL_FN float tanh_(float x) { return tanhf(x); }
 #else
-inline float exp_(float x) {
+// exp_ and tanh_ are never inlined into the gate loops (inlined, their selects sometimes stay
+// branches and the loop stays scalar, depending on what else the translation unit holds); with
+// `declare simd` the vectoriser calls their SIMD clones, one call per vector of units.
+static inline float exp_core(float x) {
   // exp(x) = 2^n · e^r, n = round(x / ln 2), |r| <= ln2 / 2; Cephes-style minimax polynomial for e^r.
   x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);   // keeps 2^n a normal float
   const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round to nearest
@@ -34,7 +47,10 @@ inline float exp_(float x) {
   const int bits = (static_cast<int>(n) + 127) << 23;
   return p * __builtin_bit_cast(float, bits);
 }
-inline float tanh_(float x) {
+#pragma omp declare simd notinbranch
+static __attribute__((noinline, unused)) float exp_(float x) { return exp_core(x); }
+#pragma omp declare simd notinbranch
+static __attribute__((noinline, unused)) float tanh_(float x) {
   const float ax = x < 0.0f ? -x : x;
   // |x| < 0.625: odd minimax polynomial (no cancellation near 0); else (1 − e^{−2|x|}) / (1 + e^{−2|x|}).
   const float z = x * x;
@@ -44,27 +60,27 @@ inline float tanh_(float x) {
   p = p * z + 1.33314422036e-1f;
   p = p * z - 3.33332819422e-1f;
   const float small = x + x * z * p;
-  const float e = exp_(-2.0f * ax);
+  const float e = exp_core(-2.0f * ax);
   const float big = (1.0f - e) / (1.0f + e);
   return ax < 0.625f ? small : (x < 0.0f ? -big : big);
 }
 #endif
-SK_HOST_DEVICE double exp_(double x) { return exp(x); }
-SK_HOST_DEVICE double tanh_(double x) { return tanh(x); }
+SK_CELL_FN double exp_(double x) { return exp(x); }
+SK_CELL_FN double tanh_(double x) { return tanh(x); }
 
-template <typename T> SK_HOST_DEVICE T sigmoid(T x) { return T(1) / (T(1) + exp_(-x)); }
-template <typename T> SK_HOST_DEVICE T tanh_act(T x) { return tanh_(x); }
-template <typename T> SK_HOST_DEVICE T relu(T x) { return x > T(0) ? x : T(0); }
-template <typename T> SK_HOST_DEVICE T dsigmoid_from_output(T y) { return y * (T(1) - y); }
-template <typename T> SK_HOST_DEVICE T dtanh_from_output(T y) { return T(1) - y * y; }
-template <typename T> SK_HOST_DEVICE T drelu_from_output(T y) { return y > T(0) ? T(1) : T(0); }
+template <typename T> SK_CELL_FN T sigmoid(T x) { return T(1) / (T(1) + exp_(-x)); }
+template <typename T> SK_CELL_FN T tanh_act(T x) { return tanh_(x); }
+template <typename T> SK_CELL_FN T relu(T x) { return x > T(0) ? x : T(0); }
+template <typename T> SK_CELL_FN T dsigmoid_from_output(T y) { return y * (T(1) - y); }
+template <typename T> SK_CELL_FN T dtanh_from_output(T y) { return T(1) - y * y; }
+template <typename T> SK_CELL_FN T drelu_from_output(T y) { return y > T(0) ? T(1) : T(0); }
 
 enum class Activation : int { Tanh = 0, Relu = 1 };
 
-template <typename T> SK_HOST_DEVICE T activate(Activation a, T x) {
+template <typename T> SK_CELL_FN T activate(Activation a, T x) {
   return a == Activation::Tanh ? tanh_act(x) : relu(x);
 }
-template <typename T> SK_HOST_DEVICE T dactivate_from_output(Activation a, T y) {
+template <typename T> SK_CELL_FN T dactivate_from_output(Activation a, T y) {
   return a == Activation::Tanh ? dtanh_from_output(y) : drelu_from_output(y);
 }
 
@@ -73,19 +89,19 @@ template <typename T> SK_HOST_DEVICE T dactivate_from_output(Activation a, T y) 
 template <typename T> struct LstmGates { T i, f, g, o; };
 
 template <typename T>
-SK_HOST_DEVICE LstmGates<T> lstm_gates(T zi, T zf, T zg, T zo) {
+SK_CELL_FN LstmGates<T> lstm_gates(T zi, T zf, T zg, T zo) {
   return {sigmoid(zi), sigmoid(zf), tanh_act(zg), sigmoid(zo)};
 }
 // c_t = f ⊙ c_{t-1} + i ⊙ g;  h_t = o ⊙ tanh(c_t)
-template <typename T> SK_HOST_DEVICE T lstm_cell_state(const LstmGates<T>& a, T c_prev) {
+template <typename T> SK_CELL_FN T lstm_cell_state(const LstmGates<T>& a, T c_prev) {
   return a.f * c_prev + a.i * a.g;
 }
-template <typename T> SK_HOST_DEVICE T lstm_hidden(const LstmGates<T>& a, T c) { return a.o * tanh_act(c); }
+template <typename T> SK_CELL_FN T lstm_hidden(const LstmGates<T>& a, T c) { return a.o * tanh_act(c); }
 
 // Backward of one unit. In: dh, dc (total gradients reaching h_t, c_t), saved gates, c_t, c_{t-1}.
 // Out: pre-activation gradients dz (i, f, g, o) and dc_{t-1}.
 template <typename T>
-SK_HOST_DEVICE void lstm_unit_backward(T dh, T dc, const LstmGates<T>& a, T c, T c_prev,
+SK_CELL_FN void lstm_unit_backward(T dh, T dc, const LstmGates<T>& a, T c, T c_prev,
                                        LstmGates<T>* dz, T* dc_prev) {
   const T tc = tanh_act(c);
   const T d_o = dh * tc;
@@ -101,23 +117,23 @@ SK_HOST_DEVICE void lstm_unit_backward(T dh, T dc, const LstmGates<T>& a, T c, T
 // reset_after=true : n = tanh(zx_n + r ⊙ hn),  hn = W_hn h + b_hn
 // reset_after=false: n = tanh(zx_n + hn),      hn = W_hn (r ⊙ h) + b_hn
 // h_t = (1 − u) ⊙ n + u ⊙ h_{t-1}
-template <typename T> SK_HOST_DEVICE T gru_candidate(T zx_n, T r, T hn, bool reset_after) {
+template <typename T> SK_CELL_FN T gru_candidate(T zx_n, T r, T hn, bool reset_after) {
   return tanh_act(reset_after ? zx_n + r * hn : zx_n + hn);
 }
-template <typename T> SK_HOST_DEVICE T gru_hidden(T u, T n, T h_prev) { return (T(1) - u) * n + u * h_prev; }
+template <typename T> SK_CELL_FN T gru_hidden(T u, T n, T h_prev) { return (T(1) - u) * n + u * h_prev; }
 
 // Gradients through the update and candidate for one unit, given dh (total into h_t).
 // Out: du_pre (pre-activation of u), dn_pre (pre-activation of n), and the direct part dh ⊙ u of dh_{t-1}.
 template <typename T>
-SK_HOST_DEVICE void gru_unit_backward_un(T dh, T u, T n, T h_prev, T* du_pre, T* dn_pre, T* dh_prev_direct) {
+SK_CELL_FN void gru_unit_backward_un(T dh, T u, T n, T h_prev, T* du_pre, T* dn_pre, T* dh_prev_direct) {
   *dn_pre = dh * (T(1) - u) * dtanh_from_output(n);
   *du_pre = dh * (h_prev - n) * dsigmoid_from_output(u);  // ∂h/∂u = h_{t-1} − n
   *dh_prev_direct = dh * u;
 }
 
 // ---- Elman RNN ------------------------------------------------------------------------------
-template <typename T> SK_HOST_DEVICE T rnn_hidden(Activation act, T zx, T zh) { return activate(act, zx + zh); }
-template <typename T> SK_HOST_DEVICE T rnn_unit_backward(Activation act, T dh, T h) {
+template <typename T> SK_CELL_FN T rnn_hidden(Activation act, T zx, T zh) { return activate(act, zx + zh); }
+template <typename T> SK_CELL_FN T rnn_unit_backward(Activation act, T dh, T h) {
   return dh * dactivate_from_output(act, h);
 }
 

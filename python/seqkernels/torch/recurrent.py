@@ -19,15 +19,18 @@ from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils.rnn import PackedSequence
 
-from ._autograd import recurrent_layer
 from ..nn import _layer_plan
+from ..reference import GATES
+from ._autograd import recurrent_layer
 from ._kernels import LayerSpec
 
 _NUMPY_DTYPES = {torch.float32: "float32", torch.float64: "float64"}
 
 __all__ = ["LSTM", "GRU", "RNN"]
 
-_GATES = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1}
+# torch.nn's mode names → the kernels' cell names (gate counts from the one table, reference.GATES)
+_CELL_OF_MODE = {"LSTM": "lstm", "GRU": "gru", "RNN_TANH": "rnn", "RNN_RELU": "rnn"}
+_GATES = {mode: GATES[cell] for mode, cell in _CELL_OF_MODE.items()}
 _DTYPES = (torch.float32, torch.float64)
 
 
@@ -128,7 +131,7 @@ class _RecurrentBase(nn.Module):
         return s
 
     def _spec(self) -> LayerSpec:
-        kernel_mode = {"LSTM": "lstm", "GRU": "gru"}.get(self.mode, "rnn")
+        kernel_mode = _CELL_OF_MODE[self.mode]
         nonlinearity = "relu" if self.mode == "RNN_RELU" else "tanh"
         return LayerSpec(kernel_mode, self._reset_after, nonlinearity, self.hidden_size, self.num_directions,
                          self.bias)
