@@ -140,6 +140,7 @@ void check_sizes(int steps, int batch, int hidden) {
 PYBIND11_MODULE(_cuda, m) {
   m.doc() = "seqkernels CUDA kernels: device queries and the fused beam-search step.";
   m.attr("__version__") = SEQKERNELS_VERSION;
+  m.attr("cuda_archs") = SEQKERNELS_CUDA_ARCHS;  // CMAKE_CUDA_ARCHITECTURES of this build, space-separated
   m.def("device_count", &device_count, "Number of visible CUDA devices (0 when there is no driver or GPU).");
   m.def("device_properties", &device_properties, py::arg("device") = 0,
         "Name, compute capability, SM count, memory and cooperative-launch support of one device.");
