@@ -286,29 +286,36 @@ PYBIND11_MODULE(_cuda, m) {
     d["weights_in_shared_memory"] = p.smem > 0;
     return d;
   });
-  m.def("glove_epoch_blocks", &seqkernels::glove::cuda::epoch_blocks,
-        "Blocks the GloVe epoch kernel launches on the current device (size of the partial sums).");
+  m.def("glove_resident_warps", &seqkernels::glove::cuda::resident_epoch_warps,
+        "Warps of the GloVe epoch kernel resident at once on the current device (0 if unknown).");
+  m.def("glove_epoch_blocks", &seqkernels::glove::cuda::epoch_blocks_for, py::arg("warps"),
+        "Blocks (and partial sums) of a GloVe epoch run by `warps` warps.");
   m.def("glove_train_epoch",
         [](std::uintptr_t W, std::uintptr_t gradsq, std::uintptr_t rows, std::uintptr_t cols,
            std::uintptr_t log_values, std::uintptr_t weights, long long vocab_size, int vector_size, long long records,
-           double eta, double grad_clip, std::uintptr_t block_cost, std::uintptr_t block_skipped, int blocks,
+           double eta, double grad_clip, std::uintptr_t block_cost, std::uintptr_t block_skipped, int warps,
            std::uintptr_t stream) {
           check_arg(vocab_size >= 1 && records >= 0, "vocab_size >= 1 and records >= 0 expected");
           check_arg(vector_size >= 1 && vector_size <= seqkernels::glove::cuda::kMaxCudaVectorSize,
                     "vector_size: the CUDA epoch supports 1.." +
                         std::to_string(seqkernels::glove::cuda::kMaxCudaVectorSize));
-          check_arg(blocks >= 1, "blocks: expected >= 1");
+          check_arg(warps >= 1, "warps: expected >= 1, got " + std::to_string(warps));
           seqkernels::glove::TrainArgs a;
           a.vocab_size = vocab_size; a.vector_size = vector_size; a.records = records;
           a.W = dev<double>(W); a.gradsq = dev<double>(gradsq);
           a.rows = dev<const int32_t>(rows); a.cols = dev<const int32_t>(cols);
           a.log_values = dev<const double>(log_values); a.weights = dev<const double>(weights);
           a.eta = eta; a.grad_clip = grad_clip;
-          check_arg(a.W && a.gradsq && a.rows && a.cols && a.log_values && a.weights, "glove_train_epoch: null pointer");
+          check_arg(a.W && a.gradsq && a.rows && a.cols && a.log_values && a.weights && block_cost && block_skipped,
+                    "glove_train_epoch: null pointer");
+          const DeviceGuard guard(
+              device_of({W, gradsq, rows, cols, log_values, weights, block_cost, block_skipped}, "glove_train_epoch"),
+              stream, "glove_train_epoch");
           SK_CUDA_CHECK(static_cast<cudaError_t>(seqkernels::glove::cuda::train_epoch(
-              a, dev<double>(block_cost), dev<long long>(block_skipped), blocks, dev<void>(stream))));
+              a, dev<double>(block_cost), dev<long long>(block_skipped), warps, dev<void>(stream))));
         },
-        "One GloVe AdaGrad epoch on device pointers (seqkernels/glove.h, CUDA); per-block partial sums.");
+        "One GloVe AdaGrad epoch on device pointers (seqkernels/glove.h, CUDA) run by `warps` warps; "
+        "per-block partial sums (glove_epoch_blocks(warps) of each).");
   m.def("runtime_version", []() {
     int v = 0;
     SK_CUDA_CHECK(cudaRuntimeGetVersion(&v));
