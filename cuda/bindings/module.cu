@@ -284,6 +284,7 @@ PYBIND11_MODULE(_cuda, m) {
     py::dict d;
     d["blocks"] = p.blocks; d["units_per_block"] = p.units; d["shared_memory"] = p.smem;
     d["weights_in_shared_memory"] = p.smem > 0;
+    d["staging_bytes"] = p.stage;
     return d;
   });
   m.def("glove_resident_warps", &seqkernels::glove::cuda::resident_epoch_warps,
