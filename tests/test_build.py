@@ -58,3 +58,55 @@ def test_cpu_capability_environment_variable_caps_the_choice():
     out = subprocess.run([sys.executable, "-c", "import seqkernels as s; print(s.build_info()['cpu_capability'])"],
                          env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "default"
+
+
+# ---- CUDA architectures (cmake/cuda_archs.cmake; SEQKERNELS_CUDA_ARCHS) -----------------------
+def _release_archs(tmp_path, listed: str) -> str:
+    """The release list cmake/cuda_archs.cmake derives from an nvcc that prints ``listed``."""
+    import os
+    import shutil
+    from pathlib import Path
+
+    cmake = shutil.which("cmake")
+    if cmake is None:
+        pytest.skip("cmake not on PATH")
+    nvcc = tmp_path / "nvcc"
+    nvcc.write_text("#!/bin/sh\nprintf '" + listed.replace("\n", "\\n") + "'\n")
+    nvcc.chmod(0o755)
+    module = Path(__file__).resolve().parents[1] / "cmake" / "cuda_archs.cmake"
+    script = tmp_path / "print.cmake"
+    script.write_text(f'include("{module}")\nseqkernels_release_cuda_archs("{nvcc}" archs)\nmessage("${{archs}}")\n')
+    out = subprocess.run([cmake, "-P", str(script)], capture_output=True, text=True, env=dict(os.environ))
+    assert out.returncode == 0, out.stderr
+    return out.stderr.strip()  # message() writes to stderr
+
+
+def test_release_cuda_archs_are_sm75_up_as_sass_plus_ptx_of_the_newest(tmp_path):
+    nvcc13 = "sm_75\nsm_80\nsm_86\nsm_87\nsm_88\nsm_89\nsm_90\nsm_100\nsm_110\nsm_103\nsm_120\nsm_121\n"
+    assert _release_archs(tmp_path, nvcc13) == (
+        "75-real;80-real;86-real;87-real;88-real;89-real;90-real;100-real;103-real;110-real;120-real;121")
+    older = "sm_50\nsm_52\nsm_70\nsm_75\nsm_80\nsm_90\nsm_90a\n"  # below sm_75 and arch-specific: dropped
+    assert _release_archs(tmp_path, older) == "75-real;80-real;90"
+
+
+def test_cuda_extension_carries_the_architectures_it_was_built_for():
+    import shutil
+
+    from seqkernels._backend import _cuda
+
+    if _cuda is None:
+        pytest.skip("built without the CUDA extension")
+    cuobjdump = shutil.which("cuobjdump")
+    if cuobjdump is None:
+        pytest.skip("cuobjdump not on PATH")
+    archs = _cuda.cuda_archs.split()
+    assert archs, "the build records its CMAKE_CUDA_ARCHITECTURES"
+    if archs in (["native"], ["all"], ["all-major"]):
+        pytest.skip(f"SEQKERNELS_CUDA_ARCHS={archs[0]}: no fixed list to compare")
+    listed = lambda flag: subprocess.run([cuobjdump, flag, _cuda.__file__], capture_output=True,  # noqa: E731
+                                         text=True, check=True).stdout
+    sass = sorted({int(n) for n in __import__("re").findall(r"\.sm_(\d+)\.cubin", listed("--list-elf"))})
+    ptx = sorted({int(n) for n in __import__("re").findall(r"\.sm_(\d+)\.ptx", listed("--list-ptx"))})
+    want_sass = sorted(int(a.split("-")[0]) for a in archs if not a.endswith("-virtual"))
+    want_ptx = sorted(int(a.split("-")[0]) for a in archs if not a.endswith("-real"))
+    assert (sass, ptx) == (want_sass, want_ptx)

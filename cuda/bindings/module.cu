@@ -9,6 +9,7 @@
 #include "seqkernels/recurrent.h"
 
 #include <cstdint>
+#include <initializer_list>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -63,6 +64,59 @@ void check_arg(bool ok, const std::string& msg) {
   if (!ok) throw std::invalid_argument(msg);
 }
 
+// The device that holds every non-null pointer of `ptrs` (device or managed memory). Kernels must
+// run there whatever the caller's current device is (a tensor on cuda:1 while cuda:0 is current).
+int device_of(std::initializer_list<std::uintptr_t> ptrs, const char* what) {
+  int device = -1;
+  for (const std::uintptr_t p : ptrs) {
+    if (p == 0) continue;
+    cudaPointerAttributes attr{};
+    SK_CUDA_CHECK(cudaPointerGetAttributes(&attr, reinterpret_cast<const void*>(p)));
+    check_arg(attr.type == cudaMemoryTypeDevice || attr.type == cudaMemoryTypeManaged,
+              std::string(what) + ": expected GPU memory, got a host pointer");
+    check_arg(device < 0 || attr.device == device,
+              std::string(what) + ": the arrays are on different devices (" + std::to_string(device) + " and " +
+                  std::to_string(attr.device) + ")");
+    device = attr.device;
+  }
+  check_arg(device >= 0, std::string(what) + ": no device pointer given");
+  return device;
+}
+
+// Makes `device` current for the launch and restores the caller's device afterwards; checks that
+// a non-default `stream` belongs to `device` (a kernel cannot be queued on another device's stream).
+class DeviceGuard {
+ public:
+  DeviceGuard(int device, std::uintptr_t stream, const char* what) {
+    SK_CUDA_CHECK(cudaGetDevice(&previous_));
+    if (device != previous_) SK_CUDA_CHECK(cudaSetDevice(device));
+    changed_ = device != previous_;
+    if (stream != 0) {
+      int stream_device = -1;
+      const cudaError_t err = cudaStreamGetDevice(reinterpret_cast<cudaStream_t>(stream), &stream_device);
+      if (err != cudaSuccess) restore();
+      SK_CUDA_CHECK(err);
+      if (stream_device != device) {
+        restore();
+        throw std::invalid_argument(std::string(what) + ": the stream belongs to device " +
+                                    std::to_string(stream_device) + " but the arrays are on device " +
+                                    std::to_string(device));
+      }
+    }
+  }
+  ~DeviceGuard() { restore(); }
+  DeviceGuard(const DeviceGuard&) = delete;
+  DeviceGuard& operator=(const DeviceGuard&) = delete;
+
+ private:
+  void restore() noexcept {
+    if (changed_) (void)cudaSetDevice(previous_);
+    changed_ = false;
+  }
+  int previous_ = 0;
+  bool changed_ = false;
+};
+
 // Raw-pointer entry of the fused beam step; seqkernels.ops owns the CuPy arrays and passes their
 // device pointers and the current stream.
 template <typename T>
@@ -78,6 +132,9 @@ void beam_step_t(std::uintptr_t scores, std::uintptr_t beam_scores, int items, i
   check_arg(vocab >= 1, "scores: expected V >= 1");
   check_arg(static_cast<long long>(beams) * vocab < INT32_MAX, "scores: B*V must be below 2^31");
   check_arg(eos_id >= 0 && eos_id < vocab, "eos_id: outside the vocabulary");
+  const cuda::BeamStepGrid grid = cuda::beam_step_grid(items, beams, vocab);
+  check_arg(grid.rows < INT32_MAX && grid.chunk_blocks < INT32_MAX,
+            "scores: N*B and the number of candidate chunks (beam_step_grid) must be below 2^31");
   BeamStepArgs<T> a;
   a.items = items; a.beams = beams; a.vocab = vocab; a.eos_id = eos_id;
   a.log_probs = log_probs; a.forbid_eos = forbid_eos;
@@ -89,6 +146,9 @@ void beam_step_t(std::uintptr_t scores, std::uintptr_t beam_scores, int items, i
   a.cand_logp = reinterpret_cast<T*>(cand_logp);
   a.cand_finished = reinterpret_cast<uint8_t*>(cand_finished);
   a.alive = reinterpret_cast<int32_t*>(alive);
+  const DeviceGuard guard(device_of({scores, beam_scores, cand_score, cand_beam, cand_token, cand_logp, cand_finished,
+                                     alive, scratch, bad_item}, "beam_step"),
+                          stream, "beam_step");
   SK_CUDA_CHECK(static_cast<cudaError_t>(cuda::beam_step<T>(a, reinterpret_cast<void*>(scratch),
                                                              reinterpret_cast<int*>(bad_item),
                                                              reinterpret_cast<void*>(stream))));
@@ -110,6 +170,9 @@ void recurrent_forward_t(const seqkernels::CellSpec& cell, int steps, int batch,
   a.workspace = dev<T>(workspace); a.scratch = dev<T>(scratch);
   check_arg(a.xz && a.w_hh && a.y && a.h_n, "recurrent_forward: xz, w_hh, y and h_n are required");
   check_arg(a.workspace || a.scratch, "recurrent_forward: pass a workspace (training) or a scratch (inference)");
+  const DeviceGuard guard(device_of({xz, w_hh, b_hh, h0, c0, lengths, y, h_n, c_n, workspace, scratch},
+                                    "recurrent_forward"),
+                          stream, "recurrent_forward");
   SK_CUDA_CHECK(static_cast<cudaError_t>(seqkernels::cuda::recurrent_forward<T>(cell, a, dev<void>(stream))));
 }
 
@@ -128,6 +191,9 @@ void recurrent_backward_t(const seqkernels::CellSpec& cell, int steps, int batch
             "recurrent_backward: w_hh, dy, workspace, dzx, dh0 and scratch are required");
   check_arg(!(cell.kind == seqkernels::CellKind::Gru && cell.reset_after) || a.dzh,
             "recurrent_backward: GRU with reset_after needs dzh");
+  const DeviceGuard guard(device_of({w_hh, lengths, dy, dh_n, dc_n, workspace, dzx, dzh, dh0, dc0, scratch},
+                                    "recurrent_backward"),
+                          stream, "recurrent_backward");
   SK_CUDA_CHECK(static_cast<cudaError_t>(seqkernels::cuda::recurrent_backward<T>(cell, a, dev<void>(stream))));
 }
 
@@ -140,6 +206,7 @@ void check_sizes(int steps, int batch, int hidden) {
 PYBIND11_MODULE(_cuda, m) {
   m.doc() = "seqkernels CUDA kernels: device queries and the fused beam-search step.";
   m.attr("__version__") = SEQKERNELS_VERSION;
+  m.attr("cuda_archs") = SEQKERNELS_CUDA_ARCHS;  // CMAKE_CUDA_ARCHITECTURES of this build, space-separated
   m.def("device_count", &device_count, "Number of visible CUDA devices (0 when there is no driver or GPU).");
   m.def("device_properties", &device_properties, py::arg("device") = 0,
         "Name, compute capability, SM count, memory and cooperative-launch support of one device.");
@@ -148,6 +215,20 @@ PYBIND11_MODULE(_cuda, m) {
           return seqkernels::cuda::beam_step_scratch_bytes(items, beams, vocab, element_bytes);
         },
         py::arg("items"), py::arg("beams"), py::arg("vocab"), py::arg("element_bytes"));
+  m.def("beam_step_grid",
+        [](int items, int beams, int vocab) {
+          const auto g = seqkernels::cuda::beam_step_grid(items, beams, vocab);
+          return py::make_tuple(g.rows, g.chunks, g.chunk_blocks, g.items);
+        },
+        py::arg("items"), py::arg("beams"), py::arg("vocab"),
+        "Blocks of the beam step's launches: (row_norm, chunks per item, chunk_top_k, merge).");
+  m.def("beam_chunk_of_block",
+        [](long long block, long long chunks, int beams, int vocab) {
+          const auto c = seqkernels::cuda::beam_chunk_of_block(block, chunks, beams, vocab);
+          return py::make_tuple(c.item, c.lo, c.hi);
+        },
+        py::arg("block"), py::arg("chunks"), py::arg("beams"), py::arg("vocab"),
+        "(item, lo, hi): the candidates [lo, hi) of item `item` that chunk_top_k's block `block` ranks.");
   m.def("beam_step",
         [](const std::string& dtype, std::uintptr_t scores, std::uintptr_t beam_scores, int items, int beams, int vocab,
            int eos_id, bool log_probs, bool forbid_eos, std::uintptr_t cand_score, std::uintptr_t cand_beam,
@@ -203,31 +284,39 @@ PYBIND11_MODULE(_cuda, m) {
     py::dict d;
     d["blocks"] = p.blocks; d["units_per_block"] = p.units; d["shared_memory"] = p.smem;
     d["weights_in_shared_memory"] = p.smem > 0;
+    d["staging_bytes"] = p.stage;
     return d;
   });
-  m.def("glove_epoch_blocks", &seqkernels::glove::cuda::epoch_blocks,
-        "Blocks the GloVe epoch kernel launches on the current device (size of the partial sums).");
+  m.def("glove_resident_warps", &seqkernels::glove::cuda::resident_epoch_warps,
+        "Warps of the GloVe epoch kernel resident at once on the current device (0 if unknown).");
+  m.def("glove_epoch_blocks", &seqkernels::glove::cuda::epoch_blocks_for, py::arg("warps"),
+        "Blocks (and partial sums) of a GloVe epoch run by `warps` warps.");
   m.def("glove_train_epoch",
         [](std::uintptr_t W, std::uintptr_t gradsq, std::uintptr_t rows, std::uintptr_t cols,
            std::uintptr_t log_values, std::uintptr_t weights, long long vocab_size, int vector_size, long long records,
-           double eta, double grad_clip, std::uintptr_t block_cost, std::uintptr_t block_skipped, int blocks,
+           double eta, double grad_clip, std::uintptr_t block_cost, std::uintptr_t block_skipped, int warps,
            std::uintptr_t stream) {
           check_arg(vocab_size >= 1 && records >= 0, "vocab_size >= 1 and records >= 0 expected");
           check_arg(vector_size >= 1 && vector_size <= seqkernels::glove::cuda::kMaxCudaVectorSize,
                     "vector_size: the CUDA epoch supports 1.." +
                         std::to_string(seqkernels::glove::cuda::kMaxCudaVectorSize));
-          check_arg(blocks >= 1, "blocks: expected >= 1");
+          check_arg(warps >= 1, "warps: expected >= 1, got " + std::to_string(warps));
           seqkernels::glove::TrainArgs a;
           a.vocab_size = vocab_size; a.vector_size = vector_size; a.records = records;
           a.W = dev<double>(W); a.gradsq = dev<double>(gradsq);
           a.rows = dev<const int32_t>(rows); a.cols = dev<const int32_t>(cols);
           a.log_values = dev<const double>(log_values); a.weights = dev<const double>(weights);
           a.eta = eta; a.grad_clip = grad_clip;
-          check_arg(a.W && a.gradsq && a.rows && a.cols && a.log_values && a.weights, "glove_train_epoch: null pointer");
+          check_arg(a.W && a.gradsq && a.rows && a.cols && a.log_values && a.weights && block_cost && block_skipped,
+                    "glove_train_epoch: null pointer");
+          const DeviceGuard guard(
+              device_of({W, gradsq, rows, cols, log_values, weights, block_cost, block_skipped}, "glove_train_epoch"),
+              stream, "glove_train_epoch");
           SK_CUDA_CHECK(static_cast<cudaError_t>(seqkernels::glove::cuda::train_epoch(
-              a, dev<double>(block_cost), dev<long long>(block_skipped), blocks, dev<void>(stream))));
+              a, dev<double>(block_cost), dev<long long>(block_skipped), warps, dev<void>(stream))));
         },
-        "One GloVe AdaGrad epoch on device pointers (seqkernels/glove.h, CUDA); per-block partial sums.");
+        "One GloVe AdaGrad epoch on device pointers (seqkernels/glove.h, CUDA) run by `warps` warps; "
+        "per-block partial sums (glove_epoch_blocks(warps) of each).");
   m.def("runtime_version", []() {
     int v = 0;
     SK_CUDA_CHECK(cudaRuntimeGetVersion(&v));

@@ -1,7 +1,8 @@
 // GloVe AdaGrad epoch on the GPU: Stanford's per-record update (csrc/glove/train.cpp, whose
 // update_record is the reference) with one warp per record, lanes over the D dimensions, records
-// spread over all warps of the grid without locks (Hogwild, as Stanford's threads and as the CPU
-// path). Contract: seqkernels/glove.h, "CUDA". Not yet run on a GPU.
+// spread over `warps` warps without locks (Hogwild, as Stanford's threads and as the CPU path; the
+// caller bounds `warps` so that concurrent records rarely share a row). Contract:
+// seqkernels/glove.h, "CUDA". Not yet run on a GPU.
 #include <cuda_runtime.h>
 
 #include <cmath>
@@ -14,7 +15,7 @@ namespace glove {
 namespace cuda {
 namespace {
 
-constexpr int kThreads = 256;
+constexpr int kThreads = 32 * kEpochWarpsPerBlock;
 constexpr int kMaxPerLane = kMaxCudaVectorSize / 32;  // dimensions a lane holds between the passes
 
 __device__ __forceinline__ double warp_sum(double v) {
@@ -22,15 +23,14 @@ __device__ __forceinline__ double warp_sum(double v) {
   return v;
 }
 
-__global__ void __launch_bounds__(kThreads) epoch_kernel(TrainArgs a, double* block_cost, long long* block_skipped) {
+__global__ void __launch_bounds__(kThreads) epoch_kernel(TrainArgs a, int warps, double* block_cost, long long* block_skipped) {
   const int lane = threadIdx.x % 32;
   const int64_t warp = (static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x) / 32;
-  const int64_t warps = static_cast<int64_t>(gridDim.x) * kThreads / 32;
   const int D = a.vector_size;
   const int64_t ld = D + 1, V = a.vocab_size;
   double cost = 0.0;
   long long skipped = 0;
-  for (int64_t k = warp; k < a.records; k += warps) {
+  for (int64_t k = warp < warps ? warp : a.records; k < a.records; k += warps) {  // the last block's spare warps idle
     double* w = a.W + a.rows[k] * ld;
     double* c = a.W + (a.cols[k] + V) * ld;
     double* gw = a.gradsq + a.rows[k] * ld;
@@ -95,15 +95,19 @@ __global__ void __launch_bounds__(kThreads) epoch_kernel(TrainArgs a, double* bl
 
 }  // namespace
 
-int epoch_blocks() {
-  int dev = 0, sms = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
+int resident_epoch_warps() {
+  int dev = 0, sms = 0, per_sm = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess ||
+      cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, epoch_kernel, kThreads, 0) != cudaSuccess) {
+    (void)cudaGetLastError();
     return 0;
-  return sms * 8;
+  }
+  return sms * per_sm * kEpochWarpsPerBlock;
 }
 
-int train_epoch(const TrainArgs& a, double* block_cost, long long* block_skipped, int blocks, void* stream) {
-  epoch_kernel<<<blocks, kThreads, 0, static_cast<cudaStream_t>(stream)>>>(a, block_cost, block_skipped);
+int train_epoch(const TrainArgs& a, double* block_cost, long long* block_skipped, int warps, void* stream) {
+  epoch_kernel<<<epoch_blocks_for(warps), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(a, warps, block_cost,
+                                                                                             block_skipped);
   return static_cast<int>(cudaGetLastError());
 }
 

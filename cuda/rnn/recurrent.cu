@@ -14,12 +14,18 @@
 //     the same, so the next step's phase 1 only needs a block barrier.
 // The W_hh slice a block needs (its rows forward, its columns backward) sits in shared memory when
 // it fits (kSmem), laid out so that consecutive lanes read consecutive words; otherwise it is read
-// from global memory, where it stays in L2 for moderate sizes.
+// from global memory (L2 for moderate sizes), where the backward reduction gives each lane one
+// column and a share of the rows so that a warp's loads cover whole sectors. The vector every warp
+// of a block reduces against (h_{t-1}[b] forward, dz_t[b] backward) is staged in shared memory a
+// few batch rows at a time (`stage_elems` elements after the weights; 0 = read from L2).
 #include <cooperative_groups.h>
 #include <cuda_runtime.h>
 
 #include <algorithm>
 #include <cstdint>
+#include <mutex>
+#include <set>
+#include <utility>
 
 #include "seqkernels/recurrent.h"
 
@@ -48,6 +54,34 @@ template <typename T>
 __device__ __forceinline__ T warp_sum(T v) {  // butterfly: every lane ends with the same total
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
   return v;
+}
+
+// Runs body(b, q, row, staged) once per (batch row b < B, q < per_row), one warp per pair, with
+// `row` = src + b·ld (len elements): copied to shared memory `stage` a group of rows at a time when
+// a row fits in stage_elems (staged = true), else pointing at global memory (read it with __ldcg:
+// other blocks wrote it during the last step). Every thread of the block must call it.
+template <typename T, typename Body>
+__device__ __forceinline__ void for_each_row_pair(const T* src, size_t ld, int len, int B, int per_row, T* stage,
+                                                  int stage_elems, Body body) {
+  const int warp = threadIdx.x / 32;
+  const bool staged = stage_elems >= len;
+  const int group = staged ? min(B, stage_elems / len) : B;
+  for (int b0 = 0; b0 < B; b0 += group) {
+    const int rows = min(group, B - b0);
+    if (staged) {
+      __syncthreads();  // the previous group's readers are done with the buffer
+      for (int e = threadIdx.x; e < rows * len; e += kThreads) {  // coalesced, conflict-free
+        const int r = e / len, k = e - r * len;
+        stage[e] = __ldcg(src + static_cast<size_t>(b0 + r) * ld + k);
+      }
+      __syncthreads();
+    }
+    for (int p = warp; p < rows * per_row; p += kWarps) {
+      const int r = p / per_row;
+      body(b0 + r, p - r * per_row, staged ? stage + static_cast<size_t>(r) * len : src + static_cast<size_t>(b0 + r) * ld,
+           staged);
+    }
+  }
 }
 
 // Views of the training workspace (same layout as the CPU kernels) or of the inference scratch.
@@ -85,7 +119,7 @@ __device__ Buffers<T> forward_buffers(const CellSpec& cell, const ForwardArgs<T>
 // Forward
 // ============================================================================================
 template <typename T, bool kSmem>
-__global__ void __launch_bounds__(kThreads) forward_kernel(CellSpec cell, ForwardArgs<T> a) {
+__global__ void __launch_bounds__(kThreads) forward_kernel(CellSpec cell, ForwardArgs<T> a, int stage_elems) {
   cg::grid_group grid = cg::this_grid();
   extern __shared__ unsigned char smem_raw[];
   T* w_s = reinterpret_cast<T*>(smem_raw);
@@ -93,10 +127,12 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(CellSpec cell, Forwar
   const size_t BH = static_cast<size_t>(B) * H, GH = static_cast<size_t>(G) * H;
   const int j0 = slice_begin(blockIdx.x, gridDim.x, H), j1 = slice_begin(blockIdx.x + 1, gridDim.x, H);
   const int hs = j1 - j0;
+  const int units = (H + gridDim.x - 1) / gridDim.x;  // the largest slice: what the host sized
+  T* stage = w_s + (kSmem ? static_cast<size_t>(G) * units * H : 0);
   const bool training = a.workspace != nullptr;
   const bool gru_before = cell.kind == CellKind::Gru && !cell.reset_after;
   const Buffers<T> w = forward_buffers(cell, a);
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int lane = threadIdx.x % 32;
 
   if (kSmem)  // this block's rows g·H + j of W_hh, as (G·hs, H) row-major
     for (size_t e = threadIdx.x; e < static_cast<size_t>(G) * hs * H; e += kThreads) {
@@ -136,8 +172,8 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(CellSpec cell, Forwar
     T* y_t = a.y + static_cast<size_t>(t) * B * a.ldy;
     const int gates_now = gru_before ? 2 : G;  // reset_before: the n row waits for r ⊙ h_{t-1}
 
-    for (int p = warp; p < B * hs; p += kWarps) {
-      const int b = p / hs, jj = p % hs, j = j0 + jj;
+    for_each_row_pair(h_prev, H, H, B, hs, stage, stage_elems, [&](int b, int jj, const T* hp, bool staged) {
+      const int j = j0 + jj;
       const size_t o = static_cast<size_t>(b) * H + j;
       T* ac = acts_t + b * GH;
       if (!is_active(a.lengths, b, t)) {  // past this sequence's end: carry the state, output 0
@@ -148,19 +184,18 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(CellSpec cell, Forwar
           if (training && w.acts) for (int g = 0; g < G; ++g) ac[g * H + j] = T(0);
           if (aux_t) aux_t[o] = T(0);
         }
-        continue;
+        return;
       }
       T acc[kMaxGates] = {T(0), T(0), T(0), T(0)};
-      const T* hp = h_prev + static_cast<size_t>(b) * H;
       for (int k = lane; k < H; k += 32) {
-        const T hk = __ldcg(hp + k);  // written by other blocks last step: bypass L1
+        const T hk = staged ? hp[k] : __ldcg(hp + k);
 #pragma unroll
         for (int g = 0; g < kMaxGates; ++g)
           if (g < gates_now) acc[g] += hk * w_row(g, jj)[k];
       }
 #pragma unroll
       for (int g = 0; g < kMaxGates; ++g) acc[g] = warp_sum(acc[g]);
-      if (lane != 0) continue;
+      if (lane != 0) return;
       const T* zx = zx_t + b * GH;
       T* y = y_t + static_cast<size_t>(b) * a.ldy;
       switch (cell.kind) {
@@ -194,25 +229,24 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(CellSpec cell, Forwar
           break;
         }
       }
-    }
+    });
     if (gru_before) {  // phase 2: n = tanh(zx_n + W_hn (r ⊙ h_{t-1}) + b_hn) needs aux of every unit
       grid.sync();
-      for (int p = warp; p < B * hs; p += kWarps) {
-        const int b = p / hs, jj = p % hs, j = j0 + jj;
-        if (!is_active(a.lengths, b, t)) continue;
+      for_each_row_pair(aux_t, H, H, B, hs, stage, stage_elems, [&](int b, int jj, const T* rh, bool staged) {
+        const int j = j0 + jj;
+        if (!is_active(a.lengths, b, t)) return;
         const size_t o = static_cast<size_t>(b) * H + j;
         T acc = T(0);
-        const T* rh = aux_t + static_cast<size_t>(b) * H;
         const T* wn = w_row(2, jj);
-        for (int k = lane; k < H; k += 32) acc += __ldcg(rh + k) * wn[k];
+        for (int k = lane; k < H; k += 32) acc += (staged ? rh[k] : __ldcg(rh + k)) * wn[k];
         acc = warp_sum(acc);
-        if (lane != 0) continue;
+        if (lane != 0) return;
         T* ac = acts_t + b * GH;
         const T* zx = zx_t + b * GH;
         const T n = gru_candidate(zx[2 * H + j], ac[j], acc + b_hh(2, j), false);
         const T h = gru_hidden(ac[H + j], n, __ldcg(h_prev + o));
         ac[2 * H + j] = n; h_next[o] = h; a.y[static_cast<size_t>(t) * B * a.ldy + static_cast<size_t>(b) * a.ldy + j] = h;
-      }
+      });
     }
     grid.sync();  // h_t of every unit before the next step
   }
@@ -230,7 +264,7 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(CellSpec cell, Forwar
 // Backward through time
 // ============================================================================================
 template <typename T, bool kSmem>
-__global__ void __launch_bounds__(kThreads) backward_kernel(CellSpec cell, BackwardArgs<T> a) {
+__global__ void __launch_bounds__(kThreads, 1) backward_kernel(CellSpec cell, BackwardArgs<T> a, int stage_elems) {
   cg::grid_group grid = cg::this_grid();
   extern __shared__ unsigned char smem_raw[];
   T* w_s = reinterpret_cast<T*>(smem_raw);
@@ -238,9 +272,12 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(CellSpec cell, Backw
   const size_t BH = static_cast<size_t>(B) * H, GH = static_cast<size_t>(G) * H;
   const int j0 = slice_begin(blockIdx.x, gridDim.x, H), j1 = slice_begin(blockIdx.x + 1, gridDim.x, H);
   const int hs = j1 - j0;
+  const int units = (H + gridDim.x - 1) / gridDim.x;  // the largest slice: what the host sized
+  const size_t ldw = GH + 1;                          // padded: the transposing fill is conflict-free
+  T* stage = w_s + (kSmem ? units * ldw : 0);
   const bool gru_after = cell.kind == CellKind::Gru && cell.reset_after;
   const bool gru_before = cell.kind == CellKind::Gru && !cell.reset_after;
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int lane = threadIdx.x % 32;
 
   // The forward workspace (read only).
   const Buffers<const T> w = workspace_views(cell, a.workspace, a.steps, BH, B * GH);
@@ -253,14 +290,11 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(CellSpec cell, Backw
   T* drh = gru_before ? dh_buf + 2 * BH : nullptr;                          // (B, H)
   T* dzh_all = gru_after ? a.dzh : a.dzx;
 
-  if (kSmem)  // this block's columns j of W_hh, as (hs, G·H): column-major slice, rows contiguous
+  if (kSmem)  // this block's columns j of W_hh as (hs, G·H) rows of stride ldw; filled in W_hh's order
     for (size_t e = threadIdx.x; e < static_cast<size_t>(hs) * GH; e += kThreads) {
-      const int kk = static_cast<int>(e / GH), gj = static_cast<int>(e % GH);
-      w_s[e] = a.w_hh[static_cast<size_t>(gj) * H + j0 + kk];
+      const int gj = static_cast<int>(e / hs), kk = static_cast<int>(e % hs);
+      w_s[kk * ldw + gj] = a.w_hh[static_cast<size_t>(gj) * H + j0 + kk];
     }
-  auto w_col = [&](int kk, int gj) -> T {
-    return kSmem ? w_s[static_cast<size_t>(kk) * GH + gj] : a.w_hh[static_cast<size_t>(gj) * H + j0 + kk];
-  };
   for (int p = threadIdx.x; p < B * hs; p += kThreads) {
     const size_t o = static_cast<size_t>(p / hs) * H + j0 + p % hs;
     dh_buf[o] = a.dh_n ? a.dh_n[o] : T(0);
@@ -269,17 +303,39 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(CellSpec cell, Backw
   __syncthreads();
 
   // dh_out[b, k] (k in this block's columns) += Σ_{gj in [lo, hi)} dz[b, gj]·W_hh[gj, k]
+  // Shared-memory weights: a warp per (b, k), lanes over gj (consecutive words). Global weights: a
+  // warp per (b, group of C columns), lane = column c + C·segment s, each segment taking every
+  // (32/C)-th gj, so that one load instruction reads C consecutive words of 32/C rows of W_hh.
+  const int C = hs >= 5 ? 8 : hs >= 3 ? 4 : hs;
+  const int groups = (hs + C - 1) / C;
   auto reduce_columns = [&](const T* dz_t, int lo, int hi, T* out, bool accumulate) {
-    for (int p = warp; p < B * hs; p += kWarps) {
-      const int b = p / hs, kk = p % hs;
-      const T* dz = dz_t + b * GH;
-      T acc = T(0);
-      for (int gj = lo + lane; gj < hi; gj += 32) acc += __ldcg(dz + gj) * w_col(kk, gj);
-      acc = warp_sum(acc);
-      if (lane == 0) {
-        const size_t o = static_cast<size_t>(b) * H + j0 + kk;
-        out[o] = accumulate ? out[o] + acc : acc;
-      }
+    if (kSmem) {
+      for_each_row_pair(dz_t + lo, GH, hi - lo, B, hs, stage, stage_elems, [&](int b, int kk, const T* dz, bool staged) {
+        const T* wk = w_s + kk * ldw + lo;
+        T acc = T(0);
+        for (int g = lane; g < hi - lo; g += 32) acc += (staged ? dz[g] : __ldcg(dz + g)) * wk[g];
+        acc = warp_sum(acc);
+        if (lane == 0) {
+          const size_t o = static_cast<size_t>(b) * H + j0 + kk;
+          out[o] = accumulate ? out[o] + acc : acc;
+        }
+      });
+    } else {
+      const int c = lane % C, segments = 32 / C, seg = lane / C;
+      for_each_row_pair(dz_t + lo, GH, hi - lo, B, groups, stage, stage_elems, [&](int b, int q, const T* dz, bool staged) {
+        const int kk = q * C + c;
+        T acc = T(0);
+        if (kk < hs) {  // C divides 32; lanes past the slice idle
+          const T* wk = a.w_hh + static_cast<size_t>(lo) * H + j0 + kk;
+          for (int g = seg; g < hi - lo; g += segments)
+            acc += (staged ? dz[g] : __ldcg(dz + g)) * __ldg(wk + static_cast<size_t>(g) * H);
+        }
+        for (int o = 16; o >= C; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);  // sum the segments
+        if (seg == 0 && kk < hs) {
+          const size_t o = static_cast<size_t>(b) * H + j0 + kk;
+          out[o] = accumulate ? out[o] + acc : acc;
+        }
+      });
     }
   };
 
@@ -388,37 +444,72 @@ cudaError_t device_facts(DeviceFacts* f) {
   return cudaSuccess;
 }
 
-// One block per SM (at most one per unit); the weight slice in shared memory when it fits and the
-// kernel can still have every block resident; else weights from global memory.
-template <typename Kernel>
-cudaError_t plan_and_launch(Kernel smem_kernel, Kernel global_kernel, int hidden, int gates, std::size_t elem,
-                            void** args, cudaStream_t stream) {
-  DeviceFacts f;
-  cudaError_t e = device_facts(&f);
+// Raises a kernel's dynamic shared-memory limit to the device's opt-in maximum, once per (kernel,
+// device) and under a lock: every later launch stays within it, so no thread ever lowers the limit
+// between another thread's check and launch (the bindings release the GIL).
+cudaError_t allow_optin_shared_memory(const void* kernel, int device, std::size_t optin) {
+  static std::mutex mutex;
+  static std::set<std::pair<const void*, int>> done;
+  const std::lock_guard<std::mutex> lock(mutex);
+  if (done.count({kernel, device})) return cudaSuccess;
+  cudaFuncAttributes attr{};
+  cudaError_t e = cudaFuncGetAttributes(&attr, kernel);
   if (e != cudaSuccess) return e;
+  const int limit = static_cast<int>(optin - std::min(optin, attr.sharedSizeBytes));
+  if ((e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, limit)) != cudaSuccess) return e;
+  done.insert({kernel, device});
+  return cudaSuccess;
+}
+
+// Shared memory of one block: the weight slice (0 for the global-memory kernel) and a staging
+// buffer of `rows` batch rows of `row_elems` elements each.
+struct KernelShape {
+  const void* smem_kernel;
+  const void* global_kernel;
+  std::size_t unit_weight_elems;  // shared memory per unit of the weight slice, padding included
+  std::size_t row_elems;     // the longest vector a warp reduces against (H forward, G·H backward)
+};
+
+// Staged rows: enough for every warp of the block to have a pair (capped by the batch), fewer if
+// shared memory is short (0: read the vectors from L2).
+int staged_rows(int batch, int units, std::size_t row_elems, std::size_t elem, std::size_t budget) {
+  int rows = std::min(batch, (kWarps + units - 1) / units);
+  while (rows > 0 && rows * row_elems * elem > budget) --rows;
+  return rows;
+}
+
+// One block per SM (at most one per unit); the weight slice in shared memory when it fits and the
+// kernel can still have every block resident, else weights from global memory; then as many staged
+// rows as the rest of shared memory allows.
+cudaError_t plan_and_launch(const KernelShape& k, int hidden, int batch, std::size_t elem, int* stage_elems,
+                            void** args, cudaStream_t stream) {
+  int device = 0;
+  cudaError_t e = cudaGetDevice(&device);
+  if (e != cudaSuccess) return e;
+  DeviceFacts f;
+  if ((e = device_facts(&f)) != cudaSuccess) return e;
   const int blocks = std::max(1, std::min(f.sms, hidden));
   const int units = (hidden + blocks - 1) / blocks;
-  const std::size_t smem = static_cast<std::size_t>(gates) * units * hidden * elem;
-  LaunchPlan plan{blocks, units, 0, true};
-  Kernel kernel = global_kernel;
-  if (smem <= f.smem_optin) {
-    if ((e = cudaFuncSetAttribute(smem_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                  static_cast<int>(smem))) != cudaSuccess)
-      return e;
-    int per_sm = 0;
-    if ((e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, smem_kernel, kThreads, smem)) != cudaSuccess)
-      return e;
-    if (per_sm >= 1) { kernel = smem_kernel; plan.smem = smem; }
+  const std::size_t weight_bytes = units * k.unit_weight_elems * elem;
+  for (const void* kernel : {k.smem_kernel, k.global_kernel})
+    if ((e = allow_optin_shared_memory(kernel, device, f.smem_optin)) != cudaSuccess) return e;
+  for (const bool weights_in_smem : {true, false}) {
+    if (weights_in_smem && weight_bytes > f.smem_optin) continue;
+    const std::size_t fixed = weights_in_smem ? weight_bytes : 0;
+    const void* kernel = weights_in_smem ? k.smem_kernel : k.global_kernel;
+    const int rows = staged_rows(batch, units, k.row_elems, elem, f.smem_optin - fixed);
+    const std::size_t smem = fixed + rows * k.row_elems * elem;
+    int per_sm = 0;  // every block must be resident for grid.sync()
+    if ((e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kThreads, smem)) != cudaSuccess) return e;
+    if (per_sm * f.sms < blocks) {
+      if (weights_in_smem) continue;
+      return cudaErrorCooperativeLaunchTooLarge;
+    }
+    *stage_elems = static_cast<int>(rows * k.row_elems);
+    g_last_plan = LaunchPlan{blocks, units, fixed, true, rows * k.row_elems * elem};
+    return cudaLaunchCooperativeKernel(kernel, dim3(blocks), dim3(kThreads), args, smem, stream);
   }
-  if (plan.smem == 0) {  // every block must be resident for grid.sync()
-    int per_sm = 0;
-    if ((e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, global_kernel, kThreads, 0)) != cudaSuccess)
-      return e;
-    if (per_sm * f.sms < blocks) return cudaErrorCooperativeLaunchTooLarge;
-  }
-  g_last_plan = plan;
-  return cudaLaunchCooperativeKernel(reinterpret_cast<void*>(kernel), dim3(blocks), dim3(kThreads), args, plan.smem,
-                                     stream);
+  return cudaErrorCooperativeLaunchTooLarge;
 }
 
 }  // namespace
@@ -439,18 +530,26 @@ template <typename T>
 int recurrent_forward(const CellSpec& cell, const ForwardArgs<T>& a, void* stream) {
   CellSpec c = cell;
   ForwardArgs<T> args = a;
-  void* params[] = {&c, &args};
-  return static_cast<int>(plan_and_launch(forward_kernel<T, true>, forward_kernel<T, false>, a.hidden, cell.gates(),
-                                          sizeof(T), params, static_cast<cudaStream_t>(stream)));
+  int stage_elems = 0;
+  void* params[] = {&c, &args, &stage_elems};
+  const std::size_t H = a.hidden;
+  const KernelShape k{reinterpret_cast<const void*>(forward_kernel<T, true>),
+                      reinterpret_cast<const void*>(forward_kernel<T, false>), cell.gates() * H, H};
+  return static_cast<int>(plan_and_launch(k, a.hidden, a.batch, sizeof(T), &stage_elems, params,
+                                          static_cast<cudaStream_t>(stream)));
 }
 
 template <typename T>
 int recurrent_backward(const CellSpec& cell, const BackwardArgs<T>& a, void* stream) {
   CellSpec c = cell;
   BackwardArgs<T> args = a;
-  void* params[] = {&c, &args};
-  return static_cast<int>(plan_and_launch(backward_kernel<T, true>, backward_kernel<T, false>, a.hidden,
-                                          cell.gates(), sizeof(T), params, static_cast<cudaStream_t>(stream)));
+  int stage_elems = 0;
+  void* params[] = {&c, &args, &stage_elems};
+  const std::size_t GH = static_cast<std::size_t>(cell.gates()) * a.hidden;
+  const KernelShape k{reinterpret_cast<const void*>(backward_kernel<T, true>),
+                      reinterpret_cast<const void*>(backward_kernel<T, false>), GH + 1, GH};
+  return static_cast<int>(plan_and_launch(k, a.hidden, a.batch, sizeof(T), &stage_elems, params,
+                                          static_cast<cudaStream_t>(stream)));
 }
 
 LaunchPlan last_launch_plan() { return g_last_plan; }

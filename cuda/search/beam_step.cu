@@ -2,8 +2,9 @@
 // kernel csrc/search/beam_step.cpp and the float64 reference, tokens identical up to exp rounding
 // on near-ties). Three launches on the caller's stream:
 //   1. row_norm      one block per row (N·B): row max, log Σ exp(x − max), NaN/+inf detection.
-//   2. chunk_top_k   grid (chunks, N): each block takes a chunk of an item's B·V candidates and
-//                    leaves its best K = 2B, sorted, in scratch (one pass over the logits).
+//   2. chunk_top_k   N·chunks blocks (1-D grid, block → (item, chunk)): each block takes a chunk of
+//                    an item's B·V candidates and leaves its best K = 2B, sorted, in scratch (one
+//                    pass over the logits).
 //   3. merge_top_k   one block per item: K-way merge of the chunks' lists, then <EOS> bookkeeping.
 // Candidates are ordered by the key (score descending, flat index b·V + v ascending) everywhere,
 // so the result does not depend on thread scheduling: deterministic run to run.
@@ -22,6 +23,13 @@ namespace {
 constexpr int kThreads = 256;
 constexpr int kPerThread = 16;                       // candidates per thread per chunk
 constexpr int kChunk = kThreads * kPerThread;        // candidates per chunk block
+
+// Block → (item, chunk range); shared by the kernel and the host-side tests (beam_chunk_of_block).
+__host__ __device__ __forceinline__ BeamChunk chunk_of_block(long long block, long long chunks, int beams, int vocab) {
+  const long long total = static_cast<long long>(beams) * vocab;
+  const long long item = block / chunks, lo = (block - item * chunks) * kChunk;
+  return {item, lo, lo + kChunk < total ? lo + kChunk : total};
+}
 
 template <typename T> __device__ __forceinline__ T pos_inf() { return static_cast<T>(INFINITY); }
 template <typename T> __device__ __forceinline__ T neg_inf() { return -pos_inf<T>(); }
@@ -142,11 +150,11 @@ template <typename T>
 __global__ void chunk_top_k_kernel(BeamStepArgs<T> a, const T* __restrict__ row_max,
                                    const T* __restrict__ row_log_sum, int chunks, T* __restrict__ part_score,
                                    int* __restrict__ part_flat) {
-  const int n = blockIdx.y, chunk = blockIdx.x, K = 2 * a.beams;
-  const int total = a.beams * a.vocab;
-  const int lo = chunk * kChunk, hi = min(total, lo + kChunk);
+  const BeamChunk part = chunk_of_block(blockIdx.x, chunks, a.beams, a.vocab);
+  const int n = static_cast<int>(part.item), K = 2 * a.beams;
   ThreadTopK<T> top;
-  for (int f = lo + threadIdx.x; f < hi; f += kThreads) {  // coalesced: neighbours read neighbours
+  for (long long flat = part.lo + threadIdx.x; flat < part.hi; flat += kThreads) {  // coalesced
+    const int f = static_cast<int>(flat);  // < B·V < 2^31 (checked by the binding)
     const int b = f / a.vocab, v = f - b * a.vocab;
     const int row = n * a.beams + b;
     const T bs = a.beam_scores[row];
@@ -157,7 +165,7 @@ __global__ void chunk_top_k_kernel(BeamStepArgs<T> a, const T* __restrict__ row_
     else lp = (x - row_max[row]) - row_log_sum[row];
     top.offer(bs + lp, f, K);
   }
-  const size_t o = (static_cast<size_t>(n) * chunks + chunk) * K;
+  const size_t o = static_cast<size_t>(blockIdx.x) * K;  // = (n·chunks + chunk)·K
   block_select(top.score, top.flat, top.size, K, part_score + o, part_flat + o);
 }
 
@@ -203,9 +211,20 @@ __global__ void merge_top_k_kernel(BeamStepArgs<T> a, const T* __restrict__ row_
   for (; alive < B; ++alive) a.alive[static_cast<size_t>(n) * B + alive] = -1;
 }
 
-int chunk_count(int beams, int vocab) { return (beams * vocab + kChunk - 1) / kChunk; }
+int chunk_count(int beams, int vocab) {  // < 2^31 / kChunk since B·V < 2^31
+  return static_cast<int>((static_cast<long long>(beams) * vocab + kChunk - 1) / kChunk);
+}
 
 }  // namespace
+
+BeamStepGrid beam_step_grid(int items, int beams, int vocab) {
+  const long long chunks = chunk_count(beams, vocab);
+  return {static_cast<long long>(items) * beams, chunks, items * chunks, items};
+}
+
+BeamChunk beam_chunk_of_block(long long block, long long chunks, int beams, int vocab) {
+  return chunk_of_block(block, chunks, beams, vocab);
+}
 
 std::size_t beam_step_scratch_bytes(int items, int beams, int vocab, std::size_t elem) {
   const std::size_t rows = static_cast<std::size_t>(items) * beams;
@@ -216,17 +235,19 @@ std::size_t beam_step_scratch_bytes(int items, int beams, int vocab, std::size_t
 template <typename T>
 int beam_step(const BeamStepArgs<T>& a, void* scratch, int* bad_item, void* stream_ptr) {
   const cudaStream_t stream = static_cast<cudaStream_t>(stream_ptr);
-  const int chunks = chunk_count(a.beams, a.vocab);
-  const std::size_t rows = static_cast<std::size_t>(a.items) * a.beams;
+  const BeamStepGrid grid = beam_step_grid(a.items, a.beams, a.vocab);
+  const int chunks = static_cast<int>(grid.chunks);
+  const std::size_t rows = static_cast<std::size_t>(grid.rows);
   T* row_max = static_cast<T*>(scratch);
   T* row_log_sum = row_max + rows;
   T* part_score = row_log_sum + rows;
   int* part_flat = reinterpret_cast<int*>(part_score + static_cast<std::size_t>(a.items) * chunks * 2 * a.beams);
-  row_norm_kernel<T><<<static_cast<unsigned>(rows), kThreads, 0, stream>>>(a.scores, a.beams, a.vocab, a.log_probs,
+  row_norm_kernel<T><<<static_cast<unsigned>(grid.rows), kThreads, 0, stream>>>(a.scores, a.beams, a.vocab, a.log_probs,
                                                                             row_max, row_log_sum, bad_item);
-  chunk_top_k_kernel<T><<<dim3(chunks, a.items), kThreads, 0, stream>>>(a, row_max, row_log_sum, chunks, part_score,
-                                                                         part_flat);
-  merge_top_k_kernel<T><<<a.items, kThreads, 0, stream>>>(a, row_max, row_log_sum, chunks, part_score, part_flat);
+  chunk_top_k_kernel<T><<<static_cast<unsigned>(grid.chunk_blocks), kThreads, 0, stream>>>(
+      a, row_max, row_log_sum, chunks, part_score, part_flat);
+  merge_top_k_kernel<T><<<static_cast<unsigned>(grid.items), kThreads, 0, stream>>>(a, row_max, row_log_sum, chunks,
+                                                                                      part_score, part_flat);
   return static_cast<int>(cudaGetLastError());
 }
 

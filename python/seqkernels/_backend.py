@@ -36,6 +36,8 @@ def build_info() -> dict:
     whether the CUDA extension was built and sees a device."""
     info = dict(_C.build_info())
     info["cuda_extension"] = _cuda is not None
+    if _cuda is not None:
+        info["cuda_archs"] = _cuda.cuda_archs  # CMAKE_CUDA_ARCHITECTURES of the build
     info["cuda_devices"] = _cuda.device_count() if _cuda is not None else 0
     if info["cuda_devices"]:
         info["cuda_device"] = _cuda.device_properties(0)["name"]

@@ -17,6 +17,11 @@ GPU_CONFIGS = {
     "h129_b3": (6, 3, 9, 129, 1, False, True, True),
     "h1000_b1": (4, 1, 16, 1000, 1, False, False, True),
     "bidir_2layers": (5, 3, 4, 7, 2, True, True, True),
+    # 13 batch rows: h_{t-1} / dz staged in shared memory in groups, the last one partial
+    "b13_h64_staged": (3, 13, 5, 64, 1, True, True, True),
+    # weights in global memory on any GPU up to 227 KiB of shared memory per block (float64 slices
+    # of 16+ units): the coalesced column reduction of the backward pass
+    "h2048_global": (2, 3, 4, 2048, 1, False, True, True),
 }
 
 
@@ -131,6 +136,55 @@ def test_large_hidden_falls_back_to_weights_in_global_memory(rng):
     small.eval()
     small(cupy.asarray(rng.standard_normal((2, 1, 8)).astype(np.float32)))
     assert _cuda_recurrent.last_launch_plan()["weights_in_shared_memory"]
+    assert _cuda_recurrent.last_launch_plan()["staging_bytes"] > 0  # h_{t-1} staged in shared memory
+
+
+@pytest.mark.cuda
+def test_threads_with_different_hidden_sizes_agree_with_serial_runs(rng):
+    """The kernels' shared-memory limit is raised once, not per call: threads launching layers of
+    different sizes at once (the bindings release the GIL) must get the serial results."""
+    import threading
+
+    import cupy
+
+    sizes = [7, 64, 300, 1000]
+    layers = [sk.nn.GRU(8, h, seed=h).to("cuda") for h in sizes]
+    x = cupy.asarray(rng.standard_normal((4, 3, 8)).astype(np.float32))
+    serial = [cupy.asnumpy(layer(x)[0]) for layer in layers]
+    got, errors = {}, []
+
+    def run(i):
+        try:
+            with cupy.cuda.Stream(non_blocking=True) as stream:
+                for _ in range(10):
+                    y = layers[i](x)[0]
+                stream.synchronize()
+                got[i] = cupy.asnumpy(y)
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(sizes))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    for i in range(len(sizes)):
+        np.testing.assert_array_equal(got[i], serial[i], err_msg=f"H={sizes[i]}")
+
+
+@pytest.mark.cuda
+def test_launcher_rejects_host_memory_and_keeps_the_current_device():
+    import cupy
+
+    from seqkernels._backend import _cuda
+
+    host = np.zeros(64, np.float32)
+    p = host.ctypes.data
+    before = cupy.cuda.runtime.getDevice()
+    with pytest.raises(ValueError, match="expected GPU memory"):
+        _cuda.recurrent_forward("float32", "rnn", False, "tanh", 1, 1, 1, p, p, 0, 0, 0, 0, False, p, 1, p, 0, 0, p, 0)
+    assert cupy.cuda.runtime.getDevice() == before
 
 
 @pytest.mark.cuda

@@ -127,3 +127,70 @@ def test_cuda_large_vocabulary_and_nan():
     scores[7, 100] = np.nan
     with pytest.raises(ValueError, match=r"NaN or \+inf in the rows of item 1"):
         ops.beam_step(cp.asarray(scores), cp.asarray(beam_scores), eos_id=2)
+
+
+# ---- CUDA launch geometry: host-side helpers (need the _cuda extension, not a GPU) ----------------
+def _cuda_module():
+    from seqkernels._backend import _cuda
+
+    if _cuda is None:
+        pytest.skip("seqkernels was built without the CUDA extension")
+    return _cuda
+
+
+def test_cuda_chunk_blocks_tile_every_item_exactly():
+    _cuda = _cuda_module()
+    for items, beams, vocab in [(1, 1, 1), (3, 2, 4095), (2, 5, 4097), (7, 32, 50000)]:
+        rows, chunks, chunk_blocks, merge_blocks = _cuda.beam_step_grid(items, beams, vocab)
+        assert (rows, merge_blocks, chunk_blocks) == (items * beams, items, items * chunks)
+        covered = {}
+        for block in range(chunk_blocks):
+            item, lo, hi = _cuda.beam_chunk_of_block(block, chunks, beams, vocab)
+            assert 0 <= lo < hi <= beams * vocab
+            covered.setdefault(item, []).append((lo, hi))
+        assert sorted(covered) == list(range(items))
+        for ranges in covered.values():  # contiguous, in block order, from 0 to B·V
+            assert ranges[0][0] == 0 and ranges[-1][1] == beams * vocab
+            assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:]))
+
+
+def test_cuda_grid_is_one_dimensional_beyond_65535_items():
+    _cuda = _cuda_module()
+    items = 70_000  # gridDim.y stops at 65,535: the chunk blocks must all be along x
+    rows, chunks, chunk_blocks, _ = _cuda.beam_step_grid(items, 4, 30_000)
+    assert chunk_blocks == items * chunks and chunk_blocks < 2**31
+    assert _cuda.beam_chunk_of_block(chunk_blocks - 1, chunks, 4, 30_000)[0] == items - 1
+
+
+def test_cuda_chunk_range_near_two_to_the_31():
+    _cuda = _cuda_module()
+    beams, vocab = 2, 2**30 - 1  # B·V = 2^31 - 2: the last chunk's lo + chunk size passes 2^31
+    total = beams * vocab
+    _, chunks, _, _ = _cuda.beam_step_grid(1, beams, vocab)
+    item, lo, hi = _cuda.beam_chunk_of_block(chunks - 1, chunks, beams, vocab)
+    assert (item, hi) == (0, total) and 0 < hi - lo <= 4096
+    item, lo, hi = _cuda.beam_chunk_of_block(2 * chunks - 1, chunks, beams, vocab)  # second item
+    assert (item, hi) == (1, total)
+
+
+def test_cuda_binding_rejects_grids_past_two_to_the_31():
+    _cuda = _cuda_module()
+    args = (0,) * 9  # outputs, scratch, bad_item, stream: the size checks come first
+    with pytest.raises(ValueError, match="N\\*B and the number of candidate chunks"):
+        _cuda.beam_step("float32", 1, 1, 2**30, 4, 10, 0, False, False, *args)
+    with pytest.raises(ValueError, match="B\\*V must be below 2\\^31"):
+        _cuda.beam_step("float32", 1, 1, 1, 2, 2**30, 0, False, False, *args)
+
+
+@pytest.mark.cuda
+def test_cuda_more_than_65535_items():
+    cp = pytest.importorskip("cupy")
+    rng = np.random.default_rng(12)
+    items, beams, vocab = 70_000, 2, 9
+    scores = rng.standard_normal((items * beams, vocab)).astype(np.float32)
+    beam_scores = -np.abs(rng.standard_normal((items, beams))).astype(np.float32)
+    cpu = ops.beam_step(scores, beam_scores, eos_id=1)
+    gpu = ops.beam_step(cp.asarray(scores), cp.asarray(beam_scores), eos_id=1)
+    gpu = type(gpu)(*(cp.asnumpy(a) for a in gpu))
+    assert_same_candidates(gpu, cpu)
+    np.testing.assert_allclose(gpu.cand_score, cpu.cand_score, rtol=2e-6, atol=2e-6)

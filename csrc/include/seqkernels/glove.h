@@ -200,13 +200,18 @@ void write_text_vectors(const std::string& path, const std::vector<std::string>&
 
 // ---- CUDA training (cuda/glove/train.cu; not yet run on a GPU) ------------------------------------
 // The same epoch with every pointer of TrainArgs on the device and log_values/weights required
-// (values is unused); one warp per record, Hogwild across warps. Writes one partial cost and
-// skipped count per block (`blocks` of each, device memory), to be summed by the caller; returns
-// the cudaError_t of the launch. vector_size <= kMaxCudaVectorSize.
+// (values is unused); one warp per record, Hogwild across warps. Exactly `warps` warps take
+// records (warp k: records k, k + warps, ...), so `warps` bounds how many records are in flight at
+// once: the caller keeps it small against the vocabulary, or concurrent updates of the same rows
+// are lost (seqkernels.glove.model.cuda_concurrency). Launches ceil(warps / 8) blocks and writes one
+// partial cost and skipped count per block (device memory, epoch_blocks_for(warps) of each), to be
+// summed by the caller; returns the cudaError_t of the launch. vector_size <= kMaxCudaVectorSize.
 namespace cuda {
 constexpr int kMaxCudaVectorSize = 512;
-int epoch_blocks();  // blocks to launch on the current device (0 if it cannot be queried)
-int train_epoch(const TrainArgs& args, double* block_cost, long long* block_skipped, int blocks, void* stream);
+constexpr int kEpochWarpsPerBlock = 8;
+inline int epoch_blocks_for(int warps) { return (warps + kEpochWarpsPerBlock - 1) / kEpochWarpsPerBlock; }
+int resident_epoch_warps();  // warps of the epoch kernel resident at once on the current device (0: unknown)
+int train_epoch(const TrainArgs& args, double* block_cost, long long* block_skipped, int warps, void* stream);
 }  // namespace cuda
 
 // Declarations of the per-capability copies of the training kernel (CMakeLists.txt).

@@ -203,8 +203,9 @@ std::size_t backward_scratch_size(const CellSpec& cell, int batch, int hidden);
 template <typename T> int recurrent_forward(const CellSpec& cell, const ForwardArgs<T>& a, void* stream);
 template <typename T> int recurrent_backward(const CellSpec& cell, const BackwardArgs<T>& a, void* stream);
 // How the last launch of this thread was planned (for tests and the bench): blocks, units per
-// block, shared-memory bytes (0 = weights read from global memory).
-struct LaunchPlan { int blocks = 0, units = 0; std::size_t smem = 0; bool cooperative = true; };
+// block, shared-memory bytes of the weight slice (0 = weights read from global memory), and of the
+// staged batch rows (0 = the reduced vectors are read from L2).
+struct LaunchPlan { int blocks = 0, units = 0; std::size_t smem = 0; bool cooperative = true; std::size_t stage = 0; };
 LaunchPlan last_launch_plan();
 
 }  // namespace cuda

@@ -270,3 +270,48 @@ def train_epoch(W: np.ndarray, gradsq: np.ndarray, rows, cols, values, eta: floa
     for i, j, x in zip(rows, cols, values):
         total += adagrad_step(W, gradsq, int(i), int(j), float(x), eta, x_max, alpha, grad_clip)
     return total
+
+
+def hogwild_epoch(W: np.ndarray, gradsq: np.ndarray, rows, cols, values, concurrency: int, eta: float = 0.05,
+                  x_max: float = 100.0, alpha: float = 0.75, grad_clip: float = 100.0) -> float:
+    """A model of the lock-free GPU epoch (cuda/glove/train.cu) with ``concurrency`` records in
+    flight: the records go in waves of ``concurrency`` consecutive ones; every record of a wave
+    reads the parameters as they were when the wave began, then writes its updated rows back, so
+    when two records of a wave share a row only the later one's update survives (a lost
+    read-modify-write). ``concurrency=1`` is :func:`train_epoch`. In place; returns the summed cost.
+    Vectorised per wave (NumPy), since it exists to study schedules on realistic sizes."""
+    if concurrency < 1:
+        raise ValueError(f"concurrency: expected >= 1, got {concurrency!r}")
+    V, D = W.shape[0] // 2, W.shape[1] - 1
+    rows, cols = np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64) + V
+    values = np.asarray(values, dtype=np.float64)
+    log_x, f = np.log(values), weighting(values, x_max, alpha)
+    total = 0.0
+    with np.errstate(all="ignore"):
+        for lo in range(0, len(values), concurrency):
+            i, j = rows[lo:lo + concurrency], cols[lo:lo + concurrency]
+            w, c, gw, gc = W[i], W[j], gradsq[i], gradsq[j]  # copies: the wave's snapshot
+            diff = np.einsum("nd,nd->n", w[:, :D], c[:, :D]) + w[:, D] + c[:, D] - log_x[lo:lo + concurrency]
+            fdiff = f[lo:lo + concurrency] * diff
+            ok = np.isfinite(diff) & np.isfinite(fdiff)
+            total += float(np.sum(0.5 * fdiff[ok] * diff[ok]))
+            fd = fdiff[:, None]
+            g_w = np.clip(fd * c[:, :D], -grad_clip, grad_clip) * eta
+            g_c = np.clip(fd * w[:, :D], -grad_clip, grad_clip) * eta
+            up_w, up_c = g_w / np.sqrt(gw[:, :D]), g_c / np.sqrt(gc[:, :D])
+            apply = (ok & np.isfinite(up_w.sum(axis=1)) & np.isfinite(up_c.sum(axis=1)))[:, None]
+            w_new, c_new, gw_new, gc_new = w.copy(), c.copy(), gw.copy(), gc.copy()
+            w_new[:, :D] -= np.where(apply, up_w, 0.0)
+            c_new[:, :D] -= np.where(apply, up_c, 0.0)
+            gw_new[:, :D] += np.where(ok[:, None], g_w * g_w, 0.0)
+            gc_new[:, :D] += np.where(ok[:, None], g_c * g_c, 0.0)
+            for new, g, gnew in ((w_new, gw, gw_new), (c_new, gc, gc_new)):
+                step = fdiff / np.sqrt(g[:, D])
+                new[:, D] -= np.where(ok & np.isfinite(step), step, 0.0)
+                gnew[:, D] += np.where(ok, fdiff * fdiff, 0.0)
+            # Writes in record order (a skipped record writes nothing): a row written twice keeps
+            # the later record's values.
+            for idx, new, gnew in ((i[ok], w_new[ok], gw_new[ok]), (j[ok], c_new[ok], gc_new[ok])):
+                last = len(idx) - 1 - np.unique(idx[::-1], return_index=True)[1]
+                W[idx[last]], gradsq[idx[last]] = new[last], gnew[last]
+    return total

@@ -6,11 +6,13 @@ Everything here takes and returns torch tensors for one layer (both directions):
 :func:`layer_backward` pick the implementation from the tensors' device (:func:`_backend`): CPU
 tensors go to ``seqkernels._C`` through zero-copy NumPy views; CUDA tensors go to the CUDA kernels
 (``seqkernels.nn._cuda_recurrent``) through zero-copy CuPy views (``__cuda_array_interface__``),
-queued on torch's current stream. CuPy is needed for the CUDA path.
+queued on torch's current stream of the tensors' device, with that device current for torch and
+CuPy (:func:`_on_device`). CuPy is needed for the CUDA path.
 """
 
 from __future__ import annotations
 
+import contextlib
 from typing import NamedTuple
 
 import torch
@@ -88,11 +90,18 @@ def _cpu_backward(spec, x, weights, lengths, workspaces, dy, dh_n, dc_n, packs=N
 
 
 # ---- CUDA: seqkernels._cuda through CuPy views, on torch's current stream --------------------------
-def _torch_stream():
-    """CuPy's handle on torch's current stream, so our kernels queue behind torch's work."""
+@contextlib.contextmanager
+def _on_device(device: torch.device):
+    """Runs the block with ``device`` current for torch and CuPy and CuPy's current stream set to
+    torch's current stream *of that device*, so that a layer on ``cuda:1`` launches on GPU 1, queued
+    behind torch's work there, whatever device is current outside; restores all three afterwards."""
     import cupy
 
-    return cupy.cuda.ExternalStream(torch.cuda.current_stream().cuda_stream)
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    with torch.cuda.device(index), cupy.cuda.Device(index):
+        stream = cupy.cuda.ExternalStream(torch.cuda.current_stream(index).cuda_stream, index)
+        with stream:
+            yield
 
 
 def _device_lengths(lengths):
@@ -104,7 +113,7 @@ def _device_lengths(lengths):
 def _cuda_forward(spec, x, h0, c0, weights, lengths, training, packs=None):
     from ..nn import _cuda_recurrent
 
-    with _torch_stream():
+    with _on_device(x.device):
         return _forward_with(_cuda_recurrent, _cupy_view, spec, x, h0, c0, weights, _device_lengths(lengths),
                              training)
 
@@ -112,7 +121,7 @@ def _cuda_forward(spec, x, h0, c0, weights, lengths, training, packs=None):
 def _cuda_backward(spec, x, weights, lengths, workspaces, dy, dh_n, dc_n, packs=None):
     from ..nn import _cuda_recurrent
 
-    with _torch_stream():
+    with _on_device(x.device):
         return _backward_with(_cuda_recurrent, _cupy_view, spec, x, weights, _device_lengths(lengths), workspaces,
                               dy, dh_n, dc_n)
 
