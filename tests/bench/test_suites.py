@@ -49,7 +49,7 @@ def test_interleaved_timing_alternates_and_stops():
     assert stats["a"]["n"] >= 1
 
 
-@pytest.mark.parametrize("suite", ["rnn", "search"])
+@pytest.mark.parametrize("suite", ["rnn", "search", "torch_layers"])
 def test_cli_bench_help(suite):
     out = subprocess.run([sys.executable, "-m", "seqkernels", "bench", suite, "--help"], capture_output=True,
                          text=True, check=True)

@@ -320,8 +320,8 @@ def bench_shape(cell, B, H, T, mode, factories, threads, repeats, seed=0, timer=
     ms = {n: s["median_ms"] for n, s in stats.items()}
     f = flops(cell, B, H, T, I, mode)
 
-    def rate(n, table=ms):
-        return f / (table[n] * 1e6) if n in table else None
+    def rate(n):
+        return f / (ms[n] * 1e6) if n in ms else None
 
     row = {"cell": cell.upper(), "B": B, "H": H, "I": I, "T": T, "mode": mode,
            "ours_ms": ms["ours"], "torch_ms": ms.get("torch"), "numpy_ms": ms.get("numpy"),
