@@ -401,7 +401,7 @@ def main(argv=None, results_dir=None) -> int:
                         if row.get(n + "_ms") is not None))
         return rows
 
-    rows, envs = hz.run_env_variants(__name__, args, argv, run_here, peak)
+    rows, envs = hz.run_env_variants(__spec__.name, args, argv, run_here, peak)  # also under python -m
     notes += hz.env_notes(envs)
     hz.finish("rnn", args, argv, settings={"threads": args.threads, "repeats": repeats, "quick": args.quick,
                                            "tol": TOL, "schedule": args.schedule, "contend": args.contend,

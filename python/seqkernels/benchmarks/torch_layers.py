@@ -297,7 +297,7 @@ def main(argv=None, results_dir=None) -> int:
             r["env"] = hz.openblas_env_name(hz.openblas_env())
         return rows
 
-    rows, envs = hz.run_env_variants(__name__, args, argv, run_here, peak)
+    rows, envs = hz.run_env_variants(__spec__.name, args, argv, run_here, peak)  # also under python -m
     notes += hz.env_notes(envs)
     hz.finish("torch-layers", args, argv,
               settings={"threads": args.threads, "quick": args.quick, "tol": TOL, "T": T_STEPS, "V": VOCAB,
