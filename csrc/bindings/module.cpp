@@ -21,6 +21,7 @@ namespace py = pybind11;
 using namespace seqkernels;
 
 void bind_glove(py::module_& m);  // csrc/bindings/glove.cpp
+void bind_bench(py::module_& m);  // csrc/bindings/bench.cpp
 
 namespace {
 
@@ -213,6 +214,7 @@ PYBIND11_MODULE(_C, m) {
   m.doc() = "seqkernels CPU kernels (C++17, OpenMP, OpenBLAS). See seqkernels/recurrent.h.";
   m.attr("__version__") = SEQKERNELS_VERSION;
   bind_glove(m);
+  bind_bench(m);
 
   m.def("workspace_size",
         [](const std::string& mode, bool reset_after, const std::string& nonlinearity, int steps, int batch,

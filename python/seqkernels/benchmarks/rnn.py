@@ -1,15 +1,23 @@
-"""Recurrent-layer benchmark: seqkernels against torch.nn and a plain NumPy float32 loop (CPU), or
-against torch.nn with cuDNN (``--device cuda``; never run on a GPU yet).
+"""Recurrent-layer benchmark: seqkernels against torch.nn (CPU; with cuDNN under ``--device cuda``, never
+run on a GPU yet), optionally a plain NumPy float32 loop.
 
-    python bench/rnn.py [--device cpu|cuda] [--quick] [--repeats N] [--threads N] [--json PATH]
+    python bench/rnn.py [--quick] [--cell lstm|gru|rnn] [--shape CELL,B,H,T ...] [--repeats N]
+                        [--threads N] [--openblas-env current|default|machine|both] [--contend N]
+                        [--numpy] [--schedule blocks|interleaved] [--device cpu|cuda] [--json PATH]
     seqkernels bench rnn ...            (the same, from an installed package)
 
 Modes: ``fwd`` is inference (``layer.eval()``, ``torch.no_grad()``); ``fwd+bwd`` is training: a
 forward, then the backward of a fixed random ``dy`` (torch: ``y.backward(dy)`` with ``requires_grad``
-on x and the parameters). Before timing, every variant is checked against torch (or, without torch,
-against the NumPy loop in float64): y, and for training dx and dW_hh.
+on x and the parameters). Cells: LSTM, GRU (PyTorch's form) and the Elman RNN with tanh. Before
+timing, every variant is checked against torch (or, without torch, against the NumPy loop in
+float64): y, and for training dx and dW_hh.
 
-FLOPs counted (matrix products only; the pointwise gate math is ignored), G gates (LSTM 4, GRU 3):
+Every row shows GFLOP/s and the percentage of this machine's float32 FMA peak, measured at the start
+on the same number of threads (``harness.measure_fma_peak``). ``--openblas-env both`` adds the rows
+of the other OpenBLAS environment from a child process; ``--contend N`` times every row again while N
+busy processes compete for the CPUs. Rows at B = 1 get more warm-up and repeats (their timings swing).
+
+FLOPs counted (matrix products only; the pointwise gate math is ignored), G gates (LSTM 4, GRU 3, RNN 1):
     forward  = 2·T·B·G·H·(I+H)     input projection (I) plus recurrent product (H), every step
     fwd+bwd ≈ 3 × forward          backward: dX and dW_ih, dh and dW_hh — twice the forward's products
 """
@@ -23,12 +31,12 @@ import time
 
 import numpy as np
 
+from ..reference import GATES
 from . import harness as hz
 
-GATES = {"lstm": 4, "gru": 3}
-FULL_SHAPES = ([("lstm", b, h, t) for b in (1, 16, 64) for h in (256, 512) for t in (50, 100)]
-               + [("gru", b, h, t) for b in (16, 64) for h in (256, 512) for t in (50, 100)])
-QUICK_SHAPES = [("lstm", 1, 256, 100), ("lstm", 16, 256, 100), ("gru", 16, 256, 100)]
+CELLS = ("lstm", "gru", "rnn")
+FULL_SHAPES = [(c, b, h, t) for c in CELLS for b in (1, 16, 64) for h in (256, 512) for t in (50, 100)]
+QUICK_SHAPES = [("lstm", 1, 256, 100), ("lstm", 16, 256, 100), ("gru", 16, 256, 100), ("rnn", 16, 256, 100)]
 MODES = ("fwd", "fwd+bwd")
 # The GPU shapes of the CUDA issue (I = H): LSTM B x H at T = 100, one large-H LSTM, GRU.
 CUDA_SHAPES = ([("lstm", b, h, 100) for h in (512, 1024) for b in (1, 4, 16, 64, 256)] + [("lstm", 32, 2048, 25)]
@@ -137,7 +145,32 @@ def _np_param_grads(p, x, y, dxp, dhp):
     return (dxp @ p["weight_ih_l0"]).reshape(x.shape), grads
 
 
-NUMPY_CELLS = {"lstm": (np_lstm_forward, np_lstm_backward), "gru": (np_gru_forward, np_gru_backward)}
+def np_rnn_forward(p, x):
+    T, B, _ = x.shape
+    w_hh = p["weight_hh_l0"]
+    xp = (x.reshape(T * B, -1) @ p["weight_ih_l0"].T + (p["bias_ih_l0"] + p["bias_hh_l0"])).reshape(T, B, -1)
+    y = np.empty_like(xp)
+    h = np.zeros_like(xp[0])
+    for t in range(T):
+        h = y[t] = np.tanh(xp[t] + h @ w_hh.T)
+    return y, None
+
+
+def np_rnn_backward(p, x, y, cache, dy):
+    T, B, H = y.shape
+    w_hh = p["weight_hh_l0"]
+    da = np.empty_like(y)
+    dh = np.zeros((B, H), x.dtype)
+    for t in reversed(range(T)):
+        da[t] = (dh + dy[t]) * (1 - y[t] * y[t])
+        dh = da[t] @ w_hh
+    return _np_param_grads(p, x, y, da, da)
+
+
+NUMPY_CELLS = {"lstm": (np_lstm_forward, np_lstm_backward), "gru": (np_gru_forward, np_gru_backward),
+               "rnn": (np_rnn_forward, np_rnn_backward)}
+# The layer classes of each library: seqkernels.nn.<name>, torch.nn.<name>; RNN is the tanh form.
+LAYER_CLASS = {"lstm": "LSTM", "gru": "GRU", "rnn": "RNN"}
 
 
 # ---- variants: each returns fn() -> {"y": ..., ["dx": ..., "dW_hh": ...]} as NumPy arrays -------
@@ -145,7 +178,7 @@ def make_ours(cell, params, x, dy, train, threads, device="cpu"):
     import seqkernels as sk
 
     T, B, I = x.shape
-    layer = {"lstm": sk.nn.LSTM, "gru": sk.nn.GRU}[cell](I, params["weight_hh_l0"].shape[1], num_threads=threads)
+    layer = getattr(sk.nn, LAYER_CLASS[cell])(I, params["weight_hh_l0"].shape[1], num_threads=threads)
     layer.load_state_dict(params)
     if device == "cuda":
         import cupy
@@ -171,7 +204,7 @@ def make_torch(cell, params, x, dy, train, threads, device="cpu", tf32=False):
     if device == "cpu":
         torch.set_num_threads(threads)
     T, B, I = x.shape
-    m = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[cell](I, params["weight_hh_l0"].shape[1]).to(device)
+    m = getattr(torch.nn, LAYER_CLASS[cell])(I, params["weight_hh_l0"].shape[1]).to(device)
     m.load_state_dict({k: torch.from_numpy(v) for k, v in params.items()})
     xt, dyt = torch.from_numpy(x).to(device), torch.from_numpy(dy).to(device)
     if not train:
@@ -217,9 +250,10 @@ def _make_torch_cuda(tf32):
     return functools.partial(make_torch, device="cuda", tf32=tf32)
 
 
-def variants(device):
-    """``{name: factory}`` for a device. On CUDA: our layer on CuPy arrays, and torch.nn (cuDNN) in
-    fp32 with TF32 off ("torch") and on ("torch_tf32"); timed with CUDA events."""
+def variants(device, numpy_loop=True):
+    """``{name: factory}`` for a device. On the CPU: our layer, torch.nn when installed, and the NumPy
+    loop when ``numpy_loop``. On CUDA: our layer on CuPy arrays, and torch.nn (cuDNN) in fp32 with
+    TF32 off ("torch") and on ("torch_tf32"); timed with CUDA events."""
     if device == "cuda":
         import seqkernels
 
@@ -236,13 +270,31 @@ def variants(device):
         out["torch"] = make_torch
     except ImportError:
         pass
-    out["numpy"] = make_numpy
+    if numpy_loop:
+        out["numpy"] = make_numpy
     return out
 
 
 # ---- the run -----------------------------------------------------------------------------------
+def timing_plan(B: int, repeats: int, quick: bool = False) -> dict:
+    """Warm-up, repeats and minimum time per variant: more at B = 1, whose runs are short and swing."""
+    if B == 1:
+        return {"warmup": 5, "repeats": 3 * repeats, "min_time": 0.5 if quick else 1.5}
+    return {"warmup": 1, "repeats": repeats, "min_time": 0.2 if quick else 0.3}
+
+
+def _time(fns, plan, schedule, timer, sync):
+    if schedule == "interleaved":
+        return hz.time_interleaved(fns, repeats=plan["repeats"], warmup=plan["warmup"], min_time=plan["min_time"],
+                                   timer=timer, sync=sync)
+    return hz.time_blocks(fns, repeats=plan["repeats"], warmup=plan["warmup"], rounds=2, min_time=plan["min_time"],
+                          timer=timer, sync=sync)
+
+
 def bench_shape(cell, B, H, T, mode, factories, threads, repeats, seed=0, timer=hz.perf_counter_timer,
-                sync=None):
+                sync=None, *, plan=None, schedule="blocks", contention=None, peak_gflops=None):
+    """One row: validate every variant, then time them (quietly, and again under ``contention``
+    when it has processes). ``plan``: :func:`timing_plan`'s dict (default: its plan for B)."""
     I = H
     rng = np.random.default_rng(seed)
     bound = 1.0 / np.sqrt(H)  # torch.nn's default initialisation range
@@ -263,65 +315,102 @@ def bench_shape(cell, B, H, T, mode, factories, threads, repeats, seed=0, timer=
             out, where = fn(), f"vs {base_name}, {cell} B{B} H{H} T{T} {mode}"
             tol = 1e-2 if name == "torch_tf32" else TOL  # TF32 rounds the products to 10 mantissa bits
             errors[name] = max(hz.validate(hz.to_host(out[k]), base[k], tol, f"{name} {k} {where}") for k in base)
-    before = hz.cpu_snapshot()
-    stats = hz.time_blocks(fns, repeats=repeats, warmup=1, rounds=2, min_time=0.3, timer=timer, sync=sync)
-    others = hz.others_load(before, hz.cpu_snapshot())
+    plan = plan or timing_plan(B, repeats)
+    m = hz.measure(lambda: _time(fns, plan, schedule, timer, sync), contention)
+    stats = m["quiet"]
     ms = {n: s["median_ms"] for n, s in stats.items()}
     f = flops(cell, B, H, T, I, mode)
-    return {"cell": cell.upper(), "B": B, "H": H, "I": I, "T": T, "mode": mode,
-            "ours_ms": ms["ours"], "torch_ms": ms.get("torch"), "numpy_ms": ms.get("numpy"),
-            "torch_tf32_ms": ms.get("torch_tf32"),
-            "x_torch_tf32": ms["torch_tf32"] / ms["ours"] if "torch_tf32" in ms else None,
-            "x_torch": ms["torch"] / ms["ours"] if "torch" in ms else None,
-            "x_numpy": ms["numpy"] / ms["ours"] if "numpy" in ms else None,
-            "gflops": f / (ms["ours"] * 1e6), "us_per_step": ms["ours"] * 1e3 / T,
-            # disturbance on the shared machine: spread of the noisiest variant, other processes' CPU
-            "iqr_pct": 100 * max(s["iqr_ms"] / s["median_ms"] for s in stats.values()), "others_pct": others,
-            "flops": f, "torch_gflops": f / (ms["torch"] * 1e6) if "torch" in ms else None,
-            "validated_against": base_name, "max_rel_error": errors, "stats": stats}
+
+    def rate(n):
+        return f / (ms[n] * 1e6) if n in ms else None
+
+    row = {"cell": cell.upper(), "B": B, "H": H, "I": I, "T": T, "mode": mode,
+           "ours_ms": ms["ours"], "torch_ms": ms.get("torch"), "numpy_ms": ms.get("numpy"),
+           "torch_tf32_ms": ms.get("torch_tf32"),
+           "x_torch_tf32": ms["torch_tf32"] / ms["ours"] if "torch_tf32" in ms else None,
+           "x_torch": ms["torch"] / ms["ours"] if "torch" in ms else None,
+           "x_numpy": ms["numpy"] / ms["ours"] if "numpy" in ms else None,
+           "gflops": rate("ours"), "pct_peak": hz.pct_of_peak(rate("ours"), peak_gflops),
+           "torch_gflops": rate("torch"), "torch_pct_peak": hz.pct_of_peak(rate("torch"), peak_gflops),
+           "us_per_step": ms["ours"] * 1e3 / T,
+           # disturbance on the shared machine: each side's spread, other processes' CPU
+           "ours_iqr_pct": 100 * stats["ours"]["iqr_ms"] / ms["ours"],
+           "torch_iqr_pct": 100 * stats["torch"]["iqr_ms"] / ms["torch"] if "torch" in stats else None,
+           "iqr_pct": 100 * max(s["iqr_ms"] / s["median_ms"] for s in stats.values()),
+           "others_pct": m["quiet_others_pct"], "flops": f, "validated_against": base_name,
+           "max_rel_error": errors, "timing": {"schedule": schedule, **plan}, "stats": stats}
+    row.update(hz.contended_fields(m, ms, contention))
+    return row
 
 
-COLUMNS = [("cell", "cell", "s"), ("B", "B", "d"), ("H", "H", "d"), ("T", "T", "d"), ("mode", "mode", "s"),
-           ("ours_ms", "ours ms", ".2f"), ("torch_ms", "torch ms", ".2f"), ("numpy_ms", "numpy ms", ".2f"),
-           ("x_torch", "vs torch", lambda v: f"{v:.2f}x"), ("x_numpy", "vs numpy", lambda v: f"{v:.2f}x"),
-           ("torch_tf32_ms", "torch TF32 ms", ".2f"), ("x_torch_tf32", "vs TF32", lambda v: f"{v:.2f}x"),
-           ("gflops", "ours GFLOP/s", ".1f"), ("us_per_step", "us/step", ".1f"), ("iqr_pct", "max IQR %", ".0f"),
-           ("others_pct", "others CPU %", ".0f")]
+COLUMNS = [("env", "env", "s"), ("cell", "cell", "s"), ("B", "B", "d"), ("H", "H", "d"), ("T", "T", "d"),
+           ("mode", "mode", "s"),
+           ("ours_ms", "ours ms", ".2f"), ("ours_iqr_pct", "IQR %", ".0f"),
+           ("torch_ms", "torch ms", ".2f"), ("torch_iqr_pct", "IQR %", ".0f"), ("x_torch", "vs torch", hz.fmt_x),
+           ("numpy_ms", "numpy ms", ".2f"), ("x_numpy", "vs numpy", hz.fmt_x),
+           ("torch_tf32_ms", "torch TF32 ms", ".2f"), ("x_torch_tf32", "vs TF32", hz.fmt_x),
+           *hz.PEAK_COLUMNS, ("us_per_step", "us/step", ".1f"), ("others_pct", "others CPU %", ".0f"),
+           *hz.LOADED_COLUMNS]
 
 
 def parse_args(argv):
-    ap = hz.bench_parser("rnn", __doc__.split("\n\n")[0], "three small shapes, fewer repeats (< 1 min on 2 cores)",
-                         "timed runs per variant (default 10, 5 with --quick; CUDA 20, 10 with --quick)")
-    ap.add_argument("--cell", choices=sorted(GATES), help="only this cell")
+    ap = hz.bench_parser("rnn", __doc__.split("\n\n")[0], "four small shapes, fewer repeats (< 1 min on 2 cores)",
+                         "timed runs per variant (default 10, 5 with --quick; x3 at B = 1; CUDA 20, 10 with --quick)")
+    ap.add_argument("--cell", choices=CELLS, help="only this cell")
+    ap.add_argument("--shape", type=hz.shape_arg(CELLS, "B,H,T"), action="append", metavar="CELL,B,H,T",
+                    help="time this shape instead of the built-in list (repeatable)")
+    ap.add_argument("--numpy", action="store_true", help="also time the plain NumPy float32 loop")
+    ap.add_argument("--schedule", choices=["blocks", "interleaved"], default="blocks",
+                    help="blocks: each variant's runs in a block, blocks alternating (default); interleaved: "
+                         "one run of each variant in turn")
+    hz.add_run_options(ap)
     return hz.parse_bench_args(ap, argv)
 
 
 def main(argv=None, results_dir=None) -> int:
     args = parse_args(argv)
-    factories = variants(args.device)
+    peak = hz.start_run(args)
+    factories = variants(args.device, numpy_loop=args.numpy)
     cuda = args.device == "cuda"
     repeats = args.repeats or ((10 if args.quick else 20) if cuda else (5 if args.quick else 10))
     table = (CUDA_QUICK_SHAPES if args.quick else CUDA_SHAPES) if cuda else (QUICK_SHAPES if args.quick else FULL_SHAPES)
-    shapes = [s for s in table if args.cell in (None, s[0])]
+    shapes = [s for s in (args.shape or table) if args.cell in (None, s[0])]
     timer, sync = (hz.torch_cuda_event_timer, hz.cuda_sync) if cuda else (hz.perf_counter_timer, None)
     notes = [] if "torch" in factories else ["torch not installed: torch column skipped, "
                                              "variants validated against the NumPy loop in float64"]
     notes.append(f"threads: {args.threads} for seqkernels and torch; NumPy's own OpenBLAS uses its default "
                  f"(OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')})")
-    notes.append("max IQR %: the widest interquartile range among a row's variants, in % of its median; "
-                 "others CPU %: the machine's CPU time used by other processes while the row was timed. "
-                 "Rerun rows where either is high (~20% or more)")
-    info, rows, t0 = hz.machine_info(), [], time.perf_counter()
-    for cell, B, H, T in shapes:
-        for mode in MODES:
-            row = bench_shape(cell, B, H, T, mode, factories, args.threads, repeats, timer=timer, sync=sync)
-            rows.append(row)
-            hz.log(f"{cell} B{B} H{H} T{T} {mode}: " + ", ".join(
-                f"{n} {row[n + '_ms']:.2f} ms" for n in ("ours", "torch", "numpy") if row.get(n + "_ms") is not None))
+    notes.append("IQR %: interquartile range of a variant's runs in % of its median; others CPU %: the machine's "
+                 "CPU time used by other processes while the row was timed. Rerun rows where either is high "
+                 "(~20% or more)")
+    notes += hz.import_order_notes()
+    notes += hz.contention_note(args.contend)
+    info, t0 = hz.machine_info(), time.perf_counter()
+
+    def run_here():
+        rows = []
+        with hz.Contention(args.contend) as load:
+            for cell, B, H, T in shapes:
+                for mode in MODES:
+                    row = bench_shape(cell, B, H, T, mode, factories, args.threads, repeats, timer=timer, sync=sync,
+                                      plan=timing_plan(B, repeats, args.quick), schedule=args.schedule,
+                                      contention=load, peak_gflops=peak["gflops"])
+                    row["env"] = hz.openblas_env_name(hz.openblas_env())
+                    rows.append(row)
+                    hz.log(f"{cell} B{B} H{H} T{T} {mode}: " + ", ".join(
+                        f"{n} {row[n + '_ms']:.2f} ms" for n in ("ours", "torch", "numpy")
+                        if row.get(n + "_ms") is not None))
+        return rows
+
+    rows, envs = hz.run_env_variants(__spec__.name, args, argv, run_here, peak)  # also under python -m
+    notes += hz.env_notes(envs)
     hz.finish("rnn", args, argv, settings={"threads": args.threads, "repeats": repeats, "quick": args.quick,
-                                           "tol": TOL},
-              extra={"flops": "forward = 2*T*B*G*H*(I+H), G = 4 (LSTM), 3 (GRU); fwd+bwd = 3 x forward"},
-              notes=notes, info=info, t0=t0, rows=rows, columns=COLUMNS, results_dir=results_dir)
+                                           "tol": TOL, "schedule": args.schedule, "contend": args.contend,
+                                           "openblas_env": args.openblas_env},
+              extra={"flops": "forward = 2*T*B*G*H*(I+H), G = 4 (LSTM), 3 (GRU), 1 (RNN); fwd+bwd = 3 x forward",
+                     **hz.run_record(args, peak, info, envs)},
+              notes=notes, info=info, t0=t0, rows=rows, columns=COLUMNS, results_dir=results_dir,
+              headline=hz.peak_headline(peak, args.threads))
     return 0
 
 

@@ -1,0 +1,58 @@
+"""The benchmark scripts' machinery on tiny shapes: every variant validates and a row comes out
+(the timings themselves are not tested)."""
+
+import subprocess
+import sys
+
+import pytest
+
+from seqkernels.benchmarks import harness as hz
+from seqkernels.benchmarks import rnn, search
+
+
+def test_search_bench_row_on_a_tiny_shape():
+    row = search.bench_shape(3, 2, 50, search.FACTORIES, threads=1, repeats=2)
+    assert row["ours_ms"] > 0 and row["ref_ms"] > 0 and row["x_ref"] > 0
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_rnn_bench_row_on_a_tiny_shape(cell):
+    row = rnn.bench_shape(cell, 2, 8, 3, "fwd+bwd", rnn.variants("cpu"), threads=1, repeats=2, peak_gflops=100.0)
+    assert row["ours_ms"] > 0 and row["gflops"] > 0
+    assert row["pct_peak"] == pytest.approx(row["gflops"])  # of a 100 GFLOP/s peak
+    assert row["ours_iqr_pct"] >= 0 and "ours_load_ms" not in row
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_numpy_loop_matches_the_layer_in_float64(cell):
+    """The NumPy loop (the baseline without torch) is validated by the same check as the layers."""
+    factories = {"ours": rnn.make_ours, "numpy": rnn.make_numpy}
+    row = rnn.bench_shape(cell, 3, 5, 4, "fwd+bwd", factories, threads=1, repeats=1)
+    assert row["validated_against"] == "numpy float64" and row["max_rel_error"]["numpy"] < rnn.TOL
+
+
+def test_rnn_bench_row_under_contention():
+    with hz.Contention(1, settle=0.0) as load:
+        row = rnn.bench_shape("lstm", 2, 8, 3, "fwd", rnn.variants("cpu", numpy_loop=False), threads=1, repeats=2,
+                              contention=load)
+    assert row["contend"] == 1 and row["ours_load_ms"] > 0 and row["ours_slowdown"] > 0
+
+
+def test_interleaved_timing_alternates_and_stops():
+    calls = []
+    fns = {"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}
+    stats = hz.time_interleaved(fns, repeats=3, warmup=1, min_time=0.0)
+    assert calls == list("ab" + "ab" "ba" "ab")  # warm-up round, then rounds whose order alternates
+    assert stats["a"]["n"] == stats["b"]["n"] == 3
+    # an unreachable spread target stops at max_time
+    stats = hz.time_interleaved({"a": lambda: None}, repeats=1, warmup=0, max_time=0.05, target_iqr_pct=0.0)
+    assert stats["a"]["n"] >= 1
+
+
+@pytest.mark.parametrize("suite", ["rnn", "search", "torch_layers"])
+def test_cli_bench_help(suite):
+    out = subprocess.run([sys.executable, "-m", "seqkernels", "bench", suite, "--help"], capture_output=True,
+                         text=True, check=True)
+    assert "--quick" in out.stdout
+    if suite != "search":
+        assert "--openblas-env" in out.stdout and "--contend" in out.stdout
