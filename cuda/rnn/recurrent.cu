@@ -90,14 +90,15 @@ struct Buffers {
   T* states; T* cstates; T* acts; T* aux;
 };
 
-// The training workspace carved as in seqkernels/recurrent.h (const or not).
+// The training workspace carved by the one layout (WorkspaceLayout in seqkernels/recurrent.h).
 template <typename T>
-__device__ Buffers<T> workspace_views(const CellSpec& cell, T* p, int steps, size_t BH, size_t GBH) {
+__device__ Buffers<T> workspace_views(const CellSpec& cell, T* p, int steps, int batch, int hidden) {
+  const WorkspaceLayout l = workspace_layout(cell, steps, batch, hidden);
   Buffers<T> w{};
-  w.states = p; p += (steps + 1) * BH;
-  if (cell.kind == CellKind::Lstm) { w.cstates = p; p += (steps + 1) * BH; }
-  if (cell.kind != CellKind::Rnn) { w.acts = p; p += steps * GBH; }
-  if (cell.kind == CellKind::Gru) w.aux = p;
+  w.states = p + l.states;
+  if (l.cstates >= 0) w.cstates = p + l.cstates;
+  if (l.acts >= 0) w.acts = p + l.acts;
+  if (l.aux >= 0) w.aux = p + l.aux;
   return w;
 }
 
@@ -105,7 +106,7 @@ template <typename T>
 __device__ Buffers<T> forward_buffers(const CellSpec& cell, const ForwardArgs<T>& a) {
   const size_t BH = static_cast<size_t>(a.batch) * a.hidden;
   const size_t GBH = BH * cell.gates();
-  if (a.workspace) return workspace_views(cell, a.workspace, a.steps, BH, GBH);
+  if (a.workspace) return workspace_views(cell, a.workspace, a.steps, a.batch, a.hidden);
   Buffers<T> w{};  // inference: two state slots, one step of gates and aux
   T* p = a.scratch;
   w.states = p; p += 2 * BH;
@@ -280,7 +281,7 @@ __global__ void __launch_bounds__(kThreads, 1) backward_kernel(CellSpec cell, Ba
   const int lane = threadIdx.x % 32;
 
   // The forward workspace (read only).
-  const Buffers<const T> w = workspace_views(cell, a.workspace, a.steps, BH, B * GH);
+  const Buffers<const T> w = workspace_views(cell, a.workspace, a.steps, a.batch, a.hidden);
   const T* states = w.states;
   const T* cstates = w.cstates;
   const T* acts = w.acts;
