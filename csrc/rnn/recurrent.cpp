@@ -73,18 +73,21 @@ constexpr int forward_vectors_per_gate(int gates) { return gates == 3 ? 1 : 4 / 
 template <typename T>
 struct Panel {
   const T* data = nullptr;
-  int K = 0;   // reduction length (rows of each tile)
-  int U = 0;   // output units per tile
-  int NV = 0;  // vectors per tile row
-  const T* tile(int t) const { return data + static_cast<idx>(t) * K * NV * Simd<T>::W; }
+  int K = 0;         // reduction length (rows of each tile used)
+  int U = 0;         // output units per tile
+  int NV = 0;        // vectors per tile row
+  idx stride = 0;    // elements from one tile to the next
+  const T* tile(int t) const { return data + static_cast<idx>(t) * stride; }
 };
 
 // ---- the micro-kernel -----------------------------------------------------------------------------
 // out(MR, NV·W) = a(MR, K) · tile(K, NV·W); `a` rows at stride lda. Accumulators stay in registers
 // over the whole K loop; the reduction order over k is fixed, so every output element has the same
-// bits whichever rows or tiles it is computed with.
+// bits whichever rows or tiles it is computed with. Vector v of row r is stored at
+// out + r·ld + (v / uv)·zs + (v % uv)·W: uv vectors per gate, gate blocks zs apart.
 template <typename T, int MR, int NV>
-__attribute__((always_inline)) inline void tile_product(int K, const T* a, idx lda, const T* bp, T* out) {
+__attribute__((always_inline)) inline void tile_product(int K, const T* a, idx lda, const T* bp, T* out, idx ld,
+                                                        idx zs, int uv) {
   using V = typename Simd<T>::V;
   constexpr int W = Simd<T>::W;
   V acc[MR][NV];
@@ -104,45 +107,52 @@ __attribute__((always_inline)) inline void tile_product(int K, const T* a, idx l
       for (int v = 0; v < NV; ++v) acc[r][v] += ar * bv[v];
     }
   }
-  V* o = reinterpret_cast<V*>(out);
 #pragma GCC unroll 8
   for (int r = 0; r < MR; ++r)
 #pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) o[r * NV + v] = acc[r][v];
+    for (int v = 0; v < NV; ++v)
+      *reinterpret_cast<V*>(out + r * ld + (v / uv) * zs + (v % uv) * W) = acc[r][v];
 }
 
 template <int NV> constexpr int rows_per_tile() { return kAccumulators / NV > 0 ? kAccumulators / NV : 1; }
 
 // The last `rest` (< MR) rows: the same kernel with fewer rows.
 template <typename T, int NV, int M>
-inline void tail_product(int rest, int K, const T* a, idx lda, const T* bp, T* out) {
+inline void tail_product(int rest, int K, const T* a, idx lda, const T* bp, T* out, idx ld, idx zs, int uv) {
   if constexpr (M >= 1) {
-    if (rest == M) tile_product<T, M, NV>(K, a, lda, bp, out);
-    else tail_product<T, NV, M - 1>(rest, K, a, lda, bp, out);
+    if (rest == M) tile_product<T, M, NV>(K, a, lda, bp, out, ld, zs, uv);
+    else tail_product<T, NV, M - 1>(rest, K, a, lda, bp, out, ld, zs, uv);
   }
 }
 
-// For rows b of a (B, K): the tile's product for that row (NV·W values, gate-major within the
-// tile) handed to epilogue(b, values) while still in L1.
+// Rows of a (B, K) in blocks of MR. For each block, the product with every tile of the panel that
+// covers units [u0, u1) is written to `out` (per row: gate g's units at g·zs, row stride
+// gates·zs), and then epilogue(b, row) runs for each row of the block — so one epilogue call covers
+// all of a member's units, while the products are still in L1.
 template <typename T, int NV, typename Epilogue>
-inline void tile_rows(int B, int K, const T* a, idx lda, const T* bp, Epilogue&& epilogue) {
-  constexpr int MR = rows_per_tile<NV>(), NR = NV * Simd<T>::W;
-  alignas(64) T out[MR * NR];
+inline void range_rows(const Panel<T>& p, int gates, int u0, int u1, int B, const T* a, idx lda, T* out,
+                       Epilogue&& epilogue) {
+  constexpr int MR = rows_per_tile<NV>();
+  const int uv = NV / gates;
+  const idx zs = ((u1 - u0) + p.U - 1) / p.U * p.U, ld = gates * zs;
   int b = 0;
-  for (; b + MR <= B; b += MR) {
-    tile_product<T, MR, NV>(K, a + b * lda, lda, bp, out);
-    for (int r = 0; r < MR; ++r) epilogue(b + r, out + r * NR);
-  }
-  if (b < B) {
-    tail_product<T, NV, MR - 1>(B - b, K, a + b * lda, lda, bp, out);
-    for (int r = 0; b + r < B; ++r) epilogue(b + r, out + r * NR);
+  for (; b < B; b += MR) {
+    const int rows = std::min(MR, B - b);
+    for (int j0 = u0; j0 < u1; j0 += p.U) {
+      const T* bp = p.tile(j0 / p.U);
+      T* o = out + (j0 - u0);
+      if (rows == MR) tile_product<T, MR, NV>(p.K, a + b * lda, lda, bp, o, ld, zs, uv);
+      else tail_product<T, NV, MR - 1>(rows, p.K, a + b * lda, lda, bp, o, ld, zs, uv);
+    }
+    for (int r = 0; r < rows; ++r) epilogue(b + r, out + r * ld, static_cast<int>(zs));
   }
 }
 
 template <typename T, typename Epilogue>
-inline void panel_rows(const Panel<T>& p, int tile, int B, const T* a, idx lda, Epilogue&& epilogue) {
-  if (p.NV == 4) tile_rows<T, 4>(B, p.K, a, lda, p.tile(tile), epilogue);
-  else tile_rows<T, 3>(B, p.K, a, lda, p.tile(tile), epilogue);
+inline void panel_range_rows(const Panel<T>& p, int gates, int u0, int u1, int B, const T* a, idx lda, T* out,
+                             Epilogue&& epilogue) {
+  if (p.NV == 4) range_rows<T, 4>(p, gates, u0, u1, B, a, lda, out, epilogue);
+  else range_rows<T, 3>(p, gates, u0, u1, B, a, lda, out, epilogue);
 }
 
 // ---- packing W_hh ---------------------------------------------------------------------------------
@@ -240,9 +250,11 @@ Packed<T> panels(const CellSpec& cell, const Geometry<T>& geo, const T* data) {
   Packed<T> p;
   const bool split = cell.kind == CellKind::Gru && !cell.reset_after;
   const int first = split ? 2 : G;
-  p.forward[0] = {data, H, W * forward_vectors_per_gate(first), first * forward_vectors_per_gate(first)};
-  if (split) p.forward[1] = {data + forward_panel_size<T>(H, geo.Hp, 2), H, W * 4, 4};
-  p.backward = {data + forward_panel_size<T>(H, geo.Hp, G), G * H, Geometry<T>::Q, 4};
+  const int v0 = first * forward_vectors_per_gate(first);
+  p.forward[0] = {data, H, W * forward_vectors_per_gate(first), v0, static_cast<idx>(H) * v0 * W};
+  if (split) p.forward[1] = {data + forward_panel_size<T>(H, geo.Hp, 2), H, W * 4, 4, static_cast<idx>(H) * 4 * W};
+  p.backward = {data + forward_panel_size<T>(H, geo.Hp, G), G * H, Geometry<T>::Q, 4,
+                static_cast<idx>(G) * H * Geometry<T>::Q};
   return p;
 }
 
@@ -534,6 +546,8 @@ void forward_recurrence(const Shared<T>& s, const Packed<T>& pk, const Geometry<
     long c0, c1;
     m.share(geo.chunks, &c0, &c1);
     const int u_begin = static_cast<int>(c0) * geo.Q, u_end = std::min<int>(static_cast<int>(c1) * geo.Q, H);
+    // This member's products for one block of rows (MR ≤ 8 rows × G gates × its units, padded).
+    std::vector<T> out(static_cast<size_t>(8) * G * (static_cast<size_t>(c1 - c0) * geo.Q + geo.Q));
     for (int step = 0; step < s.steps; ++step) {
       const int t = s.reverse ? s.steps - 1 - step : step;
       const T* h_prev = s.ws.states + prev_slot(step, t) * BH;
@@ -556,10 +570,12 @@ void forward_recurrence(const Shared<T>& s, const Packed<T>& pk, const Geometry<
           for (int g = 0; g < G; ++g) zero_n(acts_row(b) + g * H + j0, hs);
         if (aux_t) zero_n(aux_t + o + j0, hs);
       };
+      // Units [u_begin, u_end) of this member: products of every tile, then one epilogue per row.
       const Panel<T>& p0 = pk.forward[0];
-      for (int j0 = u_begin; j0 < u_end; j0 += p0.U) {
-        const int hs = std::min(p0.U, H - j0), zs = p0.U;
-        panel_rows(p0, j0 / p0.U, B, h_prev, H, [&](int b, const T* zh) {
+      const int g0 = kGruBefore ? 2 : G;
+      if (u_begin < u_end)
+        panel_range_rows(p0, g0, u_begin, u_end, B, h_prev, H, out.data(), [&](int b, const T* zh, int zs) {
+          const int j0 = u_begin, hs = u_end - u_begin;
           if (!active(s.lengths, b, t)) return carry(b, j0, hs);
           const idx o = b * static_cast<idx>(H);
           const T* zx = zx_t + b * GH;
@@ -573,20 +589,16 @@ void forward_recurrence(const Shared<T>& s, const Packed<T>& pk, const Geometry<
           else
             rnn_forward_row<T, C::act>(j0, hs, zx, zh, s.bh, h_next + o, y);
         });
-      }
       if constexpr (kGruBefore) {
         // Phase 2: the candidate's recurrent product needs r ⊙ h_{t-1} of every unit.
         m.sync();
-        const Panel<T>& p1 = pk.forward[1];
-        for (int j0 = u_begin; j0 < u_end; j0 += p1.U) {
-          const int hs = std::min(p1.U, H - j0);
-          panel_rows(p1, j0 / p1.U, B, aux_t, H, [&](int b, const T* zh_n) {
+        if (u_begin < u_end)
+          panel_range_rows(pk.forward[1], 1, u_begin, u_end, B, aux_t, H, out.data(), [&](int b, const T* zh_n, int) {
             if (!active(s.lengths, b, t)) return;
             const idx o = b * static_cast<idx>(H);
-            gru_candidate_row(H, j0, hs, zx_t + b * GH, zh_n, s.bh, h_prev + o, h_next + o,
+            gru_candidate_row(H, u_begin, u_end - u_begin, zx_t + b * GH, zh_n, s.bh, h_prev + o, h_next + o,
                               y_t + b * static_cast<idx>(s.ldy), acts_row(b));
           });
-        }
       }
       m.sync();
     }
@@ -685,6 +697,7 @@ void backward_recurrence(const BackShared<T>& s, const Packed<T>& pk, const Geom
     long c0, c1;
     m.share(geo.chunks, &c0, &c1);
     const int u_begin = static_cast<int>(c0) * geo.Q, u_end = std::min<int>(static_cast<int>(c1) * geo.Q, H);
+    std::vector<T> out(static_cast<size_t>(8) * (static_cast<size_t>(c1 - c0) * geo.Q + geo.Q));
     for (int r = 0; r < s.steps; ++r) {  // r-th step of the backward sweep
       const int step = s.steps - 1 - r;  // the forward processing step it undoes
       const int t = s.reverse ? s.steps - 1 - step : step;
@@ -696,11 +709,11 @@ void backward_recurrence(const BackShared<T>& s, const Packed<T>& pk, const Geom
       T* dzx_t = s.dzx + static_cast<idx>(t) * B * GH;
       T* dzh_t = s.dzh + static_cast<idx>(t) * B * GH;
 
-      // Phase 1: pointwise gradients of this member's units, in tiles of Q (the same tiles for any
-      // team size).
-      for (int j0 = u_begin; j0 < u_end; j0 += geo.Q) {
-        const int hs = std::min(geo.Q, H - j0);
-        for (int b = 0; b < B; ++b) {
+      // Phase 1: pointwise gradients of this member's units (its range starts on a chunk boundary,
+      // so each unit sits at the same SIMD lane whatever the team size).
+      {
+        const int j0 = u_begin, hs = u_end - u_begin;
+        for (int b = 0; b < B && hs > 0; ++b) {
           const idx o = b * static_cast<idx>(H);
           T* dz = dzx_t + b * GH;
           if (!active(s.lengths, b, t)) {  // the state was carried through: so is its gradient
@@ -723,36 +736,30 @@ void backward_recurrence(const BackShared<T>& s, const Packed<T>& pk, const Geom
         }
       }
       m.sync();
-      // Phase 2: dh_{t-1}[:, units] += dz_t · W_hh[:, units], one tile (Q units) at a time.
-      auto add_product = [&](const T* a, int k0, int K) {
+      // Phase 2: dh_{t-1}[:, units] += dz_t · W_hh[:, units] over rows [k0, k0+K) of W_hh.
+      auto product = [&](const T* a, int k0, int K, auto&& epilogue) {
+        if (u_begin >= u_end) return;
         Panel<T> sub = pb;
         sub.K = K;
-        for (int j0 = u_begin; j0 < u_end; j0 += geo.Q) {
-          const int hs = std::min(geo.Q, H - j0);
-          sub.data = pb.tile(j0 / geo.Q) + static_cast<idx>(k0) * geo.Q;
-          panel_rows(sub, 0, B, a + k0, GH, [&](int b, const T* v) {
-            if (active(s.lengths, b, t)) add_row(j0, hs, v, dh_out + b * static_cast<idx>(H));
-          });
-        }
+        sub.data = pb.data + static_cast<idx>(k0) * geo.Q;  // the same rows of every tile
+        panel_range_rows(sub, 1, u_begin, u_end, B, a + k0, GH, out.data(), epilogue);
+      };
+      const int hs = u_end - u_begin;
+      auto add_to_dh = [&](int b, const T* v, int) {
+        if (active(s.lengths, b, t)) add_row(u_begin, hs, v, dh_out + b * static_cast<idx>(H));
       };
       if constexpr (kGruBefore) {
         // d(r ⊙ h_{t-1}) = dn_pre·W_hn needs dn_pre of every unit; then the r gate.
-        Panel<T> sub = pb;
-        sub.K = H;
-        for (int j0 = u_begin; j0 < u_end; j0 += geo.Q) {
-          const int hs = std::min(geo.Q, H - j0);
-          sub.data = pb.tile(j0 / geo.Q) + static_cast<idx>(2) * H * geo.Q;
-          panel_rows(sub, 0, B, dzx_t + 2 * H, GH, [&](int b, const T* drh) {
-            if (!active(s.lengths, b, t)) return;
-            const idx o = b * static_cast<idx>(H);
-            gru_reset_row(j0, hs, drh, h_prev + o, s.ws.acts + (static_cast<idx>(t) * B + b) * GH, dzx_t + b * GH,
-                          dh_out + o);
-          });
-        }
+        product(dzx_t, 2 * H, H, [&](int b, const T* drh, int) {
+          if (!active(s.lengths, b, t)) return;
+          const idx o = b * static_cast<idx>(H);
+          gru_reset_row(u_begin, hs, drh, h_prev + o, s.ws.acts + (static_cast<idx>(t) * B + b) * GH, dzx_t + b * GH,
+                        dh_out + o);
+        });
         m.sync();
-        add_product(dzx_t, 0, 2 * H);  // the r and u blocks through W_hr, W_hz
+        product(dzx_t, 0, 2 * H, add_to_dh);  // the r and u blocks through W_hr, W_hz
       } else {
-        add_product(dzh_t, 0, G * H);
+        product(dzh_t, 0, G * H, add_to_dh);
       }
       // No barrier here: the next step's phase 1 touches only this member's units of dh_out, and
       // writes another time row of dzx/dzh.
