@@ -4,6 +4,8 @@
 // Scanning in ascending flat index and admitting only strictly better scores makes the lower flat
 // index win every tie, as the contract requires. A block of the row is skipped when even its
 // largest logit cannot beat the current 2B-th candidate, so most of the row is only read once more.
+// The decoding controls touch a few tokens per row: they become sorted overrides, the passes run
+// vectorised over the gaps between them, and only a block holding one is scanned token by token.
 //
 // Compiled once per CPU capability (cpu_capability.h), like recurrent.cpp.
 #include <omp.h>
@@ -11,6 +13,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <utility>
 #include <vector>
 
 #include "seqkernels/beam_search.h"
@@ -80,32 +83,144 @@ struct TopK {
   }
 };
 
+// One token a control touches: its score before normalising (penalised or as given) and whether it
+// is masked to −inf after normalising.
+template <typename T>
+struct Override {
+  int token;
+  T value;
+  bool masked;
+};
+
+enum : uint8_t { kPenalised = 1, kMasked = 2 };
+
+// The per-thread working memory of step_item.
+template <typename T>
+struct Scratch {
+  TopK<T> top;
+  std::vector<std::pair<int, uint8_t>> marks;  // (token, kPenalised | kMasked), unsorted, repeated
+  std::vector<Override<T>> overrides;         // sorted by token, one per token
+  explicit Scratch(int k) : top(k) {}
+};
+
+// The tokens the controls touch in row `r` (scores x), sorted and merged into s.overrides.
+template <typename T>
+void collect_overrides(const BeamStepArgs<T>& a, idx r, const T* x, Scratch<T>& s) {
+  const int L = a.history_len, n = a.no_repeat_ngram;
+  const int32_t* h = a.history ? a.history + r * L : nullptr;
+  s.marks.clear();
+  if (h && a.repetition_penalty != 1.0)
+    for (int j = 0; j < L; ++j) s.marks.push_back({h[j], kPenalised});
+  if (a.forbid_eos) s.marks.push_back({a.eos_id, kMasked});
+  for (int w = 0; a.banned && w < a.banned_width; ++w)
+    if (a.banned[r * a.banned_width + w] >= 0) s.marks.push_back({a.banned[r * a.banned_width + w], kMasked});
+  if (h && n == 1) {
+    for (int j = 0; j < L; ++j) s.marks.push_back({h[j], kMasked});
+  } else if (h && n >= 2 && L >= n) {
+    // The n-grams h[j−n+2 .. j+1] whose first n−1 tokens equal the row's last n−1 ban h[j+1].
+    const int32_t* tail = h + L - n + 1;
+    const uint64_t* hh = a.history_hash ? a.history_hash + r * L : nullptr;
+    for (int j = n - 2; j <= L - 2; ++j) {
+      if (hh && hh[j] != hh[L - 1]) continue;  // a different hash is a different (n−1)-gram
+      if (std::equal(tail, tail + n - 1, h + j - n + 2)) s.marks.push_back({h[j + 1], kMasked});
+    }
+  }
+  std::sort(s.marks.begin(), s.marks.end());
+  s.overrides.clear();
+  const T p = static_cast<T>(a.repetition_penalty);
+  for (size_t i = 0; i < s.marks.size();) {
+    const int v = s.marks[i].first;
+    uint8_t kind = 0;
+    for (; i < s.marks.size() && s.marks[i].first == v; ++i) kind |= s.marks[i].second;
+    const T xv = x[v];
+    s.overrides.push_back({v, (kind & kPenalised) ? (xv < 0 ? xv * p : xv / p) : xv, (kind & kMasked) != 0});
+  }
+}
+
+// row_norm over a row whose overridden tokens take their override values (gaps vectorised).
+template <typename T>
+RowNorm<T> row_norm(const T* x, int V, const std::vector<Override<T>>& ov) {
+  if (ov.empty()) return row_norm(x, V);
+  const T ninf = -std::numeric_limits<T>::infinity();
+  T m = ninf;
+  int v = 0;
+  for (const Override<T>& o : ov) {
+    m = std::max(m, block_max(x + v, o.token - v));
+    m = o.value > m ? o.value : m;
+    v = o.token + 1;
+  }
+  m = std::max(m, block_max(x + v, V - v));
+  if (!(m > ninf)) return {m, T(0)};
+  T sum = 0;
+  v = 0;
+  auto gap_sum = [&](int v0, int v1) {
+    T g = 0;
+#pragma omp simd reduction(+ : g)
+    for (int u = v0; u < v1; ++u) g += exp_(x[u] - m);
+    return g;
+  };
+  for (const Override<T>& o : ov) {
+    sum += gap_sum(v, o.token) + std::exp(o.value - m);
+    v = o.token + 1;
+  }
+  sum += gap_sum(v, V);
+  return {m, std::log(sum)};
+}
+
 // Returns false (outputs unspecified) if a row of the item holds a NaN or +inf.
 template <typename T>
-bool step_item(const BeamStepArgs<T>& a, int n, TopK<T>& top) {
+bool step_item(const BeamStepArgs<T>& a, int n, Scratch<T>& s) {
   const int B = a.beams, V = a.vocab, K = 2 * B;
   const T ninf = -std::numeric_limits<T>::infinity();
+  TopK<T>& top = s.top;
   top.size = 0;
   for (int b = 0; b < B; ++b) {
-    const T* x = a.scores + (static_cast<idx>(n) * B + b) * V;
-    const T bs = a.beam_scores[static_cast<idx>(n) * B + b];
+    const idx r = static_cast<idx>(n) * B + b;
+    const T* x = a.scores + r * V;
+    const T bs = a.beam_scores[r];
     if (has_nan_or_posinf(x, V)) return false;
     if (top.full() && !(bs > ninf)) continue;  // a dead beam cannot beat anything
+    collect_overrides(a, r, x, s);
+    const std::vector<Override<T>>& ov = s.overrides;
     RowNorm<T> norm{T(0), T(0)};  // log_probs: used as given
     if (!a.log_probs) {
-      norm = row_norm(x, V);
+      norm = row_norm(x, V, ov);
       if (!(norm.max > ninf)) {  // every logit −inf: every candidate of this beam scores −inf
         for (int v = 0; v < V && !top.full(); ++v) top.offer(ninf, static_cast<idx>(b) * V + v, ninf);
         continue;
       }
     }
     auto logp = [&](T xv) { return (xv - norm.max) - norm.log_sum; };
+    const int f = a.forced ? a.forced[r] : -1;
+    if (f >= 0) {  // one finite candidate; the others are −inf, offered in flat order while room is left
+      T value = x[f];
+      for (const Override<T>& o : ov)
+        if (o.token == f) value = o.value;
+      const T lp = logp(value);
+      for (int v = 0; v < V && (v <= f || !top.full()); ++v)
+        top.offer(v == f ? bs + lp : ninf, static_cast<idx>(b) * V + v, v == f ? lp : ninf);
+      continue;
+    }
+    size_t next = 0;  // the first override not yet passed
     for (int v0 = 0; v0 < V; v0 += kBlock) {
       const int v1 = std::min(V, v0 + kBlock);
+      if (next < ov.size() && ov[next].token < v1) {  // a block with overrides: token by token
+        for (int v = v0; v < v1; ++v) {
+          T lp;
+          if (next < ov.size() && ov[next].token == v) {
+            lp = ov[next].masked ? ninf : logp(ov[next].value);
+            ++next;
+          } else {
+            lp = logp(x[v]);
+          }
+          top.offer(bs + lp, static_cast<idx>(b) * V + v, lp);
+        }
+        continue;
+      }
       // fl(bs + logp(x)) is monotone in x, so the block's largest logit bounds every score in it.
       if (top.full() && !(bs + logp(block_max(x + v0, v1 - v0)) > top.worst())) continue;
       for (int v = v0; v < v1; ++v) {
-        const T lp = (a.forbid_eos && v == a.eos_id) ? ninf : logp(x[v]);
+        const T lp = logp(x[v]);
         top.offer(bs + lp, static_cast<idx>(b) * V + v, lp);
       }
     }
@@ -137,10 +252,10 @@ int beam_step(const BeamStepArgs<T>& a) {
   int first_bad = a.items;
 #pragma omp parallel num_threads(nt) reduction(min : first_bad)
   {
-    TopK<T> top(2 * a.beams);
+    Scratch<T> scratch(2 * a.beams);
 #pragma omp for schedule(static)
     for (int n = 0; n < a.items; ++n)
-      if (!step_item(a, n, top)) first_bad = std::min(first_bad, n);
+      if (!step_item(a, n, scratch)) first_bad = std::min(first_bad, n);
   }
   return first_bad == a.items ? -1 : first_bad;
 }

@@ -17,6 +17,18 @@
 //                          in order; −1 pads when fewer exist (only when B·V < 2B + #EOS, or −inf)
 // `forbid_eos` (min_len not reached) sets log P(<EOS>) = −inf after normalising (the normaliser
 // still counts <EOS>), so <EOS> can never rank above a finite candidate.
+//
+// Decoding controls (semantics: the docstring of seqkernels.reference.search, "Decoding controls"),
+// all per row and all applied inside the one scan over the row's scores: the few tokens a control
+// touches become a sorted list of overrides, and the vectorised passes run over the gaps between
+// them, so a control costs O(its tokens), not another pass over B·V.
+//   history (N·B, L)   the tokens each row generated so far, each in [0, V)
+//   repetition_penalty on the scores as given, of every distinct history token (1 = off)
+//   no_repeat_ngram    n: ban each token that would complete an n-gram of the history (0 = off);
+//                      n ≥ 2 compares history_hash (N·B, L) — entry j the hash of the (n−1)-gram
+//                      ending at j — with the row's last entry, confirming on the tokens
+//   banned (N·B, W)    tokens set to −inf after normalising; entries < 0 are ignored
+//   forced (N·B)       ≥ 0: the row's only finite candidate is this token, with its log-prob
 #pragma once
 
 #include <cstddef>
@@ -32,6 +44,14 @@ struct BeamStepArgs {
   int eos_id = 0;                       // in [0, V)
   bool log_probs = false;               // scores are already log-probabilities
   bool forbid_eos = false;
+  const int32_t* history = nullptr;     // (N·B, L) or null
+  int history_len = 0;                  // L
+  const uint64_t* history_hash = nullptr;  // (N·B, L) or null (then n-grams are compared token-wise)
+  double repetition_penalty = 1.0;
+  int no_repeat_ngram = 0;
+  const int32_t* banned = nullptr;      // (N·B, W) or null
+  int banned_width = 0;                 // W
+  const int32_t* forced = nullptr;      // (N·B) or null
   T* cand_score = nullptr;              // out (N, 2B)
   int32_t* cand_beam = nullptr;         // out (N, 2B)
   int32_t* cand_token = nullptr;        // out (N, 2B)
