@@ -160,7 +160,7 @@ RowNorm<T> row_norm(const T* x, int V, const std::vector<Override<T>>& ov) {
     return g;
   };
   for (const Override<T>& o : ov) {
-    sum += gap_sum(v, o.token) + std::exp(o.value - m);
+    sum += gap_sum(v, o.token) + exp_(o.value - m);
     v = o.token + 1;
   }
   sum += gap_sum(v, V);
@@ -197,14 +197,26 @@ bool step_item(const BeamStepArgs<T>& a, int n, Scratch<T>& s) {
       for (const Override<T>& o : ov)
         if (o.token == f) value = o.value;
       const T lp = logp(value);
-      for (int v = 0; v < V && (v <= f || !top.full()); ++v)
-        top.offer(v == f ? bs + lp : ninf, static_cast<idx>(b) * V + v, v == f ? lp : ninf);
+      const idx base = static_cast<idx>(b) * V;
+      for (int v = 0; v < f && !top.full(); ++v) top.offer(ninf, base + v, ninf);  // once full, −inf loses
+      top.offer(bs + lp, base + f, lp);
+      for (int v = f + 1; v < V && !top.full(); ++v) top.offer(ninf, base + v, ninf);
       continue;
     }
     size_t next = 0;  // the first override not yet passed
     for (int v0 = 0; v0 < V; v0 += kBlock) {
       const int v1 = std::min(V, v0 + kBlock);
       if (next < ov.size() && ov[next].token < v1) {  // a block with overrides: token by token
+        if (top.full()) {  // unless neither its logits nor its unmasked overrides can beat the 2B-th
+          T bound = block_max(x + v0, v1 - v0);
+          size_t o = next;
+          for (; o < ov.size() && ov[o].token < v1; ++o)
+            if (!ov[o].masked) bound = std::max(bound, ov[o].value);
+          if (!(bs + logp(bound) > top.worst())) {
+            next = o;
+            continue;
+          }
+        }
         for (int v = v0; v < v1; ++v) {
           T lp;
           if (next < ov.size() && ov[next].token == v) {

@@ -43,10 +43,14 @@ this order, in the dtype of the computation:
 4. A forced token (a target prefix) replaces all of that: the row's only finite candidate is the
    forced token, with its log-prob from step 2 (masks do not apply to it).
 
-Hugging Face counts ``<BOS>`` and the prompt in the history of its repetition penalty and n-gram
-blocking and in ``min_length``; here they are not (a generated token is judged against generated
-tokens), so ``min_length = min_len + len(prompt)`` and the settings agree whenever ``<BOS>`` is
-never generated.
+Hugging Face counts ``<BOS>`` and the prompt (its ``input_ids``) in the history of its repetition
+penalty and n-gram blocking and in ``min_length``; here they are not (a generated token is judged
+against generated tokens only, so a prompt does not change what may follow it). Its
+``min_length`` is ``min_len + len(input_ids) - 1``, i.e. ``min_len`` for a bare ``<BOS>``, and the
+other settings agree whenever the prompt's tokens are not generated (e.g. ``<BOS>`` suppressed).
+With those settings, tiny random GPT-2 models give the same tokens under ``generate`` (greedy with
+``repetition_penalty`` on raw logits, beam search with ``no_repeat_ngram_size``, ``min_length``,
+``length_penalty = 0``, ``early_stopping=True``) as under :mod:`seqkernels.search`.
 """
 
 from __future__ import annotations
