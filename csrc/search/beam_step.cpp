@@ -4,8 +4,9 @@
 // Scanning in ascending flat index and admitting only strictly better scores makes the lower flat
 // index win every tie, as the contract requires. A block of the row is skipped when even its
 // largest logit cannot beat the current 2B-th candidate, so most of the row is only read once more.
-// The decoding controls touch a few tokens per row: they become sorted overrides, the passes run
-// vectorised over the gaps between them, and only a block holding one is scanned token by token.
+// The decoding controls touch a few tokens per row: they become sorted overrides; the passes read
+// the runs of blocks without one straight from the row and each block holding one from a patched
+// 64-element copy, so they stay vectorised and no pass is added.
 //
 // Compiled once per CPU capability (cpu_capability.h), like recurrent.cpp.
 #include <omp.h>
@@ -100,6 +101,7 @@ struct Scratch {
   TopK<T> top;
   std::vector<std::pair<int, uint8_t>> marks;  // (token, kPenalised | kMasked), unsorted, repeated
   std::vector<Override<T>> overrides;         // sorted by token, one per token
+  T block[kBlock];                            // a block of scores with the overrides applied
   explicit Scratch(int k) : top(k) {}
 };
 
@@ -137,33 +139,51 @@ void collect_overrides(const BeamStepArgs<T>& a, idx r, const T* x, Scratch<T>& 
   }
 }
 
-// row_norm over a row whose overridden tokens take their override values (gaps vectorised).
+// Copies the block x[v0, v1) to buf with the overrides from ov[next] on that lie in it applied:
+// their value, or −inf where masked and `apply_masks`. Returns the first override past the block.
 template <typename T>
-RowNorm<T> row_norm(const T* x, int V, const std::vector<Override<T>>& ov) {
-  if (ov.empty()) return row_norm(x, V);
-  const T ninf = -std::numeric_limits<T>::infinity();
-  T m = ninf;
-  int v = 0;
-  for (const Override<T>& o : ov) {
-    m = std::max(m, block_max(x + v, o.token - v));
-    m = o.value > m ? o.value : m;
-    v = o.token + 1;
+size_t patch_block(const T* x, int v0, int v1, const std::vector<Override<T>>& ov, size_t next, bool apply_masks,
+                   T* buf) {
+  std::copy(x + v0, x + v1, buf);
+  for (; next < ov.size() && ov[next].token < v1; ++next)
+    buf[ov[next].token - v0] = (apply_masks && ov[next].masked) ? -std::numeric_limits<T>::infinity() : ov[next].value;
+  return next;
+}
+
+// Calls f(ptr, len) over the row as the normaliser sees it (overrides' values, masks not applied):
+// runs of whole blocks without overrides straight from x, each block holding one from a patched copy.
+template <typename T, typename F>
+void over_runs(const T* x, int V, const std::vector<Override<T>>& ov, T* buf, F f) {
+  size_t next = 0;
+  for (int v = 0; v < V;) {
+    const int run_end = next < ov.size() ? (ov[next].token / kBlock) * kBlock : V;
+    if (v < run_end) {
+      f(x + v, run_end - v);
+      v = run_end;
+      continue;
+    }
+    const int v1 = std::min(V, v + kBlock);
+    next = patch_block(x, v, v1, ov, next, false, buf);
+    f(static_cast<const T*>(buf), v1 - v);
+    v = v1;
   }
-  m = std::max(m, block_max(x + v, V - v));
-  if (!(m > ninf)) return {m, T(0)};
+}
+
+// row_norm of the row with the overrides' values in place of the logits they replace.
+template <typename T>
+RowNorm<T> row_norm(const T* x, int V, const std::vector<Override<T>>& ov, T* buf) {
+  if (ov.empty()) return row_norm(x, V);
+  T m = -std::numeric_limits<T>::infinity();
+  over_runs(x, V, ov, buf, [&](const T* p, int len) { m = std::max(m, block_max(p, len)); });
+  if (!(m > -std::numeric_limits<T>::infinity())) return {m, T(0)};
   T sum = 0;
-  v = 0;
-  auto gap_sum = [&](int v0, int v1) {
+  over_runs(x, V, ov, buf, [&sum, m](const T* p, int len) {
+    const T shift = m;  // a local: through the capture the compiler could not vectorise the loop
     T g = 0;
 #pragma omp simd reduction(+ : g)
-    for (int u = v0; u < v1; ++u) g += exp_(x[u] - m);
-    return g;
-  };
-  for (const Override<T>& o : ov) {
-    sum += gap_sum(v, o.token) + exp_(o.value - m);
-    v = o.token + 1;
-  }
-  sum += gap_sum(v, V);
+    for (int u = 0; u < len; ++u) g += exp_(p[u] - shift);
+    sum += g;
+  });
   return {m, std::log(sum)};
 }
 
@@ -184,7 +204,7 @@ bool step_item(const BeamStepArgs<T>& a, int n, Scratch<T>& s) {
     const std::vector<Override<T>>& ov = s.overrides;
     RowNorm<T> norm{T(0), T(0)};  // log_probs: used as given
     if (!a.log_probs) {
-      norm = row_norm(x, V, ov);
+      norm = row_norm(x, V, ov, s.block);
       if (!(norm.max > ninf)) {  // every logit −inf: every candidate of this beam scores −inf
         for (int v = 0; v < V && !top.full(); ++v) top.offer(ninf, static_cast<idx>(b) * V + v, ninf);
         continue;
@@ -206,33 +226,15 @@ bool step_item(const BeamStepArgs<T>& a, int n, Scratch<T>& s) {
     size_t next = 0;  // the first override not yet passed
     for (int v0 = 0; v0 < V; v0 += kBlock) {
       const int v1 = std::min(V, v0 + kBlock);
-      if (next < ov.size() && ov[next].token < v1) {  // a block with overrides: token by token
-        if (top.full()) {  // unless neither its logits nor its unmasked overrides can beat the 2B-th
-          T bound = block_max(x + v0, v1 - v0);
-          size_t o = next;
-          for (; o < ov.size() && ov[o].token < v1; ++o)
-            if (!ov[o].masked) bound = std::max(bound, ov[o].value);
-          if (!(bs + logp(bound) > top.worst())) {
-            next = o;
-            continue;
-          }
-        }
-        for (int v = v0; v < v1; ++v) {
-          T lp;
-          if (next < ov.size() && ov[next].token == v) {
-            lp = ov[next].masked ? ninf : logp(ov[next].value);
-            ++next;
-          } else {
-            lp = logp(x[v]);
-          }
-          top.offer(bs + lp, static_cast<idx>(b) * V + v, lp);
-        }
-        continue;
+      const T* xb = x + v0;
+      if (next < ov.size() && ov[next].token < v1) {  // a block with overrides: scan a patched copy
+        next = patch_block(x, v0, v1, ov, next, true, s.block);
+        xb = s.block;
       }
       // fl(bs + logp(x)) is monotone in x, so the block's largest logit bounds every score in it.
-      if (top.full() && !(bs + logp(block_max(x + v0, v1 - v0)) > top.worst())) continue;
+      if (top.full() && !(bs + logp(block_max(xb, v1 - v0)) > top.worst())) continue;
       for (int v = v0; v < v1; ++v) {
-        const T lp = logp(x[v]);
+        const T lp = logp(xb[v - v0]);  // logp(−inf) = −inf: a masked token
         top.offer(bs + lp, static_cast<idx>(b) * V + v, lp);
       }
     }

@@ -172,8 +172,8 @@ def _dispatch_beam_step(scores, beam_scores, eos_id: int, log_probs: bool, forbi
             return _beam_step_cuda(scores, beam_scores, eos_id, log_probs, forbid_eos)
         import cupy as cp  # controls: the CPU kernel on host copies (the CUDA step has none yet)
 
-        out = _dispatch_beam_step(cp.asnumpy(scores), cp.asnumpy(beam_scores), eos_id, log_probs,
-                                  forbid_eos, num_threads, controls)
+        out = _dispatch_beam_step(cp.asarray(scores).get(), cp.asarray(beam_scores).get(), eos_id,
+                                  log_probs, forbid_eos, num_threads, controls)
         return BeamStep(*(cp.asarray(a) for a in out))
     # The kernel itself rejects NaN and +inf (it reads every logit anyway), naming the item.
     scores = np.ascontiguousarray(scores)

@@ -169,7 +169,8 @@ def bench_controls(N, B, V, L, threads, repeats, seed=0):
         if not (np.array_equal(got.cand_token, want.cand_token) and np.array_equal(got.cand_beam, want.cand_beam)
                 and np.array_equal(np.isfinite(got.cand_score), finite)):
             raise hz.ValidationError(f"{name}: candidates differ from the reference")
-        hz.validate(got.cand_score[finite], want.cand_score[finite], 1e-5, f"{name} cand_score")
+        # float32 log-sum-exp over V = 32000 terms, summed in another order than NumPy's: 1e-4
+        hz.validate(got.cand_score[finite], want.cand_score[finite], 1e-4, f"{name} cand_score")
     before = hz.cpu_snapshot()
     stats = hz.time_blocks(fns, repeats=repeats, warmup=1, rounds=4, min_time=0.3)
     others = hz.others_load(before, hz.cpu_snapshot())
