@@ -19,7 +19,7 @@
 namespace py = pybind11;
 using namespace seqkernels;
 
-void bind_glove(py::module_& m);   // csrc/bindings/glove.cpp
+void bind_glove(py::module_& m);  // csrc/bindings/glove.cpp
 void bind_search(py::module_& m);  // csrc/bindings/search.cpp
 
 namespace {
