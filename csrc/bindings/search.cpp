@@ -4,8 +4,11 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
+#include <utility>
+#include <vector>
 
 #include "array_checks.h"
 #include "seqkernels/beam_search.h"
@@ -90,9 +93,53 @@ py::tuple beam_step_t(const py::array& scores, const py::array& beam_scores, int
   return py::make_tuple(cand_score, cand_beam, cand_token, cand_logp, cand_finished, alive);
 }
 
+// Every row's collect_marks as CSR (offsets (rows + 1,), tokens, kinds): what the CUDA step reads.
+py::tuple beam_step_marks(py::ssize_t rows, int vocab, int eos_id, bool forbid_eos, const py::object& history,
+                          const py::object& history_hash, double repetition_penalty, int no_repeat_ngram,
+                          const py::object& banned) {
+  SK_CHECK(rows >= 1 && vocab >= 1, "rows and vocab: expected >= 1, got " << rows << " and " << vocab);
+  SK_CHECK(eos_id >= 0 && eos_id < vocab, "eos_id: expected 0 <= eos_id < " << vocab << ", got " << eos_id);
+  SK_CHECK(no_repeat_ngram >= 0, "no_repeat_ngram_size: expected >= 0, got " << no_repeat_ngram);
+  BeamStepArgs<float> a;  // only the controls are read
+  a.eos_id = eos_id;
+  a.forbid_eos = forbid_eos;
+  a.repetition_penalty = repetition_penalty;
+  a.no_repeat_ngram = no_repeat_ngram;
+  a.history = token_ids(history, "history", rows, vocab, false, &a.history_len);
+  if (!history_hash.is_none()) {
+    SK_CHECK(a.history && py::isinstance<py::array>(history_hash), "history_hash: expected a NumPy array with history");
+    a.history_hash = checked<uint64_t>(history_hash.cast<py::array>(), "history_hash", {rows, a.history_len});
+  }
+  a.banned = token_ids(banned, "banned", rows, vocab, true, &a.banned_width);
+  py::array_t<int32_t> offsets(rows + 1);
+  std::vector<int32_t> tokens;
+  std::vector<uint8_t> kinds;
+  std::vector<std::pair<int, uint8_t>> marks;
+  int32_t* off = offsets.mutable_data();
+  off[0] = 0;
+  for (py::ssize_t r = 0; r < rows; ++r) {
+    collect_marks(a, r, marks);
+    for (const auto& [v, kind] : marks) {
+      tokens.push_back(v);
+      kinds.push_back(kind);
+    }
+    off[r + 1] = static_cast<int32_t>(tokens.size());
+  }
+  py::array_t<int32_t> tok(static_cast<py::ssize_t>(tokens.size()));
+  py::array_t<uint8_t> kin(static_cast<py::ssize_t>(kinds.size()));
+  std::copy(tokens.begin(), tokens.end(), tok.mutable_data());
+  std::copy(kinds.begin(), kinds.end(), kin.mutable_data());
+  return py::make_tuple(offsets, tok, kin);
+}
+
 }  // namespace
 
 void bind_search(py::module_& m) {
+  m.def("beam_step_marks", &beam_step_marks, py::arg("rows"), py::arg("vocab"), py::arg("eos_id"),
+        py::arg("forbid_eos") = false, py::arg("history") = py::none(), py::arg("history_hash") = py::none(),
+        py::arg("repetition_penalty") = 1.0, py::arg("no_repeat_ngram_size") = 0, py::arg("banned") = py::none(),
+        "The tokens each row's decoding controls touch, as CSR (offsets, tokens, kinds: 1 penalised, 2 masked), "
+        "for the CUDA beam step.");
   m.def("beam_step",
         [](const py::array& scores, const py::array& beam_scores, int eos_id, bool log_probs, bool forbid_eos,
            int num_threads, const py::object& history, const py::object& history_hash, double repetition_penalty,

@@ -93,47 +93,23 @@ struct Override {
   bool masked;
 };
 
-enum : uint8_t { kPenalised = 1, kMasked = 2 };
-
 // The per-thread working memory of step_item.
 template <typename T>
 struct Scratch {
   TopK<T> top;
-  std::vector<std::pair<int, uint8_t>> marks;  // (token, kPenalised | kMasked), unsorted, repeated
+  std::vector<std::pair<int, uint8_t>> marks;  // collect_marks' output
   std::vector<Override<T>> overrides;         // sorted by token, one per token
   T block[kBlock];                            // a block of scores with the overrides applied
   explicit Scratch(int k) : top(k) {}
 };
 
-// The tokens the controls touch in row `r` (scores x), sorted and merged into s.overrides.
+// The tokens the controls touch in row `r` (scores x), sorted, as overrides in s.overrides.
 template <typename T>
 void collect_overrides(const BeamStepArgs<T>& a, idx r, const T* x, Scratch<T>& s) {
-  const int L = a.history_len, n = a.no_repeat_ngram;
-  const int32_t* h = a.history ? a.history + r * L : nullptr;
-  s.marks.clear();
-  if (h && a.repetition_penalty != 1.0)
-    for (int j = 0; j < L; ++j) s.marks.push_back({h[j], kPenalised});
-  if (a.forbid_eos) s.marks.push_back({a.eos_id, kMasked});
-  for (int w = 0; a.banned && w < a.banned_width; ++w)
-    if (a.banned[r * a.banned_width + w] >= 0) s.marks.push_back({a.banned[r * a.banned_width + w], kMasked});
-  if (h && n == 1) {
-    for (int j = 0; j < L; ++j) s.marks.push_back({h[j], kMasked});
-  } else if (h && n >= 2 && L >= n) {
-    // The n-grams h[j−n+2 .. j+1] whose first n−1 tokens equal the row's last n−1 ban h[j+1].
-    const int32_t* tail = h + L - n + 1;
-    const uint64_t* hh = a.history_hash ? a.history_hash + r * L : nullptr;
-    for (int j = n - 2; j <= L - 2; ++j) {
-      if (hh && hh[j] != hh[L - 1]) continue;  // a different hash is a different (n−1)-gram
-      if (std::equal(tail, tail + n - 1, h + j - n + 2)) s.marks.push_back({h[j + 1], kMasked});
-    }
-  }
-  std::sort(s.marks.begin(), s.marks.end());
+  collect_marks(a, r, s.marks);
   s.overrides.clear();
   const T p = static_cast<T>(a.repetition_penalty);
-  for (size_t i = 0; i < s.marks.size();) {
-    const int v = s.marks[i].first;
-    uint8_t kind = 0;
-    for (; i < s.marks.size() && s.marks[i].first == v; ++i) kind |= s.marks[i].second;
+  for (const auto& [v, kind] : s.marks) {
     const T xv = x[v];
     s.overrides.push_back({v, (kind & kPenalised) ? (xv < 0 ? xv * p : xv / p) : xv, (kind & kMasked) != 0});
   }

@@ -149,8 +149,9 @@ def beam_step(scores, beam_scores, *, eos_id: int, log_probs: bool = False,
     Raises ValueError for wrong dimensions or shapes, ``eos_id`` or a control's token outside
     ``[0, V)``, NaN or ``+inf`` in ``scores`` or ``beam_scores``; TypeError for wrong dtypes or
     mixed devices; RuntimeError for GPU arrays when CuPy or the CUDA extension is missing.
-    ``num_threads``: CPU threads over items (0 = OpenMP's default). On the GPU the controls are
-    not fused yet: a step that uses one runs the CPU kernel on host copies (same results).
+    ``num_threads``: CPU threads over items (0 = OpenMP's default). On the GPU the controls run in
+    the CUDA step's per-candidate pass (their per-row token lists are built on the host), except a
+    repetition penalty on raw logits (``log_probs=False``), which runs the CPU step on host copies.
     """
     scores = _as_array(scores, "scores")
     beam_scores = _as_array(beam_scores, "beam_scores")
@@ -168,9 +169,11 @@ def _dispatch_beam_step(scores, beam_scores, eos_id: int, log_probs: bool, forbi
                         num_threads: int = 0, controls: dict | None = None) -> BeamStep:
     """The single dispatch point of :func:`beam_step` (inputs already validated)."""
     if _on_gpu(scores):
-        if not controls:
-            return _beam_step_cuda(scores, beam_scores, eos_id, log_probs, forbid_eos)
-        import cupy as cp  # controls: the CPU kernel on host copies (the CUDA step has none yet)
+        penalised_logits = not log_probs and controls and controls.get("repetition_penalty", 1.0) != 1.0
+        if not penalised_logits:
+            return _beam_step_cuda(scores, beam_scores, eos_id, log_probs, forbid_eos, controls)
+        # The CUDA row normaliser does not see the penalty: the CPU step on host copies.
+        import cupy as cp
 
         out = _dispatch_beam_step(cp.asarray(scores).get(), cp.asarray(beam_scores).get(), eos_id,
                                   log_probs, forbid_eos, num_threads, controls)
@@ -186,7 +189,8 @@ def _dispatch_beam_step(scores, beam_scores, eos_id: int, log_probs: bool, forbi
     return BeamStep(*out)
 
 
-def _beam_step_cuda(scores, beam_scores, eos_id: int, log_probs: bool, forbid_eos: bool) -> BeamStep:
+def _beam_step_cuda(scores, beam_scores, eos_id: int, log_probs: bool, forbid_eos: bool,
+                    controls: dict | None = None) -> BeamStep:
     """CUDA path: the fused kernel of ``seqkernels._cuda`` on the current CuPy stream.
 
     Accepts CuPy arrays and any other ``__cuda_array_interface__`` object (a torch CUDA tensor is
@@ -214,10 +218,20 @@ def _beam_step_cuda(scores, beam_scores, eos_id: int, log_probs: bool, forbid_eo
                    cp.empty((n_items, k), cp.bool_), cp.empty((n_items, n_beams), cp.int32))
     scratch = cp.empty(_cuda.beam_step_scratch_bytes(n_items, n_beams, vocab, scores.itemsize), cp.uint8)
     bad = cp.full(1, n_items, cp.int32)
+    args = (str(scores.dtype), scores.data.ptr, beam_scores.data.ptr, n_items, n_beams, vocab, eos_id,
+            log_probs, forbid_eos, *(o.data.ptr for o in out), scratch.data.ptr, bad.data.ptr,
+            cp.cuda.get_current_stream().ptr)
     try:
-        _cuda.beam_step(str(scores.dtype), scores.data.ptr, beam_scores.data.ptr, n_items, n_beams, vocab, eos_id,
-                        log_probs, forbid_eos, *(o.data.ptr for o in out), scratch.data.ptr, bad.data.ptr,
-                        cp.cuda.get_current_stream().ptr)
+        if not controls:
+            _cuda.beam_step(*args)
+        else:  # the marks are built on the host, where the driver keeps the histories
+            c = dict(controls)
+            forced = c.pop("forced", None)
+            marks = [cp.asarray(m) for m in _C.beam_step_marks(n_items * n_beams, vocab, eos_id, forbid_eos, **c)]
+            forced = None if forced is None else cp.asarray(forced, dtype=cp.int32)
+            _cuda.beam_step_controls(*args, 0 if forced is None else forced.data.ptr,
+                                     *(m.data.ptr if m.size else 0 for m in marks),
+                                     float(c.get("repetition_penalty", 1.0)))
     except ValueError as e:
         raise ValueError(str(e)) from None
     bad_item = int(bad.get()[0])

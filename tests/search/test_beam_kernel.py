@@ -220,3 +220,54 @@ def test_hash_collisions_never_ban_wrongly():
     assert_same_candidates(got, want)
     free = ops.beam_step(scores, beam_scores, eos_id=0)
     assert not np.array_equal(free.cand_token, got.cand_token)  # the bans did change the outcome
+
+
+@pytest.mark.parametrize("trial", range(20))
+def test_marks_for_the_cuda_step_follow_the_reference(trial):
+    """_C.beam_step_marks (what the CUDA step reads): per row, the penalised history tokens and the
+    masked ones (forbidden EOS, banned, n-gram bans), sorted, one entry per token."""
+    from seqkernels._backend import _C
+
+    rng = np.random.default_rng(4000 + trial)
+    N, B, V = 2, 3, 9
+    kw = random_controls(rng, trial, N, B, V)
+    kw.pop("forced", None)
+    fe, eos = trial % 2 == 0, int(rng.integers(0, V))
+    history = kw["history"].astype(np.int32)
+    banned = kw.get("banned")
+    offsets, tokens, kinds = _C.beam_step_marks(
+        N * B, V, eos, fe, history=history, repetition_penalty=kw.get("repetition_penalty", 1.0),
+        no_repeat_ngram_size=kw.get("no_repeat_ngram_size", 0),
+        banned=None if banned is None else banned.astype(np.int32))
+    for r in range(N * B):
+        want = {}
+        if kw.get("repetition_penalty", 1.0) != 1.0:
+            for v in set(history[r].tolist()):
+                want[v] = want.get(v, 0) | 1
+        masked = set(ref.ngram_bans(history[r], kw.get("no_repeat_ngram_size", 0)))
+        masked |= {int(v) for v in (banned[r] if banned is not None else []) if v >= 0}
+        masked |= {eos} if fe else set()
+        for v in masked:
+            want[v] = want.get(v, 0) | 2
+        got = dict(zip(tokens[offsets[r]:offsets[r + 1]].tolist(), kinds[offsets[r]:offsets[r + 1]].tolist()))
+        assert got == want and list(got) == sorted(got), (r, got, want)
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("trial", range(30))
+def test_cuda_kernel_with_controls_equals_cpu_kernel(trial):
+    """Never run here (no GPU): the controls in the CUDA step's per-candidate pass."""
+    cp = pytest.importorskip("cupy")
+    rng = np.random.default_rng(5000 + trial)
+    scores, beam_scores, eos, lp, fe = random_case(rng, trial)
+    N, B = beam_scores.shape
+    kw = random_controls(rng, trial, N, B, scores.shape[1])
+    cpu = ops.beam_step(scores, beam_scores, eos_id=eos, log_probs=lp, forbid_eos=fe, **kw)
+    gpu = ops.beam_step(cp.asarray(scores), cp.asarray(beam_scores), eos_id=eos, log_probs=lp, forbid_eos=fe, **kw)
+    gpu = type(gpu)(*(cp.asnumpy(a) for a in gpu))
+    assert_same_candidates(gpu, cpu)
+    for name in ("cand_score", "cand_logp"):
+        g, c = getattr(gpu, name), getattr(cpu, name)
+        finite = np.isfinite(c)
+        np.testing.assert_array_equal(np.isfinite(g), finite)
+        np.testing.assert_allclose(g[finite], c[finite], rtol=1e-13, atol=1e-13, err_msg=name)

@@ -31,8 +31,11 @@
 //   forced (N·B)       ≥ 0: the row's only finite candidate is this token, with its log-prob
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <utility>
+#include <vector>
 
 namespace seqkernels {
 
@@ -52,6 +55,11 @@ struct BeamStepArgs {
   const int32_t* banned = nullptr;      // (N·B, W) or null
   int banned_width = 0;                 // W
   const int32_t* forced = nullptr;      // (N·B) or null
+  // CUDA only, instead of history/banned: every row's collect_marks, CSR — row r's marks are
+  // mark_tokens/mark_kinds[mark_offsets[r] .. mark_offsets[r+1]) (device pointers, or null).
+  const int32_t* mark_offsets = nullptr;
+  const int32_t* mark_tokens = nullptr;
+  const uint8_t* mark_kinds = nullptr;
   T* cand_score = nullptr;              // out (N, 2B)
   int32_t* cand_beam = nullptr;         // out (N, 2B)
   int32_t* cand_token = nullptr;        // out (N, 2B)
@@ -60,6 +68,42 @@ struct BeamStepArgs {
   int32_t* alive = nullptr;             // out (N, B)
   int num_threads = 0;                  // 0 = OpenMP's maximum
 };
+
+// The controls of row r as marks: (token, kPenalised | kMasked), sorted by token, one per token
+// (forbid_eos, banned, n-gram bans and the penalised history; not `forced`). The CPU step turns them
+// into overrides; the CUDA path builds them on the host (beam_step_marks, csrc/bindings/search.cpp).
+enum : uint8_t { kPenalised = 1, kMasked = 2 };
+template <typename T>
+void collect_marks(const BeamStepArgs<T>& a, std::ptrdiff_t r, std::vector<std::pair<int, uint8_t>>& marks) {
+  const int L = a.history_len, n = a.no_repeat_ngram;
+  const int32_t* h = a.history ? a.history + r * L : nullptr;
+  marks.clear();
+  if (h && a.repetition_penalty != 1.0)
+    for (int j = 0; j < L; ++j) marks.push_back({h[j], kPenalised});
+  if (a.forbid_eos) marks.push_back({a.eos_id, kMasked});
+  for (int w = 0; a.banned && w < a.banned_width; ++w)
+    if (a.banned[r * a.banned_width + w] >= 0) marks.push_back({a.banned[r * a.banned_width + w], kMasked});
+  if (h && n == 1) {
+    for (int j = 0; j < L; ++j) marks.push_back({h[j], kMasked});
+  } else if (h && n >= 2 && L >= n) {
+    // The n-grams h[j−n+2 .. j+1] whose first n−1 tokens equal the row's last n−1 ban h[j+1].
+    const int32_t* tail = h + L - n + 1;
+    const uint64_t* hh = a.history_hash ? a.history_hash + r * L : nullptr;
+    for (int j = n - 2; j <= L - 2; ++j) {
+      if (hh && hh[j] != hh[L - 1]) continue;  // a different hash is a different (n−1)-gram
+      if (std::equal(tail, tail + n - 1, h + j - n + 2)) marks.push_back({h[j + 1], kMasked});
+    }
+  }
+  std::sort(marks.begin(), marks.end());
+  size_t out = 0;  // merge the marks of one token
+  for (size_t i = 0; i < marks.size();) {
+    const int v = marks[i].first;
+    uint8_t kind = 0;
+    for (; i < marks.size() && marks[i].first == v; ++i) kind |= marks[i].second;
+    marks[out++] = {v, kind};
+  }
+  marks.resize(out);
+}
 
 // Dispatches to the copy compiled for the CPU's capability (cpu_capability.h). Threads over items.
 // Returns -1, or the first item whose scores hold a NaN or +inf (then the outputs are unspecified).

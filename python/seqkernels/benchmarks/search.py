@@ -215,7 +215,7 @@ def main(argv=None, results_dir=None) -> int:
     info, rows, t0 = hz.machine_info(), [], time.perf_counter()
     if args.controls:
         if args.device != "cpu":
-            raise SystemExit("--controls: CPU only (the CUDA step runs controls on the host for now)")
+            raise SystemExit("--controls: CPU only for now (the CUDA step's controls have never run)")
         rows = bench_controls(64, 5, 32000, 64, args.threads, repeats)
         notes = [f"threads: {args.threads}; float32 logits (log-softmax inside, as in the table of bench/search.py); one step of ops.beam_step with each control vs "
                  "none on the same scores (interleaved blocks); target % from issue 16"]
