@@ -9,11 +9,13 @@
 #include <string>
 #include <vector>
 
+#include "array_checks.h"
 #include "seqkernels/glove.h"
 
 namespace py = pybind11;
 using namespace seqkernels;
 using namespace seqkernels::glove;
+using seqkernels::bindings::checked;
 
 namespace {
 
@@ -75,20 +77,6 @@ class ArraySink : public RecordSink {
   std::vector<int32_t> rows, cols;
   std::vector<double> values;
 };
-
-template <typename T>
-T* checked(const py::array& a, const char* name, std::vector<py::ssize_t> shape, bool writable) {
-  SK_CHECK(py::isinstance<py::array_t<T>>(a), name << ": expected dtype " << std::string(py::str(py::dtype::of<T>()))
-                                                  << ", got " << std::string(py::str(a.dtype())));
-  SK_CHECK(a.flags() & py::array::c_style, name << ": expected a C-contiguous array");
-  SK_CHECK(!writable || a.writeable(), name << ": expected a writable array");
-  bool same = a.ndim() == static_cast<py::ssize_t>(shape.size());
-  for (size_t i = 0; same && i < shape.size(); ++i) same = a.shape(i) == shape[i];
-  std::string want;
-  for (size_t i = 0; i < shape.size(); ++i) want += (i ? ", " : "") + std::to_string(shape[i]);
-  SK_CHECK(same, name << ": expected shape (" << want << (shape.size() == 1 ? ",)" : ")"));
-  return static_cast<T*>(const_cast<void*>(a.data()));
-}
 
 py::dict stats_dict(const CooccurStats& s) {
   py::dict d;

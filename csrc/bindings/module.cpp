@@ -22,6 +22,7 @@ using namespace seqkernels;
 
 void bind_glove(py::module_& m);  // csrc/bindings/glove.cpp
 void bind_bench(py::module_& m);  // csrc/bindings/bench.cpp
+void bind_search(py::module_& m);  // csrc/bindings/search.cpp
 
 namespace {
 
@@ -168,46 +169,6 @@ bool is_float64(const py::array& x) {
   return false;
 }
 
-template <typename T>
-py::tuple beam_step_t(const py::array& scores, const py::array& beam_scores, int eos_id, bool log_probs,
-                      bool forbid_eos, int num_threads) {
-  SK_CHECK(beam_scores.ndim() == 2, "beam_scores: expected 2 dimensions (N, B), got " << shape_str(beam_scores));
-  SK_CHECK(scores.ndim() == 2, "scores: expected 2 dimensions (N*B, V), got " << shape_str(scores));
-  BeamStepArgs<T> a;
-  a.items = static_cast<int>(beam_scores.shape(0));
-  a.beams = static_cast<int>(beam_scores.shape(1));
-  a.vocab = static_cast<int>(scores.shape(1));
-  SK_CHECK(a.items >= 1 && a.beams >= 1, "beam_scores: expected N >= 1 and B >= 1, got " << shape_str(beam_scores));
-  SK_CHECK(a.vocab >= 1, "scores: expected V >= 1, got " << shape_str(scores));
-  SK_CHECK(eos_id >= 0 && eos_id < a.vocab, "eos_id: expected 0 <= eos_id < " << a.vocab << ", got " << eos_id);
-  a.scores = ptr<T>(scores, "scores", {static_cast<py::ssize_t>(a.items) * a.beams, a.vocab});
-  a.beam_scores = ptr<T>(beam_scores, "beam_scores", {a.items, a.beams});
-  a.eos_id = eos_id;
-  a.log_probs = log_probs;
-  a.forbid_eos = forbid_eos;
-  a.num_threads = num_threads;
-  const py::ssize_t N = a.items, K = 2 * a.beams;
-  py::array_t<T> cand_score({N, K}), cand_logp({N, K});
-  py::array_t<int32_t> cand_beam({N, K}), cand_token({N, K}), alive({N, static_cast<py::ssize_t>(a.beams)});
-  py::array_t<bool> cand_finished({N, K});
-  a.cand_score = cand_score.mutable_data();
-  a.cand_logp = cand_logp.mutable_data();
-  a.cand_beam = cand_beam.mutable_data();
-  a.cand_token = cand_token.mutable_data();
-  a.cand_finished = reinterpret_cast<uint8_t*>(cand_finished.mutable_data());
-  a.alive = alive.mutable_data();
-  int bad_item;
-  {
-    py::gil_scoped_release nogil;
-    bad_item = beam_step<T>(a);
-  }
-  SK_CHECK(bad_item < 0, "scores: NaN or +inf in the rows of item " << bad_item << " (rows " << bad_item * a.beams << ".."
-                                                            << (bad_item + 1) * a.beams - 1 << ")");
-  for (py::ssize_t i = 0; i < N * a.beams; ++i)
-    SK_CHECK(a.beam_scores[i] < std::numeric_limits<T>::infinity(), "beam_scores: NaN or +inf at flat index " << i);
-  return py::make_tuple(cand_score, cand_beam, cand_token, cand_logp, cand_finished, alive);
-}
-
 }  // namespace
 
 PYBIND11_MODULE(_C, m) {
@@ -215,6 +176,7 @@ PYBIND11_MODULE(_C, m) {
   m.attr("__version__") = SEQKERNELS_VERSION;
   bind_glove(m);
   bind_bench(m);
+  bind_search(m);
 
   m.def("workspace_size",
         [](const std::string& mode, bool reset_after, const std::string& nonlinearity, int steps, int batch,
@@ -297,18 +259,6 @@ PYBIND11_MODULE(_C, m) {
         py::arg("num_threads") = 0,
         "Backward through time of one direction of one layer: adds into dx, writes dh0, dc0 and the "
         "weight and bias gradients.");
-
-  m.def("beam_step",
-        [](const py::array& scores, const py::array& beam_scores, int eos_id, bool log_probs, bool forbid_eos,
-           int num_threads) {
-          if (py::isinstance<py::array_t<double>>(scores))
-            return beam_step_t<double>(scores, beam_scores, eos_id, log_probs, forbid_eos, num_threads);
-          return beam_step_t<float>(scores, beam_scores, eos_id, log_probs, forbid_eos, num_threads);
-        },
-        py::arg("scores"), py::arg("beam_scores"), py::arg("eos_id"), py::arg("log_probs") = false,
-        py::arg("forbid_eos") = false, py::arg("num_threads") = 0,
-        "Fused beam-search step (seqkernels/beam_search.h): returns (cand_score, cand_beam, cand_token, "
-        "cand_logp, cand_finished, alive). scores and beam_scores: float32 or float64, same dtype.");
 
   m.def("cell_math",
         [](const std::string& fn, py::array_t<float, py::array::c_style | py::array::forcecast> x) {

@@ -4,6 +4,9 @@
 // Scanning in ascending flat index and admitting only strictly better scores makes the lower flat
 // index win every tie, as the contract requires. A block of the row is skipped when even its
 // largest logit cannot beat the current 2B-th candidate, so most of the row is only read once more.
+// The decoding controls touch a few tokens per row: they become sorted overrides; the passes read
+// the runs of blocks without one straight from the row and each block holding one from a patched
+// 64-element copy, so they stay vectorised and no pass is added.
 //
 // Compiled once per CPU capability (cpu_capability.h), like recurrent.cpp.
 #include <omp.h>
@@ -11,6 +14,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <utility>
 #include <vector>
 
 #include "seqkernels/beam_search.h"
@@ -80,32 +84,133 @@ struct TopK {
   }
 };
 
+// One token a control touches: its score before normalising (penalised or as given) and whether it
+// is masked to −inf after normalising.
+template <typename T>
+struct Override {
+  int token;
+  T value;
+  bool masked;
+};
+
+// The per-thread working memory of step_item.
+template <typename T>
+struct Scratch {
+  TopK<T> top;
+  std::vector<std::pair<int, uint8_t>> marks;  // collect_marks' output
+  std::vector<Override<T>> overrides;         // sorted by token, one per token
+  T block[kBlock];                            // a block of scores with the overrides applied
+  explicit Scratch(int k) : top(k) {}
+};
+
+// The tokens the controls touch in row `r` (scores x), sorted, as overrides in s.overrides.
+template <typename T>
+void collect_overrides(const BeamStepArgs<T>& a, idx r, const T* x, Scratch<T>& s) {
+  collect_marks(a, r, s.marks);
+  s.overrides.clear();
+  const T p = static_cast<T>(a.repetition_penalty);
+  for (const auto& [v, kind] : s.marks) {
+    const T xv = x[v];
+    s.overrides.push_back({v, (kind & kPenalised) ? (xv < 0 ? xv * p : xv / p) : xv, (kind & kMasked) != 0});
+  }
+}
+
+// Copies the block x[v0, v1) to buf with the overrides from ov[next] on that lie in it applied:
+// their value, or −inf where masked and `apply_masks`. Returns the first override past the block.
+template <typename T>
+size_t patch_block(const T* x, int v0, int v1, const std::vector<Override<T>>& ov, size_t next, bool apply_masks,
+                   T* buf) {
+  std::copy(x + v0, x + v1, buf);
+  for (; next < ov.size() && ov[next].token < v1; ++next)
+    buf[ov[next].token - v0] = (apply_masks && ov[next].masked) ? -std::numeric_limits<T>::infinity() : ov[next].value;
+  return next;
+}
+
+// Calls f(ptr, len) over the row as the normaliser sees it (overrides' values, masks not applied):
+// runs of whole blocks without overrides straight from x, each block holding one from a patched copy.
+template <typename T, typename F>
+void over_runs(const T* x, int V, const std::vector<Override<T>>& ov, T* buf, F f) {
+  size_t next = 0;
+  for (int v = 0; v < V;) {
+    const int run_end = next < ov.size() ? (ov[next].token / kBlock) * kBlock : V;
+    if (v < run_end) {
+      f(x + v, run_end - v);
+      v = run_end;
+      continue;
+    }
+    const int v1 = std::min(V, v + kBlock);
+    next = patch_block(x, v, v1, ov, next, false, buf);
+    f(static_cast<const T*>(buf), v1 - v);
+    v = v1;
+  }
+}
+
+// row_norm of the row with the overrides' values in place of the logits they replace.
+template <typename T>
+RowNorm<T> row_norm(const T* x, int V, const std::vector<Override<T>>& ov, T* buf) {
+  if (ov.empty()) return row_norm(x, V);
+  T m = -std::numeric_limits<T>::infinity();
+  over_runs(x, V, ov, buf, [&](const T* p, int len) { m = std::max(m, block_max(p, len)); });
+  if (!(m > -std::numeric_limits<T>::infinity())) return {m, T(0)};
+  T sum = 0;
+  over_runs(x, V, ov, buf, [&sum, m](const T* p, int len) {
+    const T shift = m;  // a local: through the capture the compiler could not vectorise the loop
+    T g = 0;
+#pragma omp simd reduction(+ : g)
+    for (int u = 0; u < len; ++u) g += exp_(p[u] - shift);
+    sum += g;
+  });
+  return {m, std::log(sum)};
+}
+
 // Returns false (outputs unspecified) if a row of the item holds a NaN or +inf.
 template <typename T>
-bool step_item(const BeamStepArgs<T>& a, int n, TopK<T>& top) {
+bool step_item(const BeamStepArgs<T>& a, int n, Scratch<T>& s) {
   const int B = a.beams, V = a.vocab, K = 2 * B;
   const T ninf = -std::numeric_limits<T>::infinity();
+  TopK<T>& top = s.top;
   top.size = 0;
   for (int b = 0; b < B; ++b) {
-    const T* x = a.scores + (static_cast<idx>(n) * B + b) * V;
-    const T bs = a.beam_scores[static_cast<idx>(n) * B + b];
+    const idx r = static_cast<idx>(n) * B + b;
+    const T* x = a.scores + r * V;
+    const T bs = a.beam_scores[r];
     if (has_nan_or_posinf(x, V)) return false;
     if (top.full() && !(bs > ninf)) continue;  // a dead beam cannot beat anything
+    collect_overrides(a, r, x, s);
+    const std::vector<Override<T>>& ov = s.overrides;
     RowNorm<T> norm{T(0), T(0)};  // log_probs: used as given
     if (!a.log_probs) {
-      norm = row_norm(x, V);
+      norm = row_norm(x, V, ov, s.block);
       if (!(norm.max > ninf)) {  // every logit −inf: every candidate of this beam scores −inf
         for (int v = 0; v < V && !top.full(); ++v) top.offer(ninf, static_cast<idx>(b) * V + v, ninf);
         continue;
       }
     }
     auto logp = [&](T xv) { return (xv - norm.max) - norm.log_sum; };
+    const int f = a.forced ? a.forced[r] : -1;
+    if (f >= 0) {  // one finite candidate; the others are −inf, offered in flat order while room is left
+      T value = x[f];
+      for (const Override<T>& o : ov)
+        if (o.token == f) value = o.value;
+      const T lp = logp(value);
+      const idx base = static_cast<idx>(b) * V;
+      for (int v = 0; v < f && !top.full(); ++v) top.offer(ninf, base + v, ninf);  // once full, −inf loses
+      top.offer(bs + lp, base + f, lp);
+      for (int v = f + 1; v < V && !top.full(); ++v) top.offer(ninf, base + v, ninf);
+      continue;
+    }
+    size_t next = 0;  // the first override not yet passed
     for (int v0 = 0; v0 < V; v0 += kBlock) {
       const int v1 = std::min(V, v0 + kBlock);
+      const T* xb = x + v0;
+      if (next < ov.size() && ov[next].token < v1) {  // a block with overrides: scan a patched copy
+        next = patch_block(x, v0, v1, ov, next, true, s.block);
+        xb = s.block;
+      }
       // fl(bs + logp(x)) is monotone in x, so the block's largest logit bounds every score in it.
-      if (top.full() && !(bs + logp(block_max(x + v0, v1 - v0)) > top.worst())) continue;
+      if (top.full() && !(bs + logp(block_max(xb, v1 - v0)) > top.worst())) continue;
       for (int v = v0; v < v1; ++v) {
-        const T lp = (a.forbid_eos && v == a.eos_id) ? ninf : logp(x[v]);
+        const T lp = logp(xb[v - v0]);  // logp(−inf) = −inf: a masked token
         top.offer(bs + lp, static_cast<idx>(b) * V + v, lp);
       }
     }
@@ -137,10 +242,10 @@ int beam_step(const BeamStepArgs<T>& a) {
   int first_bad = a.items;
 #pragma omp parallel num_threads(nt) reduction(min : first_bad)
   {
-    TopK<T> top(2 * a.beams);
+    Scratch<T> scratch(2 * a.beams);
 #pragma omp for schedule(static)
     for (int n = 0; n < a.items; ++n)
-      if (!step_item(a, n, top)) first_bad = std::min(first_bad, n);
+      if (!step_item(a, n, scratch)) first_bad = std::min(first_bad, n);
   }
   return first_bad == a.items ? -1 : first_bad;
 }

@@ -117,13 +117,20 @@ class DeviceGuard {
   bool changed_ = false;
 };
 
+// The decoding controls as the CUDA step reads them (device pointers, 0 = none; seqkernels/beam_search.h).
+struct StepControls {
+  std::uintptr_t forced = 0, mark_offsets = 0, mark_tokens = 0, mark_kinds = 0;
+  double repetition_penalty = 1.0;
+};
+
 // Raw-pointer entry of the fused beam step; seqkernels.ops owns the CuPy arrays and passes their
 // device pointers and the current stream.
 template <typename T>
 void beam_step_t(std::uintptr_t scores, std::uintptr_t beam_scores, int items, int beams, int vocab, int eos_id,
                  bool log_probs, bool forbid_eos, std::uintptr_t cand_score, std::uintptr_t cand_beam,
                  std::uintptr_t cand_token, std::uintptr_t cand_logp, std::uintptr_t cand_finished,
-                 std::uintptr_t alive, std::uintptr_t scratch, std::uintptr_t bad_item, std::uintptr_t stream) {
+                 std::uintptr_t alive, std::uintptr_t scratch, std::uintptr_t bad_item, std::uintptr_t stream,
+                 const StepControls& c) {
   using namespace seqkernels;
   check_arg(items >= 1, "beam_scores: expected N >= 1");
   check_arg(beams >= 1 && beams <= cuda::kMaxBeams,
@@ -146,8 +153,14 @@ void beam_step_t(std::uintptr_t scores, std::uintptr_t beam_scores, int items, i
   a.cand_logp = reinterpret_cast<T*>(cand_logp);
   a.cand_finished = reinterpret_cast<uint8_t*>(cand_finished);
   a.alive = reinterpret_cast<int32_t*>(alive);
+  a.forced = reinterpret_cast<const int32_t*>(c.forced);
+  a.mark_offsets = reinterpret_cast<const int32_t*>(c.mark_offsets);
+  a.mark_tokens = reinterpret_cast<const int32_t*>(c.mark_tokens);
+  a.mark_kinds = reinterpret_cast<const uint8_t*>(c.mark_kinds);
+  a.repetition_penalty = c.repetition_penalty;
   const DeviceGuard guard(device_of({scores, beam_scores, cand_score, cand_beam, cand_token, cand_logp, cand_finished,
-                                     alive, scratch, bad_item}, "beam_step"),
+                                     alive, scratch, bad_item, c.forced, c.mark_offsets, c.mark_tokens, c.mark_kinds},
+                                    "beam_step"),
                           stream, "beam_step");
   SK_CUDA_CHECK(static_cast<cudaError_t>(cuda::beam_step<T>(a, reinterpret_cast<void*>(scratch),
                                                              reinterpret_cast<int*>(bad_item),
@@ -237,10 +250,25 @@ PYBIND11_MODULE(_cuda, m) {
           check_arg(dtype == "float32" || dtype == "float64", "scores: expected float32 or float64, got " + dtype);
           auto f = dtype == "float32" ? &beam_step_t<float> : &beam_step_t<double>;
           f(scores, beam_scores, items, beams, vocab, eos_id, log_probs, forbid_eos, cand_score, cand_beam, cand_token,
-            cand_logp, cand_finished, alive, scratch, bad_item, stream);
+            cand_logp, cand_finished, alive, scratch, bad_item, stream, StepControls{});
         },
         "Fused beam step on device pointers (seqkernels/beam_search.h); queued on `stream`. "
         "Use seqkernels.ops.beam_step, which owns the arrays.");
+  m.def("beam_step_controls",
+        [](const std::string& dtype, std::uintptr_t scores, std::uintptr_t beam_scores, int items, int beams, int vocab,
+           int eos_id, bool log_probs, bool forbid_eos, std::uintptr_t cand_score, std::uintptr_t cand_beam,
+           std::uintptr_t cand_token, std::uintptr_t cand_logp, std::uintptr_t cand_finished, std::uintptr_t alive,
+           std::uintptr_t scratch, std::uintptr_t bad_item, std::uintptr_t stream, std::uintptr_t forced,
+           std::uintptr_t mark_offsets, std::uintptr_t mark_tokens, std::uintptr_t mark_kinds,
+           double repetition_penalty) {
+          check_arg(dtype == "float32" || dtype == "float64", "scores: expected float32 or float64, got " + dtype);
+          auto f = dtype == "float32" ? &beam_step_t<float> : &beam_step_t<double>;
+          f(scores, beam_scores, items, beams, vocab, eos_id, log_probs, forbid_eos, cand_score, cand_beam, cand_token,
+            cand_logp, cand_finished, alive, scratch, bad_item, stream,
+            StepControls{forced, mark_offsets, mark_tokens, mark_kinds, repetition_penalty});
+        },
+        "beam_step with the decoding controls: forced (N*B,) int32 and the CSR marks of "
+        "seqkernels._C.beam_step_marks, as device pointers (0 = none). Use seqkernels.ops.beam_step.");
   m.def("recurrent_scratch_sizes",
         [](const std::string& mode, bool reset_after, const std::string& nonlinearity, int batch, int hidden) {
           const auto cell = seqkernels::cell_spec(mode, reset_after, nonlinearity);

@@ -91,6 +91,36 @@ __global__ void row_norm_kernel(const T* __restrict__ scores, int beams, int voc
   if (threadIdx.x == 0) { row_max[row] = m; row_log_sum[row] = log(s); }
 }
 
+// ---- the decoding controls of one candidate ----------------------------------------------------
+// The log-prob the step ranks for token v of row `row` with raw score x (the CPU kernel's semantics,
+// seqkernels.reference.search "Decoding controls"): −inf for every token but a forced one, for a
+// masked token (the row's CSR marks, binary search) and for a forbidden <EOS>; a penalised score
+// before normalising. The caller runs the controls on this path only with log_probs or without a
+// penalised mark (ops.beam_step), since row_norm does not see the penalty.
+template <typename T>
+__device__ __forceinline__ T candidate_logp(const BeamStepArgs<T>& a, int row, int v, T x, T rmax, T rls) {
+  const int forced = a.forced ? a.forced[row] : -1;
+  if (forced >= 0 && v != forced) return neg_inf<T>();
+  if (forced < 0 && a.forbid_eos && v == a.eos_id) return neg_inf<T>();
+  if (a.mark_offsets) {
+    int lo = a.mark_offsets[row], hi = a.mark_offsets[row + 1];
+    while (lo < hi) {  // the first mark with token >= v
+      const int mid = (lo + hi) >> 1;
+      if (a.mark_tokens[mid] < v) lo = mid + 1; else hi = mid;
+    }
+    if (lo < a.mark_offsets[row + 1] && a.mark_tokens[lo] == v) {
+      const uint8_t kind = a.mark_kinds[lo];
+      if ((kind & kMasked) && forced < 0) return neg_inf<T>();
+      if (kind & kPenalised) {
+        const T p = static_cast<T>(a.repetition_penalty);
+        x = x < T(0) ? x * p : x / p;
+      }
+    }
+  }
+  if (!(rmax > neg_inf<T>())) return neg_inf<T>();
+  return (x - rmax) - rls;
+}
+
 // ---- 2. per-chunk top K ----------------------------------------------------------------------
 // A thread's best candidates, sorted; K ≤ kMaxCandidates. Lives in registers/local memory.
 template <typename T>
@@ -159,10 +189,7 @@ __global__ void chunk_top_k_kernel(BeamStepArgs<T> a, const T* __restrict__ row_
     const int row = n * a.beams + b;
     const T bs = a.beam_scores[row];
     const T x = a.scores[static_cast<size_t>(row) * a.vocab + v];
-    T lp;
-    if (a.forbid_eos && v == a.eos_id) lp = neg_inf<T>();
-    else if (!(row_max[row] > neg_inf<T>())) lp = neg_inf<T>();
-    else lp = (x - row_max[row]) - row_log_sum[row];
+    const T lp = candidate_logp(a, row, v, x, row_max[row], row_log_sum[row]);
     top.offer(bs + lp, f, K);
   }
   const size_t o = static_cast<size_t>(blockIdx.x) * K;  // = (n·chunks + chunk)·K
@@ -195,10 +222,10 @@ __global__ void merge_top_k_kernel(BeamStepArgs<T> a, const T* __restrict__ row_
     const int beam = real ? best_flat[k] / V : -1;
     const int token = real ? best_flat[k] - beam * V : -1;
     T lp = neg_inf<T>();
-    if (real && !(a.forbid_eos && token == a.eos_id)) {
+    if (real) {
       const int row = n * B + beam;
-      if (row_max[row] > neg_inf<T>())
-        lp = (a.scores[static_cast<size_t>(row) * V + token] - row_max[row]) - row_log_sum[row];
+      lp = candidate_logp(a, row, token, a.scores[static_cast<size_t>(row) * V + token], row_max[row],
+                          row_log_sum[row]);
     }
     a.cand_score[o + k] = real ? best_score[k] : neg_inf<T>();
     a.cand_logp[o + k] = lp;

@@ -39,7 +39,10 @@ from .reference.search import (
     PENALTIES,
     Hypothesis,
     best_possible_score,
+    control_scores,
+    ngram_hash_column,
     normalised_score,
+    top_p_mask,
 )
 
 __all__ = [
@@ -103,6 +106,15 @@ def _check_int(value, name: str, minimum: int | None = None) -> int:
     if minimum is not None and value < minimum:
         raise ValueError(f"{name}: must be >= {minimum}, got {value}")
     return value
+
+
+def _check_patience(patience, beam_size: int) -> int:
+    """How many finished hypotheses an item needs before it stops: ``max(1, ceil(patience*B))``."""
+    if isinstance(patience, bool) or not isinstance(patience, (int, float, np.number)):
+        raise TypeError(f"patience: expected a real number, got {type(patience).__name__}")
+    if not (math.isfinite(patience) and patience > 0):
+        raise ValueError(f"patience: must be finite and > 0, got {patience}")
+    return max(1, math.ceil(patience * beam_size))
 
 
 def _check_callable(f, name: str) -> None:
@@ -206,6 +218,118 @@ def _sequence_tokens(seq, name: str) -> list[int]:
 
 
 # ---------------------------------------------------------------------------------------------
+# Decoding controls
+# ---------------------------------------------------------------------------------------------
+
+
+def _token_list(seq, name: str) -> list[int]:
+    try:
+        toks = [v for v in seq]
+    except TypeError:
+        raise TypeError(f"{name}: expected a sequence of token ids, got {type(seq).__name__}") from None
+    for v in toks:
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
+            raise TypeError(f"{name}: expected int token ids, got {v!r}")
+        if v < 0:
+            raise ValueError(f"{name}: negative token id {v}")
+    return [int(v) for v in toks]
+
+
+class _Controls:
+    """The decoding controls of one search, validated; builds each step's per-row arguments
+    (semantics: :mod:`seqkernels.reference.search`, "Decoding controls")."""
+
+    def __init__(self, n_items: int, *, repetition_penalty=1.0, no_repeat_ngram_size=0,
+                 suppress_tokens=None, bad_words=None, prefix=None):
+        if isinstance(repetition_penalty, bool) or not isinstance(repetition_penalty,
+                                                                  (int, float, np.number)):
+            raise TypeError("repetition_penalty: expected a real number, got "
+                            f"{type(repetition_penalty).__name__}")
+        if not (math.isfinite(repetition_penalty) and repetition_penalty > 0):
+            raise ValueError(f"repetition_penalty: must be finite and > 0, got {repetition_penalty}")
+        self.penalty = float(repetition_penalty)
+        self.ngram = _check_int(no_repeat_ngram_size, "no_repeat_ngram_size", 0)
+        self.suppress = sorted(set(_token_list(suppress_tokens or (), "suppress_tokens")))
+        words = [_token_list(w, f"bad_words[{i}]") for i, w in enumerate(bad_words or ())]
+        for i, w in enumerate(words):
+            if not w:
+                raise ValueError(f"bad_words[{i}]: empty word")
+        self.suppress = sorted(set(self.suppress) | {w[0] for w in words if len(w) == 1})
+        self.words = [w for w in words if len(w) > 1]
+        self.prefix = None
+        if prefix is not None:
+            if not isinstance(prefix, (list, tuple)) or len(prefix) != n_items:
+                raise ValueError(f"prefix: expected one token sequence (or None) per item, {n_items} "
+                                 "in all")
+            self.prefix = [[] if p is None else _token_list(p, f"prefix[{i}]")
+                           for i, p in enumerate(prefix)]
+        self.needs_history = self.penalty != 1.0 or self.ngram > 0 or bool(self.words)
+
+    def check_vocab(self, vocab: int) -> None:
+        ids = [("suppress_tokens", v) for v in self.suppress]
+        ids += [(f"bad_words[{i}]", v) for i, w in enumerate(self.words) for v in w]
+        ids += [(f"prefix[{i}]", v) for i, p in enumerate(self.prefix or ()) for v in p]
+        for name, v in ids:
+            if v >= vocab:
+                raise ValueError(f"{name}: token {v} is outside the vocabulary [0, {vocab}) of the "
+                                 "step's log-probs")
+
+    def banned(self, history: np.ndarray) -> np.ndarray | None:
+        """``(R, W)`` int32: suppressed tokens, then each multi-token bad word's last token where
+        the row's history ends with the word's other tokens (``-1`` elsewhere); None if none."""
+        R, L = history.shape
+        cols = [np.full(R, v, dtype=np.int32) for v in self.suppress]
+        for w in self.words:
+            k = len(w) - 1
+            hit = (np.all(history[:, L - k:] == np.asarray(w[:-1]), axis=1) if L >= k
+                   else np.zeros(R, dtype=bool))
+            cols.append(np.where(hit, w[-1], -1).astype(np.int32))
+        return np.stack(cols, axis=1) if cols else None
+
+    def forced(self, t: int, rows_per_item: int) -> np.ndarray | None:
+        """``(R,)`` int32: the prefix token every row of an item must take at step ``t``."""
+        if self.prefix is None or all(len(p) <= t for p in self.prefix):
+            return None
+        per_item = np.array([p[t] if t < len(p) else -1 for p in self.prefix], dtype=np.int32)
+        return np.repeat(per_item, rows_per_item)
+
+    def step_kwargs(self, history: np.ndarray, t: int, rows_per_item: int, hashes=None) -> dict:
+        """Keywords of the beam step for rows whose generated tokens are ``history`` ``(R, t)``."""
+        kw = {}
+        if self.penalty != 1.0 or self.ngram > 0:
+            kw.update(history=history, repetition_penalty=self.penalty,
+                      no_repeat_ngram_size=self.ngram)
+            if hashes is not None:
+                kw["history_hash"] = hashes
+        banned = self.banned(history)
+        if banned is not None:
+            kw["banned"] = banned
+        forced = self.forced(t, rows_per_item)
+        if forced is not None:
+            kw["forced"] = forced
+        return kw
+
+    def log_probs(self, lp: np.ndarray, history: np.ndarray, t: int, *, eos_id: int,
+                  forbid_eos: bool) -> np.ndarray:
+        """Host log-probs ``(R, V)`` after every control (one row per item: greedy, sampling)."""
+        kw = self.step_kwargs(history, t, 1)
+        kw.pop("history_hash", None)
+        if not kw and not forbid_eos:
+            return lp
+        kw.setdefault("history", history)
+        return control_scores(lp, log_probs=True, eos_id=eos_id, forbid_eos=forbid_eos, **kw)
+
+
+def _append_hash(hashes: np.ndarray, history: np.ndarray, n: int) -> np.ndarray:
+    """Append to ``hashes`` ``(R, L-1)`` the column of the ``(n-1)``-gram ending at the last token
+    of ``history`` ``(R, L)`` (zero while ``L < n - 1``)."""
+    L = history.shape[1]
+    col = (ngram_hash_column(history, n) if L >= n - 1
+           else np.zeros(history.shape[0], dtype=np.uint64))
+    return np.concatenate([hashes, col[:, None]], axis=1)
+
+
+# ---------------------------------------------------------------------------------------------
 # Beam search
 # ---------------------------------------------------------------------------------------------
 
@@ -226,6 +350,12 @@ def beam_search(
     n_best: int = 1,
     reorder: Callable | None = None,
     step_op: Callable | None = None,
+    repetition_penalty: float = 1.0,
+    no_repeat_ngram_size: int = 0,
+    suppress_tokens=None,
+    bad_words=None,
+    prefix=None,
+    patience: float = 1.0,
 ) -> list[list[Hypothesis]]:
     """Batched beam search over ``N = batch_size`` source items with ``B = beam_size`` beams each.
 
@@ -252,7 +382,26 @@ def beam_search(
             "exact" never returns worse hypotheses than ``True``.
         n_best: how many hypotheses to return per item, ``1 <= n_best <= B``.
         step_op: the expansion step, with the contract of :func:`seqkernels.ops.beam_step`
-            (default). The arrays given to it live on the log-probs' device.
+            (default). The arrays given to it live on the log-probs' device; the controls'
+            arrays (keywords ``history``, ``history_hash``, ``banned``, ``forced``, given only when
+            a control is on) are NumPy.
+
+    Decoding controls (exact semantics, and how they differ from Hugging Face and CTranslate2:
+    :mod:`seqkernels.reference.search`, "Decoding controls"; all fused into the step)
+        repetition_penalty: ``p > 0``; the log-prob ``x <= 0`` of every token the beam has
+            generated becomes ``x * p`` (not renormalised; 1 = off).
+        no_repeat_ngram_size: ``n``; a beam never repeats one of its own ``n``-grams (0 = off).
+            The step keeps, per hypothesis, a hash of every ``(n-1)``-gram and reorders it with
+            the beams.
+        suppress_tokens: token ids never generated (their log-probs ``-inf``).
+        bad_words: token sequences never generated: a one-token word is suppressed, a longer one
+            loses its last token wherever the beam ends with its other tokens.
+        prefix: one token sequence (or None) per item; every hypothesis of item ``n`` starts with
+            ``prefix[n]`` (forced, whatever the masks say; its log-probs count in the score and
+            ``T_y`` counts it, as CTranslate2's ``target_prefix``). ``max_len`` must leave room.
+        patience: ``> 0``; an item needs ``K = max(1, ceil(patience * B))`` finished hypotheses
+            before it stops, instead of ``B`` (CTranslate2's ``patience``; ``"exact"`` compares
+            its bound with the ``K``-th best).
 
     Algorithm
         Step 0 expands beam 0 only (the other beams start at ``-inf``). Each step, for each item,
@@ -286,6 +435,10 @@ def beam_search(
     alpha = _check_penalty(length_penalty, penalty)
     if early_stopping is not True and not (isinstance(early_stopping, str) and early_stopping == "exact"):
         raise ValueError(f"early_stopping: must be True or 'exact', got {early_stopping!r}")
+    controls = _Controls(N, repetition_penalty=repetition_penalty,
+                         no_repeat_ngram_size=no_repeat_ngram_size, suppress_tokens=suppress_tokens,
+                         bad_words=bad_words, prefix=prefix)
+    target = _check_patience(patience, B)
     _check_callable(step, "step")
     if reorder is not None:
         _check_callable(reorder, "reorder")
@@ -304,6 +457,8 @@ def beam_search(
     beam_scores[:, 0] = 0.0
     hist_tok = np.zeros((N, B, 0), dtype=np.int64)      # generated tokens of every live beam
     hist_lp = np.zeros((N, B, 0), dtype=np.float64)     # and their log-probs
+    hist_hash = np.zeros((N, B, 0), dtype=np.uint64)    # (n-1)-gram hashes, for n-gram blocking
+    use_hash = controls.ngram >= 2
     finished: list[list[Hypothesis]] = [[] for _ in range(N)]
     done = np.zeros(N, dtype=bool)
     next_tokens = np.full(rows, bos_id, dtype=np.int64)
@@ -322,11 +477,14 @@ def beam_search(
         if vocab is None:
             vocab = int(log_probs.shape[1])
             _check_vocab_ids(vocab, bos_id=bos_id, eos_id=eos_id)
+            controls.check_vocab(vocab)
         if reorder is None:
             _check_state_rows(state, rows, f"step: returned state (step {t})")
 
+        kw = controls.step_kwargs(hist_tok.reshape(rows, t).astype(np.int32), t, B,
+                                  hist_hash.reshape(rows, t) if use_hash else None)
         out = step_op(log_probs, xp.asarray(beam_scores, dtype=log_probs.dtype), eos_id=eos_id,
-                      log_probs=True, forbid_eos=length < min_len)
+                      log_probs=True, forbid_eos=length < min_len, **kw)
         c_score, c_beam, c_token, c_logp, c_fin, alive = (_to_host(a) for a in out)
         if c_score.shape != (N, 2 * B) or alive.shape != (N, B):
             raise ValueError(f"step_op: returned cand_score {c_score.shape} and alive {alive.shape}, "
@@ -353,6 +511,10 @@ def beam_search(
                                    new_tok[:, :, None]], axis=2)
         hist_lp = np.concatenate([np.take_along_axis(hist_lp, src[:, :, None], axis=1),
                                   new_lp[:, :, None]], axis=2)
+        if use_hash:  # reordered with the beams, then one new column
+            hist_hash = _append_hash(np.take_along_axis(hist_hash, src[:, :, None], axis=1)
+                                     .reshape(rows, t), hist_tok.reshape(rows, t + 1),
+                                     controls.ngram).reshape(N, B, t + 1)
         beam_scores = new_scores
 
         for n in np.flatnonzero(~done):  # stopping rules
@@ -363,11 +525,11 @@ def beam_search(
                 done[n] = True
             elif live.size == 0:
                 done[n] = True
-            elif len(finished[n]) >= B:
+            elif len(finished[n]) >= target:
                 if early_stopping is True:
                     done[n] = True
                 else:
-                    kth = sorted((h.score for h in finished[n]), reverse=True)[B - 1]
+                    kth = sorted((h.score for h in finished[n]), reverse=True)[target - 1]
                     bound = max(best_possible_score(beam_scores[n, j], length, max_len=max_len,
                                                     min_len=min_len, alpha=alpha, penalty=penalty)
                                 for j in live)
@@ -386,9 +548,11 @@ def beam_search(
 # ---------------------------------------------------------------------------------------------
 
 
-def _decode(step, state, *, batch_size, bos_id, eos_id, max_len, choose) -> list[Hypothesis]:
-    """Shared loop of greedy search and sampling: one row per item, ``choose(lp_host, t, active)``
-    returns the next token of every row (only the active rows matter)."""
+def _decode(step, state, *, batch_size, bos_id, eos_id, max_len, choose, min_len=0,
+            controls: _Controls | None = None) -> list[Hypothesis]:
+    """Shared loop of greedy search and sampling: one row per item, ``choose(lp, t, active)``
+    returns the next token of every row (only the active rows matter) from the log-probs after
+    the controls and ``min_len``; the hypotheses keep the model's own log-probs."""
     N = batch_size
     xp = _state_module(state)
     tokens = [[] for _ in range(N)]
@@ -401,8 +565,19 @@ def _decode(step, state, *, batch_size, bos_id, eos_id, max_len, choose) -> list
         if vocab is None:
             vocab = int(log_probs.shape[1])
             _check_vocab_ids(vocab, bos_id=bos_id, eos_id=eos_id)
+            if controls is not None:
+                controls.check_vocab(vocab)
         lp = _to_host(log_probs).astype(np.float64)
-        choice = choose(lp, t, ~done)
+        ranked = lp
+        if controls is not None:
+            # finished rows have no more tokens: pad with EOS (their choice is ignored)
+            history = np.array([toks + [eos_id] * (t - len(toks)) for toks in tokens],
+                               dtype=np.int64).reshape(N, t)
+            ranked = controls.log_probs(lp, history, t, eos_id=eos_id, forbid_eos=t + 1 < min_len)
+        elif t + 1 < min_len:
+            ranked = lp.copy()
+            ranked[:, eos_id] = -np.inf
+        choice = choose(ranked, t, ~done)
         next_tokens = np.full(N, eos_id, dtype=np.int64)
         for n in np.flatnonzero(~done):
             v = int(choice[n])
@@ -422,65 +597,108 @@ def _decode(step, state, *, batch_size, bos_id, eos_id, max_len, choose) -> list
     return out
 
 
-def _check_decode_args(step, batch_size, bos_id, eos_id, max_len):
+def _check_decode_args(step, batch_size, bos_id, eos_id, max_len, min_len):
     _check_callable(step, "step")
+    max_len = _check_int(max_len, "max_len", 1)
+    min_len = _check_int(min_len, "min_len", 0)
+    if min_len > max_len:
+        raise ValueError(f"min_len: must be <= max_len = {max_len}, got {min_len}")
     return (_check_int(batch_size, "batch_size", 0), _check_int(bos_id, "bos_id", 0),
-            _check_int(eos_id, "eos_id", 0), _check_int(max_len, "max_len", 1))
+            _check_int(eos_id, "eos_id", 0), max_len, min_len)
 
 
 def greedy_search(step: Callable, state: Any, *, batch_size: int, bos_id: int, eos_id: int,
-                  max_len: int, min_len: int = 0) -> list[Hypothesis]:
+                  max_len: int, min_len: int = 0, repetition_penalty: float = 1.0,
+                  no_repeat_ngram_size: int = 0, suppress_tokens=None, bad_words=None,
+                  prefix=None) -> list[Hypothesis]:
     """Greedy decoding: at every step take the most likely token (ties: the lowest token id).
 
     ``step(tokens (N,), state) -> (log_probs (N, V), state)`` (one row per item; no reordering).
     ``<EOS>`` is not eligible while ``T_y < min_len``. A row stops at ``<EOS>`` or after
-    ``max_len`` tokens. Returns one :class:`Hypothesis` per item; its ``score`` is the raw
-    ``log_prob`` (no length normalisation: greedy search does not rank). Equal to
-    ``beam_search(..., beam_size=1)`` in tokens and log-probs.
+    ``max_len`` tokens. The decoding controls are those of :func:`beam_search`, applied to the
+    scores the step returns (so a step that returns raw logits gets Hugging Face's greedy
+    repetition penalty). Returns one :class:`Hypothesis` per item; its ``score`` is the raw
+    ``log_prob`` (no length normalisation: greedy search does not rank) and its log-probs are the
+    step's own. Equal to ``beam_search(..., beam_size=1)`` in tokens and log-probs.
     """
-    N, bos_id, eos_id, max_len = _check_decode_args(step, batch_size, bos_id, eos_id, max_len)
-    min_len = _check_int(min_len, "min_len", 0)
-    if min_len > max_len:
-        raise ValueError(f"min_len: must be <= max_len = {max_len}, got {min_len}")
+    N, bos_id, eos_id, max_len, min_len = _check_decode_args(step, batch_size, bos_id, eos_id,
+                                                             max_len, min_len)
+    controls = _Controls(N, repetition_penalty=repetition_penalty,
+                         no_repeat_ngram_size=no_repeat_ngram_size, suppress_tokens=suppress_tokens,
+                         bad_words=bad_words, prefix=prefix)
     if N == 0:
         return []
 
     def choose(lp, t, active):
-        if t + 1 < min_len:
-            lp = lp.copy()
-            lp[:, eos_id] = -np.inf
         return np.argmax(lp, axis=1)  # first maximum: lowest token id
 
     return _decode(step, state, batch_size=N, bos_id=bos_id, eos_id=eos_id, max_len=max_len,
-                   choose=choose)
+                   choose=choose, min_len=min_len, controls=controls)
+
+
+def _check_top_p(top_p):
+    if top_p is None:
+        return None
+    if isinstance(top_p, bool) or not isinstance(top_p, (int, float, np.number)):
+        raise TypeError(f"top_p: expected a real number, got {type(top_p).__name__}")
+    if not 0 < top_p <= 1:
+        raise ValueError(f"top_p: must be in (0, 1], got {top_p}")
+    return float(top_p)
+
+
+def _generators(seed, n_items: int):
+    """``draw(n_rows) -> (n_rows,)`` uniforms: one generator for the batch, or one per item when
+    ``seed`` is a sequence of ``n_items`` seeds (then an item's sample does not depend on the
+    rest of the batch)."""
+    if isinstance(seed, (list, tuple)) or (isinstance(seed, np.ndarray) and seed.ndim == 1):
+        if len(seed) != n_items:
+            raise ValueError(f"seed: expected one seed per item ({n_items}), got {len(seed)}")
+        rngs = [np.random.default_rng(s) for s in seed]
+        return lambda rows: np.array([g.random() for g in rngs])
+    rng = np.random.default_rng(seed)
+    return rng.random
 
 
 def sample(step: Callable, state: Any, *, batch_size: int, bos_id: int, eos_id: int, max_len: int,
-           temperature: float = 1.0, top_k: int | None = None, seed=None) -> list[Hypothesis]:
+           temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
+           seed=None, min_len: int = 0, repetition_penalty: float = 1.0,
+           no_repeat_ngram_size: int = 0, suppress_tokens=None, bad_words=None,
+           prefix=None) -> list[Hypothesis]:
     """Ancestral sampling (docs/ops.md §3.3): draw each next token from
     ``softmax(log_probs / temperature)``, restricted to the ``top_k`` most likely tokens when given
-    (ties at the cut: the lowest token ids are kept; ``top_k > V`` keeps all), feed it back, stop at
-    ``<EOS>`` or after ``max_len`` tokens.
+    (ties at the cut: the lowest token ids are kept; ``top_k > V`` keeps all), then to the nucleus
+    of mass ``top_p`` when given (:func:`seqkernels.reference.search.top_p_mask`: the most likely
+    tokens, in order, while the mass before each is ``< top_p``), feed it back, stop at
+    ``<EOS>`` or after ``max_len`` tokens. The decoding controls and ``min_len`` are those of
+    :func:`greedy_search`, applied before the temperature (Hugging Face's order).
 
-    Reproducible: one ``numpy.random.default_rng(seed)`` draws, on the host, one uniform number per
-    row per step (finished rows included), and the token is the first one whose cumulative
-    probability exceeds it; the same seed, model and batch give the same samples on any device.
-    Returns one :class:`Hypothesis` per item whose ``log_prob``, ``score`` and ``step_log_probs`` are
-    the model's own log-probs (temperature 1, no top-k), so they equal :func:`score` of the tokens.
+    Reproducible: with an int (or None) ``seed``, one ``numpy.random.default_rng(seed)`` draws, on
+    the host, one uniform number per row per step (finished rows included); with a sequence of
+    ``N`` seeds, item ``n`` has its own generator drawing one number per step, so its sample is
+    the same whatever else is in the batch. The token is the first one whose cumulative
+    probability exceeds the number; the same seed, model and batch give the same samples on any
+    device. Returns one :class:`Hypothesis` per item whose ``log_prob``, ``score`` and
+    ``step_log_probs`` are the model's own log-probs (temperature 1, no top-k, no controls), so
+    they equal :func:`score` of the tokens.
     """
-    N, bos_id, eos_id, max_len = _check_decode_args(step, batch_size, bos_id, eos_id, max_len)
+    N, bos_id, eos_id, max_len, min_len = _check_decode_args(step, batch_size, bos_id, eos_id,
+                                                             max_len, min_len)
     if isinstance(temperature, bool) or not isinstance(temperature, (int, float, np.number)):
         raise TypeError(f"temperature: expected a real number, got {type(temperature).__name__}")
     if not (math.isfinite(temperature) and temperature > 0):
         raise ValueError(f"temperature: must be finite and > 0, got {temperature}")
     if top_k is not None:
         top_k = _check_int(top_k, "top_k", 1)
+    top_p = _check_top_p(top_p)
+    controls = _Controls(N, repetition_penalty=repetition_penalty,
+                         no_repeat_ngram_size=no_repeat_ngram_size, suppress_tokens=suppress_tokens,
+                         bad_words=bad_words, prefix=prefix)
+    draw = _generators(seed, N)
     if N == 0:
         return []
-    rng = np.random.default_rng(seed)
 
     def choose(lp, t, active):
-        u = rng.random(lp.shape[0])
+        u = draw(lp.shape[0])
         choice = np.zeros(lp.shape[0], dtype=np.int64)
         for n in np.flatnonzero(active):
             row = lp[n] / temperature
@@ -492,12 +710,14 @@ def sample(step: Callable, state: Any, *, batch_size: int, bos_id: int, eos_id: 
             m = row.max()
             if m == -np.inf:
                 raise ValueError(f"step: row {n} has no token with a finite log-prob at step {t}")
+            if top_p is not None:
+                row = np.where(top_p_mask(np.exp(row - m), top_p), row, -np.inf)
             cdf = np.cumsum(np.exp(row - m))
             choice[n] = min(int(np.searchsorted(cdf, u[n] * cdf[-1], side="right")), row.size - 1)
         return choice
 
     return _decode(step, state, batch_size=N, bos_id=bos_id, eos_id=eos_id, max_len=max_len,
-                   choose=choose)
+                   choose=choose, min_len=min_len, controls=controls)
 
 
 # ---------------------------------------------------------------------------------------------

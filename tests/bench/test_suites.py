@@ -15,6 +15,12 @@ def test_search_bench_row_on_a_tiny_shape():
     assert row["ours_ms"] > 0 and row["ref_ms"] > 0 and row["x_ref"] > 0
 
 
+def test_search_controls_rows_on_a_tiny_shape():
+    rows = search.bench_controls(3, 2, 300, 9, threads=1, repeats=2)
+    assert [r["control"] for r in rows][0] == "off" and len(rows) == 7
+    assert all(r["ms"] > 0 and r["off_ms"] > 0 for r in rows)
+
+
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
 def test_rnn_bench_row_on_a_tiny_shape(cell):
     row = rnn.bench_shape(cell, 2, 8, 3, "fwd+bwd", rnn.variants("cpu"), threads=1, repeats=2, peak_gflops=100.0)

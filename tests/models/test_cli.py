@@ -29,7 +29,13 @@ def test_demo_quick(tmp_path):
     before, after = float(m.group(1)), float(m.group(2))
     assert 5.5 < before < 7.5 and after < before - 1.0
     assert sum(line.startswith("  | ") for line in out.splitlines()) == 5  # sampled lines
-    assert out.count("  beam   | ") == 3 and out.count("  greedy | ") == 3
+    assert out.count("  beam   | ") == 6 and out.count("  greedy | ") == 6
+    blocked = out.split("n-gram blocking (no 8-character string generated twice)")[1].split("\n\n")[0]
+    for line in blocked.splitlines()[1:]:
+        text = line.split(" | ", 1)[1]
+        completion = text[len(next(p for p in ("The ", "Return ", "If the ") if text.startswith(p))):]
+        grams = [completion[i:i + 8] for i in range(len(completion) - 7)]
+        assert len(grams) == len(set(grams)), line
     assert "wall time" in out and "device: CPU" in out
     assert ("loss curve:" in out and (tmp_path / "loss.png").exists()) or "matplotlib is not installed" in out
     assert isinstance(load(tmp_path / "demo.npz"), LanguageModel)
@@ -61,6 +67,9 @@ def test_cli_errors(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "seqkernels", "demo", "--seconds", "-1"], capture_output=True,
                           text=True, timeout=60)
     assert proc.returncode == 2 and "--seconds" in proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "seqkernels", "demo", "--no-repeat-ngram", "-1"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "--no-repeat-ngram" in proc.stderr
 
 
 def test_dates_bench_quick(tmp_path):

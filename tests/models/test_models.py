@@ -122,6 +122,28 @@ def test_language_model_sampling_and_search(trained_lm):
     assert lm.beam_search("the w", beam_size=1) == lm.greedy("the w")
 
 
+def test_language_model_decoding_controls(trained_lm):
+    lm = trained_lm[0]
+
+    def no_repeat(text, n):
+        grams = [text[i:i + n] for i in range(len(text) - n + 1)]
+        return len(grams) == len(set(grams))
+
+    # completions only: the prompt is not part of the history
+    for out in lm.beam_search(["the w", "hello t"], beam_size=4, no_repeat_ngram_size=2, max_len=30):
+        assert no_repeat(out[5:] if out.startswith("the w") else out[7:], 2)
+    assert "world" not in lm.beam_search("the ", beam_size=3, bad_words=["world"])
+    assert "o" not in lm.greedy("", suppress_tokens=["o"], max_len=20)
+    assert len(lm.beam_search("the w", beam_size=3, min_len=30, max_len=40)) >= len("the w") + 29
+    assert lm.beam_search("the w", beam_size=3, repetition_penalty=1.0, patience=2.0) == "the world is big"
+    top = lm.sample(5, seed=[1, 2, 3, 4, 5], top_p=0.9, repetition_penalty=1.2)
+    assert top[2] == lm.sample(1, seed=[3], top_p=0.9, repetition_penalty=1.2)[0]  # per-item seeds
+    with pytest.raises(ValueError, match="bad_words"):
+        lm.beam_search("the", bad_words=[""])
+    with pytest.raises(TypeError, match="bad_words"):
+        lm.beam_search("the", bad_words="world")
+
+
 def test_language_model_save_load_and_checkpoint(trained_lm, tmp_path):
     lm, _, hist, ckpt = trained_lm
     path = lm.save(tmp_path / "lm")
@@ -230,6 +252,20 @@ def test_seq2seq_translates_with_beam_search(reverser):
     score = model.evaluate_bleu(src, tgt, beam_size=4)
     assert score.score >= 95
     assert model.evaluate_loss(src, tgt) < 0.1
+
+
+def test_seq2seq_translate_with_controls(reverser):
+    model, _ = reverser
+    assert model.translate("a b c d", beam_size=3, prefix="d c") == "d c b a"
+    assert model.translate(["a b c d", "e f"], beam_size=3, prefix=["d x", None])[1] == "f e"
+    forced = model.translate("a b c d", beam_size=3, prefix="c")
+    assert forced.startswith("c")
+    assert "c" not in model.translate("a b c d", beam_size=3, suppress_tokens=["c"]).split()
+    assert model.translate("a b a b", beam_size=3, no_repeat_ngram_size=2) != "b a b a"
+    assert len(model.translate("a b", beam_size=1, min_len=4).split()) == 3  # T_y = 3 tokens + <EOS>
+    assert model.translate("a b c d", beam_size=1, prefix="d c") == "d c b a"
+    with pytest.raises(ValueError, match="prefix"):
+        model.translate(["a b"], prefix=["a", "b"])
 
 
 def test_seq2seq_without_attention_learns_a_copy_task():

@@ -194,3 +194,147 @@ def test_cuda_more_than_65535_items():
     gpu = type(gpu)(*(cp.asnumpy(a) for a in gpu))
     assert_same_candidates(gpu, cpu)
     np.testing.assert_allclose(gpu.cand_score, cpu.cand_score, rtol=2e-6, atol=2e-6)
+
+
+def random_controls(rng, trial, N, B, V):
+    """History with repeats (a small alphabet), every control on or off by trial, a forced row."""
+    R = N * B
+    L = int(rng.integers(0, 9))
+    history = rng.integers(0, min(V, 3), size=(R, L))
+    kw = dict(history=history)
+    if trial % 2 == 0:
+        kw["repetition_penalty"] = float(rng.choice([0.6, 1.3, 2.0]))
+    if trial % 3 != 2:
+        kw["no_repeat_ngram_size"] = int(rng.integers(1, 4))
+    if trial % 4 != 3:
+        kw["banned"] = np.where(rng.random((R, 3)) < 0.5, rng.integers(0, V, size=(R, 3)), -1)
+    if trial % 5 == 0:
+        kw["forced"] = np.where(rng.random(R) < 0.5, rng.integers(0, V, size=R), -1)
+    return kw
+
+
+@pytest.mark.parametrize("trial", range(60))
+def test_controls_kernel_equals_reference(trial, cpu_capability):
+    rng = np.random.default_rng(3000 + trial)
+    scores, beam_scores, eos, lp, fe = random_case(rng, trial)
+    N, B = beam_scores.shape
+    kw = random_controls(rng, trial, N, B, scores.shape[1])
+    with np.errstate(invalid="ignore"):
+        want = ref.beam_step(scores, beam_scores, eos_id=eos, log_probs=lp, forbid_eos=fe, **kw)
+        want32 = ref.beam_step(scores.astype(np.float32), beam_scores.astype(np.float32), eos_id=eos,
+                               log_probs=lp, forbid_eos=fe, **kw)
+    got = ops.beam_step(scores, beam_scores, eos_id=eos, log_probs=lp, forbid_eos=fe, **kw)
+    assert_same_candidates(got, want)
+    for name in ("cand_score", "cand_logp"):
+        g, w = getattr(got, name), getattr(want, name)
+        finite = np.isfinite(w)
+        np.testing.assert_array_equal(g[~finite], w[~finite])
+        np.testing.assert_allclose(g[finite], w[finite], rtol=1e-13, atol=1e-13, err_msg=name)
+    got32 = ops.beam_step(scores.astype(np.float32), beam_scores.astype(np.float32), eos_id=eos,
+                          log_probs=lp, forbid_eos=fe, **kw)
+    if trial % 3 != 0:  # rounded logits tie exactly in float64 only
+        assert_same_candidates(got32, want)
+    for name in ("cand_score", "cand_logp"):
+        g, w64, w32 = getattr(got32, name), getattr(want, name), getattr(want32, name)
+        finite = np.isfinite(w64) & np.isfinite(g)
+        if finite.any() and trial % 3 != 0:
+            assert_within_rule(name, g[finite], w64[finite], w32[finite])
+
+
+def test_controls_with_a_large_vocabulary_and_the_given_hashes():
+    """Overrides in many 64-token blocks, hashes passed in, several threads."""
+    rng = np.random.default_rng(7)
+    N, B, V = 6, 4, 5000
+    scores = rng.standard_normal((N * B, V))
+    beam_scores = -np.abs(rng.standard_normal((N, B)))
+    history = rng.integers(0, 40, size=(N * B, 30))
+    kw = dict(history=history, repetition_penalty=1.5, no_repeat_ngram_size=2,
+              banned=rng.integers(-1, V, size=(N * B, 50)))
+    want = ref.beam_step(scores, beam_scores, eos_id=0, **kw)
+    for threads in (1, 3):
+        got = ops.beam_step(scores, beam_scores, eos_id=0, num_threads=threads,
+                            history_hash=ref.ngram_hashes(history, 2), **kw)
+        assert_same_candidates(got, want)
+
+
+def test_controls_are_validated():
+    scores, beam_scores = np.zeros((2, 5)), np.zeros((1, 2))
+    with pytest.raises(ValueError, match="history: token 5"):
+        ops.beam_step(scores, beam_scores, eos_id=0, history=np.full((2, 1), 5), repetition_penalty=2.0)
+    with pytest.raises(ValueError, match="history: needed"):
+        ops.beam_step(scores, beam_scores, eos_id=0, no_repeat_ngram_size=2)
+    with pytest.raises(ValueError, match="repetition_penalty"):
+        ops.beam_step(scores, beam_scores, eos_id=0, history=np.zeros((2, 1), int), repetition_penalty=0.0)
+    with pytest.raises(ValueError, match="banned: token 9"):
+        ops.beam_step(scores, beam_scores, eos_id=0, banned=np.full((2, 1), 9))
+    with pytest.raises(ValueError, match=r"forced: expected shape \(2,\)"):
+        ops.beam_step(scores, beam_scores, eos_id=0, forced=np.zeros(3, int))
+    with pytest.raises(ValueError, match="history_hash"):
+        ops.beam_step(scores, beam_scores, eos_id=0, history=np.zeros((2, 3), int), no_repeat_ngram_size=2,
+                      history_hash=np.zeros((2, 2), np.uint64))
+    with pytest.raises(ValueError, match="no_repeat_ngram_size"):
+        ops.beam_step(scores, beam_scores, eos_id=0, history=np.zeros((2, 3), int), no_repeat_ngram_size=-1)
+
+
+def test_hash_collisions_never_ban_wrongly():
+    """All-zero hashes make every (n-1)-gram collide: the kernel must confirm on the tokens."""
+    rng = np.random.default_rng(11)
+    scores, beam_scores = rng.standard_normal((6, 9)), np.zeros((2, 3))
+    history = rng.integers(0, 4, size=(6, 12))
+    want = ref.beam_step(scores, beam_scores, eos_id=0, history=history, no_repeat_ngram_size=3)
+    got = ops.beam_step(scores, beam_scores, eos_id=0, history=history, no_repeat_ngram_size=3,
+                        history_hash=np.zeros((6, 12), np.uint64))
+    assert_same_candidates(got, want)
+    free = ops.beam_step(scores, beam_scores, eos_id=0)
+    assert not np.array_equal(free.cand_token, got.cand_token)  # the bans did change the outcome
+
+
+@pytest.mark.parametrize("trial", range(20))
+def test_marks_for_the_cuda_step_follow_the_reference(trial):
+    """_C.beam_step_marks (what the CUDA step reads): per row, the penalised history tokens and the
+    masked ones (forbidden EOS, banned, n-gram bans), sorted, one entry per token."""
+    from seqkernels._backend import _C
+
+    rng = np.random.default_rng(4000 + trial)
+    N, B, V = 2, 3, 9
+    kw = random_controls(rng, trial, N, B, V)
+    kw.pop("forced", None)
+    fe, eos = trial % 2 == 0, int(rng.integers(0, V))
+    history = kw["history"].astype(np.int32)
+    banned = kw.get("banned")
+    offsets, tokens, kinds = _C.beam_step_marks(
+        N * B, V, eos, fe, history=history, repetition_penalty=kw.get("repetition_penalty", 1.0),
+        no_repeat_ngram_size=kw.get("no_repeat_ngram_size", 0),
+        banned=None if banned is None else banned.astype(np.int32))
+    for r in range(N * B):
+        want = {}
+        if kw.get("repetition_penalty", 1.0) != 1.0:
+            for v in set(history[r].tolist()):
+                want[v] = want.get(v, 0) | 1
+        masked = set(ref.ngram_bans(history[r], kw.get("no_repeat_ngram_size", 0)))
+        masked |= {int(v) for v in (banned[r] if banned is not None else []) if v >= 0}
+        masked |= {eos} if fe else set()
+        for v in masked:
+            want[v] = want.get(v, 0) | 2
+        got = dict(zip(tokens[offsets[r]:offsets[r + 1]].tolist(), kinds[offsets[r]:offsets[r + 1]].tolist()))
+        assert got == want and list(got) == sorted(got), (r, got, want)
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("trial", range(30))
+def test_cuda_kernel_with_controls_equals_cpu_kernel(trial):
+    """Never run here (no GPU): the controls in the CUDA step's per-candidate pass."""
+    cp = pytest.importorskip("cupy")
+    rng = np.random.default_rng(5000 + trial)
+    scores, beam_scores, eos, lp, fe = random_case(rng, trial)
+    N, B = beam_scores.shape
+    kw = random_controls(rng, trial, N, B, scores.shape[1])
+    cpu = ops.beam_step(scores, beam_scores, eos_id=eos, log_probs=lp, forbid_eos=fe, **kw)
+    gpu = ops.beam_step(cp.asarray(scores), cp.asarray(beam_scores), eos_id=eos, log_probs=lp, forbid_eos=fe, **kw)
+    gpu = type(gpu)(*(cp.asnumpy(a) for a in gpu))
+    assert_same_candidates(gpu, cpu)
+    for name in ("cand_score", "cand_logp"):
+        g, c = getattr(gpu, name), getattr(cpu, name)
+        finite = np.isfinite(c)
+        np.testing.assert_array_equal(np.isfinite(g), finite)
+        np.testing.assert_allclose(g[finite], c[finite], rtol=1e-13, atol=1e-13, err_msg=name)

@@ -843,3 +843,227 @@ def test_beam_search_with_cupy_model():
     for g, w in zip(got, want):
         assert [h.tokens for h in g] == [h.tokens for h in w]
         np.testing.assert_allclose([h.log_prob for h in g], [h.log_prob for h in w], atol=1e-12)
+
+
+# ---------------------------------------------------------------------------------------------
+# Decoding controls
+# ---------------------------------------------------------------------------------------------
+
+from seqkernels.reference.search import (  # noqa: E402
+    bad_word_bans,
+    control_scores,
+    ngram_bans,
+    penalise,
+    top_p_mask,
+)
+
+
+def test_ngram_bans_by_definition():
+    """v is banned iff history + [v] ends with an n-gram that already occurs in history."""
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        n, L = int(rng.integers(1, 5)), int(rng.integers(0, 10))
+        h = [int(v) for v in rng.integers(0, 3, size=L)]
+        want = [v for v in range(4)
+                if L + 1 >= n and any(h[i:i + n] == (h + [v])[L + 1 - n:] for i in range(L - n + 1))]
+        assert ngram_bans(h, n) == want, (h, n)
+    assert ngram_bans([1, 2, 1], 0) == []
+
+
+def test_bad_word_bans_and_penalise():
+    assert bad_word_bans([4, 5], [[7], [5, 8], [4, 9], [4, 5, 6], [3, 5, 1]]) == [6, 7, 8]
+    assert bad_word_bans([], [[5, 8], [2]]) == [2]
+    np.testing.assert_array_equal(penalise(np.array([-2.0, 3.0, -np.inf, 0.0]), 2.0),
+                                  [-4.0, 1.5, -np.inf, 0.0])
+
+
+def test_top_p_mask():
+    p = np.array([0.1, 0.4, 0.2, 0.3])
+    assert top_p_mask(p, 0.4).tolist() == [False, True, False, False]
+    assert top_p_mask(p, 0.41).tolist() == [False, True, False, True]
+    assert top_p_mask(p, 1.0).tolist() == [True] * 4
+    assert top_p_mask(np.array([0.5, 0.5, 0.0]), 0.5).tolist() == [True, False, False]  # tie: lower id
+
+
+CONTROL_CASES = [
+    dict(repetition_penalty=1.7),
+    dict(repetition_penalty=0.6),
+    dict(no_repeat_ngram_size=1),
+    dict(no_repeat_ngram_size=2),
+    dict(suppress_tokens=[2], bad_words=[[1, 3], [3, 3]]),
+    dict(no_repeat_ngram_size=2, repetition_penalty=1.3, bad_words=[[2, 1]]),
+]
+
+
+def exhaustive_best_controlled(model, item, *, max_len, min_len, prefix=(), **controls):
+    """The best sequence under the controls, by enumeration: a token is allowed where the
+    controlled log-prob is finite, and that log-prob is what it adds to the score (alpha = 0)."""
+    best = None
+    kw = dict(repetition_penalty=controls.get("repetition_penalty", 1.0),
+              no_repeat_ngram_size=controls.get("no_repeat_ngram_size", 0))
+    words = [list(w) for w in controls.get("bad_words", [])] + [[v] for v in controls.get("suppress_tokens", [])]
+
+    def expand(seq, log_prob):
+        nonlocal best
+        if len(seq) == max_len:
+            if best is None or log_prob > best[0]:
+                best = (log_prob, seq)
+            return
+        t = len(seq)
+        banned = np.array([bad_word_bans(seq, words) or [-1]])
+        forced = np.array([prefix[t] if t < len(prefix) else -1])
+        lp = control_scores(model.logp(item, seq)[None, :], log_probs=True, eos_id=EOS,
+                            forbid_eos=t + 1 < min_len, history=np.array([seq], dtype=np.int64).reshape(1, t),
+                            banned=banned, forced=forced, **kw)[0]
+        for v in range(model.V):
+            if lp[v] == -np.inf:
+                continue
+            if v == EOS:
+                if best is None or log_prob + lp[v] > best[0]:
+                    best = (log_prob + lp[v], seq + (EOS,))
+            else:
+                expand(seq + (v,), log_prob + lp[v])
+
+    expand((), 0.0)
+    return best
+
+
+@pytest.mark.parametrize("driver", [beam_search, ref_beam_search], ids=["api", "reference"])
+@pytest.mark.parametrize("controls", CONTROL_CASES)
+def test_wide_beam_with_controls_finds_the_true_best(driver, controls):
+    V, max_len, N = 4, 4, 2
+    B = V ** max_len
+    for seed in range(2):
+        model = Markov2(V, N, seed=seed, eos_bias=-0.5)
+        results = run_beam(model, N, B, driver, max_len=max_len, min_len=2, length_penalty=0.0,
+                           **controls)
+        for n, hyps in enumerate(results):
+            best_lp, best_tokens = exhaustive_best_controlled(model, n, max_len=max_len, min_len=2,
+                                                              **controls)
+            assert hyps[0].tokens == best_tokens, (seed, n, controls)
+            assert hyps[0].score == pytest.approx(best_lp, abs=1e-12)
+
+
+def test_prefix_is_forced_and_scored():
+    model = Markov2(5, 2, seed=3)
+    prefix = [[3, 3, 4], None]
+    results = run_beam(model, 2, 3, max_len=6, prefix=prefix, n_best=3, length_penalty=0.0)
+    for h in results[0]:
+        assert h.tokens[:3] == (3, 3, 4)
+    assert search_mod.score(model.step, model.init_state(2), [results[0][0], results[1][0]],
+                            bos_id=BOS) == pytest.approx([results[0][0].log_prob, results[1][0].log_prob])
+    best_lp, best_tokens = exhaustive_best_controlled(model, 0, max_len=6, min_len=0, prefix=(3, 3, 4))
+    wide = run_beam(model, 2, 5 ** 3, max_len=6, prefix=prefix, length_penalty=0.0)
+    assert wide[0][0].tokens == best_tokens
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_api_driver_equals_reference_driver_with_controls(seed):
+    rng = np.random.default_rng(100 + seed)
+    V, N, B = int(rng.integers(3, 7)), int(rng.integers(1, 4)), int(rng.integers(1, 5))
+    model = Markov2(V, N, seed=seed, eos_bias=float(rng.normal()))
+    kw = dict(CONTROL_CASES[seed % len(CONTROL_CASES)])
+    kw.update(max_len=int(rng.integers(2, 8)), patience=float(rng.choice([0.5, 1.0, 2.0])),
+              early_stopping=True if seed % 2 else "exact", n_best=int(rng.integers(1, B + 1)))
+    if seed % 3 == 0:
+        kw["prefix"] = [list(rng.integers(1, V, size=int(rng.integers(0, 3)))) for _ in range(N)]
+    got = run_beam(model, N, B, beam_search, **kw)
+    want = run_beam(model, N, B, ref_beam_search, **kw)
+    assert got == want, kw
+    one = run_beam(model, N, 1, beam_search, **{k: v for k, v in kw.items() if k != "n_best"})
+    greedy = greedy_search(model.step, model.init_state(N), batch_size=N, bos_id=BOS, eos_id=EOS,
+                           max_len=kw["max_len"], **{k: v for k, v in kw.items() if k in (
+                               "repetition_penalty", "no_repeat_ngram_size", "suppress_tokens",
+                               "bad_words", "prefix")})
+    assert [h[0].tokens for h in one] == [g.tokens for g in greedy]
+
+
+def test_no_repeat_ngram_blocks_a_looping_model():
+    """A model that loves the cycle 2 3 2 3 ...: with n = 2 no bigram repeats."""
+    V = 6
+    A = np.full((V, V), -5.0)
+    A[BOS, 2] = A[2, 3] = A[3, 2] = 0.0
+    A[:, EOS] = -30.0  # never stops: every hypothesis is cut at max_len
+
+    def step(tokens, state):
+        return log_softmax(A[np.asarray(tokens)]), state
+
+    plain = beam_search(step, None, batch_size=1, beam_size=3, bos_id=BOS, eos_id=EOS, max_len=8)
+    assert plain[0][0].tokens[:4] == (2, 3, 2, 3)
+    for n in (2, 3):
+        out = beam_search(step, None, batch_size=1, beam_size=3, bos_id=BOS, eos_id=EOS, max_len=8,
+                          no_repeat_ngram_size=n)[0][0].tokens
+        grams = [out[i:i + n] for i in range(len(out) - n + 1)]
+        assert len(grams) == len(set(grams)), out
+
+
+def test_patience_collects_more_hypotheses():
+    model = Markov2(5, 3, seed=4, eos_bias=1.0)
+    base = run_beam(model, 3, 3, max_len=8, n_best=3)
+    patient = run_beam(model, 3, 3, max_len=8, n_best=3, patience=2.0)
+    for b, p in zip(base, patient):
+        assert p[0].score >= b[0].score  # a longer search can only find better finished ones
+
+
+def test_sample_top_p_and_controls():
+    model = Markov2(6, 4, seed=5)
+    kw = dict(batch_size=4, bos_id=BOS, eos_id=EOS, max_len=7)
+    a = sample(model.step, model.init_state(4), seed=[1, 2, 3, 4], top_p=0.8, **kw)
+    b = sample(model.step, model.init_state(4), seed=[1, 2, 3, 4], top_p=0.8, **kw)
+    assert a == b
+    # per-item seeds: item 2 alone draws the same sample as inside the batch
+    model2 = Markov2(6, 4, seed=5)
+    items = np.array([2])
+    st = (items, [np.full(1, BOS, dtype=np.int64)])
+    c = sample(model2.step, st, seed=[3], top_p=0.8, batch_size=1, bos_id=BOS, eos_id=EOS, max_len=7)
+    assert c[0] == a[2]
+    # top_p tiny = greedy on the model's log-probs; controls apply too
+    g = greedy_search(model.step, model.init_state(4), no_repeat_ngram_size=2, **kw)
+    s = sample(model.step, model.init_state(4), top_p=1e-9, seed=0, no_repeat_ngram_size=2, **kw)
+    assert [h.tokens for h in g] == [h.tokens for h in s]
+    assert search_mod.score(model.step, model.init_state(4), s, bos_id=BOS) == pytest.approx(
+        [h.log_prob for h in s])
+
+
+def test_sample_top_p_follows_the_nucleus():
+    V = 4
+    p = np.array([0.1, 0.45, 0.15, 0.3])
+
+    def step(tokens, state):
+        return np.log(np.tile(p, (len(tokens), 1))), state
+
+    hyps = sample(step, None, batch_size=4000, bos_id=1, eos_id=0, max_len=1, top_p=0.7, seed=0)
+    counts = np.bincount([h.tokens[0] for h in hyps], minlength=V) / 4000
+    want = np.where(top_p_mask(p, 0.7), p, 0) / p[top_p_mask(p, 0.7)].sum()
+    assert np.abs(counts - want).max() < 0.03
+
+
+@pytest.mark.parametrize("kw,exc,match", [
+    (dict(repetition_penalty=0.0), ValueError, "repetition_penalty"),
+    (dict(repetition_penalty="x"), TypeError, "repetition_penalty"),
+    (dict(no_repeat_ngram_size=-1), ValueError, "no_repeat_ngram_size"),
+    (dict(suppress_tokens=[-1]), ValueError, "suppress_tokens"),
+    (dict(suppress_tokens=[99]), ValueError, r"suppress_tokens: token 99 is outside"),
+    (dict(bad_words=[[]]), ValueError, r"bad_words\[0\]: empty"),
+    (dict(bad_words=[[1, 99]]), ValueError, r"bad_words\[0\]: token 99"),
+    (dict(prefix=[[1]]), ValueError, "prefix: expected one token sequence"),
+    (dict(prefix=[[1], [1.5]]), TypeError, r"prefix\[1\]"),
+    (dict(patience=0), ValueError, "patience"),
+])
+def test_control_argument_errors(kw, exc, match):
+    model = Markov2(4, 2, seed=0)
+    with pytest.raises(exc, match=match):
+        run_beam(model, 2, 2, **kw)
+    if "patience" not in kw:
+        with pytest.raises(exc, match=match):
+            greedy_search(model.step, model.init_state(2), batch_size=2, bos_id=BOS, eos_id=EOS,
+                          max_len=3, **kw)
+
+
+def test_sample_argument_errors():
+    model = Markov2(4, 2, seed=0)
+    kw = dict(batch_size=2, bos_id=BOS, eos_id=EOS, max_len=3)
+    with pytest.raises(ValueError, match="top_p"):
+        sample(model.step, model.init_state(2), top_p=0.0, **kw)
+    with pytest.raises(ValueError, match="seed: expected one seed per item"):
+        sample(model.step, model.init_state(2), seed=[1, 2, 3], **kw)

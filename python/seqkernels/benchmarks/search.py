@@ -124,6 +124,69 @@ def bench_shape(N, B, V, factories, threads, repeats, seed=0, sync=None):
             "stats": stats}
 
 
+# ---- the decoding controls: the fused step with each control on vs off ---------------------------
+
+def control_variants(R, V, L, rng):
+    """``[(name, target overhead % from issue 16 or None, keywords of ops.beam_step)]``: each control
+    as a driver calls the step mid-decoding: ``L`` tokens of history per row (drawn
+    from 200 ids, so tokens and n-grams repeat), 10 suppressed tokens, n-gram hashes kept by the
+    driver (given, not recomputed)."""
+    from seqkernels.reference.search import ngram_hashes
+
+    history = rng.integers(3, 203, size=(R, L)).astype(np.int32)
+    banned = np.tile(np.arange(100, 110, dtype=np.int32), (R, 1))
+    forced = rng.integers(3, V, size=R).astype(np.int32)
+    ngram3 = dict(history=history, no_repeat_ngram_size=3, history_hash=ngram_hashes(history, 3))
+    return [
+        ("off", None, {}),
+        ("min_len (EOS masked)", 10, dict(forbid_eos=True)),
+        ("repetition_penalty 1.2", 10, dict(history=history, repetition_penalty=1.2)),
+        ("suppress 10 tokens", 10, dict(banned=banned)),
+        ("forced prefix", 10, dict(forced=forced)),
+        ("no_repeat_ngram 3", 25, ngram3),
+        ("all but forced", 25, dict(forbid_eos=True, banned=banned, repetition_penalty=1.2, **ngram3)),
+    ]
+
+
+def bench_controls(N, B, V, L, threads, repeats, seed=0):
+    """Rows: the fused step's median time with each control vs with none, on the same logits
+    (candidates checked against the reference first)."""
+    from seqkernels import ops
+    from seqkernels.reference import search as ref
+
+    rng = np.random.default_rng(seed)
+    scores = (3.0 * rng.standard_normal((N * B, V))).astype(np.float32)
+    beam_scores = -np.abs(rng.standard_normal((N, B))).astype(np.float32)
+    eos_id = 2
+    variants = control_variants(N * B, V, L, rng)
+    fns = {}
+    for name, _, kw in variants:
+        fns[name] = (lambda kw=kw: ops.beam_step(scores, beam_scores, eos_id=eos_id, num_threads=threads, **kw))
+        want = ref.beam_step(scores, beam_scores, eos_id=eos_id,
+                             **{k: v for k, v in kw.items() if k != "history_hash"})
+        got = fns[name]()
+        finite = np.isfinite(want.cand_score)  # a forced row has a single finite candidate
+        if not (np.array_equal(got.cand_token, want.cand_token) and np.array_equal(got.cand_beam, want.cand_beam)
+                and np.array_equal(np.isfinite(got.cand_score), finite)):
+            raise hz.ValidationError(f"{name}: candidates differ from the reference")
+        # float32 log-sum-exp over V = 32000 terms, summed in another order than NumPy's: 1e-4
+        hz.validate(got.cand_score[finite], want.cand_score[finite], 1e-4, f"{name} cand_score")
+    before = hz.cpu_snapshot()
+    stats = hz.time_blocks(fns, repeats=repeats, warmup=1, rounds=4, min_time=0.3)
+    others = hz.others_load(before, hz.cpu_snapshot())
+    off = stats["off"]["median_ms"]
+    return [{"control": name, "N": N, "B": B, "V": V, "L": L, "ms": stats[name]["median_ms"], "off_ms": off,
+             "overhead_pct": 100 * (stats[name]["median_ms"] / off - 1), "target_pct": target,
+             "iqr_pct": 100 * stats[name]["iqr_ms"] / stats[name]["median_ms"], "others_pct": others,
+             "stats": stats[name]} for name, target, _ in variants]
+
+
+CONTROL_COLUMNS = [("control", "control", "s"), ("N", "N", "d"), ("B", "B", "d"), ("V", "V", "d"),
+                   ("L", "history", "d"), ("ms", "step ms", ".3f"), ("off_ms", "off ms", ".3f"),
+                   ("overhead_pct", "overhead %", "+.1f"), ("target_pct", "target %", lambda v: f"<= {v}"),
+                   ("iqr_pct", "IQR %", ".0f"), ("others_pct", "others CPU %", ".0f")]
+
+
 COLUMNS = [("N", "N", "d"), ("B", "B", "d"), ("V", "V", "d"), ("ours_ms", "ours ms", ".3f"),
            ("ours_steps_s", "ours steps/s", ".0f"), ("ref_ms", "numpy ref ms", ".2f"), ("torch_ms", "torch ms", ".3f"),
            ("x_ref", "vs numpy ref", lambda v: f"{v:.1f}x"), ("x_torch", "vs torch", lambda v: f"{v:.2f}x"),
@@ -133,6 +196,9 @@ COLUMNS = [("N", "N", "d"), ("B", "B", "d"), ("V", "V", "d"), ("ours_ms", "ours 
 def parse_args(argv):
     ap = hz.bench_parser("search", __doc__.split("\n\n")[0], "the issue's shape only (N=64, B=5, V=32000)",
                          "timed runs per variant (default 20; 10 with --quick)")
+    ap.add_argument("--controls", action="store_true",
+                    help="instead: the fused step with each decoding control on vs off (N=64, B=5, V=32000, "
+                         "64 tokens of history; CPU)")
     return hz.parse_bench_args(ap, argv)
 
 
@@ -147,6 +213,15 @@ def main(argv=None, results_dir=None) -> int:
         factories, sync = CUDA_FACTORIES, hz.cuda_sync
     repeats = args.repeats or (10 if args.quick else 20)
     info, rows, t0 = hz.machine_info(), [], time.perf_counter()
+    if args.controls:
+        if args.device != "cpu":
+            raise SystemExit("--controls: CPU only for now (the CUDA step's controls have never run)")
+        rows = bench_controls(64, 5, 32000, 64, args.threads, repeats)
+        notes = [f"threads: {args.threads}; float32 logits (log-softmax inside, as in the table of bench/search.py); one step of ops.beam_step with each control vs "
+                 "none on the same scores (interleaved blocks); target % from issue 16"]
+        hz.finish("search-controls", args, argv, settings={"threads": args.threads, "repeats": repeats},
+                  notes=notes, info=info, t0=t0, rows=rows, columns=CONTROL_COLUMNS, results_dir=results_dir)
+        return 0
     for N, B, V in QUICK_SHAPES if args.quick else SHAPES:
         row = bench_shape(N, B, V, factories, args.threads, repeats, sync=sync)
         rows.append(row)

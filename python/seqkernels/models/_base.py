@@ -56,6 +56,34 @@ def seeds(seed, n):
     return [int(s) for s in np.random.SeedSequence(seed).generate_state(n)]
 
 
+def decoding_controls(vocab, *, repetition_penalty=1.0, no_repeat_ngram_size=0, bad_words=None,
+                      suppress_tokens=None) -> dict:
+    """The keyword arguments of :mod:`seqkernels.search` for the models' decoding controls.
+    ``bad_words``: texts, each encoded with ``vocab`` (a one-token text is never generated; a
+    longer one never completed), or token-id sequences; ``suppress_tokens``: tokens (str) or ids.
+    """
+    def ids(word, name):
+        if isinstance(word, str):
+            toks = vocab.encode(word)
+            if not toks:
+                raise ValueError(f"{name}: {word!r} encodes to no token")
+            if vocab.unk_id in toks:
+                raise ValueError(f"{name}: {word!r} holds a token outside the vocabulary")
+            return toks
+        return list(word)
+
+    if isinstance(bad_words, str) or isinstance(suppress_tokens, str):
+        raise TypeError("bad_words and suppress_tokens: expected a list, got a str")
+    suppress = None
+    if suppress_tokens is not None:
+        suppress = []
+        for i, t in enumerate(suppress_tokens):
+            suppress += ids(t, f"suppress_tokens[{i}]") if isinstance(t, str) else [t]
+    words = None if bad_words is None else [ids(w, f"bad_words[{i}]") for i, w in enumerate(bad_words)]
+    return dict(repetition_penalty=repetition_penalty, no_repeat_ngram_size=no_repeat_ngram_size,
+                bad_words=words, suppress_tokens=suppress)
+
+
 def pad(seqs, pad_value=0, dtype=np.int64):
     """Token lists -> ``(ids (T, B), lengths (B,))``, sequence-major, padded with ``pad_value``."""
     lengths = np.array([len(s) for s in seqs], dtype=np.int64)

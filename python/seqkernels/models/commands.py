@@ -41,6 +41,13 @@ def _positive_int(text):
     return v
 
 
+def _nonnegative_int(text):
+    v = int(text)
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text}")
+    return v
+
+
 def _model_options(p, defaults):
     g = p.add_argument_group("model")
     g.add_argument("--cell", choices=("lstm", "gru", "rnn"), default="lstm", help="recurrent cell (default: lstm)")
@@ -89,6 +96,9 @@ def add_demo_parser(sub):
     p.add_argument("--no-plot", action="store_true", help="do not write the loss-curve PNG")
     p.add_argument("--quick", action="store_true",
                    help="a few seconds: a small slice of the text and a tiny model (for tests)")
+    p.add_argument("--no-repeat-ngram", metavar="N", type=_nonnegative_int, default=8,
+                   help="also show the completions with n-gram blocking: no N-character string is generated "
+                        "twice (0: do not; default: %(default)s)")
     p.set_defaults(func=run_demo)
     return p
 
@@ -227,6 +237,16 @@ def _show_outputs(lm, args, out, prompts):
         for p, b, g in zip(prompts, beams, greedy):
             out(f"  beam   | {b}")
             out(f"  greedy | {g}")
+        n = args.no_repeat_ngram
+        if n > 0:
+            t0 = time.perf_counter()
+            beams = lm.beam_search(prompts, beam_size=args.beam_size, max_len=80, no_repeat_ngram_size=n)
+            greedy = lm.greedy(prompts, max_len=80, no_repeat_ngram_size=n)
+            out(f"\nthe same with n-gram blocking (no {n}-character string generated twice), "
+                f"{time.perf_counter() - t0:.2f} s:")
+            for p, b, g in zip(prompts, beams, greedy):
+                out(f"  beam   | {b}")
+                out(f"  greedy | {g}")
 
 
 def _plot(hist, before, path, out):
@@ -347,6 +367,7 @@ def run_train_lm(args, out=print) -> int:
     after = lm.evaluate(val)
     out(f"held out: bits per character {before['bits_per_char']:.3f} -> {after['bits_per_char']:.3f}, "
         f"perplexity per token {before['perplexity']:.2f} -> {after['perplexity']:.2f}")
+    args.no_repeat_ngram = 0
     _show_outputs(lm, args, out, [])
     out(f"\nmodel saved: {lm.save(args.save)}")
     return 0

@@ -14,6 +14,7 @@ from ._base import (
     check_int,
     check_real,
     check_vocab,
+    decoding_controls,
     evaluating,
     fit_loop,
     make_optimizer,
@@ -252,16 +253,21 @@ class LanguageModel(Model):
             raise TypeError("prompts: expected a str or a non-empty list of str")
         return list(prompts), False
 
-    def sample(self, n=1, *, temperature=1.0, seed=None, max_len=200, prompt="", top_k=None) -> list[str]:
+    def sample(self, n=1, *, temperature=1.0, seed=None, max_len=200, prompt="", top_k=None, top_p=None,
+               min_len=0, **controls) -> list[str]:
         """``n`` texts drawn token by token from ``softmax(logits / temperature)``, each starting
         with ``prompt`` and stopping at ``<EOS>`` (not included) or after ``max_len`` new tokens.
-        The same ``seed`` gives the same texts. Uses :func:`seqkernels.search.sample`."""
+        The same ``seed`` gives the same texts; a list of ``n`` seeds gives each text its own.
+        ``top_k``, ``top_p``, ``min_len`` and the decoding controls (``repetition_penalty``,
+        ``no_repeat_ngram_size``, ``bad_words``, ``suppress_tokens``; see :meth:`beam_search`) are
+        those of :func:`seqkernels.search.sample`."""
         n = check_int(n, "n")
         hs, lp = self._prime([prompt] * n)
         with evaluating(self):
             hyps = search.sample(self._step(), (*hs, lp), batch_size=n, bos_id=self.vocab.eos_id,
                                  eos_id=self.vocab.eos_id, max_len=check_int(max_len, "max_len"),
-                                 temperature=temperature, top_k=top_k, seed=seed)
+                                 temperature=temperature, top_k=top_k, top_p=top_p, seed=seed, min_len=min_len,
+                                 **decoding_controls(self.vocab, **controls))
         return [self._join(prompt, h.tokens) for h in hyps]
 
     def _join(self, prompt, tokens):
@@ -270,26 +276,36 @@ class LanguageModel(Model):
             return self.vocab.join(self.vocab.tokenize(prompt)) + " " + text
         return (prompt if self.vocab.level == "char" else self.vocab.join(self.vocab.tokenize(prompt))) + text
 
-    def greedy(self, prompts="", *, max_len=100):
+    def greedy(self, prompts="", *, max_len=100, min_len=0, **controls):
         """The most likely next token at every step, from each prompt (a str or a list of str) to
-        ``<EOS>`` or ``max_len`` new tokens. Returns a str per prompt (one str for a str prompt)."""
+        ``<EOS>`` or ``max_len`` new tokens. Returns a str per prompt (one str for a str prompt).
+        ``min_len`` and the decoding controls: as in :meth:`beam_search`."""
         prompts, single = self._prompts(prompts)
         hs, lp = self._prime(prompts)
         with evaluating(self):
             hyps = search.greedy_search(self._step(), (*hs, lp), batch_size=len(prompts), bos_id=self.vocab.eos_id,
-                                        eos_id=self.vocab.eos_id, max_len=check_int(max_len, "max_len"))
+                                        eos_id=self.vocab.eos_id, max_len=check_int(max_len, "max_len"),
+                                        min_len=min_len, **decoding_controls(self.vocab, **controls))
         out = [self._join(p, h.tokens) for p, h in zip(prompts, hyps)]
         return out[0] if single else out
 
     def beam_search(self, prompts="", *, beam_size=5, max_len=100, length_penalty=0.7, min_len=0, n_best=1,
-                    early_stopping="exact"):
+                    early_stopping="exact", repetition_penalty=1.0, no_repeat_ngram_size=0, bad_words=None,
+                    suppress_tokens=None, patience=1.0):
         """Complete each prompt with :func:`seqkernels.search.beam_search` (hypotheses ranked by
         ``log P / T_y**length_penalty``, ``T_y`` counting the ``<EOS>``). Returns, per prompt, the
         best completion (``n_best=1``) or a list of the ``n_best`` best; a str prompt gives one
         result rather than a list of one. ``early_stopping="exact"`` (default here) keeps searching
         until no live beam can beat the finished ones: with ``True`` a confident model's search
         stops as soon as ``beam_size`` unlikely short lines have ended, before the likely long one
-        has."""
+        has.
+
+        Decoding controls (exact semantics at :func:`seqkernels.search.beam_search`; they look at
+        the generated tokens only, not the prompt): ``repetition_penalty`` (> 1 discourages tokens
+        already generated), ``no_repeat_ngram_size`` (no n-gram of tokens - characters for a
+        character-level model - is generated twice), ``bad_words`` (texts never generated),
+        ``suppress_tokens`` (tokens never generated), ``patience`` (search until
+        ``ceil(patience * beam_size)`` hypotheses have finished)."""
         prompts, single = self._prompts(prompts)
         B = check_int(beam_size, "beam_size")
         hs, lp = self._prime(prompts)
@@ -299,7 +315,10 @@ class LanguageModel(Model):
                                          bos_id=self.vocab.eos_id, eos_id=self.vocab.eos_id,
                                          max_len=check_int(max_len, "max_len"), min_len=min_len,
                                          length_penalty=length_penalty, n_best=n_best, reorder=self._reorder,
-                                         early_stopping=early_stopping)
+                                         early_stopping=early_stopping, patience=patience,
+                                         **decoding_controls(self.vocab, repetition_penalty=repetition_penalty,
+                                                             no_repeat_ngram_size=no_repeat_ngram_size,
+                                                             bad_words=bad_words, suppress_tokens=suppress_tokens))
         out = [[self._join(p, h.tokens) for h in hyps] for p, hyps in zip(prompts, results)]
         out = [o[0] if n_best == 1 else o for o in out]
         return out[0] if single else out

@@ -13,6 +13,7 @@ from ._base import (
     check_int,
     check_real,
     check_vocab,
+    decoding_controls,
     evaluating,
     fit_loop,
     make_optimizer,
@@ -230,7 +231,8 @@ class Seq2Seq(Model):
         return tuple(a[:, index] for a in state)
 
     def translate(self, src, beam_size=5, length_penalty=0.7, *, max_len=None, n_best=1, batch_size=64,
-                  penalty="average", early_stopping="exact"):
+                  penalty="average", early_stopping="exact", min_len=0, prefix=None, patience=1.0,
+                  **controls):
         """Decode each source text. ``beam_size=1`` is greedy search; otherwise
         :func:`seqkernels.search.beam_search` ranks finished hypotheses by
         ``log P / T_y**length_penalty`` (``penalty="gnmt"``: ``((5 + T_y)/6)**length_penalty``).
@@ -239,9 +241,22 @@ class Seq2Seq(Model):
         never returns a worse hypothesis than ``True``, which stops an item as soon as it has
         ``beam_size`` finished hypotheses.
         Returns a str per source (``n_best > 1``: a list of the ``n_best`` best); a single str
-        source gives a single result."""
+        source gives a single result.
+
+        Decoding controls (exact semantics at :func:`seqkernels.search.beam_search`):
+        ``min_len`` (no ``<EOS>`` before this many target tokens), ``prefix`` (a target text per
+        source, or None, that every translation continues - CTranslate2's ``target_prefix``; it is
+        part of the returned text), ``patience``, and as keywords ``repetition_penalty``,
+        ``no_repeat_ngram_size``, ``bad_words`` (target texts never generated) and
+        ``suppress_tokens`` (target tokens never generated)."""
         single = isinstance(src, str)
         srcs = [src] if single else list(src)
+        kw = decoding_controls(self.tgt_vocab, **controls)
+        if prefix is not None:
+            prefixes = [prefix] if single else list(prefix)
+            if len(prefixes) != len(srcs) or not all(p is None or isinstance(p, str) for p in prefixes):
+                raise ValueError("prefix: expected a target text (or None) per source")
+            prefixes = [None if p is None else self.tgt_vocab.encode(p) for p in prefixes]
         B = check_int(beam_size, "beam_size")
         batch_size = check_int(batch_size, "batch_size")
         out = []
@@ -252,10 +267,12 @@ class Seq2Seq(Model):
                 limit = check_int(max_len, "max_len") if max_len is not None else 2 * int(src_len.max()) + 10
                 enc_out, h0 = self._encode(src_ids, src_len)
                 N = len(chunk)
-                if B == 1 and n_best == 1:
+                if prefix is not None:
+                    kw["prefix"] = prefixes[i: i + batch_size]
+                if B == 1 and n_best == 1 and patience == 1.0:
                     hyps = search.greedy_search(self._decoder_step(enc_out, src_len), h0, batch_size=N,
                                                 bos_id=self.tgt_vocab.bos_id, eos_id=self.tgt_vocab.eos_id,
-                                                max_len=limit)
+                                                max_len=limit, min_len=min_len, **kw)
                     out += [self.tgt_vocab.decode(h.tokens) for h in hyps]
                     continue
                 rows = np.repeat(np.arange(N), B)   # row n*B + b is beam b of item n
@@ -264,7 +281,7 @@ class Seq2Seq(Model):
                     tuple(np.ascontiguousarray(a[:, rows]) for a in h0), batch_size=N, beam_size=B,
                     bos_id=self.tgt_vocab.bos_id, eos_id=self.tgt_vocab.eos_id, max_len=limit,
                     length_penalty=length_penalty, penalty=penalty, n_best=n_best, reorder=self._reorder,
-                    early_stopping=early_stopping)
+                    early_stopping=early_stopping, min_len=min_len, patience=patience, **kw)
                 for hyps in results:
                     texts = [self.tgt_vocab.decode(h.tokens) for h in hyps]
                     out.append(texts[0] if n_best == 1 else texts)

@@ -22,10 +22,40 @@ the normalised score ``s / lp(T_y)`` with
 * ``penalty="gnmt"`` (Wu et al. 2016):    ``lp(T) = ((5 + T) / 6)**alpha``
 
 ``alpha = length_penalty`` (0.7 by default); ``alpha = 0`` gives ``lp = 1``, the raw sum.
+
+Decoding controls
+-----------------
+Every control acts on one row (one beam) and on that row's *history*: the tokens it has
+generated so far, forced prefix included, ``<BOS>`` and any prompt excluded. They are applied in
+this order, in the dtype of the computation:
+
+1. ``repetition_penalty = p`` (CTRL, Keskar et al. 2019): every distinct token of the history has
+   its score ``x`` replaced by ``x * p`` if ``x < 0`` else ``x / p`` - on the scores the step is
+   given: raw logits (then normalised, as CTranslate2 does and as Hugging Face's greedy search
+   and sampling do) or log-probs (not renormalised, as Hugging Face's beam search does, which
+   applies its processors after ``log_softmax``). ``p = 1`` is off.
+2. Normalisation (``log_softmax``) unless the scores are already log-probs.
+3. Masks, *after* normalisation (the other tokens are not renormalised, so a candidate's
+   log-prob stays the model's and equals :func:`seqkernels.search.score` of its tokens): a
+   forbidden ``<EOS>`` (``min_len``), the per-row ``banned`` tokens (suppressed tokens and bad
+   words, see :func:`bad_word_bans`) and, with ``no_repeat_ngram_size = n``, every token that would
+   complete an ``n``-gram already in the history (:func:`ngram_bans`).
+4. A forced token (a target prefix) replaces all of that: the row's only finite candidate is the
+   forced token, with its log-prob from step 2 (masks do not apply to it).
+
+Hugging Face counts ``<BOS>`` and the prompt (its ``input_ids``) in the history of its repetition
+penalty and n-gram blocking and in ``min_length``; here they are not (a generated token is judged
+against generated tokens only, so a prompt does not change what may follow it). Its
+``min_length`` is ``min_len + len(input_ids) - 1``, i.e. ``min_len`` for a bare ``<BOS>``, and the
+other settings agree whenever the prompt's tokens are not generated (e.g. ``<BOS>`` suppressed).
+With those settings, tiny random GPT-2 models give the same tokens under ``generate`` (greedy with
+``repetition_penalty`` on raw logits, beam search with ``no_repeat_ngram_size``, ``min_length``,
+``length_penalty = 0``, ``early_stopping=True``) as under :mod:`seqkernels.search`.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Callable, NamedTuple
 
@@ -35,13 +65,20 @@ __all__ = [
     "BeamStep",
     "Hypothesis",
     "PENALTIES",
+    "bad_word_bans",
     "beam_search",
     "beam_step",
     "best_possible_score",
+    "control_scores",
+    "ngram_bans",
+    "ngram_hash_column",
+    "ngram_hashes",
     "gather_rows",
     "length_penalty_factor",
     "log_softmax",
     "normalised_score",
+    "penalise",
+    "top_p_mask",
 ]
 
 #: Accepted values of ``penalty``.
@@ -110,6 +147,127 @@ def best_possible_score(
 
 
 # ---------------------------------------------------------------------------------------------
+# Decoding controls (module docstring, "Decoding controls")
+# ---------------------------------------------------------------------------------------------
+
+
+def penalise(x, penalty: float):
+    """CTRL's repetition penalty of scores ``x``: ``x * penalty`` where ``x < 0``, else
+    ``x / penalty`` (``-inf`` stays ``-inf``), in the dtype of ``x``. ``penalty > 1`` discourages a
+    token whatever the sign of its score; ``penalty < 1`` encourages it."""
+    x = np.asarray(x)
+    return np.where(x < 0, x * penalty, x / penalty).astype(x.dtype)
+
+
+def ngram_bans(history, n: int) -> list[int]:
+    """Tokens ``v`` such that ``history + [v]`` would repeat an ``n``-gram of ``history``, found by
+    brute force: every ``n``-gram ``history[i:i+n]`` whose first ``n - 1`` tokens equal the last
+    ``n - 1`` tokens of ``history`` bans its last token. ``n = 1`` bans every token of the
+    history; ``n = 0`` bans nothing. Sorted, without repeats."""
+    h = [int(v) for v in history]
+    if n <= 0:
+        return []
+    if n == 1:
+        return sorted(set(h))
+    L = len(h)
+    if L < n - 1:
+        return []
+    tail = h[L - n + 1:]
+    return sorted({h[i + n - 1] for i in range(L - n + 1) if h[i:i + n - 1] == tail})
+
+
+def bad_word_bans(history, bad_words) -> list[int]:
+    """Tokens banned by a list of bad words (token sequences): a one-token word always bans its
+    token; a longer word bans its last token when the history ends with the word's other tokens.
+    Sorted, without repeats."""
+    h = [int(v) for v in history]
+    out = set()
+    for w in bad_words:
+        w = [int(v) for v in w]
+        k = len(w) - 1
+        if k == 0 or (len(h) >= k and h[len(h) - k:] == w[:-1]):
+            out.add(w[-1])
+    return sorted(out)
+
+
+#: Multiplier and offset of the 64-bit FNV-1a hash behind :func:`ngram_hashes`.
+_FNV_PRIME, _FNV_OFFSET = np.uint64(1099511628211), np.uint64(14695981039346656037)
+
+
+def ngram_hashes(history, n: int) -> np.ndarray:
+    """``(R, L)`` uint64: entry ``j`` is a 64-bit FNV-1a hash of the ``n - 1`` tokens
+    ``history[:, j-n+2 : j+1]`` (the ``(n-1)``-gram ending at ``j``); 0 where ``j < n - 2`` and
+    for ``n < 2``. The fused step compares these to the hash of a row's last ``n - 1`` tokens and
+    confirms a match on the tokens, so a collision costs a comparison, never a wrong ban. A
+    driver keeps them per hypothesis, appends one column per step and reorders them with the
+    beams (:func:`ngram_hash_column`)."""
+    history = np.asarray(history, dtype=np.int64)
+    R, L = history.shape
+    out = np.zeros((R, L), dtype=np.uint64)
+    for j in range(n - 2, L):
+        if n >= 2:
+            out[:, j] = ngram_hash_column(history[:, : j + 1], n)
+    return out
+
+
+def ngram_hash_column(history, n: int) -> np.ndarray:
+    """``(R,)`` uint64: the hash of each row's last ``n - 1`` tokens (``history`` ``(R, L)``,
+    ``L >= n - 1``), as in :func:`ngram_hashes`."""
+    history = np.asarray(history, dtype=np.int64)
+    h = np.full(history.shape[0], _FNV_OFFSET, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for k in range(history.shape[1] - (n - 1), history.shape[1]):
+            h = (h ^ history[:, k].astype(np.uint64)) * _FNV_PRIME
+    return h
+
+
+def control_scores(scores, *, log_probs: bool, eos_id: int, forbid_eos: bool = False,
+                   history=None, repetition_penalty: float = 1.0, no_repeat_ngram_size: int = 0,
+                   banned=None, forced=None) -> np.ndarray:
+    """The log-probs ``(R, V)`` a step ranks, after every control (module docstring, in that
+    order), in the dtype of ``scores``. ``history`` ``(R, L)`` ints in ``[0, V)`` (``L`` may be 0);
+    ``banned`` ``(R, W)`` ints, entries ``< 0`` ignored; ``forced`` ``(R,)`` ints, ``< 0`` = none.
+    """
+    x = np.array(scores)  # a copy
+    R = x.shape[0]
+    hist = np.zeros((R, 0), dtype=np.int64) if history is None else np.asarray(history)
+    if repetition_penalty != 1.0:
+        for r in range(R):
+            seen = np.unique(hist[r])
+            x[r, seen] = penalise(x[r, seen], repetition_penalty)
+    logp = x if log_probs else log_softmax(x)
+    kept = logp.copy()
+    if forbid_eos:
+        logp[:, eos_id] = -np.inf
+    for r in range(R):
+        if banned is not None:
+            row = np.asarray(banned[r])
+            logp[r, row[row >= 0]] = -np.inf
+        if no_repeat_ngram_size > 0:
+            logp[r, ngram_bans(hist[r], no_repeat_ngram_size)] = -np.inf
+        if forced is not None and forced[r] >= 0:
+            f = int(forced[r])
+            logp[r] = -np.inf
+            logp[r, f] = kept[r, f]
+    return logp
+
+
+def top_p_mask(probs, top_p: float) -> np.ndarray:
+    """Nucleus (Holtzman et al. 2020) of one distribution ``probs`` ``(V,)`` (need not sum to 1;
+    it is normalised here): the boolean mask of the smallest set of most likely tokens whose
+    probability reaches ``top_p`` - tokens are taken in order of probability, descending (ties:
+    the lower id first), while the mass taken *before* each one is ``< top_p``. Always keeps the
+    most likely token; ``top_p >= 1`` keeps every token of non-zero probability."""
+    p = np.asarray(probs, dtype=np.float64)
+    p = p / p.sum()
+    order = np.argsort(-p, kind="stable")
+    before = np.concatenate([[0.0], np.cumsum(p[order])[:-1]])
+    keep = np.zeros(p.size, dtype=bool)
+    keep[order[before < top_p]] = True
+    return keep & (p > 0) | (np.arange(p.size) == order[0])
+
+
+# ---------------------------------------------------------------------------------------------
 # The fused step
 # ---------------------------------------------------------------------------------------------
 
@@ -154,7 +312,9 @@ def log_softmax(x: np.ndarray) -> np.ndarray:
 
 
 def beam_step(scores, beam_scores, *, eos_id: int, log_probs: bool = False,
-              forbid_eos: bool = False) -> BeamStep:
+              forbid_eos: bool = False, history=None, history_hash=None,
+              repetition_penalty: float = 1.0, no_repeat_ngram_size: int = 0, banned=None,
+              forced=None) -> BeamStep:
     """One beam-search expansion step for ``N`` items x ``B`` beams (the fused-kernel contract).
 
     Inputs
@@ -164,10 +324,15 @@ def beam_step(scores, beam_scores, *, eos_id: int, log_probs: bool = False,
         for dead or unused beams (step 0: ``[0, -inf, ..., -inf]``, so only beam 0 expands).
         ``forbid_eos``: set the log-prob of ``eos_id`` to ``-inf`` in every row, *after*
         normalisation (the other tokens are not renormalised); used while ``T_y < min_len``.
+        Decoding controls, per row (module docstring, "Decoding controls"; all off by default):
+        ``history`` ``(N*B, L)`` the row's generated tokens, ``repetition_penalty``,
+        ``no_repeat_ngram_size``, ``banned`` ``(N*B, W)`` (``-1`` pads) and ``forced`` ``(N*B,)``
+        (``-1`` = none). ``history_hash`` (:func:`ngram_hashes`) is the fused kernels' shortcut
+        and is ignored here: n-grams are compared token by token.
 
     Computation, per item ``n``, in the dtype of ``scores`` (``beam_scores`` cast to it):
         1. ``logp = log_softmax(scores)`` (or ``scores``); ``logp[:, eos_id] = -inf`` if
-           ``forbid_eos``.
+           ``forbid_eos``; with controls, ``logp =`` :func:`control_scores`.
         2. For every beam ``b`` and token ``v``: ``total[b*V + v] = beam_scores[n, b] +
            logp[n*B + b, v]`` (a single addition, ``-inf`` propagates).
         3. Sort the ``B*V`` candidates by ``total`` descending, ties by lowest flat index
@@ -202,9 +367,9 @@ def beam_step(scores, beam_scores, *, eos_id: int, log_probs: bool = False,
         raise ValueError(f"eos_id {eos_id} outside the vocabulary [0, {vocab})")
 
     # 1. log-probs
-    logp = scores if log_probs else log_softmax(scores)
-    if forbid_eos:
-        logp[:, eos_id] = -np.inf
+    logp = control_scores(scores, log_probs=log_probs, eos_id=eos_id, forbid_eos=forbid_eos,
+                          history=history, repetition_penalty=repetition_penalty,
+                          no_repeat_ngram_size=no_repeat_ngram_size, banned=banned, forced=forced)
 
     # 2. running scores of all B*V candidates of each item, in flat order b*V + v
     logp = logp.reshape(n_items, n_beams * vocab)
@@ -294,6 +459,12 @@ def beam_search(
     early_stopping=True,
     n_best: int = 1,
     reorder: Callable | None = None,
+    repetition_penalty: float = 1.0,
+    no_repeat_ngram_size: int = 0,
+    suppress_tokens=(),
+    bad_words=(),
+    prefix=None,
+    patience: float = 1.0,
 ) -> list[list[Hypothesis]]:
     """Batched beam search, NumPy only, float64 (the readable twin of ``seqkernels.search``).
 
@@ -309,11 +480,21 @@ def beam_search(
     once it has ``B`` and no live beam's :func:`best_possible_score` exceeds the ``B``-th best
     finished score. An item with no live beam left also ends. Results are the ``n_best`` finished
     hypotheses of each item by normalised score, best first (ties: the one finished first).
+
+    Controls (module docstring, "Decoding controls"): every beam's history is its generated
+    tokens; ``suppress_tokens`` and ``bad_words`` (:func:`bad_word_bans`) give each row's
+    ``banned`` tokens; ``prefix`` - one token sequence (or ``None``) per item - forces the first
+    tokens of every hypothesis of that item (``forced`` at step ``t < len(prefix[n])``; the
+    forced tokens count in ``T_y`` and in the score with their own log-probs, as in CTranslate2's
+    ``target_prefix``). ``patience`` (CTranslate2, Kasai et al. 2022): an item needs
+    ``K = max(1, ceil(patience * B))`` finished hypotheses instead of ``B`` before it stops
+    (``"exact"`` compares the bound with the ``K``-th best).
     """
     if early_stopping is not True and early_stopping != "exact":
         raise ValueError(f"early_stopping must be True or 'exact', got {early_stopping!r}")
     N, B = batch_size, beam_size
     alpha = length_penalty
+    target = max(1, math.ceil(patience * B))
     scores = np.full((N, B), -np.inf)
     scores[:, 0] = 0.0
     tokens = [[() for _ in range(B)] for _ in range(N)]   # generated tokens per beam
@@ -330,8 +511,19 @@ def beam_search(
         length = t + 1  # T_y of every candidate made in this step
         log_probs, state = step(last, state)
         log_probs = np.asarray(log_probs, dtype=np.float64)
+        # dead beams and finished items have no tokens: their rows are never ranked, pad with EOS
+        history = np.array([tuple(tokens[n][b]) + (eos_id,) * (t - len(tokens[n][b]))
+                            for n in range(N) for b in range(B)], dtype=np.int64).reshape(N * B, t)
+        banned = [sorted(set(suppress_tokens) | set(bad_word_bans(history[r], bad_words)))
+                  for r in range(N * B)]
+        width = max(1, max(len(x) for x in banned))
+        banned = np.array([x + [-1] * (width - len(x)) for x in banned], dtype=np.int64)
+        forced = np.array([prefix[r // B][t] if prefix is not None and prefix[r // B] is not None
+                           and t < len(prefix[r // B]) else -1 for r in range(N * B)])
         c = beam_step(log_probs, scores, eos_id=eos_id, log_probs=True,
-                      forbid_eos=length < min_len)
+                      forbid_eos=length < min_len, history=history,
+                      repetition_penalty=repetition_penalty,
+                      no_repeat_ngram_size=no_repeat_ngram_size, banned=banned, forced=forced)
 
         index = np.arange(N * B)
         last = np.full(N * B, eos_id, dtype=np.int64)
@@ -366,11 +558,11 @@ def beam_search(
                 done[n] = True
             elif not live:
                 done[n] = True
-            elif len(finished[n]) >= B:
+            elif len(finished[n]) >= target:
                 if early_stopping is True:
                     done[n] = True
                 else:  # "exact"
-                    kth = sorted((h.score for h in finished[n]), reverse=True)[B - 1]
+                    kth = sorted((h.score for h in finished[n]), reverse=True)[target - 1]
                     bound = max(best_possible_score(new_scores[n, j], length, max_len=max_len,
                                                     min_len=min_len, alpha=alpha, penalty=penalty)
                                 for j in live)
