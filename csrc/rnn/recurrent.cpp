@@ -19,6 +19,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <mutex>
 #include <vector>
 
@@ -344,6 +345,17 @@ inline int slot_next(int t, bool reverse) { return reverse ? t : t + 1; }
 
 inline bool active(const int32_t* lengths, int b, int t) { return lengths == nullptr || t < lengths[b]; }
 
+// A buffer that every call fills completely before reading: no zero-fill (std::vector's would be a
+// serial pass over megabytes before the team starts).
+template <typename T>
+struct Uninit {
+  std::unique_ptr<T[]> p;
+  std::size_t n = 0;
+  explicit Uninit(std::size_t count) : p(count ? new T[count] : nullptr), n(count) {}
+  T* data() { return p.get(); }
+  std::size_t size() const { return n; }
+};
+
 template <typename T>
 void copy_n(const T* src, idx n, T* dst) { std::copy(src, src + n, dst); }
 template <typename T>
@@ -620,7 +632,7 @@ void recurrent_forward_impl(const CellSpec& cell, const ForwardArgs<T>& a) {
   // Input projection for every step at once: xz = x·W_ihᵀ + b_ih, (T·B, G·H); each piece starts
   // from the bias (or zero) and adds its product.
   const int rows = steps * B;
-  std::vector<T> xz(static_cast<size_t>(rows) * GH);
+  Uninit<T> xz(static_cast<size_t>(rows) * GH);  // every piece writes its block
   const blas::GemmPieces<T> proj{false, true, rows, static_cast<int>(GH), I, T(1), T(1), a.x, I, a.w_ih, I,
                                  xz.data(), static_cast<int>(GH)};
   team_parallel_for(team, proj.count(), [&](long piece) {
@@ -784,8 +796,8 @@ void recurrent_backward_impl(const CellSpec& cell, const BackwardArgs<T>& a) {
   // dzx: gradient w.r.t. the input pre-activation (x·W_ihᵀ + b_ih), (T, B, G·H).
   // dzh: w.r.t. the recurrent pre-activation (h·W_hhᵀ + b_hh). They differ only for GRU with
   // reset_after, where r scales the n block of the recurrent part.
-  std::vector<T> dzx(static_cast<size_t>(steps) * B * GH);
-  std::vector<T> dzh_store(gru_after ? dzx.size() : 0);
+  Uninit<T> dzx(static_cast<size_t>(steps) * B * GH);  // phase 1 writes every element of each step
+  Uninit<T> dzh_store(gru_after ? dzx.size() : 0);
   T* dzh = gru_after ? dzh_store.data() : dzx.data();
   std::vector<T> dh_buf(2 * static_cast<size_t>(BH), T(0)), dc(cell.has_cell_state() ? BH : 0, T(0));
   if (a.dh_n) copy_n(a.dh_n, BH, dh_buf.data());
