@@ -27,11 +27,15 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// About one recurrent step at the shapes people train: spinning longer than this only burns a core
-// that a descheduled teammate (or another program) needs.
+// Inside a run (barriers, the caller waiting for the end): about one recurrent step at the shapes
+// people train — spinning longer only burns a core that a descheduled teammate (or another program)
+// needs — then give the core away a few times before sleeping (cheaper to come back than a wake).
 constexpr auto kSpin = std::chrono::microseconds(30);
-// Then give the core away a few times before sleeping: cheaper to come back than a futex wake.
 constexpr auto kYield = std::chrono::microseconds(200);
+// Between runs, idle workers spin only briefly: the time-parallel GEMMs and the recurrence of one
+// call follow each other closely, but the next call may be far away and torch's or NumPy's own
+// threads need the cores in between.
+constexpr auto kIdleSpin = std::chrono::microseconds(10);
 
 inline void cpu_relax() {
 #if defined(__x86_64__) || defined(__i386__)
@@ -62,6 +66,10 @@ void futex_wake_all(std::atomic<uint32_t>& word) {
 }
 
 thread_local bool t_in_team = false;  // nested team_run calls run inline
+
+// Waits until word != seen: spin for `spin`, yield until `spin + yield`, then sleep on the futex.
+void wait_for_change(const std::atomic<uint32_t>& word, uint32_t seen, std::atomic<int>& sleepers,
+                     Clock::duration spin, Clock::duration yield);
 
 struct Worker {
   alignas(64) std::atomic<uint32_t> gen{0};  // bumped by the caller to hand this worker a job
@@ -101,7 +109,7 @@ struct Pool {
   void worker_loop(Worker& w, int rank) {
     uint32_t seen = 0;
     for (;;) {
-      wait_while_equal(w.gen, seen, w.sleepers);
+      wait_for_change(w.gen, seen, w.sleepers, kIdleSpin, Clock::duration::zero());
       seen = w.gen.load(std::memory_order_acquire);
       run_member(rank);
       if (remaining.fetch_sub(1, std::memory_order_acq_rel) == 1) {
@@ -146,21 +154,28 @@ Pool* pool() {
 
 }  // namespace
 
-void wait_while_equal(const std::atomic<uint32_t>& word, uint32_t seen, std::atomic<int>& sleepers) {
+namespace {
+void wait_for_change(const std::atomic<uint32_t>& word, uint32_t seen, std::atomic<int>& sleepers,
+                     Clock::duration spin, Clock::duration yield) {
   if (word.load(std::memory_order_acquire) != seen) return;
   const auto start = Clock::now();
   for (int i = 1;; ++i) {  // bounded spin
     cpu_relax();
     if (word.load(std::memory_order_acquire) != seen) return;
-    if ((i & 63) == 0 && Clock::now() - start > kSpin) break;
+    if ((i & 63) == 0 && Clock::now() - start > spin) break;
   }
-  while (Clock::now() - start < kSpin + kYield) {  // give the core away, come back soon
+  while (Clock::now() - start < spin + yield) {  // give the core away, come back soon
     sched_yield();
     if (word.load(std::memory_order_acquire) != seen) return;
   }
   sleepers.fetch_add(1, std::memory_order_seq_cst);
   while (word.load(std::memory_order_seq_cst) == seen) futex_wait(word, seen);
   sleepers.fetch_sub(1, std::memory_order_relaxed);
+}
+}  // namespace
+
+void wait_while_equal(const std::atomic<uint32_t>& word, uint32_t seen, std::atomic<int>& sleepers) {
+  wait_for_change(word, seen, sleepers, kSpin, kYield);
 }
 
 void wake_all(std::atomic<uint32_t>& word, const std::atomic<int>& sleepers) {
@@ -226,10 +241,12 @@ void team_run(int threads, const std::function<void(const TeamMember&)>& fn) {
 void team_parallel_for(int threads, long pieces, const std::function<void(long)>& fn) {
   if (pieces <= 0) return;
   const int n = static_cast<int>(std::min<long>(threads, pieces));
-  team_run(n, [&](const TeamMember& m) {
-    long begin, end;
-    m.share(pieces, &begin, &end);
-    for (long i = begin; i < end; ++i) fn(i);
+  // Pieces handed out one at a time: a member that lost its core holds up one piece, not a share.
+  std::atomic<long> next{0};
+  team_run(n, [&](const TeamMember&) {
+    for (long i = next.fetch_add(1, std::memory_order_relaxed); i < pieces;
+         i = next.fetch_add(1, std::memory_order_relaxed))
+      fn(i);
   });
 }
 

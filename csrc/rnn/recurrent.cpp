@@ -17,7 +17,9 @@
 #include "seqkernels/recurrent.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
+#include <type_traits>
 #include <cstring>
 #include <memory>
 #include <mutex>
@@ -542,6 +544,45 @@ struct Shared {  // what every member of a forward team reads
   T* acts_step;  // inference: the gates of the current step
 };
 
+// ---- staged tasks --------------------------------------------------------------------------------
+// The recurrence as tasks: stage s (a step, or a phase of one) × chunk c of Q hidden units. Members
+// take tasks in order from one counter and start a task once every task of the previous stage has
+// finished. A member that loses its core (another program, or torch's OpenMP workers still spinning
+// after the op before ours) holds up at most the one task it has taken; whoever runs takes the rest.
+// Which member computes a chunk never changes its bits: every chunk is computed the same way.
+template <typename Task>
+void run_staged(int threads, long stages, int chunks, std::size_t scratch_elems, Task&& task) {
+  using T = typename std::decay_t<Task>::value_type;
+  const long total = stages * chunks;
+  SK_CHECK(total < (1L << 31), "sequence too long for the task counter (" << stages << " stages)");
+  alignas(64) std::atomic<long> next{0};
+  alignas(64) std::atomic<uint32_t> done{0};
+  std::atomic<int> sleepers{0};
+  team_run(threads, [&](const TeamMember&) {
+    std::vector<T> scratch(scratch_elems);
+    for (;;) {
+      const long k = next.fetch_add(1, std::memory_order_relaxed);
+      if (k >= total) break;
+      const long stage = k / chunks;
+      const uint32_t need = static_cast<uint32_t>(stage * chunks);
+      for (uint32_t d = done.load(std::memory_order_acquire); d < need; d = done.load(std::memory_order_acquire))
+        wait_while_equal(done, d, sleepers);
+      task(stage, static_cast<int>(k % chunks), scratch.data());
+      done.fetch_add(1, std::memory_order_seq_cst);
+      wake_all(done, sleepers);
+    }
+  });
+}
+
+// Adapts a lambda to run_staged (which needs the element type for the scratch buffer).
+template <typename T, typename F>
+struct TaskOf {
+  using value_type = T;
+  F f;
+  void operator()(long stage, int chunk, T* scratch) { f(stage, chunk, scratch); }
+};
+template <typename T, typename F> TaskOf<T, F> task_of(F f) { return TaskOf<T, F>{std::move(f)}; }
+
 // ============================================================================================
 // Forward
 // ============================================================================================
@@ -554,67 +595,60 @@ void forward_recurrence(const Shared<T>& s, const Packed<T>& pk, const Geometry<
   auto prev_slot = [&](int step, int t) { return s.training ? slot_prev(t, s.reverse) : (step & 1); };
   auto next_slot = [&](int step, int t) { return s.training ? slot_next(t, s.reverse) : ((step + 1) & 1); };
 
-  team_run(threads, [&](const TeamMember& m) {
-    long c0, c1;
-    m.share(geo.chunks, &c0, &c1);
-    const int u_begin = static_cast<int>(c0) * geo.Q, u_end = std::min<int>(static_cast<int>(c1) * geo.Q, H);
-    // This member's products for one block of rows (MR ≤ 8 rows × G gates × its units, padded).
-    std::vector<T> out(static_cast<size_t>(8) * G * (static_cast<size_t>(c1 - c0) * geo.Q + geo.Q));
-    for (int step = 0; step < s.steps; ++step) {
-      const int t = s.reverse ? s.steps - 1 - step : step;
-      const T* h_prev = s.ws.states + prev_slot(step, t) * BH;
-      T* h_next = s.ws.states + next_slot(step, t) * BH;
-      const T* c_prev = kLstm ? s.ws.cstates + prev_slot(step, t) * BH : nullptr;
-      T* c_next = kLstm ? s.ws.cstates + next_slot(step, t) * BH : nullptr;
-      T* aux_t = s.ws.aux ? s.ws.aux + (s.training ? t * BH : 0) : nullptr;
-      const T* zx_t = s.xz + static_cast<idx>(t) * B * GH;
-      T* y_t = s.y + static_cast<idx>(t) * B * s.ldy;
-      auto acts_row = [&](int b) {
-        return s.training ? s.ws.acts + (static_cast<idx>(t) * B + b) * GH : s.acts_step + b * GH;
-      };
-      // Past a sequence's end: carry the state, output 0.
-      auto carry = [&](int b, int j0, int hs) {
+  const int phases = kGruBefore ? 2 : 1;
+  // Products of one block of rows for one chunk: MR ≤ 8 rows × G gates × Q units.
+  const std::size_t scratch = static_cast<std::size_t>(8) * G * geo.Q;
+  run_staged(threads, static_cast<long>(s.steps) * phases, geo.chunks, scratch,
+             task_of<T>([&](long stage, int chunk, T* out) {
+    const int step = static_cast<int>(stage / phases), phase = static_cast<int>(stage % phases);
+    const int u0 = chunk * geo.Q, u1 = std::min(H, u0 + geo.Q), hs = u1 - u0;
+    const int t = s.reverse ? s.steps - 1 - step : step;
+    const T* h_prev = s.ws.states + prev_slot(step, t) * BH;
+    T* h_next = s.ws.states + next_slot(step, t) * BH;
+    const T* c_prev = kLstm ? s.ws.cstates + prev_slot(step, t) * BH : nullptr;
+    T* c_next = kLstm ? s.ws.cstates + next_slot(step, t) * BH : nullptr;
+    T* aux_t = s.ws.aux ? s.ws.aux + (s.training ? t * BH : 0) : nullptr;
+    const T* zx_t = s.xz + static_cast<idx>(t) * B * GH;
+    T* y_t = s.y + static_cast<idx>(t) * B * s.ldy;
+    auto acts_row = [&](int b) {
+      return s.training ? s.ws.acts + (static_cast<idx>(t) * B + b) * GH : s.acts_step + b * GH;
+    };
+    // Past a sequence's end: carry the state, output 0.
+    auto carry = [&](int b) {
+      const idx o = b * static_cast<idx>(H);
+      copy_n(h_prev + o + u0, hs, h_next + o + u0);
+      if (kLstm) copy_n(c_prev + o + u0, hs, c_next + o + u0);
+      zero_n(y_t + b * static_cast<idx>(s.ldy) + u0, hs);
+      if (s.training && s.ws.acts)
+        for (int g = 0; g < G; ++g) zero_n(acts_row(b) + g * H + u0, hs);
+      if (aux_t) zero_n(aux_t + o + u0, hs);
+    };
+    if (phase == 0) {
+      // This chunk's products for every row (h_{t-1} · its tiles), then one epilogue per row.
+      panel_range_rows(pk.forward[0], kGruBefore ? 2 : G, u0, u1, B, h_prev, H, out, [&](int b, const T* zh, int zs) {
+        if (!active(s.lengths, b, t)) return carry(b);
         const idx o = b * static_cast<idx>(H);
-        copy_n(h_prev + o + j0, hs, h_next + o + j0);
-        if (kLstm) copy_n(c_prev + o + j0, hs, c_next + o + j0);
-        zero_n(y_t + b * static_cast<idx>(s.ldy) + j0, hs);
-        if (s.training && s.ws.acts)
-          for (int g = 0; g < G; ++g) zero_n(acts_row(b) + g * H + j0, hs);
-        if (aux_t) zero_n(aux_t + o + j0, hs);
-      };
-      // Units [u_begin, u_end) of this member: products of every tile, then one epilogue per row.
-      const Panel<T>& p0 = pk.forward[0];
-      const int g0 = kGruBefore ? 2 : G;
-      if (u_begin < u_end)
-        panel_range_rows(p0, g0, u_begin, u_end, B, h_prev, H, out.data(), [&](int b, const T* zh, int zs) {
-          const int j0 = u_begin, hs = u_end - u_begin;
-          if (!active(s.lengths, b, t)) return carry(b, j0, hs);
-          const idx o = b * static_cast<idx>(H);
-          const T* zx = zx_t + b * GH;
-          T* y = y_t + b * static_cast<idx>(s.ldy);
-          if constexpr (kLstm)
-            lstm_forward_row(H, j0, hs, zx, zh, zs, s.bh, c_prev + o, c_next + o, h_next + o, y, acts_row(b));
-          else if constexpr (C::kind == CellKind::Gru && C::reset_after)
-            gru_forward_row(H, j0, hs, zx, zh, zs, s.bh, h_prev + o, h_next + o, y, acts_row(b), aux_t + o);
-          else if constexpr (kGruBefore)
-            gru_gates_row(H, j0, hs, zx, zh, zs, s.bh, h_prev + o, aux_t + o, acts_row(b));
-          else
-            rnn_forward_row<T, C::act>(j0, hs, zx, zh, s.bh, h_next + o, y);
-        });
-      if constexpr (kGruBefore) {
-        // Phase 2: the candidate's recurrent product needs r ⊙ h_{t-1} of every unit.
-        m.sync();
-        if (u_begin < u_end)
-          panel_range_rows(pk.forward[1], 1, u_begin, u_end, B, aux_t, H, out.data(), [&](int b, const T* zh_n, int) {
-            if (!active(s.lengths, b, t)) return;
-            const idx o = b * static_cast<idx>(H);
-            gru_candidate_row(H, u_begin, u_end - u_begin, zx_t + b * GH, zh_n, s.bh, h_prev + o, h_next + o,
-                              y_t + b * static_cast<idx>(s.ldy), acts_row(b));
-          });
-      }
-      m.sync();
+        const T* zx = zx_t + b * GH;
+        T* y = y_t + b * static_cast<idx>(s.ldy);
+        if constexpr (kLstm)
+          lstm_forward_row(H, u0, hs, zx, zh, zs, s.bh, c_prev + o, c_next + o, h_next + o, y, acts_row(b));
+        else if constexpr (C::kind == CellKind::Gru && C::reset_after)
+          gru_forward_row(H, u0, hs, zx, zh, zs, s.bh, h_prev + o, h_next + o, y, acts_row(b), aux_t + o);
+        else if constexpr (kGruBefore)
+          gru_gates_row(H, u0, hs, zx, zh, zs, s.bh, h_prev + o, aux_t + o, acts_row(b));
+        else
+          rnn_forward_row<T, C::act>(u0, hs, zx, zh, s.bh, h_next + o, y);
+      });
+    } else {
+      // GRU reset_after=false, phase 2: the candidate's product needs r ⊙ h_{t-1} of every unit.
+      panel_range_rows(pk.forward[1], 1, u0, u1, B, aux_t, H, out, [&](int b, const T* zh_n, int) {
+        if (!active(s.lengths, b, t)) return;
+        const idx o = b * static_cast<idx>(H);
+        gru_candidate_row(H, u0, hs, zx_t + b * GH, zh_n, s.bh, h_prev + o, h_next + o,
+                          y_t + b * static_cast<idx>(s.ldy), acts_row(b));
+      });
     }
-  });
+  }));
 }
 
 template <typename T>
@@ -705,78 +739,73 @@ void backward_recurrence(const BackShared<T>& s, const Packed<T>& pk, const Geom
   const idx GH = static_cast<idx>(G) * H, BH = static_cast<idx>(B) * H;
   const Panel<T>& pb = pk.backward;  // K = G·H, U = Q
 
-  team_run(threads, [&](const TeamMember& m) {
-    long c0, c1;
-    m.share(geo.chunks, &c0, &c1);
-    const int u_begin = static_cast<int>(c0) * geo.Q, u_end = std::min<int>(static_cast<int>(c1) * geo.Q, H);
-    std::vector<T> out(static_cast<size_t>(8) * (static_cast<size_t>(c1 - c0) * geo.Q + geo.Q));
-    for (int r = 0; r < s.steps; ++r) {  // r-th step of the backward sweep
-      const int step = s.steps - 1 - r;  // the forward processing step it undoes
-      const int t = s.reverse ? s.steps - 1 - step : step;
-      const T* dh_in = s.dh + (r & 1) * BH;   // gradient reaching h_t from later steps
-      T* dh_out = s.dh + ((r + 1) & 1) * BH;  // gradient reaching h_{t-1}
-      const T* h_prev = s.ws.states + slot_prev(t, s.reverse) * BH;
-      const T* h_next = s.ws.states + slot_next(t, s.reverse) * BH;
-      const T* dy_t = s.dy + static_cast<idx>(t) * B * s.ldy;
-      T* dzx_t = s.dzx + static_cast<idx>(t) * B * GH;
-      T* dzh_t = s.dzh + static_cast<idx>(t) * B * GH;
+  // Stages per backward step: pointwise gradients, then the product dz_t · W_hh (GRU with
+  // reset_after=false: pointwise, d(r ⊙ h) through W_hn, then the r and u blocks).
+  const int phases = kGruBefore ? 3 : 2;
+  const std::size_t scratch = static_cast<std::size_t>(8) * geo.Q;
+  run_staged(threads, static_cast<long>(s.steps) * phases, geo.chunks, scratch,
+             task_of<T>([&](long stage, int chunk, T* out) {
+    const int r = static_cast<int>(stage / phases), phase = static_cast<int>(stage % phases);
+    const int u0 = chunk * geo.Q, u1 = std::min(H, u0 + geo.Q), hs = u1 - u0;
+    const int step = s.steps - 1 - r;  // the forward processing step this backward step undoes
+    const int t = s.reverse ? s.steps - 1 - step : step;
+    const T* dh_in = s.dh + (r & 1) * BH;   // gradient reaching h_t from later steps
+    T* dh_out = s.dh + ((r + 1) & 1) * BH;  // gradient reaching h_{t-1}
+    const T* h_prev = s.ws.states + slot_prev(t, s.reverse) * BH;
+    const T* h_next = s.ws.states + slot_next(t, s.reverse) * BH;
+    const T* dy_t = s.dy + static_cast<idx>(t) * B * s.ldy;
+    T* dzx_t = s.dzx + static_cast<idx>(t) * B * GH;
+    T* dzh_t = s.dzh + static_cast<idx>(t) * B * GH;
 
-      // Phase 1: pointwise gradients of this member's units (its range starts on a chunk boundary,
-      // so each unit sits at the same SIMD lane whatever the team size).
-      {
-        const int j0 = u_begin, hs = u_end - u_begin;
-        for (int b = 0; b < B && hs > 0; ++b) {
-          const idx o = b * static_cast<idx>(H);
-          T* dz = dzx_t + b * GH;
-          if (!active(s.lengths, b, t)) {  // the state was carried through: so is its gradient
-            for (int g = 0; g < G; ++g) zero_n(dz + g * H + j0, hs);
-            if (kGruAfter) for (int g = 0; g < G; ++g) zero_n(dzh_t + b * GH + g * H + j0, hs);
-            copy_n(dh_in + o + j0, hs, dh_out + o + j0);
-            continue;
-          }
-          const T* dy = dy_t + b * static_cast<idx>(s.ldy);
-          const T* ac = s.ws.acts ? s.ws.acts + (static_cast<idx>(t) * B + b) * GH : nullptr;
-          if constexpr (C::kind == CellKind::Lstm)
-            lstm_backward_row(H, j0, hs, dy, dh_in + o, ac, s.ws.cstates + slot_next(t, s.reverse) * BH + o,
-                              s.ws.cstates + slot_prev(t, s.reverse) * BH + o, s.dc + o, dz, dh_out + o);
-          else if constexpr (C::kind == CellKind::Gru)
-            gru_backward_row<T, C::reset_after>(H, j0, hs, dy, dh_in + o, ac, h_prev + o,
-                                                s.ws.aux + static_cast<idx>(t) * BH + o, dz, dzh_t + b * GH,
-                                                dh_out + o);
-          else
-            rnn_backward_row<T, C::act>(j0, hs, dy, dh_in + o, h_next + o, dz, dh_out + o);
+    if (phase == 0) {  // pointwise gradients of this chunk
+      for (int b = 0; b < B; ++b) {
+        const idx o = b * static_cast<idx>(H);
+        T* dz = dzx_t + b * GH;
+        if (!active(s.lengths, b, t)) {  // the state was carried through: so is its gradient
+          for (int g = 0; g < G; ++g) zero_n(dz + g * H + u0, hs);
+          if (kGruAfter) for (int g = 0; g < G; ++g) zero_n(dzh_t + b * GH + g * H + u0, hs);
+          copy_n(dh_in + o + u0, hs, dh_out + o + u0);
+          continue;
         }
+        const T* dy = dy_t + b * static_cast<idx>(s.ldy);
+        const T* ac = s.ws.acts ? s.ws.acts + (static_cast<idx>(t) * B + b) * GH : nullptr;
+        if constexpr (C::kind == CellKind::Lstm)
+          lstm_backward_row(H, u0, hs, dy, dh_in + o, ac, s.ws.cstates + slot_next(t, s.reverse) * BH + o,
+                            s.ws.cstates + slot_prev(t, s.reverse) * BH + o, s.dc + o, dz, dh_out + o);
+        else if constexpr (C::kind == CellKind::Gru)
+          gru_backward_row<T, C::reset_after>(H, u0, hs, dy, dh_in + o, ac, h_prev + o,
+                                              s.ws.aux + static_cast<idx>(t) * BH + o, dz, dzh_t + b * GH,
+                                              dh_out + o);
+        else
+          rnn_backward_row<T, C::act>(u0, hs, dy, dh_in + o, h_next + o, dz, dh_out + o);
       }
-      m.sync();
-      // Phase 2: dh_{t-1}[:, units] += dz_t · W_hh[:, units] over rows [k0, k0+K) of W_hh.
-      auto product = [&](const T* a, int k0, int K, auto&& epilogue) {
-        if (u_begin >= u_end) return;
-        Panel<T> sub = pb;
-        sub.K = K;
-        sub.data = pb.data + static_cast<idx>(k0) * geo.Q;  // the same rows of every tile
-        panel_range_rows(sub, 1, u_begin, u_end, B, a + k0, GH, out.data(), epilogue);
-      };
-      const int hs = u_end - u_begin;
-      auto add_to_dh = [&](int b, const T* v, int) {
-        if (active(s.lengths, b, t)) add_row(u_begin, hs, v, dh_out + b * static_cast<idx>(H));
-      };
-      if constexpr (kGruBefore) {
-        // d(r ⊙ h_{t-1}) = dn_pre·W_hn needs dn_pre of every unit; then the r gate.
+      return;
+    }
+    // dh_{t-1}[:, chunk] += dz_t · W_hh[:, chunk] over rows [k0, k0+K) of W_hh.
+    auto product = [&](const T* a, int k0, int K, auto&& epilogue) {
+      Panel<T> sub = pb;
+      sub.K = K;
+      sub.data = pb.data + static_cast<idx>(k0) * geo.Q;  // the same rows of every tile
+      panel_range_rows(sub, 1, u0, u1, B, a + k0, GH, out, epilogue);
+    };
+    auto add_to_dh = [&](int b, const T* v, int) {
+      if (active(s.lengths, b, t)) add_row(u0, hs, v, dh_out + b * static_cast<idx>(H));
+    };
+    if constexpr (kGruBefore) {
+      if (phase == 1) {  // d(r ⊙ h_{t-1}) = dn_pre·W_hn needs dn_pre of every unit; then the r gate
         product(dzx_t, 2 * H, H, [&](int b, const T* drh, int) {
           if (!active(s.lengths, b, t)) return;
           const idx o = b * static_cast<idx>(H);
-          gru_reset_row(u_begin, hs, drh, h_prev + o, s.ws.acts + (static_cast<idx>(t) * B + b) * GH, dzx_t + b * GH,
+          gru_reset_row(u0, hs, drh, h_prev + o, s.ws.acts + (static_cast<idx>(t) * B + b) * GH, dzx_t + b * GH,
                         dh_out + o);
         });
-        m.sync();
-        product(dzx_t, 0, 2 * H, add_to_dh);  // the r and u blocks through W_hr, W_hz
       } else {
-        product(dzh_t, 0, G * H, add_to_dh);
+        product(dzx_t, 0, 2 * H, add_to_dh);  // the r and u blocks through W_hr, W_hz
       }
-      // No barrier here: the next step's phase 1 touches only this member's units of dh_out, and
-      // writes another time row of dzx/dzh.
+    } else {
+      product(dzh_t, 0, G * H, add_to_dh);
     }
-  });
+  }));
 }
 
 template <typename T>

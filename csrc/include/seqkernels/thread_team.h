@@ -12,8 +12,8 @@
 // (a few microseconds, about one recurrent step), then sched_yield for a while, then sleep on a
 // futex until woken. Idle workers therefore cost nothing once a call has ended.
 //
-// Results never depend on the team size: kernels split work into pieces fixed by the problem
-// shape alone and only distribute those pieces over the team (see recurrent.cpp, blas.cpp).
+// Results never depend on the team size or on which member runs what: kernels split work into
+// pieces fixed by the problem shape alone and only hand those pieces out (recurrent.cpp, blas.cpp).
 #pragma once
 
 #include <atomic>
@@ -62,7 +62,7 @@ struct TeamMember {
 // correctness, only for speed.
 void team_run(int threads, const std::function<void(const TeamMember&)>& fn);
 
-// for i in [0, pieces): fn(i), the pieces spread over up to `threads` members.
+// for i in [0, pieces): fn(i), the pieces handed out in order to up to `threads` members.
 void team_parallel_for(int threads, long pieces, const std::function<void(long)>& fn);
 
 // Default team size: OMP_NUM_THREADS if set, else the CPUs this process may run on.
