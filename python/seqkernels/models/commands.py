@@ -16,6 +16,8 @@ import time
 
 import numpy as np
 
+from ..reference import GATES  # the one table of cell names
+
 # ---------------------------------------------------------------------------------------------
 # Argument parsers
 # ---------------------------------------------------------------------------------------------
@@ -50,7 +52,7 @@ def _nonnegative_int(text):
 
 def _model_options(p, defaults):
     g = p.add_argument_group("model")
-    g.add_argument("--cell", choices=("lstm", "gru", "rnn"), default="lstm", help="recurrent cell (default: lstm)")
+    g.add_argument("--cell", choices=sorted(GATES), default="lstm", help="recurrent cell (default: lstm)")
     g.add_argument("--hidden-size", type=_positive_int, default=defaults["hidden_size"],
                    help="hidden units per layer (default: %(default)s)")
     g.add_argument("--embedding-dim", type=_positive_int, default=defaults["embedding_dim"],
