@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "array_checks.h"
 #include "seqkernels/beam_search.h"
 #include "seqkernels/blas.h"
 #include "seqkernels/cpu_capability.h"
@@ -26,35 +27,14 @@ void bind_search(py::module_& m);  // csrc/bindings/search.cpp
 
 namespace {
 
-std::string shape_str(const py::array& a) {
-  std::string s = "(";
-  for (py::ssize_t i = 0; i < a.ndim(); ++i) s += (i ? ", " : "") + std::to_string(a.shape(i));
-  return s + (a.ndim() == 1 ? ",)" : ")");
-}
-
-// Checked raw pointer into a C-contiguous array of element type T and exactly `shape`.
-template <typename T>
-T* ptr(const py::array& a, const char* name, std::vector<py::ssize_t> shape, bool writable = false) {
-  // Equivalence, not identity: a deep-copied or unpickled dtype is a different object of the same type.
-  SK_CHECK(py::isinstance<py::array_t<T>>(a),
-           name << ": expected dtype " << std::string(py::str(py::dtype::of<T>())) << ", got "
-                << std::string(py::str(a.dtype())));
-  SK_CHECK(a.flags() & py::array::c_style, name << ": expected a C-contiguous array");
-  SK_CHECK(!writable || a.writeable(), name << ": expected a writable array");
-  bool same = a.ndim() == static_cast<py::ssize_t>(shape.size());
-  for (size_t i = 0; same && i < shape.size(); ++i) same = a.shape(i) == shape[i];
-  std::string want = "(";
-  for (size_t i = 0; i < shape.size(); ++i) want += (i ? ", " : "") + std::to_string(shape[i]);
-  want += shape.size() == 1 ? ",)" : ")";
-  SK_CHECK(same, name << ": expected shape " << want << ", got " << shape_str(a));
-  return static_cast<T*>(const_cast<void*>(a.data()));
-}
+using bindings::checked;  // csrc/bindings/array_checks.h: dtype, layout, writability, exact shape
+using bindings::shape_str;
 
 template <typename T>
 T* opt_ptr(const py::object& o, const char* name, std::vector<py::ssize_t> shape, bool writable = false) {
   if (o.is_none()) return nullptr;
   SK_CHECK(py::isinstance<py::array>(o), name << ": expected a NumPy array or None");
-  return ptr<T>(o.cast<py::array>(), name, std::move(shape), writable);
+  return checked<T>(o.cast<py::array>(), name, std::move(shape), writable);
 }
 
 const int32_t* lengths_ptr(const py::object& o, int steps, int batch) {
@@ -78,7 +58,7 @@ T* pack_ptr(const py::object& o, const CellSpec& cell, int hidden, std::size_t* 
   SK_CHECK(static_cast<std::size_t>(a.shape(0)) >= need,
            "pack: expected at least " << need << " elements (pack_size), got " << a.shape(0));
   *size = static_cast<std::size_t>(a.shape(0));
-  return ptr<T>(a, "pack", {a.shape(0)}, true);
+  return checked<T>(a, "pack", {a.shape(0)}, true);
 }
 
 template <typename T>
@@ -99,18 +79,18 @@ void forward_t(const CellSpec& cell, const py::array& x, const py::array& w_ih, 
   const py::ssize_t width = y.shape(2);
   SK_CHECK(direction >= 0 && (direction + 1) * static_cast<py::ssize_t>(H) <= width,
            "direction " << direction << " does not fit y of width " << width);
-  a.x = ptr<T>(x, "x", {a.steps, B, a.input});
-  a.w_ih = ptr<T>(w_ih, "w_ih", {G * H, a.input});
-  a.w_hh = ptr<T>(w_hh, "w_hh", {G * H, H});
+  a.x = checked<T>(x, "x", {a.steps, B, a.input});
+  a.w_ih = checked<T>(w_ih, "w_ih", {G * H, a.input});
+  a.w_hh = checked<T>(w_hh, "w_hh", {G * H, H});
   a.b_ih = opt_ptr<T>(b_ih, "b_ih", {G * H});
   a.b_hh = opt_ptr<T>(b_hh, "b_hh", {G * H});
   a.h0 = opt_ptr<T>(h0, "h0", {B, H});
   a.c0 = cell.has_cell_state() ? opt_ptr<T>(c0, "c0", {B, H}) : nullptr;
   a.lengths = lengths_ptr(lengths, a.steps, B);
   a.reverse = reverse;
-  a.y = ptr<T>(y, "y", {a.steps, B, width}, true) + static_cast<std::ptrdiff_t>(direction) * H;
+  a.y = checked<T>(y, "y", {a.steps, B, width}, true) + static_cast<std::ptrdiff_t>(direction) * H;
   a.ldy = static_cast<int>(width);
-  a.h_n = ptr<T>(h_n, "h_n", {B, H}, true);
+  a.h_n = checked<T>(h_n, "h_n", {B, H}, true);
   a.c_n = cell.has_cell_state() ? opt_ptr<T>(c_n, "c_n", {B, H}, true) : nullptr;
   a.workspace = opt_ptr<T>(workspace, "workspace",
                            {static_cast<py::ssize_t>(workspace_size(cell, a.steps, B, H))}, true);
@@ -139,21 +119,21 @@ void backward_t(const CellSpec& cell, const py::array& x, const py::array& w_ih,
   const py::ssize_t width = dy.shape(2);
   SK_CHECK(direction >= 0 && (direction + 1) * static_cast<py::ssize_t>(H) <= width,
            "direction " << direction << " does not fit dy of width " << width);
-  a.x = ptr<T>(x, "x", {a.steps, B, a.input});
-  a.w_ih = ptr<T>(w_ih, "w_ih", {G * H, a.input});
-  a.w_hh = ptr<T>(w_hh, "w_hh", {G * H, H});
+  a.x = checked<T>(x, "x", {a.steps, B, a.input});
+  a.w_ih = checked<T>(w_ih, "w_ih", {G * H, a.input});
+  a.w_hh = checked<T>(w_hh, "w_hh", {G * H, H});
   a.lengths = lengths_ptr(lengths, a.steps, B);
   a.reverse = reverse;
-  a.dy = ptr<T>(dy, "dy", {a.steps, B, width}) + static_cast<std::ptrdiff_t>(direction) * H;
+  a.dy = checked<T>(dy, "dy", {a.steps, B, width}) + static_cast<std::ptrdiff_t>(direction) * H;
   a.ldy = static_cast<int>(width);
   a.dh_n = opt_ptr<T>(dh_n, "dh_n", {B, H});
   a.dc_n = cell.has_cell_state() ? opt_ptr<T>(dc_n, "dc_n", {B, H}) : nullptr;
-  a.workspace = ptr<T>(workspace, "workspace", {static_cast<py::ssize_t>(workspace_size(cell, a.steps, B, H))});
-  a.dx = ptr<T>(dx, "dx", {a.steps, B, a.input}, true);
-  a.dh0 = ptr<T>(dh0, "dh0", {B, H}, true);
+  a.workspace = checked<T>(workspace, "workspace", {static_cast<py::ssize_t>(workspace_size(cell, a.steps, B, H))});
+  a.dx = checked<T>(dx, "dx", {a.steps, B, a.input}, true);
+  a.dh0 = checked<T>(dh0, "dh0", {B, H}, true);
   a.dc0 = cell.has_cell_state() ? opt_ptr<T>(dc0, "dc0", {B, H}, true) : nullptr;
-  a.dw_ih = ptr<T>(dw_ih, "dw_ih", {G * H, a.input}, true);
-  a.dw_hh = ptr<T>(dw_hh, "dw_hh", {G * H, H}, true);
+  a.dw_ih = checked<T>(dw_ih, "dw_ih", {G * H, a.input}, true);
+  a.dw_hh = checked<T>(dw_hh, "dw_hh", {G * H, H}, true);
   a.db_ih = opt_ptr<T>(db_ih, "db_ih", {G * H}, true);
   a.db_hh = opt_ptr<T>(db_hh, "db_hh", {G * H}, true);
   a.pack = pack_ptr<T>(pack, cell, H, &a.pack_size);
