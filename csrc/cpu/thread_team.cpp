@@ -27,7 +27,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// Inside a run (barriers, the caller waiting for the end): about one recurrent step at the shapes
+// Inside a run (tasks waiting for a stage, the caller waiting for the end): about one recurrent step at the shapes
 // people train — spinning longer only burns a core that a descheduled teammate (or another program)
 // needs — then give the core away a few times before sleeping (cheaper to come back than a wake).
 constexpr auto kSpin = std::chrono::microseconds(30);
@@ -83,7 +83,6 @@ struct Pool {
   // The current job (written before the workers' gen is bumped, read only by participants).
   const std::function<void(const TeamMember&)>* job = nullptr;
   int job_size = 1;
-  SpinBarrier barrier;
   std::atomic<int> remaining{0};
   alignas(64) std::atomic<uint32_t> done_gen{0};
   std::atomic<int> done_sleepers{0};
@@ -96,7 +95,7 @@ struct Pool {
   }
 
   void run_member(int rank) {
-    TeamMember m{rank, job_size, &barrier};
+    TeamMember m{rank, job_size};
     t_in_team = true;
     try {
       (*job)(m);
@@ -185,41 +184,20 @@ void wake_all(std::atomic<uint32_t>& word, const std::atomic<int>& sleepers) {
   if (sleepers.load(std::memory_order_seq_cst) > 0) futex_wake_all(word);
 }
 
-void SpinBarrier::reset(int size) {
-  size_ = size;
-  arrived_.store(0, std::memory_order_relaxed);
-}
-
-void SpinBarrier::wait() {
-  const uint32_t gen = generation_.load(std::memory_order_acquire);
-  if (arrived_.fetch_add(1, std::memory_order_acq_rel) == size_ - 1) {
-    arrived_.store(0, std::memory_order_relaxed);
-    generation_.fetch_add(1, std::memory_order_seq_cst);
-    wake_all(generation_, sleepers_);
-    return;
-  }
-  wait_while_equal(generation_, gen, sleepers_);
-}
-
 void team_run(int threads, const std::function<void(const TeamMember&)>& fn) {
   if (threads <= 1 || t_in_team) {
-    SpinBarrier solo;
-    solo.reset(1);
-    fn(TeamMember{0, 1, &solo});
+    fn(TeamMember{0, 1});
     return;
   }
   Pool* p = pool();
   std::unique_lock<std::mutex> lock(p->run_mutex, std::try_to_lock);
   if (!lock.owns_lock()) {  // another thread's call holds the team: run alone, same results
-    SpinBarrier solo;
-    solo.reset(1);
-    fn(TeamMember{0, 1, &solo});
+    fn(TeamMember{0, 1});
     return;
   }
   p->grow(threads - 1);
   p->job = &fn;
   p->job_size = threads;
-  p->barrier.reset(threads);
   p->error = nullptr;
   p->remaining.store(threads - 1, std::memory_order_relaxed);
   const uint32_t done_seen = p->done_gen.load(std::memory_order_acquire);
@@ -265,6 +243,8 @@ int default_team_size() {
   const unsigned n = std::thread::hardware_concurrency();
   return n > 0 ? static_cast<int>(n) : 1;
 }
+
+int team_size(int requested) { return requested > 0 ? requested : default_team_size(); }
 
 int team_forks_seen() { return g_forks.load(); }
 

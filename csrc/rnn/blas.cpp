@@ -116,8 +116,7 @@ template <typename T>
 void parallel_gemm_impl(bool ta, bool tb, int M, int N, int K, T alpha, const T* A, int lda, const T* B, int ldb,
                         T beta, T* C, int ldc, int max_threads) {
   const GemmPieces<T> g{ta, tb, M, N, K, alpha, beta, A, lda, B, ldb, C, ldc};
-  const int threads = max_threads > 0 ? max_threads : default_team_size();
-  team_parallel_for(threads, g.count(), [&](long i) { g.run(i); });
+  team_parallel_for(team_size(max_threads), g.count(), [&](long i) { g.run(i); });
 }
 }  // namespace
 

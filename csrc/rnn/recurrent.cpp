@@ -7,10 +7,10 @@
 // panels packed once per weight change, and hands each finished MR-row tile, still in L1, to the
 // cell's pointwise code (the epilogue). The large time-parallel products stay in OpenBLAS.
 //
-// Threads: one team run for the whole sequence; each member owns chunks of Q = 4·W hidden units
-// (W = SIMD width) and meets the others at one barrier per step (GRU with reset_after=false: two).
-// Every unit is computed by the same tile, at the same position, whatever the team size, so the
-// results are bit-identical for any number of threads.
+// Threads: one team run for the whole sequence, as tasks (a step, or a phase of one) × (a chunk of
+// Q = 4·W hidden units, W = SIMD width) taken in order by whichever members are running
+// (run_staged). Every unit is computed by the same tile, at the same position, whoever runs it, so
+// the results are bit-identical for any number of threads.
 //
 // This file is compiled once per CPU capability (cpu_capability.h), each copy in its own namespace;
 // recurrent_dispatch.cpp picks the copy at run time.
@@ -19,7 +19,6 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
-#include <type_traits>
 #include <cstring>
 #include <memory>
 #include <mutex>
@@ -159,19 +158,19 @@ inline void panel_range_rows(const Panel<T>& p, int gates, int u0, int u1, int B
 }
 
 // ---- packing W_hh ---------------------------------------------------------------------------------
-// Forward panel of gate blocks [g0, g0+gates): tile t, row k, column g·U + u = W_hh[(g0+g)·H + t·U + u][k].
+// Forward panel p covering gate blocks [g0, g0 + gates): tile t, row k, column g·U + u =
+// W_hh[(g0+g)·H + t·U + u][k] (zero past H).
 template <typename T>
-void pack_forward_tile(const T* w_hh, int H, int Hp, int g0, int gates, int t, T* dst) {
-  const int U = Simd<T>::W * forward_vectors_per_gate(gates), NR = gates * U;
-  (void)Hp;
-  T* tile = dst + static_cast<idx>(t) * H * NR;
+void pack_forward_tile(const T* w_hh, int H, int g0, const Panel<T>& p, int t) {
+  const int NR = p.NV * Simd<T>::W, gates = NR / p.U;
+  T* tile = const_cast<T*>(p.tile(t));  // the panels point into our own pack buffer
   constexpr int kb = 16;  // a block of k keeps the written lines in L1 while the rows are read
   for (int k0 = 0; k0 < H; k0 += kb) {
     const int k1 = std::min(H, k0 + kb);
     for (int g = 0; g < gates; ++g)
-      for (int u = 0; u < U; ++u) {
-        const int j = t * U + u;
-        T* col = tile + g * U + u;
+      for (int u = 0; u < p.U; ++u) {
+        const int j = t * p.U + u;
+        T* col = tile + g * p.U + u;
         if (j < H) {
           const T* src = w_hh + (static_cast<idx>(g0 + g) * H + j) * H;
           for (int k = k0; k < k1; ++k) col[static_cast<idx>(k) * NR] = src[k];
@@ -181,19 +180,17 @@ void pack_forward_tile(const T* w_hh, int H, int Hp, int g0, int gates, int t, T
       }
   }
 }
-template <typename T>
-idx forward_panel_size(int H, int Hp, int gates) { return static_cast<idx>(H) * gates * Hp; }
+inline idx forward_panel_size(int H, int Hp, int gates) { return static_cast<idx>(H) * gates * Hp; }
 
-// Backward panel (the transpose): rows k of W_hh (all G·H), tile t = units [t·Q, (t+1)·Q).
+// Backward panel (the transpose): rows k of W_hh (all p.K = G·H), tile t = units [t·U, (t+1)·U).
 template <typename T>
-void pack_backward_tile(const T* w_hh, int H, int rows, int t, T* dst) {
-  constexpr int Q = Geometry<T>::Q;
-  T* tile = dst + static_cast<idx>(t) * rows * Q;
-  const int j0 = t * Q, n = std::max(0, std::min(Q, H - j0));
-  for (int k = 0; k < rows; ++k) {
-    T* d = tile + static_cast<idx>(k) * Q;
+void pack_backward_tile(const T* w_hh, int H, const Panel<T>& p, int t) {
+  T* tile = const_cast<T*>(p.tile(t));
+  const int j0 = t * p.U, n = std::max(0, std::min(p.U, H - j0));
+  for (int k = 0; k < p.K; ++k) {
+    T* d = tile + static_cast<idx>(k) * p.U;
     std::copy(w_hh + static_cast<idx>(k) * H + j0, w_hh + static_cast<idx>(k) * H + j0 + n, d);
-    std::fill(d + n, d + Q, T(0));
+    std::fill(d + n, d + p.U, T(0));
   }
 }
 
@@ -255,35 +252,29 @@ Packed<T> panels(const CellSpec& cell, const Geometry<T>& geo, const T* data) {
   const int first = split ? 2 : G;
   const int v0 = first * forward_vectors_per_gate(first);
   p.forward[0] = {data, H, W * forward_vectors_per_gate(first), v0, static_cast<idx>(H) * v0 * W};
-  if (split) p.forward[1] = {data + forward_panel_size<T>(H, geo.Hp, 2), H, W * 4, 4, static_cast<idx>(H) * 4 * W};
-  p.backward = {data + forward_panel_size<T>(H, geo.Hp, G), G * H, Geometry<T>::Q, 4,
+  if (split) p.forward[1] = {data + forward_panel_size(H, geo.Hp, 2), H, W * 4, 4, static_cast<idx>(H) * 4 * W};
+  p.backward = {data + forward_panel_size(H, geo.Hp, G), G * H, Geometry<T>::Q, 4,
                 static_cast<idx>(G) * H * Geometry<T>::Q};
   return p;
 }
 
-// Writes the requested panels of w_hh into `data`, the tiles spread over the team.
+// Writes the requested panels of w_hh into `data` (laid out by panels()), the tiles spread over
+// the team.
 template <typename T>
 void build_panels(const CellSpec& cell, const Geometry<T>& geo, const T* w_hh, T* data, bool fwd, bool bwd,
                   int threads) {
-  const int G = cell.gates(), H = geo.H, Hp = geo.Hp, W = Simd<T>::W;
-  const bool split = cell.kind == CellKind::Gru && !cell.reset_after;
-  struct Job { int g0, gates; T* dst; int tiles; };
-  std::vector<Job> jobs;
-  if (fwd) {
-    const int first = split ? 2 : G;
-    jobs.push_back({0, first, data, Hp / (W * forward_vectors_per_gate(first))});
-    if (split) jobs.push_back({2, 1, data + forward_panel_size<T>(H, Hp, 2), Hp / (W * 4)});
-  }
-  const int bwd_tiles = bwd ? geo.chunks : 0;
-  T* bwd_dst = data + forward_panel_size<T>(H, Hp, G);
-  long total = bwd_tiles;
-  for (const Job& j : jobs) total += j.tiles;
+  const Packed<T> p = panels(cell, geo, data);
+  const int W = Simd<T>::W, forward_panels = !fwd ? 0 : p.forward[1].data ? 2 : 1;
+  const int tiles[2] = {geo.Hp / p.forward[0].U, forward_panels == 2 ? geo.Hp / p.forward[1].U : 0};
+  const int first_gate[2] = {0, p.forward[0].NV * W / p.forward[0].U};  // panel 1 follows panel 0's gates
+  long total = bwd ? geo.chunks : 0;
+  for (int f = 0; f < forward_panels; ++f) total += tiles[f];
   team_parallel_for(threads, total, [&](long i) {
-    for (const Job& j : jobs) {
-      if (i < j.tiles) return pack_forward_tile(w_hh, H, Hp, j.g0, j.gates, static_cast<int>(i), j.dst);
-      i -= j.tiles;
+    for (int f = 0; f < forward_panels; ++f) {
+      if (i < tiles[f]) return pack_forward_tile(w_hh, geo.H, first_gate[f], p.forward[f], static_cast<int>(i));
+      i -= tiles[f];
     }
-    pack_backward_tile(w_hh, H, G * H, static_cast<int>(i), bwd_dst);
+    pack_backward_tile(w_hh, geo.H, p.backward, static_cast<int>(i));
   });
 }
 
@@ -550,9 +541,8 @@ struct Shared {  // what every member of a forward team reads
 // finished. A member that loses its core (another program, or torch's OpenMP workers still spinning
 // after the op before ours) holds up at most the one task it has taken; whoever runs takes the rest.
 // Which member computes a chunk never changes its bits: every chunk is computed the same way.
-template <typename Task>
+template <typename T, typename Task>
 void run_staged(int threads, long stages, int chunks, std::size_t scratch_elems, Task&& task) {
-  using T = typename std::decay_t<Task>::value_type;
   const long total = stages * chunks;
   SK_CHECK(total < (1L << 31), "sequence too long for the task counter (" << stages << " stages)");
   alignas(64) std::atomic<long> next{0};
@@ -574,15 +564,6 @@ void run_staged(int threads, long stages, int chunks, std::size_t scratch_elems,
   });
 }
 
-// Adapts a lambda to run_staged (which needs the element type for the scratch buffer).
-template <typename T, typename F>
-struct TaskOf {
-  using value_type = T;
-  F f;
-  void operator()(long stage, int chunk, T* scratch) { f(stage, chunk, scratch); }
-};
-template <typename T, typename F> TaskOf<T, F> task_of(F f) { return TaskOf<T, F>{std::move(f)}; }
-
 // ============================================================================================
 // Forward
 // ============================================================================================
@@ -598,8 +579,8 @@ void forward_recurrence(const Shared<T>& s, const Packed<T>& pk, const Geometry<
   const int phases = kGruBefore ? 2 : 1;
   // Products of one block of rows for one chunk: MR ≤ 8 rows × G gates × Q units.
   const std::size_t scratch = static_cast<std::size_t>(8) * G * geo.Q;
-  run_staged(threads, static_cast<long>(s.steps) * phases, geo.chunks, scratch,
-             task_of<T>([&](long stage, int chunk, T* out) {
+  run_staged<T>(threads, static_cast<long>(s.steps) * phases, geo.chunks, scratch,
+                [&](long stage, int chunk, T* out) {
     const int step = static_cast<int>(stage / phases), phase = static_cast<int>(stage % phases);
     const int u0 = chunk * geo.Q, u1 = std::min(H, u0 + geo.Q), hs = u1 - u0;
     const int t = s.reverse ? s.steps - 1 - step : step;
@@ -648,7 +629,7 @@ void forward_recurrence(const Shared<T>& s, const Packed<T>& pk, const Geometry<
                           y_t + b * static_cast<idx>(s.ldy), acts_row(b));
       });
     }
-  }));
+  });
 }
 
 template <typename T>
@@ -743,8 +724,8 @@ void backward_recurrence(const BackShared<T>& s, const Packed<T>& pk, const Geom
   // reset_after=false: pointwise, d(r ⊙ h) through W_hn, then the r and u blocks).
   const int phases = kGruBefore ? 3 : 2;
   const std::size_t scratch = static_cast<std::size_t>(8) * geo.Q;
-  run_staged(threads, static_cast<long>(s.steps) * phases, geo.chunks, scratch,
-             task_of<T>([&](long stage, int chunk, T* out) {
+  run_staged<T>(threads, static_cast<long>(s.steps) * phases, geo.chunks, scratch,
+                [&](long stage, int chunk, T* out) {
     const int r = static_cast<int>(stage / phases), phase = static_cast<int>(stage % phases);
     const int u0 = chunk * geo.Q, u1 = std::min(H, u0 + geo.Q), hs = u1 - u0;
     const int step = s.steps - 1 - r;  // the forward processing step this backward step undoes
@@ -805,7 +786,7 @@ void backward_recurrence(const BackShared<T>& s, const Packed<T>& pk, const Geom
     } else {
       product(dzh_t, 0, G * H, add_to_dh);
     }
-  }));
+  });
 }
 
 template <typename T>

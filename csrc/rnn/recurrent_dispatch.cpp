@@ -1,16 +1,13 @@
-// The capability-independent part of the recurrence (workspace sizes, thread counts) and the
+// The capability-independent part of the recurrence (workspace sizes) and the
 // dispatch to the copy of recurrent.cpp compiled for this CPU (cpu_capability.h).
 #include "seqkernels/cpu_capability.h"
 #include "seqkernels/recurrent.h"
-#include "seqkernels/thread_team.h"
 
 namespace seqkernels {
 
 std::size_t workspace_size(const CellSpec& cell, int steps, int batch, int hidden) {
   return static_cast<std::size_t>(workspace_layout(cell, steps, batch, hidden).size);
 }
-
-int team_size(int requested) { return requested > 0 ? requested : default_team_size(); }
 
 template <typename T>
 void recurrent_forward(const CellSpec& cell, const ForwardArgs<T>& a) {

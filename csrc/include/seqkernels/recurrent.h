@@ -2,13 +2,14 @@
 // backward through time. Equations: docs/ops.md §1; dimensions as in common.h; G = 4 (LSTM), 3 (GRU),
 // 1 (RNN).
 //
-// Work split (CPU; docs/architecture.md §6): the input projection X·W_ihᵀ and the gradients dX, dW_ih, dW_hh are GEMMs over
-// all T·B rows (OpenBLAS, cut into pieces fixed by the shape and spread over the thread team,
-// thread_team.h). The recurrence is one team run for the whole sequence: each member owns chunks of
-// hidden units, computes their recurrent product with our register-blocked micro-kernel over W_hh
-// packed once per weight change (the pack, below), applies the cell's pointwise math (cell_math.h)
-// to each finished tile while it is still in L1, and meets the others at one barrier per step (GRU
-// with reset_after=false: two). Results are bit-identical for any thread count.
+// Work split (CPU; docs/architecture.md §6): the input projection X·W_ihᵀ and the gradients dX,
+// dW_ih, dW_hh are GEMMs over all T·B rows (OpenBLAS, cut into pieces fixed by the shape and spread
+// over the thread team, thread_team.h). The recurrence is one team run for the whole sequence, as
+// tasks (a step, or a phase of one) × (a chunk of hidden units) taken by whichever members run; a
+// task computes its chunk's recurrent product with our register-blocked micro-kernel over W_hh
+// packed once per weight change (the pack, below) and applies the cell's pointwise math
+// (cell_math.h) to each finished tile while it is still in L1; a stage starts once the previous one
+// is done. Results are bit-identical for any thread count.
 //
 // Variable lengths (PackedSequence semantics): step t of sequence b is active iff t < lengths[b].
 // Inactive steps write y = 0, keep the state, and pass the state gradient through unchanged.
@@ -142,9 +143,8 @@ template <typename T> void recurrent_backward(const CellSpec& cell, const Backwa
 // (exposed for the accuracy tests), dispatched like the kernels.
 void activation(int fn, const float* x, float* y, std::ptrdiff_t n);
 
-// Threads for a call: `requested`, or the default team size (OMP_NUM_THREADS, else the CPUs this
-// process may use). The recurrence itself uses at most one thread per chunk of 4·SIMD-width units.
-int team_size(int requested);
+// Threads: `num_threads` through team_size() (thread_team.h); the recurrence itself uses at most
+// one thread per chunk of 4·SIMD-width units.
 
 // ---- CUDA (cuda/rnn/recurrent.cu) ----------------------------------------------------------
 // The same recurrence on an NVIDIA GPU. Every pointer is a device pointer; `stream` is the

@@ -1,4 +1,4 @@
-// The CPU kernels' own thread team: persistent workers, a cheap barrier that degrades gracefully
+// The CPU kernels' own thread team: persistent workers, waits that degrade gracefully
 // when a core is taken away, and a fresh team in a child process after fork().
 //
 // Why not OpenMP: (1) libgomp's pool does not survive fork() — a child that calls a parallel region
@@ -8,9 +8,10 @@
 // and NumPy bring OpenMP pools of their own, and two spinning pools on the same cores steal each
 // other's time.
 //
-// Waiting, everywhere in this team (job start, barriers): spin on an atomic for a bounded time
-// (a few microseconds, about one recurrent step), then sched_yield for a while, then sleep on a
-// futex until woken. Idle workers therefore cost nothing once a call has ended.
+// Waiting inside a run (a task waiting for the previous stage, the caller waiting for the end):
+// spin on an atomic for a bounded time (about one recurrent step), then sched_yield for a while,
+// then sleep on a futex until woken. Idle workers spin ~10 µs between runs, then sleep, so they cost
+// nothing once a call has ended.
 //
 // Results never depend on the team size or on which member runs what: kernels split work into
 // pieces fixed by the problem shape alone and only hand those pieces out (recurrent.cpp, blas.cpp).
@@ -22,19 +23,6 @@
 
 namespace seqkernels {
 
-// A reusable barrier for `size` threads (sense by generation counter).
-class SpinBarrier {
- public:
-  void reset(int size);
-  void wait();
-
- private:
-  alignas(64) std::atomic<int> arrived_{0};
-  alignas(64) std::atomic<uint32_t> generation_{0};
-  std::atomic<int> sleepers_{0};
-  int size_ = 1;
-};
-
 // Waits until *word != seen: bounded spin, then yields, then futex sleep (woken by wake_all).
 void wait_while_equal(const std::atomic<uint32_t>& word, uint32_t seen, std::atomic<int>& sleepers);
 // Wakes every thread sleeping in wait_while_equal on `word` (cheap when nobody sleeps).
@@ -44,15 +32,6 @@ void wake_all(std::atomic<uint32_t>& word, const std::atomic<int>& sleepers);
 struct TeamMember {
   int rank = 0;   // 0 = the calling thread
   int size = 1;
-  SpinBarrier* barrier = nullptr;
-  void sync() const {
-    if (size > 1) barrier->wait();
-  }
-  // Static share of `pieces` items for this member: [begin, end).
-  void share(long pieces, long* begin, long* end) const {
-    *begin = pieces * rank / size;
-    *end = pieces * (rank + 1) / size;
-  }
 };
 
 // Runs fn(member) on `threads` threads (the caller is rank 0) and returns when all have finished;
@@ -67,6 +46,8 @@ void team_parallel_for(int threads, long pieces, const std::function<void(long)>
 
 // Default team size: OMP_NUM_THREADS if set, else the CPUs this process may run on.
 int default_team_size();
+// Threads for a call: `requested`, or the default team size when it is 0.
+int team_size(int requested);
 
 // Times the team has been re-created in a child process after fork() (for tests and info).
 int team_forks_seen();
