@@ -37,13 +37,13 @@ def _cpu_capabilities():
     """The CPU kernel copies this machine can run (cpu_capability.h), narrowest first."""
     import seqkernels
 
-    order = ["default", "avx2", "avx512"]
+    order = seqkernels._C.cpu_capabilities()
     return order[: order.index(seqkernels.build_info()["cpu_capability_best"]) + 1]
 
 
 @pytest.fixture(params=_cpu_capabilities())
 def cpu_capability(request):
-    """Runs the test once per CPU kernel copy (default, avx2, avx512 as the CPU allows)."""
+    """Runs the test once per CPU kernel copy this CPU can run."""
     from seqkernels import _C
 
     before = _C.cpu_capability()

@@ -250,9 +250,11 @@ PYBIND11_MODULE(_C, m) {
         py::arg("fn"), py::arg("x"), "The float32 activations the CPU kernels use (for accuracy tests).");
 
   m.def("set_cpu_capability", &set_cpu_capability, py::arg("name"),
-        "Select the CPU kernels' instruction set: 'default', 'avx2' or 'avx512' (tests use this; "
+        "Select the CPU kernels' instruction set, one of cpu_capabilities() (tests use this; "
         "the environment variable SEQKERNELS_CPU_CAPABILITY caps the choice at import).");
   m.def("cpu_capability", []() { return std::string(cpu_capability_name(cpu_capability())); });
+  m.def("cpu_capabilities", &cpu_capability_names,
+        "Every CPU kernel copy this build has, narrowest first (not all may run on this CPU).");
 
   m.def("build_info", []() {
     py::dict d;

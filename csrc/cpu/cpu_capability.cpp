@@ -10,24 +10,30 @@ namespace {
 bool supports(CpuCapability c) {
 #if defined(__x86_64__) || defined(_M_X64)
   switch (c) {
-    case CpuCapability::Default: return true;
-    case CpuCapability::Avx2: return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    case CpuCapability::Avx512:
+    case CpuCapability::cpu_default: return true;
+    case CpuCapability::cpu_avx2: return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    case CpuCapability::cpu_avx512:
       return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
              __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
              __builtin_cpu_supports("fma");
   }
   return false;
 #else
-  return c == CpuCapability::Default;  // other architectures: one portable copy
+  return c == CpuCapability::cpu_default;  // other architectures: one portable copy
 #endif
 }
 
+#define SK_CPU_CAPABILITY_ENTRY(name, ...) CpuCapability::cpu_##name,
+constexpr CpuCapability kAll[] = {SK_CPU_CAPABILITIES(SK_CPU_CAPABILITY_ENTRY)};
+#undef SK_CPU_CAPABILITY_ENTRY
+
 CpuCapability parse(const std::string& name) {
-  if (name == "default") return CpuCapability::Default;
-  if (name == "avx2") return CpuCapability::Avx2;
-  if (name == "avx512") return CpuCapability::Avx512;
-  throw std::invalid_argument("CPU capability must be 'default', 'avx2' or 'avx512', got '" + name + "'");
+  std::string known;
+  for (CpuCapability c : kAll) {
+    if (name == cpu_capability_name(c)) return c;
+    known += (known.empty() ? "'" : ", '") + std::string(cpu_capability_name(c)) + "'";
+  }
+  throw std::invalid_argument("CPU capability must be one of " + known + ", got '" + name + "'");
 }
 
 CpuCapability initial() {
@@ -51,9 +57,10 @@ std::atomic<int>& current() {
 }  // namespace
 
 CpuCapability best_cpu_capability() {
-  for (CpuCapability c : {CpuCapability::Avx512, CpuCapability::Avx2})
-    if (supports(c)) return c;
-  return CpuCapability::Default;
+  CpuCapability best = CpuCapability::cpu_default;
+  for (CpuCapability c : kAll)
+    if (supports(c)) best = c;  // the list runs narrowest first
+  return best;
 }
 
 CpuCapability cpu_capability() { return static_cast<CpuCapability>(current().load(std::memory_order_relaxed)); }
@@ -65,11 +72,17 @@ void set_cpu_capability(const std::string& name) {
 }
 
 const char* cpu_capability_name(CpuCapability c) {
-  switch (c) {
-    case CpuCapability::Avx2: return "avx2";
-    case CpuCapability::Avx512: return "avx512";
-    default: return "default";
-  }
+#define SK_CPU_CAPABILITY_NAME(name, ...) \
+  case CpuCapability::cpu_##name: return #name;
+  switch (c) { SK_CPU_CAPABILITIES(SK_CPU_CAPABILITY_NAME) }
+#undef SK_CPU_CAPABILITY_NAME
+  return "?";
+}
+
+std::vector<std::string> cpu_capability_names() {
+  std::vector<std::string> names;
+  for (CpuCapability c : kAll) names.emplace_back(cpu_capability_name(c));
+  return names;
 }
 
 }  // namespace seqkernels

@@ -26,7 +26,7 @@ CELLS = {
 
 def capabilities():
     best = _C.build_info()["cpu_capability_best"]
-    order = ["default", "avx2", "avx512"]
+    order = _C.cpu_capabilities()
     return order[: order.index(best) + 1]
 
 

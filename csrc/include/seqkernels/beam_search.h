@@ -31,6 +31,8 @@
 //   forced (N·B)       ≥ 0: the row's only finite candidate is this token, with its log-prob
 #pragma once
 
+#include "seqkernels/cpu_capability.h"
+
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -129,13 +131,11 @@ BeamChunk beam_chunk_of_block(long long block, long long chunks, int beams, int 
 template <typename T> int beam_step(const BeamStepArgs<T>& a, void* scratch, int* bad_item, void* stream);
 }  // namespace cuda
 
-#define SK_DECLARE_BEAM_KERNELS(ns) \
-  namespace ns {                    \
+#define SK_DECLARE_BEAM_KERNELS(cap, ...) \
+  namespace cpu_##cap {                    \
   template <typename T> int beam_step(const BeamStepArgs<T>& a); \
   }
-SK_DECLARE_BEAM_KERNELS(cpu_default)
-SK_DECLARE_BEAM_KERNELS(cpu_avx2)
-SK_DECLARE_BEAM_KERNELS(cpu_avx512)
+SK_CPU_CAPABILITIES(SK_DECLARE_BEAM_KERNELS)
 #undef SK_DECLARE_BEAM_KERNELS
 
 }  // namespace seqkernels

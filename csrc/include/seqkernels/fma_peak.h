@@ -9,6 +9,8 @@
 // can reach.
 #pragma once
 
+#include "seqkernels/cpu_capability.h"
+
 #include <cstdint>
 
 namespace seqkernels {
@@ -34,16 +36,14 @@ struct FmaPeak {
 // std::invalid_argument unless 1 <= threads <= 4096 and 0 < seconds <= 60.
 FmaPeak fma_peak(int threads, double seconds);
 
-#define SK_FMA_PEAK_DECLARE(ns)                                                     \
-  namespace ns {                                                                    \
+#define SK_FMA_PEAK_DECLARE(cap, ...)                                                     \
+  namespace cpu_##cap {                                                                    \
   FmaLoopShape fma_loop_shape();                                                    \
   /* `iterations` rounds of acc = acc * multiplier + addend on every accumulator; */ \
   /* returns the sum of the accumulators so the work cannot be optimised away. */   \
   float fma_loop(std::int64_t iterations, float multiplier, float addend);          \
   }
-SK_FMA_PEAK_DECLARE(cpu_default)
-SK_FMA_PEAK_DECLARE(cpu_avx2)
-SK_FMA_PEAK_DECLARE(cpu_avx512)
+SK_CPU_CAPABILITIES(SK_FMA_PEAK_DECLARE)
 #undef SK_FMA_PEAK_DECLARE
 
 }  // namespace seqkernels

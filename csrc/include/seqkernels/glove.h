@@ -24,6 +24,8 @@
 // device pointers, and the same per-record update (train.cpp holds it as one inline function).
 #pragma once
 
+#include "seqkernels/cpu_capability.h"
+
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -215,13 +217,11 @@ int train_epoch(const TrainArgs& args, double* block_cost, long long* block_skip
 }  // namespace cuda
 
 // Declarations of the per-capability copies of the training kernel (CMakeLists.txt).
-#define SK_DECLARE_GLOVE_KERNELS(ns) \
-  namespace ns {                     \
+#define SK_DECLARE_GLOVE_KERNELS(cap, ...) \
+  namespace cpu_##cap {                     \
   EpochResult train_epoch(const TrainArgs& args); \
   }
-SK_DECLARE_GLOVE_KERNELS(cpu_default)
-SK_DECLARE_GLOVE_KERNELS(cpu_avx2)
-SK_DECLARE_GLOVE_KERNELS(cpu_avx512)
+SK_CPU_CAPABILITIES(SK_DECLARE_GLOVE_KERNELS)
 #undef SK_DECLARE_GLOVE_KERNELS
 
 }  // namespace glove

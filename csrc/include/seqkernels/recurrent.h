@@ -16,6 +16,8 @@
 // The reverse direction runs t = T−1 … 0, so each sequence starts at its own last valid step.
 #pragma once
 
+#include "seqkernels/cpu_capability.h"
+
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -211,15 +213,13 @@ LaunchPlan last_launch_plan();
 }  // namespace cuda
 
 // The per-capability copies (recurrent.cpp compiled once per capability).
-#define SK_DECLARE_RECURRENT_KERNELS(ns)                                                  \
-  namespace ns {                                                                          \
+#define SK_DECLARE_RECURRENT_KERNELS(cap, ...)                                                  \
+  namespace cpu_##cap {                                                                          \
   template <typename T> void recurrent_forward(const CellSpec& cell, const ForwardArgs<T>& a);   \
   template <typename T> void recurrent_backward(const CellSpec& cell, const BackwardArgs<T>& a); \
   void activation(int fn, const float* x, float* y, std::ptrdiff_t n);                  \
   }
-SK_DECLARE_RECURRENT_KERNELS(cpu_default)
-SK_DECLARE_RECURRENT_KERNELS(cpu_avx2)
-SK_DECLARE_RECURRENT_KERNELS(cpu_avx512)
+SK_CPU_CAPABILITIES(SK_DECLARE_RECURRENT_KERNELS)
 #undef SK_DECLARE_RECURRENT_KERNELS
 
 }  // namespace seqkernels
