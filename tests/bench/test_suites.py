@@ -29,6 +29,16 @@ def test_rnn_bench_row_on_a_tiny_shape(cell):
     assert row["ours_iqr_pct"] >= 0 and "ours_load_ms" not in row
 
 
+def test_rnn_bench_times_the_recurrence_alone_on_forward_rows():
+    kw = dict(threads=1, repeats=2, peak_gflops=100.0, recurrence=True)
+    row = rnn.bench_shape("gru", 3, 8, 4, "fwd", rnn.variants("cpu", numpy_loop=False), **kw)
+    assert row["recurrence_ms"] > 0
+    assert row["recurrence_gflops"] == pytest.approx(2 * 4 * 3 * 3 * 8 * 8 / (row["recurrence_ms"] * 1e6))
+    assert row["recurrence_pct_peak"] == pytest.approx(row["recurrence_gflops"])
+    row = rnn.bench_shape("gru", 3, 8, 4, "fwd+bwd", rnn.variants("cpu", numpy_loop=False), **kw)
+    assert "recurrence_ms" not in row  # training rows: the forward row says it
+
+
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
 def test_numpy_loop_matches_the_layer_in_float64(cell):
     """The NumPy loop (the baseline without torch) is validated by the same check as the layers."""

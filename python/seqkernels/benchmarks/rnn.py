@@ -20,6 +20,11 @@ busy processes compete for the CPUs. Rows at B = 1 get more warm-up and repeats 
 FLOPs counted (matrix products only; the pointwise gate math is ignored), G gates (LSTM 4, GRU 3, RNN 1):
     forward  = 2·T·B·G·H·(I+H)     input projection (I) plus recurrent product (H), every step
     fwd+bwd ≈ 3 × forward          backward: dX and dW_ih, dh and dW_hh — twice the forward's products
+
+The recurrence alone: CPU forward rows at B >= 16 also time our layer with input size 1, where the
+input projection is negligible, so what is left is the per-step recurrent micro-kernel with the gate
+math in its epilogue and the steps' synchronisation; its rate counts 2·T·B·G·H·H ("recurrence %
+peak"). ``--no-recurrence`` skips it.
 """
 
 from __future__ import annotations
@@ -291,10 +296,25 @@ def _time(fns, plan, schedule, timer, sync):
                           timer=timer, sync=sync)
 
 
+def time_recurrence(cell, params, x, threads, plan, schedule="blocks", timer=hz.perf_counter_timer,
+                    peak_gflops=None):
+    """Our CPU forward with input size 1: the recurrence without a meaningful input projection (the
+    micro-kernel, its gate-math epilogue and the steps' synchronisation). Returns row fields."""
+    T, B, _ = x.shape
+    H = params["weight_hh_l0"].shape[1]
+    narrow = dict(params, weight_ih_l0=np.ascontiguousarray(params["weight_ih_l0"][:, :1]))
+    fn = make_ours(cell, narrow, np.ascontiguousarray(x[:, :, :1]), None, False, threads)
+    ms = _time({"recurrence": fn}, plan, schedule, timer, None)["recurrence"]["median_ms"]
+    gflops = 2.0 * T * B * GATES[cell] * H * H / (ms * 1e6)
+    return {"recurrence_ms": ms, "recurrence_gflops": gflops,
+            "recurrence_pct_peak": hz.pct_of_peak(gflops, peak_gflops)}
+
+
 def bench_shape(cell, B, H, T, mode, factories, threads, repeats, seed=0, timer=hz.perf_counter_timer,
-                sync=None, *, plan=None, schedule="blocks", contention=None, peak_gflops=None):
+                sync=None, *, plan=None, schedule="blocks", contention=None, peak_gflops=None, recurrence=False):
     """One row: validate every variant, then time them (quietly, and again under ``contention``
-    when it has processes). ``plan``: :func:`timing_plan`'s dict (default: its plan for B)."""
+    when it has processes). ``plan``: :func:`timing_plan`'s dict (default: its plan for B).
+    ``recurrence``: also time the recurrence alone (:func:`time_recurrence`; CPU forward rows)."""
     I = H
     rng = np.random.default_rng(seed)
     bound = 1.0 / np.sqrt(H)  # torch.nn's default initialisation range
@@ -340,6 +360,8 @@ def bench_shape(cell, B, H, T, mode, factories, threads, repeats, seed=0, timer=
            "others_pct": m["quiet_others_pct"], "flops": f, "validated_against": base_name,
            "max_rel_error": errors, "timing": {"schedule": schedule, **plan}, "stats": stats}
     row.update(hz.contended_fields(m, ms, contention))
+    if recurrence and mode == "fwd":
+        row.update(time_recurrence(cell, params, x, threads, plan, schedule, timer, peak_gflops))
     return row
 
 
@@ -349,7 +371,8 @@ COLUMNS = [("env", "env", "s"), ("cell", "cell", "s"), ("B", "B", "d"), ("H", "H
            ("torch_ms", "torch ms", ".2f"), ("torch_iqr_pct", "IQR %", ".0f"), ("x_torch", "vs torch", hz.fmt_x),
            ("numpy_ms", "numpy ms", ".2f"), ("x_numpy", "vs numpy", hz.fmt_x),
            ("torch_tf32_ms", "torch TF32 ms", ".2f"), ("x_torch_tf32", "vs TF32", hz.fmt_x),
-           *hz.PEAK_COLUMNS, ("us_per_step", "us/step", ".1f"), ("others_pct", "others CPU %", ".0f"),
+           *hz.PEAK_COLUMNS, ("recurrence_gflops", "recurrence GFLOP/s", ".1f"),
+           ("recurrence_pct_peak", "recurrence % peak", ".0f"), ("us_per_step", "us/step", ".1f"), ("others_pct", "others CPU %", ".0f"),
            *hz.LOADED_COLUMNS]
 
 
@@ -363,6 +386,8 @@ def parse_args(argv):
     ap.add_argument("--schedule", choices=["blocks", "interleaved"], default="blocks",
                     help="blocks: each variant's runs in a block, blocks alternating (default); interleaved: "
                          "one run of each variant in turn")
+    ap.add_argument("--no-recurrence", action="store_true",
+                    help="do not time the recurrence alone (input size 1) on CPU forward rows at B >= 16")
     hz.add_run_options(ap)
     return hz.parse_bench_args(ap, argv)
 
@@ -394,7 +419,8 @@ def main(argv=None, results_dir=None) -> int:
                 for mode in MODES:
                     row = bench_shape(cell, B, H, T, mode, factories, args.threads, repeats, timer=timer, sync=sync,
                                       plan=timing_plan(B, repeats, args.quick), schedule=args.schedule,
-                                      contention=load, peak_gflops=peak["gflops"])
+                                      contention=load, peak_gflops=peak["gflops"],
+                                      recurrence=not (cuda or args.no_recurrence) and B >= 16)
                     row["env"] = hz.openblas_env_name(hz.openblas_env())
                     rows.append(row)
                     hz.log(f"{cell} B{B} H{H} T{T} {mode}: " + ", ".join(
