@@ -31,11 +31,11 @@ def _bench(args) -> int:
 
 
 def _add_model_commands(sub) -> None:
-    """``demo`` and ``train-lm`` (their code lives in seqkernels.models.commands)."""
-    from .models import commands
+    """``demo`` and ``train-lm`` (their command-line layer lives in seqkernels.models.cli)."""
+    from .models import cli
 
-    commands.add_demo_parser(sub)
-    commands.add_train_lm_parser(sub)
+    cli.add_demo_parser(sub)
+    cli.add_train_lm_parser(sub)
 
 
 def _add_glove(sub) -> None:

@@ -80,20 +80,21 @@ def test_dates_bench_quick(tmp_path):
     assert payload["beam"]["beam_size"] == 5 and payload["greedy"]["beam_size"] == 1
 
 
-def test_demo_thread_calibration_keeps_a_valid_count():
-    import argparse
-
+def test_thread_tuning_keeps_a_valid_count_and_real_steps():
     from seqkernels import build_info, nn
     from seqkernels.models import Vocab
-    from seqkernels.models.commands import _pick_threads
 
     lines = ["some text for the calibration steps"] * 200
     lm = LanguageModel(Vocab.build(lines), embedding_dim=4, hidden_size=8, seed=0)
     before = lm.head.params["weight"].copy()
-    args = argparse.Namespace(threads=0, batch_size=4, bptt=8, clip=1.0)
-    messages = []
-    _pick_threads(lm, nn.Adam(lm, lr=1e-2), lines, args, messages.append)
-    cores = build_info()["openmp_threads"]
+    ms = lm.tune_threads(lines, optimizer=nn.Adam(lm, lr=1e-2), batch_size=4, bptt=8)
+    cores = build_info()["team_threads"]
     if cores > 1:
-        assert lm.rnn.num_threads in (1, cores) and messages and messages[0].startswith("threads:")
+        assert sorted(ms) == [1, cores] and all(v > 0 for v in ms.values())
+        assert lm.rnn.num_threads == min(ms, key=ms.get)
         assert not np.array_equal(before, lm.head.params["weight"])  # the timed steps were real steps
+    else:
+        assert ms == {}
+    assert lm.tune_threads(lines[:2], optimizer=nn.Adam(lm, lr=1e-2), batch_size=4, bptt=8) == {}  # too little text
+    with pytest.raises(ValueError, match="steps"):
+        lm.tune_threads(lines, optimizer=nn.Adam(lm, lr=1e-2), steps=0)

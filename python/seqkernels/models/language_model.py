@@ -131,6 +131,45 @@ class LanguageModel(Model):
         return s[: batch_size * n].reshape(batch_size, n), s[1: batch_size * n + 1].reshape(batch_size, n)
 
     # ---- training -----------------------------------------------------------------------------
+    def tune_threads(self, texts, *, optimizer, batch_size=32, bptt=64, clip=1.0, steps=6) -> dict:
+        """Pick the recurrent layer's thread count by timing real training steps on ``texts``.
+
+        On a machine with more than one core, runs ``steps`` training windows (plus one to warm up)
+        alternating between the full team and one thread, keeps the faster as
+        ``self.rnn.num_threads`` and returns ``{threads: median ms per step}`` (empty when there
+        is nothing to choose: one core, or too little text). The steps are real: ``optimizer``
+        applies them. Worth it on a shared machine, where the other programs' load can make a full
+        team slower than one thread."""
+        import time
+
+        from .. import build_info
+
+        cores = int(build_info().get("team_threads") or build_info().get("openmp_threads") or 1)
+        batch_size, bptt = check_int(batch_size, "batch_size"), check_int(bptt, "bptt")
+        steps = check_int(steps, "steps")
+        if cores < 2:
+            return {}
+        x, y = self._rows(self.encode_stream(texts), batch_size)
+        windows = [(np.ascontiguousarray(x[:, i: i + bptt].T), np.ascontiguousarray(y[:, i: i + bptt].T))
+                   for i in range(0, x.shape[1] - bptt, bptt)][: steps + 1]
+        if len(windows) < steps + 1:
+            return {}
+        times = {cores: [], 1: []}
+        with nn.single_threaded_blas():
+            for step, (inputs, targets) in enumerate(windows):
+                n = cores if step % 2 else 1
+                self.rnn.num_threads = n
+                t0 = time.perf_counter()
+                self.loss(inputs, targets)
+                if clip is not None:
+                    nn.clip_grad_norm(self, clip)
+                optimizer.step()
+                if step:  # the first step warms up
+                    times[n].append(time.perf_counter() - t0)
+        ms = {n: 1e3 * float(np.median(t)) for n, t in times.items()}
+        self.rnn.num_threads = min(ms, key=ms.get)
+        return ms
+
     def fit(self, texts, *, val_texts=None, epochs=1, batch_size=32, bptt=64, lr=2e-3, optimizer="adam", clip=1.0,
             max_seconds=None, checkpoint=None, progress=True, seed=0, restore_best=False):
         """Train on ``texts`` (a str, split into lines, or a list of lines/documents).
