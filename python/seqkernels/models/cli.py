@@ -25,18 +25,16 @@ def _positive_float(text):
     return v
 
 
-def _positive_int(text):
-    v = int(text)
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text}")
-    return v
+def _int_at_least(minimum):
+    def parse(text):
+        v = int(text)
+        if v < minimum:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text}")
+        return v
+    return parse
 
 
-def _nonnegative_int(text):
-    v = int(text)
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text}")
-    return v
+_positive_int, _nonnegative_int = _int_at_least(1), _int_at_least(0)
 
 
 def _model_options(p, defaults):
