@@ -268,6 +268,11 @@ PYBIND11_MODULE(_C, m) {
     d["openmp_version"] = _OPENMP;
     d["cpu_capability"] = cpu_capability_name(cpu_capability());
     d["cpu_capability_best"] = cpu_capability_name(best_cpu_capability());
+#if defined(__SANITIZE_ADDRESS__)
+    d["address_sanitizer"] = true;  // the process's memory then includes ASan's shadow and quarantine
+#else
+    d["address_sanitizer"] = false;
+#endif
     return d;
   });
 }
