@@ -69,10 +69,14 @@ void gemm(bool ta, bool tb, int M, int N, int K, double alpha, const double* A, 
 }
 
 namespace {
-// Pieces of at least ~2M multiply-adds and 16 rows (or columns), at most 16: enough to spread over a
-// few cores, few enough that each stays one efficient BLAS call.
+// Every piece is its own BLAS call, and each call packs the whole other operand (K x N when the
+// rows are split): that costs about as much as ~50 rows of the product, so a piece of 100 rows ran
+// at 2/3 of one whole call's rate (1600x1024x256 float32 in 16 pieces: 11.5 ms against 7.8 ms for
+// one call, one thread). Pieces of at least 384 rows (or columns) keep that under ~12 %; at least
+// ~2M multiply-adds each, at most 16 pieces, bounds on multiples of 16.
 constexpr long kPieceWork = 1L << 21;
 constexpr long kMaxPieces = 16;
+constexpr long kMinPieceExtent = 384;
 constexpr int kPieceAlign = 16;
 }  // namespace
 
@@ -82,7 +86,7 @@ long GemmPieces<T>::count() const {
   const long work = static_cast<long>(M) * N * std::max(K, 1);
   const int extent = M >= N ? M : N;
   const long by_work = std::max(1L, work / kPieceWork);
-  const long by_extent = std::max(1L, static_cast<long>(extent) / kPieceAlign);
+  const long by_extent = std::max(1L, static_cast<long>(extent) / kMinPieceExtent);
   return std::min({by_work, by_extent, kMaxPieces});
 }
 
