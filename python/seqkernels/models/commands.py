@@ -101,6 +101,15 @@ def add_demo_parser(sub):
     p.add_argument("--no-repeat-ngram", metavar="N", type=_nonnegative_int, default=8,
                    help="also show the completions with n-gram blocking: no N-character string is generated "
                         "twice (0: do not; default: %(default)s)")
+    p.add_argument("--beam-groups", metavar="G", type=_positive_int, default=1,
+                   help="also show every completion of the first prompt by diverse beam search: the beams in G "
+                        "groups (G must divide --beam-size; 1: do not; default: %(default)s)")
+    p.add_argument("--diversity-penalty", metavar="L", type=float, default=1.0,
+                   help="diverse beam search: a group's log-prob of a character loses L per time an earlier "
+                        "group took it at that step (default: %(default)s)")
+    p.add_argument("--sampling-topk", metavar="K", type=_positive_int, default=1,
+                   help="also show the completions by beam search that draws its candidates from the top K "
+                        "(sampling inside beam search; seeded by --seed; 1: do not; default: %(default)s)")
     p.set_defaults(func=run_demo)
     return p
 
@@ -249,6 +258,26 @@ def _show_outputs(lm, args, out, prompts):
             for p, b, g in zip(prompts, beams, greedy):
                 out(f"  beam   | {b}")
                 out(f"  greedy | {g}")
+        _show_diverse_and_sampled(lm, args, out, prompts)
+
+
+def _show_diverse_and_sampled(lm, args, out, prompts):
+    """The demo's optional diverse-beam and sampled-beam completions."""
+    G, k = getattr(args, "beam_groups", 1), getattr(args, "sampling_topk", 1)
+    if G > 1:
+        plain = lm.beam_search(prompts[0], beam_size=args.beam_size, max_len=80, n_best=args.beam_size)
+        diverse = lm.beam_search(prompts[0], beam_size=args.beam_size, max_len=80, n_best=args.beam_size,
+                                 num_beam_groups=G, diversity_penalty=args.diversity_penalty)
+        out(f"\nall {args.beam_size} completions of the first prompt, beam search vs diverse beam search "
+            f"({G} groups, diversity penalty {args.diversity_penalty}):")
+        for b, d in zip(plain, diverse):
+            out(f"  beam    | {b}")
+            out(f"  diverse | {d}")
+    if k > 1:
+        sampled = lm.beam_search(prompts, beam_size=args.beam_size, max_len=80, sampling_topk=k, seed=args.seed)
+        out(f"\nbeam search drawing its candidates from the top {k} (seed {args.seed}):")
+        for s in sampled:
+            out(f"  sampled | {s}")
 
 
 def _plot(hist, before, path, out):
@@ -291,6 +320,8 @@ def run_demo(args, out=print) -> int:
     from .language_model import LanguageModel
     from .vocab import Vocab
 
+    if args.beam_size % args.beam_groups:  # before training, not after
+        raise ValueError(f"--beam-groups: must divide --beam-size {args.beam_size}, got {args.beam_groups}")
     if args.quick:
         for k in ("seconds", "epochs", "hidden_size", "embedding_dim", "batch_size", "bptt", "lr"):
             if getattr(args, k) == DEMO_DEFAULTS[k]:  # explicit options still win
