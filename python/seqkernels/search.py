@@ -761,7 +761,14 @@ def beam_search(
     ``beam_size < 1``, ``n_best`` outside ``[1, B]``, ``max_len < 1``, ``min_len`` outside
     ``[0, max_len]``, ``bos_id``/``eos_id`` outside the vocabulary, an unknown ``penalty`` or
     ``early_stopping``, a state whose rows are not ``N*B``, and a ``step`` that returns something
-    other than ``(log_probs (N*B, V), state)`` or NaN log-probs.
+    other than ``(log_probs (N*B, V), state)`` or NaN log-probs; ``num_beam_groups`` that does not
+    divide ``B``, a non-finite ``diversity_penalty``, a negative ``coverage_penalty``, an attention
+    that is not ``(N*B, S)`` with finite weights ``>= 0`` or shorter than ``source_lengths``,
+    ``sampling_topk < 1``, ``sampling_temperature <= 0`` and a seed list that is not one per item.
+
+    Structure: :class:`_BeamConfig` validates the arguments once; :class:`_Beams` holds the
+    search's state, and each step is ``advance`` (expand, finish ``<EOS>`` candidates, keep the new
+    beams) then ``stop`` (the stopping rules); the loop below is the algorithm.
     """
     cfg = _BeamConfig.validate(
         batch_size=batch_size, beam_size=beam_size, n_best=n_best, max_len=max_len, min_len=min_len,
