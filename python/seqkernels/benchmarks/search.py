@@ -145,13 +145,17 @@ def control_variants(R, V, L, rng):
         ("forced prefix", 10, dict(forced=forced)),
         ("no_repeat_ngram 3", 25, ngram3),
         ("all but forced", 25, dict(forbid_eos=True, banned=banned, repetition_penalty=1.2, **ngram3)),
-        ("sampling pool top-50", None, dict(candidates=50)),
     ]
 
 
-def bench_controls(N, B, V, L, threads, repeats, seed=0):
+#: Step variants of the controls that live in the driver: the sampling pool (top 50 kept, not 2B).
+POOL_VARIANTS = [("sampling pool top-50", None, dict(candidates=50))]
+
+
+def bench_controls(N, B, V, L, threads, repeats, seed=0, extra=()):
     """Rows: the fused step's median time with each control vs with none, on the same logits
-    (candidates checked against the reference first)."""
+    (candidates checked against the reference first); ``extra``: more variants, as
+    :data:`POOL_VARIANTS`."""
     from seqkernels import ops
     from seqkernels.reference import search as ref
 
@@ -159,7 +163,7 @@ def bench_controls(N, B, V, L, threads, repeats, seed=0):
     scores = (3.0 * rng.standard_normal((N * B, V))).astype(np.float32)
     beam_scores = -np.abs(rng.standard_normal((N, B))).astype(np.float32)
     eos_id = 2
-    variants = control_variants(N * B, V, L, rng)
+    variants = control_variants(N * B, V, L, rng) + list(extra)
     fns = {}
     for name, _, kw in variants:
         fns[name] = (lambda kw=kw: ops.beam_step(scores, beam_scores, eos_id=eos_id, num_threads=threads, **kw))
@@ -262,7 +266,7 @@ def main(argv=None, results_dir=None) -> int:
     if args.controls:
         if args.device != "cpu":
             raise SystemExit("--controls: CPU only for now (the CUDA step's controls have never run)")
-        rows = bench_controls(64, 5, 32000, 64, args.threads, repeats)
+        rows = bench_controls(64, 5, 32000, 64, args.threads, repeats, extra=POOL_VARIANTS)
         rows += bench_search_controls(64, 5, 32000, 8, args.threads, max(3, repeats // 4))
         notes = [f"threads: {args.threads}; float32 logits (log-softmax inside, as in the table of bench/search.py); one step of ops.beam_step with each control vs "
                  "none on the same scores (interleaved blocks); target % from issue 16",
