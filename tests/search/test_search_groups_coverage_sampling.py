@@ -439,3 +439,43 @@ def test_demo_shows_diverse_and_sampled_beams(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "seqkernels", "demo", "--beam-size", "5", "--beam-groups", "2"],
                          capture_output=True, text=True, cwd=tmp_path, timeout=60)
     assert bad.returncode != 0 and "--beam-groups: must divide --beam-size 5" in bad.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# GPU (CuPy): never run here (no GPU on the build machine)
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.cuda
+def test_groups_coverage_and_sampling_with_a_cupy_model():
+    import cupy
+
+    N, V, G = 2, 7, 2
+    model = Attending(V, N, seed=4, S=3)
+    A, C, D, E, F = (cupy.asarray(m) for m in (model.A, model.C, model.D, model.E, model.F))
+
+    def gpu_step(tokens, state):
+        items, (prev,) = state
+        z = A[tokens] + C[prev] + D[items]
+        z = z - z.max(axis=1, keepdims=True)
+        lp = z - cupy.log(cupy.exp(z).sum(axis=1, keepdims=True))
+        a = E[tokens, prev] + F[items]
+        att = cupy.exp(a - a.max(axis=1, keepdims=True))
+        return lp, (items, [tokens.copy()]), att / att.sum(axis=1, keepdims=True)
+
+    items, (prev,) = model.init_state(N, 2 * G)
+    kw = dict(num_beam_groups=G, diversity_penalty=0.8, coverage_penalty=0.5, sampling_topk=9, seed=[1, 2],
+              n_best=4, max_len=5)
+    got = beam_search(gpu_step, (cupy.asarray(items), [cupy.asarray(prev)]), batch_size=N, beam_size=2 * G,
+                      bos_id=BOS, eos_id=EOS, **kw)
+    want = run_beam(model, N, 2 * G, **kw)
+    for g, w in zip(got, want):
+        assert [h.tokens for h in g] == [h.tokens for h in w]
+        np.testing.assert_allclose([h.score for h in g], [h.score for h in w], atol=1e-12)
+    # the wider pool on GPU arrays runs the CPU step on host copies: the same candidates
+    scores = cupy.asarray(np.random.default_rng(0).normal(size=(4, 9)))
+    beam_scores = cupy.zeros((2, 2))
+    gpu = beam_step(scores, beam_scores, eos_id=EOS, candidates=7)
+    cpu = beam_step(scores.get(), beam_scores.get(), eos_id=EOS, candidates=7)
+    assert isinstance(gpu.cand_token, cupy.ndarray)
+    np.testing.assert_array_equal(gpu.cand_token.get(), cpu.cand_token)

@@ -92,8 +92,9 @@ candidates are drawn from the top ``k`` with probabilities ``softmax(score / tau
 replacement (:func:`draw_candidates`, one uniform number per draw: ``2B`` per item per step from
 :func:`uniform_draws`, so per-item seeds make an item's search independent of the batch), and the
 drawn ones, in rank order, go through the usual rules (``<EOS>`` among the first ``B`` finishes,
-the first ``B`` others stay alive). CTranslate2 samples its candidates from the top ``k`` of the
-same running scores but with its own generator and draw order, so its tokens cannot be matched.
+the first ``B`` others stay alive). The names and ``k``'s meaning (``1`` = off) are
+CTranslate2's; its draw (its own generator, order and whether it draws with replacement) was not
+compared with this one, and no token-level agreement is claimed: the semantics above are ours.
 """
 
 from __future__ import annotations
