@@ -175,8 +175,8 @@ def _call_step(step, tokens, state, rows: int, vocab: int | None, t: int, attent
     out = step(tokens, state)
     want = 3 if attention else 2
     if not isinstance(out, tuple) or len(out) != want:
-        raise ValueError(f"step: must return {'(log_probs, state, attention)' if attention else 'a pair (log_probs, state)'}"
-                         f", got {type(out).__name__}"
+        what = "(log_probs, state, attention)" if attention else "a pair (log_probs, state)"
+        raise ValueError(f"step: must return {what}, got {type(out).__name__}"
                          + (f" of length {len(out)}" if isinstance(out, tuple) else ""))
     log_probs, state = out[0], out[1]
     att = _check_attention(out[2], rows, t) if attention else None
