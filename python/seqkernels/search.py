@@ -542,10 +542,8 @@ class _Beams:
         the tokens its item's earlier groups took), finish its ``<EOS>`` candidates and keep its
         new beams; ``attention`` ``(N*B, S)`` (host, or None) extends the coverage."""
         cfg = self.cfg
-        U, b, G, length = cfg.units, cfg.group_size, cfg.groups, t + 1
+        U, b, G = cfg.units, cfg.group_size, cfg.groups
         kw = self._step_kwargs(t)
-        if cfg.sampling:
-            kw["candidates"] = cfg.pool
         uniforms = self.draw().reshape(cfg.items, G, 2 * b) if cfg.sampling else None
         covered = None
         if attention is not None:
@@ -554,46 +552,68 @@ class _Beams:
                 self.coverage = np.zeros_like(att)
             covered = self.coverage + att          # every beam's coverage after this step
         self.src = np.tile(np.arange(b), (U, 1))
-        new_tok = np.full((U, b), cfg.eos_id, dtype=np.int64)   # fed to done units / dead beams
-        new_lp = np.zeros((U, b))
-        new_scores = np.full((U, b), -np.inf)
+        new = (np.full((U, b), cfg.eos_id, dtype=np.int64),   # tokens (fed to done units, dead beams)
+               np.zeros((U, b)),                                # their log-probs
+               np.full((U, b), -np.inf))                        # running scores
         taken = [[] for _ in range(cfg.items)]
         for g in range(G):
-            rows = None if G == 1 else (np.arange(cfg.items)[:, None] * cfg.beams + g * b
-                                        + np.arange(b)).reshape(-1)
-            lp = log_probs if rows is None else log_probs[xp.asarray(rows)]
-            kw_g = _select_rows(kw, rows)
-            if cfg.diversity and g > 0:
-                self._diversify(lp, xp, taken, kw_g.get("forced"))
-            out = cfg.step_op(lp, xp.asarray(self.scores[g::G], dtype=lp.dtype), eos_id=cfg.eos_id,
-                              log_probs=True, forbid_eos=length < cfg.min_len, **kw_g)
-            c_score, c_beam, c_token, c_logp = (_to_host(a) for a in out[:4])
-            if c_score.shape != (cfg.items, cfg.pool) or tuple(out[5].shape) != (cfg.items, b):
-                raise ValueError(f"step_op: returned cand_score {c_score.shape} and alive "
-                                 f"{tuple(out[5].shape)}, expected ({cfg.items}, {cfg.pool}) and "
-                                 f"({cfg.items}, {b})")
-            for n in range(cfg.items):
-                u = n * G + g
-                if self.done[u]:
-                    continue
-                picked = (draw_candidates(c_score[n, :cfg.sampling_topk], 2 * b, uniforms[n, g],
-                                          cfg.temperature) if cfg.sampling else range(2 * b))
-                picked = [r for r in picked if c_token[n, r] >= 0]
-                for r in picked[:b]:  # finished: <EOS> within the first b, in rank order
-                    if c_token[n, r] == cfg.eos_id and c_score[n, r] > -np.inf:
-                        k = c_beam[n, r]
-                        self.finish(u, list(self.tokens[u, k]) + [cfg.eos_id],
-                                    list(self.log_probs[u, k]) + [c_logp[n, r]], c_score[n, r],
-                                    None if covered is None else covered[u, k])
-                alive = [r for r in picked if c_token[n, r] != cfg.eos_id][:b]
-                for j, r in enumerate(alive):  # the new beams
-                    if c_score[n, r] > -np.inf:
-                        self.src[u, j] = c_beam[n, r]
-                        new_tok[u, j] = c_token[n, r]
-                        new_lp[u, j] = c_logp[n, r]
-                        new_scores[u, j] = c_score[n, r]
-                        taken[n].append(int(c_token[n, r]))
-        self._keep(new_tok, new_lp, new_scores, covered, t)
+            cand = self._expand_group(g, log_probs, kw, taken, xp, t + 1)
+            for n in np.flatnonzero(~self.done[g::G]):
+                picked = self._pick(cand, n, None if uniforms is None else uniforms[n, g])
+                taken[n] += self._take(n * G + g, cand, n, picked, covered, new)
+        self._keep(*new, covered, t)
+
+    def _expand_group(self, g: int, log_probs, kw: dict, taken, xp, length: int):
+        """The step op on group ``g``'s rows of every item (all rows without groups), after the
+        diversity penalty: host arrays ``(cand_score, cand_beam, cand_token, cand_logp)``."""
+        cfg, b = self.cfg, self.cfg.group_size
+        rows = None if cfg.groups == 1 else (np.arange(cfg.items)[:, None] * cfg.beams + g * b
+                                             + np.arange(b)).reshape(-1)
+        lp = log_probs if rows is None else log_probs[xp.asarray(rows)]  # a copy with groups
+        kw = _select_rows(kw, rows)
+        if cfg.sampling:
+            kw["candidates"] = cfg.pool
+        if cfg.diversity and g > 0:
+            self._diversify(lp, xp, taken, kw.get("forced"))
+        out = cfg.step_op(lp, xp.asarray(self.scores[g::cfg.groups], dtype=lp.dtype), eos_id=cfg.eos_id,
+                          log_probs=True, forbid_eos=length < cfg.min_len, **kw)
+        cand = tuple(_to_host(a) for a in out[:4])
+        if cand[0].shape != (cfg.items, cfg.pool) or tuple(out[5].shape) != (cfg.items, b):
+            raise ValueError(f"step_op: returned cand_score {cand[0].shape} and alive "
+                             f"{tuple(out[5].shape)}, expected ({cfg.items}, {cfg.pool}) and "
+                             f"({cfg.items}, {b})")
+        return cand
+
+    def _pick(self, cand, n: int, uniforms) -> list[int]:
+        """Item ``n``'s candidates that go through the rules, in rank order: the first ``2b``, or
+        ``2b`` drawn from the top ``sampling_topk``; padding (token ``-1``) dropped."""
+        cfg, b = self.cfg, self.cfg.group_size
+        c_score, _, c_token, _ = cand
+        picked = (draw_candidates(c_score[n, :cfg.sampling_topk], 2 * b, uniforms, cfg.temperature)
+                  if cfg.sampling else range(2 * b))
+        return [r for r in picked if c_token[n, r] >= 0]
+
+    def _take(self, u: int, cand, n: int, picked, covered, new) -> list[int]:
+        """Unit ``u`` (item ``n``'s candidates ``cand``): finish the ``<EOS>`` candidates among
+        the first ``b`` picked, in rank order, and write the first ``b`` other ones with a finite
+        score into ``new`` as its beams. Returns the tokens of its new beams."""
+        cfg, b = self.cfg, self.cfg.group_size
+        c_score, c_beam, c_token, c_logp = cand
+        new_tok, new_lp, new_scores = new
+        for r in picked[:b]:
+            if c_token[n, r] == cfg.eos_id and c_score[n, r] > -np.inf:
+                k = c_beam[n, r]
+                self.finish(u, list(self.tokens[u, k]) + [cfg.eos_id],
+                            list(self.log_probs[u, k]) + [c_logp[n, r]], c_score[n, r],
+                            None if covered is None else covered[u, k])
+        alive = [r for r in picked if c_token[n, r] != cfg.eos_id][:b]
+        for j, r in enumerate(alive):
+            if c_score[n, r] > -np.inf:  # else a dead beam
+                self.src[u, j] = c_beam[n, r]
+                new_tok[u, j] = c_token[n, r]
+                new_lp[u, j] = c_logp[n, r]
+                new_scores[u, j] = c_score[n, r]
+        return [int(new_tok[u, j]) for j in range(len(alive)) if new_scores[u, j] > -np.inf]
 
     def _keep(self, new_tok, new_lp, new_scores, covered, t: int) -> None:
         """Reorder every per-beam array by ``src`` and append this step's column."""
