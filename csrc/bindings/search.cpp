@@ -41,7 +41,7 @@ template <typename T>
 py::tuple beam_step_t(const py::array& scores, const py::array& beam_scores, int eos_id, bool log_probs,
                       bool forbid_eos, int num_threads, const py::object& history, const py::object& history_hash,
                       double repetition_penalty, int no_repeat_ngram, const py::object& banned,
-                      const py::object& forced) {
+                      const py::object& forced, int candidates) {
   SK_CHECK(beam_scores.ndim() == 2, "beam_scores: expected 2 dimensions (N, B), got " << shape_str(beam_scores));
   SK_CHECK(scores.ndim() == 2, "scores: expected 2 dimensions (N*B, V), got " << shape_str(scores));
   BeamStepArgs<T> a;
@@ -71,7 +71,10 @@ py::tuple beam_step_t(const py::array& scores, const py::array& beam_scores, int
   }
   a.banned = token_ids(banned, "banned", rows, a.vocab, true, &a.banned_width);
   a.forced = token_ids(forced, "forced", rows, a.vocab, true, nullptr);
-  const py::ssize_t N = a.items, K = 2 * a.beams;
+  SK_CHECK(candidates == 0 || candidates >= 2 * a.beams,
+           "candidates: expected 0 or >= 2B = " << 2 * a.beams << ", got " << candidates);
+  a.candidates = candidates;
+  const py::ssize_t N = a.items, K = candidates > 0 ? candidates : 2 * a.beams;
   py::array_t<T> cand_score({N, K}), cand_logp({N, K});
   py::array_t<int32_t> cand_beam({N, K}), cand_token({N, K}), alive({N, static_cast<py::ssize_t>(a.beams)});
   py::array_t<bool> cand_finished({N, K});
@@ -143,18 +146,21 @@ void bind_search(py::module_& m) {
   m.def("beam_step",
         [](const py::array& scores, const py::array& beam_scores, int eos_id, bool log_probs, bool forbid_eos,
            int num_threads, const py::object& history, const py::object& history_hash, double repetition_penalty,
-           int no_repeat_ngram_size, const py::object& banned, const py::object& forced) {
+           int no_repeat_ngram_size, const py::object& banned, const py::object& forced, int candidates) {
           if (py::isinstance<py::array_t<double>>(scores))
             return beam_step_t<double>(scores, beam_scores, eos_id, log_probs, forbid_eos, num_threads, history,
-                                       history_hash, repetition_penalty, no_repeat_ngram_size, banned, forced);
+                                       history_hash, repetition_penalty, no_repeat_ngram_size, banned, forced,
+                                       candidates);
           return beam_step_t<float>(scores, beam_scores, eos_id, log_probs, forbid_eos, num_threads, history,
-                                    history_hash, repetition_penalty, no_repeat_ngram_size, banned, forced);
+                                    history_hash, repetition_penalty, no_repeat_ngram_size, banned, forced,
+                                    candidates);
         },
         py::arg("scores"), py::arg("beam_scores"), py::arg("eos_id"), py::arg("log_probs") = false,
         py::arg("forbid_eos") = false, py::arg("num_threads") = 0, py::arg("history") = py::none(),
         py::arg("history_hash") = py::none(), py::arg("repetition_penalty") = 1.0,
         py::arg("no_repeat_ngram_size") = 0, py::arg("banned") = py::none(), py::arg("forced") = py::none(),
+        py::arg("candidates") = 0,
         "Fused beam-search step (seqkernels/beam_search.h): returns (cand_score, cand_beam, cand_token, "
         "cand_logp, cand_finished, alive). scores and beam_scores: float32 or float64, same dtype; history, "
-        "banned, forced: int32; history_hash: uint64.");
+        "banned, forced: int32; history_hash: uint64. candidates: K >= 2B candidates per item (0: 2B).");
 }

@@ -163,10 +163,15 @@ RowNorm<T> row_norm(const T* x, int V, const std::vector<Override<T>>& ov, T* bu
   return {m, std::log(sum)};
 }
 
+template <typename T>
+int candidate_count(const BeamStepArgs<T>& a) {
+  return a.candidates > 0 ? a.candidates : 2 * a.beams;
+}
+
 // Returns false (outputs unspecified) if a row of the item holds a NaN or +inf.
 template <typename T>
 bool step_item(const BeamStepArgs<T>& a, int n, Scratch<T>& s) {
-  const int B = a.beams, V = a.vocab, K = 2 * B;
+  const int B = a.beams, V = a.vocab, K = candidate_count(a);
   const T ninf = -std::numeric_limits<T>::infinity();
   TopK<T>& top = s.top;
   top.size = 0;
@@ -242,7 +247,7 @@ int beam_step(const BeamStepArgs<T>& a) {
   int first_bad = a.items;
 #pragma omp parallel num_threads(nt) reduction(min : first_bad)
   {
-    Scratch<T> scratch(2 * a.beams);
+    Scratch<T> scratch(candidate_count(a));
 #pragma omp for schedule(static)
     for (int n = 0; n < a.items; ++n)
       if (!step_item(a, n, scratch)) first_bad = std::min(first_bad, n);

@@ -126,7 +126,7 @@ def _controls(scores, beam_scores, history, history_hash, repetition_penalty, no
 def beam_step(scores, beam_scores, *, eos_id: int, log_probs: bool = False,
               forbid_eos: bool = False, num_threads: int = 0, history=None, history_hash=None,
               repetition_penalty: float = 1.0, no_repeat_ngram_size: int = 0, banned=None,
-              forced=None) -> BeamStep:
+              forced=None, candidates: int | None = None) -> BeamStep:
     """One beam-search expansion step for ``N`` items x ``B`` beams.
 
     Contract (documented in full at :func:`seqkernels.reference.search.beam_step`):
@@ -142,6 +142,9 @@ def beam_step(scores, beam_scores, *, eos_id: int, log_probs: bool = False,
       keeps it per hypothesis and appends one column a step); ``banned`` ``(N*B, W)`` token ids
       masked per row (``-1`` pads); ``forced`` ``(N*B,)`` the row's only allowed token (``-1`` =
       none).
+    * ``candidates``: keep the top ``K >= 2B`` candidates per item instead of ``2B`` (the pool
+      that sampling inside beam search draws from; ``None`` = ``2B``); the ``(N, 2B)`` outputs
+      are then ``(N, K)``.
     * Returns a :class:`BeamStep` of arrays on the input's device: ``cand_score``, ``cand_logp``
       ``(N, 2B)`` in the dtype of ``scores``; ``cand_beam``, ``cand_token`` ``(N, 2B)`` int32;
       ``cand_finished`` ``(N, 2B)`` bool; ``alive`` ``(N, B)`` int32.
@@ -151,7 +154,8 @@ def beam_step(scores, beam_scores, *, eos_id: int, log_probs: bool = False,
     mixed devices; RuntimeError for GPU arrays when CuPy or the CUDA extension is missing.
     ``num_threads``: CPU threads over items (0 = OpenMP's default). On the GPU the controls run in
     the CUDA step's per-candidate pass (their per-row token lists are built on the host), except a
-    repetition penalty on raw logits (``log_probs=False``), which runs the CPU step on host copies.
+    repetition penalty on raw logits (``log_probs=False``) and ``candidates > 2B``, which run the
+    CPU step on host copies.
     """
     scores = _as_array(scores, "scores")
     beam_scores = _as_array(beam_scores, "beam_scores")
@@ -161,6 +165,14 @@ def beam_step(scores, beam_scores, *, eos_id: int, log_probs: bool = False,
         raise ValueError(f"num_threads: expected an int >= 0 (0 = OpenMP default), got {num_threads!r}")
     controls = _controls(scores, beam_scores, history, history_hash, repetition_penalty,
                          no_repeat_ngram_size, banned, forced)
+    if candidates is not None:
+        n_beams = beam_scores.shape[1]
+        if isinstance(candidates, (bool, np.bool_)) or not isinstance(candidates, (int, np.integer)):
+            raise TypeError(f"candidates: expected an int or None, got {type(candidates).__name__}")
+        if candidates < 2 * n_beams:
+            raise ValueError(f"candidates: must be >= 2B = {2 * n_beams}, got {candidates}")
+        if candidates > 2 * n_beams:
+            controls["candidates"] = int(candidates)
     return _dispatch_beam_step(scores, beam_scores, int(eos_id), bool(log_probs), bool(forbid_eos),
                                int(num_threads), controls)
 
@@ -170,9 +182,10 @@ def _dispatch_beam_step(scores, beam_scores, eos_id: int, log_probs: bool, forbi
     """The single dispatch point of :func:`beam_step` (inputs already validated)."""
     if _on_gpu(scores):
         penalised_logits = not log_probs and controls and controls.get("repetition_penalty", 1.0) != 1.0
-        if not penalised_logits:
+        if not penalised_logits and "candidates" not in (controls or {}):
             return _beam_step_cuda(scores, beam_scores, eos_id, log_probs, forbid_eos, controls)
-        # The CUDA row normaliser does not see the penalty: the CPU step on host copies.
+        # The CUDA row normaliser does not see the penalty, and its merge keeps 2B candidates:
+        # the CPU step on host copies.
         import cupy as cp
 
         out = _dispatch_beam_step(cp.asarray(scores).get(), cp.asarray(beam_scores).get(), eos_id,

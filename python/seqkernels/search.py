@@ -40,9 +40,12 @@ from .reference.search import (
     Hypothesis,
     best_possible_score,
     control_scores,
+    coverage_penalty,
+    draw_candidates,
     ngram_hash_column,
     normalised_score,
     top_p_mask,
+    uniform_draws,
 )
 
 __all__ = [
@@ -165,13 +168,18 @@ def _gather_rows(state, index):
     return state[index]
 
 
-def _call_step(step, tokens, state, rows: int, vocab: int | None, t: int):
-    """Call the model and check what it returned: ``(log_probs (rows, V), state)``."""
+def _call_step(step, tokens, state, rows: int, vocab: int | None, t: int, attention: bool = False):
+    """Call the model and check what it returned: ``(log_probs (rows, V), state)``, or with
+    ``attention`` ``(log_probs, state, attention (rows, S))``. Returns ``(log_probs, state, xp,
+    attention)``, the attention on the host in float64 (None without)."""
     out = step(tokens, state)
-    if not isinstance(out, tuple) or len(out) != 2:
-        raise ValueError(f"step: must return a pair (log_probs, state), got {type(out).__name__}"
+    want = 3 if attention else 2
+    if not isinstance(out, tuple) or len(out) != want:
+        what = "(log_probs, state, attention)" if attention else "a pair (log_probs, state)"
+        raise ValueError(f"step: must return {what}, got {type(out).__name__}"
                          + (f" of length {len(out)}" if isinstance(out, tuple) else ""))
-    log_probs, state = out
+    log_probs, state = out[0], out[1]
+    att = _check_attention(out[2], rows, t) if attention else None
     if not _is_cupy(log_probs):
         if hasattr(log_probs, "__cuda_array_interface__"):
             raise TypeError(f"step: returned a GPU array of type {type(log_probs).__name__}; "
@@ -196,7 +204,22 @@ def _call_step(step, tokens, state, rows: int, vocab: int | None, t: int):
         raise ValueError(f"step: returned NaN log-probs at step {t} (row {row})")
     if bool(xp.isposinf(log_probs).any()):
         raise ValueError(f"step: returned +inf log-probs at step {t}")
-    return log_probs, state, xp
+    return log_probs, state, xp, att
+
+
+def _check_attention(att, rows: int, t: int) -> np.ndarray:
+    """The step's attention weights ``(rows, S)``, finite and ``>= 0``, as host float64."""
+    try:
+        att = _to_host(att).astype(np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"step: returned attention of type {type(att).__name__}, expected an array "
+                        "(rows, S)") from None
+    if att.ndim != 2 or att.shape[0] != rows or att.shape[1] < 1:
+        raise ValueError(f"step: returned attention of shape {att.shape} at step {t}, expected "
+                         f"({rows}, S)")
+    if not (np.isfinite(att).all() and (att >= 0).all()):
+        raise ValueError(f"step: returned attention weights that are negative or not finite at step {t}")
+    return att
 
 
 def _sequence_tokens(seq, name: str) -> list[int]:
@@ -334,6 +357,316 @@ def _append_hash(hashes: np.ndarray, history: np.ndarray, n: int) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 
 
+def _check_real(value, name: str) -> float:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
+        raise TypeError(f"{name}: expected a real number, got {type(value).__name__}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name}: must be finite, got {value}")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class _BeamConfig:
+    """The validated arguments of :func:`beam_search`. The search runs over *units*: unit
+    ``n*G + g`` is group ``g`` of item ``n`` (``G = groups``; without groups, the item), with
+    ``group_size = B/G`` beams whose rows ``unit*group_size + j`` are the item's rows in order."""
+
+    items: int
+    beams: int
+    n_best: int
+    max_len: int
+    min_len: int
+    bos_id: int
+    eos_id: int
+    alpha: float
+    penalty: str
+    exact: bool                # early_stopping == "exact"
+    target: int                # finished hypotheses a unit needs (patience)
+    controls: _Controls
+    reorder: Callable | None   # None: _gather_rows, with the state's rows checked
+    step_op: Callable
+    groups: int
+    diversity: float
+    beta: float                # coverage penalty
+    source_lengths: np.ndarray | None
+    sampling_topk: int
+    temperature: float
+    seed: Any
+
+    @property
+    def group_size(self) -> int:
+        return self.beams // self.groups
+
+    @property
+    def units(self) -> int:
+        return self.items * self.groups
+
+    @property
+    def rows(self) -> int:
+        return self.items * self.beams
+
+    @property
+    def pool(self) -> int:
+        """Candidates per unit the step keeps: ``2*group_size``, or the sampling pool."""
+        return max(self.sampling_topk, 2 * self.group_size)
+
+    @property
+    def sampling(self) -> bool:
+        return self.sampling_topk > 2 * self.group_size
+
+    @classmethod
+    def validate(cls, *, batch_size, beam_size, n_best, max_len, min_len, bos_id, eos_id,
+                 length_penalty, penalty, early_stopping, patience, reorder, step_op,
+                 num_beam_groups, diversity_penalty, coverage_penalty, source_lengths,
+                 sampling_topk, sampling_temperature, seed, **controls) -> _BeamConfig:
+        N = _check_int(batch_size, "batch_size", 0)
+        B = _check_int(beam_size, "beam_size", 1)
+        n_best = _check_int(n_best, "n_best", 1)
+        if n_best > B:
+            raise ValueError(f"n_best: must be <= beam_size = {B}, got {n_best}")
+        max_len = _check_int(max_len, "max_len", 1)
+        min_len = _check_int(min_len, "min_len", 0)
+        if min_len > max_len:
+            raise ValueError(f"min_len: must be <= max_len = {max_len}, got {min_len}")
+        bos_id = _check_int(bos_id, "bos_id", 0)
+        eos_id = _check_int(eos_id, "eos_id", 0)
+        alpha = _check_penalty(length_penalty, penalty)
+        if early_stopping is not True and not (isinstance(early_stopping, str) and early_stopping == "exact"):
+            raise ValueError(f"early_stopping: must be True or 'exact', got {early_stopping!r}")
+        controls = _Controls(N, **controls)
+        G = _check_int(num_beam_groups, "num_beam_groups", 1)
+        if B % G:
+            raise ValueError(f"num_beam_groups: must divide beam_size = {B}, got {G}")
+        target = _check_patience(patience, B // G)
+        diversity = _check_real(diversity_penalty, "diversity_penalty")
+        beta = _check_real(coverage_penalty, "coverage_penalty")
+        if beta < 0:
+            raise ValueError(f"coverage_penalty: must be >= 0, got {beta}")
+        if source_lengths is not None:
+            source_lengths = np.asarray([_check_int(v, f"source_lengths[{i}]", 1)
+                                         for i, v in enumerate(source_lengths)], dtype=np.int64)
+            if source_lengths.shape != (N,):
+                raise ValueError(f"source_lengths: expected one length per item ({N}), got "
+                                 f"{source_lengths.size}")
+        sampling_topk = _check_int(sampling_topk, "sampling_topk", 1)
+        temperature = _check_real(sampling_temperature, "sampling_temperature")
+        if temperature <= 0:
+            raise ValueError(f"sampling_temperature: must be > 0, got {temperature}")
+        _check_callable(reorder or _gather_rows, "reorder")
+        step_op = _beam_step if step_op is None else step_op
+        _check_callable(step_op, "step_op")
+        return cls(N, B, n_best, max_len, min_len, bos_id, eos_id, alpha, penalty,
+                   early_stopping == "exact", target, controls, reorder, step_op, G, diversity, beta,
+                   source_lengths, sampling_topk, temperature, seed)
+
+    def score(self, log_prob: float, length: int, coverage, item: int) -> float:
+        """The ranking score of a finished hypothesis (length and coverage penalties)."""
+        s = normalised_score(log_prob, length, self.alpha, self.penalty)
+        if self.beta:
+            n_src = None if self.source_lengths is None else int(self.source_lengths[item])
+            s += coverage_penalty(coverage[:n_src], self.beta)
+        return s
+
+
+def _select_rows(kw: dict, index) -> dict:
+    """The step keywords of the rows ``index`` only (None: all rows)."""
+    if index is None:
+        return kw
+    return {k: (v[index] if k in ("history", "history_hash", "banned", "forced") else v)
+            for k, v in kw.items()}
+
+
+class _Beams:
+    """The search's state on the host: every unit's live beams - running raw scores ``(U, b)``
+    and per beam its tokens, log-probs, n-gram hashes and source coverage ``(U, b, t)`` (``b``
+    beams per unit) - its finished hypotheses and whether it is done. Each step:
+    :meth:`advance` (expand every unit and keep its new beams), then :meth:`stop`."""
+
+    def __init__(self, cfg: _BeamConfig):
+        self.cfg = cfg
+        U, b = cfg.units, cfg.group_size
+        self.scores = np.full((U, b), -np.inf)
+        self.scores[:, 0] = 0.0
+        self.tokens = np.zeros((U, b, 0), dtype=np.int64)
+        self.log_probs = np.zeros((U, b, 0))
+        self.hashes = np.zeros((U, b, 0), dtype=np.uint64)
+        self.coverage = None  # (U, b, S) once the first attention is seen
+        self.finished: list[list[Hypothesis]] = [[] for _ in range(U)]
+        self.done = np.zeros(U, dtype=bool)
+        self.src = np.tile(np.arange(b), (U, 1))   # source beam of every new beam
+        self.next_tokens = np.full(cfg.rows, cfg.bos_id, dtype=np.int64)
+        self.draw = uniform_draws(cfg.seed, cfg.items, 2 * cfg.beams) if cfg.sampling else None
+
+    @property
+    def all_done(self) -> bool:
+        return bool(self.done.all())
+
+    def reorder_index(self) -> np.ndarray:
+        """``(N*B,)``: the row every new beam continues."""
+        b = self.cfg.group_size
+        return (np.arange(self.cfg.units)[:, None] * b + self.src).reshape(self.cfg.rows)
+
+    def finish(self, u: int, tokens, log_probs, log_prob, coverage) -> None:
+        log_prob = float(log_prob)
+        self.finished[u].append(Hypothesis(
+            tuple(int(v) for v in tokens),
+            self.cfg.score(log_prob, len(tokens), coverage, u // self.cfg.groups), log_prob,
+            tuple(float(x) for x in log_probs)))
+
+    def _step_kwargs(self, t: int) -> dict:
+        cfg = self.cfg
+        hashes = self.hashes.reshape(cfg.rows, t) if cfg.controls.ngram >= 2 else None
+        return cfg.controls.step_kwargs(self.tokens.reshape(cfg.rows, t).astype(np.int32), t,
+                                        cfg.beams, hashes)
+
+    def _diversify(self, log_probs, xp, taken: list[list[int]], forced):
+        """Hamming diversity, in place, on one group's log-probs ``(N*b, V)`` (a copy):
+        ``taken[n]`` are the tokens item ``n``'s earlier groups took at this step."""
+        b, lam = self.cfg.group_size, self.cfg.diversity
+        ri, ti, vals = [], [], []
+        for n, toks in enumerate(taken):
+            if not toks:
+                continue
+            tok, count = np.unique(np.asarray(toks, dtype=np.int64), return_counts=True)
+            for j in range(b):
+                if forced is None or forced[n * b + j] < 0:  # forced rows take the prefix
+                    ri.append(np.full(tok.size, n * b + j))
+                    ti.append(tok)
+                    vals.append(lam * count.astype(np.float64))
+        if ri:
+            ri, ti, vals = (np.concatenate(a) for a in (ri, ti, vals))
+            log_probs[xp.asarray(ri), xp.asarray(ti)] -= xp.asarray(vals, dtype=log_probs.dtype)
+
+    def advance(self, log_probs, attention, t: int, xp) -> None:
+        """Expand every unit from the step's log-probs ``(N*B, V)`` (group by group, each seeing
+        the tokens its item's earlier groups took), finish its ``<EOS>`` candidates and keep its
+        new beams; ``attention`` ``(N*B, S)`` (host, or None) extends the coverage."""
+        cfg = self.cfg
+        U, b, G = cfg.units, cfg.group_size, cfg.groups
+        kw = self._step_kwargs(t)
+        uniforms = self.draw().reshape(cfg.items, G, 2 * b) if cfg.sampling else None
+        covered = None
+        if attention is not None:
+            att = attention.reshape(U, b, -1)
+            if self.coverage is None:
+                self.coverage = np.zeros_like(att)
+            covered = self.coverage + att          # every beam's coverage after this step
+        self.src = np.tile(np.arange(b), (U, 1))
+        new = (np.full((U, b), cfg.eos_id, dtype=np.int64),   # tokens (fed to done units, dead beams)
+               np.zeros((U, b)),                                # their log-probs
+               np.full((U, b), -np.inf))                        # running scores
+        taken = [[] for _ in range(cfg.items)]
+        for g in range(G):
+            cand = self._expand_group(g, log_probs, kw, taken, xp, t + 1)
+            for n in np.flatnonzero(~self.done[g::G]):
+                picked = self._pick(cand, n, None if uniforms is None else uniforms[n, g])
+                taken[n] += self._take(n * G + g, cand, n, picked, covered, new)
+        self._keep(*new, covered, t)
+
+    def _expand_group(self, g: int, log_probs, kw: dict, taken, xp, length: int):
+        """The step op on group ``g``'s rows of every item (all rows without groups), after the
+        diversity penalty: host arrays ``(cand_score, cand_beam, cand_token, cand_logp)``."""
+        cfg, b = self.cfg, self.cfg.group_size
+        rows = None if cfg.groups == 1 else (np.arange(cfg.items)[:, None] * cfg.beams + g * b
+                                             + np.arange(b)).reshape(-1)
+        lp = log_probs if rows is None else log_probs[xp.asarray(rows)]  # a copy with groups
+        kw = _select_rows(kw, rows)
+        if cfg.sampling:
+            kw["candidates"] = cfg.pool
+        if cfg.diversity and g > 0:
+            self._diversify(lp, xp, taken, kw.get("forced"))
+        out = cfg.step_op(lp, xp.asarray(self.scores[g::cfg.groups], dtype=lp.dtype), eos_id=cfg.eos_id,
+                          log_probs=True, forbid_eos=length < cfg.min_len, **kw)
+        cand = tuple(_to_host(a) for a in out[:4])
+        if cand[0].shape != (cfg.items, cfg.pool) or tuple(out[5].shape) != (cfg.items, b):
+            raise ValueError(f"step_op: returned cand_score {cand[0].shape} and alive "
+                             f"{tuple(out[5].shape)}, expected ({cfg.items}, {cfg.pool}) and "
+                             f"({cfg.items}, {b})")
+        return cand
+
+    def _pick(self, cand, n: int, uniforms) -> list[int]:
+        """Item ``n``'s candidates that go through the rules, in rank order: the first ``2b``, or
+        ``2b`` drawn from the top ``sampling_topk``; padding (token ``-1``) dropped."""
+        cfg, b = self.cfg, self.cfg.group_size
+        c_score, _, c_token, _ = cand
+        picked = (draw_candidates(c_score[n, :cfg.sampling_topk], 2 * b, uniforms, cfg.temperature)
+                  if cfg.sampling else range(2 * b))
+        return [r for r in picked if c_token[n, r] >= 0]
+
+    def _take(self, u: int, cand, n: int, picked, covered, new) -> list[int]:
+        """Unit ``u`` (item ``n``'s candidates ``cand``): finish the ``<EOS>`` candidates among
+        the first ``b`` picked, in rank order, and write the first ``b`` other ones with a finite
+        score into ``new`` as its beams. Returns the tokens of its new beams."""
+        cfg, b = self.cfg, self.cfg.group_size
+        c_score, c_beam, c_token, c_logp = cand
+        new_tok, new_lp, new_scores = new
+        for r in picked[:b]:
+            if c_token[n, r] == cfg.eos_id and c_score[n, r] > -np.inf:
+                k = c_beam[n, r]
+                self.finish(u, list(self.tokens[u, k]) + [cfg.eos_id],
+                            list(self.log_probs[u, k]) + [c_logp[n, r]], c_score[n, r],
+                            None if covered is None else covered[u, k])
+        alive = [r for r in picked if c_token[n, r] != cfg.eos_id][:b]
+        for j, r in enumerate(alive):
+            if c_score[n, r] > -np.inf:  # else a dead beam
+                self.src[u, j] = c_beam[n, r]
+                new_tok[u, j] = c_token[n, r]
+                new_lp[u, j] = c_logp[n, r]
+                new_scores[u, j] = c_score[n, r]
+        return [int(new_tok[u, j]) for j in range(len(alive)) if new_scores[u, j] > -np.inf]
+
+    def _keep(self, new_tok, new_lp, new_scores, covered, t: int) -> None:
+        """Reorder every per-beam array by ``src`` and append this step's column."""
+        cfg, src = self.cfg, self.src[:, :, None]
+        self.tokens = np.concatenate([np.take_along_axis(self.tokens, src, axis=1),
+                                      new_tok[:, :, None]], axis=2)
+        self.log_probs = np.concatenate([np.take_along_axis(self.log_probs, src, axis=1),
+                                         new_lp[:, :, None]], axis=2)
+        if cfg.controls.ngram >= 2:  # reordered with the beams, then one new column
+            self.hashes = _append_hash(np.take_along_axis(self.hashes, src, axis=1)
+                                       .reshape(cfg.rows, t), self.tokens.reshape(cfg.rows, t + 1),
+                                       cfg.controls.ngram).reshape(cfg.units, cfg.group_size, t + 1)
+        if covered is not None:
+            self.coverage = np.take_along_axis(covered, src, axis=1)
+        self.scores = new_scores
+        self.next_tokens = new_tok.reshape(cfg.rows)
+
+    def stop(self, length: int) -> None:
+        """The stopping rules, per unit not yet done, after the step that made ``length`` tokens."""
+        cfg = self.cfg
+        for u in np.flatnonzero(~self.done):
+            live = np.flatnonzero(self.scores[u] > -np.inf)
+            if length == cfg.max_len:  # live hypotheses end as they stand
+                for j in live:
+                    self.finish(u, self.tokens[u, j], self.log_probs[u, j], self.scores[u, j],
+                                None if self.coverage is None else self.coverage[u, j])
+                self.done[u] = True
+            elif live.size == 0:
+                self.done[u] = True
+            elif len(self.finished[u]) >= cfg.target:
+                self.done[u] = not cfg.exact or self._bound(u, live, length) <= self._kth(u)
+
+    def _kth(self, u: int) -> float:
+        return sorted((h.score for h in self.finished[u]), reverse=True)[self.cfg.target - 1]
+
+    def _bound(self, u: int, live, length: int) -> float:
+        """The best normalised score a live beam of unit ``u`` can still reach (the coverage
+        penalty is ``<= 0``, so it only lowers it)."""
+        cfg = self.cfg
+        return max(best_possible_score(self.scores[u, j], length, max_len=cfg.max_len,
+                                       min_len=cfg.min_len, alpha=cfg.alpha, penalty=cfg.penalty)
+                   for j in live)
+
+    def results(self) -> list[list[Hypothesis]]:
+        """Per item, the best ``n_best`` of its groups' best ``group_size`` each."""
+        cfg, out = self.cfg, []
+        for n in range(cfg.items):
+            offers = [h for u in range(n * cfg.groups, (n + 1) * cfg.groups)
+                      for h in sorted(self.finished[u], key=lambda h: -h.score)[:cfg.group_size]]
+            out.append(sorted(offers, key=lambda h: -h.score)[:cfg.n_best])
+        return out
+
+
 def beam_search(
     step: Callable,
     state: Any,
@@ -356,6 +689,13 @@ def beam_search(
     bad_words=None,
     prefix=None,
     patience: float = 1.0,
+    num_beam_groups: int = 1,
+    diversity_penalty: float = 0.0,
+    coverage_penalty: float = 0.0,
+    source_lengths=None,
+    sampling_topk: int = 1,
+    sampling_temperature: float = 1.0,
+    seed=None,
 ) -> list[list[Hypothesis]]:
     """Batched beam search over ``N = batch_size`` source items with ``B = beam_size`` beams each.
 
@@ -384,7 +724,7 @@ def beam_search(
         step_op: the expansion step, with the contract of :func:`seqkernels.ops.beam_step`
             (default). The arrays given to it live on the log-probs' device; the controls'
             arrays (keywords ``history``, ``history_hash``, ``banned``, ``forced``, given only when
-            a control is on) are NumPy.
+            a control is on) are NumPy; sampling adds ``candidates``.
 
     Decoding controls (exact semantics, and how they differ from Hugging Face and CTranslate2:
     :mod:`seqkernels.reference.search`, "Decoding controls"; all fused into the step)
@@ -403,6 +743,28 @@ def beam_search(
             before it stops, instead of ``B`` (CTranslate2's ``patience``; ``"exact"`` compares
             its bound with the ``K``-th best).
 
+    Diverse beam search, coverage, sampling (exact semantics and differences from Hugging Face
+    and CTranslate2: :mod:`seqkernels.reference.search`)
+        num_beam_groups, diversity_penalty: ``G`` dividing ``B`` and ``lambda``. The ``B`` beams
+            of an item form ``G`` groups of ``B/G``, each a beam search of its own (its own
+            finished hypotheses and stopping rule, ``K = max(1, ceil(patience * B/G))``), run in
+            order at every step; group ``g``'s log-probs lose ``lambda`` per time a token was
+            taken at this step by the item's earlier groups (Hugging Face's Hamming diversity;
+            the penalty counts in ``log_prob`` and ``score``). An item returns the best
+            ``n_best`` of its groups' best ``B/G`` each. Costs one copy of the log-probs a step.
+        coverage_penalty, source_lengths: ``beta >= 0`` (GNMT); ``step`` must then return
+            ``(log_probs, state, attention (N*B, S))``, the attention behind each row's
+            log-probs. A finished hypothesis ranks by ``log_prob / lp(T_y) + beta * sum_i
+            log(min(c_i, 1))``, ``c_i`` the attention source position ``i`` got over its steps,
+            ``i < source_lengths[n]`` (all ``S`` by default).
+        sampling_topk, sampling_temperature, seed: with ``k > 2B/G`` each step draws, per item
+            and group, ``2B/G`` distinct candidates from its top ``k`` (by running score, after
+            the controls; the fused step keeps ``k`` candidates instead of ``2B/G``) with
+            probabilities ``softmax(score / temperature)``, then applies the usual rules to them
+            in rank order; ``k <= 2B/G`` (``1``, the default) is plain beam search. ``seed`` as
+            in :func:`sample`: an int, or one per item (an item's search is then independent of
+            the batch).
+
     Algorithm
         Step 0 expands beam 0 only (the other beams start at ``-inf``). Each step, for each item,
         the step op ranks the ``B*V`` extensions by raw score (ties: lowest ``b*V + v``) and keeps
@@ -419,128 +781,51 @@ def beam_search(
     ``beam_size < 1``, ``n_best`` outside ``[1, B]``, ``max_len < 1``, ``min_len`` outside
     ``[0, max_len]``, ``bos_id``/``eos_id`` outside the vocabulary, an unknown ``penalty`` or
     ``early_stopping``, a state whose rows are not ``N*B``, and a ``step`` that returns something
-    other than ``(log_probs (N*B, V), state)`` or NaN log-probs.
+    other than ``(log_probs (N*B, V), state)`` or NaN log-probs; ``num_beam_groups`` that does not
+    divide ``B``, a non-finite ``diversity_penalty``, a negative ``coverage_penalty``, an attention
+    that is not ``(N*B, S)`` with finite weights ``>= 0`` or shorter than ``source_lengths``,
+    ``sampling_topk < 1``, ``sampling_temperature <= 0`` and a seed list that is not one per item.
+
+    Structure: :class:`_BeamConfig` validates the arguments once; :class:`_Beams` holds the
+    search's state, and each step is ``advance`` (expand, finish ``<EOS>`` candidates, keep the new
+    beams) then ``stop`` (the stopping rules); the loop below is the algorithm.
     """
-    N = _check_int(batch_size, "batch_size", 0)
-    B = _check_int(beam_size, "beam_size", 1)
-    n_best = _check_int(n_best, "n_best", 1)
-    if n_best > B:
-        raise ValueError(f"n_best: must be <= beam_size = {B}, got {n_best}")
-    max_len = _check_int(max_len, "max_len", 1)
-    min_len = _check_int(min_len, "min_len", 0)
-    if min_len > max_len:
-        raise ValueError(f"min_len: must be <= max_len = {max_len}, got {min_len}")
-    bos_id = _check_int(bos_id, "bos_id", 0)
-    eos_id = _check_int(eos_id, "eos_id", 0)
-    alpha = _check_penalty(length_penalty, penalty)
-    if early_stopping is not True and not (isinstance(early_stopping, str) and early_stopping == "exact"):
-        raise ValueError(f"early_stopping: must be True or 'exact', got {early_stopping!r}")
-    controls = _Controls(N, repetition_penalty=repetition_penalty,
-                         no_repeat_ngram_size=no_repeat_ngram_size, suppress_tokens=suppress_tokens,
-                         bad_words=bad_words, prefix=prefix)
-    target = _check_patience(patience, B)
+    cfg = _BeamConfig.validate(
+        batch_size=batch_size, beam_size=beam_size, n_best=n_best, max_len=max_len, min_len=min_len,
+        bos_id=bos_id, eos_id=eos_id, length_penalty=length_penalty, penalty=penalty,
+        early_stopping=early_stopping, patience=patience, reorder=reorder, step_op=step_op,
+        num_beam_groups=num_beam_groups, diversity_penalty=diversity_penalty,
+        coverage_penalty=coverage_penalty, source_lengths=source_lengths,
+        sampling_topk=sampling_topk, sampling_temperature=sampling_temperature, seed=seed,
+        repetition_penalty=repetition_penalty, no_repeat_ngram_size=no_repeat_ngram_size,
+        suppress_tokens=suppress_tokens, bad_words=bad_words, prefix=prefix)
     _check_callable(step, "step")
-    if reorder is not None:
-        _check_callable(reorder, "reorder")
-    if step_op is None:
-        step_op = _beam_step
-    _check_callable(step_op, "step_op")
-    if N == 0:
+    if cfg.items == 0:
         return []
-
-    rows = N * B
-    if reorder is None:
-        _check_state_rows(state, rows, "state")
+    if cfg.reorder is None:
+        _check_state_rows(state, cfg.rows, "state")
     xp = _state_module(state)
-
-    beam_scores = np.full((N, B), -np.inf)   # raw running sums, host
-    beam_scores[:, 0] = 0.0
-    hist_tok = np.zeros((N, B, 0), dtype=np.int64)      # generated tokens of every live beam
-    hist_lp = np.zeros((N, B, 0), dtype=np.float64)     # and their log-probs
-    hist_hash = np.zeros((N, B, 0), dtype=np.uint64)    # (n-1)-gram hashes, for n-gram blocking
-    use_hash = controls.ngram >= 2
-    finished: list[list[Hypothesis]] = [[] for _ in range(N)]
-    done = np.zeros(N, dtype=bool)
-    next_tokens = np.full(rows, bos_id, dtype=np.int64)
+    beams = _Beams(cfg)
     vocab = None
-    beam_range = np.arange(B)
-
-    def finish(n, toks, lps, log_prob, length):
-        log_prob = float(log_prob)
-        finished[n].append(Hypothesis(tuple(int(v) for v in toks),
-                                      normalised_score(log_prob, length, alpha, penalty),
-                                      log_prob, tuple(float(x) for x in lps)))
-
-    for t in range(max_len):
-        length = t + 1  # T_y of every candidate made in this step
-        log_probs, state, xp = _call_step(step, xp.asarray(next_tokens), state, rows, vocab, t)
+    for t in range(cfg.max_len):
+        log_probs, state, xp, attention = _call_step(step, xp.asarray(beams.next_tokens), state,
+                                                     cfg.rows, vocab, t, attention=bool(cfg.beta))
         if vocab is None:
             vocab = int(log_probs.shape[1])
-            _check_vocab_ids(vocab, bos_id=bos_id, eos_id=eos_id)
-            controls.check_vocab(vocab)
-        if reorder is None:
-            _check_state_rows(state, rows, f"step: returned state (step {t})")
-
-        kw = controls.step_kwargs(hist_tok.reshape(rows, t).astype(np.int32), t, B,
-                                  hist_hash.reshape(rows, t) if use_hash else None)
-        out = step_op(log_probs, xp.asarray(beam_scores, dtype=log_probs.dtype), eos_id=eos_id,
-                      log_probs=True, forbid_eos=length < min_len, **kw)
-        c_score, c_beam, c_token, c_logp, c_fin, alive = (_to_host(a) for a in out)
-        if c_score.shape != (N, 2 * B) or alive.shape != (N, B):
-            raise ValueError(f"step_op: returned cand_score {c_score.shape} and alive {alive.shape}, "
-                             f"expected ({N}, {2 * B}) and ({N}, {B})")
-
-        src = np.tile(beam_range, (N, 1))                   # source beam of every new beam
-        new_tok = np.full((N, B), eos_id, dtype=np.int64)   # fed to finished items / dead beams
-        new_lp = np.zeros((N, B))
-        new_scores = np.full((N, B), -np.inf)
-        for n in np.flatnonzero(~done):
-            for r in range(B):  # finished: <EOS> within the top B, in rank order
-                if c_fin[n, r] and c_score[n, r] > -np.inf:
-                    b = c_beam[n, r]
-                    finish(n, list(hist_tok[n, b]) + [eos_id], list(hist_lp[n, b]) + [c_logp[n, r]],
-                           c_score[n, r], length)
-            for j in range(B):  # the new beams
-                r = alive[n, j]
-                if r >= 0 and c_score[n, r] > -np.inf:
-                    src[n, j] = c_beam[n, r]
-                    new_tok[n, j] = c_token[n, r]
-                    new_lp[n, j] = c_logp[n, r]
-                    new_scores[n, j] = c_score[n, r]
-        hist_tok = np.concatenate([np.take_along_axis(hist_tok, src[:, :, None], axis=1),
-                                   new_tok[:, :, None]], axis=2)
-        hist_lp = np.concatenate([np.take_along_axis(hist_lp, src[:, :, None], axis=1),
-                                  new_lp[:, :, None]], axis=2)
-        if use_hash:  # reordered with the beams, then one new column
-            hist_hash = _append_hash(np.take_along_axis(hist_hash, src[:, :, None], axis=1)
-                                     .reshape(rows, t), hist_tok.reshape(rows, t + 1),
-                                     controls.ngram).reshape(N, B, t + 1)
-        beam_scores = new_scores
-
-        for n in np.flatnonzero(~done):  # stopping rules
-            live = np.flatnonzero(beam_scores[n] > -np.inf)
-            if length == max_len:
-                for j in live:
-                    finish(n, hist_tok[n, j], hist_lp[n, j], beam_scores[n, j], length)
-                done[n] = True
-            elif live.size == 0:
-                done[n] = True
-            elif len(finished[n]) >= target:
-                if early_stopping is True:
-                    done[n] = True
-                else:
-                    kth = sorted((h.score for h in finished[n]), reverse=True)[target - 1]
-                    bound = max(best_possible_score(beam_scores[n, j], length, max_len=max_len,
-                                                    min_len=min_len, alpha=alpha, penalty=penalty)
-                                for j in live)
-                    done[n] = bound <= kth
-        if done.all():
+            _check_vocab_ids(vocab, bos_id=cfg.bos_id, eos_id=cfg.eos_id)
+            cfg.controls.check_vocab(vocab)
+        if cfg.reorder is None:
+            _check_state_rows(state, cfg.rows, f"step: returned state (step {t})")
+        if attention is not None and cfg.source_lengths is not None \
+                and int(cfg.source_lengths.max()) > attention.shape[1]:
+            raise ValueError(f"source_lengths: {int(cfg.source_lengths.max())} exceeds the "
+                             f"{attention.shape[1]} source positions of the step's attention")
+        beams.advance(log_probs, attention, t, xp)
+        beams.stop(t + 1)
+        if beams.all_done:
             break
-        index = (np.arange(N)[:, None] * B + src).reshape(rows)
-        next_tokens = new_tok.reshape(rows)
-        state = (reorder or _gather_rows)(state, xp.asarray(index))
-
-    return [sorted(f, key=lambda h: -h.score)[:n_best] for f in finished]
+        state = (cfg.reorder or _gather_rows)(state, xp.asarray(beams.reorder_index()))
+    return beams.results()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -561,7 +846,7 @@ def _decode(step, state, *, batch_size, bos_id, eos_id, max_len, choose, min_len
     next_tokens = np.full(N, bos_id, dtype=np.int64)
     vocab = None
     for t in range(max_len):
-        log_probs, state, xp = _call_step(step, xp.asarray(next_tokens), state, N, vocab, t)
+        log_probs, state, xp, _ = _call_step(step, xp.asarray(next_tokens), state, N, vocab, t)
         if vocab is None:
             vocab = int(log_probs.shape[1])
             _check_vocab_ids(vocab, bos_id=bos_id, eos_id=eos_id)
@@ -649,14 +934,9 @@ def _check_top_p(top_p):
 def _generators(seed, n_items: int):
     """``draw(n_rows) -> (n_rows,)`` uniforms: one generator for the batch, or one per item when
     ``seed`` is a sequence of ``n_items`` seeds (then an item's sample does not depend on the
-    rest of the batch)."""
-    if isinstance(seed, (list, tuple)) or (isinstance(seed, np.ndarray) and seed.ndim == 1):
-        if len(seed) != n_items:
-            raise ValueError(f"seed: expected one seed per item ({n_items}), got {len(seed)}")
-        rngs = [np.random.default_rng(s) for s in seed]
-        return lambda rows: np.array([g.random() for g in rngs])
-    rng = np.random.default_rng(seed)
-    return rng.random
+    rest of the batch); :func:`seqkernels.reference.search.uniform_draws` with one a step."""
+    draw = uniform_draws(seed, n_items, 1)
+    return lambda rows: draw()[:, 0]
 
 
 def sample(step: Callable, state: Any, *, batch_size: int, bos_id: int, eos_id: int, max_len: int,
@@ -746,7 +1026,7 @@ def _score_tokens(step, state, seqs: list[list[int]], bos_id: int, eos_id, name:
     next_tokens = np.full(N, bos_id, dtype=np.int64)
     vocab = None
     for t in range(T):
-        log_probs, state, xp = _call_step(step, xp.asarray(next_tokens), state, N, vocab, t)
+        log_probs, state, xp, _ = _call_step(step, xp.asarray(next_tokens), state, N, vocab, t)
         if vocab is None:
             vocab = int(log_probs.shape[1])
             _check_vocab_ids(vocab, bos_id=bos_id, eos_id=eos_id)

@@ -21,6 +21,14 @@ def test_search_controls_rows_on_a_tiny_shape():
     assert all(r["ms"] > 0 and r["off_ms"] > 0 for r in rows)
 
 
+def test_search_driver_controls_rows_on_a_tiny_shape():
+    rows = search.bench_controls(3, 2, 300, 9, threads=1, repeats=2, extra=search.POOL_VARIANTS)
+    assert rows[-1]["control"] == "sampling pool top-50" and rows[-1]["ms"] > 0
+    rows = search.bench_search_controls(3, 10, 300, 4, threads=1, repeats=2)
+    assert [r["control"] for r in rows][0] == "search: off" and len(rows) == 4
+    assert all(r["ms"] > 0 for r in rows)
+
+
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
 def test_rnn_bench_row_on_a_tiny_shape(cell):
     row = rnn.bench_shape(cell, 2, 8, 3, "fwd+bwd", rnn.variants("cpu"), threads=1, repeats=2, peak_gflops=100.0)

@@ -29,6 +29,7 @@
 //                      ending at j — with the row's last entry, confirming on the tokens
 //   banned (N·B, W)    tokens set to −inf after normalising; entries < 0 are ignored
 //   forced (N·B)       ≥ 0: the row's only finite candidate is this token, with its log-prob
+// `candidates` = K > 2B keeps the top K instead (CPU step only): sampling inside beam search draws from them.
 #pragma once
 
 #include "seqkernels/cpu_capability.h"
@@ -57,6 +58,8 @@ struct BeamStepArgs {
   const int32_t* banned = nullptr;      // (N·B, W) or null
   int banned_width = 0;                 // W
   const int32_t* forced = nullptr;      // (N·B) or null
+  int candidates = 0;                   // K ≥ 2B candidates per item (0: 2B); the pool of sampling inside beam
+                                        // search; the outputs of width 2B below are then of width K. CPU only.
   // CUDA only, instead of history/banned: every row's collect_marks, CSR — row r's marks are
   // mark_tokens/mark_kinds[mark_offsets[r] .. mark_offsets[r+1]) (device pointers, or null).
   const int32_t* mark_offsets = nullptr;

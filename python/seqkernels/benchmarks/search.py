@@ -148,9 +148,14 @@ def control_variants(R, V, L, rng):
     ]
 
 
-def bench_controls(N, B, V, L, threads, repeats, seed=0):
+#: Step variants of the controls that live in the driver: the sampling pool (top 50 kept, not 2B).
+POOL_VARIANTS = [("sampling pool top-50", None, dict(candidates=50))]
+
+
+def bench_controls(N, B, V, L, threads, repeats, seed=0, extra=()):
     """Rows: the fused step's median time with each control vs with none, on the same logits
-    (candidates checked against the reference first)."""
+    (candidates checked against the reference first); ``extra``: more variants, as
+    :data:`POOL_VARIANTS`."""
     from seqkernels import ops
     from seqkernels.reference import search as ref
 
@@ -158,7 +163,7 @@ def bench_controls(N, B, V, L, threads, repeats, seed=0):
     scores = (3.0 * rng.standard_normal((N * B, V))).astype(np.float32)
     beam_scores = -np.abs(rng.standard_normal((N, B))).astype(np.float32)
     eos_id = 2
-    variants = control_variants(N * B, V, L, rng)
+    variants = control_variants(N * B, V, L, rng) + list(extra)
     fns = {}
     for name, _, kw in variants:
         fns[name] = (lambda kw=kw: ops.beam_step(scores, beam_scores, eos_id=eos_id, num_threads=threads, **kw))
@@ -179,6 +184,51 @@ def bench_controls(N, B, V, L, threads, repeats, seed=0):
              "overhead_pct": 100 * (stats[name]["median_ms"] / off - 1), "target_pct": target,
              "iqr_pct": 100 * stats[name]["iqr_ms"] / stats[name]["median_ms"], "others_pct": others,
              "stats": stats[name]} for name, target, _ in variants]
+
+
+def bench_search_controls(N, B, V, steps, threads, repeats, seed=0):
+    """Rows: a whole ``search.beam_search`` of ``steps`` steps (a step that returns fixed log-probs
+    in which ``<EOS>`` never ranks, so every search runs ``steps`` steps) with each of diverse beam
+    search, the coverage penalty and sampling inside beam search vs none; ``ms`` per step. These
+    controls live in the driver (a copy of the log-probs per step for the groups, host arrays for
+    the coverage, host draws for sampling), so they are timed there."""
+    from seqkernels import ops, search
+
+    rng = np.random.default_rng(seed)
+    eos_id, S = 2, 30
+    lp = (3.0 * rng.standard_normal((N * B, V))).astype(np.float32)
+    lp[:, eos_id] = -30.0
+    lp -= np.log(np.exp(lp.astype(np.float64)).sum(axis=1, keepdims=True)).astype(np.float32)
+    att = rng.dirichlet(np.ones(S), size=N * B)
+
+    def step(tokens, state):
+        return lp, None
+
+    def step_attending(tokens, state):
+        return lp, None, att
+
+    def op(*a, **k):
+        return ops.beam_step(*a, num_threads=threads, **k)
+
+    common = dict(batch_size=N, beam_size=B, bos_id=0, eos_id=eos_id, max_len=steps, step_op=op)
+    variants = [
+        ("search: off", step, {}),
+        (f"search: {B} groups, diversity 1.0", step, dict(num_beam_groups=B, diversity_penalty=1.0)),
+        (f"search: coverage (S {S})", step_attending, dict(coverage_penalty=0.2)),
+        ("search: sampling top-50", step, dict(sampling_topk=50, seed=0)),
+    ]
+    fns = {name: (lambda f=f, kw=kw: search.beam_search(f, None, **common, **kw)) for name, f, kw in variants}
+    for name, fn in fns.items():
+        if any(len(h[0].tokens) != steps for h in fn()):
+            raise hz.ValidationError(f"{name}: a search ended early")
+    before = hz.cpu_snapshot()
+    stats = hz.time_blocks(fns, repeats=repeats, warmup=1, rounds=4, min_time=0.3)
+    others = hz.others_load(before, hz.cpu_snapshot())
+    off = stats["search: off"]["median_ms"] / steps
+    return [{"control": name, "N": N, "B": B, "V": V, "L": None, "ms": stats[name]["median_ms"] / steps,
+             "off_ms": off, "overhead_pct": 100 * (stats[name]["median_ms"] / steps / off - 1), "target_pct": None,
+             "iqr_pct": 100 * stats[name]["iqr_ms"] / stats[name]["median_ms"], "others_pct": others,
+             "stats": stats[name]} for name, _, _ in variants]
 
 
 CONTROL_COLUMNS = [("control", "control", "s"), ("N", "N", "d"), ("B", "B", "d"), ("V", "V", "d"),
@@ -216,9 +266,12 @@ def main(argv=None, results_dir=None) -> int:
     if args.controls:
         if args.device != "cpu":
             raise SystemExit("--controls: CPU only for now (the CUDA step's controls have never run)")
-        rows = bench_controls(64, 5, 32000, 64, args.threads, repeats)
+        rows = bench_controls(64, 5, 32000, 64, args.threads, repeats, extra=POOL_VARIANTS)
+        rows += bench_search_controls(64, 5, 32000, 8, args.threads, max(3, repeats // 4))
         notes = [f"threads: {args.threads}; float32 logits (log-softmax inside, as in the table of bench/search.py); one step of ops.beam_step with each control vs "
-                 "none on the same scores (interleaved blocks); target % from issue 16"]
+                 "none on the same scores (interleaved blocks); target % from issue 16",
+                 "'search:' rows: a whole search.beam_search of 8 steps on fixed float32 log-probs, ms per step "
+                 "(driver included), each driver-level control vs none"]
         hz.finish("search-controls", args, argv, settings={"threads": args.threads, "repeats": repeats},
                   notes=notes, info=info, t0=t0, rows=rows, columns=CONTROL_COLUMNS, results_dir=results_dir)
         return 0

@@ -88,6 +88,15 @@ def add_demo_parser(sub):
     p.add_argument("--no-repeat-ngram", metavar="N", type=_nonnegative_int, default=8,
                    help="also show the completions with n-gram blocking: no N-character string is generated "
                         "twice (0: do not; default: %(default)s)")
+    p.add_argument("--beam-groups", metavar="G", type=_positive_int, default=1,
+                   help="also show every completion of the first prompt by diverse beam search: the beams in G "
+                        "groups (G must divide --beam-size; 1: do not; default: %(default)s)")
+    p.add_argument("--diversity-penalty", metavar="L", type=float, default=1.0,
+                   help="diverse beam search: a group's log-prob of a character loses L per time an earlier "
+                        "group took it at that step (default: %(default)s)")
+    p.add_argument("--sampling-topk", metavar="K", type=_positive_int, default=1,
+                   help="also show the completions by beam search that draws its candidates from the top K "
+                        "(sampling inside beam search; seeded by --seed; 1: do not; default: %(default)s)")
     p.set_defaults(func=_run_demo)
     return p
 
@@ -115,6 +124,11 @@ def add_train_lm_parser(sub):
 
 def _run_demo(args, out=print) -> int:
     from .demo import run_demo
+
+    if args.beam_size % args.beam_groups:  # checked before training, not after
+        print(f"seqkernels demo: error: --beam-groups {args.beam_groups} must divide --beam-size {args.beam_size}",
+              file=sys.stderr)
+        return 2
 
     return run_demo(args, out)
 

@@ -101,6 +101,26 @@ def show_outputs(lm, args, out, prompts):
             for p, b, g in zip(prompts, beams, greedy):
                 out(f"  beam   | {b}")
                 out(f"  greedy | {g}")
+        _show_diverse_and_sampled(lm, args, out, prompts)
+
+
+def _show_diverse_and_sampled(lm, args, out, prompts):
+    """The demo's optional diverse-beam and sampled-beam completions."""
+    G, k = getattr(args, "beam_groups", 1), getattr(args, "sampling_topk", 1)
+    if G > 1:
+        plain = lm.beam_search(prompts[0], beam_size=args.beam_size, max_len=80, n_best=args.beam_size)
+        diverse = lm.beam_search(prompts[0], beam_size=args.beam_size, max_len=80, n_best=args.beam_size,
+                                 num_beam_groups=G, diversity_penalty=args.diversity_penalty)
+        out(f"\nall {args.beam_size} completions of the first prompt, beam search vs diverse beam search "
+            f"({G} groups, diversity penalty {args.diversity_penalty}):")
+        for b, d in zip(plain, diverse):
+            out(f"  beam    | {b}")
+            out(f"  diverse | {d}")
+    if k > 1:
+        sampled = lm.beam_search(prompts, beam_size=args.beam_size, max_len=80, sampling_topk=k, seed=args.seed)
+        out(f"\nbeam search drawing its candidates from the top {k} (seed {args.seed}):")
+        for s in sampled:
+            out(f"  sampled | {s}")
 
 
 def _plot(hist, before, path, out):

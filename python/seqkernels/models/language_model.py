@@ -330,7 +330,8 @@ class LanguageModel(Model):
 
     def beam_search(self, prompts="", *, beam_size=5, max_len=100, length_penalty=0.7, min_len=0, n_best=1,
                     early_stopping="exact", repetition_penalty=1.0, no_repeat_ngram_size=0, bad_words=None,
-                    suppress_tokens=None, patience=1.0):
+                    suppress_tokens=None, patience=1.0, num_beam_groups=1, diversity_penalty=0.0,
+                    sampling_topk=1, sampling_temperature=1.0, seed=None):
         """Complete each prompt with :func:`seqkernels.search.beam_search` (hypotheses ranked by
         ``log P / T_y**length_penalty``, ``T_y`` counting the ``<EOS>``). Returns, per prompt, the
         best completion (``n_best=1``) or a list of the ``n_best`` best; a str prompt gives one
@@ -344,7 +345,9 @@ class LanguageModel(Model):
         already generated), ``no_repeat_ngram_size`` (no n-gram of tokens - characters for a
         character-level model - is generated twice), ``bad_words`` (texts never generated),
         ``suppress_tokens`` (tokens never generated), ``patience`` (search until
-        ``ceil(patience * beam_size)`` hypotheses have finished)."""
+        ``ceil(patience * beam_size)`` hypotheses have finished), ``num_beam_groups`` and
+        ``diversity_penalty`` (diverse beam search: groups of beams pushed apart),
+        ``sampling_topk``, ``sampling_temperature`` and ``seed`` (sampling inside beam search)."""
         prompts, single = self._prompts(prompts)
         B = check_int(beam_size, "beam_size")
         hs, lp = self._prime(prompts)
@@ -355,6 +358,9 @@ class LanguageModel(Model):
                                          max_len=check_int(max_len, "max_len"), min_len=min_len,
                                          length_penalty=length_penalty, n_best=n_best, reorder=self._reorder,
                                          early_stopping=early_stopping, patience=patience,
+                                         num_beam_groups=num_beam_groups, diversity_penalty=diversity_penalty,
+                                         sampling_topk=sampling_topk, sampling_temperature=sampling_temperature,
+                                         seed=seed,
                                          **decoding_controls(self.vocab, repetition_penalty=repetition_penalty,
                                                              no_repeat_ngram_size=no_repeat_ngram_size,
                                                              bad_words=bad_words, suppress_tokens=suppress_tokens))

@@ -213,15 +213,18 @@ class Seq2Seq(Model):
         return total / count
 
     # ---- decoding -----------------------------------------------------------------------------
-    def _decoder_step(self, enc_out, src_len):
+    def _decoder_step(self, enc_out, src_len, with_attention=False):
         """``step(tokens, state)`` for :mod:`seqkernels.search` over ``R`` rows whose encoder outputs
         ``enc_out (Ts, R, H_d)`` and lengths are fixed (beam rows of one item share its source, and
-        reordering never moves a row to another item, so they need no reordering)."""
+        reordering never moves a row to another item, so they need no reordering). With
+        ``with_attention`` it also returns the attention weights ``(R, Ts)`` (coverage penalty)."""
 
         def step(tokens, state):
             x = self.tgt_embedding(np.asarray(tokens)[None, :])
             dec_out, h = self.decoder(x, state_arg(state))
             lp = nn.log_softmax(self._output(dec_out, enc_out, src_len)[0])
+            if with_attention:
+                return lp, state_tuple(h), self.attend.weights[:, 0, :]
             return lp, state_tuple(h)
 
         return step
@@ -232,7 +235,8 @@ class Seq2Seq(Model):
 
     def translate(self, src, beam_size=5, length_penalty=0.7, *, max_len=None, n_best=1, batch_size=64,
                   penalty="average", early_stopping="exact", min_len=0, prefix=None, patience=1.0,
-                  **controls):
+                  num_beam_groups=1, diversity_penalty=0.0, coverage_penalty=0.0, sampling_topk=1,
+                  sampling_temperature=1.0, seed=None, **controls):
         """Decode each source text. ``beam_size=1`` is greedy search; otherwise
         :func:`seqkernels.search.beam_search` ranks finished hypotheses by
         ``log P / T_y**length_penalty`` (``penalty="gnmt"``: ``((5 + T_y)/6)**length_penalty``).
@@ -248,7 +252,17 @@ class Seq2Seq(Model):
         source, or None, that every translation continues - CTranslate2's ``target_prefix``; it is
         part of the returned text), ``patience``, and as keywords ``repetition_penalty``,
         ``no_repeat_ngram_size``, ``bad_words`` (target texts never generated) and
-        ``suppress_tokens`` (target tokens never generated)."""
+        ``suppress_tokens`` (target tokens never generated).
+        ``num_beam_groups``/``diversity_penalty`` (diverse beam search), ``coverage_penalty``
+        (GNMT's ``beta``: the attention each source token received ranks finished translations;
+        needs ``attention=True``) and ``sampling_topk``/``sampling_temperature``/``seed``
+        (sampling inside beam search): as in :func:`seqkernels.search.beam_search`."""
+        if coverage_penalty and not self.attention:
+            raise ValueError("coverage_penalty: needs a model with attention (attention=True)")
+        beam_kw = dict(num_beam_groups=num_beam_groups, diversity_penalty=diversity_penalty,
+                       coverage_penalty=coverage_penalty, sampling_topk=sampling_topk,
+                       sampling_temperature=sampling_temperature, seed=seed)
+        plain = num_beam_groups == 1 and not coverage_penalty and sampling_topk == 1
         single = isinstance(src, str)
         srcs = [src] if single else list(src)
         kw = decoding_controls(self.tgt_vocab, **controls)
@@ -269,7 +283,7 @@ class Seq2Seq(Model):
                 N = len(chunk)
                 if prefix is not None:
                     kw["prefix"] = prefixes[i: i + batch_size]
-                if B == 1 and n_best == 1 and patience == 1.0:
+                if B == 1 and n_best == 1 and patience == 1.0 and plain:
                     hyps = search.greedy_search(self._decoder_step(enc_out, src_len), h0, batch_size=N,
                                                 bos_id=self.tgt_vocab.bos_id, eos_id=self.tgt_vocab.eos_id,
                                                 max_len=limit, min_len=min_len, **kw)
@@ -277,11 +291,13 @@ class Seq2Seq(Model):
                     continue
                 rows = np.repeat(np.arange(N), B)   # row n*B + b is beam b of item n
                 results = search.beam_search(
-                    self._decoder_step(np.ascontiguousarray(enc_out[:, rows]), src_len[rows]),
+                    self._decoder_step(np.ascontiguousarray(enc_out[:, rows]), src_len[rows],
+                                       with_attention=bool(coverage_penalty)),
                     tuple(np.ascontiguousarray(a[:, rows]) for a in h0), batch_size=N, beam_size=B,
                     bos_id=self.tgt_vocab.bos_id, eos_id=self.tgt_vocab.eos_id, max_len=limit,
                     length_penalty=length_penalty, penalty=penalty, n_best=n_best, reorder=self._reorder,
-                    early_stopping=early_stopping, min_len=min_len, patience=patience, **kw)
+                    early_stopping=early_stopping, min_len=min_len, patience=patience,
+                    source_lengths=src_len, **beam_kw, **kw)
                 for hyps in results:
                     texts = [self.tgt_vocab.decode(h.tokens) for h in hyps]
                     out.append(texts[0] if n_best == 1 else texts)

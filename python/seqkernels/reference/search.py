@@ -51,6 +51,50 @@ other settings agree whenever the prompt's tokens are not generated (e.g. ``<BOS
 With those settings, tiny random GPT-2 models give the same tokens under ``generate`` (greedy with
 ``repetition_penalty`` on raw logits, beam search with ``no_repeat_ngram_size``, ``min_length``,
 ``length_penalty = 0``, ``early_stopping=True``) as under :mod:`seqkernels.search`.
+
+Diverse beam search
+-------------------
+``num_beam_groups = G`` (dividing ``B``) and ``diversity_penalty = lambda`` (Vijayakumar et al.
+2018, with Hugging Face's ``num_beam_groups`` / ``diversity_penalty`` semantics): the ``B`` beams
+of an item form ``G`` groups of ``B/G`` consecutive rows (group ``g`` holds beams
+``g*B/G .. (g+1)*B/G - 1``), each an independent beam search of ``B/G`` beams - its own step 0
+from its first beam, its own finished hypotheses and stopping rule (``K = max(1, ceil(patience *
+B/G))``) - except that at every step the groups choose in order and group ``g``'s log-probs, before
+any other control, lose ``lambda * c_v`` for every token ``v`` the item's earlier groups took at
+this step (``c_v`` times; their new live beams' tokens, Hamming diversity,
+:func:`hamming_diversity`). The penalty is part of the scores the search ranks and of the
+hypotheses' ``log_prob`` and ``score`` (as in Hugging Face; a repetition penalty does the same), so
+:func:`seqkernels.search.score` gives the model's own log-prob. An item ends when all its groups
+have; it returns the best ``n_best`` of the union of each group's best ``B/G`` hypotheses.
+Differences: rows whose token is forced (``prefix``) are not penalised (every group must take the
+prefix); a group that has ended takes no tokens (Hugging Face feeds it padding, which counts in
+the later groups' penalty, and so penalises ``<EOS>`` when padding is ``<EOS>``).
+
+Coverage penalty
+----------------
+``coverage_penalty = beta`` (GNMT, Wu et al. 2016, eq. 14): the step returns the attention
+``(N*B, S)`` over the source positions that produced each row's log-probs, and every hypothesis
+accumulates the attention of its steps (``<EOS>``'s included) per source position. A finished
+hypothesis ranks by ``log_prob / lp(T_y) + beta * sum_i log(min(c_i, 1))`` over the item's
+``source_lengths[n]`` first positions (all ``S`` when not given): :func:`coverage_penalty`. The
+candidates of a step are ranked by raw score as before; the penalty only reorders finished
+hypotheses (the GNMT paper's rescoring; OpenNMT-py's ``stepwise_penalty`` is not offered).
+Since the penalty is ``<= 0``, :func:`best_possible_score` stays an upper bound for ``"exact"``.
+Neither Hugging Face nor CTranslate2 has it.
+
+Sampling inside beam search
+---------------------------
+``sampling_topk = k`` with ``sampling_temperature = tau`` (CTranslate2's names, kept with
+``B > 1``): each step, per item (per group), the pool is the top ``max(k, 2B)`` candidates of
+:func:`beam_step` (ranked by running score after every control, ties by flat index). With
+``k <= 2B`` that is plain beam search (``k = 1``, the default, is off). Otherwise ``2B`` distinct
+candidates are drawn from the top ``k`` with probabilities ``softmax(score / tau)`` without
+replacement (:func:`draw_candidates`, one uniform number per draw: ``2B`` per item per step from
+:func:`uniform_draws`, so per-item seeds make an item's search independent of the batch), and the
+drawn ones, in rank order, go through the usual rules (``<EOS>`` among the first ``B`` finishes,
+the first ``B`` others stay alive). The names and ``k``'s meaning (``1`` = off) are
+CTranslate2's; its draw (its own generator, order and whether it draws with replacement) was not
+compared with this one, and no token-level agreement is claimed: the semantics above are ours.
 """
 
 from __future__ import annotations
@@ -67,6 +111,10 @@ __all__ = [
     "PENALTIES",
     "bad_word_bans",
     "beam_search",
+    "coverage_penalty",
+    "draw_candidates",
+    "hamming_diversity",
+    "uniform_draws",
     "beam_step",
     "best_possible_score",
     "control_scores",
@@ -314,7 +362,7 @@ def log_softmax(x: np.ndarray) -> np.ndarray:
 def beam_step(scores, beam_scores, *, eos_id: int, log_probs: bool = False,
               forbid_eos: bool = False, history=None, history_hash=None,
               repetition_penalty: float = 1.0, no_repeat_ngram_size: int = 0, banned=None,
-              forced=None) -> BeamStep:
+              forced=None, candidates: int | None = None) -> BeamStep:
     """One beam-search expansion step for ``N`` items x ``B`` beams (the fused-kernel contract).
 
     Inputs
@@ -328,7 +376,9 @@ def beam_step(scores, beam_scores, *, eos_id: int, log_probs: bool = False,
         ``history`` ``(N*B, L)`` the row's generated tokens, ``repetition_penalty``,
         ``no_repeat_ngram_size``, ``banned`` ``(N*B, W)`` (``-1`` pads) and ``forced`` ``(N*B,)``
         (``-1`` = none). ``history_hash`` (:func:`ngram_hashes`) is the fused kernels' shortcut
-        and is ignored here: n-grams are compared token by token.
+        and is ignored here: n-grams are compared token by token. ``candidates``: ``K >= 2B``
+        candidates per item instead of ``2B`` (the pool of sampling inside beam search); every
+        output with ``2B`` columns then has ``K``, and the rules below read ``K`` for ``2B``.
 
     Computation, per item ``n``, in the dtype of ``scores`` (``beam_scores`` cast to it):
         1. ``logp = log_softmax(scores)`` (or ``scores``); ``logp[:, eos_id] = -inf`` if
@@ -375,8 +425,10 @@ def beam_step(scores, beam_scores, *, eos_id: int, log_probs: bool = False,
     logp = logp.reshape(n_items, n_beams * vocab)
     total = np.repeat(beam_scores, vocab, axis=1) + logp
 
-    # 3. top 2B by score, ties by lowest flat index
-    n_cand = 2 * n_beams
+    # 3. top 2B (or `candidates`) by score, ties by lowest flat index
+    n_cand = 2 * n_beams if candidates is None else int(candidates)
+    if n_cand < 2 * n_beams:
+        raise ValueError(f"candidates must be >= 2B = {2 * n_beams}, got {n_cand}")
     order = np.argsort(-total, axis=1, kind="stable")[:, :n_cand]
     k = order.shape[1]  # min(2B, B*V)
 
@@ -440,6 +492,70 @@ def gather_rows(state: Any, index) -> Any:
 
 
 # ---------------------------------------------------------------------------------------------
+# Diverse beam search, coverage penalty, sampling inside beam search (module docstring)
+# ---------------------------------------------------------------------------------------------
+
+
+def hamming_diversity(log_probs, earlier_tokens, penalty: float) -> np.ndarray:
+    """The log-probs ``(rows, V)`` of one group's beams of one item, less ``penalty`` times the
+    number of times each token occurs in ``earlier_tokens`` (the tokens the item's earlier groups
+    took at this step), in the dtype of ``log_probs``: Hugging Face's Hamming diversity."""
+    x = np.array(log_probs)  # a copy
+    counts = np.bincount(np.asarray(earlier_tokens, dtype=np.int64), minlength=x.shape[1])
+    return x - penalty * counts.astype(x.dtype)
+
+
+def coverage_penalty(coverage, beta: float) -> float:
+    """GNMT's coverage penalty (Wu et al. 2016, eq. 14) of one hypothesis:
+    ``beta * sum_i log(min(coverage_i, 1))``, ``coverage_i`` the attention source position ``i``
+    received, summed over the hypothesis' steps. ``<= 0``; ``-inf`` if a position got none."""
+    c = np.minimum(np.asarray(coverage, dtype=np.float64), 1.0)
+    with np.errstate(divide="ignore"):
+        return float(beta * np.sum(np.log(c))) if beta else 0.0
+
+
+_coverage_penalty = coverage_penalty  # the driver's argument of the same name hides it
+
+
+def draw_candidates(pool_scores, n_draws: int, uniforms, temperature: float) -> np.ndarray:
+    """Positions of ``n_draws`` distinct candidates drawn from ``pool_scores`` ``(K,)`` (one
+    item's running scores, best first), without replacement: draw ``i`` takes, among the
+    candidates not yet drawn, the first one whose cumulative weight
+    ``exp((score - max) / temperature)`` (in pool order) exceeds ``uniforms[i]`` times the total.
+    Candidates of score ``-inf`` weigh nothing; once only they are left, they are taken in pool
+    order. Returned ascending (pool order, i.e. by score, ties by flat index)."""
+    s = np.asarray(pool_scores, dtype=np.float64)
+    left = list(range(s.size))
+    out = []
+    for i in range(min(n_draws, s.size)):
+        finite = [k for k in left if s[k] > -np.inf]
+        if not finite:
+            out.append(left.pop(0))
+            continue
+        m = max(s[k] for k in finite)
+        w = np.exp((s[finite] - m) / temperature)
+        cdf = np.cumsum(w)
+        j = min(int(np.searchsorted(cdf, uniforms[i] * cdf[-1], side="right")), len(finite) - 1)
+        out.append(finite[j])
+        left.remove(finite[j])
+    return np.array(sorted(out), dtype=np.int64)
+
+
+def uniform_draws(seed, n_items: int, per_item: int):
+    """``draw() -> (n_items, per_item)`` uniforms in ``[0, 1)``, one call per step: one
+    ``numpy.random.default_rng(seed)`` for the batch, or, when ``seed`` is a sequence of
+    ``n_items`` seeds, one generator per item drawing its own row (an item's draws then do not
+    depend on the rest of the batch)."""
+    if isinstance(seed, (list, tuple)) or (isinstance(seed, np.ndarray) and seed.ndim == 1):
+        if len(seed) != n_items:
+            raise ValueError(f"seed: expected one seed per item ({n_items}), got {len(seed)}")
+        rngs = [np.random.default_rng(s) for s in seed]
+        return lambda: np.stack([g.random(per_item) for g in rngs]) if rngs else np.zeros((0, per_item))
+    rng = np.random.default_rng(seed)
+    return lambda: rng.random((n_items, per_item))
+
+
+# ---------------------------------------------------------------------------------------------
 # The plain driver
 # ---------------------------------------------------------------------------------------------
 
@@ -465,6 +581,13 @@ def beam_search(
     bad_words=(),
     prefix=None,
     patience: float = 1.0,
+    num_beam_groups: int = 1,
+    diversity_penalty: float = 0.0,
+    coverage_penalty: float = 0.0,
+    source_lengths=None,
+    sampling_topk: int = 1,
+    sampling_temperature: float = 1.0,
+    seed=None,
 ) -> list[list[Hypothesis]]:
     """Batched beam search, NumPy only, float64 (the readable twin of ``seqkernels.search``).
 
@@ -489,88 +612,132 @@ def beam_search(
     ``target_prefix``). ``patience`` (CTranslate2, Kasai et al. 2022): an item needs
     ``K = max(1, ceil(patience * B))`` finished hypotheses instead of ``B`` before it stops
     (``"exact"`` compares the bound with the ``K``-th best).
+
+    Diverse beam search, the coverage penalty and sampling inside beam search: module docstring.
+    With ``G = num_beam_groups`` every rule above holds per group (``B/G`` beams, its own
+    finished hypotheses, ``K = max(1, ceil(patience * B/G))``); an item ends when all its groups
+    have. With ``coverage_penalty`` the step returns ``(log_probs, state, attention)``.
     """
     if early_stopping is not True and early_stopping != "exact":
         raise ValueError(f"early_stopping must be True or 'exact', got {early_stopping!r}")
-    N, B = batch_size, beam_size
-    alpha = length_penalty
-    target = max(1, math.ceil(patience * B))
-    scores = np.full((N, B), -np.inf)
+    N, B, G = batch_size, beam_size, num_beam_groups
+    if B % G:
+        raise ValueError(f"num_beam_groups must divide beam_size, got {G} and {B}")
+    gs, U = B // G, N * G  # beams per group; units = (item, group) pairs, unit n*G + g
+    alpha, beta = length_penalty, coverage_penalty
+    target = max(1, math.ceil(patience * gs))
+    pool = max(sampling_topk, 2 * gs)
+    sampling = sampling_topk > 2 * gs
+    draw = uniform_draws(seed, N, G * 2 * gs)
+    scores = np.full((U, gs), -np.inf)
     scores[:, 0] = 0.0
-    tokens = [[() for _ in range(B)] for _ in range(N)]   # generated tokens per beam
-    logps = [[() for _ in range(B)] for _ in range(N)]    # their log-probs
-    finished = [[] for _ in range(N)]
-    done = [False] * N
+    tokens = [[() for _ in range(gs)] for _ in range(U)]   # generated tokens per beam
+    logps = [[() for _ in range(gs)] for _ in range(U)]    # their log-probs
+    covs = [[0.0 for _ in range(gs)] for _ in range(U)]    # attention each source position got
+    finished = [[] for _ in range(U)]
+    done = [False] * U
     last = np.full(N * B, bos_id, dtype=np.int64)
 
-    def finish(n, toks, lps, log_prob):
+    def finish(u, toks, lps, log_prob, cov):
         score = normalised_score(log_prob, len(toks), alpha, penalty)
-        finished[n].append(Hypothesis(tuple(toks), score, float(log_prob), tuple(lps)))
+        if beta:
+            n = u // G
+            score += _coverage_penalty(cov[: None if source_lengths is None else source_lengths[n]], beta)
+        finished[u].append(Hypothesis(tuple(toks), score, float(log_prob), tuple(lps)))
 
     for t in range(max_len):
         length = t + 1  # T_y of every candidate made in this step
-        log_probs, state = step(last, state)
+        out = step(last, state)
+        log_probs, state = out[0], out[1]
+        attention = np.asarray(out[2], dtype=np.float64) if beta else np.zeros((N * B, 1))
         log_probs = np.asarray(log_probs, dtype=np.float64)
         # dead beams and finished items have no tokens: their rows are never ranked, pad with EOS
-        history = np.array([tuple(tokens[n][b]) + (eos_id,) * (t - len(tokens[n][b]))
-                            for n in range(N) for b in range(B)], dtype=np.int64).reshape(N * B, t)
+        history = np.array([tuple(tokens[u][j]) + (eos_id,) * (t - len(tokens[u][j]))
+                            for u in range(U) for j in range(gs)], dtype=np.int64).reshape(N * B, t)
         banned = [sorted(set(suppress_tokens) | set(bad_word_bans(history[r], bad_words)))
                   for r in range(N * B)]
         width = max(1, max(len(x) for x in banned))
         banned = np.array([x + [-1] * (width - len(x)) for x in banned], dtype=np.int64)
         forced = np.array([prefix[r // B][t] if prefix is not None and prefix[r // B] is not None
                            and t < len(prefix[r // B]) else -1 for r in range(N * B)])
-        c = beam_step(log_probs, scores, eos_id=eos_id, log_probs=True,
-                      forbid_eos=length < min_len, history=history,
-                      repetition_penalty=repetition_penalty,
-                      no_repeat_ngram_size=no_repeat_ngram_size, banned=banned, forced=forced)
+        uniforms = draw().reshape(N, G, 2 * gs)
 
         index = np.arange(N * B)
         last = np.full(N * B, eos_id, dtype=np.int64)
-        new_scores = np.full((N, B), -np.inf)
-        new_tokens = [[() for _ in range(B)] for _ in range(N)]
-        new_logps = [[() for _ in range(B)] for _ in range(N)]
-        for n in range(N):
-            if done[n]:
+        new_scores = np.full((U, gs), -np.inf)
+        new_tokens = [[() for _ in range(gs)] for _ in range(U)]
+        new_logps = [[() for _ in range(gs)] for _ in range(U)]
+        new_covs = [[0.0 for _ in range(gs)] for _ in range(U)]
+        taken = [[] for _ in range(N)]  # tokens the item's groups took at this step, in group order
+        for g in range(G):
+            rows = np.array([(n * G + g) * gs + j for n in range(N) for j in range(gs)])
+            lp = log_probs[rows]
+            if diversity_penalty and g > 0:
+                for n in range(N):
+                    for j in range(gs):  # forced rows all take the prefix: no penalty there
+                        r = n * gs + j
+                        if forced[rows[r]] < 0:
+                            lp[r] = hamming_diversity(lp[r][None, :], taken[n], diversity_penalty)[0]
+            c = beam_step(lp, scores[g::G], eos_id=eos_id, log_probs=True,
+                          forbid_eos=length < min_len, history=history[rows],
+                          repetition_penalty=repetition_penalty,
+                          no_repeat_ngram_size=no_repeat_ngram_size, banned=banned[rows],
+                          forced=forced[rows], candidates=pool)
+            for n in range(N):
+                u = n * G + g
+                if done[u]:
+                    continue
+                picked = (draw_candidates(c.cand_score[n, :sampling_topk], 2 * gs, uniforms[n, g],
+                                          sampling_temperature) if sampling else np.arange(2 * gs))
+                ranks = list(picked)
+                # finished candidates: <EOS> within the first gs picked, in rank order
+                for r in ranks[:gs]:
+                    if c.cand_token[n, r] == eos_id and c.cand_score[n, r] > -np.inf:
+                        b = c.cand_beam[n, r]
+                        finish(u, tokens[u][b] + (eos_id,), logps[u][b] + (float(c.cand_logp[n, r]),),
+                               c.cand_score[n, r], covs[u][b] + attention[u * gs + b])
+                # the new beams: the first gs picked that are not <EOS>
+                alive = [r for r in ranks if 0 <= c.cand_token[n, r] != eos_id][:gs]
+                for j, r in enumerate(alive):
+                    if c.cand_score[n, r] == -np.inf:
+                        continue  # a dead beam
+                    b, v = int(c.cand_beam[n, r]), int(c.cand_token[n, r])
+                    index[u * gs + j] = u * gs + b
+                    last[u * gs + j] = v
+                    new_scores[u, j] = c.cand_score[n, r]
+                    new_tokens[u][j] = tokens[u][b] + (v,)
+                    new_logps[u][j] = logps[u][b] + (float(c.cand_logp[n, r]),)
+                    new_covs[u][j] = covs[u][b] + attention[u * gs + b]
+                    taken[n].append(v)
+        for u in range(U):
+            if done[u]:
                 continue
-            # finished candidates: <EOS> within the top B, in rank order
-            for r in range(B):
-                if c.cand_finished[n, r] and c.cand_score[n, r] > -np.inf:
-                    b = c.cand_beam[n, r]
-                    finish(n, tokens[n][b] + (eos_id,), logps[n][b] + (float(c.cand_logp[n, r]),),
-                           c.cand_score[n, r])
-            # the new beams
-            for j in range(B):
-                r = c.alive[n, j]
-                if r < 0 or c.cand_score[n, r] == -np.inf:
-                    continue  # a dead beam
-                b, v = int(c.cand_beam[n, r]), int(c.cand_token[n, r])
-                index[n * B + j] = n * B + b
-                last[n * B + j] = v
-                new_scores[n, j] = c.cand_score[n, r]
-                new_tokens[n][j] = tokens[n][b] + (v,)
-                new_logps[n][j] = logps[n][b] + (float(c.cand_logp[n, r]),)
-            live = [j for j in range(B) if new_scores[n, j] > -np.inf]
+            live = [j for j in range(gs) if new_scores[u, j] > -np.inf]
             # stopping
             if length == max_len:
                 for j in live:
-                    finish(n, new_tokens[n][j], new_logps[n][j], new_scores[n, j])
-                done[n] = True
+                    finish(u, new_tokens[u][j], new_logps[u][j], new_scores[u, j], new_covs[u][j])
+                done[u] = True
             elif not live:
-                done[n] = True
-            elif len(finished[n]) >= target:
+                done[u] = True
+            elif len(finished[u]) >= target:
                 if early_stopping is True:
-                    done[n] = True
-                else:  # "exact"
-                    kth = sorted((h.score for h in finished[n]), reverse=True)[target - 1]
-                    bound = max(best_possible_score(new_scores[n, j], length, max_len=max_len,
+                    done[u] = True
+                else:  # "exact"; the coverage penalty is <= 0, so the bound still holds
+                    kth = sorted((h.score for h in finished[u]), reverse=True)[target - 1]
+                    bound = max(best_possible_score(new_scores[u, j], length, max_len=max_len,
                                                     min_len=min_len, alpha=alpha, penalty=penalty)
                                 for j in live)
                     if bound <= kth:
-                        done[n] = True
-        scores, tokens, logps = new_scores, new_tokens, new_logps
+                        done[u] = True
+        scores, tokens, logps, covs = new_scores, new_tokens, new_logps, new_covs
         if all(done):
             break
         state = (reorder or gather_rows)(state, index)
 
-    return [sorted(f, key=lambda h: -h.score)[:n_best] for f in finished]
+    # each group offers its best gs; an item's results are the best of its groups' offers
+    results = []
+    for n in range(N):
+        offers = [h for g in range(G) for h in sorted(finished[n * G + g], key=lambda h: -h.score)[:gs]]
+        results.append(sorted(offers, key=lambda h: -h.score)[:n_best])
+    return results
