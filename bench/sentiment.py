@@ -24,8 +24,8 @@ vocabulary, the parameters of the best validation epoch kept):
   GloVe-initialised embeddings (fine-tuned).
 
 Reported per model: test accuracy (and the majority-class baseline), macro-averaged F1, training
-seconds (the fit loop's own clock: forward, backward and optimiser steps, validation excluded) and
-the epochs run. GloVe's own training time is reported once. The machine is shared with other work,
+seconds (the fit loop's own clock: forward, backward and optimiser steps, validation excluded), the
+epochs run and the best validation epoch (whose parameters are tested). GloVe's own training time is reported once. The machine is shared with other work,
 so times are noisy (the JSON records the load average at the start).
 """
 import argparse
@@ -101,7 +101,7 @@ def macro_f1(pred, gold):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--epochs", type=int, default=6, help="training epochs per model (default %(default)s)")
+    ap.add_argument("--epochs", type=int, default=5, help="training epochs per model (default %(default)s)")
     ap.add_argument("--glove-epochs", type=int, default=25)
     ap.add_argument("--dim", type=int, default=100, help="word-vector size (default %(default)s)")
     ap.add_argument("--threads", type=int, default=os.cpu_count(), help="threads for GloVe and the LSTM")
@@ -139,7 +139,8 @@ def main(argv=None):
         pred = clf.predict(test[0])
         rows.append({"model": name, "test_accuracy": float(np.mean([p == g for p, g in zip(pred, test[1])])),
                      "macro_f1": macro_f1(pred, test[1]), "train_seconds": hist.seconds,
-                     "epochs": len(hist.train_loss), "best_val_loss": hist.best_val_loss,
+                     "epochs": len(hist.train_loss), "best_epoch": int(np.argmin(hist.val_loss)) + 1,
+                     "best_val_loss": hist.best_val_loss,
                      "val_loss": hist.val_loss, "parameters": clf.num_parameters(),
                      "trainable_parameters": int(sum(v.size for k, v in clf.named_parameters()
                                                      if not (k.startswith("embedding.") and clf.embedding.freeze))),
@@ -166,10 +167,12 @@ def main(argv=None):
           f"({majority}) {100 * d['test_majority_accuracy']:.1f} % of the test set")
     print(f"GloVe: {glove_vocab} words x {args.dim}, {args.glove_epochs} epochs, {glove_s:.1f} s; "
           f"{found} of {len(vocab) - 4} classifier words have a vector | wrote {path}")
-    print(f"{'model':<6} {'test acc %':>10} {'macro F1':>9} {'train s':>8} {'epochs':>6} {'params':>9}")
+    print(f"{'model':<6} {'test acc %':>10} {'macro F1':>9} {'train s':>8} {'s/epoch':>8} {'epochs':>6} {'best':>4} "
+          f"{'trained params':>14}")
     for r in rows:
         print(f"{r['model']:<6} {100 * r['test_accuracy']:>10.1f} {r['macro_f1']:>9.3f} {r['train_seconds']:>8.1f} "
-              f"{r['epochs']:>6} {r['trainable_parameters']:>9,}")
+              f"{r['train_seconds'] / r['epochs']:>8.1f} {r['epochs']:>6} {r['best_epoch']:>4} "
+              f"{r['trainable_parameters']:>14,}")
     return 0
 
 
