@@ -225,6 +225,28 @@ def test_text_cnn_gradients_fd(rng):
         assert_close_rel(name, grads[name], numerical_grad(loss, p), 1e-6)
 
 
+def test_stacked_convolutions_in_sequential_fd(rng):
+    """Two convolution layers with pooling between them (the stacked form of the seeds), as a
+    Sequential: every parameter's gradient matches finite differences."""
+    model = nn.Sequential(nn.Conv1d(3, 4, 3, padding=1, dtype=F64, seed=1), nn.ReLU(), nn.MaxPool1d(2),
+                          nn.Conv1d(4, 5, 2, stride=2, dtype=F64, seed=2), nn.ReLU(), nn.MaxOverTime(),
+                          nn.Linear(5, 2, dtype=F64, seed=3))
+    x = rng.standard_normal((11, 2, 3))
+    c = rng.standard_normal((2, 2))
+    assert model(x).shape == (2, 2)
+    dx = model.backward(c)
+    grads = dict(model.named_grads())
+    assert set(grads) == set(dict(model.named_parameters()))
+    model.eval()
+
+    def loss():
+        return float((model(x) * c).sum())
+
+    assert_close_rel("dx", dx, numerical_grad(loss, x), 1e-6)
+    for name, p in model.named_parameters():
+        assert_close_rel(name, grads[name], numerical_grad(loss, p), 1e-6)
+
+
 # ---------------------------------------------------------------------------------------------
 # torch parity
 # ---------------------------------------------------------------------------------------------
