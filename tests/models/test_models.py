@@ -177,6 +177,16 @@ def test_word_level_language_model():
     assert ev["bits_per_char"] < ev["bits_per_token"]  # several characters per word
 
 
+@pytest.mark.parametrize("encoder", ["cnn", "mean"])
+def test_classifier_cnn_and_mean_encoder_gradients(encoder, rng):
+    vocab = Vocab(WORDS, "word")
+    texts = [["the", "cat"], ["a", "dog", "sat", "on", "mat"], ["big"], ["small", "cat", "ran"]]
+    clf = SequenceClassifier(vocab, ["x", "y", "z"], encoder=encoder, filter_sizes=(1, 2, 4), num_filters=3,
+                             embedding_dim=5, dtype=np.float64, seed=4)
+    grads = check_model_grads(clf, lambda: clf.loss(texts, ["y", "z", "x", "x"])[0], rng, n=6)
+    assert not hasattr(clf, "rnn") and ("cnn.conv2.weight" in grads) == (encoder == "cnn")
+
+
 # ---------------------------------------------------------------------------------------------
 # Classifier and tagger
 # ---------------------------------------------------------------------------------------------
@@ -206,6 +216,25 @@ def test_classifier_learns_with_frozen_pretrained_embeddings(rng, tmp_path):
     again = load(clf.save(tmp_path / "clf"))
     assert np.array_equal(again.predict_proba(vtexts), clf.predict_proba(vtexts))
     assert again.embedding.freeze
+
+
+def test_classifier_with_cnn_encoder_learns_and_round_trips(rng, tmp_path):
+    texts, labels = classifier_data(rng, 600)
+    vtexts, vlabels = classifier_data(rng, 200)
+    clf = SequenceClassifier(Vocab(WORDS, "word"), ["neg", "pos"], encoder="cnn", filter_sizes=(2, 3),
+                             num_filters=8, embedding_dim=8, dropout=0.1, seed=0)
+    assert [k for k, _ in clf.named_parameters()][1:] == ["cnn.conv0.weight", "cnn.conv0.bias", "cnn.conv1.weight",
+                                                          "cnn.conv1.bias", "head.weight", "head.bias"]
+    hist = clf.fit(texts, labels, val=(vtexts, vlabels), epochs=5, lr=1e-2, progress=False)
+    assert hist["train_loss"][-1] < hist["train_loss"][0]
+    assert clf.accuracy(vtexts, vlabels) >= 0.97
+    assert clf.predict([["cat"], ["the", "dog"]]) == ["pos", "neg"]      # shorter than a filter: padded
+    again = load(clf.save(tmp_path / "cnn"))
+    assert again.encoder == "cnn" and again.cnn.filter_sizes == (2, 3) and again.cnn.num_filters == 8
+    assert np.array_equal(again.predict_proba(vtexts), clf.predict_proba(vtexts))
+    mean = SequenceClassifier(Vocab(WORDS, "word"), ["neg", "pos"], encoder="mean", embedding_dim=8, seed=0)
+    mean.fit(texts, labels, epochs=1, progress=False)
+    assert np.array_equal(load(mean.save(tmp_path / "mean")).predict_proba(vtexts), mean.predict_proba(vtexts))
 
 
 def test_tagger_learns():
@@ -313,6 +342,9 @@ def test_vocab():
     (lambda: SequenceClassifier(Vocab("ab"), ["x"], **FAST).fit(["a"], ["y"]), ValueError, "labels"),
     (lambda: SequenceClassifier(Vocab("ab"), ["x"], **FAST).fit(["a", "b"], ["x"]), ValueError, "labels"),
     (lambda: SequenceClassifier(Vocab("ab"), ["x"], **FAST).predict([""]), ValueError, "texts"),
+    (lambda: SequenceClassifier(Vocab("ab"), ["x"], encoder="transformer"), ValueError, "encoder"),
+    (lambda: SequenceClassifier(Vocab("ab"), ["x"], encoder="cnn", filter_sizes=3), TypeError, "filter_sizes"),
+    (lambda: SequenceClassifier(Vocab("ab"), ["x"], encoder="cnn", num_filters=0), ValueError, "num_filters"),
     (lambda: SequenceTagger(Vocab("ab"), ["O"], **FAST).fit(["ab"], [["O"]]), ValueError, "tags"),
     (lambda: Seq2Seq(Vocab("ab"), "ab"), TypeError, "tgt_vocab"),
     (lambda: Seq2Seq(Vocab("ab"), Vocab("ab"), **FAST).fit(["a"], ["a", "b"]), ValueError, "tgt"),

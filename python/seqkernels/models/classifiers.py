@@ -26,6 +26,7 @@ from .vocab import Vocab
 __all__ = ["SequenceClassifier", "SequenceTagger"]
 
 IGNORE = -100  # target id of padded positions (cross-entropy ignore_index)
+ENCODERS = ("rnn", "cnn", "mean")
 
 
 def _labels(labels, name):
@@ -41,10 +42,12 @@ def _labels(labels, name):
 
 
 class _Encoder(Model):
-    """Embedding -> Dropout -> recurrent encoder, shared by the classifier and the tagger."""
+    """Embedding -> Dropout -> encoder, shared by the classifier and the tagger (whose encoder is
+    always recurrent)."""
 
     def __init__(self, vocab, labels, *, cell, embedding_dim, hidden_size, num_layers, bidirectional, dropout,
-                 word_vectors, freeze_embeddings, dtype, seed, label_name, num_threads):
+                 word_vectors, freeze_embeddings, dtype, seed, label_name, num_threads, encoder="rnn",
+                 filter_sizes=(3, 4, 5), num_filters=100):
         super().__init__()
         self.vocab = check_vocab(vocab)
         self.labels = _labels(labels, label_name)
@@ -67,11 +70,20 @@ class _Encoder(Model):
                                           dtype=self.dtype, seed=s[0])
         self.embedding_dim = self.embedding.embedding_dim
         self.drop_in = nn.Dropout(self.dropout, seed=s[1])
-        self.rnn = make_rnn(cell, self.embedding_dim, self.hidden_size, self.num_layers, self.dropout,
-                            self.bidirectional, self.dtype, s[2], num_threads)
+        if encoder not in ENCODERS:
+            raise ValueError(f"encoder must be one of {list(ENCODERS)}, got {encoder!r}")
+        self.encoder = encoder
+        if encoder == "rnn":
+            self.rnn = make_rnn(cell, self.embedding_dim, self.hidden_size, self.num_layers, self.dropout,
+                                self.bidirectional, self.dtype, s[2], num_threads)
+            features = (2 if self.bidirectional else 1) * self.hidden_size
+        elif encoder == "cnn":
+            self.cnn = nn.TextCNN(self.embedding_dim, filter_sizes, num_filters, dtype=self.dtype, seed=s[2])
+            features = self.cnn.output_size
+        else:
+            features = self.embedding_dim
         self.drop_out = nn.Dropout(self.dropout, seed=s[3])
-        D = 2 if self.bidirectional else 1
-        self.head = nn.Linear(D * self.hidden_size, len(self.labels), dtype=self.dtype, seed=s[4])
+        self.head = nn.Linear(features, len(self.labels), dtype=self.dtype, seed=s[4])
 
     def _config(self):
         return {"vocab": self.vocab.to_dict(), "labels": self.labels, "cell": self.cell,
@@ -115,10 +127,15 @@ class _Encoder(Model):
 
 @register
 class SequenceClassifier(_Encoder):
-    """One label per sequence (e.g. sentiment): ``Embedding -> LSTM/GRU/RNN -> final states -> Linear``.
+    """One label per sequence (e.g. sentiment): ``Embedding -> encoder -> features -> Linear``.
 
-    The features are the last layer's final state of each direction (``h_n``, concatenated for
-    ``bidirectional``), taken at each sequence's own length. ``word_vectors``: any object with
+    ``encoder="rnn"`` (default): a ``cell`` LSTM/GRU/RNN; the features are the last layer's final
+    state of each direction (``h_n``, concatenated for ``bidirectional``), taken at each sequence's
+    own length. ``encoder="cnn"``: Kim's (2014) text CNN, :class:`seqkernels.nn.TextCNN` —
+    ``num_filters`` filters of each width in ``filter_sizes`` over the word vectors, ReLU, max over
+    time, concatenated (``hidden_size``, ``cell``, ``num_layers``, ``bidirectional`` are unused).
+    ``encoder="mean"``: the average of the sequence's word vectors (a bag of embeddings). Dropout
+    applies to the embeddings and to the features. ``word_vectors``: any object with
     ``.words`` and ``.vectors`` (``seqkernels.glove.WordVectors`` fits) initialises the embedding
     through :meth:`seqkernels.nn.Embedding.from_word_vectors` (then ``embedding_dim`` is theirs);
     ``freeze_embeddings`` keeps it fixed. ``labels``: the classes (str or int) in output order.
@@ -127,32 +144,56 @@ class SequenceClassifier(_Encoder):
 
     def __init__(self, vocab: Vocab, labels, *, cell="lstm", embedding_dim=64, hidden_size=64, num_layers=1,
                  bidirectional=True, dropout=0.0, word_vectors=None, freeze_embeddings=False, dtype=np.float32,
-                 seed=0, num_threads=0):
+                 seed=0, num_threads=0, encoder="rnn", filter_sizes=(3, 4, 5), num_filters=100):
         super().__init__(vocab, labels, cell=cell, embedding_dim=embedding_dim, hidden_size=hidden_size,
                          num_layers=num_layers, bidirectional=bidirectional, dropout=dropout,
                          word_vectors=word_vectors, freeze_embeddings=freeze_embeddings, dtype=dtype, seed=seed,
-                         label_name="labels", num_threads=num_threads)
+                         label_name="labels", num_threads=num_threads, encoder=encoder,
+                         filter_sizes=filter_sizes, num_filters=num_filters)
+
+    def _config(self):
+        config = super()._config()
+        config["encoder"] = self.encoder
+        if self.encoder == "cnn":
+            config.update(filter_sizes=list(self.cnn.filter_sizes), num_filters=self.cnn.num_filters)
+        return config
 
     def forward(self, ids, lengths):
         """``ids (T, B)``, ``lengths (B,)`` -> logits ``(B, num_labels)``."""
-        D = 2 if self.bidirectional else 1
         x = self.drop_in(self.embedding(ids))
-        y, h = self.rnn(x, None, lengths)
-        h_n = h[0] if isinstance(h, tuple) else h
-        feats = np.concatenate(list(h_n[-D:]), axis=1)            # (B, D*H): [forward, reverse]
-        self._shapes = (y.shape, h_n.shape)
+        if self.encoder == "cnn":
+            feats = self.cnn(x, lengths)
+        elif self.encoder == "mean":
+            weights = (np.arange(x.shape[0])[:, None] < lengths[None, :]) / lengths[None, :]    # (T, B)
+            self._weights = weights.astype(self.dtype)[:, :, None]
+            feats = (x * self._weights).sum(axis=0)
+        else:
+            D = 2 if self.bidirectional else 1
+            y, h = self.rnn(x, None, lengths)
+            h_n = h[0] if isinstance(h, tuple) else h
+            feats = np.concatenate(list(h_n[-D:]), axis=1)            # (B, D*H): [forward, reverse]
+            self._shapes = (y.shape, h_n.shape)
         return self.head(self.drop_out(feats))
 
     def backward(self, dlogits):
+        dfeats = self.drop_out.backward(self.head.backward(dlogits))
+        if self.encoder == "cnn":
+            dx = self.cnn.backward(dfeats)
+        elif self.encoder == "mean":
+            dx = self._weights * dfeats[None]
+        else:
+            dx = self._rnn_backward(dfeats)
+        self.embedding.backward(self.drop_in.backward(dx))
+
+    def _rnn_backward(self, dfeats):
         y_shape, h_shape = self._shapes
         D, H = (2 if self.bidirectional else 1), self.hidden_size
-        dfeats = self.drop_out.backward(self.head.backward(dlogits))
         dh_n = np.zeros(h_shape, dtype=self.dtype)
         for d in range(D):
             dh_n[h_shape[0] - D + d] = dfeats[:, d * H:(d + 1) * H]
         dhx = (dh_n, None) if self.cell == "lstm" else dh_n
         dx, _ = self.rnn.backward(np.zeros(y_shape, dtype=self.dtype), dhx)
-        self.embedding.backward(self.drop_in.backward(dx))
+        return dx
 
     def loss(self, texts, labels):
         """Training-mode forward + backward on one batch; returns ``(mean loss, batch size)``."""

@@ -6,6 +6,8 @@
   :class:`Attention`, :func:`softmax_cross_entropy`, :func:`log_softmax`, :class:`SGD`,
   :class:`Adam`, :func:`clip_grad_norm`, and :class:`Module` / :class:`Sequential` (named
   parameters and gradients, train/eval, state dicts, ``save``/``load`` to ``.npz``).
+* Text CNN (Kim 2014): :class:`Conv1d`, :class:`MaxPool1d`, :class:`MaxOverTime`, :class:`ReLU` and
+  :class:`TextCNN` (several filter widths, concatenated), time-major like the recurrent layers.
 * :func:`single_threaded_blas`: wrap hand-written training loops in it (the models do) so NumPy's
   BLAS threads do not compete with the recurrent kernels' OpenMP team.
 
@@ -14,6 +16,7 @@ Each training piece is tested against its float64 loop form in
 """
 
 from ._blas import single_threaded_blas
+from .conv import Conv1d, MaxOverTime, MaxPool1d, ReLU, TextCNN
 from .layers import Attention, Dropout, Embedding, Linear, Tanh
 from .loss import log_softmax, softmax_cross_entropy
 from .module import Module, Sequential
@@ -23,6 +26,7 @@ from .recurrent import GRU, LSTM, RNN
 __all__ = [
     "LSTM", "GRU", "RNN",
     "Attention", "Dropout", "Embedding", "Linear", "Tanh",
+    "Conv1d", "MaxOverTime", "MaxPool1d", "ReLU", "TextCNN",
     "log_softmax", "softmax_cross_entropy",
     "Module", "Sequential",
     "SGD", "Adam", "clip_grad_norm",

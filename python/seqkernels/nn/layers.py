@@ -245,8 +245,9 @@ class Dropout(Module):
         return f"Dropout(p={self.p})"
 
 
-class Tanh(Module):
-    """Element-wise tanh; backward uses the saved output (``1 - y²``)."""
+class Pointwise(Module):
+    """An element-wise activation whose derivative is a function of its output: subclasses give
+    ``_apply(xp, x)`` and ``_slope(y)``; backward returns ``dy * _slope(y)`` from the saved output."""
 
     def __init__(self):
         super().__init__()
@@ -256,17 +257,27 @@ class Tanh(Module):
         x = as_array(x, "x")
         if x.dtype.kind != "f":
             raise TypeError(f"x: expected a floating-point array, got dtype {x.dtype}")
-        y = array_module(x).tanh(x)
+        y = self._apply(array_module(x), x)
         self._cache = y if self.training else None
         return y
 
     def backward(self, dy):
         y = _need_cache(self)
         dy = _check_dy(dy, y.shape, y.dtype)
-        return dy * (1 - y * y)
+        return dy * self._slope(y)
 
     def __repr__(self):
-        return "Tanh()"
+        return f"{type(self).__name__}()"
+
+
+class Tanh(Pointwise):
+    """Element-wise tanh; backward uses the saved output (``1 - y²``)."""
+
+    def _apply(self, xp, x):
+        return xp.tanh(x)
+
+    def _slope(self, y):
+        return 1 - y * y
 
 
 class Attention(Module):
