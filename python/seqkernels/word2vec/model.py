@@ -107,7 +107,7 @@ class Word2Vec:
         syn1neg zero."""
         if vocabulary is None:
             vocabulary = Vocabulary.from_corpus(corpus, min_count=self.min_count, max_vocab=self.max_vocab,
-                                                threads=self.threads)
+                                                threads=self.threads or None)
         elif not isinstance(vocabulary, Vocabulary):
             raise TypeError(f"vocabulary: expected a seqkernels.glove.Vocabulary, got {type(vocabulary).__name__}")
         if len(vocabulary) == 0:
