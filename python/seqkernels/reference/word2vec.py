@@ -28,8 +28,9 @@ Random numbers (:func:`next_random`)
     among ``T`` in-vocabulary tokens); discarded words take no position. Then per position one draw,
     ``b = r mod window``, giving the context positions ``pos - (window - b) .. pos + (window - b)``
     inside the sentence; skip-gram draws ``negative`` noise words for each context position, CBOW
-    once per position (when it has a context); noise word ``table[(r >> 16) mod len(table)]``, skipped
-    when it is the positive word.
+    once per position (when it has a context); noise word ``table[((r >> 16) * len(table)) >> 48]``
+    (a uniform slot from the generator's top 48 bits, where word2vec.c takes ``(r >> 16) mod
+    len(table)``: the same distribution without a division), skipped when it is the positive word.
 
 Learning rate
     ``lr = lr0 * (1 - done / (words_total + 1))``, floored at ``lr0 * 1e-4``, where ``done`` counts
@@ -48,7 +49,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["MASK64", "REFRESH_WORDS", "next_random", "sigmoid", "output_step", "skipgram_step", "cbow_step",
+__all__ = ["MASK64", "REFRESH_WORDS", "next_random", "noise_slot", "sigmoid", "output_step", "skipgram_step", "cbow_step",
            "pair_loss", "learning_rate", "train_epoch"]
 
 MASK64 = (1 << 64) - 1
@@ -58,6 +59,10 @@ REFRESH_WORDS = 10000
 
 def next_random(r: int) -> int:
     return (r * LCG_MULTIPLIER + LCG_INCREMENT) & MASK64
+
+
+def noise_slot(r: int, size: int) -> int:
+    return ((r >> 16) * size) >> 48
 
 
 def sigmoid(x):
@@ -141,7 +146,7 @@ def train_epoch(syn0, syn1neg, ids, offsets, keep, table, window: int, negative:
                 negatives = []
                 for _ in range(negative):
                     r = next_random(r)
-                    t = int(table[(r >> 16) % len(table)])
+                    t = int(table[noise_slot(r, len(table))])
                     negatives.append(-1 if t == word else t)
                 cbow_step(syn0, syn1neg, [sentence[c] for c in context], word, negatives, lr)
                 continue
@@ -149,7 +154,7 @@ def train_epoch(syn0, syn1neg, ids, offsets, keep, table, window: int, negative:
                 negatives = []
                 for _ in range(negative):
                     r = next_random(r)
-                    t = int(table[(r >> 16) % len(table)])
+                    t = int(table[noise_slot(r, len(table))])
                     negatives.append(-1 if t == word else t)
                 skipgram_step(syn0, syn1neg, sentence[c], word, negatives, lr)
     return {"words": words, "trained": trained, "learning_rate": lr}
