@@ -20,7 +20,7 @@ def _info(args) -> int:
     return 0
 
 
-BENCH_SUITES = ("rnn", "search", "glove", "torch_layers")
+BENCH_SUITES = ("rnn", "search", "glove", "torch_layers", "word2vec")
 
 
 def _bench(args) -> int:
