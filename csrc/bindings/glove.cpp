@@ -10,43 +10,18 @@
 #include <vector>
 
 #include "array_checks.h"
+#include "corpus_argument.h"
 #include "seqkernels/glove.h"
 
 namespace py = pybind11;
 using namespace seqkernels;
 using namespace seqkernels::glove;
 using seqkernels::bindings::checked;
+using seqkernels::bindings::Corpus;
+using seqkernels::bindings::make_corpus;
+using seqkernels::bindings::to_numpy;
 
 namespace {
-
-// A corpus argument: a path (str), a file descriptor (int) or a bytes-like object.
-struct Corpus {
-  std::unique_ptr<ByteSource> source;
-  py::buffer_info keep;  // holds the bytes-like object's buffer while the source reads it
-};
-
-// Raises the pending Python exception (KeyboardInterrupt) if a signal handler set one.
-void check_signals() {
-  py::gil_scoped_acquire gil;
-  if (PyErr_CheckSignals() != 0) throw py::error_already_set();
-}
-
-Corpus make_corpus(const py::object& corpus) {
-  Corpus c;
-  if (py::isinstance<py::str>(corpus)) {
-    c.source = file_source(corpus.cast<std::string>(), check_signals);
-  } else if (py::isinstance<py::int_>(corpus) && !py::isinstance<py::bool_>(corpus)) {
-    c.source = fd_source(corpus.cast<int>(), check_signals);
-  } else if (py::isinstance<py::buffer>(corpus)) {
-    c.keep = corpus.cast<py::buffer>().request();
-    SK_CHECK(c.keep.itemsize == 1 && c.keep.ndim <= 1, "corpus: expected a bytes-like object of single bytes");
-    c.source = memory_source(static_cast<const char*>(c.keep.ptr), static_cast<size_t>(c.keep.size));
-  } else {
-    throw py::type_error("corpus: expected a path (str), a file descriptor (int) or bytes, got " +
-                         std::string(py::str(py::type::of(corpus).attr("__name__"))));
-  }
-  return c;
-}
 
 // Wraps an optional Python callable progress(stage, done, total); always checks for signals.
 Progress make_progress(const py::object& callback) {
@@ -55,13 +30,6 @@ Progress make_progress(const py::object& callback) {
     if (PyErr_CheckSignals() != 0) throw py::error_already_set();
     if (!callback.is_none()) callback(stage, done, total);
   };
-}
-
-template <typename T>
-py::array_t<T> to_numpy(std::vector<T>&& v) {
-  auto* owned = new std::vector<T>(std::move(v));
-  py::capsule free_when_done(owned, [](void* p) { delete static_cast<std::vector<T>*>(p); });
-  return py::array_t<T>({static_cast<py::ssize_t>(owned->size())}, owned->data(), free_when_done);
 }
 
 // Collects the records as 0-based COO arrays.

@@ -24,6 +24,7 @@ using namespace seqkernels;
 void bind_glove(py::module_& m);  // csrc/bindings/glove.cpp
 void bind_bench(py::module_& m);  // csrc/bindings/bench.cpp
 void bind_search(py::module_& m);  // csrc/bindings/search.cpp
+void bind_word2vec(py::module_& m);  // csrc/bindings/word2vec.cpp
 
 namespace {
 
@@ -157,6 +158,7 @@ PYBIND11_MODULE(_C, m) {
   bind_glove(m);
   bind_bench(m);
   bind_search(m);
+  bind_word2vec(m);
 
   m.def("workspace_size",
         [](const std::string& mode, bool reset_after, const std::string& nonlinearity, int steps, int batch,

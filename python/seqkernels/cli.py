@@ -20,7 +20,7 @@ def _info(args) -> int:
     return 0
 
 
-BENCH_SUITES = ("rnn", "search", "glove", "torch_layers")
+BENCH_SUITES = ("rnn", "search", "glove", "torch_layers", "word2vec")
 
 
 def _bench(args) -> int:
@@ -45,6 +45,13 @@ def _add_glove(sub) -> None:
     add_parser(sub)
 
 
+def _add_word2vec(sub) -> None:
+    """`seqkernels word2vec train` (word2vec.c's flags): seqkernels/word2vec/cli.py."""
+    from .word2vec.cli import add_parser
+
+    add_parser(sub)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="seqkernels", description="Fused CPU/CUDA kernels for sequence models: "
                                      "recurrent layers, beam search, BLEU, GloVe, and the models built on them.")
@@ -58,6 +65,7 @@ def main(argv=None) -> int:
     p.set_defaults(func=_bench)
     _add_model_commands(sub)
     _add_glove(sub)
+    _add_word2vec(sub)
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -118,7 +118,7 @@ def _stdout_is_regular_file() -> bool:
 def _run(args, handler) -> int:
     """Runs a verb; any error becomes one line on stderr and status 1 (130 for Ctrl-C), with the
     redirected stdout file emptied so that no partial output remains."""
-    name = f"seqkernels glove {args.glove_command}"
+    name = getattr(args, "command_name", None) or f"seqkernels glove {args.glove_command}"
     try:
         return handler(args) or 0
     except KeyboardInterrupt:

@@ -40,11 +40,14 @@ class WordVectors:
 
     # ---- files ----
     @classmethod
-    def load(cls, path, dtype=np.float64, max_words: int | None = None) -> "WordVectors":
+    def load(cls, path, dtype=np.float64, max_words: int | None = None, binary: bool = False) -> "WordVectors":
         """Reads the text format "word v1 ... vd" per line (Stanford's vectors.txt, glove.6B.*.txt),
         with or without a "count dim" header line (word2vec / ``-write-header 1``). Lines with the
-        wrong number of values are a ValueError naming the line."""
+        wrong number of values are a ValueError naming the line. ``binary=True`` reads word2vec's
+        binary format instead (what word2vec.c's ``-binary 1`` and gensim write)."""
         path = os.fspath(path)
+        if binary:
+            return cls._load_binary(path, dtype, max_words)
         words, rows = [], []
         dim = None
         with open(path, "rb") as f:
@@ -73,10 +76,51 @@ class WordVectors:
             raise ValueError(f"vectors file '{path}': a value is not a number ({e})") from None
         return cls(words, values.reshape(len(words), dim))
 
-    def save(self, path, header: bool = False) -> None:
-        """Writes the text format with Stanford's "%lf" numbers (all or nothing)."""
+    @classmethod
+    def _load_binary(cls, path: str, dtype, max_words: int | None) -> "WordVectors":
+        """word2vec's binary format: a "V D" line, then per word its bytes, a blank and D
+        little-endian float32 (word2vec.c ends each with a newline, gensim does not: both read)."""
+        with open(path, "rb") as f:
+            data = f.read()
+        end = data.find(b"\n")
+        fields = data[:end].split() if end >= 0 else []
+        if len(fields) != 2 or not fields[0].isdigit() or not fields[1].isdigit():
+            raise ValueError(f"vectors file '{path}': expected a 'count dim' first line in the binary format")
+        count, dim = int(fields[0]), int(fields[1])
+        if max_words is not None:
+            count = min(count, int(max_words))
+        words, rows, pos, width = [], [], end + 1, 4 * dim
+        for number in range(1, count + 1):
+            while pos < len(data) and data[pos:pos + 1] in (b"\n", b"\r"):
+                pos += 1
+            blank = data.find(b" ", pos)
+            if blank < 0 or blank + 1 + width > len(data):
+                raise ValueError(f"vectors file '{path}': truncated at word {number} of {count}")
+            words.append(data[pos:blank])
+            rows.append(data[blank + 1:blank + 1 + width])
+            pos = blank + 1 + width
+        if not words:
+            raise ValueError(f"vectors file '{path}' has no vectors")
+        values = np.frombuffer(b"".join(rows), dtype="<f4").reshape(len(words), dim)
+        return cls(words, values.astype(dtype))
+
+    def save(self, path, header: bool = False, binary: bool = False) -> None:
+        """Writes the text format with Stanford's "%lf" numbers (all or nothing); ``binary=True``
+        writes word2vec's binary format (float32, with its "V D" line whatever ``header`` says)."""
+        encoded = [encode_word(w) for w in self.words]
+        for w in encoded:
+            if not w or any(c in w for c in b" \t\n\r"):
+                raise ValueError(f"words: {decode_word(w)!r} cannot be written: a word in these formats is "
+                                 "non-empty and has no blanks or line breaks")
+        if binary:
+            rows = np.ascontiguousarray(self.vectors, dtype="<f4")
+            with atomic_path(path) as tmp:
+                with open(tmp, "wb") as f:
+                    f.write(b"%d %d\n" % (len(self), self.dim))
+                    f.write(b"".join(w + b" " + rows[i].tobytes() + b"\n" for i, w in enumerate(encoded)))
+            return
         with atomic_path(path) as tmp:
-            _C.glove_write_text_vectors(tmp, [encode_word(w) for w in self.words],
+            _C.glove_write_text_vectors(tmp, encoded,
                                         np.ascontiguousarray(self.vectors, dtype=np.float64),
                                         f"{len(self)} {self.dim}" if header else "")
 
@@ -213,6 +257,93 @@ class WordVectors:
                       semantic=totals["semantic"][0] / totals["semantic"][1] if totals["semantic"][1] else None,
                       syntactic=totals["syntactic"][0] / totals["syntactic"][1] if totals["syntactic"][1] else None)
         return report
+
+    # ---- pictures ----
+    def plot(self, words: Sequence | None = None, method: str = "tsne", path=None, groups=None,
+             perplexity: float | None = None, seed: int = 0, title: str | None = None):
+        """A 2-D picture of some words' vectors, each point labelled with its word, written as a PNG
+        to ``path`` (returns the path) or, without ``path``, returned as a matplotlib Figure.
+
+        ``method``: "tsne" (scikit-learn's t-SNE on cosine distances; ``perplexity`` defaults to
+        min(30, (n - 1) / 3)) or "pca" (the two principal axes of the unit vectors). ``groups``
+        colours related words: a mapping {group name: [words]} (then ``words`` may be omitted: the
+        groups' words are drawn) or one label per word. Needs the ``[plot]`` extra (scikit-learn,
+        matplotlib)."""
+        try:
+            import matplotlib
+            matplotlib.use("Agg", force=False)
+            import matplotlib.pyplot as plt
+        except ImportError:
+            raise ImportError("WordVectors.plot needs matplotlib (and scikit-learn for t-SNE): "
+                              "pip install 'seqkernels[plot]'") from None
+        if method not in ("tsne", "pca"):
+            raise ValueError(f"method: expected 'tsne' or 'pca', got {method!r}")
+        if isinstance(groups, dict):
+            labels_of = {}
+            for name, members in groups.items():
+                for w in members:
+                    labels_of.setdefault(decode_word(w) if isinstance(w, bytes) else w, str(name))
+            if words is None:
+                words = list(labels_of)
+            labels = [labels_of.get(decode_word(w) if isinstance(w, bytes) else w) for w in words]
+        elif groups is not None:
+            if words is None:
+                raise ValueError("words: needed when groups is a list of labels (one per word)")
+            labels = [None if g is None else str(g) for g in groups]
+            if len(labels) != len(words):
+                raise ValueError(f"groups: expected one label per word ({len(words)}), got {len(labels)}")
+        else:
+            if words is None:
+                raise ValueError("words: give the words to draw (or groups={name: [words]})")
+            labels = [None] * len(words)
+        words = [decode_word(w) if isinstance(w, bytes) else w for w in words]
+        if len(words) < 3:
+            raise ValueError(f"words: expected at least 3 words to draw, got {len(words)}")
+        points = self.unit_vectors()[[self.index(w) for w in words]]
+        if method == "tsne":
+            try:
+                from sklearn.manifold import TSNE
+            except ImportError:
+                raise ImportError("WordVectors.plot(method='tsne') needs scikit-learn: pip install 'seqkernels[plot]' "
+                                  "(or use method='pca')") from None
+            if perplexity is None:
+                perplexity = min(30.0, (len(words) - 1) / 3.0)
+            if not 0 < perplexity < len(words):
+                raise ValueError(f"perplexity: expected a number in (0, {len(words)}), got {perplexity!r}")
+            from threadpoolctl import threadpool_limits
+
+            # One thread: for the few points of a picture, scikit-learn's OpenMP team only adds
+            # waits (measured 27 s against 1 s for 31 points on a busy 2-core machine).
+            with threadpool_limits(1):
+                xy = TSNE(n_components=2, perplexity=perplexity, metric="cosine", init="pca", random_state=seed
+                          ).fit_transform(points)
+        else:
+            centred = points - points.mean(axis=0)
+            _, _, vt = np.linalg.svd(centred, full_matrices=False)
+            xy = centred @ vt[:2].T
+        fig, ax = plt.subplots(figsize=(9, 7), dpi=100)
+        names = [g for g in dict.fromkeys(labels) if g is not None]
+        colours = plt.get_cmap("tab10" if len(names) <= 10 else "tab20")
+        for k, name in enumerate(names + [None]):
+            pick = [i for i, g in enumerate(labels) if g == name]
+            if not pick:
+                continue
+            ax.scatter(xy[pick, 0], xy[pick, 1], s=18, color="0.5" if name is None else colours(k % colours.N),
+                       label=name)
+        for (x, y), w in zip(xy, words):
+            ax.annotate(w, (x, y), xytext=(3, 3), textcoords="offset points", fontsize=8)
+        if names:
+            ax.legend(loc="best", fontsize=8)
+        ax.set_title(title or f"{len(words)} words, {'t-SNE' if method == 'tsne' else 'PCA'} of {self.dim}-d vectors")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        fig.tight_layout()
+        if path is None:
+            return fig
+        with atomic_path(os.fspath(path)) as tmp:
+            fig.savefig(tmp, format="png")
+        plt.close(fig)
+        return os.fspath(path)
 
 
 def _check_topn(topn) -> None:

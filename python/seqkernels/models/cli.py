@@ -79,6 +79,10 @@ def add_demo_parser(sub):
                     "(pydoc_data.topics; no download), showing progress; print bits per character on held-out "
                     "topics before and after, a few sampled lines and beam-search completions. Takes about a "
                     "minute on 2 CPU cores. Writes a loss-curve PNG when matplotlib is installed.")
+    p.add_argument("what", nargs="?", choices=("lm", "words"), default="lm",
+                   help="lm (default): the language model; words: GloVe and skip-gram word vectors side by side "
+                        "(nearest neighbours, analogies, a t-SNE picture; --plot names it, default "
+                        "seqkernels-demo-words.png)")
     _model_options(p, DEMO_DEFAULTS)
     p.add_argument("--plot", metavar="PATH", default="seqkernels-demo-loss.png",
                    help="loss-curve PNG, written when matplotlib is installed (default: %(default)s)")
@@ -124,6 +128,11 @@ def add_train_lm_parser(sub):
 
 def _run_demo(args, out=print) -> int:
     from .demo import run_demo
+
+    if getattr(args, "what", "lm") == "words":
+        from ..word2vec.demo import run_words_demo
+
+        return run_words_demo(args, out)
 
     if args.beam_size % args.beam_groups:  # checked before training, not after
         print(f"seqkernels demo: error: --beam-groups {args.beam_groups} must divide --beam-size {args.beam_size}",

@@ -1,0 +1,261 @@
+// word2vec training epoch: skip-gram / CBOW with negative sampling, word2vec.c's rules (the
+// executable statement is python/seqkernels/reference/word2vec.py). Compiled once per CPU
+// capability (CMakeLists.txt: SEQKERNELS_CPU_KERNELS) so that the D-long dot products and updates
+// vectorise with the machine's widest vectors. Threads come from the project's thread team, not
+// OpenMP (OpenMP's pool hangs in a child after fork; seqkernels/thread_team.h).
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <vector>
+
+#include "seqkernels/cpu_capability.h"
+#include "seqkernels/thread_team.h"
+#include "seqkernels/word2vec.h"
+
+namespace seqkernels {
+namespace word2vec {
+namespace SK_CPU_CAPABILITY {
+namespace {
+
+inline uint64_t next_random(uint64_t r) { return r * kLcgMultiplier + kLcgIncrement; }
+
+// 16 partial sums kept in registers (GCC lowers `omp simd reduction` to a stack copy stored every
+// iteration, one dependent chain: measured as the hottest instruction of an epoch).
+inline float dot(const float* a, const float* b, int D) {
+  constexpr int kLanes = 16;
+  float lanes[kLanes] = {};
+  int k = 0;
+  for (; k + kLanes <= D; k += kLanes) {
+#pragma omp simd
+    for (int j = 0; j < kLanes; ++j) lanes[j] += a[k + j] * b[k + j];
+  }
+  float s = 0.0f;
+  for (; k < D; ++k) s += a[k] * b[k];
+  for (int j = 0; j < kLanes; ++j) s += lanes[j];
+  return s;
+}
+
+// One output row against the hidden vector h: g = (label - sigmoid(h . u)) * lr, then the error
+// for h gathers g * u (before u moves) and u += g * h. The exact logistic is used (word2vec.c reads
+// a 1000-entry table and saturates beyond |f| > 6; the reference states the difference).
+inline void output_update(const float* h, float* u, float* err, float label, float lr, int D) {
+  const float f = dot(h, u, D);
+  const float g = (label - 1.0f / (1.0f + std::exp(-f))) * lr;
+#pragma omp simd
+  for (int k = 0; k < D; ++k) {
+    err[k] += g * u[k];
+    u[k] += g * h[k];
+  }
+}
+
+struct PieceResult {
+  int64_t words = 0, trained = 0;
+  double learning_rate = 0.0;
+};
+
+class Piece {
+ public:
+  Piece(const TrainArgs& a, std::atomic<int64_t>& published)
+      : a_(a), D_(a.vector_size), published_(published), h_(a.vector_size), err_(a.vector_size),
+        targets_(a.negative + 1), g_(a.negative + 1) {
+    for (Plan& p : plans_) p.negatives.resize(2 * static_cast<size_t>(a.window) * a.negative);
+  }
+
+  PieceResult run(int64_t first_sentence, int64_t end_sentence, uint64_t seed) {
+    rng_ = seed;
+    int64_t words = 0, refreshed_at = 0, trained = 0;
+    lr_ = rate(published_.load(std::memory_order_relaxed));
+    for (int64_t s = first_sentence; s < end_sentence; ++s) {
+      if (words - refreshed_at > kRefreshWords) {  // word2vec.c: checked before each sentence
+        const int64_t done = published_.fetch_add(words - refreshed_at, std::memory_order_relaxed) + words - refreshed_at;
+        refreshed_at = words;
+        lr_ = rate(done);
+      }
+      sentence_.clear();
+      for (int64_t k = a_.offsets[s]; k < a_.offsets[s + 1]; ++k) {
+        const int32_t w = a_.ids[k];
+        ++words;
+        if (a_.keep) {  // word2vec.c: discard when ran < (r & 0xFFFF) / 65536
+          rng_ = next_random(rng_);
+          if (a_.keep[w] < static_cast<double>(rng_ & 0xFFFF) / 65536.0) continue;
+        }
+        sentence_.push_back(w);
+      }
+      trained += static_cast<int64_t>(sentence_.size());
+      const int n = static_cast<int>(sentence_.size());
+      // Nothing but draw_position consumes random numbers inside a sentence, so position pos + 1's
+      // numbers can be drawn before position pos is trained: the same numbers in the same order,
+      // and the cache misses of the next position's noise-table entries and rows overlap this
+      // position's arithmetic.
+      if (n > 0) draw_position(0, n, plans_[0]);
+      for (int pos = 0; pos < n; ++pos) {
+        if (pos + 1 < n) draw_position(pos + 1, n, plans_[(pos + 1) & 1]);
+        const Plan& plan = plans_[pos & 1];
+        if (a_.cbow) cbow_position(pos, plan);
+        else skipgram_position(pos, plan);
+      }
+    }
+    published_.fetch_add(words - refreshed_at, std::memory_order_relaxed);
+    return {words, trained, lr_};
+  }
+
+ private:
+  double rate(int64_t done_this_epoch) const {
+    const double lr0 = a_.learning_rate;
+    const double r = lr0 * (1.0 - static_cast<double>(a_.words_before + done_this_epoch) /
+                                      (static_cast<double>(a_.words_total) + 1.0));
+    return r < lr0 * 1e-4 ? lr0 * 1e-4 : r;
+  }
+
+  // Draws the negatives for one positive pair into out[0..negative) (word2vec.c's order: one draw
+  // each; a draw equal to the positive word is skipped, marked -1). Their table entries are loaded
+  // back to back and their rows prefetched, so that the cache misses of a whole window overlap.
+  void draw_negatives(int32_t word, int32_t* out) {
+    for (int d = 0; d < a_.negative; ++d) {
+      rng_ = next_random(rng_);
+      // Slot floor((r >> 16) * size / 2^48): uniform like word2vec.c's (r >> 16) mod size, without
+      // a 64-bit division per draw (measured: several per cent of an epoch).
+      const unsigned __int128 scaled = static_cast<unsigned __int128>(rng_ >> 16) * static_cast<uint64_t>(a_.table_size);
+      out[d] = a_.table[static_cast<int64_t>(scaled >> 48)];
+    }
+    for (int d = 0; d < a_.negative; ++d) {
+      if (out[d] == word) out[d] = -1;
+      else __builtin_prefetch(a_.syn1neg + static_cast<int64_t>(out[d]) * D_, 1);
+    }
+  }
+
+  // Positive word, then the negatives, against hidden vector h; the error for h lands in err_.
+  // When the rows are distinct, no update changes another row's dot product (h is fixed), so all
+  // dot products are taken first, independent of each other, and the updates follow: the same
+  // numbers as one row after the other, with the reductions overlapping. A row met twice takes the
+  // sequential path (its second dot product must see its first update).
+  void train_outputs(const float* h, int32_t word, const int32_t* negatives, float lr) {
+    float* err = err_.data();
+    for (int k = 0; k < D_; ++k) err[k] = 0.0f;
+    int m = 0;
+    targets_[m++] = word;
+    for (int d = 0; d < a_.negative; ++d)
+      if (negatives[d] >= 0) targets_[m++] = negatives[d];
+    bool repeated = false;
+    for (int i = 1; i < m && !repeated; ++i)
+      for (int j = 0; j < i; ++j) repeated |= targets_[i] == targets_[j];
+    if (repeated) {
+      for (int j = 0; j < m; ++j)
+        output_update(h, a_.syn1neg + static_cast<int64_t>(targets_[j]) * D_, err, j == 0 ? 1.0f : 0.0f, lr, D_);
+      return;
+    }
+    for (int j = 0; j < m; ++j) {
+      const float f = dot(h, a_.syn1neg + static_cast<int64_t>(targets_[j]) * D_, D_);
+      g_[j] = ((j == 0 ? 1.0f : 0.0f) - 1.0f / (1.0f + std::exp(-f))) * lr;
+    }
+    for (int j = 0; j < m; ++j) {
+      float* u = a_.syn1neg + static_cast<int64_t>(targets_[j]) * D_;
+      const float g = g_[j];
+#pragma omp simd
+      for (int k = 0; k < D_; ++k) {
+        err[k] += g * u[k];
+        u[k] += g * h[k];
+      }
+    }
+  }
+
+  // A position's random numbers: its window (lo..hi, inclusive) and the negatives of each of its
+  // positive pairs (skip-gram: one set per context word in order; CBOW: one set when it has a context).
+  struct Plan {
+    int lo = 0, hi = -1;
+    std::vector<int32_t> negatives;
+  };
+
+  void draw_position(int pos, int n, Plan& plan) {
+    rng_ = next_random(rng_);
+    const int shrink = static_cast<int>(rng_ % static_cast<uint64_t>(a_.window));
+    plan.lo = std::max(pos - a_.window + shrink, 0);
+    plan.hi = std::min(pos + a_.window - shrink, n - 1);
+    const int32_t word = sentence_[pos];
+    __builtin_prefetch(a_.syn1neg + static_cast<int64_t>(word) * D_, 1);
+    const int contexts = plan.hi - plan.lo;  // the range less the centre
+    if (a_.cbow) {
+      if (contexts > 0) draw_negatives(word, plan.negatives.data());
+    } else {
+      for (int i = 0; i < contexts; ++i) draw_negatives(word, plan.negatives.data() + static_cast<size_t>(i) * a_.negative);
+    }
+    for (int c = plan.lo; c <= plan.hi; ++c)
+      if (c != pos) __builtin_prefetch(a_.syn0 + static_cast<int64_t>(sentence_[c]) * D_, 1);
+  }
+
+  // Skip-gram as word2vec.c trains it: each context word's input vector predicts the centre word.
+  void skipgram_position(int pos, const Plan& plan) {
+    const int32_t word = sentence_[pos];
+    const float lr = static_cast<float>(lr_);
+    const int32_t* negatives = plan.negatives.data();
+    for (int c = plan.lo; c <= plan.hi; ++c) {
+      if (c == pos) continue;
+      float* h = a_.syn0 + static_cast<int64_t>(sentence_[c]) * D_;
+      train_outputs(h, word, negatives, lr);
+      negatives += a_.negative;
+      const float* err = err_.data();
+#pragma omp simd
+      for (int k = 0; k < D_; ++k) h[k] += err[k];
+    }
+  }
+
+  // CBOW: the mean of the context's input vectors predicts the centre word; every context word's
+  // input vector then moves by the whole error (word2vec.c does not divide it by the count).
+  void cbow_position(int pos, const Plan& plan) {
+    const int count = plan.hi - plan.lo;
+    if (count == 0) return;
+    float* h = h_.data();
+    for (int k = 0; k < D_; ++k) h[k] = 0.0f;
+    for (int c = plan.lo; c <= plan.hi; ++c) {
+      if (c == pos) continue;
+      const float* v = a_.syn0 + static_cast<int64_t>(sentence_[c]) * D_;
+#pragma omp simd
+      for (int k = 0; k < D_; ++k) h[k] += v[k];
+    }
+    const float inv = 1.0f / static_cast<float>(count);
+#pragma omp simd
+    for (int k = 0; k < D_; ++k) h[k] *= inv;
+    const int32_t word = sentence_[pos];
+    train_outputs(h, word, plan.negatives.data(), static_cast<float>(lr_));
+    const float* err = err_.data();
+    for (int c = plan.lo; c <= plan.hi; ++c) {
+      if (c == pos) continue;
+      float* v = a_.syn0 + static_cast<int64_t>(sentence_[c]) * D_;
+#pragma omp simd
+      for (int k = 0; k < D_; ++k) v[k] += err[k];
+    }
+  }
+
+  const TrainArgs& a_;
+  const int D_;
+  std::atomic<int64_t>& published_;
+  std::vector<float> h_, err_;
+  std::vector<int32_t> sentence_, targets_;
+  Plan plans_[2];
+  std::vector<float> g_;
+  uint64_t rng_ = 0;
+  double lr_ = 0.0;
+};
+
+}  // namespace
+
+EpochResult train_pieces(const TrainArgs& a, const std::vector<int64_t>& boundaries) {
+  const long pieces = static_cast<long>(boundaries.size()) - 1;
+  std::vector<PieceResult> results(static_cast<size_t>(pieces));
+  std::atomic<int64_t> published{0};
+  team_parallel_for(a.num_threads, pieces, [&](long p) {
+    Piece piece(a, published);
+    results[static_cast<size_t>(p)] = piece.run(boundaries[p], boundaries[p + 1], a.seed + static_cast<uint64_t>(p));
+  });
+  EpochResult r;
+  for (const PieceResult& p : results) {
+    r.words += p.words;
+    r.trained += p.trained;
+  }
+  r.learning_rate = pieces > 0 ? results.back().learning_rate : a.learning_rate;
+  return r;
+}
+
+}  // namespace SK_CPU_CAPABILITY
+}  // namespace word2vec
+}  // namespace seqkernels
