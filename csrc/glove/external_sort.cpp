@@ -1,0 +1,162 @@
+// The external sort's out-of-line pieces (external_sort.h).
+#include "external_sort.h"
+
+#include <fcntl.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <stdexcept>
+
+namespace seqkernels {
+namespace glove {
+namespace {
+
+std::string errno_text() { return std::strerror(errno); }
+
+}  // namespace
+
+TempFile::TempFile(const std::string& dir, const std::string& prefix) {
+#ifdef O_TMPFILE
+  fd_ = ::open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+#endif
+  if (fd_ < 0) {
+    std::string templ = dir + "/" + prefix + "-XXXXXX";
+    fd_ = ::mkostemp(templ.data(), O_CLOEXEC);
+    if (fd_ < 0) throw std::runtime_error("cannot create a temporary file in '" + dir + "': " + errno_text());
+    ::unlink(templ.c_str());
+  }
+}
+
+TempFile::~TempFile() { ::close(fd_); }
+
+void TempFile::append(const void* data, size_t bytes) {
+  const char* p = static_cast<const char*>(data);
+  while (bytes > 0) {
+    const ssize_t put = ::write(fd_, p, bytes);
+    if (put < 0) {
+      if (errno == EINTR) continue;
+      throw std::runtime_error("writing a temporary run file failed (is the disk full?): " + errno_text());
+    }
+    p += put;
+    bytes -= static_cast<size_t>(put);
+  }
+}
+
+void TempFile::read_at(void* data, size_t bytes, int64_t offset) const {
+  char* p = static_cast<char*>(data);
+  while (bytes > 0) {
+    const ssize_t got = ::pread(fd_, p, bytes, offset);
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) throw std::runtime_error("reading a temporary run file failed: " + errno_text());
+    p += got;
+    bytes -= static_cast<size_t>(got);
+    offset += got;
+  }
+}
+
+int64_t SortedRun::lower_bound(uint64_t key, std::vector<Pair>& scratch) const {
+  const auto it = std::upper_bound(index.begin(), index.end(), key);
+  if (it == index.begin()) return 0;  // index[0] (the first key) is already > key
+  const int64_t block = (it - index.begin()) - 1;  // index[block] <= key
+  const int64_t lo = block * kIndexStride, n = std::min(kIndexStride, records - lo);
+  const Pair* p;
+  if (memory) {
+    p = memory + lo;
+  } else {
+    scratch.resize(static_cast<size_t>(n));
+    read(scratch.data(), lo, n);
+    p = scratch.data();
+  }
+  return lo + (std::lower_bound(p, p + n, key, [](const Pair& a, uint64_t k) { return a.key < k; }) - p);
+}
+
+SortedRun memory_run(const Pair* data, int64_t n, int64_t rank) {
+  SortedRun r;
+  r.memory = data;
+  r.records = n;
+  r.rank = rank;
+  for (int64_t i = 0; i < n; i += SortedRun::kIndexStride) r.index.push_back(data[i].key);
+  return r;
+}
+
+// LSD radix sort of n pairs by key bits [first_bit, key_bits); stable, so pairs equal in those bits
+// keep their order (a run sorted by (a, b) and transposed to (b, a) needs sorting by b only).
+void radix_sort(Pair* a, Pair* tmp, size_t n, int key_bits, int first_bit) {
+  key_bits -= first_bit;
+  if (n < 2 || key_bits <= 0) return;
+  const int passes = (key_bits + 10) / 11;
+  const int digit = (key_bits + passes - 1) / passes;
+  const size_t buckets = size_t{1} << digit;
+  const uint64_t mask = buckets - 1;
+  std::vector<size_t> counts(buckets * passes, 0);
+  for (size_t i = 0; i < n; ++i)
+    for (int p = 0; p < passes; ++p) ++counts[p * buckets + ((a[i].key >> (first_bit + p * digit)) & mask)];
+  Pair* src = a;
+  Pair* dst = tmp;
+  for (int p = 0; p < passes; ++p) {
+    size_t* c = counts.data() + p * buckets;
+    const int shift = first_bit + p * digit;
+    if (c[(src[0].key >> shift) & mask] == n) continue;  // every key has this digit
+    size_t sum = 0;
+    for (size_t b = 0; b < buckets; ++b) {
+      const size_t k = c[b];
+      c[b] = sum;
+      sum += k;
+    }
+    for (size_t i = 0; i < n; ++i) dst[c[(src[i].key >> shift) & mask]++] = src[i];
+    std::swap(src, dst);
+  }
+  if (src != a) std::memcpy(a, src, n * sizeof(Pair));
+}
+
+// Sums equal neighbours of a sorted buffer in place; returns the new length.
+size_t reduce_sorted(Pair* a, size_t n) {
+  if (n == 0) return 0;
+  size_t out = 0;
+  for (size_t i = 1; i < n; ++i) {
+    if (a[i].key == a[out].key) a[out].value += a[i].value;
+    else a[++out] = a[i];
+  }
+  return out + 1;
+}
+
+int64_t merge_to_fan_in(std::vector<SortedRun>& disk_runs, size_t fan_in, size_t reader_records, int threads,
+                        const std::string& temp_dir, const std::string& prefix) {
+  std::sort(disk_runs.begin(), disk_runs.end(), [](const SortedRun& a, const SortedRun& b) { return a.rank < b.rank; });
+  FirstFailure failure;
+  int64_t passes = 0;
+  while (disk_runs.size() > fan_in) {
+    ++passes;
+    const int64_t groups = static_cast<int64_t>((disk_runs.size() + fan_in - 1) / fan_in);
+    std::vector<SortedRun> next(static_cast<size_t>(groups));
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+    for (int64_t g = 0; g < groups; ++g) {
+      if (failure.failed()) continue;
+      try {
+        const size_t first = static_cast<size_t>(g) * fan_in, last = std::min(disk_runs.size(), first + fan_in);
+        if (last - first == 1) {
+          next[g] = std::move(disk_runs[first]);
+          continue;
+        }
+        std::vector<RunCursor> cursors;
+        for (size_t i = first; i < last; ++i)
+          cursors.emplace_back(disk_runs[i], 0, disk_runs[i].records, reader_records);
+        RunWriter writer(temp_dir, prefix, reader_records, disk_runs[first].rank);
+        merge_cursors(cursors, [&](uint64_t key, double value) { writer.put(key, value); });
+        next[g] = writer.finish();
+        cursors.clear();
+        for (size_t i = first; i < last; ++i) disk_runs[i].file.reset();  // closing frees the data
+      } catch (...) {
+        failure.record();
+      }
+    }
+    failure.rethrow();
+    disk_runs.swap(next);
+  }
+  return passes;
+}
+
+}  // namespace glove
+}  // namespace seqkernels
