@@ -255,6 +255,7 @@ struct Plan {
   size_t reader_records = 0;  // buffer of a run cursor in the merges
   size_t fan_in = 2;          // runs merged at once
   double scale = 1.0;         // integer scale of the weights (weight_scale)
+  double divisor = 1.0;       // of the written values: scale, or 1 for exact sums
   int64_t planned_bytes = 0;
 };
 
@@ -317,6 +318,7 @@ Plan plan_memory(const CooccurOptions& o, int64_t V, int T, const detail::WordLo
                                     : static_cast<size_t>(std::clamp<int64_t>(
                                           plan.capacity / static_cast<int64_t>(plan.reader_records) - 1, 2, 256));
   plan.scale = o.distance_weighting ? weight_scale(o.window_size) : 1.0;
+  plan.divisor = o.exact_sums ? 1.0 : plan.scale;
   plan.planned_bytes = fixed + dense_bytes + T * plan.capacity * per_record;
   return plan;
 }
@@ -422,7 +424,7 @@ struct MergeInputs {
 void merge_chunk(const MergeInputs& in, int64_t row_first, int64_t row_last, std::vector<CooccurRecord>& out) {
   const Plan& plan = *in.plan;
   const int bits = plan.bits;
-  const double scale = plan.scale;
+  const double scale = plan.divisor;
   const int T = static_cast<int>(in.tables.size());
   const RowInfo* rows = in.rows;
   const uint64_t col_mask = (uint64_t{1} << bits) - 1;
@@ -548,6 +550,8 @@ int64_t write_output(const MergeInputs& in, const CooccurOptions& o, RecordSink&
 }
 
 }  // namespace
+
+double cooccur_value_scale(const CooccurOptions& o) { return o.distance_weighting ? weight_scale(o.window_size) : 1.0; }
 
 CooccurStats count_cooccurrences(ByteSource& corpus, const std::vector<std::string>& words,
                                  const CooccurOptions& o, RecordSink& sink) {

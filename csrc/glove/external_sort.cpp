@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <omp.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -30,6 +31,19 @@ TempFile::TempFile(const std::string& dir, const std::string& prefix) {
 }
 
 TempFile::~TempFile() { ::close(fd_); }
+
+std::unique_ptr<TempFile> TempFile::open_existing(const std::string& path) {
+  std::unique_ptr<TempFile> f(new TempFile());
+  f->fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (f->fd_ < 0) throw std::runtime_error("cannot open run file '" + path + "': " + errno_text());
+  return f;
+}
+
+int64_t TempFile::size() const {
+  struct stat st;
+  if (::fstat(fd_, &st) != 0) throw std::runtime_error("cannot stat a run file: " + errno_text());
+  return static_cast<int64_t>(st.st_size);
+}
 
 void TempFile::append(const void* data, size_t bytes) {
   const char* p = static_cast<const char*>(data);

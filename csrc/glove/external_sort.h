@@ -90,8 +90,13 @@ class TempFile {
 
   void append(const void* data, size_t bytes);
   void read_at(void* data, size_t bytes, int64_t offset) const;
+  int64_t size() const;
+
+  // An existing file (a run another process wrote), opened for reading; closed, not removed.
+  static std::unique_ptr<TempFile> open_existing(const std::string& path);
 
  private:
+  TempFile() = default;
   int fd_ = -1;
 };
 

@@ -63,6 +63,11 @@ def add_parser(subparsers) -> None:
     _flag(p, "-overflow-file", str, None, "path prefix for temporary runs (its directory is used; default $TMPDIR)")
     _flag(p, "-threads", int, 0, "threads (default 0 = all cores)")
     p.add_argument("-device", dest="device", choices=["cpu", "cuda"], default="cpu", help="cpu (default) or cuda")
+    _flag(p, "-scheduler", str, None, "count on this Dask scheduler (address) instead of here; needs -corpus")
+    p.add_argument("-corpus", dest="corpus", nargs="+", default=None, metavar="PATH",
+                   help="with -scheduler: corpus files or fsspec URLs that every worker can read (not stdin)")
+    _flag(p, "-work-dir", str, None, "with -scheduler: shared directory or URL for intermediate runs")
+    _flag(p, "-shard-mb", float, 64.0, "with -scheduler: corpus megabytes per map task (default 64)")
     p.set_defaults(func=_cooccur)
 
     p = verb("shuffle", "shuffle cooccurrence.bin records: stdin to stdout (optional: train shuffles itself)")
@@ -202,6 +207,8 @@ def _cooccur(args) -> int:
         if value not in (0, 1):
             raise _CommandError(f"{flag}: expected 0 or 1, got {value}")
     vocab = Vocabulary.load(args.vocab_file)
+    if args.scheduler is not None or args.corpus is not None:
+        return _cooccur_on_dask(args, vocab)
     temp_dir = None
     if args.overflow_file:
         temp_dir = os.path.dirname(os.path.abspath(args.overflow_file))
@@ -229,6 +236,32 @@ def _cooccur(args) -> int:
     _say(args, 2, f"Processed {stats['tokens']} tokens ({stats['kept_tokens']} in the vocabulary); "
                   f"max product {stats['max_product']}, overflow length {stats['overflow_length']}, "
                   f"{stats['runs_spilled']} runs spilled, {stats['merge_passes']} merge passes.")
+    _say(args, 1, f"Wrote {stats['records']} records.")
+    return 0
+
+
+def _cooccur_on_dask(args, vocab) -> int:
+    from .cooccurrence import write_cooccurrence
+
+    if args.scheduler is None or not args.corpus:
+        raise _CommandError("-scheduler and -corpus go together: the workers read the corpus files themselves")
+    if not args.shard_mb > 0:
+        raise _CommandError(f"-shard-mb: expected a positive number, got {args.shard_mb}")
+    from .distributed import connect
+
+    client = connect(args.scheduler)
+    _say(args, 1, f"COUNTING COOCCURRENCES on {args.scheduler}\nwindow size: {args.window_size}\n"
+                  f"vocabulary: {len(vocab)} words\ncorpus: {' '.join(args.corpus)}")
+    try:
+        stats = write_cooccurrence(args.corpus, vocab, _binary_stdout(), window_size=args.window_size,
+                                   symmetric=bool(args.symmetric), distance_weighting=bool(args.distance_weighting),
+                                   memory=args.memory, threads=_threads(args.threads),
+                                   max_product=args.max_product, overflow_length=args.overflow_length,
+                                   client=client, work_dir=args.work_dir, shard_bytes=int(args.shard_mb * 2**20))
+    finally:
+        client.close()
+    _say(args, 2, f"Processed {stats['tokens']} tokens ({stats['kept_tokens']} in the vocabulary) in "
+                  f"{stats['shards']} shards on {stats['workers']} workers, {stats['parts']} row ranges.")
     _say(args, 1, f"Wrote {stats['records']} records.")
     return 0
 
