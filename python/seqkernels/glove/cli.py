@@ -93,7 +93,12 @@ def add_parser(subparsers) -> None:
     _flag(p, "-binary", int, 0, "0 (default): text; 1: binary; 2: both")
     _flag(p, "-model", int, 2, "text layout: 0 all parameters; 1 word vectors; 2 (default) word + context")
     _flag(p, "-write-header", int, 0, "1: first line 'V D' (default 0)")
-    _flag(p, "-checkpoint-every", int, 0, "also save SAVE_FILE.NNN every this many iterations (default 0 = off)")
+    _flag(p, "-checkpoint-every", int, 0, "also save SAVE_FILE.NNN and the resumable SAVE_FILE.checkpoint.npz "
+                                          "every this many iterations (default 0 = off)")
+    _flag(p, "-resume", str, None, "continue from this checkpoint (SAVE_FILE.checkpoint.npz) after its last iteration")
+    _flag(p, "-memory", float, None, "train in bounded memory: GB for the whole process, records streamed from "
+                                     "disk (default: the file is loaded)")
+    _flag(p, "-temp-dir", str, None, "with -memory: directory of the shuffled temporary copy (default $TMPDIR)")
     _flag(p, "-seed", int, 0, "random seed (default 0 = from the clock)")
     p.add_argument("-device", dest="device", choices=["cpu", "cuda"], default="cpu", help="cpu (default) or cuda")
     p.set_defaults(func=_train)
@@ -304,8 +309,14 @@ def _train(args) -> int:
         raise _CommandError(f"-seed: expected an integer in [0, 2^32), got {args.seed}")
     vocab = Vocabulary.load(args.vocab_file)
     _say(args, 1, "TRAINING MODEL")
-    cooc = Cooccurrence.load(args.input_file, vocabulary=vocab)
-    _say(args, 1, f"Read {len(cooc)} lines.")
+    if args.memory is not None:
+        if not args.memory > 0:
+            raise _CommandError(f"-memory: expected a positive number of GB, got {args.memory}")
+        cooc = args.input_file  # streamed in fit
+        _say(args, 1, f"Streaming {os.path.getsize(cooc) // 16} lines within {args.memory} GB.")
+    else:
+        cooc = Cooccurrence.load(args.input_file, vocabulary=vocab)
+        _say(args, 1, f"Read {len(cooc)} lines.")
     model = GloVe(vector_size=args.vector_size, x_max=args.x_max, alpha=args.alpha, learning_rate=args.eta,
                   grad_clip=args.grad_clip, threads=_threads(args.threads), seed=args.seed or None)
     gradsq_file = args.gradsq_file or ("gradsq" if args.save_gradsq else None)
@@ -321,7 +332,10 @@ def _train(args) -> int:
         _say(args, 1, f"{time.strftime('%x - %I:%M.%S%p')}, iter: {epoch:03d}, cost: {cost:f}")
         if args.checkpoint_every and epoch % args.checkpoint_every == 0:
             save(f"{args.save_file}.{epoch:03d}", f"{gradsq_file}.{epoch:03d}" if gradsq_file else None)
+            model.save_checkpoint(f"{args.save_file}.checkpoint.npz")
 
-    model.fit(cooc, epochs=args.iter, device=args.device, progress=False, callback=report)
+    model.fit(cooc, epochs=args.iter, device=args.device, progress=False, callback=report,
+              vocab_size=len(vocab), memory=args.memory, resume=args.resume, temp_dir=args.temp_dir)
+    model.vocabulary = vocab
     save(args.save_file, gradsq_file)
     return 0
