@@ -110,12 +110,14 @@ def test_peak_rss_stays_under_a_limit_far_below_the_file(tmp_path):
             rec["word2"] = rng.integers(1, V + 1, n // 6)
             rec["value"] = rng.random(n // 6) * 5 + 0.1
             rec.tofile(f)
-    margin = 40 * 2**20  # the limit: what the process holds at the start plus 40 MB, far below 96 MB
+    # The limit: what the process holds at the start (~35 MB: interpreter, NumPy, seqkernels) plus
+    # 24 MB; the file (96 MB) is larger than the whole limit and 4x the room it leaves.
+    margin = 24 * 2**20
     p = subprocess.run([sys.executable, "-c", RSS_SCRIPT, str(path), str(V), str(margin)], capture_output=True,
                        text=True, timeout=600)
     assert p.returncode == 0, p.stderr
     start, peak, limit, cost = p.stdout.split()
-    assert path.stat().st_size > 2 * (int(limit) - int(start))
+    assert path.stat().st_size > max(int(limit), 3 * (int(limit) - int(start)))
     assert int(peak) <= int(limit), f"peak RSS {int(peak) / 2**20:.1f} MiB over the limit {int(limit) / 2**20:.1f} MiB"
     assert np.isfinite(float(cost))
 
