@@ -86,6 +86,8 @@ py::dict stats_dict(const CooccurStats& s) {
   d["max_product"] = s.max_product;
   d["overflow_length"] = s.overflow_length;
   d["runs_spilled"] = s.runs_spilled;
+  d["spilled_records"] = s.spilled_records;
+  d["spilled_bytes"] = s.spilled_bytes;
   d["merge_passes"] = s.merge_passes;
   d["budget_bytes"] = s.budget_bytes;
   d["peak_bytes"] = s.peak_bytes;

@@ -179,6 +179,8 @@ class ThreadCounter {
   const double* dense() const { return dense_.data(); }
   void populate_dense() { dense_.populate(); }
   int64_t spilled() const { return spilled_; }
+  int64_t spilled_records() const { return spilled_records_; }
+  int64_t spilled_bytes() const { return spilled_bytes_; }
 
  private:
   void sort_buffer() {
@@ -213,6 +215,10 @@ class ThreadCounter {
       twin.put_all(scratch_.data(), k);
       made.push_back(twin.finish());
     }
+    for (const SortedRun& r : made) {
+      spilled_records_ += r.records;
+      spilled_bytes_ += r.disk_bytes();
+    }
     {
       std::lock_guard<std::mutex> lock(m);
       for (SortedRun& r : made) runs.push_back(std::move(r));
@@ -229,7 +235,7 @@ class ThreadCounter {
   LargeBuffer<double> dense_;
   LargeBuffer<Pair> buf_, scratch_, mirror_;
   size_t used_ = 0, mirror_used_ = 0;
-  int64_t seq_ = 0, spilled_ = 0;
+  int64_t seq_ = 0, spilled_ = 0, spilled_records_ = 0, spilled_bytes_ = 0;
 };
 
 void check_vocabulary_word(const std::string& w, size_t index) {
@@ -601,7 +607,11 @@ CooccurStats count_cooccurrences(ByteSource& corpus, const std::vector<std::stri
   for (int t = 0; t < T; ++t) counters[t]->finish_buffer();
   mem.sub(T * plan.capacity * static_cast<int64_t>(sizeof(Pair)));  // sort scratch given back
   mem.add(T * static_cast<int64_t>((plan.fan_in + 1) * plan.reader_records * sizeof(Pair)));
-  for (int t = 0; t < T; ++t) stats.runs_spilled += counters[t]->spilled();
+  for (int t = 0; t < T; ++t) {
+    stats.runs_spilled += counters[t]->spilled();
+    stats.spilled_records += counters[t]->spilled_records();
+    stats.spilled_bytes += counters[t]->spilled_bytes();
+  }
   stats.merge_passes += merge_to_fan_in(disk_runs, plan.fan_in, plan.reader_records, T, temp_dir, o.temp_prefix);
 
   std::vector<SortedRun> runs = std::move(disk_runs);

@@ -70,6 +70,106 @@ void TempFile::read_at(void* data, size_t bytes, int64_t offset) const {
   }
 }
 
+namespace {
+
+constexpr double kExactLimit = 9007199254740992.0;  // 2^53: integers below it are exact doubles
+
+void put_varint(std::vector<uint8_t>& out, uint64_t v) {
+  while (v >= 0x80) {
+    out.push_back(static_cast<uint8_t>(v) | 0x80);
+    v >>= 7;
+  }
+  out.push_back(static_cast<uint8_t>(v));
+}
+
+uint64_t get_varint(const uint8_t*& p, const uint8_t* end) {
+  uint64_t v = 0;
+  for (int shift = 0; shift < 64; shift += 7) {
+    if (p == end) break;
+    const uint8_t b = *p++;
+    v |= static_cast<uint64_t>(b & 0x7F) << shift;
+    if (!(b & 0x80)) return v;
+  }
+  throw std::runtime_error("a temporary run file is corrupt (a number runs past its block)");
+}
+
+bool is_small_integer(double v) { return v >= 0 && v < kExactLimit && v == static_cast<double>(static_cast<uint64_t>(v)); }
+
+void encode_block(const Pair* p, size_t n, std::vector<uint8_t>& out) {
+  bool integers = true;
+  for (size_t i = 0; i < n && integers; ++i) integers = is_small_integer(p[i].value);
+  out.push_back(integers ? 1 : 0);
+  uint64_t previous = 0;
+  for (size_t i = 0; i < n; ++i) {
+    put_varint(out, p[i].key - previous);
+    previous = p[i].key;
+    if (integers) {
+      put_varint(out, static_cast<uint64_t>(p[i].value));
+    } else {
+      uint8_t raw[sizeof(double)];
+      std::memcpy(raw, &p[i].value, sizeof(double));
+      out.insert(out.end(), raw, raw + sizeof(double));
+    }
+  }
+}
+
+void decode_block(const uint8_t* p, const uint8_t* end, size_t n, Pair* out) {
+  if (p == end) throw std::runtime_error("a temporary run file is corrupt (an empty block)");
+  const bool integers = *p++ == 1;
+  uint64_t key = 0;
+  for (size_t i = 0; i < n; ++i) {
+    key += get_varint(p, end);
+    out[i].key = key;
+    if (integers) {
+      out[i].value = static_cast<double>(get_varint(p, end));
+    } else {
+      if (end - p < static_cast<ptrdiff_t>(sizeof(double)))
+        throw std::runtime_error("a temporary run file is corrupt (a value runs past its block)");
+      std::memcpy(&out[i].value, p, sizeof(double));
+      p += sizeof(double);
+    }
+  }
+}
+
+}  // namespace
+
+void SortedRun::read_compact(Pair* dst, int64_t pos, int64_t n) const {
+  std::vector<uint8_t> bytes;
+  std::vector<Pair> block;
+  while (n > 0) {
+    const int64_t b = pos / kIndexStride, in_block = pos - b * kIndexStride;
+    const int64_t count = std::min(kIndexStride, records - b * kIndexStride);
+    bytes.resize(static_cast<size_t>(block_offsets[b + 1] - block_offsets[b]));
+    file->read_at(bytes.data(), bytes.size(), block_offsets[b]);
+    block.resize(static_cast<size_t>(count));
+    decode_block(bytes.data(), bytes.data() + bytes.size(), block.size(), block.data());
+    const int64_t take = std::min(n, count - in_block);
+    std::memcpy(dst, block.data() + in_block, static_cast<size_t>(take) * sizeof(Pair));
+    dst += take;
+    pos += take;
+    n -= take;
+  }
+}
+
+void RunWriter::end_block() {
+  encode_block(block_.data(), block_.size(), bytes_);
+  block_.clear();
+  run_.block_offsets.push_back(written_ + static_cast<int64_t>(bytes_.size()));
+  if (bytes_.size() >= flush_bytes_) {
+    run_.file->append(bytes_.data(), bytes_.size());
+    written_ += static_cast<int64_t>(bytes_.size());
+    bytes_.clear();
+  }
+}
+
+SortedRun RunWriter::finish() {
+  if (!block_.empty()) end_block();
+  if (!bytes_.empty()) run_.file->append(bytes_.data(), bytes_.size());
+  written_ += static_cast<int64_t>(bytes_.size());
+  bytes_.clear();
+  return std::move(run_);
+}
+
 int64_t SortedRun::lower_bound(uint64_t key, std::vector<Pair>& scratch) const {
   const auto it = std::upper_bound(index.begin(), index.end(), key);
   if (it == index.begin()) return 0;  // index[0] (the first key) is already > key

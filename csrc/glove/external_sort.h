@@ -102,6 +102,12 @@ class TempFile {
 
 // A sorted, summed run of pairs, in memory (borrowed) or in a temporary file, with the key of every
 // kIndexStride-th record so that a key range can be found without reading the whole run.
+//
+// Files written by RunWriter are compact: blocks of kIndexStride records (the last one shorter),
+// block k at byte block_offsets[k] (one more offset marks the end), each a flag byte and then per
+// record the key as a varint delta from the previous key of the block (the first from 0) and the
+// value as a varint when every value of the block is an integer below 2^53 (the scaled sums of
+// cooccur are), else as its 8 raw bytes. Other files (open_existing) hold raw 16-byte pairs.
 struct SortedRun {
   static constexpr int64_t kIndexStride = 4096;
   const Pair* memory = nullptr;
@@ -109,10 +115,18 @@ struct SortedRun {
   int64_t records = 0;
   int64_t rank = 0;  // merge order of equal keys: runs are summed in rank order
   std::vector<uint64_t> index;
+  bool compact = false;
+  std::vector<int64_t> block_offsets;
 
   void read(Pair* dst, int64_t pos, int64_t n) const {
     if (memory) std::memcpy(dst, memory + pos, static_cast<size_t>(n) * sizeof(Pair));
+    else if (compact) read_compact(dst, pos, n);
     else file->read_at(dst, static_cast<size_t>(n) * sizeof(Pair), pos * static_cast<int64_t>(sizeof(Pair)));
+  }
+  void read_compact(Pair* dst, int64_t pos, int64_t n) const;
+  // Bytes of the file (0 in memory).
+  int64_t disk_bytes() const {
+    return memory ? 0 : compact ? block_offsets.back() : records * static_cast<int64_t>(sizeof(Pair));
   }
   // First position whose key is >= key.
   int64_t lower_bound(uint64_t key, std::vector<Pair>& scratch) const;
@@ -121,41 +135,36 @@ struct SortedRun {
 // A run over n sorted pairs held by the caller (borrowed; they must outlive the run).
 SortedRun memory_run(const Pair* data, int64_t n, int64_t rank);
 
-// Writes pairs to a new temporary file through a buffer, building the run's index on the way.
+// Writes sorted pairs (unique keys) to a new temporary file as a compact run (see SortedRun),
+// building its index on the way; encoded bytes are written out whenever about buffer_records
+// pairs' worth (at least 64 KiB) have collected.
 class RunWriter {
  public:
   RunWriter(const std::string& dir, const std::string& prefix, size_t buffer_records, int64_t rank)
-      : buffer_records_(std::max<size_t>(buffer_records, 1)) {
+      : flush_bytes_(std::max<size_t>(buffer_records * sizeof(Pair), size_t{1} << 16)) {
     run_.file = std::make_unique<TempFile>(dir, prefix);
     run_.rank = rank;
-    buf_.reserve(buffer_records_);
+    run_.compact = true;
+    run_.block_offsets.push_back(0);
+    block_.reserve(SortedRun::kIndexStride);
   }
   void put(uint64_t key, double value) {
-    if (run_.records % SortedRun::kIndexStride == 0) run_.index.push_back(key);
+    if (block_.empty()) run_.index.push_back(key);
+    block_.push_back({key, value});
     ++run_.records;
-    buf_.push_back({key, value});
-    if (buf_.size() == buffer_records_) flush();
+    if (block_.size() == static_cast<size_t>(SortedRun::kIndexStride)) end_block();
   }
   void put_all(const Pair* p, size_t n) {
-    const int64_t stride = SortedRun::kIndexStride, first = (run_.records + stride - 1) / stride * stride;
-    for (int64_t k = first; k < run_.records + static_cast<int64_t>(n); k += stride)
-      run_.index.push_back(p[k - run_.records].key);
-    flush();
-    run_.file->append(p, n * sizeof(Pair));
-    run_.records += static_cast<int64_t>(n);
+    for (size_t i = 0; i < n; ++i) put(p[i].key, p[i].value);
   }
-  SortedRun finish() {
-    flush();
-    return std::move(run_);
-  }
+  SortedRun finish();
 
  private:
-  void flush() {
-    if (!buf_.empty()) run_.file->append(buf_.data(), buf_.size() * sizeof(Pair));
-    buf_.clear();
-  }
-  size_t buffer_records_;
-  std::vector<Pair> buf_;
+  void end_block();
+  size_t flush_bytes_;
+  std::vector<Pair> block_;
+  std::vector<uint8_t> bytes_;  // encoded, not yet written
+  int64_t written_ = 0;
   SortedRun run_;
 };
 

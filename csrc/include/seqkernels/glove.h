@@ -138,6 +138,8 @@ struct CooccurStats {
   int64_t max_product = 0;      // as used
   int64_t overflow_length = 0;  // as used (per thread)
   int64_t runs_spilled = 0;     // sorted runs written to temporary files
+  int64_t spilled_records = 0;  // records in those runs (16 bytes each in memory)
+  int64_t spilled_bytes = 0;    // bytes of those runs on disk (compact: delta-coded keys, integer values)
   int64_t merge_passes = 0;     // intermediate merge passes (hierarchical merge; 0 = direct)
   int64_t budget_bytes = 0;     // memory_gb in bytes
   int64_t peak_bytes = 0;       // largest total of the tracked allocations (tables, buffers)

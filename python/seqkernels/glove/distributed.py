@@ -285,7 +285,7 @@ def cooccurrence_on_dask(corpus, words: list[bytes], counts, opts: dict, client,
             fs.rm(run_path, recursive=True)
         if own_dir:
             shutil.rmtree(work_dir, ignore_errors=True)
-    stats = {k: sum(m["stats"][k] for m in map_results) for k in ("tokens", "kept_tokens", "runs_spilled")}
+    stats = {k: sum(m["stats"][k] for m in map_results) for k in ("tokens", "kept_tokens", "runs_spilled", "spilled_records", "spilled_bytes")}
     stats.update(records=sum(p["records"] for p in part_results), shards=len(shards), parts=len(first_rows),
                  workers=workers)
     return stats
