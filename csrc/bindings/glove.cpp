@@ -54,6 +54,8 @@ py::dict stats_dict(const CooccurStats& s) {
   d["max_product"] = s.max_product;
   d["overflow_length"] = s.overflow_length;
   d["runs_spilled"] = s.runs_spilled;
+  d["spilled_records"] = s.spilled_records;
+  d["spilled_bytes"] = s.spilled_bytes;
   d["merge_passes"] = s.merge_passes;
   d["budget_bytes"] = s.budget_bytes;
   d["peak_bytes"] = s.peak_bytes;
@@ -62,6 +64,19 @@ py::dict stats_dict(const CooccurStats& s) {
   d["seconds_count"] = s.seconds_count;
   d["seconds_merge"] = s.seconds_merge;
   return d;
+}
+
+CooccurOptions cooccur_options(int window_size, bool symmetric, bool distance_weighting, double memory_gb, int threads,
+                               int64_t max_product, int64_t overflow_length) {
+  CooccurOptions o;
+  o.window_size = window_size;
+  o.symmetric = symmetric;
+  o.distance_weighting = distance_weighting;
+  o.memory_gb = memory_gb;
+  o.num_threads = threads;
+  o.max_product = max_product;
+  o.overflow_length = overflow_length;
+  return o;
 }
 
 }  // namespace
@@ -95,15 +110,9 @@ void bind_glove(py::module_& m) {
            bool distance_weighting, double memory_gb, int threads, const std::string& temp_dir, const py::object& output_fd,
            int64_t max_product, int64_t overflow_length, int max_open_runs, size_t block_bytes,
            const py::object& progress) -> py::tuple {
-          CooccurOptions o;
-          o.window_size = window_size;
-          o.symmetric = symmetric;
-          o.distance_weighting = distance_weighting;
-          o.memory_gb = memory_gb;
-          o.num_threads = threads;
+          CooccurOptions o =
+              cooccur_options(window_size, symmetric, distance_weighting, memory_gb, threads, max_product, overflow_length);
           o.temp_dir = temp_dir;
-          o.max_product = max_product;
-          o.overflow_length = overflow_length;
           o.max_open_runs = max_open_runs;
           o.block_bytes = block_bytes;
           o.progress = make_progress(progress);
@@ -134,6 +143,46 @@ void bind_glove(py::module_& m) {
         py::arg("progress") = py::none(),
         "Stanford cooccur: returns (stats, rows, cols, values) with 0-based int32 ids, or (stats, None, None, None) "
         "after writing cooccurrence.bin to output_fd.");
+
+  m.def("glove_value_scale",
+        [](int window_size, bool distance_weighting) {
+          CooccurOptions o;
+          o.window_size = window_size;
+          o.distance_weighting = distance_weighting;
+          return cooccur_value_scale(o);
+        },
+        py::arg("window_size"), py::arg("distance_weighting"),
+        "The integer scale of the co-occurrence weights (lcm(1..window) for windows up to 22, else 1).");
+
+  m.def("glove_cooccur_runs",
+        [](const py::object& corpus, const std::vector<std::string>& words, const std::vector<int>& fds,
+           const std::vector<int64_t>& first_rows, int window_size, bool symmetric, bool distance_weighting,
+           double memory_gb, int threads, int64_t max_product, int64_t overflow_length) {
+          const CooccurOptions o =
+              cooccur_options(window_size, symmetric, distance_weighting, memory_gb, threads, max_product, overflow_length);
+          Corpus c = make_corpus(corpus);
+          CooccurStats s;
+          std::vector<int64_t> counts;
+          {
+            py::gil_scoped_release nogil;
+            s = count_cooccurrence_runs(*c.source, words, o, fds, first_rows, counts);
+          }
+          return py::make_tuple(stats_dict(s), counts);
+        },
+        py::arg("corpus"), py::arg("words"), py::arg("fds"), py::arg("first_rows"), py::arg("window_size") = 15,
+        py::arg("symmetric") = true, py::arg("distance_weighting") = true, py::arg("memory_gb") = 4.0,
+        py::arg("threads") = 0, py::arg("max_product") = -1, py::arg("overflow_length") = -1,
+        "Map task: counts with exact sums into one sorted run file per row range; returns (stats, records per run).");
+
+  m.def("glove_merge_runs",
+        [](const std::vector<std::string>& paths, double scale, int output_fd, const std::string& temp_dir,
+           int max_open_runs) {
+          auto sink = fd_record_sink(output_fd);
+          py::gil_scoped_release nogil;
+          return merge_cooccurrence_runs(paths, scale, temp_dir, max_open_runs, *sink);
+        },
+        py::arg("paths"), py::arg("scale"), py::arg("output_fd"), py::arg("temp_dir"), py::arg("max_open_runs") = 64,
+        "Reduce task: merges run files of one row range into cooccurrence.bin records on output_fd.");
 
   m.def("glove_stanford_init",
         [](int64_t vocab_size, int vector_size, uint32_t seed) {

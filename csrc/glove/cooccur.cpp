@@ -12,6 +12,7 @@
 // Symmetric counting adds each pair once, to the canonical cell (min, max): X is symmetric, so this
 // halves the updates. The mirrored half is produced at the end: dense cells are read by column,
 // and every sorted run has a transposed twin.
+// The sorted runs, their files, cursors and merges are the external sort (external_sort.h).
 // At the end the remaining buffers become in-memory runs, disk runs are merged in groups of at most
 // `max_open_runs` until that many remain (so any number of runs works), and a k-way merge,
 // interleaved row by row with the dense tables and run in parallel over row ranges, writes the
@@ -22,21 +23,17 @@
 // that, a fixed thread count and memory plan still give the same bits run to run (equal keys are
 // summed in run order, dense tables in thread order).
 #include <omp.h>
-#include <fcntl.h>
 #include <stdlib.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <chrono>
-#include <cerrno>
 #include <cmath>
 #include <cstring>
 #include <exception>
 #include <mutex>
 #include <stdexcept>
 
+#include "external_sort.h"
 #include "text.h"
 
 namespace seqkernels {
@@ -48,195 +45,9 @@ constexpr double kDenseShare = 0.5;        // of the free budget, at most, for t
 constexpr double kBytesPerToken = 6.0;     // English text with one separator per token
 constexpr int64_t kParallelMinIds = 1 << 15;  // below this, one thread runs all slices of a phase
 
-std::string errno_text() { return std::strerror(errno); }
-
 double now_seconds() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
-
-// A sorted-run record: key = (word1 << bits) | word2 with 1-based ids.
-struct Pair {
-  uint64_t key;
-  double value;
-};
-
-// Memory from mmap, zeroed lazily by the kernel on first touch, so untouched parts cost neither
-// time nor RSS. (Transparent huge pages were tried: on this VM kind the kernel's compaction for a
-// fresh huge page made first touch 5x slower than 4 KiB pages, so none are requested.)
-template <typename T>
-class LargeBuffer {
- public:
-  LargeBuffer() = default;
-  explicit LargeBuffer(size_t n) : n_(n) {
-    if (n == 0) return;
-    bytes_ = n * sizeof(T);
-    void* p = ::mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) throw std::bad_alloc();
-    data_ = static_cast<T*>(p);
-  }
-  ~LargeBuffer() { release(); }
-  LargeBuffer(LargeBuffer&& o) noexcept { swap(o); }
-  LargeBuffer& operator=(LargeBuffer&& o) noexcept {
-    release();
-    swap(o);
-    return *this;
-  }
-  void release() {
-    if (data_) ::munmap(data_, bytes_);
-    data_ = nullptr;
-    n_ = bytes_ = 0;
-  }
-  T* data() const { return data_; }
-  size_t size() const { return n_; }
-
-  // Maps every page writable now. A table whose first access is `+=` would otherwise map the
-  // shared zero page on the read and copy it on the write, and that copy flushes the TLBs of all
-  // threads (an inter-processor interrupt, a VM exit here): 13% of counting time when measured.
-  void populate() {
-    if (!data_) return;
-#ifdef MADV_POPULATE_WRITE
-    if (::madvise(data_, bytes_, MADV_POPULATE_WRITE) == 0) return;
-#endif
-    volatile char* p = reinterpret_cast<volatile char*>(data_);  // older kernels: write each page
-    for (size_t i = 0; i < bytes_; i += 4096) p[i] = 0;
-  }
-
- private:
-  void swap(LargeBuffer& o) {
-    std::swap(data_, o.data_);
-    std::swap(n_, o.n_);
-    std::swap(bytes_, o.bytes_);
-  }
-  T* data_ = nullptr;
-  size_t n_ = 0, bytes_ = 0;
-};
-
-// A temporary file without a name: created with O_TMPFILE where the file system supports it
-// (cheapest, nothing to unlink), else created and unlinked at once. Either way nothing is left
-// behind, even if the process is killed; the descriptor keeps the data until it is closed.
-class TempFile {
- public:
-  TempFile(const std::string& dir, const std::string& prefix) {
-#ifdef O_TMPFILE
-    fd_ = ::open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-#endif
-    if (fd_ < 0) {
-      std::string templ = dir + "/" + prefix + "-XXXXXX";
-      fd_ = ::mkostemp(templ.data(), O_CLOEXEC);
-      if (fd_ < 0) throw std::runtime_error("cannot create a temporary file in '" + dir + "': " + errno_text());
-      ::unlink(templ.c_str());
-    }
-  }
-  ~TempFile() { ::close(fd_); }
-  TempFile(const TempFile&) = delete;
-  TempFile& operator=(const TempFile&) = delete;
-
-  void append(const void* data, size_t bytes) {
-    const char* p = static_cast<const char*>(data);
-    while (bytes > 0) {
-      const ssize_t put = ::write(fd_, p, bytes);
-      if (put < 0) {
-        if (errno == EINTR) continue;
-        throw std::runtime_error("writing a temporary run file failed (is the disk full?): " + errno_text());
-      }
-      p += put;
-      bytes -= static_cast<size_t>(put);
-    }
-  }
-  void read_at(void* data, size_t bytes, int64_t offset) const {
-    char* p = static_cast<char*>(data);
-    while (bytes > 0) {
-      const ssize_t got = ::pread(fd_, p, bytes, offset);
-      if (got < 0 && errno == EINTR) continue;
-      if (got <= 0) throw std::runtime_error("reading a temporary run file failed: " + errno_text());
-      p += got;
-      bytes -= static_cast<size_t>(got);
-      offset += got;
-    }
-  }
-
- private:
-  int fd_ = -1;
-};
-
-// A sorted, summed run of pairs, in memory (borrowed) or in a temporary file, with the key of every
-// kIndexStride-th record so that a key range can be found without reading the whole run.
-struct SortedRun {
-  static constexpr int64_t kIndexStride = 4096;
-  const Pair* memory = nullptr;
-  std::unique_ptr<TempFile> file;
-  int64_t records = 0;
-  int64_t rank = 0;  // merge order of equal keys: runs are summed in rank order
-  std::vector<uint64_t> index;
-
-  void read(Pair* dst, int64_t pos, int64_t n) const {
-    if (memory) std::memcpy(dst, memory + pos, static_cast<size_t>(n) * sizeof(Pair));
-    else file->read_at(dst, static_cast<size_t>(n) * sizeof(Pair), pos * static_cast<int64_t>(sizeof(Pair)));
-  }
-  // First position whose key is >= key.
-  int64_t lower_bound(uint64_t key, std::vector<Pair>& scratch) const {
-    const auto it = std::upper_bound(index.begin(), index.end(), key);
-    if (it == index.begin()) return 0;  // index[0] (the first key) is already > key
-    const int64_t block = (it - index.begin()) - 1;  // index[block] <= key
-    const int64_t lo = block * kIndexStride, n = std::min(kIndexStride, records - lo);
-    const Pair* p;
-    if (memory) {
-      p = memory + lo;
-    } else {
-      scratch.resize(static_cast<size_t>(n));
-      read(scratch.data(), lo, n);
-      p = scratch.data();
-    }
-    return lo + (std::lower_bound(p, p + n, key, [](const Pair& a, uint64_t k) { return a.key < k; }) - p);
-  }
-};
-
-SortedRun memory_run(const Pair* data, int64_t n, int64_t rank) {
-  SortedRun r;
-  r.memory = data;
-  r.records = n;
-  r.rank = rank;
-  for (int64_t i = 0; i < n; i += SortedRun::kIndexStride) r.index.push_back(data[i].key);
-  return r;
-}
-
-// Writes pairs to a new temporary file through a buffer, building the run's index on the way.
-class RunWriter {
- public:
-  RunWriter(const std::string& dir, const std::string& prefix, size_t buffer_records, int64_t rank)
-      : buffer_records_(std::max<size_t>(buffer_records, 1)) {
-    run_.file = std::make_unique<TempFile>(dir, prefix);
-    run_.rank = rank;
-    buf_.reserve(buffer_records_);
-  }
-  void put(uint64_t key, double value) {
-    if (run_.records % SortedRun::kIndexStride == 0) run_.index.push_back(key);
-    ++run_.records;
-    buf_.push_back({key, value});
-    if (buf_.size() == buffer_records_) flush();
-  }
-  void put_all(const Pair* p, size_t n) {
-    const int64_t stride = SortedRun::kIndexStride, first = (run_.records + stride - 1) / stride * stride;
-    for (int64_t k = first; k < run_.records + static_cast<int64_t>(n); k += stride)
-      run_.index.push_back(p[k - run_.records].key);
-    flush();
-    run_.file->append(p, n * sizeof(Pair));
-    run_.records += static_cast<int64_t>(n);
-  }
-  SortedRun finish() {
-    flush();
-    return std::move(run_);
-  }
-
- private:
-  void flush() {
-    if (!buf_.empty()) run_.file->append(buf_.data(), buf_.size() * sizeof(Pair));
-    buf_.clear();
-  }
-  size_t buffer_records_;
-  std::vector<Pair> buf_;
-  SortedRun run_;
-};
 
 // Allocation bookkeeping for the stats (the budget itself is planned up front).
 struct MemoryTracker {
@@ -244,47 +55,6 @@ struct MemoryTracker {
   void add(int64_t b) { current += b; peak = std::max(peak, current); }
   void sub(int64_t b) { current -= b; }
 };
-
-// LSD radix sort of n pairs by key bits [first_bit, key_bits); stable, so pairs equal in those bits
-// keep their order (a run sorted by (a, b) and transposed to (b, a) needs sorting by b only).
-void radix_sort(Pair* a, Pair* tmp, size_t n, int key_bits, int first_bit = 0) {
-  key_bits -= first_bit;
-  if (n < 2 || key_bits <= 0) return;
-  const int passes = (key_bits + 10) / 11;
-  const int digit = (key_bits + passes - 1) / passes;
-  const size_t buckets = size_t{1} << digit;
-  const uint64_t mask = buckets - 1;
-  std::vector<size_t> counts(buckets * passes, 0);
-  for (size_t i = 0; i < n; ++i)
-    for (int p = 0; p < passes; ++p) ++counts[p * buckets + ((a[i].key >> (first_bit + p * digit)) & mask)];
-  Pair* src = a;
-  Pair* dst = tmp;
-  for (int p = 0; p < passes; ++p) {
-    size_t* c = counts.data() + p * buckets;
-    const int shift = first_bit + p * digit;
-    if (c[(src[0].key >> shift) & mask] == n) continue;  // every key has this digit
-    size_t sum = 0;
-    for (size_t b = 0; b < buckets; ++b) {
-      const size_t k = c[b];
-      c[b] = sum;
-      sum += k;
-    }
-    for (size_t i = 0; i < n; ++i) dst[c[(src[i].key >> shift) & mask]++] = src[i];
-    std::swap(src, dst);
-  }
-  if (src != a) std::memcpy(a, src, n * sizeof(Pair));
-}
-
-// Sums equal neighbours of a sorted buffer in place; returns the new length.
-size_t reduce_sorted(Pair* a, size_t n) {
-  if (n == 0) return 0;
-  size_t out = 0;
-  for (size_t i = 1; i < n; ++i) {
-    if (a[i].key == a[out].key) a[out].value += a[i].value;
-    else a[++out] = a[i];
-  }
-  return out + 1;
-}
 
 // lcm(1, ..., window) when it is at most 2^32 (window <= 22), else 1 (see the use).
 double weight_scale(int window) {
@@ -409,6 +179,8 @@ class ThreadCounter {
   const double* dense() const { return dense_.data(); }
   void populate_dense() { dense_.populate(); }
   int64_t spilled() const { return spilled_; }
+  int64_t spilled_records() const { return spilled_records_; }
+  int64_t spilled_bytes() const { return spilled_bytes_; }
 
  private:
   void sort_buffer() {
@@ -443,6 +215,10 @@ class ThreadCounter {
       twin.put_all(scratch_.data(), k);
       made.push_back(twin.finish());
     }
+    for (const SortedRun& r : made) {
+      spilled_records_ += r.records;
+      spilled_bytes_ += r.disk_bytes();
+    }
     {
       std::lock_guard<std::mutex> lock(m);
       for (SortedRun& r : made) runs.push_back(std::move(r));
@@ -459,78 +235,8 @@ class ThreadCounter {
   LargeBuffer<double> dense_;
   LargeBuffer<Pair> buf_, scratch_, mirror_;
   size_t used_ = 0, mirror_used_ = 0;
-  int64_t seq_ = 0, spilled_ = 0;
+  int64_t seq_ = 0, spilled_ = 0, spilled_records_ = 0, spilled_bytes_ = 0;
 };
-
-// A cursor over positions [begin, end) of a sorted run (disk runs are read through a buffer).
-class RunCursor {
- public:
-  RunCursor(const SortedRun& run, int64_t begin, int64_t end, size_t buffer_records)
-      : run_(&run), next_(begin), end_pos_(end), rank_(run.rank) {
-    if (run.memory) {
-      cur_ = run.memory + begin;
-      end_ = run.memory + end;
-      next_ = end;
-    } else {
-      buf_.resize(std::max<size_t>(buffer_records, 1));
-      refill();
-    }
-  }
-  bool valid() const { return cur_ < end_; }
-  const Pair& head() const { return *cur_; }
-  int64_t rank() const { return rank_; }
-  void advance() {
-    if (++cur_ == end_ && next_ < end_pos_) refill();
-  }
-
- private:
-  void refill() {
-    const int64_t n = std::min<int64_t>(end_pos_ - next_, static_cast<int64_t>(buf_.size()));
-    if (n <= 0) return;
-    run_->read(buf_.data(), next_, n);
-    next_ += n;
-    cur_ = buf_.data();
-    end_ = cur_ + n;
-  }
-  const SortedRun* run_;
-  const Pair* cur_ = nullptr;
-  const Pair* end_ = nullptr;
-  int64_t next_, end_pos_, rank_;
-  std::vector<Pair> buf_;
-};
-
-// K-way merge: emit(key, value) once per key in key order, equal keys summed in rank order.
-template <typename Emit>
-void merge_cursors(std::vector<RunCursor>& cursors, Emit&& emit) {
-  auto after = [&](int a, int b) {  // heap order: smallest (key, rank) on top
-    const uint64_t ka = cursors[a].head().key, kb = cursors[b].head().key;
-    return ka != kb ? ka > kb : cursors[a].rank() > cursors[b].rank();
-  };
-  std::vector<int> heap;
-  for (int i = 0; i < static_cast<int>(cursors.size()); ++i)
-    if (cursors[i].valid()) heap.push_back(i);
-  std::make_heap(heap.begin(), heap.end(), after);
-  bool have = false;
-  uint64_t key = 0;
-  double value = 0;
-  while (!heap.empty()) {
-    std::pop_heap(heap.begin(), heap.end(), after);
-    RunCursor& c = cursors[heap.back()];
-    const Pair& p = c.head();
-    if (have && p.key == key) {
-      value += p.value;
-    } else {
-      if (have) emit(key, value);
-      key = p.key;
-      value = p.value;
-      have = true;
-    }
-    c.advance();
-    if (c.valid()) std::push_heap(heap.begin(), heap.end(), after);
-    else heap.pop_back();
-  }
-  if (have) emit(key, value);
-}
 
 void check_vocabulary_word(const std::string& w, size_t index) {
   SK_CHECK(!w.empty(), "vocabulary: word " << index << " is empty");
@@ -555,6 +261,7 @@ struct Plan {
   size_t reader_records = 0;  // buffer of a run cursor in the merges
   size_t fan_in = 2;          // runs merged at once
   double scale = 1.0;         // integer scale of the weights (weight_scale)
+  double divisor = 1.0;       // of the written values: scale, or 1 for exact sums
   int64_t planned_bytes = 0;
 };
 
@@ -617,6 +324,7 @@ Plan plan_memory(const CooccurOptions& o, int64_t V, int T, const detail::WordLo
                                     : static_cast<size_t>(std::clamp<int64_t>(
                                           plan.capacity / static_cast<int64_t>(plan.reader_records) - 1, 2, 256));
   plan.scale = o.distance_weighting ? weight_scale(o.window_size) : 1.0;
+  plan.divisor = o.exact_sums ? 1.0 : plan.scale;
   plan.planned_bytes = fixed + dense_bytes + T * plan.capacity * per_record;
   return plan;
 }
@@ -642,26 +350,6 @@ int64_t tokenize_slice(const char* begin, const char* end, const detail::WordLoo
       });
   return tokens;
 }
-
-// Collects exceptions thrown inside parallel loops (they must not escape an OpenMP region).
-class FirstFailure {
- public:
-  void record() {
-    std::lock_guard<std::mutex> lock(m_);
-    if (!failure_) failure_ = std::current_exception();
-  }
-  bool failed() const {
-    std::lock_guard<std::mutex> lock(m_);
-    return static_cast<bool>(failure_);
-  }
-  void rethrow() {
-    if (failure_) std::rethrow_exception(failure_);
-  }
-
- private:
-  mutable std::mutex m_;
-  std::exception_ptr failure_;
-};
 
 // Counting: every block of the corpus through the threads' counters.
 void count_blocks(ByteSource& corpus, const detail::WordLookup& lookup, const Plan& plan, const CooccurOptions& o,
@@ -727,43 +415,6 @@ void count_blocks(ByteSource& corpus, const detail::WordLookup& lookup, const Pl
   }
 }
 
-// Hierarchical merge: while more than fan_in runs are on disk, groups of fan_in consecutive runs
-// (in rank order) become one run each, groups in parallel.
-void merge_disk_runs(std::vector<SortedRun>& disk_runs, const Plan& plan, const std::string& temp_dir,
-                     const std::string& prefix, CooccurStats& stats) {
-  std::sort(disk_runs.begin(), disk_runs.end(), [](const SortedRun& a, const SortedRun& b) { return a.rank < b.rank; });
-  const size_t fan_in = plan.fan_in;
-  FirstFailure failure;
-  while (disk_runs.size() > fan_in) {
-    ++stats.merge_passes;
-    const int64_t groups = static_cast<int64_t>((disk_runs.size() + fan_in - 1) / fan_in);
-    std::vector<SortedRun> next(static_cast<size_t>(groups));
-#pragma omp parallel for schedule(dynamic, 1) num_threads(plan.threads)
-    for (int64_t g = 0; g < groups; ++g) {
-      if (failure.failed()) continue;
-      try {
-        const size_t first = static_cast<size_t>(g) * fan_in, last = std::min(disk_runs.size(), first + fan_in);
-        if (last - first == 1) {
-          next[g] = std::move(disk_runs[first]);
-          continue;
-        }
-        std::vector<RunCursor> cursors;
-        for (size_t i = first; i < last; ++i)
-          cursors.emplace_back(disk_runs[i], 0, disk_runs[i].records, plan.reader_records);
-        RunWriter writer(temp_dir, prefix, plan.reader_records, disk_runs[first].rank);
-        merge_cursors(cursors, [&](uint64_t key, double value) { writer.put(key, value); });
-        next[g] = writer.finish();
-        cursors.clear();
-        for (size_t i = first; i < last; ++i) disk_runs[i].file.reset();  // closing frees the data
-      } catch (...) {
-        failure.record();
-      }
-    }
-    failure.rethrow();
-    disk_runs.swap(next);
-  }
-}
-
 // What a final-merge chunk reads: the runs, the dense tables and their layout.
 struct MergeInputs {
   const std::vector<SortedRun>* runs;
@@ -779,7 +430,7 @@ struct MergeInputs {
 void merge_chunk(const MergeInputs& in, int64_t row_first, int64_t row_last, std::vector<CooccurRecord>& out) {
   const Plan& plan = *in.plan;
   const int bits = plan.bits;
-  const double scale = plan.scale;
+  const double scale = plan.divisor;
   const int T = static_cast<int>(in.tables.size());
   const RowInfo* rows = in.rows;
   const uint64_t col_mask = (uint64_t{1} << bits) - 1;
@@ -906,6 +557,8 @@ int64_t write_output(const MergeInputs& in, const CooccurOptions& o, RecordSink&
 
 }  // namespace
 
+double cooccur_value_scale(const CooccurOptions& o) { return o.distance_weighting ? weight_scale(o.window_size) : 1.0; }
+
 CooccurStats count_cooccurrences(ByteSource& corpus, const std::vector<std::string>& words,
                                  const CooccurOptions& o, RecordSink& sink) {
   SK_CHECK(o.window_size >= 1, "window_size: expected >= 1, got " << o.window_size);
@@ -954,8 +607,12 @@ CooccurStats count_cooccurrences(ByteSource& corpus, const std::vector<std::stri
   for (int t = 0; t < T; ++t) counters[t]->finish_buffer();
   mem.sub(T * plan.capacity * static_cast<int64_t>(sizeof(Pair)));  // sort scratch given back
   mem.add(T * static_cast<int64_t>((plan.fan_in + 1) * plan.reader_records * sizeof(Pair)));
-  for (int t = 0; t < T; ++t) stats.runs_spilled += counters[t]->spilled();
-  merge_disk_runs(disk_runs, plan, temp_dir, o.temp_prefix, stats);
+  for (int t = 0; t < T; ++t) {
+    stats.runs_spilled += counters[t]->spilled();
+    stats.spilled_records += counters[t]->spilled_records();
+    stats.spilled_bytes += counters[t]->spilled_bytes();
+  }
+  stats.merge_passes += merge_to_fan_in(disk_runs, plan.fan_in, plan.reader_records, T, temp_dir, o.temp_prefix);
 
   std::vector<SortedRun> runs = std::move(disk_runs);
   for (int t = 0; t < T; ++t) counters[t]->memory_runs(runs);

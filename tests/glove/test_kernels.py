@@ -330,3 +330,21 @@ def test_text_vectors_use_printf_lf_formatting(tmp_path, rng):
     _C.glove_write_text_vectors(str(path), words, M, header="6 7")
     want = b"6 7\n" + b"".join(w + b"".join(b" %f" % x for x in row) + b"\n" for w, row in zip(words, M))
     assert path.read_bytes() == want
+
+
+@pytest.mark.parametrize("window", [7, 30])  # 30: weights not integers after scaling, raw values spilled
+def test_spilled_runs_are_compact_and_exact(window):
+    data = b"\n".join(CORPORA[c]() for c in sorted(CORPORA)) * 3
+    vocab = _vocab(data)
+    _, r0, c0, v0 = _C.glove_cooccur(data, vocab, window, True, True, 1.0, threads=1)
+    stats, r1, c1, v1 = _C.glove_cooccur(data, vocab, window, True, True, 0.05, threads=2, max_product=3,
+                                         overflow_length=300, max_open_runs=3)
+    assert stats["runs_spilled"] > 10 and stats["merge_passes"] >= 1, stats
+    assert np.array_equal(r0, r1) and np.array_equal(c0, c1)
+    if window <= 22:  # exact sums: the same bits whatever was spilled
+        assert v0.tobytes() == v1.tobytes()
+        # delta-coded keys and integer values: well under the 16 bytes a record takes in memory
+        assert stats["spilled_bytes"] < 0.6 * 16 * stats["spilled_records"], stats
+    else:
+        np.testing.assert_allclose(v1, v0, rtol=1e-13)
+        assert stats["spilled_bytes"] < 16 * stats["spilled_records"], stats

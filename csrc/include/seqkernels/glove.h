@@ -127,6 +127,9 @@ struct CooccurOptions {
   int64_t overflow_length = -1;
   int max_open_runs = 0;           // merge fan-in; 0 = derived from memory (>= 2)
   size_t block_bytes = 0;          // corpus bytes per block; 0 = automatic
+  // Write each value times cooccur_value_scale(options) (the exact integer sums, when the weights
+  // are integers after scaling): partial counts of pieces of a corpus then add up exactly.
+  bool exact_sums = false;
   Progress progress;
 };
 
@@ -137,6 +140,8 @@ struct CooccurStats {
   int64_t max_product = 0;      // as used
   int64_t overflow_length = 0;  // as used (per thread)
   int64_t runs_spilled = 0;     // sorted runs written to temporary files
+  int64_t spilled_records = 0;  // records in those runs (16 bytes each in memory)
+  int64_t spilled_bytes = 0;    // bytes of those runs on disk (compact: delta-coded keys, integer values)
   int64_t merge_passes = 0;     // intermediate merge passes (hierarchical merge; 0 = direct)
   int64_t budget_bytes = 0;     // memory_gb in bytes
   int64_t peak_bytes = 0;       // largest total of the tracked allocations (tables, buffers)
@@ -153,6 +158,26 @@ struct CooccurStats {
 // or <unk>, or a memory limit too small for one run; std::runtime_error for I/O failures.
 CooccurStats count_cooccurrences(ByteSource& corpus, const std::vector<std::string>& words,
                                  const CooccurOptions& options, RecordSink& sink);
+
+// ---- co-occurrence in pieces (runs.cpp; the Dask map and reduce tasks) -------------------------
+
+// The factor that makes the weights integers: lcm(1..window) with distance weighting when it is at
+// most 2^32 (window <= 22), else 1; sums of scaled weights are then exact below 2^53.
+double cooccur_value_scale(const CooccurOptions& options);
+
+// Map: counts the corpus (one shard) with exact sums into sorted run files, one per row range:
+// fds[k] gets the records with first_rows[k] <= word1 < first_rows[k + 1] (1-based; first_rows[0]
+// = 1), as 16-byte pairs (key word1 << 32 | word2, scaled value). records_per_run: how many each.
+CooccurStats count_cooccurrence_runs(ByteSource& corpus, const std::vector<std::string>& words,
+                                     const CooccurOptions& options, const std::vector<int>& fds,
+                                     const std::vector<int64_t>& first_rows, std::vector<int64_t>& records_per_run);
+
+// Reduce: merges run files of one row range (from every shard, in shard order), sums equal keys,
+// divides by `scale` and writes cooccurrence.bin records to sink. At most max_open_runs files are
+// read at once (more are first merged in groups into temporary files in temp_dir). Returns the
+// records written.
+int64_t merge_cooccurrence_runs(const std::vector<std::string>& paths, double scale, const std::string& temp_dir,
+                                int max_open_runs, RecordSink& sink);
 
 // ---- training (glove) --------------------------------------------------------------------------
 

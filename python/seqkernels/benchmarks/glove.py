@@ -2,7 +2,8 @@
 (seconds per epoch), seqkernels against Stanford GloVe's own programs on the same corpus.
 
     python bench/glove.py [--tokens 12000000] [--threads 2] [--memory 1.0] [--windows 10,15]
-                          [--stanford DIR] [--workdir DIR] [--epochs 3] [--repeats 2]
+                          [--stanford DIR | --stanford-src DIR] [--workdir DIR] [--epochs 3] [--repeats 2]
+                          [--spill-memory 0.1] [--dask-workers 1,2]
 
 The corpus is built once from text already on the machine (Debian's /usr/share/doc, man pages and
 info files, Python's pydoc topics): lower-cased, split into [a-z0-9]+ words, one output line per
@@ -14,6 +15,14 @@ imported is the floor of their RSS, reported as "python floor") and the command 
 interpreter start included). Stanford rows run the binaries in --stanford DIR (vocab_count,
 cooccur), built from github.com/stanfordnlp/GloVe src/ with its Makefile's flags; without them the
 baseline is the figure quoted in issue 5 (0.7M tokens/s at window 10 on this machine kind).
+--stanford-src DIR (a checkout of github.com/stanfordnlp/GloVe) builds them first, with its own
+Makefile, in a copy under --workdir.
+
+Temporary disk: every cooccur row reports the peak bytes of its spilled runs ("temp MiB"), polled
+every 20 ms: seqkernels' unnamed temporary files through /proc/PID/fd, Stanford's overflow files by
+listing their directory. The --spill-memory rows run both with a small -memory so that they spill.
+The Dask rows count on a LocalCluster of 1 and 2 worker processes (one thread each) on this
+machine, with the bytes checked against the local API's.
 Before timing is trusted, outputs are compared: vocab.txt byte for byte, cooccurrence.bin keys
 identical and values within 1e-9 relative (Stanford adds float64 in its own order; seqkernels
 sums exactly, so the last bits differ). Each row keeps the fastest of --repeats runs.
@@ -101,7 +110,72 @@ def build_corpus(path: Path, tokens: int) -> dict:
 GNU_TIME = "/usr/bin/time"
 
 
-def run(cmd, stdin=None, stdout=None, env=None) -> dict:
+def _descendants(pid: int) -> list[int]:
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        try:
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as f:
+                    todo += [int(c) for c in f.read().split()]
+        except OSError:
+            pass
+    return out
+
+
+class TempDiskPoller:
+    """Peak bytes of temporary files under `directory` while a process tree runs: named files by
+    listing the directory, unnamed ones (O_TMPFILE, or unlinked) through the processes' open fds."""
+
+    def __init__(self, directory: Path):
+        import threading
+
+        self.directory, self.peak, self.pid = Path(directory), 0, None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def start(self, pid: int):
+        self.pid = pid
+        self._thread.start()
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join()
+        return self.peak
+
+    def _sample(self) -> int:
+        total = 0
+        with os.scandir(self.directory) as it:
+            for e in it:
+                try:
+                    total += e.stat().st_size
+                except OSError:
+                    pass
+        prefix = str(self.directory)
+        for p in _descendants(self.pid):
+            try:
+                fds = os.listdir(f"/proc/{p}/fd")
+            except OSError:
+                continue
+            for fd in fds:
+                try:
+                    target = os.readlink(f"/proc/{p}/fd/{fd}")
+                    if target.startswith(prefix) and target.endswith("(deleted)"):
+                        total += os.stat(f"/proc/{p}/fd/{fd}").st_size
+                except OSError:
+                    pass
+        return total
+
+    def _loop(self):
+        while not self._stop.wait(0.02):
+            try:
+                self.peak = max(self.peak, self._sample())
+            except OSError:
+                pass
+
+
+def run(cmd, stdin=None, stdout=None, env=None, temp_dir=None) -> dict:
     """Runs a command; returns wall seconds, peak RSS (MiB) and stdout text (when not redirected).
 
     The peak RSS comes from GNU time when present: a child forked from this (large) Python process
@@ -113,8 +187,12 @@ def run(cmd, stdin=None, stdout=None, env=None) -> dict:
     before = _cpu_snapshot()
     t0 = time.perf_counter()
     p = subprocess.Popen(timed, stdin=fin, stdout=fout, stderr=subprocess.PIPE, env=env)
+    poller = TempDiskPoller(temp_dir) if temp_dir else None
+    if poller:
+        poller.start(p.pid)
     out, err = p.communicate()
     seconds = time.perf_counter() - t0
+    temp_peak = poller.stop() if poller else None
     for f in (fin, fout):
         if hasattr(f, "close"):
             f.close()
@@ -123,7 +201,7 @@ def run(cmd, stdin=None, stdout=None, env=None) -> dict:
     found = re.findall(rb"SEQKERNELS_MAXRSS_KB (\d+)", err)
     rss_kb = int(found[-1]) if found else None
     return {"seconds": seconds, "rss_mb": rss_kb / 1024 if rss_kb is not None else None,
-            "stdout": (out or b"").decode(),
+            "stdout": (out or b"").decode(), "temp_mb": temp_peak / 2**20 if temp_peak is not None else None,
             "others_cpu_pct": hz.others_load(before, _cpu_snapshot())}
 
 
@@ -163,6 +241,20 @@ stats["kernel_seconds"] = time.perf_counter() - t
 print(json.dumps(stats))
 """
 
+API_DASK = """
+import json, sys, time
+from distributed import Client, LocalCluster
+from seqkernels.glove import Vocabulary, write_cooccurrence
+vocab = Vocabulary.load(sys.argv[2])
+with LocalCluster(n_workers=int(sys.argv[5]), threads_per_worker=1, processes=True, dashboard_address=":0") as c, \
+        Client(c) as client:
+    t = time.perf_counter()
+    stats = write_cooccurrence(sys.argv[1], vocab, sys.argv[3], window_size=int(sys.argv[4]), memory=float(sys.argv[6]),
+                               threads=1, client=client, work_dir=sys.argv[7], shard_bytes=int(sys.argv[8]))
+    stats["kernel_seconds"] = time.perf_counter() - t
+print(json.dumps(stats))
+"""
+
 API_TRAIN = """
 import json, sys, time
 from seqkernels.glove import Cooccurrence, GloVe, Vocabulary
@@ -187,8 +279,25 @@ def best_of(repeats: int, fn):
     best = dict(min(runs, key=lambda r: r.get("kernel_seconds", r["seconds"])))
     best["all_seconds"] = [round(r.get("kernel_seconds", r["seconds"]), 4) for r in runs]
     best["rss_mb"] = max((r["rss_mb"] for r in runs if r["rss_mb"] is not None), default=None)
+    best["temp_mb"] = max((r["temp_mb"] for r in runs if r.get("temp_mb") is not None), default=None)
+    best["median_seconds"] = float(np.median([r.get("kernel_seconds", r["seconds"]) for r in runs]))
     best["others_cpu_pct"] = max((r["others_cpu_pct"] or 0.0) for r in runs)
     return best
+
+
+def build_stanford(src: Path, work: Path) -> Path:
+    """Builds Stanford GloVe's binaries from a checkout (its Makefile, its flags) in a copy under
+    `work`; returns the directory holding them."""
+    import shutil
+
+    copy = work / "stanford-src"
+    if copy.exists():
+        shutil.rmtree(copy)
+    shutil.copytree(src / "src", copy / "src")
+    shutil.copy(src / "Makefile", copy / "Makefile")
+    hz.log(f"building Stanford GloVe from {src} ...")
+    subprocess.run(["make", "-C", str(copy)], check=True, stdout=subprocess.DEVNULL)
+    return copy / "build"
 
 
 def compare_cooccurrence(ours: Path, theirs: Path) -> str:
@@ -216,6 +325,11 @@ def main(argv=None, results_dir=None) -> int:
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--stanford", default=os.environ.get("STANFORD_GLOVE_DIR", "/tmp/stanford"),
                     help="directory with Stanford's vocab_count and cooccur binaries")
+    ap.add_argument("--stanford-src", default=os.environ.get("STANFORD_GLOVE_SRC"),
+                    help="a checkout of github.com/stanfordnlp/GloVe: build the binaries from it (overrides --stanford)")
+    ap.add_argument("--spill-memory", type=float, default=0.1,
+                    help="-memory (GB) of the extra cooccur rows that spill to disk (0 = none)")
+    ap.add_argument("--dask-workers", default="1,2", help="LocalCluster sizes of the Dask rows ('' = none)")
     ap.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "seqkernels-glove-bench"))
     ap.add_argument("--json", default=None, help="results file (default bench/results/glove-cpu.json)")
     args = ap.parse_args(argv)
@@ -226,7 +340,7 @@ def main(argv=None, results_dir=None) -> int:
     corpus = work / f"corpus-{args.tokens}.txt"
     corpus_info = build_corpus(corpus, args.tokens)
     tokens = corpus_info["tokens"]
-    stanford = Path(args.stanford)
+    stanford = build_stanford(Path(args.stanford_src), work) if args.stanford_src else Path(args.stanford)
     have_stanford = all(os.access(stanford / b, os.X_OK) for b in ("vocab_count", "cooccur"))
     py, env = sys.executable, python_env()
     T = str(args.threads)
@@ -235,6 +349,7 @@ def main(argv=None, results_dir=None) -> int:
 
     def row(step, impl, window, result, seconds_key="seconds", **extra):
         rows.append({"step": step, "impl": impl, "window": window, "seconds": result[seconds_key],
+                     "median_seconds": result.get("median_seconds"), "temp_mb": result.get("temp_mb"),
                      "peak_rss_mb": result["rss_mb"], "others_cpu_pct": result["others_cpu_pct"],
                      "all_seconds": result["all_seconds"], "check": None, **extra})
         return rows[-1]
@@ -282,6 +397,50 @@ def main(argv=None, results_dir=None) -> int:
             row("cooccur", "Stanford cooccur (1 thread)", w, st, stanford=True)
             st_out.unlink()
 
+    # -- spilling to disk: peak temporary disk of both at a small -memory --
+    tmp_ours, tmp_st = work / "tmp-ours", work / "tmp-stanford"
+    for d in (tmp_ours, tmp_st):
+        d.mkdir(exist_ok=True)
+    w = windows[0]
+    if args.spill_memory > 0:
+        hz.log(f"cooccur window {w}, -memory {args.spill_memory} (spilling) ...")
+        out, spill_out, st_out = (work / f"cooc-w{w}{tag}.bin" for tag in ("", "-spill", "-stanford-spill"))
+        spill_env = {**env, "TMPDIR": str(tmp_ours)}
+        api = best_of(args.repeats, lambda: with_json(
+            run([py, "-c", API_COOCCUR, corpus, vocab_txt, spill_out, w, args.spill_memory, T], env=spill_env,
+                temp_dir=tmp_ours)))
+        row("cooccur", f"seqkernels API, {T} threads, -memory {args.spill_memory}", w, api, "kernel_seconds",
+            records=api["records"], runs_spilled=api["runs_spilled"], memory=args.spill_memory,
+            spilled_mb=api.get("spilled_bytes", 0) / 2**20, spilled_raw_mb=api.get("spilled_records", 0) * 16 / 2**20,
+            check=same_bytes(spill_out, out, "the -memory " + str(args.memory) + " output"))
+        spill_out.unlink()
+        if have_stanford:
+            st = best_of(args.repeats, lambda: run([stanford / "cooccur", "-vocab-file", vocab_txt, "-window-size", w,
+                                                    "-memory", args.spill_memory, "-overflow-file",
+                                                    tmp_st / "overflow", "-verbose", "0"], stdin=corpus,
+                                                   stdout=st_out, temp_dir=tmp_st))
+            row("cooccur", f"Stanford cooccur (1 thread), -memory {args.spill_memory}", w, st, stanford=True,
+                memory=args.spill_memory,
+                check=compare_cooccurrence(out, st_out))
+            st_out.unlink()
+
+    # -- Dask: tokens/s against workers, on this machine --
+    for n in [int(x) for x in args.dask_workers.split(",") if x.strip()]:
+        try:
+            import distributed  # noqa: F401
+        except ImportError:
+            notes.append("Dask rows skipped: dask[distributed] is not installed")
+            break
+        hz.log(f"cooccur window {w} on a LocalCluster of {n} workers ...")
+        dask_out = work / f"cooc-w{w}-dask.bin"
+        shard = max(1 << 20, corpus_info["bytes"] // (4 * n))
+        res = best_of(args.repeats, lambda: with_json(
+            run([py, "-c", API_DASK, corpus, vocab_txt, dask_out, w, n, args.memory, str(tmp_ours), shard], env=env)))
+        row("cooccur", f"seqkernels on Dask, {n} worker process{'es' if n > 1 else ''} x 1 thread", w, res,
+            "kernel_seconds", records=res["records"], shards=res["shards"], parts=res["parts"],
+            check=same_bytes(dask_out, work / f"cooc-w{w}.bin", "the local API's"))
+        dask_out.unlink()
+
     # -- training --
     hz.log(f"training {args.epochs} epochs ...")
     w = windows[0]
@@ -296,8 +455,8 @@ def main(argv=None, results_dir=None) -> int:
     # -- derived columns --
     for r in rows:
         r["tokens_per_s"] = tokens / r["seconds"] if not r["step"].startswith("train") else None
-        base = next((b for b in rows if b.get("stanford") and (b["step"], b["window"]) == (r["step"], r["window"])),
-                    None)
+        base = next((b for b in rows if b.get("stanford") and (b["step"], b["window"], b.get("memory"))
+                     == (r["step"], r["window"], r.get("memory"))), None)
         if base is not None and not r.get("stanford"):
             r["vs_stanford"] = base["seconds"] / r["seconds"]
         elif r["step"] == "cooccur" and not r.get("stanford") and r["window"] == 10 and not have_stanford:
@@ -328,9 +487,11 @@ def main(argv=None, results_dir=None) -> int:
     print(f"GloVe on {tokens:,} tokens ({corpus_info['bytes'] / 1e6:.0f} MB), vocabulary {words:,} words "
           f"(min count {args.min_count}), -memory {args.memory} GB, {T} threads")
     print(hz.format_table(rows, [("step", "step", "s"), ("impl", "implementation", "s"),
-                                 ("window", "window", "d"), ("seconds", "seconds", ".2f"),
+                                 ("window", "window", "d"), ("seconds", "min s", ".2f"),
+                                 ("median_seconds", "median s", ".2f"),
                                  ("tokens_per_s", "M tokens/s", lambda v: f"{v / 1e6:.2f}"),
                                  ("vs_stanford", "x Stanford", ".1f"), ("peak_rss_mb", "peak RSS MiB", ".0f"),
+                                 ("temp_mb", "temp MiB", ".0f"),
                                  ("others_cpu_pct", "others CPU %", ".0f"), ("check", "check", fmt_check)]))
     for n in notes:
         print("  - " + n)

@@ -63,6 +63,11 @@ def add_parser(subparsers) -> None:
     _flag(p, "-overflow-file", str, None, "path prefix for temporary runs (its directory is used; default $TMPDIR)")
     _flag(p, "-threads", int, 0, "threads (default 0 = all cores)")
     p.add_argument("-device", dest="device", choices=["cpu", "cuda"], default="cpu", help="cpu (default) or cuda")
+    _flag(p, "-scheduler", str, None, "count on this Dask scheduler (address) instead of here; needs -corpus")
+    p.add_argument("-corpus", dest="corpus", nargs="+", default=None, metavar="PATH",
+                   help="with -scheduler: corpus files or fsspec URLs that every worker can read (not stdin)")
+    _flag(p, "-work-dir", str, None, "with -scheduler: shared directory or URL for intermediate runs")
+    _flag(p, "-shard-mb", float, 64.0, "with -scheduler: corpus megabytes per map task (default 64)")
     p.set_defaults(func=_cooccur)
 
     p = verb("shuffle", "shuffle cooccurrence.bin records: stdin to stdout (optional: train shuffles itself)")
@@ -88,7 +93,12 @@ def add_parser(subparsers) -> None:
     _flag(p, "-binary", int, 0, "0 (default): text; 1: binary; 2: both")
     _flag(p, "-model", int, 2, "text layout: 0 all parameters; 1 word vectors; 2 (default) word + context")
     _flag(p, "-write-header", int, 0, "1: first line 'V D' (default 0)")
-    _flag(p, "-checkpoint-every", int, 0, "also save SAVE_FILE.NNN every this many iterations (default 0 = off)")
+    _flag(p, "-checkpoint-every", int, 0, "also save SAVE_FILE.NNN and the resumable SAVE_FILE.checkpoint.npz "
+                                          "every this many iterations (default 0 = off)")
+    _flag(p, "-resume", str, None, "continue from this checkpoint (SAVE_FILE.checkpoint.npz) after its last iteration")
+    _flag(p, "-memory", float, None, "train in bounded memory: GB for the whole process, records streamed from "
+                                     "disk (default: the file is loaded)")
+    _flag(p, "-temp-dir", str, None, "with -memory: directory of the shuffled temporary copy (default $TMPDIR)")
     _flag(p, "-seed", int, 0, "random seed (default 0 = from the clock)")
     p.add_argument("-device", dest="device", choices=["cpu", "cuda"], default="cpu", help="cpu (default) or cuda")
     p.set_defaults(func=_train)
@@ -202,6 +212,8 @@ def _cooccur(args) -> int:
         if value not in (0, 1):
             raise _CommandError(f"{flag}: expected 0 or 1, got {value}")
     vocab = Vocabulary.load(args.vocab_file)
+    if args.scheduler is not None or args.corpus is not None:
+        return _cooccur_on_dask(args, vocab)
     temp_dir = None
     if args.overflow_file:
         temp_dir = os.path.dirname(os.path.abspath(args.overflow_file))
@@ -229,6 +241,32 @@ def _cooccur(args) -> int:
     _say(args, 2, f"Processed {stats['tokens']} tokens ({stats['kept_tokens']} in the vocabulary); "
                   f"max product {stats['max_product']}, overflow length {stats['overflow_length']}, "
                   f"{stats['runs_spilled']} runs spilled, {stats['merge_passes']} merge passes.")
+    _say(args, 1, f"Wrote {stats['records']} records.")
+    return 0
+
+
+def _cooccur_on_dask(args, vocab) -> int:
+    from .cooccurrence import write_cooccurrence
+
+    if args.scheduler is None or not args.corpus:
+        raise _CommandError("-scheduler and -corpus go together: the workers read the corpus files themselves")
+    if not args.shard_mb > 0:
+        raise _CommandError(f"-shard-mb: expected a positive number, got {args.shard_mb}")
+    from .distributed import connect
+
+    client = connect(args.scheduler)
+    _say(args, 1, f"COUNTING COOCCURRENCES on {args.scheduler}\nwindow size: {args.window_size}\n"
+                  f"vocabulary: {len(vocab)} words\ncorpus: {' '.join(args.corpus)}")
+    try:
+        stats = write_cooccurrence(args.corpus, vocab, _binary_stdout(), window_size=args.window_size,
+                                   symmetric=bool(args.symmetric), distance_weighting=bool(args.distance_weighting),
+                                   memory=args.memory, threads=_threads(args.threads),
+                                   max_product=args.max_product, overflow_length=args.overflow_length,
+                                   client=client, work_dir=args.work_dir, shard_bytes=int(args.shard_mb * 2**20))
+    finally:
+        client.close()
+    _say(args, 2, f"Processed {stats['tokens']} tokens ({stats['kept_tokens']} in the vocabulary) in "
+                  f"{stats['shards']} shards on {stats['workers']} workers, {stats['parts']} row ranges.")
     _say(args, 1, f"Wrote {stats['records']} records.")
     return 0
 
@@ -271,8 +309,14 @@ def _train(args) -> int:
         raise _CommandError(f"-seed: expected an integer in [0, 2^32), got {args.seed}")
     vocab = Vocabulary.load(args.vocab_file)
     _say(args, 1, "TRAINING MODEL")
-    cooc = Cooccurrence.load(args.input_file, vocabulary=vocab)
-    _say(args, 1, f"Read {len(cooc)} lines.")
+    if args.memory is not None:
+        if not args.memory > 0:
+            raise _CommandError(f"-memory: expected a positive number of GB, got {args.memory}")
+        cooc = args.input_file  # streamed in fit
+        _say(args, 1, f"Streaming {os.path.getsize(cooc) // 16} lines within {args.memory} GB.")
+    else:
+        cooc = Cooccurrence.load(args.input_file, vocabulary=vocab)
+        _say(args, 1, f"Read {len(cooc)} lines.")
     model = GloVe(vector_size=args.vector_size, x_max=args.x_max, alpha=args.alpha, learning_rate=args.eta,
                   grad_clip=args.grad_clip, threads=_threads(args.threads), seed=args.seed or None)
     gradsq_file = args.gradsq_file or ("gradsq" if args.save_gradsq else None)
@@ -288,7 +332,10 @@ def _train(args) -> int:
         _say(args, 1, f"{time.strftime('%x - %I:%M.%S%p')}, iter: {epoch:03d}, cost: {cost:f}")
         if args.checkpoint_every and epoch % args.checkpoint_every == 0:
             save(f"{args.save_file}.{epoch:03d}", f"{gradsq_file}.{epoch:03d}" if gradsq_file else None)
+            model.save_checkpoint(f"{args.save_file}.checkpoint.npz")
 
-    model.fit(cooc, epochs=args.iter, device=args.device, progress=False, callback=report)
+    model.fit(cooc, epochs=args.iter, device=args.device, progress=False, callback=report,
+              vocab_size=len(vocab), memory=args.memory, resume=args.resume, temp_dir=args.temp_dir)
+    model.vocabulary = vocab
     save(args.save_file, gradsq_file)
     return 0

@@ -144,7 +144,8 @@ def _options(window_size, symmetric, distance_weighting, memory, threads, temp_d
 
 def cooccurrence(corpus, vocabulary, window_size: int = 15, symmetric: bool = True, distance_weighting: bool = True,
                  memory: float = 4.0, threads: int | None = None, temp_dir=None, progress=False,
-                 max_product: int | None = None, overflow_length: int | None = None) -> Cooccurrence:
+                 max_product: int | None = None, overflow_length: int | None = None, client=None,
+                 work_dir=None, shard_bytes: int = 64 << 20) -> Cooccurrence:
     """Counts X over ``corpus`` as Stanford's ``cooccur`` does and returns it in memory.
 
     ``corpus``: a path, bytes or an iterable of lines. ``vocabulary``: a :class:`Vocabulary`, a path
@@ -155,7 +156,27 @@ def cooccurrence(corpus, vocabulary, window_size: int = 15, symmetric: bool = Tr
     flags of the same names). ``progress=True`` shows a progress bar on stderr.
 
     Runs on the CPU: GPU co-occurrence counting is not written (``cooccur -device cuda`` in the CLI
-    raises an error)."""
+    raises an error).
+
+    ``client`` (a ``distributed.Client`` or a scheduler address; needs ``seqkernels[dask]``):
+    count on a Dask cluster instead (:mod:`seqkernels.glove.distributed`). ``corpus`` is then one
+    or more paths or fsspec URLs that every worker can read, cut into shards of about
+    ``shard_bytes`` at line ends; ``work_dir`` is a directory (or URL) every worker can write, for
+    the intermediate runs (default: a temporary directory here, enough for a cluster on this
+    machine); ``memory`` and ``threads`` apply per task. The result is byte for byte what the
+    local count of the files' concatenation gives."""
+    if client is not None:
+        with tempfile.TemporaryFile() as f:
+            stats = write_cooccurrence(corpus, vocabulary, f.fileno(), window_size, symmetric, distance_weighting,
+                                       memory, threads, temp_dir, progress, max_product, overflow_length,
+                                       client=client, work_dir=work_dir, shard_bytes=shard_bytes)
+            f.seek(0)
+            records = np.fromfile(f, dtype=RECORD)
+        words, vocab = _vocabulary_argument(vocabulary)
+        result = Cooccurrence(records["word1"] - 1, records["word2"] - 1, records["value"], vocab_size=len(words),
+                              vocabulary=vocab)
+        result.stats = stats
+        return result
     words, vocab = _vocabulary_argument(vocabulary)
     opts = _options(window_size, symmetric, distance_weighting, memory, threads, temp_dir, max_product, overflow_length)
     stats, rows, cols, values = _C.glove_cooccur(corpus_argument(corpus), words, **opts,
@@ -168,12 +189,26 @@ def cooccurrence(corpus, vocabulary, window_size: int = 15, symmetric: bool = Tr
 def write_cooccurrence(corpus, vocabulary, path, window_size: int = 15, symmetric: bool = True,
                        distance_weighting: bool = True, memory: float = 4.0, threads: int | None = None,
                        temp_dir=None, progress=False, max_product: int | None = None,
-                       overflow_length: int | None = None) -> dict:
+                       overflow_length: int | None = None, client=None, work_dir=None,
+                       shard_bytes: int = 64 << 20) -> dict:
     """Like :func:`cooccurrence`, but streams the records to Stanford's cooccurrence.bin at ``path``
     (an int is taken as an open file descriptor, e.g. 1 for stdout) without holding them in memory.
-    A path is written all or nothing. Returns the kernel's statistics."""
-    words, _ = _vocabulary_argument(vocabulary)
+    A path is written all or nothing. Returns the kernel's statistics. ``client``, ``work_dir``,
+    ``shard_bytes``: count on a Dask cluster (see :func:`cooccurrence`)."""
+    words, vocab = _vocabulary_argument(vocabulary)
     opts = _options(window_size, symmetric, distance_weighting, memory, threads, temp_dir, max_product, overflow_length)
+    if client is not None:
+        from .distributed import cooccurrence_on_dask
+
+        counts = vocab.counts if vocab is not None and vocab.counts is not None else np.ones(len(words))
+        def run(fd):
+            return cooccurrence_on_dask(corpus, words, counts, opts, client, fd, shard_bytes=shard_bytes,
+                                        work_dir=work_dir)
+        if isinstance(path, int) and not isinstance(path, bool):
+            return run(path)
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as f:
+                return run(f.fileno())
     source = corpus_argument(corpus)
     callback = progress_callback(progress, "cooccur")
     if isinstance(path, int) and not isinstance(path, bool):

@@ -81,7 +81,8 @@ class GloVe:
 
     # ---- training ----
     def fit(self, cooc, epochs: int = 25, device: str = "cpu", progress: bool = True,
-            vocab_size: int | None = None, callback=None) -> "GloVe":
+            vocab_size: int | None = None, callback=None, memory: float | None = None,
+            resume=None, temp_dir=None) -> "GloVe":
         """Trains on ``cooc`` (a :class:`Cooccurrence`, or a path to cooccurrence.bin with
         ``vocab_size`` or a vocabulary attached) for ``epochs`` passes, from Stanford's initial
         parameters. The records are shuffled once with the seed (Stanford's ``shuffle`` step) and
@@ -93,9 +94,23 @@ class GloVe:
         same update and initial parameters; needs CuPy and the CUDA build; not yet verified on a
         GPU). At most :func:`cuda_concurrency` records are in flight, so that lock-free updates
         rarely collide: on small or very skewed vocabularies the GPU runs few warps. The costs
-        differ from the CPU path's by the effect of lock-free updates in another order."""
+        differ from the CPU path's by the effect of lock-free updates in another order.
+
+        ``memory`` (GB; CPU only, ``cooc`` a path): train in bounded memory, for co-occurrence
+        files larger than the machine's memory. The file is shuffled once into a temporary file in
+        ``temp_dir`` as Stanford's ``shuffle`` does (chunks shuffled in memory, then merged by
+        drawing an equal slice of every shuffled chunk into each output chunk, shuffled again), and
+        every epoch streams that file through one chunk buffer; the parameters, the AdaGrad
+        accumulators and the chunk stay within ``memory`` (a ValueError names the least that works).
+        Threads take contiguous slices of each chunk.
+
+        ``resume``: a checkpoint written by :meth:`save_checkpoint` (the CLI's ``-checkpoint-every``
+        writes one): training continues after its last epoch with its parameters, accumulators,
+        costs and seed, so with one thread the result equals the uninterrupted run's."""
         if device not in DEVICES:
             raise ValueError(f"device: expected 'cpu' or 'cuda', got {device!r}")
+        if memory is not None and device != "cpu":
+            raise ValueError("memory: bounded-memory training runs on the CPU only (device='cpu')")
         if device == "cuda":
             from .._backend import cuda_available
 
@@ -103,6 +118,8 @@ class GloVe:
                 raise RuntimeError("GloVe.fit(device='cuda'): no CUDA device, or seqkernels was built without CUDA")
         if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
             raise ValueError(f"epochs: expected a non-negative integer, got {epochs!r}")
+        if memory is not None:
+            return self._fit_streaming(cooc, epochs, progress, vocab_size, callback, memory, resume, temp_dir)
         if isinstance(cooc, (str, os.PathLike)):
             cooc = Cooccurrence.load(cooc, vocab_size=vocab_size)
         if not isinstance(cooc, Cooccurrence):
@@ -111,22 +128,15 @@ class GloVe:
             raise ValueError("cooc: has no records to train on")
         V, D, N = cooc.vocab_size, self.vector_size, len(cooc)
         self.vocabulary = cooc.vocabulary
-        self.seed_ = self.seed if self.seed is not None else int.from_bytes(os.urandom(4), "little")
-        self.W_ = _C.glove_stanford_init(V, D, self.seed_)
-        self.gradsq_ = np.ones_like(self.W_)  # accumulators start at 1: the first step is eta * gradient
+        self._start(V, resume)
         order = np.random.default_rng(self.seed_).permutation(N)
         rows, cols, values = cooc.rows[order], cooc.cols[order], cooc.values[order]
         # log(x) and f(x) do not change between epochs: computed once (with libm, as Stanford does).
         log_values, weights = _C.glove_record_terms(values, self.x_max, self.alpha, self.threads)
-        self.costs_ = []
-        bar = None
-        if progress:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=int(epochs), desc="GloVe", unit="epoch", file=sys.stderr, dynamic_ncols=True)
+        bar = _epoch_bar(progress, epochs, len(self.costs_))
         run_epoch = self._cuda_epochs(rows, cols, log_values, weights, V, D) if device == "cuda" else None
         try:
-            for _ in range(int(epochs)):
+            for _ in range(len(self.costs_), int(epochs)):
                 if run_epoch is not None:
                     cost, _skipped = run_epoch()
                 else:
@@ -146,6 +156,79 @@ class GloVe:
                 bar.close()
             if run_epoch is not None:
                 run_epoch.download()
+        return self
+
+    def _start(self, V: int, resume) -> None:
+        """Initial parameters (Stanford's, from the seed), or those of the checkpoint ``resume``."""
+        if resume is None:
+            self.seed_ = self.seed if self.seed is not None else int.from_bytes(os.urandom(4), "little")
+            self.W_ = _C.glove_stanford_init(V, self.vector_size, self.seed_)
+            self.gradsq_ = np.ones_like(self.W_)  # accumulators start at 1: the first step is eta * gradient
+            self.costs_ = []
+            return
+        path = os.fspath(resume)
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                W, gradsq, costs, seed = z["W"], z["gradsq"], z["costs"], int(z["seed"])
+                settings = z["settings"]
+        except (OSError, KeyError, ValueError) as e:
+            raise ValueError(f"resume: '{path}' is not a GloVe checkpoint ({e})") from None
+        if W.shape != (2 * V, self.vector_size + 1) or gradsq.shape != W.shape:
+            raise ValueError(f"resume: checkpoint '{path}' has parameters of shape {W.shape}, this model needs "
+                             f"{(2 * V, self.vector_size + 1)} (vocabulary size or vector_size differ)")
+        mine = self._settings()
+        if not np.array_equal(settings, mine):
+            raise ValueError(f"resume: checkpoint '{path}' was trained with x_max, alpha, learning_rate, grad_clip "
+                             f"= {settings.tolist()}, this model has {mine.tolist()}")
+        self.seed_, self.W_, self.gradsq_, self.costs_ = seed, W, gradsq, costs.tolist()
+
+    def _settings(self) -> np.ndarray:
+        return np.array([self.x_max, self.alpha, self.learning_rate, self.grad_clip])
+
+    def save_checkpoint(self, path) -> str:
+        """Saves what :meth:`fit` needs to resume (parameters, accumulators, costs so far, seed and
+        settings) to ``path`` (an .npz file, written all or nothing)."""
+        W = self._check_fitted()
+        path = os.fspath(path)
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as f:
+                np.savez(f, W=W, gradsq=self.gradsq_, costs=np.array(self.costs_, dtype=np.float64),
+                         seed=np.int64(self.seed_), settings=self._settings())
+        return path
+
+    def _fit_streaming(self, path, epochs, progress, vocab_size, callback, memory, resume, temp_dir) -> "GloVe":
+        if isinstance(memory, bool) or not isinstance(memory, (int, float)) or not 0 < memory < float("inf"):
+            raise ValueError(f"memory: expected a positive number of GB, got {memory!r}")
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f"cooc: bounded-memory training (memory=...) reads a cooccurrence.bin path, "
+                            f"got {type(path).__name__}")
+        from .streaming import RecordFile, StreamPlan
+
+        records = RecordFile(path, vocab_size)
+        V, D = records.vocab_size, self.vector_size
+        plan = StreamPlan(memory, V, D, records.count)
+        self.vocabulary = None
+        self._start(V, resume)
+        bar = _epoch_bar(progress, epochs, len(self.costs_))
+        try:
+            with records.shuffled(plan.chunk_records, self.seed_, temp_dir) as shuffled:
+                for _ in range(len(self.costs_), int(epochs)):
+                    cost = 0.0
+                    for rows, cols, values in shuffled.chunks():
+                        log_values, weights = _C.glove_record_terms(values, self.x_max, self.alpha, self.threads)
+                        c, _skipped = _C.glove_train_epoch(self.W_, self.gradsq_, rows, cols, values,
+                                                           self.learning_rate, self.x_max, self.alpha,
+                                                           self.grad_clip, self.threads, log_values, weights)
+                        cost += c
+                    self.costs_.append(cost / records.count)
+                    if bar is not None:
+                        bar.set_postfix(cost=f"{cost / records.count:.6f}")
+                        bar.update(1)
+                    if callback is not None:
+                        callback(len(self.costs_), cost / records.count)
+        finally:
+            if bar is not None:
+                bar.close()
         return self
 
     def _cuda_epochs(self, rows, cols, log_values, weights, V, D):
@@ -268,6 +351,14 @@ class GloVe:
                     _C.glove_write_text_vectors(tmp, words, np.ascontiguousarray(matrix), header)
                 written.append(stem + ".txt")
         return written
+
+
+def _epoch_bar(progress, epochs, done):
+    if not progress:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=int(epochs), initial=done, desc="GloVe", unit="epoch", file=sys.stderr, dynamic_ncols=True)
 
 
 def _layout(W: np.ndarray, D: int, model: int) -> np.ndarray:
