@@ -24,7 +24,7 @@ else:
     _cuda_import_error = ""
 
 # The oldest Linux driver of each CUDA major version (NVIDIA's CUDA release notes; minor version
-# compatibility lets any driver of that major run every 1x.y runtime).
+# compatibility lets a driver of that major version run the runtime of any of its minor releases).
 _MIN_DRIVER = {12: "525.60.13", 13: "580.65.06"}
 
 

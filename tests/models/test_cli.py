@@ -70,7 +70,8 @@ def test_cli_errors(tmp_path):
 
 
 def test_dates_bench_quick(tmp_path):
-    out = run("-m", "seqkernels.benchmarks.seq2seq_dates", "--quick", "--no-progress", "--out", str(tmp_path / "r.json"))
+    out = run("-m", "seqkernels.benchmarks.seq2seq_dates", "--quick", "--no-progress",
+              "--out", str(tmp_path / "r.json"))
     assert "BLEU" in out
     payload = json.loads((tmp_path / "r.json").read_text())
     assert {"greedy", "beam", "stages", "training", "machine"} <= set(payload)
