@@ -40,6 +40,26 @@ int device_count() {
   return n;
 }
 
+// Why CUDA is (un)usable, for build_info(): the driver's CUDA version (0 when libcuda.so.1 is not
+// found), the runtime this module was built with, and the error of the device query, if any.
+py::dict driver_status() {
+  py::dict d;
+  int driver = 0;
+  if (cudaDriverGetVersion(&driver) != cudaSuccess) {
+    (void)cudaGetLastError();
+    driver = 0;
+  }
+  int n = 0;
+  const cudaError_t err = cudaGetDeviceCount(&n);
+  d["driver_version"] = driver;
+  d["runtime_version"] = CUDART_VERSION;
+  d["device_count"] = err == cudaSuccess ? n : 0;
+  d["error"] = err == cudaSuccess ? std::string()
+                                  : std::string(cudaGetErrorName(err)) + ": " + cudaGetErrorString(err);
+  if (err != cudaSuccess) (void)cudaGetLastError();
+  return d;
+}
+
 py::dict device_properties(int device) {
   const int n = device_count();
   if (device < 0 || device >= n) {
@@ -220,6 +240,9 @@ PYBIND11_MODULE(_cuda, m) {
   m.doc() = "seqkernels CUDA kernels: device queries and the fused beam-search step.";
   m.attr("__version__") = SEQKERNELS_VERSION;
   m.attr("cuda_archs") = SEQKERNELS_CUDA_ARCHS;  // CMAKE_CUDA_ARCHITECTURES of this build, space-separated
+  m.def("driver_status", &driver_status,
+        "{driver_version, runtime_version, device_count, error}: CUDA versions as 1000*major + 10*minor "
+        "(driver 0: no driver found); error is the device query's CUDA error, empty when it succeeded.");
   m.def("device_count", &device_count, "Number of visible CUDA devices (0 when there is no driver or GPU).");
   m.def("device_properties", &device_properties, py::arg("device") = 0,
         "Name, compute capability, SM count, memory and cooperative-launch support of one device.");

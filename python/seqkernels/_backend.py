@@ -15,8 +15,17 @@ from . import _C
 
 try:
     from . import _cuda
-except ImportError:  # built without a CUDA compiler
+except ImportError as exc:  # built without a CUDA compiler, or the module does not load here
     _cuda = None
+    # Kept for build_info(): a missing module is a CPU-only build, anything else is a load failure.
+    _cuda_import_error = ("" if isinstance(exc, ModuleNotFoundError) and exc.name == f"{__package__}._cuda"
+                          else f"{type(exc).__name__}: {exc}")
+else:
+    _cuda_import_error = ""
+
+# The oldest Linux driver of each CUDA major version (NVIDIA's CUDA release notes; minor version
+# compatibility lets a driver of that major version run the runtime of any of its minor releases).
+_MIN_DRIVER = {12: "525.60.13", 13: "580.65.06"}
 
 
 def cuda_available() -> bool:
@@ -31,16 +40,52 @@ def cuda_device_name(device: int = 0) -> str | None:
     return _cuda.device_properties(device)["name"]
 
 
+def _cuda_version(v: int) -> str:
+    """CUDA's 1000*major + 10*minor as "major.minor"."""
+    return f"{v // 1000}.{v % 1000 // 10}"
+
+
+def cuda_unavailable_reason(cuda_module=None, import_error: str | None = None) -> str:
+    """Why the CUDA kernels cannot run here, in words ("" when a device is usable). Reads the state
+    of this process unless a stand-in module / import error is given (the tests simulate failures)."""
+    cuda_module = _cuda if cuda_module is None and import_error is None else cuda_module
+    import_error = _cuda_import_error if import_error is None else import_error
+    if cuda_module is None:
+        if import_error:
+            return f"seqkernels._cuda is present but failed to load ({import_error})"
+        return ("this build has no CUDA extension (built without nvcc, or with SEQKERNELS_CUDA=OFF); "
+                "install a seqkernels wheel, or build from source with the CUDA toolkit")
+    st = cuda_module.driver_status()
+    if st["device_count"] > 0:
+        return ""
+    runtime = st["runtime_version"]
+    need = f"CUDA {_cuda_version(runtime)}"
+    min_driver = _MIN_DRIVER.get(runtime // 1000)
+    need_driver = f" (Linux driver >= {min_driver})" if min_driver else ""
+    if st["driver_version"] == 0:
+        return f"no NVIDIA driver found (libcuda.so.1 did not load); this build needs one for {need}{need_driver}"
+    if st["driver_version"] < runtime and "InsufficientDriver" in st["error"]:
+        hint = " or install seqkernels-cuda12" if st["driver_version"] // 1000 == 12 < runtime // 1000 else ""
+        return (f"the NVIDIA driver supports CUDA {_cuda_version(st['driver_version'])}, this build needs "
+                f"{need}{need_driver}: update the driver{hint} ({st['error']})")
+    return f"no usable CUDA device ({st['error'] or 'the driver reports 0 devices'})"
+
+
 def build_info() -> dict:
-    """Version, BLAS (library, configuration, CPU kernel family, threads), OpenMP threads, and
-    whether the CUDA extension was built and sees a device."""
+    """Version, BLAS (library, configuration, CPU kernel family, threads), OpenMP threads, whether the
+    CUDA extension was built and sees a device, and if it cannot run, why (``cuda_unavailable``)."""
     info = dict(_C.build_info())
     info["cuda_extension"] = _cuda is not None
     if _cuda is not None:
         info["cuda_archs"] = _cuda.cuda_archs  # CMAKE_CUDA_ARCHITECTURES of the build
+        st = _cuda.driver_status()
+        info["cuda_runtime"] = _cuda_version(st["runtime_version"])
+        info["cuda_driver"] = _cuda_version(st["driver_version"]) if st["driver_version"] else "none"
     info["cuda_devices"] = _cuda.device_count() if _cuda is not None else 0
     if info["cuda_devices"]:
         info["cuda_device"] = _cuda.device_properties(0)["name"]
+    else:
+        info["cuda_unavailable"] = cuda_unavailable_reason()
     return info
 
 

@@ -1,8 +1,7 @@
 """The ``seqkernels demo`` and ``seqkernels train-lm`` commands, run as a user would (subprocesses),
-and the dates benchmark script in its smoke mode."""
+and the dates benchmark (seqkernels.benchmarks.seq2seq_dates) in its smoke mode."""
 
 import json
-import pathlib
 import re
 import subprocess
 import sys
@@ -11,8 +10,6 @@ import numpy as np
 import pytest
 
 from seqkernels.models import LanguageModel, load
-
-ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 def run(*args, cwd=None, timeout=60):
@@ -73,7 +70,8 @@ def test_cli_errors(tmp_path):
 
 
 def test_dates_bench_quick(tmp_path):
-    out = run(str(ROOT / "bench" / "seq2seq_dates.py"), "--quick", "--no-progress", "--out", str(tmp_path / "r.json"))
+    out = run("-m", "seqkernels.benchmarks.seq2seq_dates", "--quick", "--no-progress",
+              "--out", str(tmp_path / "r.json"))
     assert "BLEU" in out
     payload = json.loads((tmp_path / "r.json").read_text())
     assert {"greedy", "beam", "stages", "training", "machine"} <= set(payload)
