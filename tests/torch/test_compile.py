@@ -116,6 +116,21 @@ def test_inference_compiles_to_one_graph(cell, backend):
     torch.testing.assert_close(got, want)
 
 
+def test_cells_compile_in_a_loop():
+    torch.manual_seed(3)
+    cell = skt.GRUCell(4, 5)
+
+    def run(xs):
+        h = None
+        for x in xs:
+            h = cell(x, h)
+        return h
+
+    xs = torch.randn(3, 2, 4)
+    with torch.no_grad():
+        torch.testing.assert_close(torch.compile(run, fullgraph=True)(xs), run(xs))
+
+
 def test_functional_call_with_other_parameters():
     torch.manual_seed(4)
     rnn = skt.LSTM(3, 4)

@@ -17,6 +17,7 @@ except ImportError as e:  # pragma: no cover - exercised by the no-torch subproc
     raise ImportError("seqkernels.torch needs PyTorch: pip install torch (or seqkernels[torch]); the rest of "
                       "seqkernels works without it") from e
 
+from .cells import GRUCell, LSTMCell, RNNCell
 from .recurrent import GRU, LSTM, RNN
 
-__all__ = ["LSTM", "GRU", "RNN"]
+__all__ = ["LSTM", "GRU", "RNN", "LSTMCell", "GRUCell", "RNNCell"]
