@@ -68,3 +68,12 @@ def compare(ours, ref, inp, hx, leaves, rel, gen, names=("y", "h_n", "c_n")):
     for name, a, b in zip(grad_names, g, g_ref):
         assert_close_rel(name, a.numpy(), b.numpy(), rel)
     return outs, outs_ref
+
+
+def raised_type(fn):
+    """The type of the exception ``fn()`` raises, or None: to compare with torch.nn's."""
+    try:
+        fn()
+    except Exception as e:  # noqa: BLE001 - the type is what is compared
+        return type(e)
+    return None

@@ -102,14 +102,15 @@ def test_unsupported_options():
 
 
 def test_dispatch_point():
-    """CUDA tensors go to the CUDA path; other devices are a clear error."""
+    """CUDA tensors go to the CUDA path; other devices with data are a clear error."""
     assert _kernels._backend(torch.device("cuda", 0)) == (_kernels._cuda_forward, _kernels._cuda_backward)
     assert _kernels._backend(torch.device("cpu")) == (_kernels._cpu_forward, _kernels._cpu_backward)
     with pytest.raises(RuntimeError, match="not supported"):
         _kernels._backend(torch.device("meta"))
-    m = skt.LSTM(3, 4).to("meta")
-    with pytest.raises(RuntimeError, match="meta"):
-        m(torch.randn(2, 1, 3, device="meta"))
+    # On the meta device the custom op's shape function answers, as torch.nn's layers do on meta.
+    m = skt.LSTM(3, 4, bidirectional=True).to("meta")
+    y, (h, c) = m(torch.randn(2, 1, 3, device="meta"))
+    assert y.device.type == "meta" and y.shape == (2, 1, 8) and h.shape == c.shape == (2, 1, 4)
 
 
 @pytest.mark.cuda

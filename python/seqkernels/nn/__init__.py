@@ -1,7 +1,8 @@
 """Layers with explicit forward and backward over NumPy arrays, and what it takes to train them.
 
 * Recurrent layers: :class:`LSTM`, :class:`GRU`, :class:`RNN` (fused C++ kernels; CUDA kernels on
-  CuPy arrays after ``.to("cuda")``).
+  CuPy arrays after ``.to("cuda")``), and their one-step cells :class:`LSTMCell`, :class:`GRUCell`,
+  :class:`RNNCell`.
 * Training pieces: :class:`Embedding`, :class:`Linear`, :class:`Dropout`, :class:`Tanh`,
   :class:`Attention`, :func:`softmax_cross_entropy`, :func:`log_softmax`, :class:`SGD`,
   :class:`Adam`, :func:`clip_grad_norm`, and :class:`Module` / :class:`Sequential` (named
@@ -16,6 +17,7 @@ Each training piece is tested against its float64 loop form in
 """
 
 from ._blas import single_threaded_blas
+from .cells import GRUCell, LSTMCell, RNNCell
 from .conv import Conv1d, MaxOverTime, MaxPool1d, ReLU, TextCNN
 from .layers import Attention, Dropout, Embedding, Linear, Tanh
 from .loss import log_softmax, softmax_cross_entropy
@@ -24,7 +26,7 @@ from .optim import SGD, Adam, clip_grad_norm
 from .recurrent import GRU, LSTM, RNN
 
 __all__ = [
-    "LSTM", "GRU", "RNN",
+    "LSTM", "GRU", "RNN", "LSTMCell", "GRUCell", "RNNCell",
     "Attention", "Dropout", "Embedding", "Linear", "Tanh",
     "Conv1d", "MaxOverTime", "MaxPool1d", "ReLU", "TextCNN",
     "log_softmax", "softmax_cross_entropy",

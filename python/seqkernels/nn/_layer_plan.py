@@ -42,10 +42,16 @@ def new_packs(cell: Cell, hidden: int, dtype, directions: int) -> list:
     return [np.zeros(size, dtype=dtype) for _ in range(directions)]
 
 
+def workspace_size(cell: Cell, steps: int, batch: int, hidden: int) -> int:
+    """Elements of one direction's training workspace."""
+    return _C.workspace_size(cell.mode, cell.reset_after, cell.nonlinearity, steps, batch, hidden)
+
+
 def forward(kernels, cell: Cell, x, weights, *, h0, c0, lengths, training, alloc, view=lambda a: a, y=None, h_n=None,
-            c_n=None, packs=None, num_threads=0):
+            c_n=None, workspaces=None, packs=None, num_threads=0):
     """Run one layer over ``x (T, B, I)``, all directions. ``h0``/``c0``: ``(D, B, H)`` or None.
-    Outputs may be given (``y (T, B, D·H)``, ``h_n``/``c_n (D, B, H)``) or are allocated.
+    Outputs may be given (``y (T, B, D·H)``, ``h_n``/``c_n (D, B, H)``, ``workspaces`` indexable by
+    direction, each of :func:`workspace_size`) or are allocated.
     Returns ``(y, h_n, c_n, workspaces)`` (workspaces None unless ``training``)."""
     T, B, _ = x.shape
     D = len(weights)
@@ -54,10 +60,10 @@ def forward(kernels, cell: Cell, x, weights, *, h0, c0, lengths, training, alloc
     h_n = alloc((D, B, H)) if h_n is None else h_n
     if cell.has_cell_state and c_n is None:
         c_n = alloc((D, B, H))
-    workspaces = None
-    if training:
-        size = _C.workspace_size(cell.mode, cell.reset_after, cell.nonlinearity, T, B, H)
-        workspaces = [alloc((size,)) for _ in range(D)]
+    if not training:
+        workspaces = None
+    elif workspaces is None:
+        workspaces = [alloc((workspace_size(cell, T, B, H),)) for _ in range(D)]
     xv, yv = view(x), view(y)
     for d in range(D):
         w_ih, w_hh, b_ih, b_hh = (None if w is None else view(w) for w in weights[d])

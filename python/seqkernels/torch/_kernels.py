@@ -65,10 +65,16 @@ def _layer_weights(spec: LayerSpec, weights):
 
 
 def _forward_with(kernels, view, spec: LayerSpec, x, h0, c0, weights, lengths, training: bool, packs=None):
-    """One layer, all directions, through ``kernels.forward`` (``_C`` or the CUDA path) on ``view``s."""
-    y, h_n, c_n, workspaces = _layer_plan.forward(
+    """One layer, all directions, through ``kernels.forward`` (``_C`` or the CUDA path) on ``view``s.
+    The workspaces are the rows of one ``(D, size)`` tensor, so a custom op can return them."""
+    workspaces = None
+    if training:
+        T, B, _ = x.shape
+        size = _layer_plan.workspace_size(spec.cell, T, B, spec.hidden_size)
+        workspaces = x.new_empty((spec.num_directions, size))
+    y, h_n, c_n, _ = _layer_plan.forward(
         kernels, spec.cell, x, _layer_weights(spec, weights), h0=h0, c0=c0, lengths=lengths, training=training,
-        alloc=x.new_empty, view=view, packs=packs)
+        alloc=x.new_empty, view=view, workspaces=workspaces, packs=packs)
     return y, h_n, c_n, workspaces
 
 
@@ -137,9 +143,9 @@ def _backend(device: torch.device):
 
 def layer_forward(spec: LayerSpec, x, h0, c0, weights, lengths, training: bool, packs=None):
     """Run one layer, all directions. ``lengths``: int32 NumPy ``(B,)`` or None. With ``training``,
-    also return one workspace per direction for :func:`layer_backward`. ``packs``: the layer's CPU
+    also return the workspaces for :func:`layer_backward`, one ``(D, size)`` tensor. ``packs``: the layer's CPU
     pack buffers (``_layer_plan.new_packs``) or None.
-    Returns ``(y (T, B, D*H), h_n (D, B, H), c_n or None, workspaces or None)``."""
+    Returns ``(y (T, B, D*H), h_n (D, B, H), c_n or None, workspaces (D, size) or None)``."""
     return _backend(x.device)[0](spec, x, h0, c0, weights, lengths, training, packs)
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 import warnings
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -23,6 +22,7 @@ from ..nn import _layer_plan
 from ..reference import GATES
 from ._autograd import recurrent_layer
 from ._kernels import LayerSpec
+from ._ops import Packs
 
 _NUMPY_DTYPES = {torch.float32: "float32", torch.float64: "float64"}
 
@@ -226,7 +226,7 @@ class _RecurrentBase(nn.Module):
         T, B = x.shape[0], x.shape[1]
         h0, c0 = self._initial_state(hx, batched, B, x)
         if B == 0:
-            y, h_n, c_n = self._empty_outputs(x)
+            y, h_n, c_n = self._empty_outputs(x, h0, c0)
         else:
             y, h_n, c_n = self._run(x, h0, c0, None if layout is None else layout.lengths, layout)
         hidden = (h_n, c_n) if self.mode == "LSTM" else h_n
@@ -259,21 +259,25 @@ class _RecurrentBase(nn.Module):
     def _layer_packs(self, k, x):
         """Layer k's CPU pack buffers for packed W_hh (kept between calls; the kernels rebuild one
         only when its weights' content changed), or None off the CPU."""
-        if x.device.type != "cpu":
-            return None
+        if x.device.type != "cpu" or torch.compiler.is_compiling():
+            return None  # (a traced graph cannot hold this cache; the kernels then pack per call)
         packs = self.__dict__.setdefault("_sk_packs", {})
         key = (k, x.dtype)
         if key not in packs:
-            packs[key] = _layer_plan.new_packs(self._spec().cell, self.hidden_size, _NUMPY_DTYPES[x.dtype],
-                                               self.num_directions)
+            packs[key] = Packs(_layer_plan.new_packs(self._spec().cell, self.hidden_size, _NUMPY_DTYPES[x.dtype],
+                                                     self.num_directions))
         return packs[key]
 
-    def _empty_outputs(self, x):
-        # An empty batch: torch.nn returns empty tensors; so do we (the kernels need B >= 1).
+    def _empty_outputs(self, x, h0, c0):
+        """An empty batch (the kernels need B >= 1): empty outputs that, as torch.nn's, stay on the
+        gradient path of the input, the states and every parameter, so a backward gives zero
+        gradients of the right shapes instead of failing."""
         T = x.shape[0]
         L, D, H = self.num_layers, self.num_directions, self.hidden_size
-        h = x.new_zeros((L * D, 0, H))
-        return x.new_zeros((T, 0, D * H)), h, (h.clone() if self.mode == "LSTM" else None)
+        # An empty slice sums to an exact 0 whose gradient is an exact 0 in every element.
+        anchor = sum(t.reshape(-1)[:0].sum() for t in (x, h0, c0, *self._flat_weights) if t is not None)
+        h = x.new_zeros((L * D, 0, H)) + anchor
+        return x.new_zeros((T, 0, D * H)) + anchor, h, (h.clone() if self.mode == "LSTM" else None)
 
 
 class _PackedLayout:
@@ -290,9 +294,9 @@ class _PackedLayout:
         original = pos if sorted_indices is None else sorted_indices.to("cpu", torch.int64)
         self.steps, self.batch = T, B
         self.index = (t * B + original[j]).to(device)       # packed row -> flat padded row
-        lengths = torch.empty(B, dtype=torch.int64)
-        lengths[original] = active.sum(0)
-        self.lengths = np.ascontiguousarray(lengths.numpy(), dtype=np.int32)
+        lengths = torch.empty(B, dtype=torch.int32)
+        lengths[original] = active.sum(0, dtype=torch.int32)
+        self.lengths = lengths
 
     def pad(self, data):
         flat = data.new_zeros((self.steps * self.batch, data.shape[1])).index_copy(0, self.index, data)
