@@ -33,7 +33,7 @@ class _LayerFunction(torch.autograd.Function):
         x, weights, workspaces = saved[0], saved[1:1 + ctx.num_weights], saved[1 + ctx.num_weights:]
         T, B, _ = x.shape
         if dy is None:
-            dy = x.new_zeros((T, B, spec.num_directions * spec.hidden_size))
+            dy = x.new_zeros((T, B, spec.num_directions * spec.state_size))
         dy = dy.contiguous()
         dh_n = None if dh_n is None else dh_n.contiguous()
         dc_n = None if dc_n is None else dc_n.contiguous()
