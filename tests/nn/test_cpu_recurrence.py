@@ -117,8 +117,10 @@ def test_pack_follows_every_weight_change(cell):
     np.testing.assert_array_equal(layer(x)[0], fresh_output(layer, x))
 
 
-def test_pack_is_built_once_and_then_reused():
-    layer = nn.LSTM(3, 40, seed=2).eval()
+@pytest.mark.parametrize("weight, kw", [("weight_hh_l0", {}), ("weight_hr_l0", {"proj_size": 7})],
+                         ids=["lstm", "lstm_proj"])
+def test_pack_is_built_once_and_then_reused(weight, kw):
+    layer = nn.LSTM(3, 40, seed=2, **kw).eval()
     x = np.random.default_rng(1).standard_normal((4, 2, 3)).astype(np.float32)
     y0 = layer(x)[0]
     pack = layer._packs[0][0]
@@ -129,7 +131,7 @@ def test_pack_is_built_once_and_then_reused():
     assert not np.allclose(layer(x)[0], y0)
     np.testing.assert_array_equal(pack[:32], header)
     # ... and a weight change makes it repack (the content hash differs), so the output is right again.
-    layer.params["weight_hh_l0"][0, 0] += 0.0625
+    layer.params[weight][0, 0] += 0.0625
     np.testing.assert_array_equal(layer(x)[0], fresh_output(layer, x))
 
 
