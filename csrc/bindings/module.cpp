@@ -62,36 +62,59 @@ T* pack_ptr(const py::object& o, const CellSpec& cell, int hidden, std::size_t* 
   return checked<T>(a, "pack", {a.shape(0)}, true);
 }
 
+// H: w_hh's columns, or with projections its rows / G (its columns are then P; the shape of
+// every array is checked against these afterwards).
+int hidden_from(const CellSpec& cell, const py::array& w_hh) {
+  SK_CHECK(w_hh.ndim() == 2, "w_hh: expected 2 dimensions (G*H, R), got " << shape_str(w_hh));
+  if (cell.proj == 0) return static_cast<int>(w_hh.shape(1));
+  const int G = cell.gates();
+  SK_CHECK(w_hh.shape(0) % G == 0, "w_hh: expected " << G << "*H rows, got " << shape_str(w_hh));
+  const int H = static_cast<int>(w_hh.shape(0) / G);
+  SK_CHECK(cell.proj < H, "proj_size must be smaller than the hidden size " << H << ", got " << cell.proj);
+  return H;
+}
+
+// W_hr (R, H) with projections; must be None without.
+template <typename T>
+const T* w_hr_ptr(const py::object& w_hr, const CellSpec& cell, int H) {
+  if (cell.proj == 0) {
+    SK_CHECK(w_hr.is_none(), "w_hr: given, but proj_size is 0");
+    return nullptr;
+  }
+  SK_CHECK(!w_hr.is_none(), "w_hr: expected a (" << cell.proj << ", " << H << ") array for proj_size " << cell.proj);
+  return opt_ptr<T>(w_hr, "w_hr", {cell.proj, H});
+}
+
 template <typename T>
 void forward_t(const CellSpec& cell, const py::array& x, const py::array& w_ih, const py::array& w_hh,
-               const py::object& b_ih, const py::object& b_hh, const py::object& h0, const py::object& c0,
+               const py::object& w_hr, const py::object& b_ih, const py::object& b_hh, const py::object& h0, const py::object& c0,
                const py::object& lengths, bool reverse, const py::array& y, int direction, const py::array& h_n,
                const py::object& c_n, const py::object& workspace, const py::object& pack, int num_threads) {
   SK_CHECK(x.ndim() == 3, "x: expected 3 dimensions (T, B, I), got " << shape_str(x));
-  SK_CHECK(w_hh.ndim() == 2, "w_hh: expected 2 dimensions (G*H, H), got " << shape_str(w_hh));
   ForwardArgs<T> a;
   a.steps = static_cast<int>(x.shape(0));
   a.batch = static_cast<int>(x.shape(1));
   a.input = static_cast<int>(x.shape(2));
-  a.hidden = static_cast<int>(w_hh.shape(1));
-  const int G = cell.gates(), H = a.hidden, B = a.batch;
+  a.hidden = hidden_from(cell, w_hh);
+  const int G = cell.gates(), H = a.hidden, B = a.batch, R = cell.state_size(H);
   SK_CHECK(a.steps >= 1 && B >= 1 && a.input >= 1 && H >= 1, "x and w_hh: every size must be >= 1");
-  SK_CHECK(y.ndim() == 3, "y: expected 3 dimensions (T, B, D*H), got " << shape_str(y));
+  SK_CHECK(y.ndim() == 3, "y: expected 3 dimensions (T, B, D*R), got " << shape_str(y));
   const py::ssize_t width = y.shape(2);
-  SK_CHECK(direction >= 0 && (direction + 1) * static_cast<py::ssize_t>(H) <= width,
+  SK_CHECK(direction >= 0 && (direction + 1) * static_cast<py::ssize_t>(R) <= width,
            "direction " << direction << " does not fit y of width " << width);
   a.x = checked<T>(x, "x", {a.steps, B, a.input});
   a.w_ih = checked<T>(w_ih, "w_ih", {G * H, a.input});
-  a.w_hh = checked<T>(w_hh, "w_hh", {G * H, H});
+  a.w_hh = checked<T>(w_hh, "w_hh", {G * H, R});
+  a.w_hr = w_hr_ptr<T>(w_hr, cell, H);
   a.b_ih = opt_ptr<T>(b_ih, "b_ih", {G * H});
   a.b_hh = opt_ptr<T>(b_hh, "b_hh", {G * H});
-  a.h0 = opt_ptr<T>(h0, "h0", {B, H});
+  a.h0 = opt_ptr<T>(h0, "h0", {B, R});
   a.c0 = cell.has_cell_state() ? opt_ptr<T>(c0, "c0", {B, H}) : nullptr;
   a.lengths = lengths_ptr(lengths, a.steps, B);
   a.reverse = reverse;
-  a.y = checked<T>(y, "y", {a.steps, B, width}, true) + static_cast<std::ptrdiff_t>(direction) * H;
+  a.y = checked<T>(y, "y", {a.steps, B, width}, true) + static_cast<std::ptrdiff_t>(direction) * R;
   a.ldy = static_cast<int>(width);
-  a.h_n = checked<T>(h_n, "h_n", {B, H}, true);
+  a.h_n = checked<T>(h_n, "h_n", {B, R}, true);
   a.c_n = cell.has_cell_state() ? opt_ptr<T>(c_n, "c_n", {B, H}, true) : nullptr;
   a.workspace = opt_ptr<T>(workspace, "workspace",
                            {static_cast<py::ssize_t>(workspace_size(cell, a.steps, B, H))}, true);
@@ -103,38 +126,40 @@ void forward_t(const CellSpec& cell, const py::array& x, const py::array& w_ih, 
 
 template <typename T>
 void backward_t(const CellSpec& cell, const py::array& x, const py::array& w_ih, const py::array& w_hh,
-                const py::object& lengths, bool reverse, const py::array& dy, int direction, const py::object& dh_n,
+                const py::object& w_hr, const py::object& lengths, bool reverse, const py::array& dy, int direction, const py::object& dh_n,
                 const py::object& dc_n, const py::array& workspace, const py::array& dx, const py::array& dh0,
                 const py::object& dc0, const py::array& dw_ih, const py::array& dw_hh, const py::object& db_ih,
-                const py::object& db_hh, const py::object& pack, int num_threads) {
+                const py::object& db_hh, const py::object& dw_hr, const py::object& pack, int num_threads) {
   SK_CHECK(x.ndim() == 3, "x: expected 3 dimensions (T, B, I), got " << shape_str(x));
-  SK_CHECK(w_hh.ndim() == 2, "w_hh: expected 2 dimensions (G*H, H), got " << shape_str(w_hh));
   BackwardArgs<T> a;
   a.steps = static_cast<int>(x.shape(0));
   a.batch = static_cast<int>(x.shape(1));
   a.input = static_cast<int>(x.shape(2));
-  a.hidden = static_cast<int>(w_hh.shape(1));
-  const int G = cell.gates(), H = a.hidden, B = a.batch;
+  a.hidden = hidden_from(cell, w_hh);
+  const int G = cell.gates(), H = a.hidden, B = a.batch, R = cell.state_size(H);
   SK_CHECK(a.steps >= 1 && B >= 1 && a.input >= 1 && H >= 1, "x and w_hh: every size must be >= 1");
-  SK_CHECK(dy.ndim() == 3, "dy: expected 3 dimensions (T, B, D*H), got " << shape_str(dy));
+  SK_CHECK(dy.ndim() == 3, "dy: expected 3 dimensions (T, B, D*R), got " << shape_str(dy));
   const py::ssize_t width = dy.shape(2);
-  SK_CHECK(direction >= 0 && (direction + 1) * static_cast<py::ssize_t>(H) <= width,
+  SK_CHECK(direction >= 0 && (direction + 1) * static_cast<py::ssize_t>(R) <= width,
            "direction " << direction << " does not fit dy of width " << width);
   a.x = checked<T>(x, "x", {a.steps, B, a.input});
   a.w_ih = checked<T>(w_ih, "w_ih", {G * H, a.input});
-  a.w_hh = checked<T>(w_hh, "w_hh", {G * H, H});
+  a.w_hh = checked<T>(w_hh, "w_hh", {G * H, R});
+  a.w_hr = w_hr_ptr<T>(w_hr, cell, H);
   a.lengths = lengths_ptr(lengths, a.steps, B);
   a.reverse = reverse;
-  a.dy = checked<T>(dy, "dy", {a.steps, B, width}) + static_cast<std::ptrdiff_t>(direction) * H;
+  a.dy = checked<T>(dy, "dy", {a.steps, B, width}) + static_cast<std::ptrdiff_t>(direction) * R;
   a.ldy = static_cast<int>(width);
-  a.dh_n = opt_ptr<T>(dh_n, "dh_n", {B, H});
+  a.dh_n = opt_ptr<T>(dh_n, "dh_n", {B, R});
   a.dc_n = cell.has_cell_state() ? opt_ptr<T>(dc_n, "dc_n", {B, H}) : nullptr;
   a.workspace = checked<T>(workspace, "workspace", {static_cast<py::ssize_t>(workspace_size(cell, a.steps, B, H))});
   a.dx = checked<T>(dx, "dx", {a.steps, B, a.input}, true);
-  a.dh0 = checked<T>(dh0, "dh0", {B, H}, true);
+  a.dh0 = checked<T>(dh0, "dh0", {B, R}, true);
   a.dc0 = cell.has_cell_state() ? opt_ptr<T>(dc0, "dc0", {B, H}, true) : nullptr;
   a.dw_ih = checked<T>(dw_ih, "dw_ih", {G * H, a.input}, true);
-  a.dw_hh = checked<T>(dw_hh, "dw_hh", {G * H, H}, true);
+  a.dw_hh = checked<T>(dw_hh, "dw_hh", {G * H, R}, true);
+  SK_CHECK(cell.proj == 0 || !dw_hr.is_none(), "dw_hr: expected a (" << R << ", " << H << ") array for proj_size " << R);
+  a.dw_hr = cell.proj ? opt_ptr<T>(dw_hr, "dw_hr", {R, H}, true) : nullptr;
   a.db_ih = opt_ptr<T>(db_ih, "db_ih", {G * H}, true);
   a.db_hh = opt_ptr<T>(db_hh, "db_hh", {G * H}, true);
   a.pack = pack_ptr<T>(pack, cell, H, &a.pack_size);
@@ -162,36 +187,38 @@ PYBIND11_MODULE(_C, m) {
 
   m.def("workspace_size",
         [](const std::string& mode, bool reset_after, const std::string& nonlinearity, int steps, int batch,
-           int hidden) {
+           int hidden, int proj_size) {
           SK_CHECK(steps >= 1 && batch >= 1 && hidden >= 1, "steps, batch and hidden must be >= 1");
-          return workspace_size(cell_spec(mode, reset_after, nonlinearity), steps, batch, hidden);
+          return workspace_size(cell_spec(mode, reset_after, nonlinearity, proj_size), steps, batch, hidden);
         },
         py::arg("mode"), py::arg("reset_after"), py::arg("nonlinearity"), py::arg("steps"), py::arg("batch"),
-        py::arg("hidden"), "Elements of the training workspace of one layer-direction.");
+        py::arg("hidden"), py::arg("proj_size") = 0, "Elements of the training workspace of one layer-direction.");
 
   m.def("workspace_layout",
         [](const std::string& mode, bool reset_after, const std::string& nonlinearity, int steps, int batch,
-           int hidden) {
+           int hidden, int proj_size) {
           SK_CHECK(steps >= 1 && batch >= 1 && hidden >= 1, "steps, batch and hidden must be >= 1");
-          const WorkspaceLayout l = workspace_layout(cell_spec(mode, reset_after, nonlinearity), steps, batch, hidden);
+          const WorkspaceLayout l =
+              workspace_layout(cell_spec(mode, reset_after, nonlinearity, proj_size), steps, batch, hidden);
           py::dict d;
           d["states"] = l.states, d["cstates"] = l.cstates, d["acts"] = l.acts, d["aux"] = l.aux, d["size"] = l.size;
+          d["proj"] = l.proj;
           return d;
         },
         py::arg("mode"), py::arg("reset_after"), py::arg("nonlinearity"), py::arg("steps"), py::arg("batch"),
-        py::arg("hidden"),
-        "Element offsets of the workspace blocks (states, cstates, acts, aux; -1 = absent) and its size.");
+        py::arg("hidden"), py::arg("proj_size") = 0,
+        "Element offsets of the workspace blocks (states, cstates, acts, aux, proj; -1 = absent) and its size.");
 
   m.def("pack_size",
         [](const std::string& mode, bool reset_after, const std::string& nonlinearity, int hidden,
-           const std::string& dtype) {
+           const std::string& dtype, int proj_size) {
           SK_CHECK(hidden >= 1, "hidden must be >= 1");
           SK_CHECK(dtype == "float32" || dtype == "float64", "dtype must be 'float32' or 'float64', got '" << dtype << "'");
-          const CellSpec cell = cell_spec(mode, reset_after, nonlinearity);
+          const CellSpec cell = cell_spec(mode, reset_after, nonlinearity, proj_size);
           return dtype == "float32" ? packed_weights_size<float>(cell, hidden) : packed_weights_size<double>(cell, hidden);
         },
         py::arg("mode"), py::arg("reset_after"), py::arg("nonlinearity"), py::arg("hidden"), py::arg("dtype"),
-        "Elements of a pack buffer for one layer-direction's W_hh (pass it as pack= to forward/backward).");
+        py::arg("proj_size") = 0, "Elements of a pack buffer for one layer-direction's W_hh (pass it as pack= to forward/backward).");
 
   m.def("team_size", [](int requested) { return team_size(requested); }, py::arg("requested") = 0,
         "Threads a kernel call uses when asked for `requested` (0 = the default team size).");
@@ -203,21 +230,22 @@ PYBIND11_MODULE(_C, m) {
            const py::array& w_ih, const py::array& w_hh, const py::object& b_ih, const py::object& b_hh,
            const py::object& h0, const py::object& c0, const py::object& lengths, bool reverse, const py::array& y,
            int direction, const py::array& h_n, const py::object& c_n, const py::object& workspace,
-           const py::object& pack, int num_threads) {
-          const CellSpec cell = cell_spec(mode, reset_after, nonlinearity);
+           const py::object& pack, int num_threads, int proj_size, const py::object& w_hr) {
+          const CellSpec cell = cell_spec(mode, reset_after, nonlinearity, proj_size);
           if (is_float64(x))
-            forward_t<double>(cell, x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, reverse, y, direction, h_n, c_n,
+            forward_t<double>(cell, x, w_ih, w_hh, w_hr, b_ih, b_hh, h0, c0, lengths, reverse, y, direction, h_n, c_n,
                               workspace, pack, num_threads);
           else
-            forward_t<float>(cell, x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, reverse, y, direction, h_n, c_n,
+            forward_t<float>(cell, x, w_ih, w_hh, w_hr, b_ih, b_hh, h0, c0, lengths, reverse, y, direction, h_n, c_n,
                              workspace, pack, num_threads);
         },
         py::kw_only(), py::arg("mode"), py::arg("reset_after"), py::arg("nonlinearity"), py::arg("x"), py::arg("w_ih"),
         py::arg("w_hh"), py::arg("b_ih"), py::arg("b_hh"), py::arg("h0"), py::arg("c0"), py::arg("lengths"),
         py::arg("reverse"), py::arg("y"), py::arg("direction"), py::arg("h_n"), py::arg("c_n"),
-        py::arg("workspace"), py::arg("pack") = py::none(), py::arg("num_threads") = 0,
-        "One direction of one layer over a whole sequence; writes y[:, :, d*H:(d+1)*H], h_n, c_n and, "
-        "when a workspace is given (training), everything backward needs.");
+        py::arg("workspace"), py::arg("pack") = py::none(), py::arg("num_threads") = 0, py::arg("proj_size") = 0,
+        py::arg("w_hr") = py::none(),
+        "One direction of one layer over a whole sequence; writes y[:, :, d*R:(d+1)*R], h_n, c_n and, "
+        "when a workspace is given (training), everything backward needs (R = proj_size or H).");
 
   m.def("backward",
         [](const std::string& mode, bool reset_after, const std::string& nonlinearity, const py::array& x,
@@ -225,20 +253,21 @@ PYBIND11_MODULE(_C, m) {
            int direction, const py::object& dh_n, const py::object& dc_n, const py::array& workspace,
            const py::array& dx, const py::array& dh0, const py::object& dc0, const py::array& dw_ih,
            const py::array& dw_hh, const py::object& db_ih, const py::object& db_hh, const py::object& pack,
-           int num_threads) {
-          const CellSpec cell = cell_spec(mode, reset_after, nonlinearity);
+           int num_threads, int proj_size, const py::object& w_hr, const py::object& dw_hr) {
+          const CellSpec cell = cell_spec(mode, reset_after, nonlinearity, proj_size);
           if (is_float64(x))
-            backward_t<double>(cell, x, w_ih, w_hh, lengths, reverse, dy, direction, dh_n, dc_n, workspace, dx, dh0,
-                               dc0, dw_ih, dw_hh, db_ih, db_hh, pack, num_threads);
+            backward_t<double>(cell, x, w_ih, w_hh, w_hr, lengths, reverse, dy, direction, dh_n, dc_n, workspace, dx,
+                               dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_hr, pack, num_threads);
           else
-            backward_t<float>(cell, x, w_ih, w_hh, lengths, reverse, dy, direction, dh_n, dc_n, workspace, dx, dh0,
-                              dc0, dw_ih, dw_hh, db_ih, db_hh, pack, num_threads);
+            backward_t<float>(cell, x, w_ih, w_hh, w_hr, lengths, reverse, dy, direction, dh_n, dc_n, workspace, dx,
+                              dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_hr, pack, num_threads);
         },
         py::kw_only(), py::arg("mode"), py::arg("reset_after"), py::arg("nonlinearity"), py::arg("x"), py::arg("w_ih"),
         py::arg("w_hh"), py::arg("lengths"), py::arg("reverse"), py::arg("dy"), py::arg("direction"),
         py::arg("dh_n"), py::arg("dc_n"), py::arg("workspace"), py::arg("dx"), py::arg("dh0"), py::arg("dc0"),
         py::arg("dw_ih"), py::arg("dw_hh"), py::arg("db_ih"), py::arg("db_hh"), py::arg("pack") = py::none(),
-        py::arg("num_threads") = 0,
+        py::arg("num_threads") = 0, py::arg("proj_size") = 0, py::arg("w_hr") = py::none(),
+        py::arg("dw_hr") = py::none(),
         "Backward through time of one direction of one layer: adds into dx, writes dh0, dc0 and the "
         "weight and bias gradients.");
 

@@ -59,13 +59,17 @@ template <> struct Simd<double> {
 };
 
 // Hidden units are split between threads in chunks of Q = 4·W; H is padded to Hp, a multiple of Q
-// (padded units have zero weights and are never stored).
+// (padded units have zero weights and are never stored). R, the units of h, is split the same way
+// (R = H unless the LSTM has projections).
 template <typename T>
 struct Geometry {
   static constexpr int W = Simd<T>::W;
   static constexpr int Q = 4 * W;
   int H, Hp, chunks;
-  explicit Geometry(int hidden) : H(hidden), Hp((hidden + Q - 1) / Q * Q), chunks(Hp / Q) {}
+  int R, Rp, rchunks;
+  static int padded(int n) { return (n + Q - 1) / Q * Q; }
+  Geometry(int hidden, int state)
+      : H(hidden), Hp(padded(hidden)), chunks(Hp / Q), R(state), Rp(padded(state)), rchunks(Rp / Q) {}
 };
 
 // A forward panel covers `gates` consecutive gate blocks of W_hh; each tile holds U units of every
@@ -157,22 +161,22 @@ inline void panel_range_rows(const Panel<T>& p, int gates, int u0, int u1, int B
   else range_rows<T, 3>(p, gates, u0, u1, B, a, lda, out, epilogue);
 }
 
-// ---- packing W_hh ---------------------------------------------------------------------------------
-// Forward panel p covering gate blocks [g0, g0 + gates): tile t, row k, column g·U + u =
-// W_hh[(g0+g)·H + t·U + u][k] (zero past H).
+// ---- packing W_hh (and W_hr) -------------------------------------------------------------------------
+// Forward panel p of a weight w with gate blocks of N rows and p.K columns, covering gate blocks
+// [g0, g0 + gates): tile t, row k, column g·U + u = w[(g0+g)·N + t·U + u][k] (zero past N).
 template <typename T>
-void pack_forward_tile(const T* w_hh, int H, int g0, const Panel<T>& p, int t) {
+void pack_forward_tile(const T* w, int N, int g0, const Panel<T>& p, int t) {
   const int NR = p.NV * Simd<T>::W, gates = NR / p.U;
   T* tile = const_cast<T*>(p.tile(t));  // the panels point into our own pack buffer
   constexpr int kb = 16;  // a block of k keeps the written lines in L1 while the rows are read
-  for (int k0 = 0; k0 < H; k0 += kb) {
-    const int k1 = std::min(H, k0 + kb);
+  for (int k0 = 0; k0 < p.K; k0 += kb) {
+    const int k1 = std::min(p.K, k0 + kb);
     for (int g = 0; g < gates; ++g)
       for (int u = 0; u < p.U; ++u) {
         const int j = t * p.U + u;
         T* col = tile + g * p.U + u;
-        if (j < H) {
-          const T* src = w_hh + (static_cast<idx>(g0 + g) * H + j) * H;
+        if (j < N) {
+          const T* src = w + (static_cast<idx>(g0 + g) * N + j) * p.K;
           for (int k = k0; k < k1; ++k) col[static_cast<idx>(k) * NR] = src[k];
         } else {
           for (int k = k0; k < k1; ++k) col[static_cast<idx>(k) * NR] = T(0);
@@ -180,16 +184,17 @@ void pack_forward_tile(const T* w_hh, int H, int g0, const Panel<T>& p, int t) {
       }
   }
 }
-inline idx forward_panel_size(int H, int Hp, int gates) { return static_cast<idx>(H) * gates * Hp; }
+inline idx forward_panel_size(int K, int Np, int gates) { return static_cast<idx>(K) * gates * Np; }
 
-// Backward panel (the transpose): rows k of W_hh (all p.K = G·H), tile t = units [t·U, (t+1)·U).
+// Backward panel (the transpose) of a weight w with N columns: rows k of w (all p.K of them), tile
+// t = columns [t·U, (t+1)·U).
 template <typename T>
-void pack_backward_tile(const T* w_hh, int H, const Panel<T>& p, int t) {
+void pack_backward_tile(const T* w, int N, const Panel<T>& p, int t) {
   T* tile = const_cast<T*>(p.tile(t));
-  const int j0 = t * p.U, n = std::max(0, std::min(p.U, H - j0));
+  const int j0 = t * p.U, n = std::max(0, std::min(p.U, N - j0));
   for (int k = 0; k < p.K; ++k) {
     T* d = tile + static_cast<idx>(k) * p.U;
-    std::copy(w_hh + static_cast<idx>(k) * H + j0, w_hh + static_cast<idx>(k) * H + j0 + n, d);
+    std::copy(w + static_cast<idx>(k) * N + j0, w + static_cast<idx>(k) * N + j0 + n, d);
     std::fill(d + n, d + p.U, T(0));
   }
 }
@@ -200,7 +205,8 @@ constexpr uint64_t kPackMagic = 0x314b4341504b53ULL;  // "SKPACK1"
 constexpr uint64_t kForwardPanels = 1, kBackwardPanel = 2;
 
 uint64_t cell_code(const CellSpec& c) {
-  return static_cast<uint64_t>(c.kind) | (static_cast<uint64_t>(c.reset_after) << 8);
+  return static_cast<uint64_t>(c.kind) | (static_cast<uint64_t>(c.reset_after) << 8) |
+         (static_cast<uint64_t>(c.proj) << 16);
 }
 
 // Content hash of W_hh: 64-bit multiply-xor lanes over the raw bytes, combined at the end. Cheap
@@ -241,59 +247,74 @@ std::mutex& pack_mutex() {
 template <typename T>
 struct Packed {
   Panel<T> forward[2];  // one panel; GRU with reset_after=false: (r, u) and (n)
-  Panel<T> backward;    // K = G·H rows, tiles of Q units
+  Panel<T> backward;    // K = G·H rows, tiles of Q units of h
+  Panel<T> proj_forward, proj_backward;  // W_hr (projections only): K = H, tiles of Q units of h;
+                                         // its transpose, K = R, tiles of Q hidden units
 };
 
 template <typename T>
 Packed<T> panels(const CellSpec& cell, const Geometry<T>& geo, const T* data) {
-  const int G = cell.gates(), H = geo.H, W = Simd<T>::W;
+  const int G = cell.gates(), H = geo.H, R = geo.R, W = Simd<T>::W, Q = Geometry<T>::Q;
   Packed<T> p;
   const bool split = cell.kind == CellKind::Gru && !cell.reset_after;
   const int first = split ? 2 : G;
   const int v0 = first * forward_vectors_per_gate(first);
-  p.forward[0] = {data, H, W * forward_vectors_per_gate(first), v0, static_cast<idx>(H) * v0 * W};
+  p.forward[0] = {data, R, W * forward_vectors_per_gate(first), v0, static_cast<idx>(R) * v0 * W};
   if (split) p.forward[1] = {data + forward_panel_size(H, geo.Hp, 2), H, W * 4, 4, static_cast<idx>(H) * 4 * W};
-  p.backward = {data + forward_panel_size(H, geo.Hp, G), G * H, Geometry<T>::Q, 4,
-                static_cast<idx>(G) * H * Geometry<T>::Q};
+  const T* at = data + forward_panel_size(R, geo.Hp, G);
+  p.backward = {at, G * H, Q, 4, static_cast<idx>(G) * H * Q};
+  if (cell.proj > 0) {
+    at += static_cast<idx>(G) * H * geo.Rp;
+    p.proj_forward = {at, H, Q, 4, static_cast<idx>(H) * Q};
+    p.proj_backward = {at + static_cast<idx>(H) * geo.Rp, R, Q, 4, static_cast<idx>(R) * Q};
+  }
   return p;
 }
 
-// Writes the requested panels of w_hh into `data` (laid out by panels()), the tiles spread over
-// the team.
+// Writes the requested panels of w_hh (and w_hr) into `data` (laid out by panels()), the tiles
+// spread over the team.
 template <typename T>
-void build_panels(const CellSpec& cell, const Geometry<T>& geo, const T* w_hh, T* data, bool fwd, bool bwd,
-                  int threads) {
+void build_panels(const CellSpec& cell, const Geometry<T>& geo, const T* w_hh, const T* w_hr, T* data, bool fwd,
+                  bool bwd, int threads) {
   const Packed<T> p = panels(cell, geo, data);
   const int W = Simd<T>::W, forward_panels = !fwd ? 0 : p.forward[1].data ? 2 : 1;
   const int tiles[2] = {geo.Hp / p.forward[0].U, forward_panels == 2 ? geo.Hp / p.forward[1].U : 0};
   const int first_gate[2] = {0, p.forward[0].NV * W / p.forward[0].U};  // panel 1 follows panel 0's gates
-  long total = bwd ? geo.chunks : 0;
+  const bool proj = cell.proj > 0;
+  const long proj_fwd = proj && fwd ? geo.rchunks : 0, proj_bwd = proj && bwd ? geo.chunks : 0;
+  long total = (bwd ? geo.rchunks : 0) + proj_fwd + proj_bwd;
   for (int f = 0; f < forward_panels; ++f) total += tiles[f];
   team_parallel_for(threads, total, [&](long i) {
     for (int f = 0; f < forward_panels; ++f) {
       if (i < tiles[f]) return pack_forward_tile(w_hh, geo.H, first_gate[f], p.forward[f], static_cast<int>(i));
       i -= tiles[f];
     }
-    pack_backward_tile(w_hh, geo.H, p.backward, static_cast<int>(i));
+    if (i < proj_fwd) return pack_forward_tile(w_hr, geo.R, 0, p.proj_forward, static_cast<int>(i));
+    i -= proj_fwd;
+    if (i < proj_bwd) return pack_backward_tile(w_hr, geo.H, p.proj_backward, static_cast<int>(i));
+    i -= proj_bwd;
+    pack_backward_tile(w_hh, geo.R, p.backward, static_cast<int>(i));
   });
 }
 
 // The panels to use for this call: the caller's pack when its header says it holds exactly these
 // weights (by content hash) for this capability, else rebuilt there; without a pack, a private one.
 template <typename T>
-Packed<T> ensure_packed(const CellSpec& cell, const Geometry<T>& geo, const T* w_hh, T* pack, std::size_t pack_size,
-                        bool need_backward, std::vector<T>& private_pack, int threads) {
-  const int G = cell.gates(), H = geo.H;
+Packed<T> ensure_packed(const CellSpec& cell, const Geometry<T>& geo, const T* w_hh, const T* w_hr, T* pack,
+                        std::size_t pack_size, bool need_backward, std::vector<T>& private_pack, int threads) {
+  const int G = cell.gates(), H = geo.H, R = geo.R;
   const std::size_t need = packed_weights_size<T>(cell, H);
   if (pack == nullptr) {
     private_pack.resize(need - pack_header_elements<T>());
-    build_panels(cell, geo, w_hh, private_pack.data(), true, need_backward, threads);
+    build_panels(cell, geo, w_hh, w_hr, private_pack.data(), true, need_backward, threads);
     return panels(cell, geo, private_pack.data());
   }
   SK_CHECK(pack_size >= need, "pack: expected at least " << need << " elements, got " << pack_size);
   uint64_t* hdr = reinterpret_cast<uint64_t*>(pack);
   T* data = pack + pack_header_elements<T>();
-  const uint64_t hash = content_hash(w_hh, static_cast<std::size_t>(G) * H * H * sizeof(T));
+  uint64_t hash = content_hash(w_hh, static_cast<std::size_t>(G) * H * R * sizeof(T));
+  if (cell.proj > 0)  // W_hr changes the pack too (an odd multiplier keeps the two hashes from cancelling)
+    hash ^= content_hash(w_hr, static_cast<std::size_t>(R) * H * sizeof(T)) * 0xC2B2AE3D27D4EB4FULL;
   const uint64_t want[kPanels] = {kPackMagic, static_cast<uint64_t>(cpu_capability()), sizeof(T), cell_code(cell),
                                   static_cast<uint64_t>(H), hash};
   std::lock_guard<std::mutex> lock(pack_mutex());
@@ -303,7 +324,7 @@ Packed<T> ensure_packed(const CellSpec& cell, const Geometry<T>& geo, const T* w
   const bool fwd = !(have & kForwardPanels), bwd = need_backward && !(have & kBackwardPanel);
   if (fwd || bwd) {
     hdr[kMagic] = 0;  // invalid while being written
-    build_panels(cell, geo, w_hh, data, fwd, bwd, threads);
+    build_panels(cell, geo, w_hh, w_hr, data, fwd, bwd, threads);
     for (int i = 1; i < kPanels; ++i) hdr[i] = want[i];
     hdr[kWidth] = Simd<T>::W;
     hdr[kPanels] = have | kForwardPanels | (need_backward ? kBackwardPanel : 0);
@@ -319,6 +340,7 @@ struct Workspace {
   P* cstates = nullptr;  // (T+1, B, H) LSTM
   P* acts = nullptr;     // (T, B, G·H) LSTM, GRU
   P* aux = nullptr;      // (T, B, H)   GRU
+  P* proj = nullptr;     // (T, B, H)   LSTM with projections: m_t = o ⊙ tanh c_t
 };
 
 template <typename P>
@@ -329,6 +351,7 @@ Workspace<P> carve(const CellSpec& cell, P* base, int steps, int batch, int hidd
   if (l.cstates >= 0) w.cstates = base + l.cstates;
   if (l.acts >= 0) w.acts = base + l.acts;
   if (l.aux >= 0) w.aux = base + l.aux;
+  if (l.proj >= 0) w.proj = base + l.proj;
   return w;
 }
 
@@ -442,7 +465,10 @@ void rnn_forward_row(int j0, int hs, const T* zx, const T* zh, const T* bh, T* h
 // dh = dy + dh_in is the total gradient reaching h_t. Writes the pre-activation gradients dz (and dzh
 // for GRU reset_after) and the direct part of dh_{t-1} (the W_hh part is added by the product).
 
-template <typename T>
+// kProj (LSTM with projections): `dy` is dm = dh_t·W_hr of these units, chunk-local, the whole
+// gradient reaching o ⊙ tanh c_t; dh_in and dh_out are unused (h_{t-1}'s gradient comes from the
+// W_hh product alone).
+template <typename T, bool kProj = false>
 void lstm_backward_row(int H, int j0, int hs, const T* dy, const T* dh_in, const T* ac, const T* c, const T* c_prev,
                        T* dc, T* dz, T* dh_out) {
 #pragma omp simd
@@ -451,10 +477,13 @@ void lstm_backward_row(int H, int j0, int hs, const T* dy, const T* dh_in, const
     const LstmGates<T> g{ac[j], ac[H + j], ac[2 * H + j], ac[3 * H + j]};
     LstmGates<T> d;
     T dc_prev;
-    lstm_unit_backward(dy[j] + dh_in[j], dc[j], g, c[j], c_prev[j], &d, &dc_prev);
+    if constexpr (kProj)
+      lstm_unit_backward(dy[jj], dc[j], g, c[j], c_prev[j], &d, &dc_prev);
+    else
+      lstm_unit_backward(dy[j] + dh_in[j], dc[j], g, c[j], c_prev[j], &d, &dc_prev);
     dz[j] = d.i; dz[H + j] = d.f; dz[2 * H + j] = d.g; dz[3 * H + j] = d.o;
     dc[j] = dc_prev;
-    dh_out[j] = T(0);
+    if constexpr (!kProj) dh_out[j] = T(0);
   }
 }
 
@@ -632,17 +661,74 @@ void forward_recurrence(const Shared<T>& s, const Packed<T>& pk, const Geometry<
   });
 }
 
+// LSTM with projections: two stages per step. Stage 0, per chunk of hidden units: the gates from
+// h_{t-1}·W_hhᵀ (K = R), c_t and m_t = o ⊙ tanh c_t (into ws.proj). Stage 1, per chunk of units of
+// h: h_t = m_t·W_hrᵀ (K = H), which needs m_t of every hidden unit. A stage has max(chunks, rchunks)
+// tasks; those past its own chunk count do nothing.
+template <typename T>
+void forward_recurrence_proj(const Shared<T>& s, const Packed<T>& pk, const Geometry<T>& geo, int threads) {
+  const int B = s.B, H = s.H, R = geo.R, G = s.G;
+  const idx GH = static_cast<idx>(G) * H, BH = static_cast<idx>(B) * H, BR = static_cast<idx>(B) * R;
+  auto prev_slot = [&](int step, int t) { return s.training ? slot_prev(t, s.reverse) : (step & 1); };
+  auto next_slot = [&](int step, int t) { return s.training ? slot_next(t, s.reverse) : ((step + 1) & 1); };
+  const std::size_t scratch = static_cast<std::size_t>(8) * G * geo.Q;
+  run_staged<T>(threads, static_cast<long>(s.steps) * 2, std::max(geo.chunks, geo.rchunks), scratch,
+                [&](long stage, int chunk, T* out) {
+    const int step = static_cast<int>(stage / 2), phase = static_cast<int>(stage % 2);
+    const int t = s.reverse ? s.steps - 1 - step : step;
+    const T* h_prev = s.ws.states + prev_slot(step, t) * BR;
+    T* h_next = s.ws.states + next_slot(step, t) * BR;
+    T* m_t = s.ws.proj + (s.training ? t * BH : 0);
+    T* y_t = s.y + static_cast<idx>(t) * B * s.ldy;
+    if (phase == 0) {
+      if (chunk >= geo.chunks) return;
+      const int u0 = chunk * geo.Q, u1 = std::min(H, u0 + geo.Q), hs = u1 - u0;
+      const T* c_prev = s.ws.cstates + prev_slot(step, t) * BH;
+      T* c_next = s.ws.cstates + next_slot(step, t) * BH;
+      const T* zx_t = s.xz + static_cast<idx>(t) * B * GH;
+      panel_range_rows(pk.forward[0], G, u0, u1, B, h_prev, R, out, [&](int b, const T* zh, int zs) {
+        const idx o = b * static_cast<idx>(H);
+        T* ac = s.training ? s.ws.acts + (static_cast<idx>(t) * B + b) * GH : s.acts_step + b * GH;
+        if (!active(s.lengths, b, t)) {  // past the sequence's end: carry c, m = 0
+          copy_n(c_prev + o + u0, hs, c_next + o + u0);
+          zero_n(m_t + o + u0, hs);
+          if (s.training)
+            for (int g = 0; g < G; ++g) zero_n(ac + g * H + u0, hs);
+          return;
+        }
+        // m_t goes where h_t goes without projections (the row writes it twice: h and y)
+        lstm_forward_row(H, u0, hs, zx_t + b * GH, zh, zs, s.bh, c_prev + o, c_next + o, m_t + o, m_t + o, ac);
+      });
+      return;
+    }
+    if (chunk >= geo.rchunks) return;
+    const int p0 = chunk * geo.Q, p1 = std::min(R, p0 + geo.Q), ps = p1 - p0;
+    panel_range_rows(pk.proj_forward, 1, p0, p1, B, m_t, H, out, [&](int b, const T* h, int) {
+      const idx o = b * static_cast<idx>(R);
+      T* y = y_t + b * static_cast<idx>(s.ldy) + p0;
+      if (!active(s.lengths, b, t)) {
+        copy_n(h_prev + o + p0, ps, h_next + o + p0);
+        zero_n(y, ps);
+        return;
+      }
+      copy_n(h, ps, h_next + o + p0);
+      copy_n(h, ps, y);
+    });
+  });
+}
+
 template <typename T>
 void recurrent_forward_impl(const CellSpec& cell, const ForwardArgs<T>& a) {
   const int steps = a.steps, B = a.batch, I = a.input, H = a.hidden, G = cell.gates();
-  const idx GH = static_cast<idx>(G) * H, BH = static_cast<idx>(B) * H;
-  const bool training = a.workspace != nullptr;
-  const Geometry<T> geo(H);
+  const int R = cell.state_size(H);
+  const idx GH = static_cast<idx>(G) * H, BH = static_cast<idx>(B) * H, BR = static_cast<idx>(B) * R;
+  const bool training = a.workspace != nullptr, projected = cell.proj > 0;
+  const Geometry<T> geo(H, R);
   const int team = team_size(a.num_threads);
-  const int threads = std::min(team, geo.chunks);
+  const int threads = std::min(team, std::max(geo.chunks, geo.rchunks));
 
   std::vector<T> private_pack;
-  const Packed<T> pk = ensure_packed(cell, geo, a.w_hh, a.pack, a.pack_size, false, private_pack, team);
+  const Packed<T> pk = ensure_packed(cell, geo, a.w_hh, a.w_hr, a.pack, a.pack_size, false, private_pack, team);
 
   // Input projection for every step at once: xz = x·W_ihᵀ + b_ih, (T·B, G·H); each piece starts
   // from the bias (or zero) and adds its product.
@@ -668,18 +754,19 @@ void recurrent_forward_impl(const CellSpec& cell, const ForwardArgs<T>& a) {
   if (training) {
     ws = carve(cell, a.workspace, steps, B, H);
   } else {
-    scratch.assign(static_cast<size_t>(BH) * (2 + (lstm ? 2 : 0) + (gru ? 1 : 0)), T(0));
-    ws.states = scratch.data();                              // 2 slots
-    ws.cstates = lstm ? scratch.data() + 2 * BH : nullptr;   // 2 slots
-    ws.aux = gru ? scratch.data() + (lstm ? 4 : 2) * BH : nullptr;  // one step of aux
+    scratch.assign(static_cast<size_t>(2 * BR + BH * ((lstm ? 2 : 0) + (gru ? 1 : 0) + (projected ? 1 : 0))), T(0));
+    ws.states = scratch.data();                                    // 2 slots
+    ws.cstates = lstm ? scratch.data() + 2 * BR : nullptr;         // 2 slots
+    ws.aux = gru ? scratch.data() + 2 * BR : nullptr;              // one step of aux
+    ws.proj = projected ? scratch.data() + 2 * BR + 2 * BH : nullptr;   // one step of m
   }
   std::vector<T> acts_step(training ? 0 : static_cast<size_t>(B) * GH);
   std::vector<T> zero_bias(a.b_hh ? 0 : static_cast<size_t>(GH), T(0));
   {
     const int t0 = a.reverse ? steps - 1 : 0;
     const int first = training ? slot_prev(t0, a.reverse) : 0;
-    T* h = ws.states + first * BH;
-    if (a.h0) copy_n(a.h0, BH, h); else zero_n(h, BH);
+    T* h = ws.states + first * BR;
+    if (a.h0) copy_n(a.h0, BR, h); else zero_n(h, BR);
     if (lstm) {
       T* c = ws.cstates + first * BH;
       if (a.c0) copy_n(a.c0, BH, c); else zero_n(c, BH);
@@ -687,11 +774,14 @@ void recurrent_forward_impl(const CellSpec& cell, const ForwardArgs<T>& a) {
   }
   const Shared<T> s{steps, B, H, G, a.reverse, training, a.lengths, xz.data(),
                     a.b_hh ? a.b_hh : zero_bias.data(), a.y, a.ldy, ws, acts_step.data()};
-  with_cell(cell, [&](auto c) { forward_recurrence<T, decltype(c)>(s, pk, geo, threads); });
+  if (projected)
+    forward_recurrence_proj(s, pk, geo, threads);
+  else
+    with_cell(cell, [&](auto c) { forward_recurrence<T, decltype(c)>(s, pk, geo, threads); });
 
   const int last = a.reverse ? 0 : steps - 1;
   const int final_slot = training ? slot_next(last, a.reverse) : (steps & 1);
-  copy_n(ws.states + final_slot * BH, BH, a.h_n);
+  copy_n(ws.states + final_slot * BR, BR, a.h_n);
   if (lstm && a.c_n) copy_n(ws.cstates + final_slot * BH, BH, a.c_n);
 }
 
@@ -789,19 +879,80 @@ void backward_recurrence(const BackShared<T>& s, const Packed<T>& pk, const Geom
   });
 }
 
+// LSTM with projections, three stages per backward step. Stage 0, per chunk of units of h: the
+// total gradient reaching h_t, dht = dy_t + (carried), saved for dW_hr. Stage 1, per chunk of
+// hidden units: dm = dht·W_hr (K = R) and the cell's pointwise gradients. Stage 2, per chunk of
+// units of h: dh_{t-1} = dz_t·W_hh (K = G·H).
+template <typename T>
+void backward_recurrence_proj(const BackShared<T>& s, const Packed<T>& pk, const Geometry<T>& geo, int threads,
+                              T* dht) {
+  const int B = s.B, H = s.H, R = geo.R, G = s.G;
+  const idx GH = static_cast<idx>(G) * H, BH = static_cast<idx>(B) * H, BR = static_cast<idx>(B) * R;
+  const std::size_t scratch = static_cast<std::size_t>(8) * geo.Q;
+  run_staged<T>(threads, static_cast<long>(s.steps) * 3, std::max(geo.chunks, geo.rchunks), scratch,
+                [&](long stage, int chunk, T* out) {
+    const int r = static_cast<int>(stage / 3), phase = static_cast<int>(stage % 3);
+    const int step = s.steps - 1 - r;
+    const int t = s.reverse ? s.steps - 1 - step : step;
+    const T* dh_in = s.dh + (r & 1) * BR;
+    T* dh_out = s.dh + ((r + 1) & 1) * BR;
+    T* dht_t = dht + static_cast<idx>(t) * BR;
+    T* dz_t = s.dzx + static_cast<idx>(t) * B * GH;
+    if (phase == 1) {
+      if (chunk >= geo.chunks) return;
+      const int u0 = chunk * geo.Q, u1 = std::min(H, u0 + geo.Q), hs = u1 - u0;
+      const T* c = s.ws.cstates + slot_next(t, s.reverse) * BH;
+      const T* c_prev = s.ws.cstates + slot_prev(t, s.reverse) * BH;
+      panel_range_rows(pk.proj_backward, 1, u0, u1, B, dht_t, R, out, [&](int b, const T* dm, int) {
+        T* dz = dz_t + b * GH;
+        if (!active(s.lengths, b, t)) {  // the state was carried through: so is its gradient
+          for (int g = 0; g < G; ++g) zero_n(dz + g * H + u0, hs);
+          return;
+        }
+        const idx o = b * static_cast<idx>(H);
+        lstm_backward_row<T, true>(H, u0, hs, dm, nullptr, s.ws.acts + (static_cast<idx>(t) * B + b) * GH, c + o,
+                                   c_prev + o, s.dc + o, dz, nullptr);
+      });
+      return;
+    }
+    if (chunk >= geo.rchunks) return;
+    const int p0 = chunk * geo.Q, p1 = std::min(R, p0 + geo.Q), ps = p1 - p0;
+    if (phase == 0) {
+      for (int b = 0; b < B; ++b) {
+        const idx o = b * static_cast<idx>(R) + p0;
+        if (!active(s.lengths, b, t)) {
+          zero_n(dht_t + o, ps);
+          copy_n(dh_in + o, ps, dh_out + o);
+          continue;
+        }
+        const T* dy = s.dy + (static_cast<idx>(t) * B + b) * s.ldy + p0;
+#pragma omp simd
+        for (int j = 0; j < ps; ++j) dht_t[o + j] = dy[j] + dh_in[o + j];
+        zero_n(dh_out + o, ps);
+      }
+      return;
+    }
+    panel_range_rows(pk.backward, 1, p0, p1, B, dz_t, GH, out, [&](int b, const T* v, int) {
+      if (active(s.lengths, b, t)) add_row(p0, ps, v, dh_out + b * static_cast<idx>(R));
+    });
+  });
+}
+
 template <typename T>
 void recurrent_backward_impl(const CellSpec& cell, const BackwardArgs<T>& a) {
   const int steps = a.steps, B = a.batch, I = a.input, H = a.hidden, G = cell.gates();
-  const idx GH = static_cast<idx>(G) * H, BH = static_cast<idx>(B) * H;
+  const int R = cell.state_size(H);
+  const idx GH = static_cast<idx>(G) * H, BH = static_cast<idx>(B) * H, BR = static_cast<idx>(B) * R;
   const bool gru_before = cell.kind == CellKind::Gru && !cell.reset_after;
   const bool gru_after = cell.kind == CellKind::Gru && cell.reset_after;
+  const bool proj = cell.proj > 0;
   const Workspace<T> ws = carve(cell, const_cast<T*>(a.workspace), steps, B, H);
-  const Geometry<T> geo(H);
+  const Geometry<T> geo(H, R);
   const int team = team_size(a.num_threads);
-  const int threads = std::min(team, geo.chunks);
+  const int threads = std::min(team, std::max(geo.chunks, geo.rchunks));
 
   std::vector<T> private_pack;
-  const Packed<T> pk = ensure_packed(cell, geo, a.w_hh, a.pack, a.pack_size, true, private_pack, team);
+  const Packed<T> pk = ensure_packed(cell, geo, a.w_hh, a.w_hr, a.pack, a.pack_size, true, private_pack, team);
 
   // dzx: gradient w.r.t. the input pre-activation (x·W_ihᵀ + b_ih), (T, B, G·H).
   // dzh: w.r.t. the recurrent pre-activation (h·W_hhᵀ + b_hh). They differ only for GRU with
@@ -809,20 +960,24 @@ void recurrent_backward_impl(const CellSpec& cell, const BackwardArgs<T>& a) {
   Uninit<T> dzx(static_cast<size_t>(steps) * B * GH);  // phase 1 writes every element of each step
   Uninit<T> dzh_store(gru_after ? dzx.size() : 0);
   T* dzh = gru_after ? dzh_store.data() : dzx.data();
-  std::vector<T> dh_buf(2 * static_cast<size_t>(BH), T(0)), dc(cell.has_cell_state() ? BH : 0, T(0));
-  if (a.dh_n) copy_n(a.dh_n, BH, dh_buf.data());
+  std::vector<T> dh_buf(2 * static_cast<size_t>(BR), T(0)), dc(cell.has_cell_state() ? BH : 0, T(0));
+  if (a.dh_n) copy_n(a.dh_n, BR, dh_buf.data());
   if (cell.has_cell_state() && a.dc_n) copy_n(a.dc_n, BH, dc.data());
 
   const BackShared<T> s{steps, B, H, G, a.reverse, a.lengths, ws, a.dy, a.ldy, dzx.data(), dzh, dh_buf.data(),
                         dc.data()};
-  with_cell(cell, [&](auto c) { backward_recurrence<T, decltype(c)>(s, pk, geo, threads); });
+  Uninit<T> dht(proj ? static_cast<size_t>(steps) * BR : 0);  // stage 0 writes every element of each step
+  if (proj)
+    backward_recurrence_proj(s, pk, geo, threads, dht.data());
+  else
+    with_cell(cell, [&](auto c) { backward_recurrence<T, decltype(c)>(s, pk, geo, threads); });
 
-  copy_n(dh_buf.data() + (steps & 1) * BH, BH, a.dh0);
+  copy_n(dh_buf.data() + (steps & 1) * BR, BR, a.dh0);
   if (cell.has_cell_state() && a.dc0) copy_n(dc.data(), BH, a.dc0);
 
   // Time-parallel gradients: one GEMM each over all T·B rows.
   const int rows = steps * B, gh = static_cast<int>(GH);
-  const T* h_prev_all = ws.states + (a.reverse ? BH : 0);  // h_{t-1} of every t, (T, B, H)
+  const T* h_prev_all = ws.states + (a.reverse ? BR : 0);  // h_{t-1} of every t, (T, B, R)
   blas::parallel_gemm(false, false, rows, I, gh, T(1), dzx.data(), gh, a.w_ih, I, T(1), a.dx, I, team);
   blas::parallel_gemm(true, false, gh, I, rows, T(1), dzx.data(), gh, a.x, I, T(0), a.dw_ih, I, team);
   if (gru_before) {  // the n block's recurrent input was r ⊙ h_{t-1}, saved in aux
@@ -830,8 +985,10 @@ void recurrent_backward_impl(const CellSpec& cell, const BackwardArgs<T>& a) {
     blas::parallel_gemm(true, false, H, H, rows, T(1), dzx.data() + 2 * H, gh, ws.aux, H, T(0),
                         a.dw_hh + 2 * static_cast<idx>(H) * H, H, team);
   } else {
-    blas::parallel_gemm(true, false, gh, H, rows, T(1), dzh, gh, h_prev_all, H, T(0), a.dw_hh, H, team);
+    blas::parallel_gemm(true, false, gh, R, rows, T(1), dzh, gh, h_prev_all, R, T(0), a.dw_hh, R, team);
   }
+  if (proj)  // h_t = m_t·W_hrᵀ: dW_hr = Σ_t dht_tᵀ·m_t, one GEMM over the saved m_t
+    blas::parallel_gemm(true, false, R, H, rows, T(1), dht.data(), R, ws.proj, H, T(0), a.dw_hr, H, team);
   if (a.db_ih || a.db_hh) {
     std::vector<T> ones(static_cast<size_t>(rows), T(1));  // column sums as Aᵀ·1
     if (a.db_ih) blas::parallel_gemm(true, false, gh, 1, rows, T(1), dzx.data(), gh, ones.data(), 1, T(0), a.db_ih, 1, team);

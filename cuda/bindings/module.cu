@@ -194,16 +194,18 @@ template <typename T>
 void recurrent_forward_t(const seqkernels::CellSpec& cell, int steps, int batch, int hidden, std::uintptr_t xz,
                          std::uintptr_t w_hh, std::uintptr_t b_hh, std::uintptr_t h0, std::uintptr_t c0,
                          std::uintptr_t lengths, bool reverse, std::uintptr_t y, int ldy, std::uintptr_t h_n,
-                         std::uintptr_t c_n, std::uintptr_t workspace, std::uintptr_t scratch, std::uintptr_t stream) {
+                         std::uintptr_t c_n, std::uintptr_t workspace, std::uintptr_t scratch, std::uintptr_t stream,
+                         std::uintptr_t w_hr) {
   seqkernels::cuda::ForwardArgs<T> a;
   a.steps = steps; a.batch = batch; a.hidden = hidden;
-  a.xz = dev<const T>(xz); a.w_hh = dev<const T>(w_hh); a.b_hh = dev<const T>(b_hh);
+  a.xz = dev<const T>(xz); a.w_hh = dev<const T>(w_hh); a.w_hr = dev<const T>(w_hr); a.b_hh = dev<const T>(b_hh);
   a.h0 = dev<const T>(h0); a.c0 = dev<const T>(c0); a.lengths = dev<const int32_t>(lengths);
   a.reverse = reverse; a.y = dev<T>(y); a.ldy = ldy; a.h_n = dev<T>(h_n); a.c_n = dev<T>(c_n);
   a.workspace = dev<T>(workspace); a.scratch = dev<T>(scratch);
   check_arg(a.xz && a.w_hh && a.y && a.h_n, "recurrent_forward: xz, w_hh, y and h_n are required");
   check_arg(a.workspace || a.scratch, "recurrent_forward: pass a workspace (training) or a scratch (inference)");
-  const DeviceGuard guard(device_of({xz, w_hh, b_hh, h0, c0, lengths, y, h_n, c_n, workspace, scratch},
+  check_arg((cell.proj > 0) == (a.w_hr != nullptr), "recurrent_forward: w_hr is required with proj_size > 0 only");
+  const DeviceGuard guard(device_of({xz, w_hh, w_hr, b_hh, h0, c0, lengths, y, h_n, c_n, workspace, scratch},
                                     "recurrent_forward"),
                           stream, "recurrent_forward");
   SK_CUDA_CHECK(static_cast<cudaError_t>(seqkernels::cuda::recurrent_forward<T>(cell, a, dev<void>(stream))));
@@ -213,9 +215,11 @@ template <typename T>
 void recurrent_backward_t(const seqkernels::CellSpec& cell, int steps, int batch, int hidden, std::uintptr_t w_hh,
                           std::uintptr_t lengths, bool reverse, std::uintptr_t dy, int ldy, std::uintptr_t dh_n,
                           std::uintptr_t dc_n, std::uintptr_t workspace, std::uintptr_t dzx, std::uintptr_t dzh,
-                          std::uintptr_t dh0, std::uintptr_t dc0, std::uintptr_t scratch, std::uintptr_t stream) {
+                          std::uintptr_t dh0, std::uintptr_t dc0, std::uintptr_t scratch, std::uintptr_t stream,
+                          std::uintptr_t w_hr, std::uintptr_t dht) {
   seqkernels::cuda::BackwardArgs<T> a;
   a.steps = steps; a.batch = batch; a.hidden = hidden;
+  a.w_hr = dev<const T>(w_hr); a.dht = dev<T>(dht);
   a.w_hh = dev<const T>(w_hh); a.lengths = dev<const int32_t>(lengths); a.reverse = reverse;
   a.dy = dev<const T>(dy); a.ldy = ldy; a.dh_n = dev<const T>(dh_n); a.dc_n = dev<const T>(dc_n);
   a.workspace = dev<const T>(workspace); a.dzx = dev<T>(dzx); a.dzh = dev<T>(dzh);
@@ -224,7 +228,8 @@ void recurrent_backward_t(const seqkernels::CellSpec& cell, int steps, int batch
             "recurrent_backward: w_hh, dy, workspace, dzx, dh0 and scratch are required");
   check_arg(!(cell.kind == seqkernels::CellKind::Gru && cell.reset_after) || a.dzh,
             "recurrent_backward: GRU with reset_after needs dzh");
-  const DeviceGuard guard(device_of({w_hh, lengths, dy, dh_n, dc_n, workspace, dzx, dzh, dh0, dc0, scratch},
+  check_arg(cell.proj == 0 || (a.w_hr && a.dht), "recurrent_backward: proj_size > 0 needs w_hr and dht");
+  const DeviceGuard guard(device_of({w_hh, w_hr, lengths, dy, dh_n, dc_n, workspace, dzx, dzh, dh0, dc0, scratch, dht},
                                     "recurrent_backward"),
                           stream, "recurrent_backward");
   SK_CUDA_CHECK(static_cast<cudaError_t>(seqkernels::cuda::recurrent_backward<T>(cell, a, dev<void>(stream))));
@@ -293,8 +298,9 @@ PYBIND11_MODULE(_cuda, m) {
         "beam_step with the decoding controls: forced (N*B,) int32 and the CSR marks of "
         "seqkernels._C.beam_step_marks, as device pointers (0 = none). Use seqkernels.ops.beam_step.");
   m.def("recurrent_scratch_sizes",
-        [](const std::string& mode, bool reset_after, const std::string& nonlinearity, int batch, int hidden) {
-          const auto cell = seqkernels::cell_spec(mode, reset_after, nonlinearity);
+        [](const std::string& mode, bool reset_after, const std::string& nonlinearity, int batch, int hidden,
+           int proj_size) {
+          const auto cell = seqkernels::cell_spec(mode, reset_after, nonlinearity, proj_size);
           return py::make_tuple(seqkernels::cuda::forward_scratch_size(cell, batch, hidden),
                                 seqkernels::cuda::backward_scratch_size(cell, batch, hidden));
         },
@@ -304,32 +310,35 @@ PYBIND11_MODULE(_cuda, m) {
            int steps, int batch, int hidden, std::uintptr_t xz, std::uintptr_t w_hh, std::uintptr_t b_hh,
            std::uintptr_t h0, std::uintptr_t c0, std::uintptr_t lengths, bool reverse, std::uintptr_t y, int ldy,
            std::uintptr_t h_n, std::uintptr_t c_n, std::uintptr_t workspace, std::uintptr_t scratch,
-           std::uintptr_t stream) {
-          const auto cell = seqkernels::cell_spec(mode, reset_after, nonlinearity);
+           std::uintptr_t stream, int proj_size, std::uintptr_t w_hr) {
+          const auto cell = seqkernels::cell_spec(mode, reset_after, nonlinearity, proj_size);
           check_sizes(steps, batch, hidden);
+          check_arg(proj_size < hidden, "proj_size must be smaller than hidden");
           check_arg(dtype == "float32" || dtype == "float64", "dtype: expected float32 or float64, got " + dtype);
           auto f = dtype == "float32" ? &recurrent_forward_t<float> : &recurrent_forward_t<double>;
           py::gil_scoped_release nogil;
           f(cell, steps, batch, hidden, xz, w_hh, b_hh, h0, c0, lengths, reverse, y, ldy, h_n, c_n, workspace, scratch,
-            stream);
+            stream, w_hr);
         },
         "Recurrence of one layer-direction on device pointers (seqkernels/recurrent.h, CUDA); 0 = null. "
-        "Use seqkernels.nn, which owns the arrays.");
+        "proj_size > 0 (LSTM with projections) takes w_hr (R, H). Use seqkernels.nn, which owns the arrays.");
   m.def("recurrent_backward",
         [](const std::string& dtype, const std::string& mode, bool reset_after, const std::string& nonlinearity,
            int steps, int batch, int hidden, std::uintptr_t w_hh, std::uintptr_t lengths, bool reverse,
            std::uintptr_t dy, int ldy, std::uintptr_t dh_n, std::uintptr_t dc_n, std::uintptr_t workspace,
            std::uintptr_t dzx, std::uintptr_t dzh, std::uintptr_t dh0, std::uintptr_t dc0, std::uintptr_t scratch,
-           std::uintptr_t stream) {
-          const auto cell = seqkernels::cell_spec(mode, reset_after, nonlinearity);
+           std::uintptr_t stream, int proj_size, std::uintptr_t w_hr, std::uintptr_t dht) {
+          const auto cell = seqkernels::cell_spec(mode, reset_after, nonlinearity, proj_size);
           check_sizes(steps, batch, hidden);
+          check_arg(proj_size < hidden, "proj_size must be smaller than hidden");
           check_arg(dtype == "float32" || dtype == "float64", "dtype: expected float32 or float64, got " + dtype);
           auto f = dtype == "float32" ? &recurrent_backward_t<float> : &recurrent_backward_t<double>;
           py::gil_scoped_release nogil;
           f(cell, steps, batch, hidden, w_hh, lengths, reverse, dy, ldy, dh_n, dc_n, workspace, dzx, dzh, dh0, dc0,
-            scratch, stream);
+            scratch, stream, w_hr, dht);
         },
-        "Backward through time of one layer-direction on device pointers: writes dzx (and dzh), dh0, dc0.");
+        "Backward through time of one layer-direction on device pointers: writes dzx (and dzh), dh0, dc0 "
+        "(and, with proj_size > 0, dht: the gradient reaching h_t).");
   m.def("last_launch_plan", []() {
     const auto p = seqkernels::cuda::last_launch_plan();
     py::dict d;

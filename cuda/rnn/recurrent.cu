@@ -87,7 +87,7 @@ __device__ __forceinline__ void for_each_row_pair(const T* src, size_t ld, int l
 // Views of the training workspace (same layout as the CPU kernels) or of the inference scratch.
 template <typename T>
 struct Buffers {
-  T* states; T* cstates; T* acts; T* aux;
+  T* states; T* cstates; T* acts; T* aux; T* proj;
 };
 
 // The training workspace carved by the one layout (WorkspaceLayout in seqkernels/recurrent.h).
@@ -99,6 +99,7 @@ __device__ Buffers<T> workspace_views(const CellSpec& cell, T* p, int steps, int
   if (l.cstates >= 0) w.cstates = p + l.cstates;
   if (l.acts >= 0) w.acts = p + l.acts;
   if (l.aux >= 0) w.aux = p + l.aux;
+  if (l.proj >= 0) w.proj = p + l.proj;
   return w;
 }
 
@@ -107,12 +108,13 @@ __device__ Buffers<T> forward_buffers(const CellSpec& cell, const ForwardArgs<T>
   const size_t BH = static_cast<size_t>(a.batch) * a.hidden;
   const size_t GBH = BH * cell.gates();
   if (a.workspace) return workspace_views(cell, a.workspace, a.steps, a.batch, a.hidden);
-  Buffers<T> w{};  // inference: two state slots, one step of gates and aux
+  Buffers<T> w{};  // inference: two state slots, one step of gates and aux (or of m_t)
   T* p = a.scratch;
-  w.states = p; p += 2 * BH;
+  w.states = p; p += 2 * static_cast<size_t>(a.batch) * cell.state_size(a.hidden);
   if (cell.kind == CellKind::Lstm) { w.cstates = p; p += 2 * BH; }
   w.acts = p; p += GBH;
   if (cell.kind == CellKind::Gru) w.aux = p;
+  if (cell.proj > 0) w.proj = p;
   return w;
 }
 
@@ -430,6 +432,198 @@ __global__ void __launch_bounds__(kThreads, 1) backward_kernel(CellSpec cell, Ba
   }
 }
 
+// ============================================================================================
+// LSTM with projections (weights from global memory; h has R = cell.proj units)
+// ============================================================================================
+template <typename T>
+__global__ void __launch_bounds__(kThreads) forward_proj_kernel(CellSpec cell, ForwardArgs<T> a) {
+  cg::grid_group grid = cg::this_grid();
+  const int H = a.hidden, R = cell.proj, B = a.batch, G = 4;
+  const size_t BH = static_cast<size_t>(B) * H, BR = static_cast<size_t>(B) * R, GH = static_cast<size_t>(G) * H;
+  const int j0 = slice_begin(blockIdx.x, gridDim.x, H), hs = slice_begin(blockIdx.x + 1, gridDim.x, H) - j0;
+  const int p0 = slice_begin(blockIdx.x, gridDim.x, R), ps = slice_begin(blockIdx.x + 1, gridDim.x, R) - p0;
+  const bool training = a.workspace != nullptr;
+  const Buffers<T> w = forward_buffers(cell, a);
+  const int lane = threadIdx.x % 32;
+  auto b_hh = [&](int g, int j) { return a.b_hh ? a.b_hh[g * H + j] : T(0); };
+  auto prev_slot = [&](int s, int t) { return training ? slot_prev(t, a.reverse) : (s & 1); };
+  auto next_slot = [&](int s, int t) { return training ? slot_next(t, a.reverse) : ((s + 1) & 1); };
+
+  {  // initial state: this block's units of h and hidden units of c
+    const int first = prev_slot(0, a.reverse ? a.steps - 1 : 0);
+    for (int p = threadIdx.x; p < B * ps; p += kThreads) {
+      const size_t o = static_cast<size_t>(p / ps) * R + p0 + p % ps;
+      w.states[first * BR + o] = a.h0 ? a.h0[o] : T(0);
+    }
+    for (int p = threadIdx.x; p < B * hs; p += kThreads) {
+      const size_t o = static_cast<size_t>(p / hs) * H + j0 + p % hs;
+      w.cstates[first * BH + o] = a.c0 ? a.c0[o] : T(0);
+    }
+  }
+  grid.sync();
+
+  for (int s = 0; s < a.steps; ++s) {
+    const int t = a.reverse ? a.steps - 1 - s : s;
+    const T* h_prev = w.states + prev_slot(s, t) * BR;
+    T* h_next = w.states + next_slot(s, t) * BR;
+    const T* c_prev = w.cstates + prev_slot(s, t) * BH;
+    T* c_next = w.cstates + next_slot(s, t) * BH;
+    T* m_t = w.proj + (training ? t * BH : 0);
+    T* acts_t = w.acts + (training ? t * B * GH : 0);
+    const T* zx_t = a.xz + static_cast<size_t>(t) * B * GH;
+    T* y_t = a.y + static_cast<size_t>(t) * B * a.ldy;
+    // Stage 1: gates, c_t and m_t of this block's hidden units (a warp per (b, unit), K = R).
+    for_each_row_pair(h_prev, R, R, B, hs, static_cast<T*>(nullptr), 0, [&](int b, int jj, const T* hp, bool) {
+      const int j = j0 + jj;
+      const size_t o = static_cast<size_t>(b) * H + j;
+      T* ac = acts_t + b * GH;
+      if (!is_active(a.lengths, b, t)) {  // past this sequence's end: carry c, m = 0
+        if (lane == 0) {
+          c_next[o] = __ldcg(c_prev + o);
+          m_t[o] = T(0);
+          if (training) for (int g = 0; g < G; ++g) ac[g * H + j] = T(0);
+        }
+        return;
+      }
+      T acc[kMaxGates] = {T(0), T(0), T(0), T(0)};
+      for (int k = lane; k < R; k += 32) {
+        const T hk = __ldcg(hp + k);
+#pragma unroll
+        for (int g = 0; g < kMaxGates; ++g) acc[g] += hk * __ldg(a.w_hh + (static_cast<size_t>(g) * H + j) * R + k);
+      }
+#pragma unroll
+      for (int g = 0; g < kMaxGates; ++g) acc[g] = warp_sum(acc[g]);
+      if (lane != 0) return;
+      const T* zx = zx_t + b * GH;
+      const LstmGates<T> g = lstm_gates(zx[j] + acc[0] + b_hh(0, j), zx[H + j] + acc[1] + b_hh(1, j),
+                                        zx[2 * H + j] + acc[2] + b_hh(2, j), zx[3 * H + j] + acc[3] + b_hh(3, j));
+      const T c = lstm_cell_state(g, __ldcg(c_prev + o));
+      c_next[o] = c;
+      m_t[o] = lstm_hidden(g, c);
+      ac[j] = g.i; ac[H + j] = g.f; ac[2 * H + j] = g.g; ac[3 * H + j] = g.o;
+    });
+    grid.sync();  // m_t of every hidden unit
+    // Stage 2: h_t = m_t·W_hrᵀ for this block's units of h (a warp per (b, unit), K = H).
+    for_each_row_pair(static_cast<const T*>(m_t), H, H, B, ps, static_cast<T*>(nullptr), 0,
+                      [&](int b, int pp, const T* mb, bool) {
+      const int p = p0 + pp;
+      const size_t o = static_cast<size_t>(b) * R + p;
+      T* y = y_t + static_cast<size_t>(b) * a.ldy + p;
+      if (!is_active(a.lengths, b, t)) {
+        if (lane == 0) { h_next[o] = __ldcg(h_prev + o); *y = T(0); }
+        return;
+      }
+      T acc = T(0);
+      for (int k = lane; k < H; k += 32) acc += __ldcg(mb + k) * __ldg(a.w_hr + static_cast<size_t>(p) * H + k);
+      acc = warp_sum(acc);
+      if (lane == 0) { h_next[o] = acc; *y = acc; }
+    });
+    grid.sync();  // h_t of every unit before the next step
+  }
+
+  const int final_slot = next_slot(a.steps - 1, a.reverse ? 0 : a.steps - 1);
+  for (int p = threadIdx.x; p < B * ps; p += kThreads) {
+    const size_t o = static_cast<size_t>(p / ps) * R + p0 + p % ps;
+    a.h_n[o] = w.states[final_slot * BR + o];
+  }
+  for (int p = threadIdx.x; p < B * hs; p += kThreads) {
+    const size_t o = static_cast<size_t>(p / hs) * H + j0 + p % hs;
+    if (a.c_n) a.c_n[o] = w.cstates[final_slot * BH + o];
+  }
+}
+
+template <typename T>
+__global__ void __launch_bounds__(kThreads, 1) backward_proj_kernel(CellSpec cell, BackwardArgs<T> a) {
+  cg::grid_group grid = cg::this_grid();
+  const int H = a.hidden, R = cell.proj, B = a.batch, G = 4;
+  const size_t BH = static_cast<size_t>(B) * H, BR = static_cast<size_t>(B) * R, GH = static_cast<size_t>(G) * H;
+  const int j0 = slice_begin(blockIdx.x, gridDim.x, H), hs = slice_begin(blockIdx.x + 1, gridDim.x, H) - j0;
+  const int p0 = slice_begin(blockIdx.x, gridDim.x, R), ps = slice_begin(blockIdx.x + 1, gridDim.x, R) - p0;
+  const int lane = threadIdx.x % 32;
+  const Buffers<const T> w = workspace_views(cell, a.workspace, a.steps, a.batch, a.hidden);
+  T* dh_buf = a.scratch;     // (2, B, R) ping-pong
+  T* dc = dh_buf + 2 * BR;   // (B, H)
+
+  for (int p = threadIdx.x; p < B * ps; p += kThreads) {
+    const size_t o = static_cast<size_t>(p / ps) * R + p0 + p % ps;
+    dh_buf[o] = a.dh_n ? a.dh_n[o] : T(0);
+  }
+  for (int p = threadIdx.x; p < B * hs; p += kThreads) {
+    const size_t o = static_cast<size_t>(p / hs) * H + j0 + p % hs;
+    dc[o] = a.dc_n ? a.dc_n[o] : T(0);
+  }
+  __syncthreads();
+
+  for (int r = 0; r < a.steps; ++r) {
+    const int s = a.steps - 1 - r;
+    const int t = a.reverse ? a.steps - 1 - s : s;
+    const T* dh_in = dh_buf + (r & 1) * BR;
+    T* dh_out = dh_buf + ((r + 1) & 1) * BR;
+    T* dht_t = a.dht + static_cast<size_t>(t) * BR;
+    T* dz_t = a.dzx + static_cast<size_t>(t) * B * GH;
+    const T* dy_t = a.dy + static_cast<size_t>(t) * B * a.ldy;
+    // Phase 1: the total gradient reaching h_t, this block's units of h (thread per (b, unit)).
+    for (int q = threadIdx.x; q < B * ps; q += kThreads) {
+      const int b = q / ps, p = p0 + q % ps;
+      const size_t o = static_cast<size_t>(b) * R + p;
+      if (!is_active(a.lengths, b, t)) {  // the state was carried through: so is its gradient
+        dht_t[o] = T(0);
+        dh_out[o] = dh_in[o];
+      } else {
+        dht_t[o] = dy_t[static_cast<size_t>(b) * a.ldy + p] + dh_in[o];
+        dh_out[o] = T(0);
+      }
+    }
+    grid.sync();  // dht_t of every unit of h
+    // Phase 2: dm = dht·W_hr and the gate gradients of this block's hidden units (warp per (b, unit)).
+    for_each_row_pair(static_cast<const T*>(dht_t), R, R, B, hs, static_cast<T*>(nullptr), 0,
+                      [&](int b, int jj, const T* d, bool) {
+      const int j = j0 + jj;
+      const size_t o = static_cast<size_t>(b) * H + j;
+      T* dz = dz_t + b * GH;
+      if (!is_active(a.lengths, b, t)) {
+        if (lane == 0) for (int g = 0; g < G; ++g) dz[g * H + j] = T(0);
+        return;
+      }
+      T acc = T(0);
+      for (int k = lane; k < R; k += 32) acc += __ldcg(d + k) * __ldg(a.w_hr + static_cast<size_t>(k) * H + j);
+      acc = warp_sum(acc);
+      if (lane != 0) return;
+      const T* ac = w.acts + (static_cast<size_t>(t) * B + b) * GH;
+      const LstmGates<T> g{ac[j], ac[H + j], ac[2 * H + j], ac[3 * H + j]};
+      LstmGates<T> dg;
+      T dc_prev;
+      lstm_unit_backward(acc, dc[o], g, w.cstates[slot_next(t, a.reverse) * BH + o],
+                         w.cstates[slot_prev(t, a.reverse) * BH + o], &dg, &dc_prev);
+      dz[j] = dg.i; dz[H + j] = dg.f; dz[2 * H + j] = dg.g; dz[3 * H + j] = dg.o;
+      dc[o] = dc_prev;
+    });
+    grid.sync();  // dz_t of every hidden unit
+    // Phase 3: dh_{t-1} = dz_t·W_hh for this block's units of h (warp per (b, unit), K = G·H).
+    for_each_row_pair(static_cast<const T*>(dz_t), GH, static_cast<int>(GH), B, ps, static_cast<T*>(nullptr), 0,
+                      [&](int b, int pp, const T* dz, bool) {
+      if (!is_active(a.lengths, b, t)) return;
+      const int p = p0 + pp;
+      T acc = T(0);
+      for (int g = lane; g < static_cast<int>(GH); g += 32)
+        acc += __ldcg(dz + g) * __ldg(a.w_hh + static_cast<size_t>(g) * R + p);
+      acc = warp_sum(acc);
+      if (lane == 0) dh_out[static_cast<size_t>(b) * R + p] += acc;
+    });
+    __syncthreads();  // the next step's phase 1 reads this block's dh_out entries only
+  }
+
+  const T* dh_final = dh_buf + (a.steps & 1) * BR;
+  for (int p = threadIdx.x; p < B * ps; p += kThreads) {
+    const size_t o = static_cast<size_t>(p / ps) * R + p0 + p % ps;
+    a.dh0[o] = dh_final[o];
+  }
+  for (int p = threadIdx.x; p < B * hs; p += kThreads) {
+    const size_t o = static_cast<size_t>(p / hs) * H + j0 + p % hs;
+    if (a.dc0) a.dc0[o] = dc[o];
+  }
+}
+
 // ---- launch planning -------------------------------------------------------------------------
 struct DeviceFacts { int sms = 0; std::size_t smem_optin = 0; };
 
@@ -513,18 +707,34 @@ cudaError_t plan_and_launch(const KernelShape& k, int hidden, int batch, std::si
   return cudaErrorCooperativeLaunchTooLarge;
 }
 
+// The projection kernels: one block per SM (at most one per hidden unit, H > R), no shared memory,
+// fewer blocks if not all would be resident (grid.sync() needs every block).
+cudaError_t launch_proj(const void* kernel, int hidden, void** args, cudaStream_t stream) {
+  DeviceFacts f;
+  cudaError_t e = device_facts(&f);
+  if (e != cudaSuccess) return e;
+  int per_sm = 0;
+  if ((e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kThreads, 0)) != cudaSuccess) return e;
+  const int blocks = std::max(1, std::min({f.sms, hidden, per_sm * f.sms}));
+  if (per_sm == 0) return cudaErrorCooperativeLaunchTooLarge;
+  g_last_plan = LaunchPlan{blocks, (hidden + blocks - 1) / blocks, 0, true, 0};
+  return cudaLaunchCooperativeKernel(kernel, dim3(blocks), dim3(kThreads), args, 0, stream);
+}
+
 }  // namespace
 
 std::size_t forward_scratch_size(const CellSpec& cell, int batch, int hidden) {
   const std::size_t bh = static_cast<std::size_t>(batch) * hidden;
-  return 2 * bh + (cell.kind == CellKind::Lstm ? 2 * bh : 0) + cell.gates() * bh +
-         (cell.kind == CellKind::Gru ? bh : 0);
+  const std::size_t br = static_cast<std::size_t>(batch) * cell.state_size(hidden);
+  return 2 * br + (cell.kind == CellKind::Lstm ? 2 * bh : 0) + cell.gates() * bh +
+         (cell.kind == CellKind::Gru ? bh : 0) + (cell.proj > 0 ? bh : 0);
 }
 
 std::size_t backward_scratch_size(const CellSpec& cell, int batch, int hidden) {
   const std::size_t bh = static_cast<std::size_t>(batch) * hidden;
+  const std::size_t br = static_cast<std::size_t>(batch) * cell.state_size(hidden);
   const bool extra = cell.kind == CellKind::Lstm || (cell.kind == CellKind::Gru && !cell.reset_after);
-  return 2 * bh + (extra ? bh : 0);
+  return 2 * br + (extra ? bh : 0);
 }
 
 template <typename T>
@@ -532,6 +742,11 @@ int recurrent_forward(const CellSpec& cell, const ForwardArgs<T>& a, void* strea
   CellSpec c = cell;
   ForwardArgs<T> args = a;
   int stage_elems = 0;
+  if (cell.proj > 0) {
+    void* proj_params[] = {&c, &args};
+    return static_cast<int>(launch_proj(reinterpret_cast<const void*>(forward_proj_kernel<T>), a.hidden, proj_params,
+                                        static_cast<cudaStream_t>(stream)));
+  }
   void* params[] = {&c, &args, &stage_elems};
   const std::size_t H = a.hidden;
   const KernelShape k{reinterpret_cast<const void*>(forward_kernel<T, true>),
@@ -545,6 +760,11 @@ int recurrent_backward(const CellSpec& cell, const BackwardArgs<T>& a, void* str
   CellSpec c = cell;
   BackwardArgs<T> args = a;
   int stage_elems = 0;
+  if (cell.proj > 0) {
+    void* proj_params[] = {&c, &args};
+    return static_cast<int>(launch_proj(reinterpret_cast<const void*>(backward_proj_kernel<T>), a.hidden, proj_params,
+                                        static_cast<cudaStream_t>(stream)));
+  }
   void* params[] = {&c, &args, &stage_elems};
   const std::size_t GH = static_cast<std::size_t>(cell.gates()) * a.hidden;
   const KernelShape k{reinterpret_cast<const void*>(backward_kernel<T, true>),

@@ -29,7 +29,7 @@ def test_search_driver_controls_rows_on_a_tiny_shape():
     assert all(r["ms"] > 0 for r in rows)
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn", "lstmp"])
 def test_rnn_bench_row_on_a_tiny_shape(cell):
     row = rnn.bench_shape(cell, 2, 8, 3, "fwd+bwd", rnn.variants("cpu"), threads=1, repeats=2, peak_gflops=100.0)
     assert row["ours_ms"] > 0 and row["gflops"] > 0
@@ -53,6 +53,15 @@ def test_numpy_loop_matches_the_layer_in_float64(cell):
     factories = {"ours": rnn.make_ours, "numpy": rnn.make_numpy}
     row = rnn.bench_shape(cell, 3, 5, 4, "fwd+bwd", factories, threads=1, repeats=1)
     assert row["validated_against"] == "numpy float64" and row["max_rel_error"]["numpy"] < rnn.TOL
+
+
+@pytest.mark.filterwarnings("ignore:LSTM with projections is not supported with oneDNN")
+def test_lstmp_bench_row_validates_without_torch():
+    """LSTMP (proj_size = H/4) rows: no NumPy loop; without torch, the float64 reference is the baseline."""
+    row = rnn.bench_shape("lstmp", 3, 8, 4, "fwd+bwd", {"ours": rnn.make_ours, "numpy": rnn.make_numpy}, threads=1,
+                          repeats=1)
+    assert row["proj_size"] == 2 and row["validated_against"] == "reference float64" and "numpy" not in row["stats"]
+    assert row["flops"] == rnn.flops("lstmp", 3, 8, 4, 8, "fwd+bwd") == 3 * 2.0 * 4 * 3 * (4 * 8 * (8 + 2) + 2 * 8)
 
 
 def test_rnn_bench_row_under_contention():

@@ -21,6 +21,7 @@ CELLS = {
     "gru_reset_before": (nn.GRU, {"reset_after": False}),
     "rnn_tanh": (nn.RNN, {}),
     "rnn_relu": (nn.RNN, {"nonlinearity": "relu"}),
+    "lstm_proj": (nn.LSTM, {"proj_size": 31}),  # LSTM with projections
 }
 
 
@@ -30,10 +31,10 @@ def capabilities():
     return order[: order.index(best) + 1]
 
 
-def run_layer(cell, num_threads, *, T=6, B=7, I=5, H=200, bidirectional=True, dtype=np.float32, seed=3):
+def run_layer(cell, num_threads, *, T=6, B=7, I=5, H=200, bidirectional=True, dtype=np.float32, seed=3, **extra):
     cls, kw = CELLS[cell]
     layer = cls(I, H, num_layers=2, bidirectional=bidirectional, dtype=dtype, seed=seed, num_threads=num_threads,
-                **kw)
+                **{**kw, **extra})
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((T, B, I)).astype(dtype)
     lengths = rng.integers(1, T + 1, size=B)
@@ -62,6 +63,26 @@ def test_bits_do_not_depend_on_thread_count_batch_tails(B):
     base = run_layer("lstm", 1, B=B, H=70, bidirectional=False)
     other = run_layer("lstm", 2, B=B, H=70, bidirectional=False)
     assert all(np.array_equal(a, b) for a, b in zip(base, other))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_proj_bits_do_not_depend_on_thread_count(dtype, cpu_capability):
+    # P = 150: several chunks of the units of h as well as of the hidden units, for every capability
+    base = run_layer("lstm_proj", 1, dtype=dtype, B=5, proj_size=150)
+    for threads in (2, 3):
+        other = run_layer("lstm_proj", threads, dtype=dtype, B=5, proj_size=150)
+        for a, b in zip(base, other):
+            assert a.dtype == b.dtype and np.array_equal(a, b), f"{threads} threads changed the bits"
+
+
+def test_proj_pack_follows_projection_weight_changes():
+    layer = nn.LSTM(4, 40, proj_size=20, seed=5).eval()
+    x = np.random.default_rng(2).standard_normal((5, 3, 4)).astype(np.float32)
+    y0 = layer(x)[0]
+    layer.params["weight_hr_l0"][3, 7] += 0.25  # in place: only W_hr changes
+    y1 = layer(x)[0]
+    assert not np.array_equal(y0, y1)
+    np.testing.assert_array_equal(y1, fresh_output(layer, x))
 
 
 def fresh_output(layer, x):
@@ -96,8 +117,10 @@ def test_pack_follows_every_weight_change(cell):
     np.testing.assert_array_equal(layer(x)[0], fresh_output(layer, x))
 
 
-def test_pack_is_built_once_and_then_reused():
-    layer = nn.LSTM(3, 40, seed=2).eval()
+@pytest.mark.parametrize("weight, kw", [("weight_hh_l0", {}), ("weight_hr_l0", {"proj_size": 7})],
+                         ids=["lstm", "lstm_proj"])
+def test_pack_is_built_once_and_then_reused(weight, kw):
+    layer = nn.LSTM(3, 40, seed=2, **kw).eval()
     x = np.random.default_rng(1).standard_normal((4, 2, 3)).astype(np.float32)
     y0 = layer(x)[0]
     pack = layer._packs[0][0]
@@ -108,7 +131,7 @@ def test_pack_is_built_once_and_then_reused():
     assert not np.allclose(layer(x)[0], y0)
     np.testing.assert_array_equal(pack[:32], header)
     # ... and a weight change makes it repack (the content hash differs), so the output is right again.
-    layer.params["weight_hh_l0"][0, 0] += 0.0625
+    layer.params[weight][0, 0] += 0.0625
     np.testing.assert_array_equal(layer(x)[0], fresh_output(layer, x))
 
 

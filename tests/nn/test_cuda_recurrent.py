@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 import seqkernels as sk
-from tests.nn.test_recurrent import CELLS, make_case, random_grads, run_layer, run_reference
+from tests.nn.test_recurrent import (CELLS, PROJ_CONFIGS, make_case, make_proj_case, random_grads, run_layer,
+                                     run_reference)
 from tests.tolerance import assert_close_rel, assert_within_rule
 
 # (T, B, I, H, layers, bidirectional, variable lengths, initial state): the issue's odd sizes
@@ -95,20 +96,22 @@ def test_gpu_is_deterministic_run_to_run(cell, rng):
 
 
 @pytest.mark.cuda
-@pytest.mark.parametrize("mode_name, cls", [("lstm", "LSTM"), ("gru", "GRU"), ("rnn", "RNN")])
-def test_gpu_matches_torch_cudnn(mode_name, cls, rng):
+@pytest.mark.filterwarnings("ignore:LSTM with projections is not supported")
+@pytest.mark.parametrize("mode_name, cls, kw", [("lstm", "LSTM", {}), ("gru", "GRU", {}), ("rnn", "RNN", {}),
+                                                ("lstm_proj", "LSTM", {"proj_size": 40})])
+def test_gpu_matches_torch_cudnn(mode_name, cls, kw, rng):
     torch = pytest.importorskip("torch")
     import cupy
 
     if not torch.cuda.is_available():
         pytest.skip("torch without CUDA")
     T, B, I, H = 7, 5, 9, 129
-    ours = getattr(sk.nn, cls)(I, H, num_layers=2, bidirectional=True, seed=3)
-    theirs = getattr(torch.nn, cls)(I, H, num_layers=2, bidirectional=True).cuda()
+    ours = getattr(sk.nn, cls)(I, H, num_layers=2, bidirectional=True, seed=3, **kw)
+    theirs = getattr(torch.nn, cls)(I, H, num_layers=2, bidirectional=True, **kw).cuda()
     ours.load_state_dict(theirs.state_dict())
     ours.to("cuda")
     x = rng.standard_normal((T, B, I)).astype(np.float32)
-    dy = rng.standard_normal((T, B, 2 * H)).astype(np.float32)
+    dy = rng.standard_normal((T, B, 2 * kw.get("proj_size", H))).astype(np.float32)
     y, _ = ours(cupy.asarray(x))
     dx, _ = ours.backward(cupy.asarray(dy))
     with torch.backends.cudnn.flags(allow_tf32=False):
@@ -120,6 +123,29 @@ def test_gpu_matches_torch_cudnn(mode_name, cls, rng):
     for name, p in theirs.named_parameters():
         np.testing.assert_allclose(cupy.asnumpy(ours.grads[name]), p.grad.cpu().numpy(), rtol=1e-5, atol=1e-5,
                                    err_msg=name)
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("config", sorted(PROJ_CONFIGS))
+def test_proj_gpu_equals_reference_and_cpu(config, rng):
+    """LSTM with projections (the proj kernels of recurrent.cu): float64 against the reference,
+    float32 within the tolerance rule of the CPU kernels, and run to run bit-identical."""
+    layer, x, lengths, h0, c0, dy, dh, dc = make_proj_case(config, np.float64, rng)
+    got = run_gpu(layer, "lstm", x, lengths, h0, c0, dy, dh, dc)
+    want = run_reference(layer, "lstm", {}, x, lengths, h0, c0, dy, dh, dc, np.float64)
+    assert any(k.startswith("grad_weight_hr") for k in got)
+    for k in want:
+        assert_close_rel(k, got[k], want[k], 1e-11)
+    layer, x, lengths, h0, c0, dy, dh, dc = make_proj_case(config, np.float32, rng)
+    f32 = lambda a: None if a is None else a.astype(np.float32)  # noqa: E731
+    x, h0, c0, dy, dh, dc = map(f32, (x, h0, c0, dy, dh, dc))
+    got = run_gpu(layer, "lstm", x, lengths, h0, c0, dy, dh, dc)
+    again = run_gpu(layer, "lstm", x, lengths, h0, c0, dy, dh, dc)
+    cpu = run_layer(layer, "lstm", x, lengths, h0, c0, dy, dh, dc)
+    ref64 = run_reference(layer, "lstm", {}, x, lengths, h0, c0, dy, dh, dc, np.float64)
+    for k in ref64:
+        np.testing.assert_array_equal(got[k], again[k], err_msg=k)
+        assert_within_rule(k + " (gpu vs cpu)", got[k], ref64[k], cpu[k])
 
 
 @pytest.mark.cuda

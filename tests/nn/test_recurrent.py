@@ -34,15 +34,19 @@ def make_case(cell, config, dtype, rng, **extra):
     layer = cls(I, H, num_layers=L, bidirectional=bidir, dtype=dtype, seed=int(rng.integers(1 << 30)), **kw, **extra)
     D = 2 if bidir else 1
     x = rng.standard_normal((T, B, I))
-    lengths = None
-    if var_len:
-        lengths = rng.integers(1, T + 1, size=B)
-        lengths[0] = T
-        if B > 2:
-            lengths[-1] = 1
+    lengths = random_lengths(T, B, rng) if var_len else None
     h0 = 0.5 * rng.standard_normal((L * D, B, H)) if with_state else None
     c0 = 0.5 * rng.standard_normal((L * D, B, H)) if with_state and mode == "lstm" else None
     return layer, mode, rkw, x, lengths, h0, c0
+
+
+def random_lengths(T, B, rng):
+    """Lengths in 1..T with the longest T and, for B > 2, a length-1 sequence last."""
+    lengths = rng.integers(1, T + 1, size=B)
+    lengths[0] = T
+    if B > 2:
+        lengths[-1] = 1
+    return lengths
 
 
 def hx_of(mode, h, c):
@@ -229,3 +233,89 @@ def test_float32_activations_accuracy(fn, max_ulp, cpu_capability):
     ulp = np.maximum(ulp, np.finfo(np.float32).tiny)  # sigmoid far left: absolute, not relative
     err = np.abs(got - want) / ulp
     assert err.max() <= max_ulp, f"{fn}: {err.max():.2f} ulp at x={x[np.argmax(err)]}"
+
+
+# ---- LSTM with projections (proj_size) ------------------------------------------------------------
+# (T, B, I, H, P, layers, bidirectional, variable lengths, initial state); P < H, several chunks of
+# each for every capability where the sizes allow, odd everywhere else
+PROJ_CONFIGS = {
+    "p1_h2": (3, 2, 2, 2, 1, 1, True, False, True),
+    "odd_h7_p3": (5, 3, 4, 7, 3, 1, False, True, True),
+    "t1_b1": (1, 1, 5, 7, 2, 1, True, False, False),
+    "h129_p37": (6, 3, 9, 129, 37, 1, False, True, True),
+    "bidir_2layers_h65_p33": (4, 3, 5, 65, 33, 2, True, True, False),
+    "p_many_chunks_h40_p39": (3, 5, 3, 40, 39, 2, True, True, True),
+}
+
+
+def make_proj_case(config, dtype, rng):
+    T, B, I, H, P, L, bidir, var_len, with_state = PROJ_CONFIGS[config]
+    layer = sk.nn.LSTM(I, H, num_layers=L, bidirectional=bidir, dtype=dtype, seed=int(rng.integers(1 << 30)),
+                       proj_size=P)
+    D = 2 if bidir else 1
+    x = rng.standard_normal((T, B, I))
+    lengths = random_lengths(T, B, rng) if var_len else None
+    h0 = 0.5 * rng.standard_normal((L * D, B, P)) if with_state else None
+    c0 = 0.5 * rng.standard_normal((L * D, B, H)) if with_state else None
+    dy = rng.standard_normal((T, B, D * P))
+    dh = rng.standard_normal((L * D, B, P))
+    dc = rng.standard_normal((L * D, B, H))
+    return layer, x, lengths, h0, c0, dy, dh, dc
+
+
+@pytest.mark.parametrize("config", sorted(PROJ_CONFIGS))
+def test_proj_float64_kernel_equals_reference(config, rng, cpu_capability):
+    layer, x, lengths, h0, c0, dy, dh, dc = make_proj_case(config, np.float64, rng)
+    got = run_layer(layer, "lstm", x, lengths, h0, c0, dy, dh, dc)
+    want = run_reference(layer, "lstm", {}, x, lengths, h0, c0, dy, dh, dc, np.float64)
+    assert set(got) == set(want) and any(k.startswith("grad_weight_hr") for k in got)
+    for k in want:
+        assert_close_rel(k, got[k], want[k], 1e-12)
+
+
+@pytest.mark.parametrize("config", sorted(PROJ_CONFIGS))
+def test_proj_float32_kernel_within_tolerance_rule(config, rng, cpu_capability):
+    layer, x, lengths, h0, c0, dy, dh, dc = make_proj_case(config, np.float32, rng)
+    f32 = lambda a: None if a is None else a.astype(np.float32)  # noqa: E731
+    x, h0, c0, dy, dh, dc = map(f32, (x, h0, c0, dy, dh, dc))
+    got = run_layer(layer, "lstm", x, lengths, h0, c0, dy, dh, dc)
+    ref64 = run_reference(layer, "lstm", {}, x, lengths, h0, c0, dy, dh, dc, np.float64)
+    ref32 = run_reference(layer, "lstm", {}, x, lengths, h0, c0, dy, dh, dc, np.float32)
+    for k in ref64:
+        assert got[k].dtype == np.float32, k
+        assert_within_rule(k, got[k], ref64[k], ref32[k])
+
+
+def test_proj_gradients_by_finite_differences(rng):
+    """Central differences of the float64 proj kernels themselves."""
+    layer, x, lengths, h0, c0, dy, dh, dc = make_proj_case("bidir_2layers_h65_p33", np.float64, rng)
+    h0 = 0.5 * rng.standard_normal(dh.shape)
+    c0 = 0.5 * rng.standard_normal(dc.shape)
+
+    def loss():
+        y, (hn, cn) = layer.eval()(x, (h0, c0), lengths)
+        layer.train()
+        return float(np.sum(y * dy) + np.sum(hn * dh) + np.sum(cn * dc))
+
+    got = run_layer(layer, "lstm", x, lengths, h0, c0, dy, dh, dc)
+    targets = [("dx", x), ("dh0", h0), ("dc0", c0)] + [("grad_" + k, v) for k, v in layer.params.items()]
+    for name, arr in targets:
+        picks = rng.choice(arr.size, size=min(arr.size, 8), replace=False)
+        for i, fd in zip(picks, numerical_grad(loss, arr, 1e-6, picks)):
+            an = got[name].reshape(-1)[i]
+            assert abs(fd - an) <= 1e-6 * max(1.0, abs(fd)), f"{name}[{i}]: finite difference {fd} vs kernel {an}"
+
+
+def test_proj_layer_shapes_and_checks():
+    layer = sk.nn.LSTM(3, 6, num_layers=2, bidirectional=True, proj_size=4)
+    assert layer.params["weight_hh_l1"].shape == (24, 4) and layer.params["weight_ih_l1"].shape == (24, 8)
+    assert layer.params["weight_hr_l1_reverse"].shape == (4, 6)
+    assert "proj_size=4" in repr(layer)
+    y, (h, c) = layer(np.zeros((2, 5, 3), np.float32))
+    assert y.shape == (2, 5, 8) and h.shape == (4, 5, 4) and c.shape == (4, 5, 6)
+    with pytest.raises(ValueError, match="proj_size must be smaller than hidden_size"):
+        sk.nn.LSTM(3, 4, proj_size=4)
+    with pytest.raises(ValueError, match="proj_size"):
+        sk.nn.LSTM(3, 4, proj_size=-1)
+    with pytest.raises(ValueError, match=r"hx\[0\]: expected shape \(4, 5, 4\)"):
+        layer(np.zeros((2, 5, 3), np.float32), (np.zeros((4, 5, 6), np.float32), np.zeros((4, 5, 6), np.float32)))

@@ -53,22 +53,23 @@ def assert_fd_close(name: str, analytic: np.ndarray, numeric: np.ndarray):
 
 
 def make_problem(mode, seed, T, B, I, H, L, bidirectional, *, lengths=None, nonzero_state=True,
-                 dropout=False, bias=True):
+                 dropout=False, bias=True, proj_size=0):
     """Random float64 problem: inputs, params, states and the weights of a linear loss."""
     rng = np.random.default_rng(seed)
     D = 2 if bidirectional else 1
-    params = init_params(mode, I, H, L, bidirectional, bias=bias, rng=rng)
+    R = proj_size or H  # the size of h
+    params = init_params(mode, I, H, L, bidirectional, bias=bias, rng=rng, proj_size=proj_size)
     # scale the weights up a little so that the nonlinearities are exercised beyond their linear part
     params = {k: 1.5 * v for k, v in params.items()}
     x = rng.standard_normal((T, B, I))
-    h0 = rng.standard_normal((L * D, B, H)) * 0.5 if nonzero_state else None
+    h0 = rng.standard_normal((L * D, B, R)) * 0.5 if nonzero_state else None
     c0 = rng.standard_normal((L * D, B, H)) * 0.5 if (nonzero_state and mode == "lstm") else None
     masks = None
     if dropout and L > 1:
         p = 0.3
-        masks = [(rng.random((T, B, D * H)) >= p) / (1 - p) for _ in range(L - 1)]
-    dy = rng.standard_normal((T, B, D * H))
-    dhn = rng.standard_normal((L * D, B, H))
+        masks = [(rng.random((T, B, D * R)) >= p) / (1 - p) for _ in range(L - 1)]
+    dy = rng.standard_normal((T, B, D * R))
+    dhn = rng.standard_normal((L * D, B, R))
     dcn = rng.standard_normal((L * D, B, H)) if mode == "lstm" else None
     return {
         "x": x, "params": params, "h0": h0, "c0": c0, "lengths": lengths, "masks": masks,
@@ -528,3 +529,110 @@ def _fwd(mode="lstm", x=None, params=None, **kw):
 def test_bad_inputs_raise_value_error(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+# ---------------------------------------------------------------------------------------------
+# LSTM with projections (proj_size): h_t = W_hr (o ⊙ tanh c_t)
+# ---------------------------------------------------------------------------------------------
+
+PROJ_CONFIGS = {
+    # odd sizes, P < H; lengths, two layers, both directions, dropout between layers
+    "single_layer": dict(T=4, B=3, I=5, H=5, P=3, L=1, bidirectional=False, lengths=None, nonzero_state=False,
+                         dropout=False),
+    "deep_bidir_lengths": dict(T=4, B=3, I=3, H=5, P=2, L=2, bidirectional=True, lengths=np.array([2, 4, 1]),
+                               nonzero_state=True, dropout=True),
+    "no_bias_p1": dict(T=3, B=2, I=3, H=3, P=1, L=1, bidirectional=True, lengths=np.array([3, 1]),
+                       nonzero_state=True, dropout=False, bias=False),
+}
+
+
+def _proj_problem(config, seed=4321):
+    cfg = dict(PROJ_CONFIGS[config])
+    P = cfg.pop("P")
+    pb = make_problem("lstm", seed, cfg.pop("T"), cfg.pop("B"), cfg.pop("I"), cfg.pop("H"), cfg.pop("L"),
+                      cfg.pop("bidirectional"), proj_size=P, **cfg)
+    return pb, P
+
+
+@pytest.mark.parametrize("config", list(PROJ_CONFIGS))
+def test_proj_finite_differences(config):
+    pb, P = _proj_problem(config)
+    L, D = pb["L"], 2 if pb["bidirectional"] else 1
+    B, H = pb["x"].shape[1], pb["params"]["weight_hr_l0"].shape[1]
+    if pb["h0"] is None:
+        pb["h0"] = np.zeros((L * D, B, P))
+        pb["c0"] = np.zeros((L * D, B, H))
+
+    y, hn, cn, cache = run_forward("lstm", {}, pb)
+    assert y.shape[2] == D * P and hn.shape == (L * D, B, P) and cn.shape == (L * D, B, H)
+    dx, dh0, dc0, grads = backward(cache, pb["dy"], pb["dhn"], pb["dcn"])
+    assert list(grads) == list(pb["params"])  # torch's order, weight_hr last in each direction
+
+    def loss():
+        y, hn, cn, _ = run_forward("lstm", {}, pb)
+        return linear_loss("lstm", pb, y, hn, cn)
+
+    checks = [("x", pb["x"], dx), ("h0", pb["h0"], dh0), ("c0", pb["c0"], dc0)]
+    checks += [(name, pb["params"][name], grads[name]) for name in pb["params"]]
+    for name, arr, analytic in checks:
+        assert_fd_close(name, analytic, numerical_grad(loss, arr, EPS))
+
+
+@pytest.mark.parametrize("config", list(PROJ_CONFIGS))
+def test_proj_against_torch(config):
+    torch = pytest.importorskip("torch")
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+    pb, P = _proj_problem(config, seed=99)
+    T, B, _ = pb["x"].shape
+    L, bi = pb["L"], pb["bidirectional"]
+    H, I = pb["params"]["weight_hr_l0"].shape[1], pb["x"].shape[2]
+    D = 2 if bi else 1
+    if pb["h0"] is None:
+        pb["h0"], pb["c0"] = np.zeros((L * D, B, P)), np.zeros((L * D, B, H))
+    y, hn, cn, cache = run_forward("lstm", {}, pb)
+    dx, dh0, dc0, grads = backward(cache, pb["dy"], pb["dhn"], pb["dcn"])
+
+    has_bias = "bias_ih_l0" in pb["params"]
+    module = torch.nn.LSTM(I, H, num_layers=L, bidirectional=bi, bias=has_bias, proj_size=P).double()
+    assert list(module.state_dict()) == list(pb["params"])
+    module.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in pb["params"].items()})
+    if pb["masks"] is not None:  # torch draws its own dropout masks: compare without them
+        pb["masks"] = None
+        y, hn, cn, cache = run_forward("lstm", {}, pb)
+        dx, dh0, dc0, grads = backward(cache, pb["dy"], pb["dhn"], pb["dcn"])
+    xt = torch.from_numpy(pb["x"].copy()).requires_grad_()
+    h0t = torch.from_numpy(pb["h0"].copy()).requires_grad_()
+    c0t = torch.from_numpy(pb["c0"].copy()).requires_grad_()
+    if pb["lengths"] is None:
+        yt, (hnt, cnt) = module(xt, (h0t, c0t))
+    else:
+        lengths = torch.as_tensor(pb["lengths"], dtype=torch.int64)
+        out, (hnt, cnt) = module(pack_padded_sequence(xt, lengths, enforce_sorted=False), (h0t, c0t))
+        yt, _ = pad_packed_sequence(out, total_length=T)
+    loss = ((yt * torch.from_numpy(pb["dy"])).sum() + (hnt * torch.from_numpy(pb["dhn"])).sum()
+            + (cnt * torch.from_numpy(pb["dcn"])).sum())
+    loss.backward()
+
+    def close(name, ours, theirs):
+        np.testing.assert_allclose(ours, theirs.detach().numpy(), rtol=1e-10, atol=1e-12, err_msg=name)
+
+    for name, ours, theirs in [("y", y, yt), ("h_n", hn, hnt), ("c_n", cn, cnt), ("dx", dx, xt.grad),
+                               ("dh0", dh0, h0t.grad), ("dc0", dc0, c0t.grad)]:
+        close(name, ours, theirs)
+    for name, p in module.named_parameters():
+        close(name, grads[name], p.grad)
+
+
+def test_proj_bad_arguments():
+    with pytest.raises(ValueError, match="proj_size must be smaller than hidden_size"):
+        init_params("lstm", 3, 4, proj_size=4)
+    with pytest.raises(ValueError, match="proj_size applies to mode 'lstm' only"):
+        init_params("gru", 3, 4, proj_size=2)
+    params = init_params("lstm", 3, 4, proj_size=2, rng=0)
+    params["weight_hr_l0"] = params["weight_hr_l0"][:, :3]
+    with pytest.raises(ValueError, match="weight_hr_l0"):
+        forward("lstm", np.zeros((2, 1, 3)), params)
+    params = init_params("lstm", 3, 4, proj_size=2, rng=0)
+    with pytest.raises(ValueError, match="h0 must have shape"):
+        forward("lstm", np.zeros((2, 1, 3)), params, h0=np.zeros((1, 1, 4)))

@@ -88,8 +88,11 @@ def test_constructor_errors_like_torch(cell, kwargs, exc, match):
 
 
 def test_unsupported_options():
-    with pytest.raises(ValueError, match="proj_size"):
-        skt.LSTM(3, 4, proj_size=2)
+    for bad in (4, 5, -1):  # proj_size must be in [0, hidden_size)
+        with pytest.raises(ValueError):
+            torch.nn.LSTM(3, 4, proj_size=bad)
+        with pytest.raises(ValueError, match="proj_size"):
+            skt.LSTM(3, 4, proj_size=bad)
     for cls, torch_cls in ((skt.GRU, torch.nn.GRU), (skt.RNN, torch.nn.RNN)):
         with pytest.raises(ValueError, match="proj_size"):
             torch_cls(3, 4, proj_size=2)

@@ -14,6 +14,11 @@
 // Variable lengths (PackedSequence semantics): step t of sequence b is active iff t < lengths[b].
 // Inactive steps write y = 0, keep the state, and pass the state gradient through unchanged.
 // The reverse direction runs t = T−1 … 0, so each sequence starts at its own last valid step.
+//
+// LSTM with projections (CellSpec::proj = P, 0 < P < H; torch's proj_size): h_t = W_hr (o ⊙ tanh c_t)
+// has R = P units while the gates and c_t keep H. W_hh is (4H, P), W_hr is (P, H); h0, h_n and
+// this direction's columns of y have R units, c0 and c_n H. Without projections R = H. The
+// projection is a second dependent product per step (a second task stage).
 #pragma once
 
 #include "seqkernels/cpu_capability.h"
@@ -32,12 +37,16 @@ struct CellSpec {
   CellKind kind = CellKind::Lstm;
   bool reset_after = true;               // GRU only: PyTorch/cuDNN form (true) or Cho et al. 2014 (false)
   Activation activation = Activation::Tanh;  // RNN only
+  int proj = 0;                          // LSTM only: projection size P (0 = no projection)
   SK_HOST_DEVICE int gates() const { return kind == CellKind::Lstm ? 4 : kind == CellKind::Gru ? 3 : 1; }
   SK_HOST_DEVICE bool has_cell_state() const { return kind == CellKind::Lstm; }
+  // R, the units of h (and of y, h0, h_n): P with projections, else H.
+  SK_HOST_DEVICE int state_size(int hidden) const { return proj > 0 ? proj : hidden; }
 };
 
 // The cell from the names the Python layer uses ("lstm" | "gru" | "rnn", "tanh" | "relu").
-inline CellSpec cell_spec(const std::string& mode, bool reset_after, const std::string& nonlinearity) {
+inline CellSpec cell_spec(const std::string& mode, bool reset_after, const std::string& nonlinearity,
+                          int proj_size = 0) {
   CellSpec c;
   if (mode == "lstm") c.kind = CellKind::Lstm;
   else if (mode == "gru") c.kind = CellKind::Gru;
@@ -47,47 +56,56 @@ inline CellSpec cell_spec(const std::string& mode, bool reset_after, const std::
            "nonlinearity must be 'tanh' or 'relu', got '" << nonlinearity << "'");
   c.reset_after = reset_after;
   c.activation = nonlinearity == "tanh" ? Activation::Tanh : Activation::Relu;
+  SK_CHECK(proj_size >= 0, "proj_size must be >= 0, got " << proj_size);
+  SK_CHECK(proj_size == 0 || c.kind == CellKind::Lstm, "proj_size applies to mode 'lstm' only, got mode '" << mode << "'");
+  c.proj = proj_size;
   return c;
 }
 
 // Training workspace, owned by the caller: filled by the forward pass, read by the backward pass.
 // Layout, in elements of the working type, each block (·, B, ·) row-major:
-//   states  (T+1, B, H)  hidden state before/after every step. Forward direction: slot 0 = h0,
+//   states  (T+1, B, R)  hidden state before/after every step (R = cell.state_size(H)). Forward direction: slot 0 = h0,
 //                         slot t+1 = state after step t. Reverse: slot T = h0, slot t = after step t.
 //                         So h_{t-1} of every step is one contiguous (T, B, H) block.
 //   cstates (T+1, B, H)  LSTM cell states, same slots (LSTM only)
 //   acts    (T, B, G·H)  post-activation gates by time position: LSTM i,f,g,o; GRU r,u,n (not RNN)
 //   aux     (T, B, H)    GRU only: reset_after → W_hn h + b_hn; otherwise r ⊙ h_{t-1}
+//   proj    (T, B, H)    LSTM with projections only: m_t = o ⊙ tanh c_t, the input of W_hr
 // This struct is the one definition of those offsets (CPU kernels, CUDA kernels and, through
 // _C.workspace_layout, Python); an absent block has offset −1.
 struct WorkspaceLayout {
-  long long states = 0, cstates = -1, acts = -1, aux = -1, size = 0;
+  long long states = 0, cstates = -1, acts = -1, aux = -1, proj = -1, size = 0;
 };
 SK_HOST_DEVICE WorkspaceLayout workspace_layout(const CellSpec& cell, int steps, int batch, int hidden) {
   const long long bh = static_cast<long long>(batch) * hidden, state = (steps + 1LL) * bh;
   WorkspaceLayout l;
-  long long at = state;  // states first
+  long long at = (steps + 1LL) * batch * cell.state_size(hidden);  // states first
   if (cell.kind == CellKind::Lstm) { l.cstates = at; at += state; }
   if (cell.kind != CellKind::Rnn) { l.acts = at; at += steps * bh * cell.gates(); }
   if (cell.kind == CellKind::Gru) { l.aux = at; at += steps * bh; }
+  if (cell.proj > 0) { l.proj = at; at += steps * bh; }
   l.size = at;
   return l;
 }
 std::size_t workspace_size(const CellSpec& cell, int steps, int batch, int hidden);
 
 // Packed recurrent weights, owned by the caller (optional): the layout the CPU micro-kernels read,
-// built from W_hh inside the kernels. A buffer of packed_weights_size() elements starts with a
-// header recording the CPU capability, cell, H and a content hash of the W_hh it was built from;
-// every call hashes W_hh (one read of it) and rebuilds the pack only when something differs. So a
+// built from W_hh (and W_hr with projections) inside the kernels. A buffer of packed_weights_size()
+// elements starts with a header recording the CPU capability, cell, H and a content hash of the
+// weights it was built from; every call hashes them (one read) and rebuilds the pack only when
+// something differs. So a
 // layer packs once per weight change (load, optimizer step, in-place edit), never per step, and
 // can never use a stale pack. Without a buffer each call packs into a private one.
 template <typename T> constexpr std::size_t pack_header_elements() { return 128 / sizeof(T); }
 template <typename T>
 std::size_t packed_weights_size(const CellSpec& cell, int hidden) {
-  // forward panels and the transposed backward panel, H padded to a multiple of 64 (the widest
-  // chunk of any capability)
-  const std::size_t padded = (static_cast<std::size_t>(hidden) + 63) / 64 * 64;
-  return pack_header_elements<T>() + 2 * static_cast<std::size_t>(cell.gates()) * hidden * padded;
+  // forward panels and the transposed backward panel of W_hh, output units padded to a multiple
+  // of 64 (the widest chunk of any capability); with projections, the same two for W_hr
+  auto padded = [](int n) { return (static_cast<std::size_t>(n) + 63) / 64 * 64; };
+  const std::size_t G = static_cast<std::size_t>(cell.gates()), H = hidden, R = cell.state_size(hidden);
+  std::size_t n = G * R * padded(hidden) + G * H * padded(static_cast<int>(R));
+  if (cell.proj > 0) n += H * padded(static_cast<int>(R)) + R * padded(hidden);
+  return pack_header_elements<T>() + n;
 }
 
 template <typename T>
@@ -95,16 +113,17 @@ struct ForwardArgs {
   int steps = 0, batch = 0, input = 0, hidden = 0;  // T, B, I, H
   const T* x = nullptr;        // (T, B, I)
   const T* w_ih = nullptr;     // (G·H, I), PyTorch layout
-  const T* w_hh = nullptr;     // (G·H, H)
+  const T* w_hh = nullptr;     // (G·H, R)
+  const T* w_hr = nullptr;     // (R, H) with projections, else null
   const T* b_ih = nullptr;     // (G·H) or null (bias=False)
   const T* b_hh = nullptr;     // (G·H) or null
-  const T* h0 = nullptr;       // (B, H) or null for zeros
+  const T* h0 = nullptr;       // (B, R) or null for zeros
   const T* c0 = nullptr;       // (B, H) or null for zeros; LSTM only
   const int32_t* lengths = nullptr;  // (B), each in 1..T, or null for all T
   bool reverse = false;
-  T* y = nullptr;              // out (T, B, ·) with row stride ldy: this direction's H columns
-  int ldy = 0;                 //     (the caller offsets y by d·H for direction d)
-  T* h_n = nullptr;            // out (B, H)
+  T* y = nullptr;              // out (T, B, ·) with row stride ldy: this direction's R columns
+  int ldy = 0;                 //     (the caller offsets y by d·R for direction d)
+  T* h_n = nullptr;            // out (B, R)
   T* c_n = nullptr;            // out (B, H); LSTM only
   T* workspace = nullptr;      // training: workspace_size() elements, caller-owned; null = inference
   T* pack = nullptr;           // packed W_hh (see above), caller-owned and updated here; or null
@@ -117,19 +136,21 @@ struct BackwardArgs {
   int steps = 0, batch = 0, input = 0, hidden = 0;
   const T* x = nullptr;        // (T, B, I)   the forward input
   const T* w_ih = nullptr;     // (G·H, I)
-  const T* w_hh = nullptr;     // (G·H, H)
+  const T* w_hh = nullptr;     // (G·H, R)
+  const T* w_hr = nullptr;     // (R, H) with projections, else null
   const int32_t* lengths = nullptr;
   bool reverse = false;
-  const T* dy = nullptr;       // (T, B, ·) row stride ldy, offset by d·H like y
+  const T* dy = nullptr;       // (T, B, ·) row stride ldy, offset by d·R like y
   int ldy = 0;
-  const T* dh_n = nullptr;     // (B, H) or null
+  const T* dh_n = nullptr;     // (B, R) or null
   const T* dc_n = nullptr;     // (B, H) or null; LSTM only
   const T* workspace = nullptr;  // as left by the training forward
   T* dx = nullptr;             // (T, B, I)  ACCUMULATED into (+=), so directions can share it
-  T* dh0 = nullptr;            // out (B, H)
+  T* dh0 = nullptr;            // out (B, R)
   T* dc0 = nullptr;            // out (B, H); LSTM only (may be null)
   T* dw_ih = nullptr;          // out (G·H, I)
-  T* dw_hh = nullptr;          // out (G·H, H)
+  T* dw_hh = nullptr;          // out (G·H, R)
+  T* dw_hr = nullptr;          // out (R, H) with projections, else null
   T* db_ih = nullptr;          // out (G·H) or null
   T* db_hh = nullptr;          // out (G·H) or null
   T* pack = nullptr;           // packed W_hh as in ForwardArgs (gains the backward panel), or null
@@ -161,21 +182,28 @@ void activation(int fn, const float* x, float* y, std::ptrdiff_t n);
 // that slice of W_hh in shared memory when it fits, else reads it from global memory (L2). One
 // grid-wide barrier per step (two for GRU reset_after=false). Cross-block data is read with
 // L1-bypassing loads. Fixed reduction orders: results are bit-for-bit the same run to run.
+// LSTM with projections runs its own pair of kernels (weights read from global memory): forward,
+// per step, the gates and m_t = o ⊙ tanh c_t of the block's hidden units, a grid barrier, then
+// h_t = m_t·W_hrᵀ for the block's units of h; backward, per step, dht = dy + carried gradient (the
+// block's units of h), dm = dht·W_hr and the gate gradients (its hidden units), dh_{t-1} = dz·W_hh
+// (its units of h), a grid barrier between each. The caller forms dW_hr = dhtᵀ·m from `dht` and the
+// workspace's proj block.
 namespace cuda {
 
 template <typename T>
 struct ForwardArgs {
   int steps = 0, batch = 0, hidden = 0;  // T, B, H
   const T* xz = nullptr;                // (T, B, G·H): x·W_ihᵀ + b_ih
-  const T* w_hh = nullptr;              // (G·H, H)
+  const T* w_hh = nullptr;              // (G·H, R)  (R = cell.state_size(H))
+  const T* w_hr = nullptr;              // (R, H) with projections, else null
   const T* b_hh = nullptr;              // (G·H) or null
-  const T* h0 = nullptr;                // (B, H) or null
+  const T* h0 = nullptr;                // (B, R) or null
   const T* c0 = nullptr;                // (B, H) or null; LSTM
   const int32_t* lengths = nullptr;     // (B) or null
   bool reverse = false;
-  T* y = nullptr;                       // (T, B, ·), row stride ldy, offset by d·H
+  T* y = nullptr;                       // (T, B, ·), row stride ldy, offset by d·R
   int ldy = 0;
-  T* h_n = nullptr;                     // (B, H)
+  T* h_n = nullptr;                     // (B, R)
   T* c_n = nullptr;                     // (B, H) or null
   T* workspace = nullptr;               // training: workspace_size() elements (layout above); null = inference
   T* scratch = nullptr;                 // inference only: forward_scratch_size() elements
@@ -184,19 +212,21 @@ struct ForwardArgs {
 template <typename T>
 struct BackwardArgs {
   int steps = 0, batch = 0, hidden = 0;
-  const T* w_hh = nullptr;              // (G·H, H)
+  const T* w_hh = nullptr;              // (G·H, R)
+  const T* w_hr = nullptr;              // (R, H) with projections, else null
   const int32_t* lengths = nullptr;
   bool reverse = false;
-  const T* dy = nullptr;                // (T, B, ·), row stride ldy, offset by d·H
+  const T* dy = nullptr;                // (T, B, ·), row stride ldy, offset by d·R
   int ldy = 0;
-  const T* dh_n = nullptr;              // (B, H) or null
+  const T* dh_n = nullptr;              // (B, R) or null
   const T* dc_n = nullptr;              // (B, H) or null
   const T* workspace = nullptr;         // as left by the training forward
   T* dzx = nullptr;                     // out (T, B, G·H): gradient of x·W_ihᵀ + b_ih
   T* dzh = nullptr;                     // out (T, B, G·H): gradient of the recurrent product incl. b_hh;
                                         //     GRU reset_after only (null otherwise: it equals dzx)
-  T* dh0 = nullptr;                     // out (B, H)
+  T* dh0 = nullptr;                     // out (B, R)
   T* dc0 = nullptr;                     // out (B, H) or null
+  T* dht = nullptr;                     // out (T, B, R), projections only: the gradient reaching h_t
   T* scratch = nullptr;                 // backward_scratch_size() elements
 };
 

@@ -8,9 +8,10 @@ run on a GPU yet), optionally a plain NumPy float32 loop.
 
 Modes: ``fwd`` is inference (``layer.eval()``, ``torch.no_grad()``); ``fwd+bwd`` is training: a
 forward, then the backward of a fixed random ``dy`` (torch: ``y.backward(dy)`` with ``requires_grad``
-on x and the parameters). Cells: LSTM, GRU (PyTorch's form) and the Elman RNN with tanh. Before
-timing, every variant is checked against torch (or, without torch, against the NumPy loop in
-float64): y, and for training dx and dW_hh.
+on x and the parameters). Cells: LSTM, GRU (PyTorch's form), the Elman RNN with tanh, and LSTMP, the
+LSTM with projections (``proj_size = H/4``, e.g. H=512 P=128; torch.nn.LSTM(proj_size) on the torch
+side). Before timing, every variant is checked against torch (or, without torch, against the NumPy
+loop, or for LSTMP the seqkernels reference, in float64): y, and for training dx and dW_hh.
 
 Every row shows GFLOP/s and the percentage of this machine's float32 FMA peak, measured at the start
 on the same number of threads (``harness.measure_fma_peak``). ``--openblas-env both`` adds the rows
@@ -19,6 +20,7 @@ busy processes compete for the CPUs. Rows at B = 1 get more warm-up and repeats 
 
 FLOPs counted (matrix products only; the pointwise gate math is ignored), G gates (LSTM 4, GRU 3, RNN 1):
     forward  = 2·T·B·G·H·(I+H)     input projection (I) plus recurrent product (H), every step
+               (LSTMP: 2·T·B·(4·H·(I+P) + P·H), the recurrent product over P and the projection)
     fwd+bwd ≈ 3 × forward          backward: dX and dW_ih, dh and dW_hh — twice the forward's products
 
 The recurrence alone: CPU forward rows at B >= 16 also time our layer with input size 1, where the
@@ -39,9 +41,12 @@ import numpy as np
 from ..reference import GATES
 from . import harness as hz
 
-CELLS = ("lstm", "gru", "rnn")
-FULL_SHAPES = [(c, b, h, t) for c in CELLS for b in (1, 16, 64) for h in (256, 512) for t in (50, 100)]
-QUICK_SHAPES = [("lstm", 1, 256, 100), ("lstm", 16, 256, 100), ("gru", 16, 256, 100), ("rnn", 16, 256, 100)]
+CELLS = ("lstm", "gru", "rnn", "lstmp")
+PROJ_DIVISOR = 4  # LSTMP rows: proj_size = H / 4
+FULL_SHAPES = ([(c, b, h, t) for c in CELLS[:3] for b in (1, 16, 64) for h in (256, 512) for t in (50, 100)]
+               + [("lstmp", b, 512, 50) for b in (1, 16, 64)])
+QUICK_SHAPES = [("lstm", 1, 256, 100), ("lstm", 16, 256, 100), ("gru", 16, 256, 100), ("rnn", 16, 256, 100),
+                ("lstmp", 16, 512, 50)]
 MODES = ("fwd", "fwd+bwd")
 # The GPU shapes of the CUDA issue (I = H): LSTM B x H at T = 100, one large-H LSTM, GRU.
 CUDA_SHAPES = ([("lstm", b, h, 100) for h in (512, 1024) for b in (1, 4, 16, 64, 256)] + [("lstm", 32, 2048, 25)]
@@ -50,8 +55,18 @@ CUDA_QUICK_SHAPES = [("lstm", 1, 512, 100), ("lstm", 64, 1024, 100), ("gru", 16,
 TOL = 1e-4  # float32: max |error| relative to the baseline's max magnitude
 
 
+def proj_size(cell, H) -> int:
+    """The projection size of a row: H / PROJ_DIVISOR for LSTMP, else 0."""
+    return H // PROJ_DIVISOR if cell == "lstmp" else 0
+
+
+def gates(cell) -> int:
+    return GATES["lstm" if cell == "lstmp" else cell]
+
+
 def flops(cell, B, H, T, I, mode) -> float:
-    fwd = 2.0 * T * B * GATES[cell] * H * (I + H)
+    P = proj_size(cell, H)
+    fwd = 2.0 * T * B * (gates(cell) * H * (I + (P or H)) + P * H)
     return fwd if mode == "fwd" else 3.0 * fwd
 
 
@@ -175,7 +190,25 @@ def np_rnn_backward(p, x, y, cache, dy):
 NUMPY_CELLS = {"lstm": (np_lstm_forward, np_lstm_backward), "gru": (np_gru_forward, np_gru_backward),
                "rnn": (np_rnn_forward, np_rnn_backward)}
 # The layer classes of each library: seqkernels.nn.<name>, torch.nn.<name>; RNN is the tanh form.
-LAYER_CLASS = {"lstm": "LSTM", "gru": "GRU", "rnn": "RNN"}
+LAYER_CLASS = {"lstm": "LSTM", "gru": "GRU", "rnn": "RNN", "lstmp": "LSTM"}
+
+
+def layer_sizes(cell, params) -> tuple:
+    """(hidden_size, {"proj_size": P} or {}) of the layer that ``params`` belong to."""
+    H = params["weight_hh_l0"].shape[0] // gates(cell)
+    return H, ({"proj_size": params["weight_hr_l0"].shape[0]} if "weight_hr_l0" in params else {})
+
+
+def reference_baseline(cell, params, x, dy, train):
+    """The float64 seqkernels reference (the baseline for LSTMP rows when torch is missing)."""
+    from .. import reference
+
+    p = {k: v.astype(np.float64) for k, v in params.items()}
+    y, _, _, cache = reference.forward("lstm" if cell == "lstmp" else cell, x.astype(np.float64), p)
+    if not train:
+        return {"y": y}
+    dx, _, _, grads = reference.backward(cache, dy.astype(np.float64))
+    return {"y": y, "dx": dx, "dW_hh": grads["weight_hh_l0"]}
 
 
 # ---- variants: each returns fn() -> {"y": ..., ["dx": ..., "dW_hh": ...]} as NumPy arrays -------
@@ -183,7 +216,8 @@ def make_ours(cell, params, x, dy, train, threads, device="cpu"):
     import seqkernels as sk
 
     T, B, I = x.shape
-    layer = getattr(sk.nn, LAYER_CLASS[cell])(I, params["weight_hh_l0"].shape[1], num_threads=threads)
+    H, proj = layer_sizes(cell, params)
+    layer = getattr(sk.nn, LAYER_CLASS[cell])(I, H, num_threads=threads, **proj)
     layer.load_state_dict(params)
     if device == "cuda":
         import cupy
@@ -209,7 +243,12 @@ def make_torch(cell, params, x, dy, train, threads, device="cpu", tf32=False):
     if device == "cpu":
         torch.set_num_threads(threads)
     T, B, I = x.shape
-    m = getattr(torch.nn, LAYER_CLASS[cell])(I, params["weight_hh_l0"].shape[1]).to(device)
+    H, proj = layer_sizes(cell, params)
+    if proj:  # torch.nn.LSTM(proj_size) warns that oneDNN cannot run it, then uses its own loop
+        import warnings
+
+        warnings.filterwarnings("ignore", "LSTM with projections is not supported with oneDNN")
+    m = getattr(torch.nn, LAYER_CLASS[cell])(I, H, **proj).to(device)
     m.load_state_dict({k: torch.from_numpy(v) for k, v in params.items()})
     xt, dyt = torch.from_numpy(x).to(device), torch.from_numpy(dy).to(device)
     if not train:
@@ -318,17 +357,23 @@ def bench_shape(cell, B, H, T, mode, factories, threads, repeats, seed=0, timer=
     I = H
     rng = np.random.default_rng(seed)
     bound = 1.0 / np.sqrt(H)  # torch.nn's default initialisation range
-    G = GATES[cell]
-    shapes = {"weight_ih_l0": (G * H, I), "weight_hh_l0": (G * H, H), "bias_ih_l0": G * H, "bias_hh_l0": G * H}
+    G, P = gates(cell), proj_size(cell, H)
+    R = P or H  # the units of h
+    shapes = {"weight_ih_l0": (G * H, I), "weight_hh_l0": (G * H, R), "bias_ih_l0": G * H, "bias_hh_l0": G * H}
+    if P:
+        shapes["weight_hr_l0"] = (P, H)
     params = {k: rng.uniform(-bound, bound, shape).astype(np.float32) for k, shape in shapes.items()}
     x = rng.standard_normal((T, B, I), dtype=np.float32)
-    dy = rng.standard_normal((T, B, H), dtype=np.float32)
+    dy = rng.standard_normal((T, B, R), dtype=np.float32)
     train = mode == "fwd+bwd"
-    fns = {name: make(cell, params, x, dy, train, threads) for name, make in factories.items()}
+    fns = {name: make(cell, params, x, dy, train, threads) for name, make in factories.items()
+           if name != "numpy" or cell in NUMPY_CELLS}  # the NumPy loop has no projection
     if "torch" in fns:
         base_name, base = "torch", {k: hz.to_host(v) for k, v in fns["torch"]().items()}
-    else:
+    elif cell in NUMPY_CELLS:
         base_name, base = "numpy float64", make_numpy(cell, params, x, dy, train, threads, np.float64)()
+    else:
+        base_name, base = "reference float64", reference_baseline(cell, params, x, dy, train)
     errors = {}
     for name, fn in fns.items():  # validate every variant (this run is also its first warm-up)
         if name != "torch":
@@ -344,7 +389,7 @@ def bench_shape(cell, B, H, T, mode, factories, threads, repeats, seed=0, timer=
     def rate(n):
         return f / (ms[n] * 1e6) if n in ms else None
 
-    row = {"cell": cell.upper(), "B": B, "H": H, "I": I, "T": T, "mode": mode,
+    row = {"cell": cell.upper(), "B": B, "H": H, "I": I, "T": T, "mode": mode, "proj_size": P,
            "ours_ms": ms["ours"], "torch_ms": ms.get("torch"), "numpy_ms": ms.get("numpy"),
            "torch_tf32_ms": ms.get("torch_tf32"),
            "x_torch_tf32": ms["torch_tf32"] / ms["ours"] if "torch_tf32" in ms else None,
@@ -433,7 +478,8 @@ def main(argv=None, results_dir=None) -> int:
     hz.finish("rnn", args, argv, settings={"threads": args.threads, "repeats": repeats, "quick": args.quick,
                                            "tol": TOL, "schedule": args.schedule, "contend": args.contend,
                                            "openblas_env": args.openblas_env},
-              extra={"flops": "forward = 2*T*B*G*H*(I+H), G = 4 (LSTM), 3 (GRU), 1 (RNN); fwd+bwd = 3 x forward",
+              extra={"flops": "forward = 2*T*B*G*H*(I+H), G = 4 (LSTM), 3 (GRU), 1 (RNN); LSTMP (proj_size P = H/4) "
+                              "2*T*B*(4*H*(I+P) + P*H); fwd+bwd = 3 x forward",
                      **hz.run_record(args, peak, info, envs)},
               notes=notes, info=info, t0=t0, rows=rows, columns=COLUMNS, results_dir=results_dir,
               headline=hz.peak_headline(peak, args.threads))

@@ -6,6 +6,8 @@ Semantics are docs/ops.md §1 and :mod:`seqkernels.reference` (the float64 twin 
 tested against): sequence-major ``(T, B, I)`` input (``batch_first=True`` takes ``(B, T, I)``),
 ``y`` of ``(T, B, D*H)``, states ``(L*D, B, H)`` indexed ``k*D + d``, ``lengths`` with
 PackedSequence semantics, dropout on every layer's output but the last, in training mode only.
+``LSTM(proj_size=P)`` is torch's LSTM with projections: ``h`` (and each direction's share of ``y``)
+has ``P`` units, ``c`` keeps ``H``.
 """
 
 from __future__ import annotations
@@ -21,10 +23,15 @@ from ._arrays import check_float_dtype, check_positive_int, to_numpy
 
 __all__ = ["LSTM", "GRU", "RNN"]
 
+# the parameter names of one direction, in the order _layer_plan takes them
+_WEIGHT_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr")
+
+
 class _Recurrent:
     """Shared machinery of LSTM, GRU and RNN. Subclasses set ``_mode``."""
 
     _mode = ""
+    proj_size = 0  # LSTM only
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
                  bidirectional=False, *, dtype=np.float32, seed=None, num_threads=0):
@@ -47,7 +54,8 @@ class _Recurrent:
         self.training = True
         self._rng = np.random.default_rng(seed)
         self.params = reference.init_params(self._mode, self.input_size, self.hidden_size, self.num_layers,
-                                            self.bidirectional, self.bias, rng=self._rng, dtype=dtype)
+                                            self.bidirectional, self.bias, rng=self._rng, dtype=dtype,
+                                            proj_size=self.proj_size)
         self.grads: dict[str, np.ndarray] = {}
         self._cache = None
         self._packs = {}  # layer index -> packed W_hh per direction (CPU; see _layer_plan)
@@ -63,11 +71,12 @@ class _Recurrent:
         return _layer_plan.Cell(self._mode)
 
     def _layer_weights(self, k):
-        """Layer k's weights per direction: [(w_ih, w_hh, b_ih, b_hh), ...]."""
+        """Layer k's weights per direction: [(w_ih, w_hh, b_ih, b_hh(, w_hr)), ...]."""
         out = []
+        names = _WEIGHT_NAMES if self.proj_size else _WEIGHT_NAMES[:4]
         for d in range(self.num_directions):
             s = f"_l{k}" + ("_reverse" if d else "")
-            out.append(tuple(self.params.get(n + s) for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")))
+            out.append(tuple(self.params.get(n + s) for n in names))
         return out
 
     def _layer_packs(self, k):
@@ -135,6 +144,7 @@ class _Recurrent:
         extra += ", batch_first=True" if self.batch_first else ""
         extra += f", dropout={self.dropout}" if self.dropout else ""
         extra += ", bidirectional=True" if self.bidirectional else ""
+        extra += f", proj_size={self.proj_size}" if self.proj_size else ""
         return f"{type(self).__name__}({self.input_size}, {self.hidden_size}{extra}{self._repr_extra()})"
 
     def _repr_extra(self):
@@ -154,7 +164,7 @@ class _Recurrent:
     def load_state_dict(self, state_dict, strict: bool = True):
         """Load parameters from NumPy arrays or torch tensors (a ``torch.nn`` state dict loads
         unchanged). With ``strict``, the keys must match exactly."""
-        expected = reference.param_names(self.num_layers, self.bidirectional, self.bias)
+        expected = reference.param_names(self.num_layers, self.bidirectional, self.bias, self.proj_size)
         keys = set(state_dict)
         missing = [k for k in expected if k not in keys]
         unexpected = sorted(keys - set(expected))
@@ -200,11 +210,13 @@ class _Recurrent:
             raise ValueError(f"{name}: contains NaN or Inf")
         return x
 
-    def _state_shape(self, batch):
-        return (self.num_layers * self.num_directions, batch, self.hidden_size)
+    def _state_shape(self, batch, cell_state=False):
+        """(L*D, B, R) for h (R = proj_size or hidden_size), (L*D, B, H) for the LSTM's c."""
+        size = self.hidden_size if cell_state else (self.proj_size or self.hidden_size)
+        return (self.num_layers * self.num_directions, batch, size)
 
     def _split_state(self, hx, batch, name):
-        """hx → (h, c) arrays of shape (L*D, B, H) or None."""
+        """hx → (h, c) arrays of shape (L*D, B, R) and (L*D, B, H), or None."""
         shape = self._state_shape(batch)
         what = " (num_layers*num_directions, batch, hidden_size)"
         if hx is None:
@@ -213,8 +225,9 @@ class _Recurrent:
             if not isinstance(hx, (tuple, list)) or len(hx) != 2:
                 raise TypeError(f"{name}: an LSTM takes a tuple (h, c) of two arrays or None")
             h, c = hx
-            h = None if h is None else self._float_array(h, f"{name}[0]", shape, what)
-            c = None if c is None else self._float_array(c, f"{name}[1]", shape, what)
+            h_what = " (num_layers*num_directions, batch, proj_size)" if self.proj_size else what
+            h = None if h is None else self._float_array(h, f"{name}[0]", shape, h_what)
+            c = None if c is None else self._float_array(c, f"{name}[1]", self._state_shape(batch, True), what)
             return h, c
         return self._float_array(hx, name, shape, what), None
 
@@ -262,7 +275,7 @@ class _Recurrent:
         cell = self._cell()
         L, D = self.num_layers, self.num_directions
         h_n = xp.empty(self._state_shape(batch), dtype=self.dtype)
-        c_n = xp.empty_like(h_n) if cell.has_cell_state else None
+        c_n = xp.empty(self._state_shape(batch, True), dtype=self.dtype) if cell.has_cell_state else None
         cache = {"inputs": [], "workspaces": [], "masks": [], "lengths": lengths, "batch": batch, "steps": steps}
         alloc = self._alloc
         inp = x
@@ -308,15 +321,15 @@ class _Recurrent:
                              "(call layer.train() and run forward; each forward allows one backward)")
         steps, batch = cache["steps"], cache["batch"]
         cell = self._cell()
-        L, D, H = self.num_layers, self.num_directions, self.hidden_size
-        y_shape = (batch, steps, D * H) if self.batch_first else (steps, batch, D * H)
+        L, D, R = self.num_layers, self.num_directions, self.proj_size or self.hidden_size
+        y_shape = (batch, steps, D * R) if self.batch_first else (steps, batch, D * R)
         dy = self._float_array(dy, "dy", y_shape, " (the shape of y)")
         xp, kernels = self._xp(), self._kernels()
         if self.batch_first:
             dy = xp.ascontiguousarray(dy.transpose(1, 0, 2))
         dh_n, dc_n = self._split_state(dhx, batch, "dhx")
         dh0 = xp.empty(self._state_shape(batch), dtype=self.dtype)
-        dc0 = xp.empty_like(dh0) if cell.has_cell_state else None
+        dc0 = xp.empty(self._state_shape(batch, True), dtype=self.dtype) if cell.has_cell_state else None
         grads = {}
         for k in reversed(range(L)):
             part = slice(k * D, (k + 1) * D)
@@ -327,7 +340,7 @@ class _Recurrent:
                 dc0=None if dc0 is None else dc0[part], packs=self._layer_packs(k), num_threads=self.num_threads)
             for d, g in enumerate(layer_grads):
                 s = f"_l{k}" + ("_reverse" if d else "")
-                for name, v in zip(("weight_ih", "weight_hh", "bias_ih", "bias_hh"), g):
+                for name, v in zip(_WEIGHT_NAMES, g):
                     if v is not None:
                         grads[name + s] = v
             if k > 0:
@@ -340,9 +353,26 @@ class _Recurrent:
 
 
 class LSTM(_Recurrent):
-    """Long short-term memory layer (gates i, f, g, o), drop-in for ``torch.nn.LSTM`` weights."""
+    """Long short-term memory layer (gates i, f, g, o), drop-in for ``torch.nn.LSTM`` weights.
+
+    ``proj_size = P`` (``0 < P < hidden_size``) adds torch's projection ``h_t = W_hr (o ⊙ tanh c_t)``
+    (parameters ``weight_hr_l{k}``); ``h``, ``h_n`` and each direction's share of ``y`` then have
+    ``P`` units (docs/ops.md §1.2)."""
 
     _mode = "lstm"
+
+    def __init__(self, *args, proj_size=0, **kwargs):
+        if not isinstance(proj_size, numbers.Integral) or isinstance(proj_size, bool) or proj_size < 0:
+            raise ValueError(f"proj_size must be an integer >= 0, got {proj_size!r}")
+        hidden_size = args[1] if len(args) > 1 else kwargs.get("hidden_size")
+        if proj_size and isinstance(hidden_size, numbers.Integral) and proj_size >= hidden_size:
+            raise ValueError(f"proj_size must be smaller than hidden_size, got proj_size={proj_size}, "
+                             f"hidden_size={hidden_size}")
+        self.proj_size = int(proj_size)
+        super().__init__(*args, **kwargs)
+
+    def _cell(self):
+        return _layer_plan.Cell("lstm", proj_size=self.proj_size)
 
 
 class GRU(_Recurrent):

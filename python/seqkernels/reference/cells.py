@@ -64,8 +64,10 @@ def _as_float_array(x, name: str) -> np.ndarray:
     return x
 
 
-def _check_cell_args(x, h, w_ih, w_hh, b_ih, b_hh, gates: int, c=None):
-    """Validate shapes and cast everything to ``x.dtype``. Returns the cast arrays."""
+def _check_cell_args(x, h, w_ih, w_hh, b_ih, b_hh, gates: int, c=None, projected=False):
+    """Validate shapes and cast everything to ``x.dtype``. Returns the cast arrays.
+
+    ``projected`` (LSTM with projections): ``w_hh`` is ``(G*H, P)`` and ``h`` is ``(B, P)``."""
     x = _as_float_array(x, "x")
     dtype = x.dtype
     if x.ndim != 2:
@@ -73,14 +75,14 @@ def _check_cell_args(x, h, w_ih, w_hh, b_ih, b_hh, gates: int, c=None):
     B, I = x.shape
     w_ih = np.asarray(w_ih, dtype=dtype)
     w_hh = np.asarray(w_hh, dtype=dtype)
-    if w_hh.ndim != 2 or w_hh.shape[0] % gates != 0 or w_hh.shape[0] // gates != w_hh.shape[1]:
-        raise ValueError(f"w_hh must have shape ({gates}*H, H), got shape {w_hh.shape}")
-    H = w_hh.shape[1]
+    if w_hh.ndim != 2 or w_hh.shape[0] % gates != 0 or (w_hh.shape[0] // gates != w_hh.shape[1] and not projected):
+        raise ValueError(f"w_hh must have shape ({gates}*H, {'P' if projected else 'H'}), got shape {w_hh.shape}")
+    H, R = w_hh.shape[0] // gates, w_hh.shape[1]
     if w_ih.shape != (gates * H, I):
         raise ValueError(f"w_ih must have shape {(gates * H, I)}, got shape {w_ih.shape}")
     h = np.asarray(h, dtype=dtype)
-    if h.shape != (B, H):
-        raise ValueError(f"h must have shape {(B, H)}, got shape {h.shape}")
+    if h.shape != (B, R):
+        raise ValueError(f"h must have shape {(B, R)}, got shape {h.shape}")
     if c is not None:
         c = np.asarray(c, dtype=dtype)
         if c.shape != (B, H):
@@ -123,7 +125,7 @@ def _param_grads(dz_ih, x, dz_hh, h, has_b_ih: bool, has_b_hh: bool) -> dict:
 # ---------------------------------------------------------------------------------------------
 
 
-def lstm_cell_forward(x, h, c, w_ih, w_hh, b_ih=None, b_hh=None):
+def lstm_cell_forward(x, h, c, w_ih, w_hh, b_ih=None, b_hh=None, w_hr=None):
     """One LSTM step (docs/ops.md §1.2; gate blocks i, f, g, o as in PyTorch).
 
     ::
@@ -133,10 +135,18 @@ def lstm_cell_forward(x, h, c, w_ih, w_hh, b_ih=None, b_hh=None):
         c_new = f ⊙ c + i ⊙ g
         h_new = o ⊙ tanh(c_new)
 
+    With projections (``w_hr`` of shape ``(P, H)``, torch's ``proj_size = P``): ``h`` is ``(B, P)``,
+    ``w_hh`` is ``(4H, P)`` and ``h_new = (o ⊙ tanh(c_new)) W_hr^T``; ``c`` stays ``(B, H)``.
+
     Returns ``(h_new, c_new, cache)``.
     """
-    x, h, c, w_ih, w_hh, b_ih, b_hh = _check_cell_args(x, h, w_ih, w_hh, b_ih, b_hh, 4, c=c)
-    H = h.shape[1]
+    projected = w_hr is not None
+    x, h, c, w_ih, w_hh, b_ih, b_hh = _check_cell_args(x, h, w_ih, w_hh, b_ih, b_hh, 4, c=c, projected=projected)
+    H = w_hh.shape[0] // 4
+    if projected:
+        w_hr = np.asarray(w_hr, dtype=x.dtype)
+        if w_hr.shape != (w_hh.shape[1], H):
+            raise ValueError(f"w_hr must have shape {(w_hh.shape[1], H)} (P, H), got shape {w_hr.shape}")
 
     z = _affine(x, w_ih, b_ih) + _affine(h, w_hh, b_hh)
     i = sigmoid(z[:, 0:H])
@@ -146,10 +156,11 @@ def lstm_cell_forward(x, h, c, w_ih, w_hh, b_ih=None, b_hh=None):
 
     c_new = f * c + i * g
     tanh_c = np.tanh(c_new)
-    h_new = o * tanh_c
+    m = o * tanh_c  # the unprojected output
+    h_new = m @ w_hr.T if projected else m
 
     cache = {
-        "x": x, "h": h, "c": c, "w_ih": w_ih, "w_hh": w_hh,
+        "x": x, "h": h, "c": c, "w_ih": w_ih, "w_hh": w_hh, "w_hr": w_hr, "m": m,
         "has_b_ih": b_ih is not None, "has_b_hh": b_hh is not None,
         "i": i, "f": f, "g": g, "o": o, "tanh_c": tanh_c,
     }  # fmt: skip
@@ -168,12 +179,19 @@ def lstm_cell_backward(dh, dc, cache):
         dx = dz W_ih      dh_prev = dz W_hh
         dW_ih = dz^T x    dW_hh = dz^T h    db_ih = db_hh = Σ_batch dz
 
+    With projections, ``h_new = m W_hr^T`` comes first: ``dW_hr = dh^T m``, and the lines above
+    run with ``dh`` replaced by ``dm = dh W_hr``; ``grads`` then also holds ``"w_hr"``.
+
     Returns ``(dx, dh_prev, dc_prev, grads)``.
     """
     i, f, g, o, tanh_c = cache["i"], cache["f"], cache["g"], cache["o"], cache["tanh_c"]
     dtype = i.dtype
-    dh = np.zeros_like(i) if dh is None else np.asarray(dh, dtype=dtype)
+    w_hr = cache["w_hr"]
+    dh = np.zeros((i.shape[0], cache["h"].shape[1]), dtype) if dh is None else np.asarray(dh, dtype=dtype)
     dc = np.zeros_like(i) if dc is None else np.asarray(dc, dtype=dtype)
+    if w_hr is not None:  # h_new = m W_hr^T
+        dw_hr = dh.T @ cache["m"]
+        dh = dh @ w_hr
 
     # h_new = o ⊙ tanh(c_new)
     do = dh * tanh_c
@@ -200,6 +218,8 @@ def lstm_cell_backward(dh, dc, cache):
     dx = dz @ cache["w_ih"]
     dh_prev = dz @ cache["w_hh"]
     grads = _param_grads(dz, cache["x"], dz, cache["h"], cache["has_b_ih"], cache["has_b_hh"])
+    if w_hr is not None:
+        grads["w_hr"] = dw_hr
     return dx, dh_prev, dc_prev, grads
 
 

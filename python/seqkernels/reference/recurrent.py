@@ -13,6 +13,11 @@ Conventions (all as in PyTorch, so results match ``torch.nn.LSTM/GRU/RNN`` and P
 * ``params`` is keyed exactly like a PyTorch state dict: ``weight_ih_l{k}``, ``weight_hh_l{k}``,
   ``bias_ih_l{k}``, ``bias_hh_l{k}``, with suffix ``_reverse`` for ``d = 1``. The bias keys are
   absent for ``bias=False``.
+* LSTM with projections (torch's ``proj_size = P``, ``0 < P < H``): ``params`` also holds
+  ``weight_hr_l{k}`` ``(P, H)`` and ``weight_hh_l{k}`` is ``(4H, P)``; then ``h_t = W_hr (o ⊙ tanh c_t)``
+  has ``P`` entries, so ``y`` is ``(T, B, D*P)``, ``h0``/``h_n`` are ``(L*D, B, P)`` and layer ``k > 0``
+  reads ``D*P`` inputs, while ``c0``/``c_n`` stay ``(L*D, B, H)``. The presence of ``weight_hr_l0``
+  is what selects this.
 * ``lengths[b]`` in ``1..T``: the forward direction runs ``t = 0 .. lengths[b]-1``; the reverse
   direction runs ``t = lengths[b]-1 .. 0`` starting from ``h0``. Steps ``t >= lengths[b]`` give
   ``y[t, b] = 0`` and leave the state unchanged, so ``h_n[b]`` is the state after the last valid
@@ -56,8 +61,9 @@ def _suffix(layer: int, direction: int) -> str:
     return f"_l{layer}" + ("_reverse" if direction == 1 else "")
 
 
-def param_names(num_layers: int = 1, bidirectional: bool = False, bias: bool = True) -> list[str]:
-    """The state-dict keys of a PyTorch recurrent module, in PyTorch's order."""
+def param_names(num_layers: int = 1, bidirectional: bool = False, bias: bool = True, proj_size: int = 0) -> list[str]:
+    """The state-dict keys of a PyTorch recurrent module, in PyTorch's order (``weight_hr`` last
+    in each direction when ``proj_size > 0``)."""
     names = []
     for k in range(num_layers):
         for d in range(2 if bidirectional else 1):
@@ -65,6 +71,8 @@ def param_names(num_layers: int = 1, bidirectional: bool = False, bias: bool = T
             names += [f"weight_ih{s}", f"weight_hh{s}"]
             if bias:
                 names += [f"bias_ih{s}", f"bias_hh{s}"]
+            if proj_size:
+                names.append(f"weight_hr{s}")
     return names
 
 
@@ -77,12 +85,13 @@ def init_params(
     bias=True,
     rng=None,
     dtype=np.float64,
+    proj_size=0,
 ):
     """Random parameters keyed like PyTorch's state dict, drawn as PyTorch does: every entry
     i.i.d. ``U(-1/sqrt(H), 1/sqrt(H))``.
 
     ``rng`` is a ``numpy.random.Generator``, a seed, or ``None`` (fresh entropy). Layer ``k > 0``
-    has input size ``D*H``.
+    has input size ``D*H`` (``D*P`` with ``proj_size = P > 0``, LSTM only, ``P < H``).
     """
     mode = _check_mode(mode)
     for name, v in (("input_size", input_size), ("hidden_size", hidden_size), ("num_layers", num_layers)):
@@ -90,17 +99,21 @@ def init_params(
             raise ValueError(f"{name} must be a positive integer, got {v!r}")
     rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
     G, H = GATES[mode], int(hidden_size)
+    P = _check_proj_size(mode, proj_size, H)
+    R = P or H  # the size of h
     D = 2 if bidirectional else 1
     bound = 1.0 / np.sqrt(H)
     params = {}
     for k in range(num_layers):
-        in_k = int(input_size) if k == 0 else D * H
+        in_k = int(input_size) if k == 0 else D * R
         for d in range(D):
             s = _suffix(k, d)
-            shapes = {f"weight_ih{s}": (G * H, in_k), f"weight_hh{s}": (G * H, H)}
+            shapes = {f"weight_ih{s}": (G * H, in_k), f"weight_hh{s}": (G * H, R)}
             if bias:
                 shapes[f"bias_ih{s}"] = (G * H,)
                 shapes[f"bias_hh{s}"] = (G * H,)
+            if P:
+                shapes[f"weight_hr{s}"] = (P, H)
             for name, shape in shapes.items():
                 params[name] = rng.uniform(-bound, bound, size=shape).astype(dtype)
     return params
@@ -111,19 +124,37 @@ def init_params(
 # ---------------------------------------------------------------------------------------------
 
 
+def _check_proj_size(mode, proj_size, H) -> int:
+    if int(proj_size) != proj_size or proj_size < 0:
+        raise ValueError(f"proj_size must be a non-negative integer, got {proj_size!r}")
+    if proj_size and mode != "lstm":
+        raise ValueError(f"proj_size applies to mode 'lstm' only, got proj_size={proj_size} with mode {mode!r}")
+    if proj_size >= H:
+        raise ValueError(f"proj_size must be smaller than hidden_size, got proj_size={proj_size}, hidden_size={H}")
+    return int(proj_size)
+
+
 def _check_params(mode, params, input_size, num_layers, D, dtype):
-    """Validate ``params`` and return ``(H, has_bias, cast_params)``."""
+    """Validate ``params`` and return ``(H, P, has_bias, cast_params)`` (``P = 0``: no projection)."""
     if not isinstance(params, dict):
         raise ValueError("params must be a dict keyed like a PyTorch state dict")
     G = GATES[mode]
     if "weight_hh_l0" not in params:
         raise ValueError("params is missing 'weight_hh_l0'")
     w = np.asarray(params["weight_hh_l0"])
-    if w.ndim != 2 or w.shape[0] != G * w.shape[1]:
-        raise ValueError(f"params['weight_hh_l0'] must have shape ({G}*H, H) for mode {mode!r}, got {w.shape}")
-    H = w.shape[1]
+    if "weight_hr_l0" in params:  # LSTM with projections: weight_hh is (4H, P)
+        hr = np.asarray(params["weight_hr_l0"])
+        if w.ndim != 2 or hr.ndim != 2 or w.shape[0] != G * hr.shape[1] or w.shape[1] != hr.shape[0]:
+            raise ValueError(f"params['weight_hh_l0'] {w.shape} and params['weight_hr_l0'] {hr.shape} must have "
+                             f"shapes ({G}*H, P) and (P, H)")
+        H, P = hr.shape[1], _check_proj_size(mode, hr.shape[0], hr.shape[1])
+    else:
+        if w.ndim != 2 or w.shape[0] != G * w.shape[1]:
+            raise ValueError(f"params['weight_hh_l0'] must have shape ({G}*H, H) for mode {mode!r}, got {w.shape}")
+        H, P = w.shape[1], 0
+    R = P or H
     has_bias = "bias_ih_l0" in params
-    expected = param_names(num_layers, D == 2, has_bias)
+    expected = param_names(num_layers, D == 2, has_bias, P)
     missing = [n for n in expected if n not in params]
     if missing:
         raise ValueError(f"params is missing {missing} (all or none of the bias keys must be given)")
@@ -132,19 +163,21 @@ def _check_params(mode, params, input_size, num_layers, D, dtype):
         raise ValueError(f"params has unexpected keys {extra} for num_layers={num_layers}, bidirectional={D == 2}")
     out = {}
     for k in range(num_layers):
-        in_k = input_size if k == 0 else D * H
+        in_k = input_size if k == 0 else D * R
         for d in range(D):
             s = _suffix(k, d)
-            shapes = {f"weight_ih{s}": (G * H, in_k), f"weight_hh{s}": (G * H, H)}
+            shapes = {f"weight_ih{s}": (G * H, in_k), f"weight_hh{s}": (G * H, R)}
             if has_bias:
                 shapes[f"bias_ih{s}"] = (G * H,)
                 shapes[f"bias_hh{s}"] = (G * H,)
+            if P:
+                shapes[f"weight_hr{s}"] = (P, H)
             for name, shape in shapes.items():
                 v = np.asarray(params[name])
                 if v.shape != shape:
                     raise ValueError(f"params[{name!r}] must have shape {shape}, got {v.shape}")
                 out[name] = v.astype(dtype, copy=False)
-    return H, has_bias, out
+    return H, P, has_bias, out
 
 
 def _check_state(v, name, shape, dtype):
@@ -191,12 +224,13 @@ def _step_rows(s: int, direction: int, lengths: np.ndarray):
 def _run_direction(mode, inp, w, h0, c0, lengths, direction, nonlinearity, reset_after):
     """Run one direction of one layer over the whole sequence.
 
-    ``inp`` is ``(T, B, I_k)``; returns ``(out (T, B, H), h_last, c_last, steps)`` where
-    ``steps`` is a list of ``(rows, t, cell_cache)``, one per step that had an active row.
+    ``inp`` is ``(T, B, I_k)``; returns ``(out (T, B, R), h_last, c_last, steps)`` where
+    ``steps`` is a list of ``(rows, t, cell_cache)``, one per step that had an active row
+    (``R`` = the size of ``h``: ``P`` with projections, else ``H``).
     """
     T, B, _ = inp.shape
-    H = h0.shape[1]
-    out = np.zeros((T, B, H), dtype=inp.dtype)
+    R = h0.shape[1]
+    out = np.zeros((T, B, R), dtype=inp.dtype)
     h = h0.copy()
     c = None if c0 is None else c0.copy()
     steps = []
@@ -207,7 +241,7 @@ def _run_direction(mode, inp, w, h0, c0, lengths, direction, nonlinearity, reset
         x_s = inp[t, rows]  # (n_active, I_k)
         weights = (w["ih"], w["hh"], w["b_ih"], w["b_hh"])
         if mode == "lstm":
-            h_new, c_new, cache = lstm_cell_forward(x_s, h[rows], c[rows], *weights)
+            h_new, c_new, cache = lstm_cell_forward(x_s, h[rows], c[rows], *weights, w_hr=w.get("hr"))
             c[rows] = c_new
         elif mode == "gru":
             h_new, cache = gru_cell_forward(x_s, h[rows], *weights, reset_after=reset_after)
@@ -276,14 +310,15 @@ def forward(
     * ``mode``: ``"lstm"``, ``"gru"`` or ``"rnn"``.
     * ``x``: ``(T, B, I)`` floating array; its dtype is the compute dtype.
     * ``params``: dict keyed like PyTorch's state dict (see the module docstring).
-    * ``h0``, ``c0``: ``(L*D, B, H)`` or ``None`` for zeros; ``c0`` only for LSTM.
+    * ``h0``, ``c0``: ``(L*D, B, H)`` or ``None`` for zeros; ``c0`` only for LSTM. With projections
+      (``weight_hr_l*`` in ``params``) ``h0`` is ``(L*D, B, P)``.
     * ``lengths``: ``None`` (all ``T``) or an int array ``(B,)`` with entries in ``1..T``.
     * ``nonlinearity``: ``"tanh"`` or ``"relu"`` (RNN only).
     * ``reset_after``: GRU variant (``True`` = PyTorch / cuDNN).
     * ``dropout_masks``: ``None`` or ``num_layers - 1`` arrays ``(T, B, D*H)``, already scaled.
 
-    Returns ``(y, h_n, c_n, cache)``: ``y`` ``(T, B, D*H)`` (zero at padded steps),
-    ``h_n`` ``(L*D, B, H)``, ``c_n`` the same for LSTM and ``None`` otherwise, and ``cache``
+    Returns ``(y, h_n, c_n, cache)``: ``y`` ``(T, B, D*H)`` (zero at padded steps; ``D*P`` with
+    projections), ``h_n`` ``(L*D, B, H)`` (``P``), ``c_n`` ``(L*D, B, H)`` for LSTM and ``None`` otherwise, and ``cache``
     for :func:`backward`.
     """
     mode = _check_mode(mode)
@@ -306,8 +341,9 @@ def forward(
     D = 2 if bidirectional else 1
     L = num_layers
 
-    H, has_bias, p = _check_params(mode, params, I, L, D, dtype)
-    h0 = _check_state(h0, "h0", (L * D, B, H), dtype)
+    H, P, has_bias, p = _check_params(mode, params, I, L, D, dtype)
+    R = P or H  # the size of h and of each direction's output
+    h0 = _check_state(h0, "h0", (L * D, B, R), dtype)
     if mode == "lstm":
         c0 = _check_state(c0, "c0", (L * D, B, H), dtype)
     elif c0 is not None:
@@ -319,12 +355,12 @@ def forward(
         masks = []
         for k, m in enumerate(dropout_masks):
             m = np.asarray(m)
-            if m.shape != (T, B, D * H):
-                raise ValueError(f"dropout_masks[{k}] must have shape {(T, B, D * H)}, got {m.shape}")
+            if m.shape != (T, B, D * R):
+                raise ValueError(f"dropout_masks[{k}] must have shape {(T, B, D * R)}, got {m.shape}")
             masks.append(m.astype(dtype, copy=False))
         dropout_masks = masks
 
-    h_n = np.zeros((L * D, B, H), dtype=dtype)
+    h_n = np.zeros((L * D, B, R), dtype=dtype)
     c_n = np.zeros((L * D, B, H), dtype=dtype) if mode == "lstm" else None
     layer_inputs = []  # the input each layer saw, (T, B, I_k)
     layer_steps = []  # layer_steps[k][d] = steps of _run_direction
@@ -339,6 +375,7 @@ def forward(
                 "hh": p[f"weight_hh{s}"],
                 "b_ih": p.get(f"bias_ih{s}"),
                 "b_hh": p.get(f"bias_hh{s}"),
+                "hr": p.get(f"weight_hr{s}"),
             }
             idx = k * D + d
             out, h_last, c_last, steps = _run_direction(
@@ -357,7 +394,7 @@ def forward(
             inp = y
 
     cache = {
-        "mode": mode, "dtype": dtype, "T": T, "B": B, "H": H, "L": L, "D": D,
+        "mode": mode, "dtype": dtype, "T": T, "B": B, "H": H, "P": P, "L": L, "D": D,
         "has_bias": has_bias, "layer_inputs": layer_inputs, "layer_steps": layer_steps,
         "dropout_masks": dropout_masks,
     }  # fmt: skip
@@ -369,7 +406,8 @@ def backward(cache, dy, dh_n=None, dc_n=None):
 
     * ``dy``: dL/dy ``(T, B, D*H)``; entries at padded steps (``t >= lengths[b]``) are ignored
       because ``y`` is the constant 0 there.
-    * ``dh_n``, ``dc_n``: dL/dh_n, dL/dc_n ``(L*D, B, H)`` or ``None`` for zeros (``dc_n`` LSTM only).
+    * ``dh_n``, ``dc_n``: dL/dh_n, dL/dc_n ``(L*D, B, H)`` or ``None`` for zeros (``dc_n`` LSTM only);
+      with projections ``dy`` is ``(T, B, D*P)`` and ``dh_n`` ``(L*D, B, P)``.
 
     Layers are processed last to first. Layer ``k``'s output gradient is ``dy`` for the last
     layer, otherwise ``dinput_{k+1} ⊙ dropout_masks[k]``. Within a layer each direction runs BPTT
@@ -379,18 +417,19 @@ def backward(cache, dy, dh_n=None, dc_n=None):
     same for LSTM and ``None`` otherwise, and ``grads`` keyed like ``params``.
     """
     mode, dtype = cache["mode"], cache["dtype"]
-    T, B, H, L, D = cache["T"], cache["B"], cache["H"], cache["L"], cache["D"]
+    T, B, H, P, L, D = cache["T"], cache["B"], cache["H"], cache["P"], cache["L"], cache["D"]
+    R = P or H
     dy = np.asarray(dy)
-    if dy.shape != (T, B, D * H):
-        raise ValueError(f"dy must have shape {(T, B, D * H)}, got shape {dy.shape}")
+    if dy.shape != (T, B, D * R):
+        raise ValueError(f"dy must have shape {(T, B, D * R)}, got shape {dy.shape}")
     dy = dy.astype(dtype, copy=False)
-    dh_n = _check_state(dh_n, "dh_n", (L * D, B, H), dtype)
+    dh_n = _check_state(dh_n, "dh_n", (L * D, B, R), dtype)
     if mode == "lstm":
         dc_n = _check_state(dc_n, "dc_n", (L * D, B, H), dtype)
     elif dc_n is not None:
         raise ValueError(f"dc_n is only used by mode 'lstm', got it with mode {mode!r}")
 
-    dh0 = np.zeros((L * D, B, H), dtype=dtype)
+    dh0 = np.zeros((L * D, B, R), dtype=dtype)
     dc0 = np.zeros((L * D, B, H), dtype=dtype) if mode == "lstm" else None
     grads = {}
     dout = dy  # gradient reaching the output of the current layer
@@ -402,7 +441,7 @@ def backward(cache, dy, dh_n=None, dc_n=None):
             di, dh_first, dc_first, g = _backward_direction(
                 mode,
                 cache["layer_steps"][k][d],
-                dout[:, :, d * H : (d + 1) * H],
+                dout[:, :, d * R : (d + 1) * R],
                 dh_n[idx],
                 None if dc_n is None else dc_n[idx],
                 inp.shape,
@@ -418,11 +457,13 @@ def backward(cache, dy, dh_n=None, dc_n=None):
             if cache["has_bias"]:
                 grads[f"bias_ih{s}"] = g["b_ih"]
                 grads[f"bias_hh{s}"] = g["b_hh"]
+            if P:
+                grads[f"weight_hr{s}"] = g["w_hr"]
         if k > 0:
             masks = cache["dropout_masks"]
             dout = dinp * masks[k - 1] if masks is not None else dinp
         else:
             dx = dinp
     # order the dict like a PyTorch state dict
-    grads = {name: grads[name] for name in param_names(L, D == 2, cache["has_bias"])}
+    grads = {name: grads[name] for name in param_names(L, D == 2, cache["has_bias"], P)}
     return dx, dh0, dc0, grads

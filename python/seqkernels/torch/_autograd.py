@@ -21,7 +21,7 @@ from . import _differentiable, _kernels, _ops
 from ._kernels import LayerSpec
 
 # The op's arguments after the tensors: everything that describes the layer.
-_N_CONFIG = 8  # mode, reset_after, nonlinearity, hidden_size, num_directions, bias, training, packs
+_N_CONFIG = 9  # mode, reset_after, nonlinearity, hidden_size, num_directions, bias, proj_size, training, packs
 
 
 def _save(ctx, spec, packs, wants, x, h0, c0, lengths, workspaces, weights):
@@ -42,7 +42,7 @@ def _gradients(ctx, dy, dh_n, dc_n, fused_backward):
     if torch.is_grad_enabled():
         return _differentiable_grads(spec, x, h0, c0, weights, lengths, (dy, dh_n, dc_n), wants)
     if dy is None:
-        dy = x.new_zeros((x.shape[0], x.shape[1], spec.num_directions * spec.hidden_size))
+        dy = x.new_zeros((x.shape[0], x.shape[1], spec.num_directions * spec.state_size))
     if workspaces is None or workspaces.numel() == 0:
         # Called without training=True (a caller of the op that did not ask for a workspace):
         # recompute the forward to get one rather than fail.
@@ -73,9 +73,9 @@ def _numpy_lengths(lengths):
 
 # ---- traced path: the custom op's autograd formula (torch.compile, meta tensors) -----------------------
 def _op_setup_context(ctx, inputs, output):
-    x, h0, c0, weights, lengths, mode, reset_after, nonlinearity, hidden, directions, bias, _, packs = inputs
+    x, h0, c0, weights, lengths, mode, reset_after, nonlinearity, hidden, directions, bias, proj, _, packs = inputs
     ctx.mark_non_differentiable(output[3])
-    _save(ctx, LayerSpec(mode, reset_after, nonlinearity, hidden, directions, bias), packs,
+    _save(ctx, LayerSpec(mode, reset_after, nonlinearity, hidden, directions, bias, proj), packs,
           [t is not None and t.requires_grad for t in (x, h0, c0, *weights)], x, h0, c0, lengths, output[3], weights)
 
 

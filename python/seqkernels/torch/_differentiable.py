@@ -20,15 +20,17 @@ def _linear(x, w, b):
     return torch.nn.functional.linear(x, w, b)
 
 
-def cell_step(spec: LayerSpec, gi, h, c, w_hh, b_hh):
-    """One step of one direction. ``gi``: the input side ``x_t W_ih^T + b_ih`` ``(B, G·H)``; ``h``,
-    ``c``: ``(B, H)`` (``c`` None except for LSTM). Returns ``(h_new, c_new or None)``."""
+def cell_step(spec: LayerSpec, gi, h, c, w_hh, b_hh, w_hr=None):
+    """One step of one direction. ``gi``: the input side ``x_t W_ih^T + b_ih`` ``(B, G·H)``; ``h``:
+    ``(B, R)``, ``c``: ``(B, H)`` (``c`` None except for LSTM; ``R = P`` with projections ``w_hr``,
+    else ``H``). Returns ``(h_new, c_new or None)``."""
     H = spec.hidden_size
     if spec.mode == "lstm":
         z = gi + _linear(h, w_hh, b_hh)
         i, f, g, o = z.split(H, dim=1)
         c_new = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-        return torch.sigmoid(o) * torch.tanh(c_new), c_new
+        h_new = torch.sigmoid(o) * torch.tanh(c_new)
+        return (h_new if w_hr is None else _linear(h_new, w_hr, None)), c_new
     if spec.mode == "gru":
         gi_r, gi_z, gi_n = gi.split(H, dim=1)
         w_r, w_z, w_n = w_hh.split(H, dim=0)
@@ -47,13 +49,15 @@ def cell_step(spec: LayerSpec, gi, h, c, w_hh, b_hh):
 def _direction(spec: LayerSpec, x, h0, c0, w, active, reverse: bool):
     """One direction over ``x (T, B, I)``. ``active``: ``(T, B, 1)`` bool, True while ``t < length``
     (None: every step active). Padded steps keep the state and output zeros, as the kernels do;
-    the reverse direction then starts at each row's last valid step. Returns ``(out (T, B, H), h, c)``."""
-    w_ih, w_hh, b_ih, b_hh = w
+    the reverse direction then starts at each row's last valid step. ``w``: ``(w_ih, w_hh, b_ih, b_hh[,
+    w_hr])``. Returns ``(out (T, B, R), h, c)``."""
+    w_ih, w_hh, b_ih, b_hh, *w_hr = w
+    w_hr = w_hr[0] if w_hr else None
     gi_all = _linear(x, w_ih, b_ih)                 # the input projection of every step at once
     h, c = h0, c0
     outs = [None] * x.shape[0]
     for t in (range(x.shape[0] - 1, -1, -1) if reverse else range(x.shape[0])):
-        h_new, c_new = cell_step(spec, gi_all[t], h, c, w_hh, b_hh)
+        h_new, c_new = cell_step(spec, gi_all[t], h, c, w_hh, b_hh, w_hr)
         if active is None:
             h, c, outs[t] = h_new, c_new, h_new
         else:
@@ -68,15 +72,17 @@ def layer(spec: LayerSpec, x, h0, c0, weights, lengths):
     """Same contract as ``_kernels.layer_forward`` without workspaces: ``(y, h_n, c_n or None)``,
     differentiable in every input. ``lengths``: ``(B,)`` integer tensor (or NumPy array) or None."""
     T, B, _ = x.shape
-    H, D, P = spec.hidden_size, spec.num_directions, spec.per_direction
+    H, R, D, P = spec.hidden_size, spec.state_size, spec.num_directions, spec.per_direction
     active = None
     if lengths is not None:
         steps = torch.arange(T, device=x.device).unsqueeze(1)
         active = (steps < torch.as_tensor(lengths, device=x.device).unsqueeze(0)).unsqueeze(2)
     ys, hs, cs = [], [], []
     for d in range(D):
-        w = tuple(weights[d * P:(d + 1) * P]) if spec.bias else (*weights[d * P:(d + 1) * P], None, None)
-        h = x.new_zeros((B, H)) if h0 is None else h0[d]
+        w = tuple(weights[d * P:(d + 1) * P])
+        if not spec.bias:
+            w = (*w[:2], None, None, *w[2:])
+        h = x.new_zeros((B, R)) if h0 is None else h0[d]
         c = None if not spec.is_lstm else (x.new_zeros((B, H)) if c0 is None else c0[d])
         out, h, c = _direction(spec, x, h, c, w, active, reverse=bool(d))
         ys.append(out)

@@ -30,11 +30,17 @@ class LayerSpec(NamedTuple):
     hidden_size: int
     num_directions: int
     bias: bool
+    proj_size: int = 0   # LSTM with projections: h has proj_size units
 
     @property
     def per_direction(self) -> int:
-        """Weight tensors per direction in the flat list."""
-        return 4 if self.bias else 2
+        """Weight tensors per direction in the flat list (w_ih, w_hh[, b_ih, b_hh][, w_hr])."""
+        return (4 if self.bias else 2) + (1 if self.proj_size else 0)
+
+    @property
+    def state_size(self) -> int:
+        """Units of h (and of each direction's share of y)."""
+        return self.proj_size or self.hidden_size
 
     @property
     def is_lstm(self) -> bool:
@@ -42,7 +48,7 @@ class LayerSpec(NamedTuple):
 
     @property
     def cell(self) -> _layer_plan.Cell:
-        return _layer_plan.Cell(self.mode, self.reset_after, self.nonlinearity)
+        return _layer_plan.Cell(self.mode, self.reset_after, self.nonlinearity, self.proj_size)
 
 
 def _numpy_view(t):
@@ -58,10 +64,13 @@ def _cupy_view(t):
 
 
 def _layer_weights(spec: LayerSpec, weights):
-    """torch's flat list → [(w_ih, w_hh, b_ih, b_hh)] per direction."""
+    """torch's flat list → [(w_ih, w_hh, b_ih, b_hh(, w_hr))] per direction."""
     P = spec.per_direction
-    return [tuple(weights[d * P:(d + 1) * P]) if spec.bias else (*weights[d * P:(d + 1) * P], None, None)
-            for d in range(spec.num_directions)]
+    out = []
+    for d in range(spec.num_directions):
+        w = tuple(weights[d * P:(d + 1) * P])
+        out.append(w if spec.bias else (*w[:2], None, None, *w[2:]))
+    return out
 
 
 def _forward_with(kernels, view, spec: LayerSpec, x, h0, c0, weights, lengths, training: bool, packs=None):

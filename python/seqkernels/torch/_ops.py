@@ -56,8 +56,8 @@ def packs_of(key: int):
     return _PACKS.get(key) if key else None
 
 
-def _spec(mode, reset_after, nonlinearity, hidden_size, num_directions, bias) -> LayerSpec:
-    return LayerSpec(mode, reset_after, nonlinearity, hidden_size, num_directions, bias)
+def _spec(mode, reset_after, nonlinearity, hidden_size, num_directions, bias, proj_size) -> LayerSpec:
+    return LayerSpec(mode, reset_after, nonlinearity, hidden_size, num_directions, bias, proj_size)
 
 
 def _lengths(lengths):
@@ -67,10 +67,10 @@ def _lengths(lengths):
 @torch.library.custom_op("seqkernels::recurrent_layer", mutates_args=())
 def recurrent_layer(x: Tensor, h0: Tensor | None, c0: Tensor | None, weights: list[Tensor], lengths: Tensor | None,
                     mode: str, reset_after: bool, nonlinearity: str, hidden_size: int, num_directions: int,
-                    bias: bool, training: bool, packs: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+                    bias: bool, proj_size: int, training: bool, packs: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """``(y, h_n, c_n, workspaces)``; ``c_n`` is empty except for LSTM, ``workspaces`` empty unless
     ``training``. ``lengths``: int32 CPU tensor ``(B,)`` or None."""
-    spec = _spec(mode, reset_after, nonlinearity, hidden_size, num_directions, bias)
+    spec = _spec(mode, reset_after, nonlinearity, hidden_size, num_directions, bias, proj_size)
     y, h_n, c_n, ws = _kernels.layer_forward(spec, x, h0, c0, list(weights), _lengths(lengths), training,
                                              packs_of(packs))
     empty = x.new_empty((0,))
@@ -78,17 +78,18 @@ def recurrent_layer(x: Tensor, h0: Tensor | None, c0: Tensor | None, weights: li
 
 
 @recurrent_layer.register_fake
-def _(x, h0, c0, weights, lengths, mode, reset_after, nonlinearity, hidden_size, num_directions, bias, training,
-      packs):
+def _(x, h0, c0, weights, lengths, mode, reset_after, nonlinearity, hidden_size, num_directions, bias, proj_size,
+      training, packs):
     T, B, _ = x.shape
-    D, H = num_directions, hidden_size
-    y = x.new_empty((T, B, D * H))
-    h_n = x.new_empty((D, B, H))
+    D, H, R = num_directions, hidden_size, proj_size or hidden_size
+    y = x.new_empty((T, B, D * R))
+    h_n = x.new_empty((D, B, R))
     c_n = x.new_empty((D, B, H)) if mode == "lstm" else x.new_empty((0,))
     ws = x.new_empty((0,))
     if training:
         # The workspace size is an integer function of the shapes; a symbolic size specialises.
-        size = _layer_plan.workspace_size(_layer_plan.Cell(mode, reset_after, nonlinearity), int(T), int(B), H)
+        cell = _layer_plan.Cell(mode, reset_after, nonlinearity, proj_size)
+        size = _layer_plan.workspace_size(cell, int(T), int(B), H)
         ws = x.new_empty((D, size))
     return y, h_n, c_n, ws
 
@@ -96,10 +97,10 @@ def _(x, h0, c0, weights, lengths, mode, reset_after, nonlinearity, hidden_size,
 @torch.library.custom_op("seqkernels::recurrent_layer_backward", mutates_args=())
 def recurrent_layer_backward(x: Tensor, weights: list[Tensor], lengths: Tensor | None, workspaces: Tensor,
                              dy: Tensor, dh_n: Tensor | None, dc_n: Tensor | None, mode: str, reset_after: bool,
-                             nonlinearity: str, hidden_size: int, num_directions: int, bias: bool,
+                             nonlinearity: str, hidden_size: int, num_directions: int, bias: bool, proj_size: int,
                              packs: int) -> tuple[Tensor, Tensor, Tensor, list[Tensor]]:
     """``(dx, dh0, dc0, [dweights])``; ``dc0`` is empty except for LSTM."""
-    spec = _spec(mode, reset_after, nonlinearity, hidden_size, num_directions, bias)
+    spec = _spec(mode, reset_after, nonlinearity, hidden_size, num_directions, bias, proj_size)
     dx, dh0, dc0, dweights = _kernels.layer_backward(spec, x, list(weights), _lengths(lengths), workspaces,
                                                      dy.contiguous(), None if dh_n is None else dh_n.contiguous(),
                                                      None if dc_n is None else dc_n.contiguous(), packs_of(packs))
@@ -108,8 +109,8 @@ def recurrent_layer_backward(x: Tensor, weights: list[Tensor], lengths: Tensor |
 
 @recurrent_layer_backward.register_fake
 def _(x, weights, lengths, workspaces, dy, dh_n, dc_n, mode, reset_after, nonlinearity, hidden_size, num_directions,
-      bias, packs):
+      bias, proj_size, packs):
     T, B, _ = x.shape
-    shape = (num_directions, B, hidden_size)
-    dc0 = x.new_empty(shape) if mode == "lstm" else x.new_empty((0,))
-    return torch.empty_like(x), x.new_empty(shape), dc0, [torch.empty_like(w) for w in weights]
+    dh0 = x.new_empty((num_directions, B, proj_size or hidden_size))
+    dc0 = x.new_empty((num_directions, B, hidden_size)) if mode == "lstm" else x.new_empty((0,))
+    return torch.empty_like(x), dh0, dc0, [torch.empty_like(w) for w in weights]

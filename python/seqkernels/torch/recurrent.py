@@ -4,8 +4,8 @@ initialisation, ``forward(input, hx=None)`` with the same inputs (tensor, batch-
 2-D, ``PackedSequence``) and outputs, dropout between layers in training mode, and the same
 exceptions for bad arguments. Semantics: docs/ops.md §1 (where it is silent, PyTorch's).
 
-Not supported: ``proj_size > 0`` (LSTM projections), dtypes other than float32/float64, devices
-other than CPU and CUDA (see ``_kernels._backend``; the CUDA path has never run on a GPU).
+``LSTM(proj_size=P)`` is torch's LSTM with projections (``weight_hr_l{k}``; ``h`` has ``P`` units).
+Not supported: dtypes other than float32/float64, devices other than CPU and CUDA (see ``_kernels._backend``; the CUDA path has never run on a GPU).
 """
 
 from __future__ import annotations
@@ -56,9 +56,12 @@ class _RecurrentBase(nn.Module):
                 raise TypeError(f"{name} should be of type int, got: {type(v).__name__}")
             if v <= 0:
                 raise ValueError(f"{name} must be greater than zero")
-        if proj_size != 0:
-            raise ValueError(f"proj_size={proj_size!r} is not supported by seqkernels.torch.LSTM (the fused kernels "
-                             "have no output projection); use proj_size=0 or torch.nn.LSTM")
+        if not isinstance(proj_size, int) or isinstance(proj_size, bool) or proj_size < 0:
+            raise ValueError("proj_size should be a positive integer or zero to disable projections")
+        if proj_size >= hidden_size:
+            raise ValueError("proj_size has to be smaller than hidden_size")
+        if proj_size and mode != "LSTM":
+            raise ValueError("proj_size argument is only supported for LSTM, not RNN or GRU")
         if dtype is not None and dtype not in _DTYPES:
             raise TypeError(f"dtype: seqkernels.torch layers support torch.float32 and torch.float64, got {dtype}")
         self.mode = mode
@@ -69,22 +72,25 @@ class _RecurrentBase(nn.Module):
         self.batch_first = batch_first
         self.dropout = float(dropout)
         self.bidirectional = bidirectional
-        self.proj_size = 0
+        self.proj_size = proj_size
         self._reset_after = bool(reset_after)
 
         gate_size = _GATES[mode] * hidden_size
+        real_hidden = proj_size or hidden_size  # the units of h
         D = 2 if bidirectional else 1
         self._flat_weights_names: list[str] = []
         self._all_weights: list[list[str]] = []
-        # Registered in torch's order (layer, direction, w_ih, w_hh, b_ih, b_hh), so state_dict keys
-        # match and reset_parameters() draws the same numbers as torch.nn from the same seed.
+        # Registered in torch's order (layer, direction, w_ih, w_hh, b_ih, b_hh, w_hr), so state_dict
+        # keys match and reset_parameters() draws the same numbers as torch.nn from the same seed.
         for layer in range(num_layers):
-            layer_input = input_size if layer == 0 else hidden_size * D
+            layer_input = input_size if layer == 0 else real_hidden * D
             for direction in range(D):
                 suffix = f"_l{layer}" + ("_reverse" if direction else "")
-                shapes = [("weight_ih", (gate_size, layer_input)), ("weight_hh", (gate_size, hidden_size))]
+                shapes = [("weight_ih", (gate_size, layer_input)), ("weight_hh", (gate_size, real_hidden))]
                 if bias:
                     shapes += [("bias_ih", (gate_size,)), ("bias_hh", (gate_size,))]
+                if proj_size:
+                    shapes.append(("weight_hr", (proj_size, hidden_size)))
                 names = []
                 for stem, shape in shapes:
                     setattr(self, stem + suffix, nn.Parameter(torch.empty(shape, device=device, dtype=dtype)))
@@ -118,6 +124,8 @@ class _RecurrentBase(nn.Module):
 
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
+        if self.proj_size != 0:
+            s += f", proj_size={self.proj_size}"
         if self.num_layers != 1:
             s += f", num_layers={self.num_layers}"
         if self.bias is not True:
@@ -134,7 +142,7 @@ class _RecurrentBase(nn.Module):
         kernel_mode = _CELL_OF_MODE[self.mode]
         nonlinearity = "relu" if self.mode == "RNN_RELU" else "tanh"
         return LayerSpec(kernel_mode, self._reset_after, nonlinearity, self.hidden_size, self.num_directions,
-                         self.bias)
+                         self.bias, self.proj_size)
 
     # ---- argument checks -----------------------------------------------------------------------
     def _name(self) -> str:
@@ -158,11 +166,11 @@ class _RecurrentBase(nn.Module):
             raise RuntimeError(f"input is on {x.device} but the parameters of seqkernels.torch.{self._name()} "
                                f"are on {self.weight_ih_l0.device}")
 
-    def _check_state(self, t, name, label, batch, x):
-        """``t``: (L*D, B, H) tensor after un-batching; same dtype and device as the input."""
+    def _check_state(self, t, name, label, batch, x, size):
+        """``t``: (L*D, B, size) tensor after un-batching; same dtype and device as the input."""
         if not isinstance(t, torch.Tensor):
             raise TypeError(f"{name}: expected a tensor, got {type(t).__name__}")
-        expected = (self.num_layers * self.num_directions, batch, self.hidden_size)
+        expected = (self.num_layers * self.num_directions, batch, size)
         if tuple(t.shape) != expected:
             raise RuntimeError(f"{name}: Expected {label} size {expected}, got {list(t.shape)}")
         if t.dtype != x.dtype or t.device != x.device:
@@ -194,9 +202,10 @@ class _RecurrentBase(nn.Module):
             raise RuntimeError(f"hx: For {kind} input, hx should also be {want}-D but got {h.dim()}-D tensor")
         if not batched:
             h, c = h.unsqueeze(1), None if c is None else c.unsqueeze(1)
-        h = self._check_state(h, "hx[0]" if lstm else "hx", "hidden[0]" if lstm else "hidden", batch, x)
+        h = self._check_state(h, "hx[0]" if lstm else "hx", "hidden[0]" if lstm else "hidden", batch, x,
+                              self.proj_size or self.hidden_size)
         if c is not None:
-            c = self._check_state(c, "hx[1]", "hidden[1]", batch, x)
+            c = self._check_state(c, "hx[1]", "hidden[1]", batch, x, self.hidden_size)
         return h, c
 
     # ---- forward -------------------------------------------------------------------------------
@@ -273,11 +282,12 @@ class _RecurrentBase(nn.Module):
         gradient path of the input, the states and every parameter, so a backward gives zero
         gradients of the right shapes instead of failing."""
         T = x.shape[0]
-        L, D, H = self.num_layers, self.num_directions, self.hidden_size
+        L, D, H, R = self.num_layers, self.num_directions, self.hidden_size, self.proj_size or self.hidden_size
         # An empty slice sums to an exact 0 whose gradient is an exact 0 in every element.
         anchor = sum(t.reshape(-1)[:0].sum() for t in (x, h0, c0, *self._flat_weights) if t is not None)
-        h = x.new_zeros((L * D, 0, H)) + anchor
-        return x.new_zeros((T, 0, D * H)) + anchor, h, (h.clone() if self.mode == "LSTM" else None)
+        h = x.new_zeros((L * D, 0, R)) + anchor
+        c = x.new_zeros((L * D, 0, H)) + anchor if self.mode == "LSTM" else None
+        return x.new_zeros((T, 0, D * R)) + anchor, h, c
 
 
 class _PackedLayout:
@@ -312,8 +322,8 @@ class _PackedLayout:
 
 
 class LSTM(_RecurrentBase):
-    """Drop-in ``torch.nn.LSTM`` (gates i, f, g, o) over the seqkernels kernels. ``proj_size``
-    must be 0."""
+    """Drop-in ``torch.nn.LSTM`` (gates i, f, g, o) over the seqkernels kernels, ``proj_size``
+    included (``h_t = W_hr (o ⊙ tanh c_t)``, parameters ``weight_hr_l{k}``)."""
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
                  bidirectional=False, proj_size=0, device=None, dtype=None):
