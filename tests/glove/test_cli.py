@@ -129,6 +129,17 @@ def test_progress_goes_to_stderr(tmp_path):
     assert all(len(line.split(b" ")) == 2 for line in (tmp_path / "v.txt").read_bytes().splitlines())
 
 
+def _pipe_bytes(pipe) -> int:
+    """Bytes written to a pipe and not yet read (Linux answers FIONREAD on either end)."""
+    import array
+    import fcntl
+    import termios
+
+    n = array.array("i", [0])
+    fcntl.ioctl(pipe.fileno(), termios.FIONREAD, n)
+    return n[0]
+
+
 def test_ctrl_c_while_waiting_on_a_pipe(tmp_path):
     """SIGINT stops a cooccur blocked on stdin: status 130, no output."""
     import signal
@@ -141,7 +152,12 @@ def test_ctrl_c_while_waiting_on_a_pipe(tmp_path):
                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         p.stdin.write(b"a b a b\n" * 1000)
         p.stdin.flush()
-        time.sleep(2.0)  # the interpreter starts and the reader blocks on the open pipe
+        # Wait until the reader has drained the pipe (so it is blocked reading the open pipe, however
+        # long the interpreter took to start on a busy machine), then a moment more.
+        deadline = time.monotonic() + 120
+        while _pipe_bytes(p.stdin) and time.monotonic() < deadline and p.poll() is None:
+            time.sleep(0.05)
+        time.sleep(0.5)
         p.send_signal(signal.SIGINT)
         try:
             p.wait(timeout=30)  # stdin stays open: only the signal can end the read
