@@ -43,7 +43,8 @@ def _gradgradcheck(module, packed=False, seed=None, T=3, B=3):
     torch.manual_seed(0)
     L, D, H, I = module.num_layers, module.num_directions, module.hidden_size, module.input_size
     x = torch.randn(T, B, I, dtype=torch.float64, requires_grad=True)
-    h0 = torch.randn(L * D, B, H, dtype=torch.float64, requires_grad=True)
+    R = getattr(module, "proj_size", 0) or H  # units of h
+    h0 = torch.randn(L * D, B, R, dtype=torch.float64, requires_grad=True)
     c0 = torch.randn(L * D, B, H, dtype=torch.float64, requires_grad=True)
     params = [p.detach().clone().requires_grad_() for p in module.parameters()]
     f = _as_function(module, packed, torch.tensor([T, 1, 2][:B]), seed)
@@ -70,6 +71,12 @@ def test_gradgradcheck_gru_reset_before_and_no_bias(one_thread):
     torch.manual_seed(3)
     _gradgradcheck(skt.GRU(2, 3, reset_after=False, bidirectional=True).double(), packed=True)
     _gradgradcheck(skt.LSTM(2, 3, bias=False).double())
+
+
+@pytest.mark.parametrize("packed", [False, True], ids=["tensor", "packed"])
+def test_gradgradcheck_lstm_with_projections(packed, one_thread):
+    torch.manual_seed(4)
+    _gradgradcheck(skt.LSTM(2, 4, proj_size=2, num_layers=2, bidirectional=True).double(), packed)
 
 
 @pytest.mark.parametrize("cell", sorted(CELLS))
