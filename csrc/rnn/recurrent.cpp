@@ -943,8 +943,8 @@ void recurrent_backward_impl(const CellSpec& cell, const BackwardArgs<T>& a) {
   const int steps = a.steps, B = a.batch, I = a.input, H = a.hidden, G = cell.gates();
   const int R = cell.state_size(H);
   const idx GH = static_cast<idx>(G) * H, BH = static_cast<idx>(B) * H, BR = static_cast<idx>(B) * R;
-  const bool gru_before = cell.kind == CellKind::Gru && !cell.reset_after;
-  const bool gru_after = cell.kind == CellKind::Gru && cell.reset_after;
+  const bool gru_reset_before_product = cell.kind == CellKind::Gru && !cell.reset_after;
+  const bool gru_reset_after_product = cell.kind == CellKind::Gru && cell.reset_after;
   const bool proj = cell.proj > 0;
   const Workspace<T> ws = carve(cell, const_cast<T*>(a.workspace), steps, B, H);
   const Geometry<T> geo(H, R);
@@ -958,8 +958,8 @@ void recurrent_backward_impl(const CellSpec& cell, const BackwardArgs<T>& a) {
   // dzh: w.r.t. the recurrent pre-activation (h·W_hhᵀ + b_hh). They differ only for GRU with
   // reset_after, where r scales the n block of the recurrent part.
   Uninit<T> dzx(static_cast<size_t>(steps) * B * GH);  // phase 1 writes every element of each step
-  Uninit<T> dzh_store(gru_after ? dzx.size() : 0);
-  T* dzh = gru_after ? dzh_store.data() : dzx.data();
+  Uninit<T> dzh_store(gru_reset_after_product ? dzx.size() : 0);
+  T* dzh = gru_reset_after_product ? dzh_store.data() : dzx.data();
   std::vector<T> dh_buf(2 * static_cast<size_t>(BR), T(0)), dc(cell.has_cell_state() ? BH : 0, T(0));
   if (a.dh_n) copy_n(a.dh_n, BR, dh_buf.data());
   if (cell.has_cell_state() && a.dc_n) copy_n(a.dc_n, BH, dc.data());
@@ -980,7 +980,7 @@ void recurrent_backward_impl(const CellSpec& cell, const BackwardArgs<T>& a) {
   const T* h_prev_all = ws.states + (a.reverse ? BR : 0);  // h_{t-1} of every t, (T, B, R)
   blas::parallel_gemm(false, false, rows, I, gh, T(1), dzx.data(), gh, a.w_ih, I, T(1), a.dx, I, team);
   blas::parallel_gemm(true, false, gh, I, rows, T(1), dzx.data(), gh, a.x, I, T(0), a.dw_ih, I, team);
-  if (gru_before) {  // the n block's recurrent input was r ⊙ h_{t-1}, saved in aux
+  if (gru_reset_before_product) {  // the n block's recurrent input was r ⊙ h_{t-1}, saved in aux
     blas::parallel_gemm(true, false, 2 * H, H, rows, T(1), dzx.data(), gh, h_prev_all, H, T(0), a.dw_hh, H, team);
     blas::parallel_gemm(true, false, H, H, rows, T(1), dzx.data() + 2 * H, gh, ws.aux, H, T(0),
                         a.dw_hh + 2 * static_cast<idx>(H) * H, H, team);

@@ -280,6 +280,10 @@ PYBIND11_MODULE(_cuda, m) {
           f(scores, beam_scores, items, beams, vocab, eos_id, log_probs, forbid_eos, cand_score, cand_beam, cand_token,
             cand_logp, cand_finished, alive, scratch, bad_item, stream, StepControls{});
         },
+        py::arg("dtype"), py::arg("scores"), py::arg("beam_scores"), py::arg("items"), py::arg("beams"),
+        py::arg("vocab"), py::arg("eos_id"), py::arg("log_probs"), py::arg("forbid_eos"), py::arg("cand_score"),
+        py::arg("cand_beam"), py::arg("cand_token"), py::arg("cand_logp"), py::arg("cand_finished"),
+        py::arg("alive"), py::arg("scratch"), py::arg("bad_item"), py::arg("stream"),
         "Fused beam step on device pointers (seqkernels/beam_search.h); queued on `stream`. "
         "Use seqkernels.ops.beam_step, which owns the arrays.");
   m.def("beam_step_controls",
@@ -295,6 +299,11 @@ PYBIND11_MODULE(_cuda, m) {
             cand_logp, cand_finished, alive, scratch, bad_item, stream,
             StepControls{forced, mark_offsets, mark_tokens, mark_kinds, repetition_penalty});
         },
+        py::arg("dtype"), py::arg("scores"), py::arg("beam_scores"), py::arg("items"), py::arg("beams"),
+        py::arg("vocab"), py::arg("eos_id"), py::arg("log_probs"), py::arg("forbid_eos"), py::arg("cand_score"),
+        py::arg("cand_beam"), py::arg("cand_token"), py::arg("cand_logp"), py::arg("cand_finished"),
+        py::arg("alive"), py::arg("scratch"), py::arg("bad_item"), py::arg("stream"), py::arg("forced"),
+        py::arg("mark_offsets"), py::arg("mark_tokens"), py::arg("mark_kinds"), py::arg("repetition_penalty"),
         "beam_step with the decoding controls: forced (N*B,) int32 and the CSR marks of "
         "seqkernels._C.beam_step_marks, as device pointers (0 = none). Use seqkernels.ops.beam_step.");
   m.def("recurrent_scratch_sizes",
@@ -304,6 +313,8 @@ PYBIND11_MODULE(_cuda, m) {
           return py::make_tuple(seqkernels::cuda::forward_scratch_size(cell, batch, hidden),
                                 seqkernels::cuda::backward_scratch_size(cell, batch, hidden));
         },
+        py::arg("mode"), py::arg("reset_after"), py::arg("nonlinearity"), py::arg("batch"), py::arg("hidden"),
+        py::arg("proj_size"),
         "(forward inference scratch, backward scratch) in elements of the working type.");
   m.def("recurrent_forward",
         [](const std::string& dtype, const std::string& mode, bool reset_after, const std::string& nonlinearity,
@@ -320,6 +331,11 @@ PYBIND11_MODULE(_cuda, m) {
           f(cell, steps, batch, hidden, xz, w_hh, b_hh, h0, c0, lengths, reverse, y, ldy, h_n, c_n, workspace, scratch,
             stream, w_hr);
         },
+        py::arg("dtype"), py::arg("mode"), py::arg("reset_after"), py::arg("nonlinearity"), py::arg("steps"),
+        py::arg("batch"), py::arg("hidden"), py::arg("xz"), py::arg("w_hh"), py::arg("b_hh"), py::arg("h0"),
+        py::arg("c0"), py::arg("lengths"), py::arg("reverse"), py::arg("y"), py::arg("ldy"), py::arg("h_n"),
+        py::arg("c_n"), py::arg("workspace"), py::arg("scratch"), py::arg("stream"), py::arg("proj_size"),
+        py::arg("w_hr"),
         "Recurrence of one layer-direction on device pointers (seqkernels/recurrent.h, CUDA); 0 = null. "
         "proj_size > 0 (LSTM with projections) takes w_hr (R, H). Use seqkernels.nn, which owns the arrays.");
   m.def("recurrent_backward",
@@ -337,6 +353,11 @@ PYBIND11_MODULE(_cuda, m) {
           f(cell, steps, batch, hidden, w_hh, lengths, reverse, dy, ldy, dh_n, dc_n, workspace, dzx, dzh, dh0, dc0,
             scratch, stream, w_hr, dht);
         },
+        py::arg("dtype"), py::arg("mode"), py::arg("reset_after"), py::arg("nonlinearity"), py::arg("steps"),
+        py::arg("batch"), py::arg("hidden"), py::arg("w_hh"), py::arg("lengths"), py::arg("reverse"), py::arg("dy"),
+        py::arg("ldy"), py::arg("dh_n"), py::arg("dc_n"), py::arg("workspace"), py::arg("dzx"), py::arg("dzh"),
+        py::arg("dh0"), py::arg("dc0"), py::arg("scratch"), py::arg("stream"), py::arg("proj_size"), py::arg("w_hr"),
+        py::arg("dht"),
         "Backward through time of one layer-direction on device pointers: writes dzx (and dzh), dh0, dc0 "
         "(and, with proj_size > 0, dht: the gradient reaching h_t).");
   m.def("last_launch_plan", []() {
@@ -375,6 +396,9 @@ PYBIND11_MODULE(_cuda, m) {
           SK_CUDA_CHECK(static_cast<cudaError_t>(seqkernels::glove::cuda::train_epoch(
               a, dev<double>(block_cost), dev<long long>(block_skipped), warps, dev<void>(stream))));
         },
+        py::arg("W"), py::arg("gradsq"), py::arg("rows"), py::arg("cols"), py::arg("log_values"), py::arg("weights"),
+        py::arg("vocab_size"), py::arg("vector_size"), py::arg("records"), py::arg("eta"), py::arg("grad_clip"),
+        py::arg("block_cost"), py::arg("block_skipped"), py::arg("warps"), py::arg("stream"),
         "One GloVe AdaGrad epoch on device pointers (seqkernels/glove.h, CUDA) run by `warps` warps; "
         "per-block partial sums (glove_epoch_blocks(warps) of each).");
   m.def("runtime_version", []() {

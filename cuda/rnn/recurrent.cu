@@ -133,7 +133,7 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(CellSpec cell, Forwar
   const int units = (H + gridDim.x - 1) / gridDim.x;  // the largest slice: what the host sized
   T* stage = w_s + (kSmem ? static_cast<size_t>(G) * units * H : 0);
   const bool training = a.workspace != nullptr;
-  const bool gru_before = cell.kind == CellKind::Gru && !cell.reset_after;
+  const bool gru_reset_before_product = cell.kind == CellKind::Gru && !cell.reset_after;
   const Buffers<T> w = forward_buffers(cell, a);
   const int lane = threadIdx.x % 32;
 
@@ -173,7 +173,7 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(CellSpec cell, Forwar
     T* acts_t = w.acts + (training ? t * B * GH : 0);
     const T* zx_t = a.xz + static_cast<size_t>(t) * B * GH;
     T* y_t = a.y + static_cast<size_t>(t) * B * a.ldy;
-    const int gates_now = gru_before ? 2 : G;  // reset_before: the n row waits for r ⊙ h_{t-1}
+    const int gates_now = gru_reset_before_product ? 2 : G;  // reset_before: the n row waits for r ⊙ h_{t-1}
 
     for_each_row_pair(h_prev, H, H, B, hs, stage, stage_elems, [&](int b, int jj, const T* hp, bool staged) {
       const int j = j0 + jj;
@@ -216,7 +216,7 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(CellSpec cell, Forwar
           const T u = sigmoid(zx[H + j] + acc[1] + b_hh(1, j));
           const T hp_j = __ldcg(h_prev + o);
           ac[j] = r; ac[H + j] = u;
-          if (gru_before) {
+          if (gru_reset_before_product) {
             aux_t[o] = r * hp_j;  // the candidate's recurrent input, for phase 2 and for dW_hh
           } else {
             const T hn = acc[2] + b_hh(2, j);
@@ -233,7 +233,7 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(CellSpec cell, Forwar
         }
       }
     });
-    if (gru_before) {  // phase 2: n = tanh(zx_n + W_hn (r ⊙ h_{t-1}) + b_hn) needs aux of every unit
+    if (gru_reset_before_product) {  // phase 2: n = tanh(zx_n + W_hn (r ⊙ h_{t-1}) + b_hn) needs aux of every unit
       grid.sync();
       for_each_row_pair(aux_t, H, H, B, hs, stage, stage_elems, [&](int b, int jj, const T* rh, bool staged) {
         const int j = j0 + jj;
@@ -278,8 +278,8 @@ __global__ void __launch_bounds__(kThreads, 1) backward_kernel(CellSpec cell, Ba
   const int units = (H + gridDim.x - 1) / gridDim.x;  // the largest slice: what the host sized
   const size_t ldw = GH + 1;                          // padded: the transposing fill is conflict-free
   T* stage = w_s + (kSmem ? units * ldw : 0);
-  const bool gru_after = cell.kind == CellKind::Gru && cell.reset_after;
-  const bool gru_before = cell.kind == CellKind::Gru && !cell.reset_after;
+  const bool gru_reset_after_product = cell.kind == CellKind::Gru && cell.reset_after;
+  const bool gru_reset_before_product = cell.kind == CellKind::Gru && !cell.reset_after;
   const int lane = threadIdx.x % 32;
 
   // The forward workspace (read only).
@@ -290,8 +290,8 @@ __global__ void __launch_bounds__(kThreads, 1) backward_kernel(CellSpec cell, Ba
   const T* aux = w.aux;
   T* dh_buf = a.scratch;                                                    // (2, B, H) ping-pong
   T* dc = cell.kind == CellKind::Lstm ? dh_buf + 2 * BH : nullptr;          // (B, H)
-  T* drh = gru_before ? dh_buf + 2 * BH : nullptr;                          // (B, H)
-  T* dzh_all = gru_after ? a.dzh : a.dzx;
+  T* drh = gru_reset_before_product ? dh_buf + 2 * BH : nullptr;                          // (B, H)
+  T* dzh_all = gru_reset_after_product ? a.dzh : a.dzx;
 
   if (kSmem)  // this block's columns j of W_hh as (hs, G·H) rows of stride ldw; filled in W_hh's order
     for (size_t e = threadIdx.x; e < static_cast<size_t>(hs) * GH; e += kThreads) {
@@ -360,7 +360,7 @@ __global__ void __launch_bounds__(kThreads, 1) backward_kernel(CellSpec cell, Ba
       T* dz = dzx_t + b * GH;
       if (!is_active(a.lengths, b, t)) {  // the state was carried through: so is its gradient
         for (int g = 0; g < G; ++g) dz[g * H + j] = T(0);
-        if (gru_after) for (int g = 0; g < G; ++g) dzh_t[b * GH + g * H + j] = T(0);
+        if (gru_reset_after_product) for (int g = 0; g < G; ++g) dzh_t[b * GH + g * H + j] = T(0);
         dh_out[o] = dh_in[o];
         continue;
       }
@@ -384,7 +384,8 @@ __global__ void __launch_bounds__(kThreads, 1) backward_kernel(CellSpec cell, Ba
           gru_unit_backward_un(dh, u, n, h_prev[o], &du, &dn, &direct);
           dz[H + j] = du; dz[2 * H + j] = dn;
           dh_out[o] = direct;
-          if (gru_after) {  // n = tanh(zx_n + r ⊙ hn): dr = dn_pre ⊙ hn; the recurrent n block sees r ⊙ dn_pre
+          // n = tanh(zx_n + r ⊙ hn): dr = dn_pre ⊙ hn; the recurrent n block sees r ⊙ dn_pre
+          if (gru_reset_after_product) {
             const T dr = dn * aux[static_cast<size_t>(t) * BH + o] * dsigmoid_from_output(rg);
             dz[j] = dr;
             T* dzh = dzh_t + b * GH;
@@ -401,7 +402,7 @@ __global__ void __launch_bounds__(kThreads, 1) backward_kernel(CellSpec cell, Ba
       }
     }
     grid.sync();  // every unit's dz of step t
-    if (gru_before) {
+    if (gru_reset_before_product) {
       // Phase 2: drh = d(r ⊙ h_{t-1}) = dn_pre · W_hn, this block's columns.
       reduce_columns(dzx_t, 2 * H, 3 * H, drh, false);
       __syncthreads();

@@ -6,14 +6,14 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['backward', 'beam_step', 'beam_step_marks', 'build_info', 'cell_math', 'cpu_capabilities', 'cpu_capability', 'fma_peak', 'forward', 'glove_bucket', 'glove_cooccur', 'glove_record_terms', 'glove_stanford_init', 'glove_train_epoch', 'glove_vocab_count', 'glove_word_less', 'glove_write_text_vectors', 'pack_size', 'set_cpu_capability', 'team_forks_seen', 'team_size', 'workspace_layout', 'workspace_size']
-def backward(*, mode: str, reset_after: bool, nonlinearity: str, x: numpy.ndarray, w_ih: numpy.ndarray, w_hh: numpy.ndarray, lengths: typing.Any, reverse: bool, dy: numpy.ndarray, direction: typing.SupportsInt | typing.SupportsIndex, dh_n: typing.Any, dc_n: typing.Any, workspace: numpy.ndarray, dx: numpy.ndarray, dh0: numpy.ndarray, dc0: typing.Any, dw_ih: numpy.ndarray, dw_hh: numpy.ndarray, db_ih: typing.Any, db_hh: typing.Any, pack: typing.Any = None, num_threads: typing.SupportsInt | typing.SupportsIndex = 0) -> None:
+__all__: list[str] = ['backward', 'beam_step', 'beam_step_marks', 'build_info', 'cell_math', 'cpu_capabilities', 'cpu_capability', 'fma_peak', 'forward', 'glove_bucket', 'glove_cooccur', 'glove_cooccur_runs', 'glove_merge_runs', 'glove_record_terms', 'glove_stanford_init', 'glove_train_epoch', 'glove_value_scale', 'glove_vocab_count', 'glove_word_less', 'glove_write_text_vectors', 'pack_size', 'set_cpu_capability', 'team_forks_seen', 'team_size', 'word2vec_encode', 'word2vec_train_epoch', 'workspace_layout', 'workspace_size']
+def backward(*, mode: str, reset_after: bool, nonlinearity: str, x: numpy.ndarray, w_ih: numpy.ndarray, w_hh: numpy.ndarray, lengths: typing.Any, reverse: bool, dy: numpy.ndarray, direction: typing.SupportsInt | typing.SupportsIndex, dh_n: typing.Any, dc_n: typing.Any, workspace: numpy.ndarray, dx: numpy.ndarray, dh0: numpy.ndarray, dc0: typing.Any, dw_ih: numpy.ndarray, dw_hh: numpy.ndarray, db_ih: typing.Any, db_hh: typing.Any, pack: typing.Any = None, num_threads: typing.SupportsInt | typing.SupportsIndex = 0, proj_size: typing.SupportsInt | typing.SupportsIndex = 0, w_hr: typing.Any = None, dw_hr: typing.Any = None) -> None:
     """
     Backward through time of one direction of one layer: adds into dx, writes dh0, dc0 and the weight and bias gradients.
     """
-def beam_step(scores: numpy.ndarray, beam_scores: numpy.ndarray, eos_id: typing.SupportsInt | typing.SupportsIndex, log_probs: bool = False, forbid_eos: bool = False, num_threads: typing.SupportsInt | typing.SupportsIndex = 0, history: typing.Any = None, history_hash: typing.Any = None, repetition_penalty: typing.SupportsFloat | typing.SupportsIndex = 1.0, no_repeat_ngram_size: typing.SupportsInt | typing.SupportsIndex = 0, banned: typing.Any = None, forced: typing.Any = None) -> tuple:
+def beam_step(scores: numpy.ndarray, beam_scores: numpy.ndarray, eos_id: typing.SupportsInt | typing.SupportsIndex, log_probs: bool = False, forbid_eos: bool = False, num_threads: typing.SupportsInt | typing.SupportsIndex = 0, history: typing.Any = None, history_hash: typing.Any = None, repetition_penalty: typing.SupportsFloat | typing.SupportsIndex = 1.0, no_repeat_ngram_size: typing.SupportsInt | typing.SupportsIndex = 0, banned: typing.Any = None, forced: typing.Any = None, candidates: typing.SupportsInt | typing.SupportsIndex = 0) -> tuple:
     """
-    Fused beam-search step (seqkernels/beam_search.h): returns (cand_score, cand_beam, cand_token, cand_logp, cand_finished, alive). scores and beam_scores: float32 or float64, same dtype; history, banned, forced: int32; history_hash: uint64.
+    Fused beam-search step (seqkernels/beam_search.h): returns (cand_score, cand_beam, cand_token, cand_logp, cand_finished, alive). scores and beam_scores: float32 or float64, same dtype; history, banned, forced: int32; history_hash: uint64. candidates: K >= 2B candidates per item (0: 2B).
     """
 def beam_step_marks(rows: typing.SupportsInt | typing.SupportsIndex, vocab: typing.SupportsInt | typing.SupportsIndex, eos_id: typing.SupportsInt | typing.SupportsIndex, forbid_eos: bool = False, history: typing.Any = None, history_hash: typing.Any = None, repetition_penalty: typing.SupportsFloat | typing.SupportsIndex = 1.0, no_repeat_ngram_size: typing.SupportsInt | typing.SupportsIndex = 0, banned: typing.Any = None) -> tuple:
     """
@@ -35,9 +35,9 @@ def fma_peak(threads: typing.SupportsInt | typing.SupportsIndex, seconds: typing
     """
     Measured float32 FMA rate: `threads` std::threads started together, each running a register-resident loop of independent vector multiply-adds (the current CPU capability's widest vectors) for about `seconds`. Returns a dict: gflops (all threads), seconds, flops, threads, lanes, accumulators, fused, cpu_capability.
     """
-def forward(*, mode: str, reset_after: bool, nonlinearity: str, x: numpy.ndarray, w_ih: numpy.ndarray, w_hh: numpy.ndarray, b_ih: typing.Any, b_hh: typing.Any, h0: typing.Any, c0: typing.Any, lengths: typing.Any, reverse: bool, y: numpy.ndarray, direction: typing.SupportsInt | typing.SupportsIndex, h_n: numpy.ndarray, c_n: typing.Any, workspace: typing.Any, pack: typing.Any = None, num_threads: typing.SupportsInt | typing.SupportsIndex = 0) -> None:
+def forward(*, mode: str, reset_after: bool, nonlinearity: str, x: numpy.ndarray, w_ih: numpy.ndarray, w_hh: numpy.ndarray, b_ih: typing.Any, b_hh: typing.Any, h0: typing.Any, c0: typing.Any, lengths: typing.Any, reverse: bool, y: numpy.ndarray, direction: typing.SupportsInt | typing.SupportsIndex, h_n: numpy.ndarray, c_n: typing.Any, workspace: typing.Any, pack: typing.Any = None, num_threads: typing.SupportsInt | typing.SupportsIndex = 0, proj_size: typing.SupportsInt | typing.SupportsIndex = 0, w_hr: typing.Any = None) -> None:
     """
-    One direction of one layer over a whole sequence; writes y[:, :, d*H:(d+1)*H], h_n, c_n and, when a workspace is given (training), everything backward needs.
+    One direction of one layer over a whole sequence; writes y[:, :, d*R:(d+1)*R], h_n, c_n and, when a workspace is given (training), everything backward needs (R = proj_size or H).
     """
 def glove_bucket(word: str) -> int:
     """
@@ -46,6 +46,14 @@ def glove_bucket(word: str) -> int:
 def glove_cooccur(corpus: typing.Any, words: collections.abc.Sequence[str], window_size: typing.SupportsInt | typing.SupportsIndex = 15, symmetric: bool = True, distance_weighting: bool = True, memory_gb: typing.SupportsFloat | typing.SupportsIndex = 4.0, threads: typing.SupportsInt | typing.SupportsIndex = 0, temp_dir: str = '', output_fd: typing.Any = None, max_product: typing.SupportsInt | typing.SupportsIndex = -1, overflow_length: typing.SupportsInt | typing.SupportsIndex = -1, max_open_runs: typing.SupportsInt | typing.SupportsIndex = 0, block_bytes: typing.SupportsInt | typing.SupportsIndex = 0, progress: typing.Any = None) -> tuple:
     """
     Stanford cooccur: returns (stats, rows, cols, values) with 0-based int32 ids, or (stats, None, None, None) after writing cooccurrence.bin to output_fd.
+    """
+def glove_cooccur_runs(corpus: typing.Any, words: collections.abc.Sequence[str], fds: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], first_rows: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], window_size: typing.SupportsInt | typing.SupportsIndex = 15, symmetric: bool = True, distance_weighting: bool = True, memory_gb: typing.SupportsFloat | typing.SupportsIndex = 4.0, threads: typing.SupportsInt | typing.SupportsIndex = 0, max_product: typing.SupportsInt | typing.SupportsIndex = -1, overflow_length: typing.SupportsInt | typing.SupportsIndex = -1) -> tuple[dict, list[int]]:
+    """
+    Map task: counts with exact sums into one sorted run file per row range; returns (stats, records per run).
+    """
+def glove_merge_runs(paths: collections.abc.Sequence[str], scale: typing.SupportsFloat | typing.SupportsIndex, output_fd: typing.SupportsInt | typing.SupportsIndex, temp_dir: str, max_open_runs: typing.SupportsInt | typing.SupportsIndex = 64) -> int:
+    """
+    Reduce task: merges run files of one row range into cooccurrence.bin records on output_fd.
     """
 def glove_record_terms(values: numpy.ndarray, x_max: typing.SupportsFloat | typing.SupportsIndex, alpha: typing.SupportsFloat | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex = 0) -> tuple[numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64]]:
     """
@@ -59,6 +67,10 @@ def glove_train_epoch(W: numpy.ndarray, gradsq: numpy.ndarray, rows: numpy.ndarr
     """
     One Stanford AdaGrad epoch over the records in order; returns (summed cost, skipped records). log_values/weights: optional per-record log(x) and f(x) from glove_record_terms.
     """
+def glove_value_scale(window_size: typing.SupportsInt | typing.SupportsIndex, distance_weighting: bool) -> float:
+    """
+    The integer scale of the co-occurrence weights (lcm(1..window) for windows up to 22, else 1).
+    """
 def glove_vocab_count(corpus: typing.Any, min_count: typing.SupportsInt | typing.SupportsIndex = 1, max_vocab: typing.SupportsInt | typing.SupportsIndex = 0, threads: typing.SupportsInt | typing.SupportsIndex = 0, block_bytes: typing.SupportsInt | typing.SupportsIndex = 0, progress: typing.Any = None) -> tuple[list, numpy.typing.NDArray[numpy.int64], int, int]:
     """
     Stanford vocab_count: returns (words: list[bytes], counts: int64 array, tokens, distinct).
@@ -71,7 +83,7 @@ def glove_write_text_vectors(path: str, words: collections.abc.Sequence[str], ve
     """
     Writes an optional header line, then 'word v1 ... vk' lines with Stanford's %lf formatting.
     """
-def pack_size(mode: str, reset_after: bool, nonlinearity: str, hidden: typing.SupportsInt | typing.SupportsIndex, dtype: str) -> int:
+def pack_size(mode: str, reset_after: bool, nonlinearity: str, hidden: typing.SupportsInt | typing.SupportsIndex, dtype: str, proj_size: typing.SupportsInt | typing.SupportsIndex = 0) -> int:
     """
     Elements of a pack buffer for one layer-direction's W_hh (pass it as pack= to forward/backward).
     """
@@ -87,11 +99,19 @@ def team_size(requested: typing.SupportsInt | typing.SupportsIndex = 0) -> int:
     """
     Threads a kernel call uses when asked for `requested` (0 = the default team size).
     """
-def workspace_layout(mode: str, reset_after: bool, nonlinearity: str, steps: typing.SupportsInt | typing.SupportsIndex, batch: typing.SupportsInt | typing.SupportsIndex, hidden: typing.SupportsInt | typing.SupportsIndex) -> dict:
+def word2vec_encode(corpus: typing.Any, words: collections.abc.Sequence[str], max_sentence: typing.SupportsInt | typing.SupportsIndex = 10000) -> tuple[numpy.typing.NDArray[numpy.int32], numpy.typing.NDArray[numpy.int64], int]:
     """
-    Element offsets of the workspace blocks (states, cstates, acts, aux; -1 = absent) and its size.
+    The corpus as word ids: returns (ids int32 (N,), offsets int64 (S+1,), tokens read); a line is a sentence, tokens outside `words` are dropped, long lines are cut every max_sentence kept tokens.
     """
-def workspace_size(mode: str, reset_after: bool, nonlinearity: str, steps: typing.SupportsInt | typing.SupportsIndex, batch: typing.SupportsInt | typing.SupportsIndex, hidden: typing.SupportsInt | typing.SupportsIndex) -> int:
+def word2vec_train_epoch(syn0: numpy.ndarray, syn1neg: numpy.ndarray, ids: numpy.ndarray, offsets: numpy.ndarray, keep: typing.Any, table: numpy.ndarray, window: typing.SupportsInt | typing.SupportsIndex, negative: typing.SupportsInt | typing.SupportsIndex, cbow: bool, learning_rate: typing.SupportsFloat | typing.SupportsIndex, words_before: typing.SupportsInt | typing.SupportsIndex, words_total: typing.SupportsInt | typing.SupportsIndex, seed: typing.SupportsInt | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex = 0) -> tuple[int, int, float]:
+    """
+    One word2vec epoch (skip-gram or CBOW, negative sampling) updating syn0 and syn1neg in place; returns (words read, words kept by subsampling, final learning rate). threads=1 is deterministic.
+    """
+def workspace_layout(mode: str, reset_after: bool, nonlinearity: str, steps: typing.SupportsInt | typing.SupportsIndex, batch: typing.SupportsInt | typing.SupportsIndex, hidden: typing.SupportsInt | typing.SupportsIndex, proj_size: typing.SupportsInt | typing.SupportsIndex = 0) -> dict:
+    """
+    Element offsets of the workspace blocks (states, cstates, acts, aux, proj; -1 = absent) and its size.
+    """
+def workspace_size(mode: str, reset_after: bool, nonlinearity: str, steps: typing.SupportsInt | typing.SupportsIndex, batch: typing.SupportsInt | typing.SupportsIndex, hidden: typing.SupportsInt | typing.SupportsIndex, proj_size: typing.SupportsInt | typing.SupportsIndex = 0) -> int:
     """
     Elements of the training workspace of one layer-direction.
     """

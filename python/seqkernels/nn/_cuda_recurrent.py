@@ -69,10 +69,10 @@ def backward(*, mode, reset_after, nonlinearity, x, w_ih, w_hh, lengths, reverse
     hidden = w_hh.shape[0] // G
     state = proj_size or hidden  # R, the units of h
     gh, rows = G * hidden, steps * batch
-    gru_after = mode == "gru" and reset_after
-    gru_before = mode == "gru" and not reset_after
+    gru_reset_after_product = mode == "gru" and reset_after
+    gru_reset_before_product = mode == "gru" and not reset_after
     dzx = cp.empty((rows, gh), dtype=x.dtype)
-    dzh = cp.empty((rows, gh), dtype=x.dtype) if gru_after else None
+    dzh = cp.empty((rows, gh), dtype=x.dtype) if gru_reset_after_product else None
     _, size = _cuda.recurrent_scratch_sizes(mode, reset_after, nonlinearity, batch, hidden, proj_size)
     scratch = cp.empty(size, dtype=x.dtype)
     dht = cp.empty((rows, state), dtype=x.dtype) if proj_size else None
@@ -91,8 +91,8 @@ def backward(*, mode, reset_after, nonlinearity, x, w_ih, w_hh, lengths, reverse
     if proj_size:  # h_t = m_t·W_hrᵀ, m_t saved in the proj block
         m_all = workspace[layout["proj"]:layout["proj"] + rows * hidden].reshape(rows, hidden)
         dw_hr[...] = dht.T @ m_all
-    dzh_all = dzh if gru_after else dzx
-    if gru_before:  # the n block's recurrent input was r ⊙ h_{t-1}, saved as aux
+    dzh_all = dzh if gru_reset_after_product else dzx
+    if gru_reset_before_product:  # the n block's recurrent input was r ⊙ h_{t-1}, saved as aux
         aux = workspace[layout["aux"]:layout["aux"] + rows * hidden].reshape(rows, hidden)
         dw_hh[:2 * hidden] = dzx[:, :2 * hidden].T @ h_prev_all
         dw_hh[2 * hidden:] = dzx[:, 2 * hidden:].T @ aux
