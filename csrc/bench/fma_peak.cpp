@@ -7,6 +7,7 @@
 #endif
 
 #include "seqkernels/cpu_capability.h"
+#include "seqkernels/internal/cpu_kernels.h"
 #include "seqkernels/fma_peak.h"
 
 namespace seqkernels {

@@ -11,6 +11,7 @@
 
 #include "seqkernels/common.h"
 #include "seqkernels/cpu_capability.h"
+#include "seqkernels/internal/cpu_kernels.h"
 #include "seqkernels/fma_peak.h"
 
 namespace seqkernels {

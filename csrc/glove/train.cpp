@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "seqkernels/cpu_capability.h"
+#include "seqkernels/internal/cpu_kernels.h"
 #include "seqkernels/glove.h"
 
 namespace seqkernels {

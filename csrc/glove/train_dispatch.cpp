@@ -2,6 +2,7 @@
 #include <cmath>
 
 #include "seqkernels/cpu_capability.h"
+#include "seqkernels/internal/cpu_kernels.h"
 #include "seqkernels/glove.h"
 #include "text.h"
 

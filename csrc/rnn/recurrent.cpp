@@ -26,6 +26,7 @@
 
 #include "seqkernels/blas.h"
 #include "seqkernels/cpu_capability.h"
+#include "seqkernels/internal/cpu_kernels.h"
 #include "seqkernels/thread_team.h"
 
 namespace seqkernels {

@@ -1,6 +1,7 @@
 // The capability-independent part of the recurrence (workspace sizes) and the
 // dispatch to the copy of recurrent.cpp compiled for this CPU (cpu_capability.h).
 #include "seqkernels/cpu_capability.h"
+#include "seqkernels/internal/cpu_kernels.h"
 #include "seqkernels/recurrent.h"
 
 namespace seqkernels {

@@ -20,6 +20,7 @@
 #include "seqkernels/beam_search.h"
 #include "seqkernels/cell_math.h"
 #include "seqkernels/cpu_capability.h"
+#include "seqkernels/internal/cpu_kernels.h"
 
 namespace seqkernels {
 namespace SK_CPU_CAPABILITY {

@@ -1,6 +1,7 @@
 // Dispatch of the fused beam-search step to the copy compiled for this CPU (cpu_capability.h).
 #include "seqkernels/beam_search.h"
 #include "seqkernels/cpu_capability.h"
+#include "seqkernels/internal/cpu_kernels.h"
 
 namespace seqkernels {
 

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "seqkernels/cpu_capability.h"
+#include "seqkernels/internal/cpu_kernels.h"
 #include "seqkernels/thread_team.h"
 #include "seqkernels/word2vec.h"
 

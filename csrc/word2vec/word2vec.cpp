@@ -4,6 +4,7 @@
 
 #include "../glove/text.h"
 #include "seqkernels/cpu_capability.h"
+#include "seqkernels/internal/cpu_kernels.h"
 #include "seqkernels/thread_team.h"
 #include "seqkernels/word2vec.h"
 

@@ -4,9 +4,9 @@
 #include <cuda_runtime.h>
 #include <pybind11/pybind11.h>
 
-#include "seqkernels/beam_search.h"
-#include "seqkernels/glove.h"
-#include "seqkernels/recurrent.h"
+#include "seqkernels/cuda/beam_search.h"
+#include "seqkernels/cuda/glove.h"
+#include "seqkernels/cuda/recurrent.h"
 
 #include <cstdint>
 #include <initializer_list>

@@ -8,7 +8,7 @@
 #include <cmath>
 #include <cstdint>
 
-#include "seqkernels/glove.h"
+#include "seqkernels/cuda/glove.h"
 
 namespace seqkernels {
 namespace glove {

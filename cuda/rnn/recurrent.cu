@@ -27,7 +27,7 @@
 #include <set>
 #include <utility>
 
-#include "seqkernels/recurrent.h"
+#include "seqkernels/cuda/recurrent.h"
 
 namespace cg = cooperative_groups;
 

@@ -13,7 +13,7 @@
 #include <cmath>
 #include <cstdint>
 
-#include "seqkernels/beam_search.h"
+#include "seqkernels/cuda/beam_search.h"
 #include "seqkernels/cell_math.h"
 
 namespace seqkernels {

@@ -32,8 +32,6 @@
 // `candidates` = K > 2B keeps the top K instead (CPU step only): sampling inside beam search draws from them.
 #pragma once
 
-#include "seqkernels/cpu_capability.h"
-
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -113,32 +111,5 @@ void collect_marks(const BeamStepArgs<T>& a, std::ptrdiff_t r, std::vector<std::
 // Dispatches to the copy compiled for the CPU's capability (cpu_capability.h). Threads over items.
 // Returns -1, or the first item whose scores hold a NaN or +inf (then the outputs are unspecified).
 template <typename T> int beam_step(const BeamStepArgs<T>& a);
-
-// The CUDA kernel (cuda/search/beam_step.cu): all pointers in `a` are device pointers; launches
-// on `stream` (a cudaStream_t) and returns the cudaError_t of the launches (0 = success). `scratch`
-// holds beam_step_scratch_bytes(...) bytes of device memory; `*bad_item` (device int) must hold N
-// before the call and receives the first item whose scores hold a NaN or +inf. B ≤ kMaxBeams.
-namespace cuda {
-constexpr int kMaxBeams = 32;
-constexpr int kMaxCandidates = 2 * kMaxBeams;
-std::size_t beam_step_scratch_bytes(int items, int beams, int vocab, std::size_t element_bytes);
-// Launch geometry (all 1-D grids, so N is not bound by gridDim.y's 65,535): one row_norm block per
-// row (N·B), `chunks` chunk_top_k blocks per item (N·chunks in all, block → (item, chunk) in
-// chunk_of_block), one merge block per item. Each count must stay below 2^31 (checked by the caller).
-struct BeamStepGrid { long long rows, chunks, chunk_blocks, items; };
-BeamStepGrid beam_step_grid(int items, int beams, int vocab);
-// The item and the flat candidate range [lo, hi) ⊂ [0, B·V) of chunk_top_k's block `block`; 64-bit
-// so that lo + chunk size cannot overflow when B·V nears 2^31.
-struct BeamChunk { long long item, lo, hi; };
-BeamChunk beam_chunk_of_block(long long block, long long chunks, int beams, int vocab);
-template <typename T> int beam_step(const BeamStepArgs<T>& a, void* scratch, int* bad_item, void* stream);
-}  // namespace cuda
-
-#define SK_DECLARE_BEAM_KERNELS(cap, ...) \
-  namespace cpu_##cap {                    \
-  template <typename T> int beam_step(const BeamStepArgs<T>& a); \
-  }
-SK_CPU_CAPABILITIES(SK_DECLARE_BEAM_KERNELS)
-#undef SK_DECLARE_BEAM_KERNELS
 
 }  // namespace seqkernels

@@ -9,8 +9,6 @@
 // can reach.
 #pragma once
 
-#include "seqkernels/cpu_capability.h"
-
 #include <cstdint>
 
 namespace seqkernels {
@@ -35,15 +33,5 @@ struct FmaPeak {
 // Starts `threads` threads together, each running the loop for about `seconds`; throws
 // std::invalid_argument unless 1 <= threads <= 4096 and 0 < seconds <= 60.
 FmaPeak fma_peak(int threads, double seconds);
-
-#define SK_FMA_PEAK_DECLARE(cap, ...)                                                     \
-  namespace cpu_##cap {                                                                    \
-  FmaLoopShape fma_loop_shape();                                                    \
-  /* `iterations` rounds of acc = acc * multiplier + addend on every accumulator; */ \
-  /* returns the sum of the accumulators so the work cannot be optimised away. */   \
-  float fma_loop(std::int64_t iterations, float multiplier, float addend);          \
-  }
-SK_CPU_CAPABILITIES(SK_FMA_PEAK_DECLARE)
-#undef SK_FMA_PEAK_DECLARE
 
 }  // namespace seqkernels

@@ -24,8 +24,6 @@
 // device pointers, and the same per-record update (train.cpp holds it as one inline function).
 #pragma once
 
-#include "seqkernels/cpu_capability.h"
-
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -224,30 +222,6 @@ void stanford_init(double* W, int64_t count, int vector_size, uint32_t seed);
 // unless it is empty. M is (rows, cols) row-major with leading dimension ld >= cols.
 void write_text_vectors(const std::string& path, const std::vector<std::string>& words, const double* M,
                         int64_t rows, int64_t cols, int64_t ld, const std::string& header);
-
-// ---- CUDA training (cuda/glove/train.cu; not yet run on a GPU) ------------------------------------
-// The same epoch with every pointer of TrainArgs on the device and log_values/weights required
-// (values is unused); one warp per record, Hogwild across warps. Exactly `warps` warps take
-// records (warp k: records k, k + warps, ...), so `warps` bounds how many records are in flight at
-// once: the caller keeps it small against the vocabulary, or concurrent updates of the same rows
-// are lost (seqkernels.glove.model.cuda_concurrency). Launches ceil(warps / 8) blocks and writes one
-// partial cost and skipped count per block (device memory, epoch_blocks_for(warps) of each), to be
-// summed by the caller; returns the cudaError_t of the launch. vector_size <= kMaxCudaVectorSize.
-namespace cuda {
-constexpr int kMaxCudaVectorSize = 512;
-constexpr int kEpochWarpsPerBlock = 8;
-inline int epoch_blocks_for(int warps) { return (warps + kEpochWarpsPerBlock - 1) / kEpochWarpsPerBlock; }
-int resident_epoch_warps();  // warps of the epoch kernel resident at once on the current device (0: unknown)
-int train_epoch(const TrainArgs& args, double* block_cost, long long* block_skipped, int warps, void* stream);
-}  // namespace cuda
-
-// Declarations of the per-capability copies of the training kernel (CMakeLists.txt).
-#define SK_DECLARE_GLOVE_KERNELS(cap, ...) \
-  namespace cpu_##cap {                     \
-  EpochResult train_epoch(const TrainArgs& args); \
-  }
-SK_CPU_CAPABILITIES(SK_DECLARE_GLOVE_KERNELS)
-#undef SK_DECLARE_GLOVE_KERNELS
 
 }  // namespace glove
 }  // namespace seqkernels

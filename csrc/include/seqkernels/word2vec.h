@@ -78,17 +78,5 @@ struct EpochResult {
 // result is deterministic and equals seqkernels.reference.word2vec.train_epoch.
 EpochResult train_epoch(const TrainArgs& args);
 
-// Declarations of the per-capability copies of the kernel (CMakeLists.txt: SEQKERNELS_CPU_KERNELS).
-// boundaries: the pieces' first sentences and S at the end (pieces + 1 of them); piece p starts its
-// generator at args.seed + p.
-#define SK_DECLARE_WORD2VEC_KERNELS(ns) \
-  namespace ns {                        \
-  EpochResult train_pieces(const TrainArgs& args, const std::vector<int64_t>& boundaries); \
-  }
-SK_DECLARE_WORD2VEC_KERNELS(cpu_default)
-SK_DECLARE_WORD2VEC_KERNELS(cpu_avx2)
-SK_DECLARE_WORD2VEC_KERNELS(cpu_avx512)
-#undef SK_DECLARE_WORD2VEC_KERNELS
-
 }  // namespace word2vec
 }  // namespace seqkernels
