@@ -75,7 +75,8 @@ struct EpochResult {
 // One pass over the corpus. The corpus is cut at sentence boundaries into one contiguous piece per
 // thread (by tokens); each piece is trained by one thread with its own generator, updating the
 // shared parameters without locks (Hogwild), as word2vec.c's threads do. With num_threads = 1 the
-// result is deterministic and equals seqkernels.reference.word2vec.train_epoch.
+// result is deterministic and equals seqkernels.reference.word2vec.train_epoch (up to float32
+// rounding: the same random numbers in the same order).
 EpochResult train_epoch(const TrainArgs& args);
 
 }  // namespace word2vec
