@@ -262,7 +262,8 @@ def cooccurrence_on_dask(corpus, words: list[bytes], counts, opts: dict, client,
     fs.makedirs(run_path, exist_ok=True)
     map_opts = {k: v for k, v in opts.items() if k != "temp_dir"}
     try:
-        words_future = client.scatter(words, broadcast=True)
+        # One future for the whole list (scattering the list itself would make one per word).
+        [words_future] = client.scatter([words], broadcast=True)
         maps = [client.submit(_map_task, i, url, a, b, words_future, digest, map_opts, first_rows, run_dir,
                               key=f"seqkernels-cooccur-map-{uuid.uuid4().hex}", pure=False)
                 for i, (url, a, b) in enumerate(shards)]
