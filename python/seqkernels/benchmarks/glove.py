@@ -434,8 +434,13 @@ def main(argv=None, results_dir=None) -> int:
         hz.log(f"cooccur window {w} on a LocalCluster of {n} workers ...")
         dask_out = work / f"cooc-w{w}-dask.bin"
         shard = max(1 << 20, corpus_info["bytes"] // (4 * n))
-        res = best_of(args.repeats, lambda: with_json(
-            run([py, "-c", API_DASK, corpus, vocab_txt, dask_out, w, n, args.memory, str(tmp_ours), shard], env=env)))
+        try:
+            res = best_of(args.repeats, lambda: with_json(
+                run([py, "-c", API_DASK, corpus, vocab_txt, dask_out, w, n, args.memory, str(tmp_ours), shard],
+                    env=env)))
+        except RuntimeError as e:
+            notes.append(f"Dask row with {n} workers failed: {str(e)[-300:]}")
+            continue
         row("cooccur", f"seqkernels on Dask, {n} worker process{'es' if n > 1 else ''} x 1 thread", w, res,
             "kernel_seconds", records=res["records"], shards=res["shards"], parts=res["parts"],
             check=same_bytes(dask_out, work / f"cooc-w{w}.bin", "the local API's"))

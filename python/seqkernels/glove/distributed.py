@@ -206,6 +206,10 @@ def _read_shard(url: str, start: int, stop: int) -> bytes:
     return data
 
 
+def _vocabulary_task(words: list[bytes]) -> list[bytes]:
+    return words
+
+
 def _map_task(shard_index: int, url: str, start: int, stop: int, words: list[bytes], digest: str, opts: dict,
               first_rows: list[int], work_dir: str) -> dict:
     """Counts one shard into one run file per row range; returns their URLs and the statistics."""
@@ -262,7 +266,11 @@ def cooccurrence_on_dask(corpus, words: list[bytes], counts, opts: dict, client,
     fs.makedirs(run_path, exist_ok=True)
     map_opts = {k: v for k, v in opts.items() if k != "temp_dir"}
     try:
-        words_future = client.scatter(words, broadcast=True)
+        # The vocabulary as the result of a task, not scattered data: if the worker holding it dies,
+        # the scheduler recomputes it (scattered data would be lost, and every map task with it).
+        # One future for the whole list: scattering the list made one per word.
+        words_future = client.submit(_vocabulary_task, words, key=f"seqkernels-cooccur-vocab-{uuid.uuid4().hex}",
+                                     pure=False)
         maps = [client.submit(_map_task, i, url, a, b, words_future, digest, map_opts, first_rows, run_dir,
                               key=f"seqkernels-cooccur-map-{uuid.uuid4().hex}", pure=False)
                 for i, (url, a, b) in enumerate(shards)]
