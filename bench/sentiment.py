@@ -25,8 +25,9 @@ vocabulary, the parameters of the best validation epoch kept):
 
 Reported per model: test accuracy (and the majority-class baseline), macro-averaged F1, training
 seconds (the fit loop's own clock: forward, backward and optimiser steps, validation excluded), the
-epochs run and the best validation epoch (whose parameters are tested). GloVe's own training time is reported once. The machine is shared with other work,
-so times are noisy (the JSON records the load average at the start).
+epochs run and the best validation epoch (whose parameters are tested). GloVe's own training time
+is reported once. The machine is shared with other work, so times are noisy (the JSON records the
+load average at the start).
 """
 import argparse
 import importlib.util
@@ -101,7 +102,7 @@ def macro_f1(pred, gold):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--epochs", type=int, default=5, help="training epochs per model (default %(default)s)")
+    ap.add_argument("--epochs", type=int, default=6, help="training epochs per model (default %(default)s)")
     ap.add_argument("--glove-epochs", type=int, default=25)
     ap.add_argument("--dim", type=int, default=100, help="word-vector size (default %(default)s)")
     ap.add_argument("--threads", type=int, default=os.cpu_count(), help="threads for GloVe and the LSTM")

@@ -103,7 +103,8 @@ def kim_pair(rng):
 
 def main(argv=None, results_dir=None):
     ap = hz.bench_parser("text_cnn", "seqkernels.nn.Conv1d / TextCNN vs torch.nn.Conv1d (CPU)",
-                         "fewer repeats, no waiting for a steady spread", "timed calls per variant (default 20, quick 5)")
+                         "fewer repeats, no waiting for a steady spread",
+                         "timed calls per variant (default 20, quick 5)")
     args = hz.parse_bench_args(ap, argv)
     repeats = args.repeats or (5 if args.quick else 20)
     t0 = time.perf_counter()
