@@ -92,3 +92,30 @@ def test_kernel_entry_points_check_their_arrays():
         sk._C.forward(**{**ok, "lengths": np.array([3], np.int32)})
     with pytest.raises(ValueError, match="y: expected a C-contiguous"):
         sk._C.forward(**{**ok, "y": np.zeros((2, 1, 4), np.float32)[:, :, ::2]})
+
+
+def test_kernel_entry_points_check_the_projection():
+    """proj_size > 0: w_hh is (4H, P), w_hr (P, H) is required, h arrays have P units; w_hr without
+    proj_size, or proj_size >= H, is a ValueError."""
+    H, P = 4, 2
+    x = np.zeros((2, 1, 3), np.float32)
+    args = dict(mode="lstm", reset_after=True, nonlinearity="tanh", x=x, w_ih=np.zeros((4 * H, 3), np.float32),
+                w_hh=np.zeros((4 * H, P), np.float32), b_ih=None, b_hh=None, h0=None, c0=None, lengths=None,
+                reverse=False, y=np.zeros((2, 1, P), np.float32), direction=0, h_n=np.zeros((1, P), np.float32),
+                c_n=np.zeros((1, H), np.float32), workspace=None, proj_size=P)
+    sk._C.forward(**args, w_hr=np.zeros((P, H), np.float32))
+    with pytest.raises(ValueError, match="w_hr: expected a"):
+        sk._C.forward(**args)
+    with pytest.raises(ValueError, match=r"w_hr: expected shape \(2, 4\)"):
+        sk._C.forward(**args, w_hr=np.zeros((H, P), np.float32))
+    with pytest.raises(ValueError, match=r"h_n: expected shape \(1, 2\)"):
+        sk._C.forward(**{**args, "h_n": np.zeros((1, H), np.float32)}, w_hr=np.zeros((P, H), np.float32))
+    with pytest.raises(ValueError, match="proj_size must be smaller"):
+        sk._C.forward(**{**args, "proj_size": 4, "w_hh": np.zeros((4 * H, 4), np.float32)},
+                      w_hr=np.zeros((4, H), np.float32))
+    with pytest.raises(ValueError, match="w_hr: given, but proj_size is 0"):
+        sk._C.forward(**{**args, "proj_size": 0, "w_hh": np.zeros((4 * H, H), np.float32),
+                         "y": np.zeros((2, 1, H), np.float32), "h_n": np.zeros((1, H), np.float32)},
+                      w_hr=np.zeros((P, H), np.float32))
+    with pytest.raises(ValueError, match="proj_size applies to mode 'lstm' only"):
+        sk._C.forward(**{**args, "mode": "gru"}, w_hr=np.zeros((P, H), np.float32))
