@@ -135,7 +135,7 @@ def _run_demo(args, out=print) -> int:
         return run_words_demo(args, out)
 
     if args.beam_size % args.beam_groups:  # checked before training, not after
-        print(f"seqkernels demo: error: --beam-groups {args.beam_groups} must divide --beam-size {args.beam_size}",
+        print(f"seqkernels demo: error: --beam-groups: must divide --beam-size {args.beam_size}, got {args.beam_groups}",
               file=sys.stderr)
         return 2
 
