@@ -39,7 +39,9 @@ def _gradients(ctx, dy, dh_n, dc_n, fused_backward):
     x, h0, c0, lengths, workspaces, *weights = ctx.saved_tensors
     if not spec.is_lstm:
         dc_n = None
-    if torch.is_grad_enabled():
+    if torch.is_grad_enabled() or _batched(dy, dh_n, dc_n):
+        # A graph of the gradient is wanted, or the backward runs under vmap (batched gradients:
+        # jacobians, gradcheck's batched check), where the kernels cannot see through the batching.
         return _differentiable_grads(spec, x, h0, c0, weights, lengths, (dy, dh_n, dc_n), wants)
     if dy is None:
         dy = x.new_zeros((x.shape[0], x.shape[1], spec.num_directions * spec.state_size))
@@ -49,6 +51,13 @@ def _gradients(ctx, dy, dh_n, dc_n, fused_backward):
         workspaces = _ops.recurrent_layer(x, h0, c0, weights, lengths, *spec, True, ctx.packs)[3]
     dx, dh0, dc0, dweights = fused_backward(ctx, x, weights, lengths, workspaces, dy, dh_n, dc_n)
     return [g if w else None for g, w in zip((dx, dh0, dc0 if spec.is_lstm else None, *dweights), wants)]
+
+
+def _batched(*tensors) -> bool:
+    """True when a cotangent is a batched tensor (the backward runs under vmap, or under autograd's
+    own batching for ``is_grads_batched``)."""
+    f = torch._C._functorch
+    return any(t is not None and (f.is_batchedtensor(t) or f.is_legacy_batchedtensor(t)) for t in tensors)
 
 
 def _differentiable_grads(spec, x, h0, c0, weights, lengths, cotangents, wants):

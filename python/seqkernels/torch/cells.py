@@ -79,12 +79,6 @@ class _CellBase(nn.Module):
                 raise ValueError(f"{name}: Expected hx[0] to be 1D or 2D, got {s.dim()}D instead" if
                                  self._has_cell_state else
                                  f"{name}: Expected hidden to be 1D or 2D, got {s.dim()}D instead")
-        dtype = self.weight_ih.dtype
-        if dtype not in _DTYPES:
-            raise TypeError(f"seqkernels.torch.{name}: parameters of dtype {dtype} are not supported "
-                            "(float32 and float64 only); convert the cell with cell.float() or cell.double()")
-        if input.dtype != dtype:
-            raise RuntimeError(f"input: expected dtype {dtype} like the parameters, got {input.dtype}")
         if input.size(-1) != self.input_size:
             raise RuntimeError(f"input has inconsistent input_size: got {input.size(-1)} expected {self.input_size}")
         if input.device != self.weight_ih.device:
@@ -107,10 +101,17 @@ class _CellBase(nn.Module):
                 raise RuntimeError(f"Input batch size {B} doesn't match hidden{k} batch size {s.shape[0]}")
             if s.shape[1] != H:
                 raise RuntimeError(f"hidden{k} has inconsistent hidden_size: got {s.shape[1]}, expected {H}")
-            if s.dtype != x.dtype or s.device != x.device:
+            if s.dtype != x.dtype or s.device != x.device:  # (shapes are compared first, as torch.nn does)
                 raise RuntimeError(f"hx: expected dtype {x.dtype} on {x.device} like the input, got {s.dtype} on "
                                    f"{s.device}")
             full.append(s.contiguous())
+        # Dtypes last: torch.nn reports a shape error before a dtype mismatch.
+        dtype = self.weight_ih.dtype
+        if dtype not in _DTYPES:
+            raise TypeError(f"seqkernels.torch.{type(self).__name__}: parameters of dtype {dtype} are not supported "
+                            "(float32 and float64 only); convert the cell with cell.float() or cell.double()")
+        if x.dtype != dtype:
+            raise RuntimeError(f"input: expected dtype {dtype} like the parameters, got {x.dtype}")
         weights = [w.contiguous() for w in self._weights()]
         if B == 0:
             # The kernels need B >= 1; empty results stay on the gradient path, as torch.nn's do.
