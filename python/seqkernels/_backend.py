@@ -18,8 +18,11 @@ try:
 except ImportError as exc:  # built without a CUDA compiler, or the module does not load here
     _cuda = None
     # Kept for build_info(): a missing module is a CPU-only build, anything else is a load failure.
-    _cuda_import_error = ("" if isinstance(exc, ModuleNotFoundError) and exc.name == f"{__package__}._cuda"
-                          else f"{type(exc).__name__}: {exc}")
+    _cuda_import_error = (
+        ""
+        if isinstance(exc, ModuleNotFoundError) and exc.name == f"{__package__}._cuda"
+        else f"{type(exc).__name__}: {exc}"
+    )
 else:
     _cuda_import_error = ""
 
@@ -53,8 +56,10 @@ def cuda_unavailable_reason(cuda_module=None, import_error: str | None = None) -
     if cuda_module is None:
         if import_error:
             return f"seqkernels._cuda is present but failed to load ({import_error})"
-        return ("this build has no CUDA extension (built without nvcc, or with SEQKERNELS_CUDA=OFF); "
-                "install a seqkernels wheel, or build from source with the CUDA toolkit")
+        return (
+            "this build has no CUDA extension (built without nvcc, or with SEQKERNELS_CUDA=OFF); "
+            "install a seqkernels wheel, or build from source with the CUDA toolkit"
+        )
     st = cuda_module.driver_status()
     if st["device_count"] > 0:
         return ""
@@ -66,8 +71,10 @@ def cuda_unavailable_reason(cuda_module=None, import_error: str | None = None) -
         return f"no NVIDIA driver found (libcuda.so.1 did not load); this build needs one for {need}{need_driver}"
     if st["driver_version"] < runtime and "InsufficientDriver" in st["error"]:
         hint = " or install seqkernels-cuda12" if st["driver_version"] // 1000 == 12 < runtime // 1000 else ""
-        return (f"the NVIDIA driver supports CUDA {_cuda_version(st['driver_version'])}, this build needs "
-                f"{need}{need_driver}: update the driver{hint} ({st['error']})")
+        return (
+            f"the NVIDIA driver supports CUDA {_cuda_version(st['driver_version'])}, this build needs "
+            f"{need}{need_driver}: update the driver{hint} ({st['error']})"
+        )
     return f"no usable CUDA device ({st['error'] or 'the driver reports 0 devices'})"
 
 
@@ -98,10 +105,11 @@ def require_numpy(x, name: str):
     if isinstance(x, (list, tuple)):
         return np.asarray(x)
     if hasattr(x, "__cuda_array_interface__"):
-        raise TypeError(f"{name}: got a GPU array ({type(x).__name__}) for a CPU layer; pass a NumPy "
-                        "array, or move the layer to the GPU with layer.to('cuda')")
+        raise TypeError(
+            f"{name}: got a GPU array ({type(x).__name__}) for a CPU layer; pass a NumPy "
+            "array, or move the layer to the GPU with layer.to('cuda')"
+        )
     mod = type(x).__module__.split(".")[0]
     if mod == "torch":
-        raise TypeError(f"{name}: got a torch.Tensor; pass tensor.detach().cpu().numpy() or use "
-                        "a NumPy array")
+        raise TypeError(f"{name}: got a torch.Tensor; pass tensor.detach().cpu().numpy() or use a NumPy array")
     raise TypeError(f"{name}: expected a NumPy array, got {type(x).__name__}")

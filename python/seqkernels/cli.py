@@ -53,8 +53,11 @@ def _add_word2vec(sub) -> None:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="seqkernels", description="Fused CPU/CUDA kernels for sequence models: "
-                                     "recurrent layers, beam search, BLEU, GloVe, and the models built on them.")
+    parser = argparse.ArgumentParser(
+        prog="seqkernels",
+        description="Fused CPU/CUDA kernels for sequence models: "
+        "recurrent layers, beam search, BLEU, GloVe, and the models built on them.",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("info", help="version, BLAS, OpenMP and CUDA build information")
     p.add_argument("--json", action="store_true", help="print JSON")

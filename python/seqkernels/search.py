@@ -29,8 +29,9 @@ No tqdm here: decoding loops are called from inside other loops.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -138,8 +139,7 @@ def _check_penalty(length_penalty, penalty) -> float:
 def _check_vocab_ids(vocab: int, **ids) -> None:
     for name, value in ids.items():
         if value is not None and not 0 <= value < vocab:
-            raise ValueError(f"{name}: {value} is outside the vocabulary [0, {vocab}) of the step's "
-                             "log-probs")
+            raise ValueError(f"{name}: {value} is outside the vocabulary [0, {vocab}) of the step's log-probs")
 
 
 def _check_state_rows(state, rows: int, name: str) -> None:
@@ -152,11 +152,14 @@ def _check_state_rows(state, rows: int, name: str) -> None:
         return
     shape = getattr(state, "shape", None)
     if shape is None or not hasattr(state, "__getitem__"):
-        raise ValueError(f"{name}: the default reorder gathers arrays along axis 0, got a "
-                         f"{type(state).__name__}; pass reorder= for other states")
+        raise ValueError(
+            f"{name}: the default reorder gathers arrays along axis 0, got a "
+            f"{type(state).__name__}; pass reorder= for other states"
+        )
     if len(shape) == 0 or shape[0] != rows:
-        raise ValueError(f"{name}: has shape {tuple(shape)}, expected {rows} rows along axis 0 "
-                         "(batch_size * beam_size)")
+        raise ValueError(
+            f"{name}: has shape {tuple(shape)}, expected {rows} rows along axis 0 (batch_size * beam_size)"
+        )
 
 
 def _gather_rows(state, index):
@@ -176,22 +179,24 @@ def _call_step(step, tokens, state, rows: int, vocab: int | None, t: int, attent
     want = 3 if attention else 2
     if not isinstance(out, tuple) or len(out) != want:
         what = "(log_probs, state, attention)" if attention else "a pair (log_probs, state)"
-        raise ValueError(f"step: must return {what}, got {type(out).__name__}"
-                         + (f" of length {len(out)}" if isinstance(out, tuple) else ""))
+        raise ValueError(
+            f"step: must return {what}, got {type(out).__name__}"
+            + (f" of length {len(out)}" if isinstance(out, tuple) else "")
+        )
     log_probs, state = out[0], out[1]
     att = _check_attention(out[2], rows, t) if attention else None
     if not _is_cupy(log_probs):
         if hasattr(log_probs, "__cuda_array_interface__"):
-            raise TypeError(f"step: returned a GPU array of type {type(log_probs).__name__}; "
-                            "return CuPy or NumPy arrays")
+            raise TypeError(
+                f"step: returned a GPU array of type {type(log_probs).__name__}; return CuPy or NumPy arrays"
+            )
         log_probs = np.asarray(log_probs)
     xp = _array_module(log_probs)
     shape = tuple(log_probs.shape)
     if len(shape) != 2 or shape[0] != rows:
         raise ValueError(f"step: returned log_probs of shape {shape} at step {t}, expected ({rows}, V)")
     if vocab is not None and shape[1] != vocab:
-        raise ValueError(f"step: returned log_probs with V = {shape[1]} at step {t}, but V = {vocab} "
-                         "before")
+        raise ValueError(f"step: returned log_probs with V = {shape[1]} at step {t}, but V = {vocab} before")
     if shape[1] < 1:
         raise ValueError("step: returned log_probs with an empty vocabulary (V = 0)")
     dtype = np.dtype(log_probs.dtype)
@@ -212,11 +217,9 @@ def _check_attention(att, rows: int, t: int) -> np.ndarray:
     try:
         att = _to_host(att).astype(np.float64)
     except (TypeError, ValueError):
-        raise TypeError(f"step: returned attention of type {type(att).__name__}, expected an array "
-                        "(rows, S)") from None
+        raise TypeError(f"step: returned attention of type {type(att).__name__}, expected an array (rows, S)") from None
     if att.ndim != 2 or att.shape[0] != rows or att.shape[1] < 1:
-        raise ValueError(f"step: returned attention of shape {att.shape} at step {t}, expected "
-                         f"({rows}, S)")
+        raise ValueError(f"step: returned attention of shape {att.shape} at step {t}, expected ({rows}, S)")
     if not (np.isfinite(att).all() and (att >= 0).all()):
         raise ValueError(f"step: returned attention weights that are negative or not finite at step {t}")
     return att
@@ -262,12 +265,18 @@ class _Controls:
     """The decoding controls of one search, validated; builds each step's per-row arguments
     (semantics: :mod:`seqkernels.reference.search`, "Decoding controls")."""
 
-    def __init__(self, n_items: int, *, repetition_penalty=1.0, no_repeat_ngram_size=0,
-                 suppress_tokens=None, bad_words=None, prefix=None):
-        if isinstance(repetition_penalty, bool) or not isinstance(repetition_penalty,
-                                                                  (int, float, np.number)):
-            raise TypeError("repetition_penalty: expected a real number, got "
-                            f"{type(repetition_penalty).__name__}")
+    def __init__(
+        self,
+        n_items: int,
+        *,
+        repetition_penalty=1.0,
+        no_repeat_ngram_size=0,
+        suppress_tokens=None,
+        bad_words=None,
+        prefix=None,
+    ):
+        if isinstance(repetition_penalty, bool) or not isinstance(repetition_penalty, (int, float, np.number)):
+            raise TypeError(f"repetition_penalty: expected a real number, got {type(repetition_penalty).__name__}")
         if not (math.isfinite(repetition_penalty) and repetition_penalty > 0):
             raise ValueError(f"repetition_penalty: must be finite and > 0, got {repetition_penalty}")
         self.penalty = float(repetition_penalty)
@@ -282,10 +291,8 @@ class _Controls:
         self.prefix = None
         if prefix is not None:
             if not isinstance(prefix, (list, tuple)) or len(prefix) != n_items:
-                raise ValueError(f"prefix: expected one token sequence (or None) per item, {n_items} "
-                                 "in all")
-            self.prefix = [[] if p is None else _token_list(p, f"prefix[{i}]")
-                           for i, p in enumerate(prefix)]
+                raise ValueError(f"prefix: expected one token sequence (or None) per item, {n_items} in all")
+            self.prefix = [[] if p is None else _token_list(p, f"prefix[{i}]") for i, p in enumerate(prefix)]
         self.needs_history = self.penalty != 1.0 or self.ngram > 0 or bool(self.words)
 
     def check_vocab(self, vocab: int) -> None:
@@ -294,8 +301,7 @@ class _Controls:
         ids += [(f"prefix[{i}]", v) for i, p in enumerate(self.prefix or ()) for v in p]
         for name, v in ids:
             if v >= vocab:
-                raise ValueError(f"{name}: token {v} is outside the vocabulary [0, {vocab}) of the "
-                                 "step's log-probs")
+                raise ValueError(f"{name}: token {v} is outside the vocabulary [0, {vocab}) of the step's log-probs")
 
     def banned(self, history: np.ndarray) -> np.ndarray | None:
         """``(R, W)`` int32: suppressed tokens, then each multi-token bad word's last token where
@@ -304,8 +310,7 @@ class _Controls:
         cols = [np.full(R, v, dtype=np.int32) for v in self.suppress]
         for w in self.words:
             k = len(w) - 1
-            hit = (np.all(history[:, L - k:] == np.asarray(w[:-1]), axis=1) if L >= k
-                   else np.zeros(R, dtype=bool))
+            hit = np.all(history[:, L - k :] == np.asarray(w[:-1]), axis=1) if L >= k else np.zeros(R, dtype=bool)
             cols.append(np.where(hit, w[-1], -1).astype(np.int32))
         return np.stack(cols, axis=1) if cols else None
 
@@ -320,8 +325,7 @@ class _Controls:
         """Keywords of the beam step for rows whose generated tokens are ``history`` ``(R, t)``."""
         kw = {}
         if self.penalty != 1.0 or self.ngram > 0:
-            kw.update(history=history, repetition_penalty=self.penalty,
-                      no_repeat_ngram_size=self.ngram)
+            kw.update(history=history, repetition_penalty=self.penalty, no_repeat_ngram_size=self.ngram)
             if hashes is not None:
                 kw["history_hash"] = hashes
         banned = self.banned(history)
@@ -332,8 +336,7 @@ class _Controls:
             kw["forced"] = forced
         return kw
 
-    def log_probs(self, lp: np.ndarray, history: np.ndarray, t: int, *, eos_id: int,
-                  forbid_eos: bool) -> np.ndarray:
+    def log_probs(self, lp: np.ndarray, history: np.ndarray, t: int, *, eos_id: int, forbid_eos: bool) -> np.ndarray:
         """Host log-probs ``(R, V)`` after every control (one row per item: greedy, sampling)."""
         kw = self.step_kwargs(history, t, 1)
         kw.pop("history_hash", None)
@@ -347,8 +350,7 @@ def _append_hash(hashes: np.ndarray, history: np.ndarray, n: int) -> np.ndarray:
     """Append to ``hashes`` ``(R, L-1)`` the column of the ``(n-1)``-gram ending at the last token
     of ``history`` ``(R, L)`` (zero while ``L < n - 1``)."""
     L = history.shape[1]
-    col = (ngram_hash_column(history, n) if L >= n - 1
-           else np.zeros(history.shape[0], dtype=np.uint64))
+    col = ngram_hash_column(history, n) if L >= n - 1 else np.zeros(history.shape[0], dtype=np.uint64)
     return np.concatenate([hashes, col[:, None]], axis=1)
 
 
@@ -380,14 +382,14 @@ class _BeamConfig:
     eos_id: int
     alpha: float
     penalty: str
-    exact: bool                # early_stopping == "exact"
-    target: int                # finished hypotheses a unit needs (patience)
+    exact: bool  # early_stopping == "exact"
+    target: int  # finished hypotheses a unit needs (patience)
     controls: _Controls
-    reorder: Callable | None   # None: _gather_rows, with the state's rows checked
+    reorder: Callable | None  # None: _gather_rows, with the state's rows checked
     step_op: Callable
     groups: int
     diversity: float
-    beta: float                # coverage penalty
+    beta: float  # coverage penalty
     source_lengths: np.ndarray | None
     sampling_topk: int
     temperature: float
@@ -415,10 +417,31 @@ class _BeamConfig:
         return self.sampling_topk > 2 * self.group_size
 
     @classmethod
-    def validate(cls, *, batch_size, beam_size, n_best, max_len, min_len, bos_id, eos_id,
-                 length_penalty, penalty, early_stopping, patience, reorder, step_op,
-                 num_beam_groups, diversity_penalty, coverage_penalty, source_lengths,
-                 sampling_topk, sampling_temperature, seed, **controls) -> _BeamConfig:
+    def validate(
+        cls,
+        *,
+        batch_size,
+        beam_size,
+        n_best,
+        max_len,
+        min_len,
+        bos_id,
+        eos_id,
+        length_penalty,
+        penalty,
+        early_stopping,
+        patience,
+        reorder,
+        step_op,
+        num_beam_groups,
+        diversity_penalty,
+        coverage_penalty,
+        source_lengths,
+        sampling_topk,
+        sampling_temperature,
+        seed,
+        **controls,
+    ) -> _BeamConfig:
         N = _check_int(batch_size, "batch_size", 0)
         B = _check_int(beam_size, "beam_size", 1)
         n_best = _check_int(n_best, "n_best", 1)
@@ -443,11 +466,11 @@ class _BeamConfig:
         if beta < 0:
             raise ValueError(f"coverage_penalty: must be >= 0, got {beta}")
         if source_lengths is not None:
-            source_lengths = np.asarray([_check_int(v, f"source_lengths[{i}]", 1)
-                                         for i, v in enumerate(source_lengths)], dtype=np.int64)
+            source_lengths = np.asarray(
+                [_check_int(v, f"source_lengths[{i}]", 1) for i, v in enumerate(source_lengths)], dtype=np.int64
+            )
             if source_lengths.shape != (N,):
-                raise ValueError(f"source_lengths: expected one length per item ({N}), got "
-                                 f"{source_lengths.size}")
+                raise ValueError(f"source_lengths: expected one length per item ({N}), got {source_lengths.size}")
         sampling_topk = _check_int(sampling_topk, "sampling_topk", 1)
         temperature = _check_real(sampling_temperature, "sampling_temperature")
         if temperature <= 0:
@@ -455,9 +478,29 @@ class _BeamConfig:
         _check_callable(reorder or _gather_rows, "reorder")
         step_op = _beam_step if step_op is None else step_op
         _check_callable(step_op, "step_op")
-        return cls(N, B, n_best, max_len, min_len, bos_id, eos_id, alpha, penalty,
-                   early_stopping == "exact", target, controls, reorder, step_op, G, diversity, beta,
-                   source_lengths, sampling_topk, temperature, seed)
+        return cls(
+            N,
+            B,
+            n_best,
+            max_len,
+            min_len,
+            bos_id,
+            eos_id,
+            alpha,
+            penalty,
+            early_stopping == "exact",
+            target,
+            controls,
+            reorder,
+            step_op,
+            G,
+            diversity,
+            beta,
+            source_lengths,
+            sampling_topk,
+            temperature,
+            seed,
+        )
 
     def score(self, log_prob: float, length: int, coverage, item: int) -> float:
         """The ranking score of a finished hypothesis (length and coverage penalties)."""
@@ -472,8 +515,7 @@ def _select_rows(kw: dict, index) -> dict:
     """The step keywords of the rows ``index`` only (None: all rows)."""
     if index is None:
         return kw
-    return {k: (v[index] if k in ("history", "history_hash", "banned", "forced") else v)
-            for k, v in kw.items()}
+    return {k: (v[index] if k in ("history", "history_hash", "banned", "forced") else v) for k, v in kw.items()}
 
 
 class _Beams:
@@ -493,7 +535,7 @@ class _Beams:
         self.coverage = None  # (U, b, S) once the first attention is seen
         self.finished: list[list[Hypothesis]] = [[] for _ in range(U)]
         self.done = np.zeros(U, dtype=bool)
-        self.src = np.tile(np.arange(b), (U, 1))   # source beam of every new beam
+        self.src = np.tile(np.arange(b), (U, 1))  # source beam of every new beam
         self.next_tokens = np.full(cfg.rows, cfg.bos_id, dtype=np.int64)
         self.draw = uniform_draws(cfg.seed, cfg.items, 2 * cfg.beams) if cfg.sampling else None
 
@@ -508,16 +550,19 @@ class _Beams:
 
     def finish(self, u: int, tokens, log_probs, log_prob, coverage) -> None:
         log_prob = float(log_prob)
-        self.finished[u].append(Hypothesis(
-            tuple(int(v) for v in tokens),
-            self.cfg.score(log_prob, len(tokens), coverage, u // self.cfg.groups), log_prob,
-            tuple(float(x) for x in log_probs)))
+        self.finished[u].append(
+            Hypothesis(
+                tuple(int(v) for v in tokens),
+                self.cfg.score(log_prob, len(tokens), coverage, u // self.cfg.groups),
+                log_prob,
+                tuple(float(x) for x in log_probs),
+            )
+        )
 
     def _step_kwargs(self, t: int) -> dict:
         cfg = self.cfg
         hashes = self.hashes.reshape(cfg.rows, t) if cfg.controls.ngram >= 2 else None
-        return cfg.controls.step_kwargs(self.tokens.reshape(cfg.rows, t).astype(np.int32), t,
-                                        cfg.beams, hashes)
+        return cfg.controls.step_kwargs(self.tokens.reshape(cfg.rows, t).astype(np.int32), t, cfg.beams, hashes)
 
     def _diversify(self, log_probs, xp, taken: list[list[int]], forced):
         """Hamming diversity, in place, on one group's log-probs ``(N*b, V)`` (a copy):
@@ -550,11 +595,13 @@ class _Beams:
             att = attention.reshape(U, b, -1)
             if self.coverage is None:
                 self.coverage = np.zeros_like(att)
-            covered = self.coverage + att          # every beam's coverage after this step
+            covered = self.coverage + att  # every beam's coverage after this step
         self.src = np.tile(np.arange(b), (U, 1))
-        new = (np.full((U, b), cfg.eos_id, dtype=np.int64),   # tokens (fed to done units, dead beams)
-               np.zeros((U, b)),                                # their log-probs
-               np.full((U, b), -np.inf))                        # running scores
+        new = (
+            np.full((U, b), cfg.eos_id, dtype=np.int64),  # tokens (fed to done units, dead beams)
+            np.zeros((U, b)),  # their log-probs
+            np.full((U, b), -np.inf),
+        )  # running scores
         taken = [[] for _ in range(cfg.items)]
         for g in range(G):
             cand = self._expand_group(g, log_probs, kw, taken, xp, t + 1)
@@ -567,21 +614,30 @@ class _Beams:
         """The step op on group ``g``'s rows of every item (all rows without groups), after the
         diversity penalty: host arrays ``(cand_score, cand_beam, cand_token, cand_logp)``."""
         cfg, b = self.cfg, self.cfg.group_size
-        rows = None if cfg.groups == 1 else (np.arange(cfg.items)[:, None] * cfg.beams + g * b
-                                             + np.arange(b)).reshape(-1)
+        rows = (
+            None if cfg.groups == 1 else (np.arange(cfg.items)[:, None] * cfg.beams + g * b + np.arange(b)).reshape(-1)
+        )
         lp = log_probs if rows is None else log_probs[xp.asarray(rows)]  # a copy with groups
         kw = _select_rows(kw, rows)
         if cfg.sampling:
             kw["candidates"] = cfg.pool
         if cfg.diversity and g > 0:
             self._diversify(lp, xp, taken, kw.get("forced"))
-        out = cfg.step_op(lp, xp.asarray(self.scores[g::cfg.groups], dtype=lp.dtype), eos_id=cfg.eos_id,
-                          log_probs=True, forbid_eos=length < cfg.min_len, **kw)
+        out = cfg.step_op(
+            lp,
+            xp.asarray(self.scores[g :: cfg.groups], dtype=lp.dtype),
+            eos_id=cfg.eos_id,
+            log_probs=True,
+            forbid_eos=length < cfg.min_len,
+            **kw,
+        )
         cand = tuple(_to_host(a) for a in out[:4])
         if cand[0].shape != (cfg.items, cfg.pool) or tuple(out[5].shape) != (cfg.items, b):
-            raise ValueError(f"step_op: returned cand_score {cand[0].shape} and alive "
-                             f"{tuple(out[5].shape)}, expected ({cfg.items}, {cfg.pool}) and "
-                             f"({cfg.items}, {b})")
+            raise ValueError(
+                f"step_op: returned cand_score {cand[0].shape} and alive "
+                f"{tuple(out[5].shape)}, expected ({cfg.items}, {cfg.pool}) and "
+                f"({cfg.items}, {b})"
+            )
         return cand
 
     def _pick(self, cand, n: int, uniforms) -> list[int]:
@@ -589,8 +645,11 @@ class _Beams:
         ``2b`` drawn from the top ``sampling_topk``; padding (token ``-1``) dropped."""
         cfg, b = self.cfg, self.cfg.group_size
         c_score, _, c_token, _ = cand
-        picked = (draw_candidates(c_score[n, :cfg.sampling_topk], 2 * b, uniforms, cfg.temperature)
-                  if cfg.sampling else range(2 * b))
+        picked = (
+            draw_candidates(c_score[n, : cfg.sampling_topk], 2 * b, uniforms, cfg.temperature)
+            if cfg.sampling
+            else range(2 * b)
+        )
         return [r for r in picked if c_token[n, r] >= 0]
 
     def _take(self, u: int, cand, n: int, picked, covered, new) -> list[int]:
@@ -603,9 +662,13 @@ class _Beams:
         for r in picked[:b]:
             if c_token[n, r] == cfg.eos_id and c_score[n, r] > -np.inf:
                 k = c_beam[n, r]
-                self.finish(u, list(self.tokens[u, k]) + [cfg.eos_id],
-                            list(self.log_probs[u, k]) + [c_logp[n, r]], c_score[n, r],
-                            None if covered is None else covered[u, k])
+                self.finish(
+                    u,
+                    list(self.tokens[u, k]) + [cfg.eos_id],
+                    list(self.log_probs[u, k]) + [c_logp[n, r]],
+                    c_score[n, r],
+                    None if covered is None else covered[u, k],
+                )
         alive = [r for r in picked if c_token[n, r] != cfg.eos_id][:b]
         for j, r in enumerate(alive):
             if c_score[n, r] > -np.inf:  # else a dead beam
@@ -618,14 +681,14 @@ class _Beams:
     def _keep(self, new_tok, new_lp, new_scores, covered, t: int) -> None:
         """Reorder every per-beam array by ``src`` and append this step's column."""
         cfg, src = self.cfg, self.src[:, :, None]
-        self.tokens = np.concatenate([np.take_along_axis(self.tokens, src, axis=1),
-                                      new_tok[:, :, None]], axis=2)
-        self.log_probs = np.concatenate([np.take_along_axis(self.log_probs, src, axis=1),
-                                         new_lp[:, :, None]], axis=2)
+        self.tokens = np.concatenate([np.take_along_axis(self.tokens, src, axis=1), new_tok[:, :, None]], axis=2)
+        self.log_probs = np.concatenate([np.take_along_axis(self.log_probs, src, axis=1), new_lp[:, :, None]], axis=2)
         if cfg.controls.ngram >= 2:  # reordered with the beams, then one new column
-            self.hashes = _append_hash(np.take_along_axis(self.hashes, src, axis=1)
-                                       .reshape(cfg.rows, t), self.tokens.reshape(cfg.rows, t + 1),
-                                       cfg.controls.ngram).reshape(cfg.units, cfg.group_size, t + 1)
+            self.hashes = _append_hash(
+                np.take_along_axis(self.hashes, src, axis=1).reshape(cfg.rows, t),
+                self.tokens.reshape(cfg.rows, t + 1),
+                cfg.controls.ngram,
+            ).reshape(cfg.units, cfg.group_size, t + 1)
         if covered is not None:
             self.coverage = np.take_along_axis(covered, src, axis=1)
         self.scores = new_scores
@@ -638,8 +701,13 @@ class _Beams:
             live = np.flatnonzero(self.scores[u] > -np.inf)
             if length == cfg.max_len:  # live hypotheses end as they stand
                 for j in live:
-                    self.finish(u, self.tokens[u, j], self.log_probs[u, j], self.scores[u, j],
-                                None if self.coverage is None else self.coverage[u, j])
+                    self.finish(
+                        u,
+                        self.tokens[u, j],
+                        self.log_probs[u, j],
+                        self.scores[u, j],
+                        None if self.coverage is None else self.coverage[u, j],
+                    )
                 self.done[u] = True
             elif live.size == 0:
                 self.done[u] = True
@@ -653,17 +721,28 @@ class _Beams:
         """The best normalised score a live beam of unit ``u`` can still reach (the coverage
         penalty is ``<= 0``, so it only lowers it)."""
         cfg = self.cfg
-        return max(best_possible_score(self.scores[u, j], length, max_len=cfg.max_len,
-                                       min_len=cfg.min_len, alpha=cfg.alpha, penalty=cfg.penalty)
-                   for j in live)
+        return max(
+            best_possible_score(
+                self.scores[u, j],
+                length,
+                max_len=cfg.max_len,
+                min_len=cfg.min_len,
+                alpha=cfg.alpha,
+                penalty=cfg.penalty,
+            )
+            for j in live
+        )
 
     def results(self) -> list[list[Hypothesis]]:
         """Per item, the best ``n_best`` of its groups' best ``group_size`` each."""
         cfg, out = self.cfg, []
         for n in range(cfg.items):
-            offers = [h for u in range(n * cfg.groups, (n + 1) * cfg.groups)
-                      for h in sorted(self.finished[u], key=lambda h: -h.score)[:cfg.group_size]]
-            out.append(sorted(offers, key=lambda h: -h.score)[:cfg.n_best])
+            offers = [
+                h
+                for u in range(n * cfg.groups, (n + 1) * cfg.groups)
+                for h in sorted(self.finished[u], key=lambda h: -h.score)[: cfg.group_size]
+            ]
+            out.append(sorted(offers, key=lambda h: -h.score)[: cfg.n_best])
         return out
 
 
@@ -791,14 +870,32 @@ def beam_search(
     beams) then ``stop`` (the stopping rules); the loop below is the algorithm.
     """
     cfg = _BeamConfig.validate(
-        batch_size=batch_size, beam_size=beam_size, n_best=n_best, max_len=max_len, min_len=min_len,
-        bos_id=bos_id, eos_id=eos_id, length_penalty=length_penalty, penalty=penalty,
-        early_stopping=early_stopping, patience=patience, reorder=reorder, step_op=step_op,
-        num_beam_groups=num_beam_groups, diversity_penalty=diversity_penalty,
-        coverage_penalty=coverage_penalty, source_lengths=source_lengths,
-        sampling_topk=sampling_topk, sampling_temperature=sampling_temperature, seed=seed,
-        repetition_penalty=repetition_penalty, no_repeat_ngram_size=no_repeat_ngram_size,
-        suppress_tokens=suppress_tokens, bad_words=bad_words, prefix=prefix)
+        batch_size=batch_size,
+        beam_size=beam_size,
+        n_best=n_best,
+        max_len=max_len,
+        min_len=min_len,
+        bos_id=bos_id,
+        eos_id=eos_id,
+        length_penalty=length_penalty,
+        penalty=penalty,
+        early_stopping=early_stopping,
+        patience=patience,
+        reorder=reorder,
+        step_op=step_op,
+        num_beam_groups=num_beam_groups,
+        diversity_penalty=diversity_penalty,
+        coverage_penalty=coverage_penalty,
+        source_lengths=source_lengths,
+        sampling_topk=sampling_topk,
+        sampling_temperature=sampling_temperature,
+        seed=seed,
+        repetition_penalty=repetition_penalty,
+        no_repeat_ngram_size=no_repeat_ngram_size,
+        suppress_tokens=suppress_tokens,
+        bad_words=bad_words,
+        prefix=prefix,
+    )
     _check_callable(step, "step")
     if cfg.items == 0:
         return []
@@ -808,18 +905,24 @@ def beam_search(
     beams = _Beams(cfg)
     vocab = None
     for t in range(cfg.max_len):
-        log_probs, state, xp, attention = _call_step(step, xp.asarray(beams.next_tokens), state,
-                                                     cfg.rows, vocab, t, attention=bool(cfg.beta))
+        log_probs, state, xp, attention = _call_step(
+            step, xp.asarray(beams.next_tokens), state, cfg.rows, vocab, t, attention=bool(cfg.beta)
+        )
         if vocab is None:
             vocab = int(log_probs.shape[1])
             _check_vocab_ids(vocab, bos_id=cfg.bos_id, eos_id=cfg.eos_id)
             cfg.controls.check_vocab(vocab)
         if cfg.reorder is None:
             _check_state_rows(state, cfg.rows, f"step: returned state (step {t})")
-        if attention is not None and cfg.source_lengths is not None \
-                and int(cfg.source_lengths.max()) > attention.shape[1]:
-            raise ValueError(f"source_lengths: {int(cfg.source_lengths.max())} exceeds the "
-                             f"{attention.shape[1]} source positions of the step's attention")
+        if (
+            attention is not None
+            and cfg.source_lengths is not None
+            and int(cfg.source_lengths.max()) > attention.shape[1]
+        ):
+            raise ValueError(
+                f"source_lengths: {int(cfg.source_lengths.max())} exceeds the "
+                f"{attention.shape[1]} source positions of the step's attention"
+            )
         beams.advance(log_probs, attention, t, xp)
         beams.stop(t + 1)
         if beams.all_done:
@@ -833,8 +936,9 @@ def beam_search(
 # ---------------------------------------------------------------------------------------------
 
 
-def _decode(step, state, *, batch_size, bos_id, eos_id, max_len, choose, min_len=0,
-            controls: _Controls | None = None) -> list[Hypothesis]:
+def _decode(
+    step, state, *, batch_size, bos_id, eos_id, max_len, choose, min_len=0, controls: _Controls | None = None
+) -> list[Hypothesis]:
     """Shared loop of greedy search and sampling: one row per item, ``choose(lp, t, active)``
     returns the next token of every row (only the active rows matter) from the log-probs after
     the controls and ``min_len``; the hypotheses keep the model's own log-probs."""
@@ -856,8 +960,7 @@ def _decode(step, state, *, batch_size, bos_id, eos_id, max_len, choose, min_len
         ranked = lp
         if controls is not None:
             # finished rows have no more tokens: pad with EOS (their choice is ignored)
-            history = np.array([toks + [eos_id] * (t - len(toks)) for toks in tokens],
-                               dtype=np.int64).reshape(N, t)
+            history = np.array([toks + [eos_id] * (t - len(toks)) for toks in tokens], dtype=np.int64).reshape(N, t)
             ranked = controls.log_probs(lp, history, t, eos_id=eos_id, forbid_eos=t + 1 < min_len)
         elif t + 1 < min_len:
             ranked = lp.copy()
@@ -888,14 +991,30 @@ def _check_decode_args(step, batch_size, bos_id, eos_id, max_len, min_len):
     min_len = _check_int(min_len, "min_len", 0)
     if min_len > max_len:
         raise ValueError(f"min_len: must be <= max_len = {max_len}, got {min_len}")
-    return (_check_int(batch_size, "batch_size", 0), _check_int(bos_id, "bos_id", 0),
-            _check_int(eos_id, "eos_id", 0), max_len, min_len)
+    return (
+        _check_int(batch_size, "batch_size", 0),
+        _check_int(bos_id, "bos_id", 0),
+        _check_int(eos_id, "eos_id", 0),
+        max_len,
+        min_len,
+    )
 
 
-def greedy_search(step: Callable, state: Any, *, batch_size: int, bos_id: int, eos_id: int,
-                  max_len: int, min_len: int = 0, repetition_penalty: float = 1.0,
-                  no_repeat_ngram_size: int = 0, suppress_tokens=None, bad_words=None,
-                  prefix=None) -> list[Hypothesis]:
+def greedy_search(
+    step: Callable,
+    state: Any,
+    *,
+    batch_size: int,
+    bos_id: int,
+    eos_id: int,
+    max_len: int,
+    min_len: int = 0,
+    repetition_penalty: float = 1.0,
+    no_repeat_ngram_size: int = 0,
+    suppress_tokens=None,
+    bad_words=None,
+    prefix=None,
+) -> list[Hypothesis]:
     """Greedy decoding: at every step take the most likely token (ties: the lowest token id).
 
     ``step(tokens (N,), state) -> (log_probs (N, V), state)`` (one row per item; no reordering).
@@ -906,19 +1025,32 @@ def greedy_search(step: Callable, state: Any, *, batch_size: int, bos_id: int, e
     ``log_prob`` (no length normalisation: greedy search does not rank) and its log-probs are the
     step's own. Equal to ``beam_search(..., beam_size=1)`` in tokens and log-probs.
     """
-    N, bos_id, eos_id, max_len, min_len = _check_decode_args(step, batch_size, bos_id, eos_id,
-                                                             max_len, min_len)
-    controls = _Controls(N, repetition_penalty=repetition_penalty,
-                         no_repeat_ngram_size=no_repeat_ngram_size, suppress_tokens=suppress_tokens,
-                         bad_words=bad_words, prefix=prefix)
+    N, bos_id, eos_id, max_len, min_len = _check_decode_args(step, batch_size, bos_id, eos_id, max_len, min_len)
+    controls = _Controls(
+        N,
+        repetition_penalty=repetition_penalty,
+        no_repeat_ngram_size=no_repeat_ngram_size,
+        suppress_tokens=suppress_tokens,
+        bad_words=bad_words,
+        prefix=prefix,
+    )
     if N == 0:
         return []
 
     def choose(lp, t, active):
         return np.argmax(lp, axis=1)  # first maximum: lowest token id
 
-    return _decode(step, state, batch_size=N, bos_id=bos_id, eos_id=eos_id, max_len=max_len,
-                   choose=choose, min_len=min_len, controls=controls)
+    return _decode(
+        step,
+        state,
+        batch_size=N,
+        bos_id=bos_id,
+        eos_id=eos_id,
+        max_len=max_len,
+        choose=choose,
+        min_len=min_len,
+        controls=controls,
+    )
 
 
 def _check_top_p(top_p):
@@ -939,11 +1071,25 @@ def _generators(seed, n_items: int):
     return lambda rows: draw()[:, 0]
 
 
-def sample(step: Callable, state: Any, *, batch_size: int, bos_id: int, eos_id: int, max_len: int,
-           temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
-           seed=None, min_len: int = 0, repetition_penalty: float = 1.0,
-           no_repeat_ngram_size: int = 0, suppress_tokens=None, bad_words=None,
-           prefix=None) -> list[Hypothesis]:
+def sample(
+    step: Callable,
+    state: Any,
+    *,
+    batch_size: int,
+    bos_id: int,
+    eos_id: int,
+    max_len: int,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    seed=None,
+    min_len: int = 0,
+    repetition_penalty: float = 1.0,
+    no_repeat_ngram_size: int = 0,
+    suppress_tokens=None,
+    bad_words=None,
+    prefix=None,
+) -> list[Hypothesis]:
     """Ancestral sampling (docs/ops.md §3.3): draw each next token from
     ``softmax(log_probs / temperature)``, restricted to the ``top_k`` most likely tokens when given
     (ties at the cut: the lowest token ids are kept; ``top_k > V`` keeps all), then to the nucleus
@@ -961,8 +1107,7 @@ def sample(step: Callable, state: Any, *, batch_size: int, bos_id: int, eos_id: 
     ``step_log_probs`` are the model's own log-probs (temperature 1, no top-k, no controls), so
     they equal :func:`score` of the tokens.
     """
-    N, bos_id, eos_id, max_len, min_len = _check_decode_args(step, batch_size, bos_id, eos_id,
-                                                             max_len, min_len)
+    N, bos_id, eos_id, max_len, min_len = _check_decode_args(step, batch_size, bos_id, eos_id, max_len, min_len)
     if isinstance(temperature, bool) or not isinstance(temperature, (int, float, np.number)):
         raise TypeError(f"temperature: expected a real number, got {type(temperature).__name__}")
     if not (math.isfinite(temperature) and temperature > 0):
@@ -970,9 +1115,14 @@ def sample(step: Callable, state: Any, *, batch_size: int, bos_id: int, eos_id: 
     if top_k is not None:
         top_k = _check_int(top_k, "top_k", 1)
     top_p = _check_top_p(top_p)
-    controls = _Controls(N, repetition_penalty=repetition_penalty,
-                         no_repeat_ngram_size=no_repeat_ngram_size, suppress_tokens=suppress_tokens,
-                         bad_words=bad_words, prefix=prefix)
+    controls = _Controls(
+        N,
+        repetition_penalty=repetition_penalty,
+        no_repeat_ngram_size=no_repeat_ngram_size,
+        suppress_tokens=suppress_tokens,
+        bad_words=bad_words,
+        prefix=prefix,
+    )
     draw = _generators(seed, N)
     if N == 0:
         return []
@@ -996,8 +1146,17 @@ def sample(step: Callable, state: Any, *, batch_size: int, bos_id: int, eos_id: 
             choice[n] = min(int(np.searchsorted(cdf, u[n] * cdf[-1], side="right")), row.size - 1)
         return choice
 
-    return _decode(step, state, batch_size=N, bos_id=bos_id, eos_id=eos_id, max_len=max_len,
-                   choose=choose, min_len=min_len, controls=controls)
+    return _decode(
+        step,
+        state,
+        batch_size=N,
+        bos_id=bos_id,
+        eos_id=eos_id,
+        max_len=max_len,
+        choose=choose,
+        min_len=min_len,
+        controls=controls,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1097,8 +1256,17 @@ class ErrorAnalysis:
         return self.n_model / self.n_errors if self.n_errors else 0.0
 
 
-def error_analysis(step: Callable, state: Any, references, outputs, *, length_penalty: float = 0.7,
-                   penalty: str = "average", bos_id: int, eos_id: int | None = None) -> ErrorAnalysis:
+def error_analysis(
+    step: Callable,
+    state: Any,
+    references,
+    outputs,
+    *,
+    length_penalty: float = 0.7,
+    penalty: str = "average",
+    bos_id: int,
+    eos_id: int | None = None,
+) -> ErrorAnalysis:
     """Beam-search error analysis (docs/ops.md §3.3).
 
     For each item compare the model's score of the human reference ``y*`` with that of the search
@@ -1127,6 +1295,8 @@ def error_analysis(step: Callable, state: Any, references, outputs, *, length_pe
     out_lp = _score_tokens(step, state, outs, bos_id, eos_id, "outputs")
     ref_sc = np.array([normalised_score(s, len(y), alpha, penalty) for s, y in zip(ref_lp, refs)])
     out_sc = np.array([normalised_score(s, len(y), alpha, penalty) for s, y in zip(out_lp, outs)])
-    verdicts = tuple("correct" if r == o else ("search" if rs > os_ else "model")
-                     for r, o, rs, os_ in zip(refs, outs, ref_sc, out_sc))
+    verdicts = tuple(
+        "correct" if r == o else ("search" if rs > os_ else "model")
+        for r, o, rs, os_ in zip(refs, outs, ref_sc, out_sc)
+    )
     return ErrorAnalysis(verdicts, ref_lp, out_lp, ref_sc, out_sc)

@@ -1,7 +1,6 @@
 """The benches' competing load (harness.Contention): busy processes that spin only when asked, end
 by themselves, and never outlive the bench — normal exit, exception, Ctrl-C or a killed parent."""
 
-import os
 import subprocess
 import sys
 import time
@@ -68,10 +67,12 @@ def test_a_contender_past_its_time_limit_ends_and_is_restarted():
 @pytest.mark.parametrize("spinning", [False, True])
 def test_contenders_die_with_a_killed_parent(spinning):
     # a parent that starts a contender and vanishes without any cleanup (os._exit skips `finally`)
-    code = ("import os, sys, time\nfrom seqkernels.benchmarks import harness as hz\n"
-            "load = hz.Contention(1, settle=0.0).__enter__()\n"
-            + ("load.busy().__enter__()\n" if spinning else "")
-            + "print(load.pids[0], flush=True)\nos._exit(0)\n")
+    code = (
+        "import os, sys, time\nfrom seqkernels.benchmarks import harness as hz\n"
+        "load = hz.Contention(1, settle=0.0).__enter__()\n"
+        + ("load.busy().__enter__()\n" if spinning else "")
+        + "print(load.pids[0], flush=True)\nos._exit(0)\n"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     pid = int(out.stdout.split()[0])
     assert wait_for(lambda: gone([pid]), timeout=10), f"contender {pid} outlived its parent (state {state(pid)})"

@@ -28,8 +28,10 @@ def test_several_threads_run_together():
     assert r["threads"] == 3 and math.isfinite(r["gflops"]) and r["gflops"] > 0
 
 
-@pytest.mark.parametrize("threads, seconds", [(0, 0.1), (-1, 0.1), (5000, 0.1), (1, 0.0), (1, -1.0), (1, 61.0),
-                                              (1, float("nan")), (1, float("inf"))])
+@pytest.mark.parametrize(
+    "threads, seconds",
+    [(0, 0.1), (-1, 0.1), (5000, 0.1), (1, 0.0), (1, -1.0), (1, 61.0), (1, float("nan")), (1, float("inf"))],
+)
 def test_bad_arguments_raise_value_error(threads, seconds):
     with pytest.raises(ValueError, match="threads|seconds"):
         _C.fma_peak(threads, seconds)
@@ -42,8 +44,17 @@ def test_harness_keeps_the_best_of_its_trials():
     assert peak["threads"] == 1 and peak["cpu_capability"] == _C.cpu_capability()
 
 
-@pytest.mark.parametrize("kwargs", [{"threads": 0}, {"threads": 1.5}, {"threads": True}, {"threads": 1, "trials": 0},
-                                    {"threads": 1, "seconds": 0}, {"threads": 1, "seconds": "1"}])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"threads": 0},
+        {"threads": 1.5},
+        {"threads": True},
+        {"threads": 1, "trials": 0},
+        {"threads": 1, "seconds": 0},
+        {"threads": 1, "seconds": "1"},
+    ],
+)
 def test_harness_rejects_bad_arguments(kwargs):
     with pytest.raises(ValueError):
         hz.measure_fma_peak(**kwargs)

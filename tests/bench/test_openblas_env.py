@@ -15,8 +15,10 @@ UNSET = {"OPENBLAS_CORETYPE": None, "OPENBLAS_L2_SIZE": None}
 
 def test_the_variables_and_their_names():
     assert hz.openblas_env({}) == UNSET
-    assert hz.openblas_env({"OPENBLAS_CORETYPE": "Haswell", "PATH": "/bin"}) == {"OPENBLAS_CORETYPE": "Haswell",
-                                                                                "OPENBLAS_L2_SIZE": None}
+    assert hz.openblas_env({"OPENBLAS_CORETYPE": "Haswell", "PATH": "/bin"}) == {
+        "OPENBLAS_CORETYPE": "Haswell",
+        "OPENBLAS_L2_SIZE": None,
+    }
     assert hz.openblas_env_name(UNSET) == "default"
     assert hz.openblas_env_name({"OPENBLAS_CORETYPE": None, "OPENBLAS_L2_SIZE": "512"}) == "machine"
     assert "OPENBLAS_CORETYPE=unset" in hz.openblas_env_line(UNSET)
@@ -35,7 +37,10 @@ def test_variants():
 def test_child_options_are_rewritten_by_full_name():
     argv = ["--quick", "--json", "a.json", "--openblas-env=both", "--shape", "lstm,1,2,3", "--fma-peak-gflops", "9"]
     assert hz._without_options(argv, ("--openblas-env", "--json", "--fma-peak-gflops")) == [
-        "--quick", "--shape", "lstm,1,2,3"]
+        "--quick",
+        "--shape",
+        "lstm,1,2,3",
+    ]
     with pytest.raises(SystemExit):  # no abbreviations, so the rewrite cannot miss one
         rnn.parse_args(["--openblas", "both"])
 
@@ -50,14 +55,34 @@ def test_rows_of_the_other_environment_come_from_a_child_and_merge(tmp_path, mon
     real_fn = hz.openblas_env
     monkeypatch.setattr(hz, "openblas_env", lambda environ=None: dict(pretend) if environ is None else real_fn(environ))
     out = tmp_path / "rnn.json"
-    assert rnn.main(["--quick", "--shape", "lstm,2,8,3", "--repeats", "1", "--threads", "1",
-                     "--openblas-env", "both", "--json", str(out)]) == 0
+    assert (
+        rnn.main(
+            [
+                "--quick",
+                "--shape",
+                "lstm,2,8,3",
+                "--repeats",
+                "1",
+                "--threads",
+                "1",
+                "--openblas-env",
+                "both",
+                "--json",
+                str(out),
+            ]
+        )
+        == 0
+    )
     first_line = capsys.readouterr().out.splitlines()[0]
     assert first_line.startswith("OpenBLAS environment: OPENBLAS_CORETYPE=")
 
     payload = json.loads(out.read_text())
     assert [(r["env"], r["mode"]) for r in payload["rows"]] == [
-        ("default", "fwd"), ("default", "fwd+bwd"), ("machine", "fwd"), ("machine", "fwd+bwd")]  # headline first
+        ("default", "fwd"),
+        ("default", "fwd+bwd"),
+        ("machine", "fwd"),
+        ("machine", "fwd+bwd"),
+    ]  # headline first
     variants = payload["openblas_env"]["variants"]
     assert variants[child_env]["ran_in"] == "child process"
     assert variants[child_env]["machine"]["openblas_env"] == real  # the child saw exactly our variables

@@ -58,16 +58,18 @@ def test_numpy_loop_matches_the_layer_in_float64(cell):
 @pytest.mark.filterwarnings("ignore:LSTM with projections is not supported with oneDNN")
 def test_lstmp_bench_row_validates_without_torch():
     """LSTMP (proj_size = H/4) rows: no NumPy loop; without torch, the float64 reference is the baseline."""
-    row = rnn.bench_shape("lstmp", 3, 8, 4, "fwd+bwd", {"ours": rnn.make_ours, "numpy": rnn.make_numpy}, threads=1,
-                          repeats=1)
+    row = rnn.bench_shape(
+        "lstmp", 3, 8, 4, "fwd+bwd", {"ours": rnn.make_ours, "numpy": rnn.make_numpy}, threads=1, repeats=1
+    )
     assert row["proj_size"] == 2 and row["validated_against"] == "reference float64" and "numpy" not in row["stats"]
     assert row["flops"] == rnn.flops("lstmp", 3, 8, 4, 8, "fwd+bwd") == 3 * 2.0 * 4 * 3 * (4 * 8 * (8 + 2) + 2 * 8)
 
 
 def test_rnn_bench_row_under_contention():
     with hz.Contention(1, settle=0.0) as load:
-        row = rnn.bench_shape("lstm", 2, 8, 3, "fwd", rnn.variants("cpu", numpy_loop=False), threads=1, repeats=2,
-                              contention=load)
+        row = rnn.bench_shape(
+            "lstm", 2, 8, 3, "fwd", rnn.variants("cpu", numpy_loop=False), threads=1, repeats=2, contention=load
+        )
     assert row["contend"] == 1 and row["ours_load_ms"] > 0 and row["ours_slowdown"] > 0
 
 
@@ -75,7 +77,7 @@ def test_interleaved_timing_alternates_and_stops():
     calls = []
     fns = {"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}
     stats = hz.time_interleaved(fns, repeats=3, warmup=1, min_time=0.0)
-    assert calls == list("ab" + "ab" "ba" "ab")  # warm-up round, then rounds whose order alternates
+    assert calls == list("ab" + "abbaab")  # warm-up round, then rounds whose order alternates
     assert stats["a"]["n"] == stats["b"]["n"] == 3
     # an unreachable spread target stops at max_time
     stats = hz.time_interleaved({"a": lambda: None}, repeats=1, warmup=0, max_time=0.05, target_iqr_pct=0.0)
@@ -84,8 +86,9 @@ def test_interleaved_timing_alternates_and_stops():
 
 @pytest.mark.parametrize("suite", ["rnn", "search", "torch_layers"])
 def test_cli_bench_help(suite):
-    out = subprocess.run([sys.executable, "-m", "seqkernels", "bench", suite, "--help"], capture_output=True,
-                         text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "seqkernels", "bench", suite, "--help"], capture_output=True, text=True, check=True
+    )
     assert "--quick" in out.stdout
     if suite != "search":
         assert "--openblas-env" in out.stdout and "--contend" in out.stdout

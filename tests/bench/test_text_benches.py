@@ -28,14 +28,23 @@ def test_text_cnn_bench_rows_validate_on_a_tiny_shape(tmp_path, monkeypatch):
     out = tmp_path / "tc.json"
     assert tc.main(["--quick", "--repeats", "2", "--threads", "1", "--json", str(out)]) == 0
     rows = json.loads(out.read_text())["rows"]
-    assert [r["row"] for r in rows] == [f"conv fwd k={k}" for k in (3, 4, 5)] + \
-        [f"conv fwd+bwd k={k}" for k in (3, 4, 5)] + ["kim fwd+bwd 3,4,5"]
+    assert [r["row"] for r in rows] == [f"conv fwd k={k}" for k in (3, 4, 5)] + [
+        f"conv fwd+bwd k={k}" for k in (3, 4, 5)
+    ] + ["kim fwd+bwd 3,4,5"]
     assert all(r["ms"] > 0 and r["torch_ms"] > 0 and r["threads"] == 1 for r in rows)
 
 
 def test_sentiment_tokenizer_and_macro_f1():
     s = load_script("sentiment")
-    assert s.tokenize("@United THANKS!! see https://t.co/x #great don't") == \
-        ["@united", "thanks", "!", "!", "see", "URL", "#great", "don't"]
+    assert s.tokenize("@United THANKS!! see https://t.co/x #great don't") == [
+        "@united",
+        "thanks",
+        "!",
+        "!",
+        "see",
+        "URL",
+        "#great",
+        "don't",
+    ]
     assert s.macro_f1(["positive", "negative"], ["positive", "negative"]) == 1.0
     assert s.macro_f1(["negative"] * 4, ["negative"] * 3 + ["positive"]) == pytest.approx((6 / 7 + 0) / 2)

@@ -40,8 +40,27 @@ def _children():
 def test_torch_layers_run_with_contention_leaves_no_process(tmp_path):
     out = tmp_path / "t.json"
     before = _children()
-    assert torch_layers.main(["--quick", "--shape", "gru,2,8", "--repeats", "2", "--max-iqr", "1000", "--threads", "1",
-                              "--contend", "1", "--layer-rows", "--json", str(out)]) == 0
+    assert (
+        torch_layers.main(
+            [
+                "--quick",
+                "--shape",
+                "gru,2,8",
+                "--repeats",
+                "2",
+                "--max-iqr",
+                "1000",
+                "--threads",
+                "1",
+                "--contend",
+                "1",
+                "--layer-rows",
+                "--json",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert _children() == before
     payload = json.loads(out.read_text())
     rows = payload["rows"]
@@ -62,8 +81,10 @@ def test_layer_row_validates_and_times(monkeypatch):
 def test_main_writes_json(monkeypatch, tmp_path, capsys):
     monkeypatch.setattr(torch_layers, "T_STEPS", 3)
     monkeypatch.setattr(torch_layers, "QUICK_SHAPES", [("lstm", 1, 4)])
-    assert torch_layers.main(["--quick", "--repeats", "1", "--max-iqr", "1000", "--threads", "1"],
-                             results_dir=tmp_path) == 0
+    assert (
+        torch_layers.main(["--quick", "--repeats", "1", "--max-iqr", "1000", "--threads", "1"], results_dir=tmp_path)
+        == 0
+    )
     data = json.loads((tmp_path / "torch-layers-cpu.json").read_text())
     assert data["benchmark"] == "torch-layers" and [r["mode"] for r in data["rows"]] == ["train", "infer"]
     assert all(r["T"] == 3 for r in data["rows"])

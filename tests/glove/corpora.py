@@ -6,8 +6,22 @@ from __future__ import annotations
 
 import random
 
-WORDS = [b"the", b"a", b"of", b"cat", b"dog", "\u00e9t\u00e9".encode(), "na\u00efve".encode(), b"x\xff",
-         b"\xe2\x82\xac", "\u65e5\u672c".encode(), b"A", b"ab", b"abc", b"ab\xc3\xa9"]
+WORDS = [
+    b"the",
+    b"a",
+    b"of",
+    b"cat",
+    b"dog",
+    "\u00e9t\u00e9".encode(),
+    "na\u00efve".encode(),
+    b"x\xff",
+    b"\xe2\x82\xac",
+    "\u65e5\u672c".encode(),
+    b"A",
+    b"ab",
+    b"abc",
+    b"ab\xc3\xa9",
+]
 
 
 def _line(rng: random.Random, words, length: int) -> bytes:
@@ -38,8 +52,18 @@ def zipf_lines(seed: int, lines: int = 120, max_len: int = 25) -> bytes:
 def repeated(seed: int) -> bytes:
     """Long runs of one word (diagonal cells, 2/d in symmetric mode) and alternations."""
     rng = random.Random(seed)
-    return b"\n".join([b" ".join([b"the"] * rng.randint(1, 40)), b"a b a b a b a b", b"cat cat dog cat",
-                       b"the\r\n", b"\xe2\x82\xac " * 7]) + b"\n"
+    return (
+        b"\n".join(
+            [
+                b" ".join([b"the"] * rng.randint(1, 40)),
+                b"a b a b a b a b",
+                b"cat cat dog cat",
+                b"the\r\n",
+                b"\xe2\x82\xac " * 7,
+            ]
+        )
+        + b"\n"
+    )
 
 
 def one_long_line(seed: int) -> bytes:
@@ -52,8 +76,7 @@ def long_tokens(seed: int) -> bytes:
     """Tokens over Stanford's 999-byte cap, with UTF-8 sequences cut at the cap."""
     rng = random.Random(seed)
     toks = [b"a" * 999, b"a" * 1200, b"b" * 998 + "\u00e9".encode(), b"b" * 997 + b"\xe2\x82\xac", b"c" * 3000]
-    return b"\n".join(b" ".join(rng.choice(toks + WORDS[:4]) for _ in range(rng.randint(1, 8)))
-                      for _ in range(30))
+    return b"\n".join(b" ".join(rng.choice(toks + WORDS[:4]) for _ in range(rng.randint(1, 8))) for _ in range(30))
 
 
 CORPORA = {

@@ -7,9 +7,16 @@ from __future__ import annotations
 
 import random
 
-ROLES = {"common": ("man", "woman"), "royal": ("king", "queen"), "child": ("boy", "girl"),
-         "parent": ("father", "mother"), "sibling": ("brother", "sister"), "offspring": ("son", "daughter"),
-         "young_royal": ("prince", "princess"), "elder": ("grandfather", "grandmother")}
+ROLES = {
+    "common": ("man", "woman"),
+    "royal": ("king", "queen"),
+    "child": ("boy", "girl"),
+    "parent": ("father", "mother"),
+    "sibling": ("brother", "sister"),
+    "offspring": ("son", "daughter"),
+    "young_royal": ("prince", "princess"),
+    "elder": ("grandfather", "grandmother"),
+}
 GENDER_CONTEXT = (("he", "him", "his"), ("she", "her", "hers"))
 ROLE_CONTEXT = {role: tuple(f"{role}_{k}" for k in range(3)) for role in ROLES}
 TARGETS = [w for pair in ROLES.values() for w in pair]
@@ -33,5 +40,10 @@ def planted_lines(n_lines: int = 10000, seed: int = 0) -> list[str]:
 
 def planted_analogies() -> list[tuple[str, str, str, str]]:
     """Every "a b c d" with a:b = c:d that holds by construction (gender swap across two roles)."""
-    return [(ROLES[r1][g], ROLES[r1][1 - g], ROLES[r2][g], ROLES[r2][1 - g])
-            for r1 in ROLES for r2 in ROLES if r1 != r2 for g in (0, 1)]
+    return [
+        (ROLES[r1][g], ROLES[r1][1 - g], ROLES[r2][g], ROLES[r2][1 - g])
+        for r1 in ROLES
+        for r2 in ROLES
+        if r1 != r2
+        for g in (0, 1)
+    ]

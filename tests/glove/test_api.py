@@ -9,12 +9,11 @@ import numpy as np
 import pytest
 
 import seqkernels as sk
-
 from seqkernels.glove import Cooccurrence, GloVe, Vocabulary, WordVectors, cooccurrence, write_cooccurrence
 from seqkernels.reference import glove as ref
 
 from .corpora import CORPORA
-from .planted import TARGETS, planted_analogies, planted_lines
+from .planted import planted_analogies, planted_lines
 
 
 @pytest.fixture(scope="module")
@@ -50,15 +49,18 @@ def test_vocabulary_keeps_non_utf8_bytes(tmp_path):
     assert Vocabulary.load(tmp_path / "v.txt").encoded() == [b"caf\xe9", b"x"]
 
 
-@pytest.mark.parametrize("content, match", [
-    (b"", "is empty"),
-    (b"a 3\nb\n", "line 2: expected 'word count'"),
-    (b"a 3\nb x\n", "line 2: expected 'word count'"),
-    (b"a 3\nb 2 1\n", "line 2: expected 'word count'"),
-    (b"a 3\na 2\n", "line 2: 'a' repeats line 1"),
-    (b"a 3\n<unk> 2\n", "<unk> is reserved"),
-    (b"a 3\n\nb 1\n", "line 2: expected 'word count'"),
-])
+@pytest.mark.parametrize(
+    "content, match",
+    [
+        (b"", "is empty"),
+        (b"a 3\nb\n", "line 2: expected 'word count'"),
+        (b"a 3\nb x\n", "line 2: expected 'word count'"),
+        (b"a 3\nb 2 1\n", "line 2: expected 'word count'"),
+        (b"a 3\na 2\n", "line 2: 'a' repeats line 1"),
+        (b"a 3\n<unk> 2\n", "<unk> is reserved"),
+        (b"a 3\n\nb 1\n", "line 2: expected 'word count'"),
+    ],
+)
 def test_bad_vocab_files(tmp_path, content, match):
     path = tmp_path / "vocab.txt"
     path.write_bytes(content)
@@ -66,16 +68,19 @@ def test_bad_vocab_files(tmp_path, content, match):
         Vocabulary.load(path)
 
 
-@pytest.mark.parametrize("corpus, kwargs, exc, match", [
-    (b"a <unk> b", {}, ValueError, "reserved token <unk>"),
-    (b"", {}, ValueError, "corpus: is empty"),
-    (b" \n\t\n", {}, ValueError, "contains no tokens"),
-    ("/nonexistent/corpus.txt", {}, FileNotFoundError, "no such file"),
-    (b"a b", dict(min_count=0), ValueError, "min_count"),
-    (b"a b", dict(max_vocab=0), ValueError, "max_vocab"),
-    (b"a b", dict(threads=0), ValueError, "threads"),
-    (3.5, {}, TypeError, "corpus: expected a path"),
-])
+@pytest.mark.parametrize(
+    "corpus, kwargs, exc, match",
+    [
+        (b"a <unk> b", {}, ValueError, "reserved token <unk>"),
+        (b"", {}, ValueError, "corpus: is empty"),
+        (b" \n\t\n", {}, ValueError, "contains no tokens"),
+        ("/nonexistent/corpus.txt", {}, FileNotFoundError, "no such file"),
+        (b"a b", dict(min_count=0), ValueError, "min_count"),
+        (b"a b", dict(max_vocab=0), ValueError, "max_vocab"),
+        (b"a b", dict(threads=0), ValueError, "threads"),
+        (3.5, {}, TypeError, "corpus: expected a path"),
+    ],
+)
 def test_vocabulary_errors(corpus, kwargs, exc, match):
     with pytest.raises(exc, match=match):
         Vocabulary.from_corpus(corpus, **kwargs)
@@ -105,8 +110,9 @@ def test_cooccurrence_file_round_trips(tmp_path):
     vocab = Vocabulary.from_corpus(data)
     cooc = cooccurrence(data, vocab, window_size=5)
     cooc.save(tmp_path / "c.bin")
-    stats = write_cooccurrence(data, vocab, tmp_path / "direct.bin", window_size=5, memory=0.01,
-                               max_product=0, overflow_length=64)
+    stats = write_cooccurrence(
+        data, vocab, tmp_path / "direct.bin", window_size=5, memory=0.01, max_product=0, overflow_length=64
+    )
     assert stats["runs_spilled"] > 0
     assert (tmp_path / "c.bin").read_bytes() == (tmp_path / "direct.bin").read_bytes()
     back = Cooccurrence.load(tmp_path / "c.bin", vocabulary=vocab)
@@ -124,14 +130,17 @@ def test_to_scipy_and_dense():
     assert cooc.to_dense()[1, 2] == 0.5
 
 
-@pytest.mark.parametrize("content, match", [
-    (b"", "is empty"),
-    (b"\x01\x00\x00\x00" * 5, "truncated or corrupt"),
-    (np.array([(1, 0, 1.0)], dtype="<i4,<i4,<f8").tobytes(), r"record 0 has word ids \(1, 0\)"),
-    (np.array([(1, 2, 1.0), (9, 1, 1.0)], dtype="<i4,<i4,<f8").tobytes(), r"record 1 .* outside 1..3"),
-    (np.array([(1, 2, -1.0)], dtype="<i4,<i4,<f8").tobytes(), "must be finite and > 0"),
-    (np.array([(1, 2, np.nan)], dtype="<i4,<i4,<f8").tobytes(), "must be finite and > 0"),
-])
+@pytest.mark.parametrize(
+    "content, match",
+    [
+        (b"", "is empty"),
+        (b"\x01\x00\x00\x00" * 5, "truncated or corrupt"),
+        (np.array([(1, 0, 1.0)], dtype="<i4,<i4,<f8").tobytes(), r"record 0 has word ids \(1, 0\)"),
+        (np.array([(1, 2, 1.0), (9, 1, 1.0)], dtype="<i4,<i4,<f8").tobytes(), r"record 1 .* outside 1..3"),
+        (np.array([(1, 2, -1.0)], dtype="<i4,<i4,<f8").tobytes(), "must be finite and > 0"),
+        (np.array([(1, 2, np.nan)], dtype="<i4,<i4,<f8").tobytes(), "must be finite and > 0"),
+    ],
+)
 def test_corrupt_cooccurrence_files(tmp_path, content, match):
     path = tmp_path / "c.bin"
     path.write_bytes(content)
@@ -139,16 +148,19 @@ def test_corrupt_cooccurrence_files(tmp_path, content, match):
         Cooccurrence.load(path, vocab_size=3)
 
 
-@pytest.mark.parametrize("kwargs, exc, match", [
-    (dict(window_size=0), ValueError, "window_size"),
-    (dict(memory=-1), ValueError, "memory"),
-    (dict(memory=1e-6), ValueError, "too small to hold one run"),
-    (dict(threads=-2), ValueError, "threads"),
-    (dict(temp_dir="/nonexistent/dir"), FileNotFoundError, "temp_dir"),
-    (dict(vocabulary=42), TypeError, "vocabulary: expected"),
-    (dict(vocabulary=["a", "a"]), ValueError, "appears more than once"),
-    (dict(vocabulary="/nonexistent/vocab.txt"), FileNotFoundError, "vocab.txt"),
-])
+@pytest.mark.parametrize(
+    "kwargs, exc, match",
+    [
+        (dict(window_size=0), ValueError, "window_size"),
+        (dict(memory=-1), ValueError, "memory"),
+        (dict(memory=1e-6), ValueError, "too small to hold one run"),
+        (dict(threads=-2), ValueError, "threads"),
+        (dict(temp_dir="/nonexistent/dir"), FileNotFoundError, "temp_dir"),
+        (dict(vocabulary=42), TypeError, "vocabulary: expected"),
+        (dict(vocabulary=["a", "a"]), ValueError, "appears more than once"),
+        (dict(vocabulary="/nonexistent/vocab.txt"), FileNotFoundError, "vocab.txt"),
+    ],
+)
 def test_cooccurrence_errors(kwargs, exc, match):
     args = dict(corpus=b"a b c\n", vocabulary=["a", "b"])
     args.update(kwargs)
@@ -231,11 +243,18 @@ def test_same_seed_same_model():
     assert c.seed_ is not None
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(vector_size=0), "vector_size"), (dict(x_max=0), "x_max"), (dict(alpha=float("nan")), "alpha"),
-    (dict(learning_rate=-0.1), "learning_rate"), (dict(grad_clip=0), "grad_clip"), (dict(seed=-1), "seed"),
-    (dict(threads=0), "threads"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(vector_size=0), "vector_size"),
+        (dict(x_max=0), "x_max"),
+        (dict(alpha=float("nan")), "alpha"),
+        (dict(learning_rate=-0.1), "learning_rate"),
+        (dict(grad_clip=0), "grad_clip"),
+        (dict(seed=-1), "seed"),
+        (dict(threads=0), "threads"),
+    ],
+)
 def test_glove_constructor_errors(kwargs, match):
     with pytest.raises(ValueError, match=match):
         GloVe(**kwargs)
@@ -318,25 +337,31 @@ def test_evaluate_analogies(planted, tmp_path):
         wv.evaluate_analogies(tmp_path / "bad.txt")
 
 
-@pytest.mark.parametrize("call, exc, match", [
-    (lambda wv: wv.similarity("king", "unicorn"), KeyError, "unicorn"),
-    (lambda wv: wv.most_similar("king", topn=0), ValueError, "topn"),
-    (lambda wv: wv.most_similar(np.zeros(5)), ValueError, r"shape \(3,\)"),
-    (lambda wv: wv.analogy("man", "king", "unicorn"), KeyError, "unicorn"),
-    (lambda wv: WordVectors(["a", "a"], np.zeros((2, 3))), ValueError, "more than once"),
-    (lambda wv: WordVectors(["a"], np.zeros((2, 3))), ValueError, r"expected shape \(1, dim\)"),
-])
+@pytest.mark.parametrize(
+    "call, exc, match",
+    [
+        (lambda wv: wv.similarity("king", "unicorn"), KeyError, "unicorn"),
+        (lambda wv: wv.most_similar("king", topn=0), ValueError, "topn"),
+        (lambda wv: wv.most_similar(np.zeros(5)), ValueError, r"shape \(3,\)"),
+        (lambda wv: wv.analogy("man", "king", "unicorn"), KeyError, "unicorn"),
+        (lambda wv: WordVectors(["a", "a"], np.zeros((2, 3))), ValueError, "more than once"),
+        (lambda wv: WordVectors(["a"], np.zeros((2, 3))), ValueError, r"expected shape \(1, dim\)"),
+    ],
+)
 def test_word_vector_errors(toy_vectors, call, exc, match):
     with pytest.raises(exc, match=match):
         call(toy_vectors)
 
 
-@pytest.mark.parametrize("content, match", [
-    ("a 1 2\nb 1\n", "line 2: 1 values, expected 2"),
-    ("a 1 x\n", "not a number"),
-    ("", "no vectors"),
-    ("justaword\n", "line 1: expected 'word v1"),
-])
+@pytest.mark.parametrize(
+    "content, match",
+    [
+        ("a 1 2\nb 1\n", "line 2: 1 values, expected 2"),
+        ("a 1 x\n", "not a number"),
+        ("", "no vectors"),
+        ("justaword\n", "line 1: expected 'word v1"),
+    ],
+)
 def test_bad_vector_files(tmp_path, content, match):
     (tmp_path / "v.txt").write_text(content)
     with pytest.raises(ValueError, match=match):

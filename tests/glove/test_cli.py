@@ -22,8 +22,14 @@ def glove(args: list[str], cwd, stdin: str | None = None, stdout: str | None = N
     fin = open(os.path.join(cwd, stdin), "rb") if stdin else subprocess.DEVNULL
     fout = open(os.path.join(cwd, stdout), "wb") if stdout else subprocess.PIPE
     try:
-        p = subprocess.run([sys.executable, "-m", "seqkernels", "glove", *args], cwd=cwd, stdin=fin, stdout=fout,
-                           stderr=subprocess.PIPE, timeout=120)
+        p = subprocess.run(
+            [sys.executable, "-m", "seqkernels", "glove", *args],
+            cwd=cwd,
+            stdin=fin,
+            stdout=fout,
+            stderr=subprocess.PIPE,
+            timeout=120,
+        )
     finally:
         for f in (fin, fout):
             if hasattr(f, "close"):
@@ -47,8 +53,26 @@ def test_stanford_pipeline(work):
 
     # -memory counts the whole process; under AddressSanitizer its shadow memory alone exceeds 0.1 GB
     memory = "0.5" if build_info()["address_sanitizer"] else "0.1"
-    code, err = glove(["cooccur", "-vocab-file", "vocab.txt", "-window-size", "6", "-symmetric", "1",
-                       "-distance-weighting", "1", "-memory", memory, "-threads", "2"], work, "corpus.txt", "cooc.bin")
+    code, err = glove(
+        [
+            "cooccur",
+            "-vocab-file",
+            "vocab.txt",
+            "-window-size",
+            "6",
+            "-symmetric",
+            "1",
+            "-distance-weighting",
+            "1",
+            "-memory",
+            memory,
+            "-threads",
+            "2",
+        ],
+        work,
+        "corpus.txt",
+        "cooc.bin",
+    )
     assert code == 0, err
     cooccurrence(corpus, vocab, window_size=6).save(work / "api.bin")
     assert (work / "cooc.bin").read_bytes() == (work / "api.bin").read_bytes()
@@ -59,10 +83,40 @@ def test_stanford_pipeline(work):
     assert sorted(zip(a.rows, a.cols, a.values)) == sorted(zip(b.rows, b.cols, b.values))
     assert not np.array_equal(a.rows, b.rows)
 
-    code, err = glove(["train", "-input-file", "cooc.shuf.bin", "-vocab-file", "vocab.txt", "-save-file", "vectors",
-                       "-vector-size", "8", "-iter", "4", "-x-max", "10", "-eta", "0.05", "-alpha", "0.75",
-                       "-binary", "2", "-model", "2", "-threads", "2", "-seed", "7", "-write-header", "1",
-                       "-checkpoint-every", "2"], work)
+    code, err = glove(
+        [
+            "train",
+            "-input-file",
+            "cooc.shuf.bin",
+            "-vocab-file",
+            "vocab.txt",
+            "-save-file",
+            "vectors",
+            "-vector-size",
+            "8",
+            "-iter",
+            "4",
+            "-x-max",
+            "10",
+            "-eta",
+            "0.05",
+            "-alpha",
+            "0.75",
+            "-binary",
+            "2",
+            "-model",
+            "2",
+            "-threads",
+            "2",
+            "-seed",
+            "7",
+            "-write-header",
+            "1",
+            "-checkpoint-every",
+            "2",
+        ],
+        work,
+    )
     assert code == 0, err
     assert err.count("iter: ") == 4 and "Using random seed 7" in err
     lines = (work / "vectors.txt").read_text().splitlines()
@@ -72,18 +126,21 @@ def test_stanford_pipeline(work):
     assert not [f for f in os.listdir(work) if f.endswith(".partial")]
 
 
-@pytest.mark.parametrize("args, stdin_bytes, message", [
-    (["vocab-count"], b"a b <unk> c\n", "reserved token <unk>"),
-    (["vocab-count"], b"", "contains no tokens"),
-    (["vocab-count", "-min-count", "0"], b"a\n", "-min-count"),
-    (["cooccur", "-vocab-file", "missing.txt"], b"a b\n", "missing.txt"),
-    (["cooccur", "-vocab-file", "bad_vocab.txt"], b"a b\n", "line 2: expected 'word count'"),
-    (["cooccur", "-vocab-file", "vocab.txt", "-window-size", "0"], b"a b\n", "window_size"),
-    (["cooccur", "-vocab-file", "vocab.txt", "-memory", "0.000001"], b"a b\n", "too small to hold one run"),
-    (["cooccur", "-vocab-file", "vocab.txt", "-device", "cuda"], b"a b\n", "CUDA co-occurrence path is not built"),
-    (["cooccur", "-vocab-file", "vocab.txt", "-symmetric", "2"], b"a b\n", "-symmetric: expected 0 or 1"),
-    (["shuffle"], b"x" * 17, "truncated or corrupt"),
-])
+@pytest.mark.parametrize(
+    "args, stdin_bytes, message",
+    [
+        (["vocab-count"], b"a b <unk> c\n", "reserved token <unk>"),
+        (["vocab-count"], b"", "contains no tokens"),
+        (["vocab-count", "-min-count", "0"], b"a\n", "-min-count"),
+        (["cooccur", "-vocab-file", "missing.txt"], b"a b\n", "missing.txt"),
+        (["cooccur", "-vocab-file", "bad_vocab.txt"], b"a b\n", "line 2: expected 'word count'"),
+        (["cooccur", "-vocab-file", "vocab.txt", "-window-size", "0"], b"a b\n", "window_size"),
+        (["cooccur", "-vocab-file", "vocab.txt", "-memory", "0.000001"], b"a b\n", "too small to hold one run"),
+        (["cooccur", "-vocab-file", "vocab.txt", "-device", "cuda"], b"a b\n", "CUDA co-occurrence path is not built"),
+        (["cooccur", "-vocab-file", "vocab.txt", "-symmetric", "2"], b"a b\n", "-symmetric: expected 0 or 1"),
+        (["shuffle"], b"x" * 17, "truncated or corrupt"),
+    ],
+)
 def test_errors_leave_no_output(tmp_path, args, stdin_bytes, message):
     (tmp_path / "vocab.txt").write_text("a 2\nb 1\n")
     (tmp_path / "bad_vocab.txt").write_text("a 2\nb\n")
@@ -94,13 +151,16 @@ def test_errors_leave_no_output(tmp_path, args, stdin_bytes, message):
     assert (tmp_path / "out").stat().st_size == 0
 
 
-@pytest.mark.parametrize("extra, content, message", [
-    ([], None, "cooccurrence.shuf.bin"),                                # missing input file
-    ([], b"\x00" * 20, "truncated or corrupt"),
-    ([], np.array([(1, 7, 1.0)], dtype="<i4,<i4,<f8").tobytes(), "outside 1..2"),
-    (["-model", "5"], np.array([(1, 2, 1.0)], dtype="<i4,<i4,<f8").tobytes(), "-model: expected 0, 1 or 2"),
-    (["-device", "cuda"], np.array([(1, 2, 1.0)], dtype="<i4,<i4,<f8").tobytes(), "no CUDA device"),
-])
+@pytest.mark.parametrize(
+    "extra, content, message",
+    [
+        ([], None, "cooccurrence.shuf.bin"),  # missing input file
+        ([], b"\x00" * 20, "truncated or corrupt"),
+        ([], np.array([(1, 7, 1.0)], dtype="<i4,<i4,<f8").tobytes(), "outside 1..2"),
+        (["-model", "5"], np.array([(1, 2, 1.0)], dtype="<i4,<i4,<f8").tobytes(), "-model: expected 0, 1 or 2"),
+        (["-device", "cuda"], np.array([(1, 2, 1.0)], dtype="<i4,<i4,<f8").tobytes(), "no CUDA device"),
+    ],
+)
 def test_train_errors_write_nothing(tmp_path, extra, content, message):
     if "-device" in extra:
         import seqkernels
@@ -147,9 +207,14 @@ def test_ctrl_c_while_waiting_on_a_pipe(tmp_path):
 
     (tmp_path / "vocab.txt").write_text("a 2\nb 1\n")
     with open(tmp_path / "out.bin", "wb") as out:
-        p = subprocess.Popen([sys.executable, "-m", "seqkernels", "glove", "cooccur", "-vocab-file", "vocab.txt"],
-                             cwd=tmp_path, stdin=subprocess.PIPE, stdout=out, stderr=subprocess.PIPE,
-                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        p = subprocess.Popen(
+            [sys.executable, "-m", "seqkernels", "glove", "cooccur", "-vocab-file", "vocab.txt"],
+            cwd=tmp_path,
+            stdin=subprocess.PIPE,
+            stdout=out,
+            stderr=subprocess.PIPE,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
         p.stdin.write(b"a b a b\n" * 1000)
         p.stdin.flush()
         # Wait until the reader has drained the pipe (so it is blocked reading the open pipe, however

@@ -10,7 +10,6 @@ import sys
 import numpy as np
 import pytest
 
-from seqkernels import _C
 from seqkernels.glove import Vocabulary, write_cooccurrence
 from seqkernels.glove.distributed import _reduce_task, plan_shards, row_ranges
 
@@ -31,8 +30,9 @@ def _corpus(tmp_path):
 def _local_cluster(workers, silence=40):
     """Worker processes with a nanny each (a killed worker is restarted), one thread each, no
     dashboard (a random port, so that clusters of parallel test runs do not collide)."""
-    return distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
-                                    silence_logs=silence)
+    return distributed.LocalCluster(
+        n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0", silence_logs=silence
+    )
 
 
 @pytest.fixture(scope="module")
@@ -55,8 +55,17 @@ def test_shards_give_the_local_bytes(cluster, tmp_path, shards, symmetric, windo
     expected = _local(path, vocab, tmp_path, window_size=window, symmetric=symmetric)
     size = path.stat().st_size
     out = tmp_path / "dask.bin"
-    stats = write_cooccurrence(str(path), vocab, out, window_size=window, symmetric=symmetric, threads=1,
-                               client=client, shard_bytes=size // shards + 1, work_dir=tmp_path)
+    stats = write_cooccurrence(
+        str(path),
+        vocab,
+        out,
+        window_size=window,
+        symmetric=symmetric,
+        threads=1,
+        client=client,
+        shard_bytes=size // shards + 1,
+        work_dir=tmp_path,
+    )
     assert stats["shards"] == shards
     assert out.read_bytes() == expected
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith("cooccur-")] == []  # intermediates removed
@@ -67,8 +76,17 @@ def test_one_worker_and_small_memory_spills(tmp_path):
     expected = _local(path, vocab, tmp_path, window_size=8)
     with _local_cluster(1, 40) as c, distributed.Client(c) as client:
         out = tmp_path / "dask.bin"
-        stats = write_cooccurrence(str(path), vocab, out, window_size=8, threads=1, client=client,
-                                   shard_bytes=path.stat().st_size // 3 + 1, overflow_length=200, max_product=4)
+        stats = write_cooccurrence(
+            str(path),
+            vocab,
+            out,
+            window_size=8,
+            threads=1,
+            client=client,
+            shard_bytes=path.stat().st_size // 3 + 1,
+            overflow_length=200,
+            max_product=4,
+        )
     assert stats["shards"] == 3 and stats["runs_spilled"] > 0
     assert out.read_bytes() == expected
 
@@ -79,12 +97,11 @@ def test_several_files_and_the_api_result(cluster, tmp_path):
     lines = path.read_bytes().splitlines(keepends=True)
     a, b = tmp_path / "a.txt", tmp_path / "b.txt"
     a.write_bytes(b"".join(lines[: len(lines) // 2]))
-    b.write_bytes(b"".join(lines[len(lines) // 2:]))
+    b.write_bytes(b"".join(lines[len(lines) // 2 :]))
     from seqkernels.glove import cooccurrence
 
     local = cooccurrence(str(path), vocab, window_size=10, threads=1)
-    remote = cooccurrence([str(a), f"file://{b}"], vocab, window_size=10, threads=1, client=client,
-                          shard_bytes=4096)
+    remote = cooccurrence([str(a), f"file://{b}"], vocab, window_size=10, threads=1, client=client, shard_bytes=4096)
     assert remote.stats["shards"] > 2
     np.testing.assert_array_equal(remote.rows, local.rows)
     np.testing.assert_array_equal(remote.cols, local.cols)
@@ -121,8 +138,16 @@ def test_a_killed_worker_is_retried_and_the_output_is_the_same(tmp_path):
     with _local_cluster(2, 50) as c, distributed.Client(c) as client:
         client.register_plugin(_KillOnFirstMap(str(marker)), name="kill-once")
         out = tmp_path / "dask.bin"
-        write_cooccurrence(str(path), vocab, out, window_size=10, threads=1, client=client,
-                           shard_bytes=path.stat().st_size // 3 + 1, work_dir=tmp_path)
+        write_cooccurrence(
+            str(path),
+            vocab,
+            out,
+            window_size=10,
+            threads=1,
+            client=client,
+            shard_bytes=path.stat().st_size // 3 + 1,
+            work_dir=tmp_path,
+        )
     assert marker.exists()
     assert out.read_bytes() == expected
 
@@ -158,9 +183,25 @@ def test_unreachable_scheduler(tmp_path):
     assert not out.exists()
     vocab.save(tmp_path / "vocab.txt")
     with open(tmp_path / "cli.bin", "wb") as stdout:
-        p = subprocess.run([sys.executable, "-m", "seqkernels", "glove", "cooccur", "-vocab-file", "vocab.txt",
-                            "-scheduler", "tcp://127.0.0.1:9", "-corpus", str(path)], cwd=tmp_path,
-                           stdout=stdout, stderr=subprocess.PIPE, timeout=120)
+        p = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "seqkernels",
+                "glove",
+                "cooccur",
+                "-vocab-file",
+                "vocab.txt",
+                "-scheduler",
+                "tcp://127.0.0.1:9",
+                "-corpus",
+                str(path),
+            ],
+            cwd=tmp_path,
+            stdout=stdout,
+            stderr=subprocess.PIPE,
+            timeout=120,
+        )
     assert p.returncode == 1
     assert b"cannot reach the Dask scheduler" in p.stderr
     assert (tmp_path / "cli.bin").read_bytes() == b""
@@ -188,7 +229,7 @@ def test_plan_and_ranges(tmp_path):
     shards = plan_shards([str(f)], 7)
     data = f.read_bytes()
     assert b"".join(data[a:b] for _, a, b in shards) == data
-    assert all(a == 0 or data[a - 1:a] == b"\n" for _, a, _ in shards)
+    assert all(a == 0 or data[a - 1 : a] == b"\n" for _, a, _ in shards)
     firsts = row_ranges(np.array([1000, 500, 10, 5, 1, 1, 1, 1]), 3)
     assert firsts[0] == 1 and firsts == sorted(set(firsts)) and len(firsts) <= 3
     with pytest.raises(ValueError, match="shard_bytes"):
@@ -201,10 +242,35 @@ def test_cli_on_a_scheduler(cluster, tmp_path):
     expected = _local(path, vocab, tmp_path, window_size=10)
     vocab.save(tmp_path / "vocab.txt")
     with open(tmp_path / "cli.bin", "wb") as stdout:
-        p = subprocess.run([sys.executable, "-m", "seqkernels", "glove", "cooccur", "-vocab-file", "vocab.txt",
-                            "-window-size", "10", "-threads", "1", "-scheduler", c.scheduler_address, "-corpus",
-                            str(path), "-shard-mb", str(path.stat().st_size / 2**20 / 2.5), "-work-dir", str(tmp_path),
-                            "-verbose", "2"], cwd=tmp_path, stdout=stdout, stderr=subprocess.PIPE, timeout=300)
+        p = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "seqkernels",
+                "glove",
+                "cooccur",
+                "-vocab-file",
+                "vocab.txt",
+                "-window-size",
+                "10",
+                "-threads",
+                "1",
+                "-scheduler",
+                c.scheduler_address,
+                "-corpus",
+                str(path),
+                "-shard-mb",
+                str(path.stat().st_size / 2**20 / 2.5),
+                "-work-dir",
+                str(tmp_path),
+                "-verbose",
+                "2",
+            ],
+            cwd=tmp_path,
+            stdout=stdout,
+            stderr=subprocess.PIPE,
+            timeout=300,
+        )
     assert p.returncode == 0, p.stderr.decode()
     assert b"in 3 shards on 2 workers" in p.stderr
     assert (tmp_path / "cli.bin").read_bytes() == expected

@@ -6,7 +6,6 @@ from __future__ import annotations
 import ctypes
 import itertools
 import math
-import os
 import platform
 
 import numpy as np
@@ -76,8 +75,19 @@ def test_tokenizer_fuzz(seed):
     import random
 
     rng = random.Random(seed)
-    pieces = [b"a", b"b", b"\xc3\xa9", b" ", b"  ", b"\t", b"\n", b"\n\n", b"ab" * 40, b"x" * rng.choice([63, 64, 65]),
-              b"y" * rng.choice([998, 999, 1000, 1500])]
+    pieces = [
+        b"a",
+        b"b",
+        b"\xc3\xa9",
+        b" ",
+        b"  ",
+        b"\t",
+        b"\n",
+        b"\n\n",
+        b"ab" * 40,
+        b"x" * rng.choice([63, 64, 65]),
+        b"y" * rng.choice([998, 999, 1000, 1500]),
+    ]
     data = b"".join(rng.choice(pieces) for _ in range(rng.randint(50, 900)))
     if seed % 3 == 0:
         data = data.replace(b"b", b"b\r", 5)
@@ -117,8 +127,9 @@ def test_cooccur_matches_reference(corpus, variant, window):
     vocab = _vocab(data, min_count=2)[:-2] or list(WORDS)  # drop the rarest words: they act as OOV
     for symmetric, weighting in MODES:
         want = ref.cooccurrence_dict(data, vocab, window, symmetric, weighting)
-        stats, rows, cols, values = _C.glove_cooccur(data, vocab, window, symmetric, weighting, 0.05,
-                                                     **VARIANTS[variant])
+        stats, rows, cols, values = _C.glove_cooccur(
+            data, vocab, window, symmetric, weighting, 0.05, **VARIANTS[variant]
+        )
         assert_same_cooccurrence(_as_dict(rows, cols, values), want, window)
         assert stats["records"] == len(want)
 
@@ -127,8 +138,9 @@ def test_spill_path_equals_in_memory_path():
     data = b"\n".join(CORPORA[c]() for c in sorted(CORPORA))
     vocab = _vocab(data)
     _, r0, c0, v0 = _C.glove_cooccur(data, vocab, 7, True, True, 0.05, threads=1)
-    stats, r1, c1, v1 = _C.glove_cooccur(data, vocab, 7, True, True, 0.05, threads=2, max_product=3,
-                                         overflow_length=64, max_open_runs=2)
+    stats, r1, c1, v1 = _C.glove_cooccur(
+        data, vocab, 7, True, True, 0.05, threads=2, max_product=3, overflow_length=64, max_open_runs=2
+    )
     assert stats["runs_spilled"] > 50 and stats["merge_passes"] >= 5, stats
     assert np.array_equal(r0, r1) and np.array_equal(c0, c1) and np.array_equal(v0, v1)
 
@@ -151,8 +163,7 @@ def big_corpus():
     return data, _vocab(data, min_count=3)
 
 
-@pytest.mark.parametrize("kwargs", [dict(), dict(max_product=4, overflow_length=20000)],
-                         ids=["in-memory", "spilled"])
+@pytest.mark.parametrize("kwargs", [dict(), dict(max_product=4, overflow_length=20000)], ids=["in-memory", "spilled"])
 def test_thread_counts_agree_on_a_big_corpus(big_corpus, kwargs):
     data, vocab = big_corpus
     _, r1, c1, v1 = _C.glove_cooccur(data, vocab, 10, True, True, 0.2, threads=1, **kwargs)
@@ -194,24 +205,30 @@ def test_no_temporary_files_are_left(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("kwargs, exc, match", [
-    (dict(window_size=0), ValueError, "window_size: expected >= 1"),
-    (dict(memory_gb=0.0), ValueError, "memory: expected a positive"),
-    (dict(memory_gb=float("nan")), ValueError, "memory: expected a positive"),
-    (dict(memory_gb=1e-5), ValueError, "too small to hold one run"),
-    (dict(memory_gb=0.01, max_product=10**9, words=[b"w%d" % i for i in range(2000)]), ValueError,
-     "cannot hold the requested tables"),
-    (dict(threads=-1), ValueError, "threads: expected >= 0"),
-    (dict(max_open_runs=1), ValueError, "max_open_runs"),
-    (dict(overflow_length=0), ValueError, "overflow_length"),
-    (dict(words=[]), ValueError, "vocabulary: is empty"),
-    (dict(words=[b"a", b"b", b"a"]), ValueError, r"word 2 \('a'\) repeats word 0"),
-    (dict(words=[b"a", b"<unk>"]), ValueError, "reserved token <unk>"),
-    (dict(words=[b"a b"]), ValueError, "contains a blank"),
-    (dict(words=[b""]), ValueError, "word 0 is empty"),
-    (dict(corpus=1.5), TypeError, "corpus: expected a path"),
-    (dict(corpus="/nonexistent/corpus.txt"), RuntimeError, "cannot open corpus file"),
-])
+@pytest.mark.parametrize(
+    "kwargs, exc, match",
+    [
+        (dict(window_size=0), ValueError, "window_size: expected >= 1"),
+        (dict(memory_gb=0.0), ValueError, "memory: expected a positive"),
+        (dict(memory_gb=float("nan")), ValueError, "memory: expected a positive"),
+        (dict(memory_gb=1e-5), ValueError, "too small to hold one run"),
+        (
+            dict(memory_gb=0.01, max_product=10**9, words=[b"w%d" % i for i in range(2000)]),
+            ValueError,
+            "cannot hold the requested tables",
+        ),
+        (dict(threads=-1), ValueError, "threads: expected >= 0"),
+        (dict(max_open_runs=1), ValueError, "max_open_runs"),
+        (dict(overflow_length=0), ValueError, "overflow_length"),
+        (dict(words=[]), ValueError, "vocabulary: is empty"),
+        (dict(words=[b"a", b"b", b"a"]), ValueError, r"word 2 \('a'\) repeats word 0"),
+        (dict(words=[b"a", b"<unk>"]), ValueError, "reserved token <unk>"),
+        (dict(words=[b"a b"]), ValueError, "contains a blank"),
+        (dict(words=[b""]), ValueError, "word 0 is empty"),
+        (dict(corpus=1.5), TypeError, "corpus: expected a path"),
+        (dict(corpus="/nonexistent/corpus.txt"), RuntimeError, "cannot open corpus file"),
+    ],
+)
 def test_cooccur_errors(kwargs, exc, match):
     args = dict(corpus=b"a b c\n", words=[b"a", b"b"], window_size=3)
     args.update(kwargs)
@@ -241,8 +258,7 @@ def test_stanford_init_uses_glibcs_rand():
 
 
 def _records(rng, V, N):
-    return (rng.integers(0, V, N).astype(np.int32), rng.integers(0, V, N).astype(np.int32),
-            rng.uniform(0.2, 300.0, N))
+    return (rng.integers(0, V, N).astype(np.int32), rng.integers(0, V, N).astype(np.int32), rng.uniform(0.2, 300.0, N))
 
 
 def test_train_epoch_matches_reference(rng, cpu_capability):
@@ -283,7 +299,7 @@ def test_train_epoch_clips_and_skips_like_the_reference():
     V, D = 3, 4
     W = np.zeros((2 * V, D + 1))
     W[0, :D], W[V + 1, :D], W[0, D] = 100.0, 100.0, 1e6  # huge gradients: clipped
-    W[1, 0], W[V + 2, 0] = 1e200, 1e200                    # overflowing diff: skipped
+    W[1, 0], W[V + 2, 0] = 1e200, 1e200  # overflowing diff: skipped
     G = np.ones_like(W)
     rows, cols, vals = np.array([0, 1], np.int32), np.array([1, 2], np.int32), np.array([5.0, 5.0])
     W_ref, G_ref = W.copy(), G.copy()
@@ -298,24 +314,41 @@ def test_hogwild_threads_train(rng):
     rows, cols, vals = _records(rng, V, 3000)
     W = _C.glove_stanford_init(V, D, 5)
     G = np.ones_like(W)
-    costs = [_C.glove_train_epoch(W, G, rows, cols, vals, 0.05, 100.0, 0.75, 100.0, threads=3)[0]
-             for _ in range(10)]
+    costs = [_C.glove_train_epoch(W, G, rows, cols, vals, 0.05, 100.0, 0.75, 100.0, threads=3)[0] for _ in range(10)]
     assert np.all(np.isfinite(W)) and costs[-1] < 0.5 * costs[0]
 
 
-@pytest.mark.parametrize("call, exc, match", [
-    (lambda W, G, r, c, v: _C.glove_train_epoch(W, G, r + 100, c, v, 0.05, 100.0, 0.75, 100.0), ValueError,
-     r"outside \[0, 3\)"),
-    (lambda W, G, r, c, v: _C.glove_train_epoch(W.astype(np.float32), G, r, c, v, 0.05, 100.0, 0.75, 100.0),
-     ValueError, "W: expected dtype float64"),
-    (lambda W, G, r, c, v: _C.glove_train_epoch(W, G[:2], r, c, v, 0.05, 100.0, 0.75, 100.0), ValueError,
-     r"gradsq: expected shape \(6, 5\)"),
-    (lambda W, G, r, c, v: _C.glove_train_epoch(W, G, r, c, v[:1], 0.05, 100.0, 0.75, 100.0), ValueError,
-     r"values: expected shape \(2,\)"),
-    (lambda W, G, r, c, v: _C.glove_train_epoch(W, G, r, c, v, -1.0, 100.0, 0.75, 100.0), ValueError,
-     "learning_rate: expected a positive"),
-    (lambda W, G, r, c, v: _C.glove_train_epoch(W, G, r, c, v, 0.05, 0.0, 0.75, 100.0), ValueError, "x_max"),
-])
+@pytest.mark.parametrize(
+    "call, exc, match",
+    [
+        (
+            lambda W, G, r, c, v: _C.glove_train_epoch(W, G, r + 100, c, v, 0.05, 100.0, 0.75, 100.0),
+            ValueError,
+            r"outside \[0, 3\)",
+        ),
+        (
+            lambda W, G, r, c, v: _C.glove_train_epoch(W.astype(np.float32), G, r, c, v, 0.05, 100.0, 0.75, 100.0),
+            ValueError,
+            "W: expected dtype float64",
+        ),
+        (
+            lambda W, G, r, c, v: _C.glove_train_epoch(W, G[:2], r, c, v, 0.05, 100.0, 0.75, 100.0),
+            ValueError,
+            r"gradsq: expected shape \(6, 5\)",
+        ),
+        (
+            lambda W, G, r, c, v: _C.glove_train_epoch(W, G, r, c, v[:1], 0.05, 100.0, 0.75, 100.0),
+            ValueError,
+            r"values: expected shape \(2,\)",
+        ),
+        (
+            lambda W, G, r, c, v: _C.glove_train_epoch(W, G, r, c, v, -1.0, 100.0, 0.75, 100.0),
+            ValueError,
+            "learning_rate: expected a positive",
+        ),
+        (lambda W, G, r, c, v: _C.glove_train_epoch(W, G, r, c, v, 0.05, 0.0, 0.75, 100.0), ValueError, "x_max"),
+    ],
+)
 def test_train_epoch_errors(call, exc, match):
     W, G = np.zeros((6, 5)), np.ones((6, 5))
     with pytest.raises(exc, match=match):
@@ -337,8 +370,9 @@ def test_spilled_runs_are_compact_and_exact(window):
     data = b"\n".join(CORPORA[c]() for c in sorted(CORPORA)) * 3
     vocab = _vocab(data)
     _, r0, c0, v0 = _C.glove_cooccur(data, vocab, window, True, True, 1.0, threads=1)
-    stats, r1, c1, v1 = _C.glove_cooccur(data, vocab, window, True, True, 0.05, threads=2, max_product=3,
-                                         overflow_length=300, max_open_runs=3)
+    stats, r1, c1, v1 = _C.glove_cooccur(
+        data, vocab, window, True, True, 0.05, threads=2, max_product=3, overflow_length=300, max_open_runs=3
+    )
     assert stats["runs_spilled"] > 10 and stats["merge_passes"] >= 1, stats
     assert np.array_equal(r0, r1) and np.array_equal(c0, c1)
     if window <= 22:  # exact sums: the same bits whatever was spilled

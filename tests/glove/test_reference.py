@@ -14,26 +14,32 @@ from seqkernels.reference import glove as ref
 
 
 # ---- tokens ------------------------------------------------------------------------------------
-@pytest.mark.parametrize("data, lines", [
-    (b"a b\tc\n", [[b"a", b"b", b"c"], []]),
-    (b"  a  \t b \n\n c", [[b"a", b"b"], [], [b"c"]]),
-    (b"a\r\nb\rc d\r", [[b"a"], [b"bc", b"d"]]),          # \r is dropped even inside a token
-    (b"\xc3\xa9t\xc3\xa9 x", [[b"\xc3\xa9t\xc3\xa9", b"x"]]),
-    (b"", [[]]),
-])
+@pytest.mark.parametrize(
+    "data, lines",
+    [
+        (b"a b\tc\n", [[b"a", b"b", b"c"], []]),
+        (b"  a  \t b \n\n c", [[b"a", b"b"], [], [b"c"]]),
+        (b"a\r\nb\rc d\r", [[b"a"], [b"bc", b"d"]]),  # \r is dropped even inside a token
+        (b"\xc3\xa9t\xc3\xa9 x", [[b"\xc3\xa9t\xc3\xa9", b"x"]]),
+        (b"", [[]]),
+    ],
+)
 def test_read_lines(data, lines):
     assert ref.read_lines(data) == lines
 
 
-@pytest.mark.parametrize("token, kept", [
-    (b"a" * 999, b"a" * 999),
-    (b"a" * 1500, b"a" * 999),
-    (b"a" * 998 + b"\xc3\xa9", b"a" * 998),             # lead byte at the cut: dropped
-    (b"a" * 996 + b"\xe2\x82\xac", b"a" * 996 + b"\xe2\x82\xac"),  # a complete 3-byte char stays
-    (b"a" * 997 + b"\xe2\x82\xac", b"a" * 997),          # cut inside a 3-byte char
-    (b"a" * 996 + b"\xf0\x9f\x98\x80", b"a" * 996),      # cut inside a 4-byte char
-    (b"a" * 997 + b"\xc3\xa9", b"a" * 997 + b"\xc3\xa9"),  # a complete 2-byte char stays
-])
+@pytest.mark.parametrize(
+    "token, kept",
+    [
+        (b"a" * 999, b"a" * 999),
+        (b"a" * 1500, b"a" * 999),
+        (b"a" * 998 + b"\xc3\xa9", b"a" * 998),  # lead byte at the cut: dropped
+        (b"a" * 996 + b"\xe2\x82\xac", b"a" * 996 + b"\xe2\x82\xac"),  # a complete 3-byte char stays
+        (b"a" * 997 + b"\xe2\x82\xac", b"a" * 997),  # cut inside a 3-byte char
+        (b"a" * 996 + b"\xf0\x9f\x98\x80", b"a" * 996),  # cut inside a 4-byte char
+        (b"a" * 997 + b"\xc3\xa9", b"a" * 997 + b"\xc3\xa9"),  # a complete 2-byte char stays
+    ],
+)
 def test_long_tokens_are_cut_like_stanford(token, kept):
     assert ref.read_lines(token + b" x") == [[kept, b"x"]]
 
@@ -52,8 +58,14 @@ def test_signed_char_order():
 
 def test_bitwise_hash_pinned():
     # Values from a C rendering of the formula (signed char, seed 1159241, table 2^20).
-    assert [ref.bitwise_hash(w) for w in [b"the", b"a", b"zebra", "été".encode(), b"<unk>", b"x\xff"]] == \
-        [985692, 771546, 406113, 823484, 265237, 550964]
+    assert [ref.bitwise_hash(w) for w in [b"the", b"a", b"zebra", "été".encode(), b"<unk>", b"x\xff"]] == [
+        985692,
+        771546,
+        406113,
+        823484,
+        265237,
+        550964,
+    ]
 
 
 def test_build_vocab_order_and_limits():

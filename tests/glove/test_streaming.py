@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from seqkernels.glove import Cooccurrence, GloVe, Vocabulary, cooccurrence
+from seqkernels.glove import GloVe, Vocabulary, cooccurrence
 from seqkernels.glove.cooccurrence import RECORD
 
 from .planted import planted_lines
@@ -113,8 +113,9 @@ def test_peak_rss_stays_under_a_limit_far_below_the_file(tmp_path):
     # The limit: what the process holds at the start (~35 MB: interpreter, NumPy, seqkernels) plus
     # 24 MB; the file (96 MB) is larger than the whole limit and 4x the room it leaves.
     margin = 24 * 2**20
-    p = subprocess.run([sys.executable, "-c", RSS_SCRIPT, str(path), str(V), str(margin)], capture_output=True,
-                       text=True, timeout=600)
+    p = subprocess.run(
+        [sys.executable, "-c", RSS_SCRIPT, str(path), str(V), str(margin)], capture_output=True, text=True, timeout=600
+    )
     assert p.returncode == 0, p.stderr
     start, peak, limit, cost = p.stdout.split()
     assert path.stat().st_size > max(int(limit), 3 * (int(limit) - int(start)))
@@ -123,9 +124,34 @@ def test_peak_rss_stays_under_a_limit_far_below_the_file(tmp_path):
 
 
 def _train(work, *extra, **popen):
-    args = [sys.executable, "-m", "seqkernels", "glove", "train", "-input-file", "cooc.bin", "-vocab-file",
-            "vocab.txt", "-save-file", "vectors", "-vector-size", "6", "-x-max", "10", "-threads", "1",
-            "-seed", "7", "-binary", "1", "-verbose", "0", "-memory", "1.0", *extra]
+    args = [
+        sys.executable,
+        "-m",
+        "seqkernels",
+        "glove",
+        "train",
+        "-input-file",
+        "cooc.bin",
+        "-vocab-file",
+        "vocab.txt",
+        "-save-file",
+        "vectors",
+        "-vector-size",
+        "6",
+        "-x-max",
+        "10",
+        "-threads",
+        "1",
+        "-seed",
+        "7",
+        "-binary",
+        "1",
+        "-verbose",
+        "0",
+        "-memory",
+        "1.0",
+        *extra,
+    ]
     return subprocess.Popen(args, cwd=work, stderr=subprocess.PIPE, **popen)
 
 
@@ -189,8 +215,9 @@ def test_a_full_temp_disk_is_one_clear_error(tmp_path):
     corpus.write_text("\n".join(planted_lines(400)) + "\n")
     temp = tmp_path / "temp"
     temp.mkdir()
-    p = subprocess.run([sys.executable, "-c", DISK_FULL_SCRIPT, str(corpus), str(temp)], capture_output=True,
-                       text=True, timeout=300)
+    p = subprocess.run(
+        [sys.executable, "-c", DISK_FULL_SCRIPT, str(corpus), str(temp)], capture_output=True, text=True, timeout=300
+    )
     assert p.returncode == 3, p.stderr
     assert "is the disk full?" in p.stdout
     assert list(temp.iterdir()) == []

@@ -271,7 +271,7 @@ def test_sentence_bleu_errors(args, kwargs, exc, match):
 
 VOCAB = (
     "the The cat Cat sat on mat a dog is there THERE 3.14 1,000 2.5 well-known 5-6 7- it's don't U.S. "
-    'e.g. "quoted" \'single\' (paren) $5 &amp; &quot;x&quot; &lt; <skipped> ! ? . , ... -- - x-ray Hello, '
+    "e.g. \"quoted\" 'single' (paren) $5 &amp; &quot;x&quot; &lt; <skipped> ! ? . , ... -- - x-ray Hello, "
     "world. end. A&B 50% #tag @user a/b naïve Straße STRASSE strasse ÄÖ İstanbul 10 2024 -3 a.m."
 ).split()
 SEPARATORS = [" "] * 12 + ["", "  ", "\t", " \n "]

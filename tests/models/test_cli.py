@@ -19,8 +19,20 @@ def run(*args, cwd=None, timeout=60):
 
 
 def test_demo_quick(tmp_path):
-    out = run("-m", "seqkernels", "demo", "--quick", "--no-progress", "--plot", str(tmp_path / "loss.png"),
-              "--save", str(tmp_path / "demo.npz"), "--threads", "1", cwd=tmp_path)
+    out = run(
+        "-m",
+        "seqkernels",
+        "demo",
+        "--quick",
+        "--no-progress",
+        "--plot",
+        str(tmp_path / "loss.png"),
+        "--save",
+        str(tmp_path / "demo.npz"),
+        "--threads",
+        "1",
+        cwd=tmp_path,
+    )
     m = re.search(r"bits per character on held-out topics: ([\d.]+) before -> ([\d.]+) after", out)
     assert m, out
     before, after = float(m.group(1)), float(m.group(2))
@@ -30,8 +42,8 @@ def test_demo_quick(tmp_path):
     blocked = out.split("n-gram blocking (no 8-character string generated twice)")[1].split("\n\n")[0]
     for line in blocked.splitlines()[1:]:
         text = line.split(" | ", 1)[1]
-        completion = text[len(next(p for p in ("The ", "Return ", "If the ") if text.startswith(p))):]
-        grams = [completion[i:i + 8] for i in range(len(completion) - 7)]
+        completion = text[len(next(p for p in ("The ", "Return ", "If the ") if text.startswith(p))) :]
+        grams = [completion[i : i + 8] for i in range(len(completion) - 7)]
         assert len(grams) == len(set(grams)), line
     assert "wall time" in out and "device: CPU" in out
     assert ("loss curve:" in out and (tmp_path / "loss.png").exists()) or "matplotlib is not installed" in out
@@ -41,9 +53,35 @@ def test_demo_quick(tmp_path):
 def test_train_lm_on_a_file(tmp_path):
     text = tmp_path / "corpus.txt"
     text.write_text("\n".join(["the cat sat on the mat", "the dog ran", "", "a cat ran"] * 30), encoding="utf-8")
-    out = run("-m", "seqkernels", "train-lm", str(text), "--level", "word", "--hidden-size", "16", "--embedding-dim",
-              "8", "--seconds", "5", "--epochs", "3", "--batch-size", "4", "--bptt", "8", "--lr", "0.02",
-              "--no-progress", "--samples", "2", "--threads", "1", "--save", str(tmp_path / "m.npz"))
+    out = run(
+        "-m",
+        "seqkernels",
+        "train-lm",
+        str(text),
+        "--level",
+        "word",
+        "--hidden-size",
+        "16",
+        "--embedding-dim",
+        "8",
+        "--seconds",
+        "5",
+        "--epochs",
+        "3",
+        "--batch-size",
+        "4",
+        "--bptt",
+        "8",
+        "--lr",
+        "0.02",
+        "--no-progress",
+        "--samples",
+        "2",
+        "--threads",
+        "1",
+        "--save",
+        str(tmp_path / "m.npz"),
+    )
     assert "word level" in out and "perplexity per token" in out and "model saved" in out
     lm = load(tmp_path / "m.npz")
     assert lm.vocab.level == "word" and "cat" in lm.vocab
@@ -58,20 +96,30 @@ def test_help(command):
 
 
 def test_cli_errors(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "seqkernels", "train-lm", str(tmp_path / "missing.txt")],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "seqkernels", "train-lm", str(tmp_path / "missing.txt")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 2 and "missing.txt" in proc.stderr
-    proc = subprocess.run([sys.executable, "-m", "seqkernels", "demo", "--seconds", "-1"], capture_output=True,
-                          text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "seqkernels", "demo", "--seconds", "-1"], capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 2 and "--seconds" in proc.stderr
-    proc = subprocess.run([sys.executable, "-m", "seqkernels", "demo", "--no-repeat-ngram", "-1"],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "seqkernels", "demo", "--no-repeat-ngram", "-1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 2 and "--no-repeat-ngram" in proc.stderr
 
 
 def test_dates_bench_quick(tmp_path):
-    out = run("-m", "seqkernels.benchmarks.seq2seq_dates", "--quick", "--no-progress",
-              "--out", str(tmp_path / "r.json"))
+    out = run(
+        "-m", "seqkernels.benchmarks.seq2seq_dates", "--quick", "--no-progress", "--out", str(tmp_path / "r.json")
+    )
     assert "BLEU" in out
     payload = json.loads((tmp_path / "r.json").read_text())
     assert {"greedy", "beam", "stages", "training", "machine"} <= set(payload)

@@ -46,8 +46,9 @@ def reverse_data(rng, n, lo=3, hi=7):
 @pytest.mark.parametrize("cell, layers", [("lstm", 2), ("gru", 1), ("rnn", 1)])
 def test_language_model_gradients(cell, layers, rng):
     vocab = Vocab(list("abcde"))
-    lm = LanguageModel(vocab, cell=cell, embedding_dim=3, hidden_size=5, num_layers=layers, dtype=np.float64,
-                       seed=1, **FAST)
+    lm = LanguageModel(
+        vocab, cell=cell, embedding_dim=3, hidden_size=5, num_layers=layers, dtype=np.float64, seed=1, **FAST
+    )
     x = rng.integers(3, len(vocab), (6, 2))
     y = rng.integers(3, len(vocab), (6, 2))
     y[5, 1] = vocab.pad_id  # ignored
@@ -59,21 +60,53 @@ def test_language_model_gradients(cell, layers, rng):
 def test_classifier_and_tagger_gradients(cell, bidir, rng):
     vocab = Vocab(WORDS, "word")
     texts = [["the", "cat"], ["a", "dog", "sat", "on", "mat"], ["big"]]
-    clf = SequenceClassifier(vocab, ["x", "y", "z"], cell=cell, embedding_dim=3, hidden_size=4, num_layers=2,
-                             bidirectional=bidir, dtype=np.float64, seed=2, **FAST)
+    clf = SequenceClassifier(
+        vocab,
+        ["x", "y", "z"],
+        cell=cell,
+        embedding_dim=3,
+        hidden_size=4,
+        num_layers=2,
+        bidirectional=bidir,
+        dtype=np.float64,
+        seed=2,
+        **FAST,
+    )
     check_model_grads(clf, lambda: clf.loss(texts, ["y", "z", "x"])[0], rng)
-    tagger = SequenceTagger(vocab, ["O", "B"], cell=cell, embedding_dim=3, hidden_size=4, bidirectional=bidir,
-                            dtype=np.float64, seed=3, **FAST)
+    tagger = SequenceTagger(
+        vocab,
+        ["O", "B"],
+        cell=cell,
+        embedding_dim=3,
+        hidden_size=4,
+        bidirectional=bidir,
+        dtype=np.float64,
+        seed=3,
+        **FAST,
+    )
     tags = [["B", "O"], ["O", "O", "B", "O", "B"], ["B"]]
     check_model_grads(tagger, lambda: tagger.loss(texts, tags)[0], rng)
 
 
-@pytest.mark.parametrize("cell, bidir, attention, layers", [("lstm", True, True, 2), ("gru", False, False, 1),
-                                                            ("rnn", True, False, 1), ("gru", False, True, 1)])
+@pytest.mark.parametrize(
+    "cell, bidir, attention, layers",
+    [("lstm", True, True, 2), ("gru", False, False, 1), ("rnn", True, False, 1), ("gru", False, True, 1)],
+)
 def test_seq2seq_gradients(cell, bidir, attention, layers, rng):
     src_vocab, tgt_vocab = Vocab(list(LETTERS)), Vocab(list("xyz"))
-    model = Seq2Seq(src_vocab, tgt_vocab, cell=cell, embedding_dim=3, hidden_size=4, num_layers=layers,
-                    bidirectional=bidir, attention=attention, dtype=np.float64, seed=4, **FAST)
+    model = Seq2Seq(
+        src_vocab,
+        tgt_vocab,
+        cell=cell,
+        embedding_dim=3,
+        hidden_size=4,
+        num_layers=layers,
+        bidirectional=bidir,
+        attention=attention,
+        dtype=np.float64,
+        seed=4,
+        **FAST,
+    )
     src, tgt = ["abc", "h", "defgab"], ["xy", "zzzx", "y"]
     check_model_grads(model, lambda: model.loss(src, tgt)[0], rng)
 
@@ -91,8 +124,9 @@ def trained_lm(tmp_path_factory):
     lm = LanguageModel(vocab, embedding_dim=16, hidden_size=32, seed=0, **FAST)
     before = lm.evaluate(LINES)
     ckpt = tmp_path_factory.mktemp("lm") / "ckpt.npz"
-    hist = lm.fit(LINES, val_texts=LINES[:3], epochs=25, batch_size=4, bptt=16, lr=1e-2, progress=False,
-                  checkpoint=ckpt, seed=0)
+    hist = lm.fit(
+        LINES, val_texts=LINES[:3], epochs=25, batch_size=4, bptt=16, lr=1e-2, progress=False, checkpoint=ckpt, seed=0
+    )
     return lm, before, hist, ckpt
 
 
@@ -126,7 +160,7 @@ def test_language_model_decoding_controls(trained_lm):
     lm = trained_lm[0]
 
     def no_repeat(text, n):
-        grams = [text[i:i + n] for i in range(len(text) - n + 1)]
+        grams = [text[i : i + n] for i in range(len(text) - n + 1)]
         return len(grams) == len(set(grams))
 
     # completions only: the prompt is not part of the history
@@ -181,8 +215,16 @@ def test_word_level_language_model():
 def test_classifier_cnn_and_mean_encoder_gradients(encoder, rng):
     vocab = Vocab(WORDS, "word")
     texts = [["the", "cat"], ["a", "dog", "sat", "on", "mat"], ["big"], ["small", "cat", "ran"]]
-    clf = SequenceClassifier(vocab, ["x", "y", "z"], encoder=encoder, filter_sizes=(1, 2, 4), num_filters=3,
-                             embedding_dim=5, dtype=np.float64, seed=4)
+    clf = SequenceClassifier(
+        vocab,
+        ["x", "y", "z"],
+        encoder=encoder,
+        filter_sizes=(1, 2, 4),
+        num_filters=3,
+        embedding_dim=5,
+        dtype=np.float64,
+        seed=4,
+    )
     grads = check_model_grads(clf, lambda: clf.loss(texts, ["y", "z", "x", "x"])[0], rng, n=6)
     assert not hasattr(clf, "rnn") and ("cnn.conv2.weight" in grads) == (encoder == "cnn")
 
@@ -202,8 +244,9 @@ def test_classifier_learns_with_frozen_pretrained_embeddings(rng, tmp_path):
     vtexts, vlabels = classifier_data(rng, 200)
     vocab = Vocab(WORDS, "word")
     wv = types.SimpleNamespace(words=WORDS, vectors=np.random.default_rng(0).standard_normal((len(WORDS), 8)))
-    clf = SequenceClassifier(vocab, ["neg", "pos"], hidden_size=16, word_vectors=wv, freeze_embeddings=True,
-                             seed=0, **FAST)
+    clf = SequenceClassifier(
+        vocab, ["neg", "pos"], hidden_size=16, word_vectors=wv, freeze_embeddings=True, seed=0, **FAST
+    )
     table = clf.embedding.params["weight"].copy()
     assert clf.embedding_dim == 8 and np.array_equal(table[vocab.index["cat"]], wv.vectors[2].astype(np.float32))
     hist = clf.fit(texts, labels, val=(vtexts, vlabels), epochs=5, lr=1e-2, progress=False)
@@ -221,14 +264,28 @@ def test_classifier_learns_with_frozen_pretrained_embeddings(rng, tmp_path):
 def test_classifier_with_cnn_encoder_learns_and_round_trips(rng, tmp_path):
     texts, labels = classifier_data(rng, 600)
     vtexts, vlabels = classifier_data(rng, 200)
-    clf = SequenceClassifier(Vocab(WORDS, "word"), ["neg", "pos"], encoder="cnn", filter_sizes=(2, 3),
-                             num_filters=8, embedding_dim=8, dropout=0.1, seed=0)
-    assert [k for k, _ in clf.named_parameters()][1:] == ["cnn.conv0.weight", "cnn.conv0.bias", "cnn.conv1.weight",
-                                                          "cnn.conv1.bias", "head.weight", "head.bias"]
+    clf = SequenceClassifier(
+        Vocab(WORDS, "word"),
+        ["neg", "pos"],
+        encoder="cnn",
+        filter_sizes=(2, 3),
+        num_filters=8,
+        embedding_dim=8,
+        dropout=0.1,
+        seed=0,
+    )
+    assert [k for k, _ in clf.named_parameters()][1:] == [
+        "cnn.conv0.weight",
+        "cnn.conv0.bias",
+        "cnn.conv1.weight",
+        "cnn.conv1.bias",
+        "head.weight",
+        "head.bias",
+    ]
     hist = clf.fit(texts, labels, val=(vtexts, vlabels), epochs=5, lr=1e-2, progress=False)
     assert hist["train_loss"][-1] < hist["train_loss"][0]
     assert clf.accuracy(vtexts, vlabels) >= 0.97
-    assert clf.predict([["cat"], ["the", "dog"]]) == ["pos", "neg"]      # shorter than a filter: padded
+    assert clf.predict([["cat"], ["the", "dog"]]) == ["pos", "neg"]  # shorter than a filter: padded
     again = load(clf.save(tmp_path / "cnn"))
     assert again.encoder == "cnn" and again.cnn.filter_sizes == (2, 3) and again.cnn.num_filters == 8
     assert np.array_equal(again.predict_proba(vtexts), clf.predict_proba(vtexts))
@@ -301,8 +358,9 @@ def test_seq2seq_without_attention_learns_a_copy_task():
     rng = np.random.default_rng(3)
     src = [" ".join(rng.choice(list("abcd"), rng.integers(1, 4))) for _ in range(1500)]
     vocab = Vocab(list("abcd"), "word")
-    model = Seq2Seq(vocab, vocab, cell="gru", embedding_dim=8, hidden_size=32, bidirectional=False,
-                    attention=False, seed=0, **FAST)
+    model = Seq2Seq(
+        vocab, vocab, cell="gru", embedding_dim=8, hidden_size=32, bidirectional=False, attention=False, seed=0, **FAST
+    )
     model.fit(src, src, epochs=6, batch_size=32, lr=1e-2, progress=False)
     test = [" ".join(rng.choice(list("abcd"), rng.integers(1, 4))) for _ in range(50)]
     assert np.mean([a == b for a, b in zip(model.translate(test, beam_size=3), test)]) >= 0.9
@@ -323,34 +381,40 @@ def test_vocab():
     assert Vocab.from_dict(w.to_dict()) == w
 
 
-@pytest.mark.parametrize("call, exc, match", [
-    (lambda: Vocab([], level="byte"), ValueError, "level"),
-    (lambda: Vocab.build("abc"), TypeError, "texts"),
-    (lambda: LanguageModel(["a"]), TypeError, "vocab"),
-    (lambda: LanguageModel(Vocab("ab"), cell="lstmx"), ValueError, "cell"),
-    (lambda: LanguageModel(Vocab("ab"), hidden_size=0), ValueError, "hidden_size"),
-    (lambda: LanguageModel(Vocab("ab"), dropout=1.5), ValueError, "dropout"),
-    (lambda: LanguageModel(Vocab("ab"), **FAST).fit(["ab"], epochs=0), ValueError, "epochs"),
-    (lambda: LanguageModel(Vocab("ab"), **FAST).fit(["ab"], optimizer="lbfgs"), ValueError, "optimizer"),
-    (lambda: LanguageModel(Vocab("ab"), **FAST).fit(["ab"], batch_size=10), ValueError, "texts"),
-    (lambda: LanguageModel(Vocab("ab"), **FAST).sample(0), ValueError, "n"),
-    (lambda: LanguageModel(Vocab("ab"), **FAST).sample(1, temperature=0), ValueError, "temperature"),
-    (lambda: LanguageModel(Vocab("ab"), **FAST).beam_search(3), TypeError, "prompts"),
-    (lambda: LanguageModel(Vocab("ab"), **FAST).fit(["ab"], optimizer=nn.Adam(nn.Linear(2, 2))), ValueError,
-     "optimizer"),
-    (lambda: SequenceClassifier(Vocab("ab"), []), ValueError, "labels"),
-    (lambda: SequenceClassifier(Vocab("ab"), ["x"], **FAST).fit(["a"], ["y"]), ValueError, "labels"),
-    (lambda: SequenceClassifier(Vocab("ab"), ["x"], **FAST).fit(["a", "b"], ["x"]), ValueError, "labels"),
-    (lambda: SequenceClassifier(Vocab("ab"), ["x"], **FAST).predict([""]), ValueError, "texts"),
-    (lambda: SequenceClassifier(Vocab("ab"), ["x"], encoder="transformer"), ValueError, "encoder"),
-    (lambda: SequenceClassifier(Vocab("ab"), ["x"], encoder="cnn", filter_sizes=3), TypeError, "filter_sizes"),
-    (lambda: SequenceClassifier(Vocab("ab"), ["x"], encoder="cnn", num_filters=0), ValueError, "num_filters"),
-    (lambda: SequenceTagger(Vocab("ab"), ["O"], **FAST).fit(["ab"], [["O"]]), ValueError, "tags"),
-    (lambda: Seq2Seq(Vocab("ab"), "ab"), TypeError, "tgt_vocab"),
-    (lambda: Seq2Seq(Vocab("ab"), Vocab("ab"), **FAST).fit(["a"], ["a", "b"]), ValueError, "tgt"),
-    (lambda: Seq2Seq(Vocab("ab"), Vocab("ab"), **FAST).translate([""]), ValueError, "src"),
-    (lambda: Seq2Seq(Vocab("ab"), Vocab("ab"), **FAST).translate(["a"], beam_size=0), ValueError, "beam_size"),
-])
+@pytest.mark.parametrize(
+    "call, exc, match",
+    [
+        (lambda: Vocab([], level="byte"), ValueError, "level"),
+        (lambda: Vocab.build("abc"), TypeError, "texts"),
+        (lambda: LanguageModel(["a"]), TypeError, "vocab"),
+        (lambda: LanguageModel(Vocab("ab"), cell="lstmx"), ValueError, "cell"),
+        (lambda: LanguageModel(Vocab("ab"), hidden_size=0), ValueError, "hidden_size"),
+        (lambda: LanguageModel(Vocab("ab"), dropout=1.5), ValueError, "dropout"),
+        (lambda: LanguageModel(Vocab("ab"), **FAST).fit(["ab"], epochs=0), ValueError, "epochs"),
+        (lambda: LanguageModel(Vocab("ab"), **FAST).fit(["ab"], optimizer="lbfgs"), ValueError, "optimizer"),
+        (lambda: LanguageModel(Vocab("ab"), **FAST).fit(["ab"], batch_size=10), ValueError, "texts"),
+        (lambda: LanguageModel(Vocab("ab"), **FAST).sample(0), ValueError, "n"),
+        (lambda: LanguageModel(Vocab("ab"), **FAST).sample(1, temperature=0), ValueError, "temperature"),
+        (lambda: LanguageModel(Vocab("ab"), **FAST).beam_search(3), TypeError, "prompts"),
+        (
+            lambda: LanguageModel(Vocab("ab"), **FAST).fit(["ab"], optimizer=nn.Adam(nn.Linear(2, 2))),
+            ValueError,
+            "optimizer",
+        ),
+        (lambda: SequenceClassifier(Vocab("ab"), []), ValueError, "labels"),
+        (lambda: SequenceClassifier(Vocab("ab"), ["x"], **FAST).fit(["a"], ["y"]), ValueError, "labels"),
+        (lambda: SequenceClassifier(Vocab("ab"), ["x"], **FAST).fit(["a", "b"], ["x"]), ValueError, "labels"),
+        (lambda: SequenceClassifier(Vocab("ab"), ["x"], **FAST).predict([""]), ValueError, "texts"),
+        (lambda: SequenceClassifier(Vocab("ab"), ["x"], encoder="transformer"), ValueError, "encoder"),
+        (lambda: SequenceClassifier(Vocab("ab"), ["x"], encoder="cnn", filter_sizes=3), TypeError, "filter_sizes"),
+        (lambda: SequenceClassifier(Vocab("ab"), ["x"], encoder="cnn", num_filters=0), ValueError, "num_filters"),
+        (lambda: SequenceTagger(Vocab("ab"), ["O"], **FAST).fit(["ab"], [["O"]]), ValueError, "tags"),
+        (lambda: Seq2Seq(Vocab("ab"), "ab"), TypeError, "tgt_vocab"),
+        (lambda: Seq2Seq(Vocab("ab"), Vocab("ab"), **FAST).fit(["a"], ["a", "b"]), ValueError, "tgt"),
+        (lambda: Seq2Seq(Vocab("ab"), Vocab("ab"), **FAST).translate([""]), ValueError, "src"),
+        (lambda: Seq2Seq(Vocab("ab"), Vocab("ab"), **FAST).translate(["a"], beam_size=0), ValueError, "beam_size"),
+    ],
+)
 def test_errors_name_the_argument(call, exc, match):
     with pytest.raises(exc, match=match):
         call()
@@ -371,8 +435,17 @@ def test_fit_loop_restores_the_best_validation_epoch():
         model.grads = {"w": np.array([-1.0])}  # SGD with lr 1 adds 1 per step
         return 0.5, 1
 
-    hist = fit_loop(model, make_batches=lambda e: [0], train_step=step, epochs=4, optimizer=nn.SGD(model, lr=1.0),
-                    clip=None, validate=lambda: next(vals), progress=False, restore_best=True)
+    hist = fit_loop(
+        model,
+        make_batches=lambda e: [0],
+        train_step=step,
+        epochs=4,
+        optimizer=nn.SGD(model, lr=1.0),
+        clip=None,
+        validate=lambda: next(vals),
+        progress=False,
+        restore_best=True,
+    )
     assert hist["restored_best"] and hist["best_val_loss"] == 1.0
     assert model.params["w"][0] == 2.0  # the parameters after epoch 2
 
@@ -388,8 +461,15 @@ def test_fit_loop_history_reads_as_fields_and_as_keys():
         model.grads = {"w": np.zeros(1)}
         return 0.25, 2
 
-    hist = fit_loop(model, make_batches=lambda e: [0, 1, 2], train_step=step, epochs=2,
-                    optimizer=nn.SGD(model, lr=0.1), clip=1.0, progress=False)
+    hist = fit_loop(
+        model,
+        make_batches=lambda e: [0, 1, 2],
+        train_step=step,
+        epochs=2,
+        optimizer=nn.SGD(model, lr=0.1),
+        clip=1.0,
+        progress=False,
+    )
     assert isinstance(hist, TrainingHistory)
     assert hist.train_loss == hist["train_loss"] == [0.25, 0.25] and hist["val_loss"] == []
     assert hist.step_tokens == [2, 4, 6, 8, 10, 12] and hist.tokens == 12 and hist["stopped"] == "epochs"
@@ -404,6 +484,13 @@ def test_fit_loop_restores_the_mode_when_a_step_fails():
     model = nn.Module().eval()
     model.params["w"] = np.zeros(1)
     with pytest.raises(FloatingPointError, match="training loss became nan"):
-        fit_loop(model, make_batches=lambda e: [0], train_step=lambda batch: (float("nan"), 1), epochs=1,
-                 optimizer=nn.SGD(model, lr=0.1), clip=None, progress=False)
+        fit_loop(
+            model,
+            make_batches=lambda e: [0],
+            train_step=lambda batch: (float("nan"), 1),
+            epochs=1,
+            optimizer=nn.SGD(model, lr=0.1),
+            clip=None,
+            progress=False,
+        )
     assert not model.training

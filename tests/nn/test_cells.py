@@ -12,11 +12,21 @@ from tests.tolerance import assert_close_rel, assert_within_rule, numerical_grad
 CELLS = {
     "lstm": (sk.nn.LSTMCell, {}, ref.lstm_cell_forward, ref.lstm_cell_backward, {}),
     "gru": (sk.nn.GRUCell, {}, ref.gru_cell_forward, ref.gru_cell_backward, {"reset_after": True}),
-    "gru_reset_before": (sk.nn.GRUCell, {"reset_after": False}, ref.gru_cell_forward, ref.gru_cell_backward,
-                         {"reset_after": False}),
+    "gru_reset_before": (
+        sk.nn.GRUCell,
+        {"reset_after": False},
+        ref.gru_cell_forward,
+        ref.gru_cell_backward,
+        {"reset_after": False},
+    ),
     "rnn_tanh": (sk.nn.RNNCell, {}, ref.rnn_cell_forward, ref.rnn_cell_backward, {"nonlinearity": "tanh"}),
-    "rnn_relu": (sk.nn.RNNCell, {"nonlinearity": "relu"}, ref.rnn_cell_forward, ref.rnn_cell_backward,
-                 {"nonlinearity": "relu"}),
+    "rnn_relu": (
+        sk.nn.RNNCell,
+        {"nonlinearity": "relu"},
+        ref.rnn_cell_forward,
+        ref.rnn_cell_backward,
+        {"nonlinearity": "relu"},
+    ),
 }
 NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
@@ -24,7 +34,10 @@ NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 def _reference(cell, params, x, h, c, dh, dc, dtype):
     """Forward and backward of the reference at ``dtype``: (outputs, input grads, param grads)."""
     _, _, fwd, bwd, rkw = CELLS[cell]
-    cast = (lambda a: None if a is None else np.asarray(a, dtype))
+
+    def cast(a):
+        return None if a is None else np.asarray(a, dtype)
+
     w = [cast(params.get(n)) for n in NAMES]
     if cell == "lstm":
         h1, c1, cache = fwd(cast(x), cast(h), cast(c), *w)
@@ -58,8 +71,12 @@ def test_cell_matches_reference_float32(cell, B, I, H, bias, rng):
         assert_within_rule(name, a, b, b32)
     assert sorted(layer.grads) == sorted(k for k in NAMES if bias or k.startswith("weight"))
     for k, g in layer.grads.items():
-        assert_within_rule(k, g, want[2][k.replace("weight_", "w_").replace("bias_", "b_")],
-                           want32[2][k.replace("weight_", "w_").replace("bias_", "b_")])
+        assert_within_rule(
+            k,
+            g,
+            want[2][k.replace("weight_", "w_").replace("bias_", "b_")],
+            want32[2][k.replace("weight_", "w_").replace("bias_", "b_")],
+        )
 
 
 @pytest.mark.parametrize("cell", sorted(CELLS))
@@ -137,6 +154,7 @@ def test_cell_errors():
 def test_cell_trains_in_a_module(rng):
     """A cell is a child layer of Module: its parameters and gradients are collected and the
     optimisers update them."""
+
     class Net(sk.nn.Module):
         def __init__(self):
             super().__init__()

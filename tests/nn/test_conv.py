@@ -18,8 +18,8 @@ CONV_SHAPES = [
     (7, 3, 5, 4, 3, 1, 0, 1),
     (9, 2, 3, 5, 4, 2, 1, 1),
     (8, 1, 2, 3, 2, 3, 2, 2),
-    (5, 3, 1, 1, 5, 1, 0, 1),     # kernel as long as the input: one output step
-    (6, 2, 4, 3, 1, 1, 0, 1),     # width 1: a Linear over every step
+    (5, 3, 1, 1, 5, 1, 0, 1),  # kernel as long as the input: one output step
+    (6, 2, 4, 3, 1, 1, 0, 1),  # width 1: a Linear over every step
 ]
 
 
@@ -50,24 +50,27 @@ def test_reference_conv1d_fd(shape, rng):
 
 def test_reference_pooling_and_relu_fd(rng):
     x = rng.standard_normal((9, 2, 3))
-    c = rng.standard_normal((5, 2, 3))       # kernel 3, stride 2, padding 1: 5 windows
+    c = rng.standard_normal((5, 2, 3))  # kernel 3, stride 2, padding 1: 5 windows
     dx = ref.max_pool1d_backward(x, c, 3, 2, 1)
-    assert_close_rel("max_pool1d", dx,
-                     numerical_grad(lambda: float((ref.max_pool1d_forward(x, 3, 2, 1) * c).sum()), x), 1e-6)
+    assert_close_rel(
+        "max_pool1d", dx, numerical_grad(lambda: float((ref.max_pool1d_forward(x, 3, 2, 1) * c).sum()), x), 1e-6
+    )
     lengths = [9, 4]
     c2 = rng.standard_normal((2, 3))
     dx = ref.max_over_time_backward(x, c2, lengths)
-    assert_close_rel("max_over_time", dx,
-                     numerical_grad(lambda: float((ref.max_over_time_forward(x, lengths) * c2).sum()), x), 1e-6)
-    assert not dx[4:, 1].any()               # steps past the length get nothing
+    assert_close_rel(
+        "max_over_time", dx, numerical_grad(lambda: float((ref.max_over_time_forward(x, lengths) * c2).sum()), x), 1e-6
+    )
+    assert not dx[4:, 1].any()  # steps past the length get nothing
     c3 = rng.standard_normal(x.shape)
-    assert_close_rel("relu", ref.relu_backward(x, c3),
-                     numerical_grad(lambda: float((np.maximum(x, 0) * c3).sum()), x), 1e-6)
+    assert_close_rel(
+        "relu", ref.relu_backward(x, c3), numerical_grad(lambda: float((np.maximum(x, 0) * c3).sum()), x), 1e-6
+    )
 
 
 def test_reference_text_cnn_fd(rng):
     x = rng.standard_normal((6, 3, 4))
-    ws = [rng.standard_normal((2, 4, k)) for k in (2, 3, 7)]   # 7 > T: every sequence zero-padded
+    ws = [rng.standard_normal((2, 4, k)) for k in (2, 3, 7)]  # 7 > T: every sequence zero-padded
     bs = [rng.standard_normal(2) for _ in ws]
     lengths = [6, 2, 4]
     c = rng.standard_normal((3, 6))
@@ -119,8 +122,9 @@ def test_conv1d_float32_within_the_tolerance_rule(shape, rng):
     got32 = ref.conv1d_forward(x, w, b, s, p, d), ref.conv1d_backward(x, w, c, s, p, d)
     assert y.dtype == F32 and dx.dtype == F32 and conv.grads["weight"].dtype == F32
     assert_within_rule("y", y, want[0], got32[0])
-    for name, got, w64, w32 in zip(("dx", "dw", "db"), (dx, conv.grads["weight"], conv.grads["bias"]), want[1],
-                                   got32[1]):
+    for name, got, w64, w32 in zip(
+        ("dx", "dw", "db"), (dx, conv.grads["weight"], conv.grads["bias"]), want[1], got32[1]
+    ):
         assert_within_rule(name, got, w64, w32)
 
 
@@ -147,11 +151,12 @@ def test_max_pool1d_matches_reference(k, s, p, rng):
     assert_close_rel("y", y, ref.max_pool1d_forward(x, k, s, p), 0)
     c = rng.standard_normal(y.shape)
     assert_close_rel("dx", pool.backward(c), ref.max_pool1d_backward(x, c, k, s, p), 1e-15)
-    ties = np.zeros((4, 1, 1))                # all equal: the first step of each window wins
+    ties = np.zeros((4, 1, 1))  # all equal: the first step of each window wins
     tp = nn.MaxPool1d(2, 1)
     tp(ties)
-    assert_close_rel("ties", tp.backward(np.ones((3, 1, 1))), ref.max_pool1d_backward(ties, np.ones((3, 1, 1)), 2, 1),
-                     0)
+    assert_close_rel(
+        "ties", tp.backward(np.ones((3, 1, 1))), ref.max_pool1d_backward(ties, np.ones((3, 1, 1)), 2, 1), 0
+    )
 
 
 def test_max_over_time_and_relu_match_reference(rng):
@@ -178,7 +183,7 @@ def test_text_cnn_matches_its_reference(dtype, rng):
     cnn = nn.TextCNN(4, sizes, 3, dtype=dtype, seed=4)
     x = rng.standard_normal((7, 5, 4)).astype(dtype)
     lengths = np.array([7, 1, 4, 2, 6])
-    x[4:, 2] = np.nan                         # past the length: never read
+    x[4:, 2] = np.nan  # past the length: never read
     ws = [c.params["weight"] for c in cnn.convs]
     bs = [c.params["bias"] for c in cnn.convs]
     feats = cnn(x, lengths)
@@ -228,9 +233,15 @@ def test_text_cnn_gradients_fd(rng):
 def test_stacked_convolutions_in_sequential_fd(rng):
     """Two convolution layers with pooling between them (the stacked form of the seeds), as a
     Sequential: every parameter's gradient matches finite differences."""
-    model = nn.Sequential(nn.Conv1d(3, 4, 3, padding=1, dtype=F64, seed=1), nn.ReLU(), nn.MaxPool1d(2),
-                          nn.Conv1d(4, 5, 2, stride=2, dtype=F64, seed=2), nn.ReLU(), nn.MaxOverTime(),
-                          nn.Linear(5, 2, dtype=F64, seed=3))
+    model = nn.Sequential(
+        nn.Conv1d(3, 4, 3, padding=1, dtype=F64, seed=1),
+        nn.ReLU(),
+        nn.MaxPool1d(2),
+        nn.Conv1d(4, 5, 2, stride=2, dtype=F64, seed=2),
+        nn.ReLU(),
+        nn.MaxOverTime(),
+        nn.Linear(5, 2, dtype=F64, seed=3),
+    )
     x = rng.standard_normal((11, 2, 3))
     c = rng.standard_normal((2, 2))
     assert model(x).shape == (2, 2)
@@ -261,7 +272,7 @@ def test_conv1d_matches_torch(shape, rng):
     conv = _conv(shape, F64)
     conv.load_state_dict(tconv.state_dict())
     x = rng.standard_normal((T, B, C))
-    tx = torch.tensor(x.transpose(1, 2, 0), requires_grad=True)     # torch: (B, C, T)
+    tx = torch.tensor(x.transpose(1, 2, 0), requires_grad=True)  # torch: (B, C, T)
     ty = tconv(tx)
     y = conv(x)
     assert_close_rel("y", y, ty.detach().numpy().transpose(2, 0, 1), 1e-13)
@@ -324,37 +335,40 @@ def test_text_cnn_matches_torch_kim_encoder(rng):
 X = np.zeros((5, 2, 3), np.float32)
 
 
-@pytest.mark.parametrize("call, exc, match", [
-    (lambda: nn.Conv1d(0, 2, 3), ValueError, "in_channels"),
-    (lambda: nn.Conv1d(3, 2, 0), ValueError, "kernel_size"),
-    (lambda: nn.Conv1d(3, 2, 3, stride=0), ValueError, "stride"),
-    (lambda: nn.Conv1d(3, 2, 3, padding=-1), ValueError, "padding"),
-    (lambda: nn.Conv1d(3, 2, 3, padding=1.5), ValueError, "padding"),
-    (lambda: nn.Conv1d(3, 2, 3, dilation=0), ValueError, "dilation"),
-    (lambda: nn.Conv1d(3, 2, 3, dtype=np.int32), TypeError, "dtype"),
-    (lambda: nn.Conv1d(3, 2, 3)(np.zeros((5, 2, 4), np.float32)), ValueError, "x: expected 3 channels"),
-    (lambda: nn.Conv1d(3, 2, 3)(np.zeros((5, 3), np.float32)), ValueError, "x: expected 3 dimensions"),
-    (lambda: nn.Conv1d(3, 2, 3)(np.zeros((5, 2, 3), np.int64)), TypeError, "x: expected a floating-point"),
-    (lambda: nn.Conv1d(3, 2, 3)("abc"), TypeError, "x"),
-    (lambda: nn.Conv1d(3, 2, 6)(X), ValueError, "kernel's span"),
-    (lambda: nn.Conv1d(3, 2, 3).backward(np.zeros((3, 2, 2))), ValueError, "forward"),
-    (lambda: (lambda c: (c(X), c.backward(np.zeros((4, 2, 2)))))(nn.Conv1d(3, 2, 3)), ValueError, "dy"),
-    (lambda: nn.MaxPool1d(3, padding=2), ValueError, "padding"),
-    (lambda: nn.MaxPool1d(0), ValueError, "kernel_size"),
-    (lambda: nn.MaxPool1d(6)(X), ValueError, "kernel_size"),
-    (lambda: nn.MaxOverTime()(X, [5, 0]), ValueError, "lengths"),
-    (lambda: nn.MaxOverTime()(X, [5, 6]), ValueError, "lengths"),
-    (lambda: nn.MaxOverTime()(X, [5.0, 1.0]), TypeError, "lengths"),
-    (lambda: nn.MaxOverTime()(X, [5]), ValueError, "lengths"),
-    (lambda: nn.ReLU()(np.zeros(3, np.int32)), TypeError, "x"),
-    (lambda: nn.TextCNN(3, 3), TypeError, "filter_sizes"),
-    (lambda: nn.TextCNN(3, ()), TypeError, "filter_sizes"),
-    (lambda: nn.TextCNN(3, (3, 0)), ValueError, "filter_sizes"),
-    (lambda: nn.TextCNN(3, (3,), 0), ValueError, "num_filters"),
-    (lambda: nn.TextCNN(3, (3,))(np.zeros((5, 2, 4), np.float32)), ValueError, "x: expected 3 channels"),
-    (lambda: nn.TextCNN(3, (3,))(X, [1, 9]), ValueError, "lengths"),
-    (lambda: (lambda c: (c(X), c.backward(np.zeros((2, 5)))))(nn.TextCNN(3, (3,), 4)), ValueError, "dfeats"),
-])
+@pytest.mark.parametrize(
+    "call, exc, match",
+    [
+        (lambda: nn.Conv1d(0, 2, 3), ValueError, "in_channels"),
+        (lambda: nn.Conv1d(3, 2, 0), ValueError, "kernel_size"),
+        (lambda: nn.Conv1d(3, 2, 3, stride=0), ValueError, "stride"),
+        (lambda: nn.Conv1d(3, 2, 3, padding=-1), ValueError, "padding"),
+        (lambda: nn.Conv1d(3, 2, 3, padding=1.5), ValueError, "padding"),
+        (lambda: nn.Conv1d(3, 2, 3, dilation=0), ValueError, "dilation"),
+        (lambda: nn.Conv1d(3, 2, 3, dtype=np.int32), TypeError, "dtype"),
+        (lambda: nn.Conv1d(3, 2, 3)(np.zeros((5, 2, 4), np.float32)), ValueError, "x: expected 3 channels"),
+        (lambda: nn.Conv1d(3, 2, 3)(np.zeros((5, 3), np.float32)), ValueError, "x: expected 3 dimensions"),
+        (lambda: nn.Conv1d(3, 2, 3)(np.zeros((5, 2, 3), np.int64)), TypeError, "x: expected a floating-point"),
+        (lambda: nn.Conv1d(3, 2, 3)("abc"), TypeError, "x"),
+        (lambda: nn.Conv1d(3, 2, 6)(X), ValueError, "kernel's span"),
+        (lambda: nn.Conv1d(3, 2, 3).backward(np.zeros((3, 2, 2))), ValueError, "forward"),
+        (lambda: (lambda c: (c(X), c.backward(np.zeros((4, 2, 2)))))(nn.Conv1d(3, 2, 3)), ValueError, "dy"),
+        (lambda: nn.MaxPool1d(3, padding=2), ValueError, "padding"),
+        (lambda: nn.MaxPool1d(0), ValueError, "kernel_size"),
+        (lambda: nn.MaxPool1d(6)(X), ValueError, "kernel_size"),
+        (lambda: nn.MaxOverTime()(X, [5, 0]), ValueError, "lengths"),
+        (lambda: nn.MaxOverTime()(X, [5, 6]), ValueError, "lengths"),
+        (lambda: nn.MaxOverTime()(X, [5.0, 1.0]), TypeError, "lengths"),
+        (lambda: nn.MaxOverTime()(X, [5]), ValueError, "lengths"),
+        (lambda: nn.ReLU()(np.zeros(3, np.int32)), TypeError, "x"),
+        (lambda: nn.TextCNN(3, 3), TypeError, "filter_sizes"),
+        (lambda: nn.TextCNN(3, ()), TypeError, "filter_sizes"),
+        (lambda: nn.TextCNN(3, (3, 0)), ValueError, "filter_sizes"),
+        (lambda: nn.TextCNN(3, (3,), 0), ValueError, "num_filters"),
+        (lambda: nn.TextCNN(3, (3,))(np.zeros((5, 2, 4), np.float32)), ValueError, "x: expected 3 channels"),
+        (lambda: nn.TextCNN(3, (3,))(X, [1, 9]), ValueError, "lengths"),
+        (lambda: (lambda c: (c(X), c.backward(np.zeros((2, 5)))))(nn.TextCNN(3, (3,), 4)), ValueError, "dfeats"),
+    ],
+)
 def test_errors_name_the_argument(call, exc, match):
     with pytest.raises(exc, match=match):
         call()

@@ -33,8 +33,16 @@ def capabilities():
 
 def run_layer(cell, num_threads, *, T=6, B=7, I=5, H=200, bidirectional=True, dtype=np.float32, seed=3, **extra):
     cls, kw = CELLS[cell]
-    layer = cls(I, H, num_layers=2, bidirectional=bidirectional, dtype=dtype, seed=seed, num_threads=num_threads,
-                **{**kw, **extra})
+    layer = cls(
+        I,
+        H,
+        num_layers=2,
+        bidirectional=bidirectional,
+        dtype=dtype,
+        seed=seed,
+        num_threads=num_threads,
+        **{**kw, **extra},
+    )
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((T, B, I)).astype(dtype)
     lengths = rng.integers(1, T + 1, size=B)
@@ -42,8 +50,12 @@ def run_layer(cell, num_threads, *, T=6, B=7, I=5, H=200, bidirectional=True, dt
     y, state = layer(x, lengths=lengths)
     dy = rng.standard_normal(y.shape).astype(dtype)
     dx, dstate = layer.backward(dy)
-    flat = [y, *(state if isinstance(state, tuple) else (state,)), dx,
-            *(dstate if isinstance(dstate, tuple) else (dstate,))]
+    flat = [
+        y,
+        *(state if isinstance(state, tuple) else (state,)),
+        dx,
+        *(dstate if isinstance(dstate, tuple) else (dstate,)),
+    ]
     return flat + [layer.grads[k] for k in sorted(layer.grads)]
 
 
@@ -117,8 +129,9 @@ def test_pack_follows_every_weight_change(cell):
     np.testing.assert_array_equal(layer(x)[0], fresh_output(layer, x))
 
 
-@pytest.mark.parametrize("weight, kw", [("weight_hh_l0", {}), ("weight_hr_l0", {"proj_size": 7})],
-                         ids=["lstm", "lstm_proj"])
+@pytest.mark.parametrize(
+    "weight, kw", [("weight_hh_l0", {}), ("weight_hr_l0", {"proj_size": 7})], ids=["lstm", "lstm_proj"]
+)
 def test_pack_is_built_once_and_then_reused(weight, kw):
     layer = nn.LSTM(3, 40, seed=2, **kw).eval()
     x = np.random.default_rng(1).standard_normal((4, 2, 3)).astype(np.float32)
@@ -137,10 +150,25 @@ def test_pack_is_built_once_and_then_reused(weight, kw):
 
 def test_pack_buffer_checks():
     w = np.zeros((8, 2), np.float32)
-    args = dict(mode="lstm", reset_after=True, nonlinearity="tanh", x=np.zeros((1, 1, 3), np.float32),
-                w_ih=np.zeros((8, 3), np.float32), w_hh=w, b_ih=None, b_hh=None, h0=None, c0=None, lengths=None,
-                reverse=False, y=np.zeros((1, 1, 2), np.float32), direction=0, h_n=np.zeros((1, 2), np.float32),
-                c_n=None, workspace=None)
+    args = dict(
+        mode="lstm",
+        reset_after=True,
+        nonlinearity="tanh",
+        x=np.zeros((1, 1, 3), np.float32),
+        w_ih=np.zeros((8, 3), np.float32),
+        w_hh=w,
+        b_ih=None,
+        b_hh=None,
+        h0=None,
+        c0=None,
+        lengths=None,
+        reverse=False,
+        y=np.zeros((1, 1, 2), np.float32),
+        direction=0,
+        h_n=np.zeros((1, 2), np.float32),
+        c_n=None,
+        workspace=None,
+    )
     with pytest.raises(ValueError, match="pack"):
         _C.forward(**args, pack=np.zeros(10, np.float32))
     with pytest.raises(ValueError, match="pack"):

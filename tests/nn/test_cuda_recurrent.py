@@ -6,8 +6,15 @@ import numpy as np
 import pytest
 
 import seqkernels as sk
-from tests.nn.test_recurrent import (CELLS, PROJ_CONFIGS, make_case, make_proj_case, random_grads, run_layer,
-                                     run_reference)
+from tests.nn.test_recurrent import (
+    CELLS,
+    PROJ_CONFIGS,
+    make_case,
+    make_proj_case,
+    random_grads,
+    run_layer,
+    run_reference,
+)
 from tests.tolerance import assert_close_rel, assert_within_rule
 
 # (T, B, I, H, layers, bidirectional, variable lengths, initial state): the odd sizes
@@ -97,8 +104,10 @@ def test_gpu_is_deterministic_run_to_run(cell, rng):
 
 @pytest.mark.cuda
 @pytest.mark.filterwarnings("ignore:LSTM with projections is not supported")
-@pytest.mark.parametrize("mode_name, cls, kw", [("lstm", "LSTM", {}), ("gru", "GRU", {}), ("rnn", "RNN", {}),
-                                                ("lstm_proj", "LSTM", {"proj_size": 40})])
+@pytest.mark.parametrize(
+    "mode_name, cls, kw",
+    [("lstm", "LSTM", {}), ("gru", "GRU", {}), ("rnn", "RNN", {}), ("lstm_proj", "LSTM", {"proj_size": 40})],
+)
 def test_gpu_matches_torch_cudnn(mode_name, cls, kw, rng):
     torch = pytest.importorskip("torch")
     import cupy
@@ -121,8 +130,9 @@ def test_gpu_matches_torch_cudnn(mode_name, cls, kw, rng):
     np.testing.assert_allclose(cupy.asnumpy(y), ty.detach().cpu().numpy(), rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(cupy.asnumpy(dx), tx.grad.cpu().numpy(), rtol=1e-5, atol=1e-5)
     for name, p in theirs.named_parameters():
-        np.testing.assert_allclose(cupy.asnumpy(ours.grads[name]), p.grad.cpu().numpy(), rtol=1e-5, atol=1e-5,
-                                   err_msg=name)
+        np.testing.assert_allclose(
+            cupy.asnumpy(ours.grads[name]), p.grad.cpu().numpy(), rtol=1e-5, atol=1e-5, err_msg=name
+        )
 
 
 @pytest.mark.cuda

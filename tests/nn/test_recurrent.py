@@ -69,9 +69,18 @@ def run_reference(layer, mode, rkw, x, lengths, h0, c0, dy, dh, dc, dtype, masks
     dt = np.dtype(dtype)
     params = {k: v.astype(dt) for k, v in layer.params.items()}
     cast = lambda a: None if a is None else a.astype(dt)  # noqa: E731
-    y, hn, cn, cache = ref.forward(mode, x.astype(dt), params, num_layers=layer.num_layers,
-                                   bidirectional=layer.bidirectional, h0=cast(h0), c0=cast(c0), lengths=lengths,
-                                   dropout_masks=masks, **rkw)
+    y, hn, cn, cache = ref.forward(
+        mode,
+        x.astype(dt),
+        params,
+        num_layers=layer.num_layers,
+        bidirectional=layer.bidirectional,
+        h0=cast(h0),
+        c0=cast(c0),
+        lengths=lengths,
+        dropout_masks=masks,
+        **rkw,
+    )
     dx, dh0, dc0, grads = ref.backward(cache, dy.astype(dt), cast(dh), cast(dc) if mode == "lstm" else None)
     return dict(y=y, h_n=hn, c_n=cn, dx=dx, dh0=dh0, dc0=dc0, **{"grad_" + k: v for k, v in grads.items()})
 
@@ -183,7 +192,7 @@ def test_whole_sequence_equals_repeated_single_steps(cell, rng):
     y, state = layer(x)
     hx = None
     for t in range(7):
-        y_t, hx = layer(x[t:t + 1], hx)
+        y_t, hx = layer(x[t : t + 1], hx)
         np.testing.assert_allclose(y_t[0], y[t], rtol=1e-12, atol=1e-14)
     for a, b in zip(state if mode == "lstm" else [state], hx if mode == "lstm" else [hx]):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
@@ -250,8 +259,9 @@ PROJ_CONFIGS = {
 
 def make_proj_case(config, dtype, rng):
     T, B, I, H, P, L, bidir, var_len, with_state = PROJ_CONFIGS[config]
-    layer = sk.nn.LSTM(I, H, num_layers=L, bidirectional=bidir, dtype=dtype, seed=int(rng.integers(1 << 30)),
-                       proj_size=P)
+    layer = sk.nn.LSTM(
+        I, H, num_layers=L, bidirectional=bidir, dtype=dtype, seed=int(rng.integers(1 << 30)), proj_size=P
+    )
     D = 2 if bidir else 1
     x = rng.standard_normal((T, B, I))
     lengths = random_lengths(T, B, rng) if var_len else None

@@ -50,8 +50,9 @@ def test_matches_torch(cell, config, rng):
     c0t = torch.from_numpy(c0).requires_grad_()
     hx_t = (h0t, c0t) if is_lstm else h0t
     if lengths is not None:
-        packed = torch.nn.utils.rnn.pack_padded_sequence(xt, torch.tensor(lengths), batch_first=batch_first,
-                                                         enforce_sorted=False)
+        packed = torch.nn.utils.rnn.pack_padded_sequence(
+            xt, torch.tensor(lengths), batch_first=batch_first, enforce_sorted=False
+        )
         out, hn_t = tm(packed, hx_t)
         yt, _ = torch.nn.utils.rnn.pad_packed_sequence(out, batch_first=batch_first, total_length=T)
     else:
@@ -62,8 +63,11 @@ def test_matches_torch(cell, config, rng):
     dh = rng.standard_normal(h0.shape).astype(np.float32)
     dc = rng.standard_normal(c0.shape).astype(np.float32)
     if is_lstm:
-        loss = (yt * torch.from_numpy(dy)).sum() + (hn_t[0] * torch.from_numpy(dh)).sum() + (
-            hn_t[1] * torch.from_numpy(dc)).sum()
+        loss = (
+            (yt * torch.from_numpy(dy)).sum()
+            + (hn_t[0] * torch.from_numpy(dh)).sum()
+            + (hn_t[1] * torch.from_numpy(dc)).sum()
+        )
     else:
         loss = (yt * torch.from_numpy(dy)).sum() + (hn_t * torch.from_numpy(dh)).sum()
     loss.backward()

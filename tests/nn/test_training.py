@@ -87,8 +87,9 @@ def test_reference_tanh_and_dropout(rng):
     x, c = rng.standard_normal((3, 4)), rng.standard_normal((3, 4))
     fd_check("tanh", lambda: float((np.tanh(x) * c).sum()), x, ref.tanh_backward(np.tanh(x), c))
     mask = rng.random((3, 4)) < 0.7
-    fd_check("dropout", lambda: float((ref.dropout_forward(x, mask, 0.3) * c).sum()), x,
-             ref.dropout_backward(c, mask, 0.3))
+    fd_check(
+        "dropout", lambda: float((ref.dropout_forward(x, mask, 0.3) * c).sum()), x, ref.dropout_backward(c, mask, 0.3)
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -196,9 +197,12 @@ def test_cross_entropy_matches_reference_and_fd(rng):
 def test_sequential_end_to_end_fd(rng):
     """Embedding -> LSTM (2 layers, bidirectional) -> Tanh -> Linear -> cross-entropy, float64: the
     chain rule through Sequential matches finite differences on every parameter tensor."""
-    model = nn.Sequential(nn.Embedding(6, 3, padding_idx=0, dtype=F64, seed=1),
-                          nn.LSTM(3, 4, num_layers=2, bidirectional=True, dtype=F64, seed=2, num_threads=1),
-                          nn.Tanh(), nn.Linear(8, 6, dtype=F64, seed=3))
+    model = nn.Sequential(
+        nn.Embedding(6, 3, padding_idx=0, dtype=F64, seed=1),
+        nn.LSTM(3, 4, num_layers=2, bidirectional=True, dtype=F64, seed=2, num_threads=1),
+        nn.Tanh(),
+        nn.Linear(8, 6, dtype=F64, seed=3),
+    )
     ids = rng.integers(0, 6, (5, 2))
     targets = rng.integers(0, 6, (5, 2))
     targets[4, 1] = -100
@@ -254,8 +258,9 @@ def test_cross_entropy_matches_torch(rng):
         t[0, :2] = 3
         for reduction in ("mean", "sum"):
             zt = torch.from_numpy(z).requires_grad_()
-            tl = torch.nn.functional.cross_entropy(zt.reshape(-1, 11), torch.from_numpy(t).reshape(-1),
-                                                   ignore_index=3, reduction=reduction)
+            tl = torch.nn.functional.cross_entropy(
+                zt.reshape(-1, 11), torch.from_numpy(t).reshape(-1), ignore_index=3, reduction=reduction
+            )
             tl.backward()
             loss, dz = nn.softmax_cross_entropy(z, t, ignore_index=3, reduction=reduction)
             assert math.isclose(loss, tl.item(), rel_tol=rel)
@@ -276,8 +281,7 @@ OPTIMIZERS = {
     "sgd_dampening": (nn.SGD, torch.optim.SGD, {"lr": 0.05, "momentum": 0.5, "dampening": 0.3}),
     "sgd_nesterov": (nn.SGD, torch.optim.SGD, {"lr": 0.05, "momentum": 0.9, "nesterov": True}),
     "adam": (nn.Adam, torch.optim.Adam, {"lr": 0.01}),
-    "adam_wd_betas": (nn.Adam, torch.optim.Adam, {"lr": 0.003, "betas": (0.8, 0.99), "eps": 1e-6,
-                                                  "weight_decay": 0.1}),
+    "adam_wd_betas": (nn.Adam, torch.optim.Adam, {"lr": 0.003, "betas": (0.8, 0.99), "eps": 1e-6, "weight_decay": 0.1}),
 }
 
 
@@ -315,8 +319,9 @@ def test_optimizer_matches_torch_and_reference(name, dtype, rng):
                 refp[i], st["buf"] = ref.sgd_step(refp[i], g, st.get("buf"), **kw)
             else:
                 st["t"] = st.get("t", 0) + 1
-                refp[i], st["m"], st["v"] = ref.adam_step(refp[i], g, st.get("m", 0.0), st.get("v", 0.0), st["t"],
-                                                          **ours_kw)
+                refp[i], st["m"], st["v"] = ref.adam_step(
+                    refp[i], g, st.get("m", 0.0), st.get("v", 0.0), st["t"], **ours_kw
+                )
         for i, tp in enumerate(tparams):
             assert_close_rel(f"{name} step {it} p{i} vs torch", module.params[f"p{i}"], tp.detach(), rel)
             assert_close_rel(f"{name} step {it} p{i} vs reference", module.params[f"p{i}"], refp[i], rel)
@@ -344,9 +349,9 @@ def test_clip_grad_norm_on_a_module(rng):
     lin = nn.Linear(3, 2, dtype=F64)
     lin(rng.standard_normal((4, 3)))
     lin.backward(rng.standard_normal((4, 2)) * 100)
-    before = math.sqrt(sum(float((g ** 2).sum()) for g in lin.grads.values()))
+    before = math.sqrt(sum(float((g**2).sum()) for g in lin.grads.values()))
     assert math.isclose(nn.clip_grad_norm(lin, 1.0), before)
-    after = math.sqrt(sum(float((g ** 2).sum()) for g in lin.grads.values()))
+    after = math.sqrt(sum(float((g**2).sum()) for g in lin.grads.values()))
     assert math.isclose(after, 1.0, rel_tol=1e-5)
     bad = {"a": np.array([np.inf, 1.0])}
     assert nn.clip_grad_norm(bad, 1.0) == math.inf and bad["a"][1] == 1.0  # nothing scaled
@@ -369,8 +374,16 @@ class TwoLayer(nn.Module):
 def test_module_names_modes_and_save_load_round_trip(tmp_path):
     a, b = TwoLayer(seed=0), TwoLayer(seed=10)
     names = [k for k, _ in a.named_parameters()]
-    assert names == ["scale", "embedding.weight", "rnn.weight_ih_l0", "rnn.weight_hh_l0", "rnn.bias_ih_l0",
-                     "rnn.bias_hh_l0", "head.weight", "head.bias"]
+    assert names == [
+        "scale",
+        "embedding.weight",
+        "rnn.weight_ih_l0",
+        "rnn.weight_hh_l0",
+        "rnn.bias_ih_l0",
+        "rnn.bias_hh_l0",
+        "head.weight",
+        "head.bias",
+    ]
     assert a.num_parameters() == 3 + 36 + (15 * 4 + 15 * 5 + 30) + 18
     a.eval()
     assert not a.training and not a.rnn.training and not a.head.training
@@ -423,8 +436,7 @@ def test_frozen_embedding_is_not_updated(rng):
 
 
 def test_embedding_from_word_vectors_and_pretrained():
-    wv = types.SimpleNamespace(words=["the", "cat", "sat"],
-                               vectors=np.arange(6, dtype=np.float64).reshape(3, 2))
+    wv = types.SimpleNamespace(words=["the", "cat", "sat"], vectors=np.arange(6, dtype=np.float64).reshape(3, 2))
     emb = nn.Embedding.from_word_vectors(wv, ["<PAD>", "The", "dog", "sat"], padding_idx=0, seed=0)
     w = emb.params["weight"]
     assert emb.found == 2 and emb.missing == ["<PAD>", "dog"]
@@ -459,31 +471,33 @@ def test_optimizer_state_dict_round_trip(rng):
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("call, exc, match", [
-    (lambda: nn.Linear(0, 3), ValueError, "in_features"),
-    (lambda: nn.Linear(3, 2, dtype=np.int32), TypeError, "dtype"),
-    (lambda: nn.Linear(3, 2)(np.ones((2, 4))), ValueError, "x"),
-    (lambda: nn.Linear(3, 2)(np.ones((2, 3), np.int64)), TypeError, "x"),
-    (lambda: nn.Linear(3, 2).backward(np.ones((2, 2))), ValueError, "forward"),
-    (lambda: nn.Embedding(5, 2)(np.array([5])), ValueError, "ids"),
-    (lambda: nn.Embedding(5, 2)(np.array([1.0])), TypeError, "ids"),
-    (lambda: nn.Embedding(5, 2, padding_idx=9), ValueError, "padding_idx"),
-    (lambda: nn.Dropout(1.0), ValueError, "p"),
-    (lambda: nn.Attention(2, 3)(np.ones((1, 2, 2)), np.ones((4, 2, 3)), [0, 4]), ValueError, "lengths"),
-    (lambda: nn.Attention(2, 3)(np.ones((1, 2, 2)), np.ones((4, 1, 3))), ValueError, "keys"),
-    (lambda: nn.softmax_cross_entropy(np.ones((2, 3)), np.array([0, 3])), ValueError, "targets"),
-    (lambda: nn.softmax_cross_entropy(np.ones((2, 3)), np.array([0])), ValueError, "targets"),
-    (lambda: nn.softmax_cross_entropy(np.ones((2, 3)), np.array([0.0, 1.0])), TypeError, "targets"),
-    (lambda: nn.softmax_cross_entropy(np.ones((2, 3)), np.array([0, 1]), reduction="max"), ValueError,
-     "reduction"),
-    (lambda: nn.SGD(nn.Linear(2, 2), lr=0), ValueError, "lr"),
-    (lambda: nn.SGD(nn.Linear(2, 2), nesterov=True), ValueError, "nesterov"),
-    (lambda: nn.Adam(nn.Linear(2, 2), betas=(0.9, 1.0)), ValueError, "betas"),
-    (lambda: nn.Adam([np.ones(2)]), TypeError, "module"),
-    (lambda: nn.clip_grad_norm([np.ones(2)], -1.0), ValueError, "max_norm"),
-    (lambda: nn.Sequential(nn.Linear(2, 2), "relu"), TypeError, "layers"),
-    (lambda: nn.Linear(2, 2).load_state_dict([]), TypeError, "state_dict"),
-])
+@pytest.mark.parametrize(
+    "call, exc, match",
+    [
+        (lambda: nn.Linear(0, 3), ValueError, "in_features"),
+        (lambda: nn.Linear(3, 2, dtype=np.int32), TypeError, "dtype"),
+        (lambda: nn.Linear(3, 2)(np.ones((2, 4))), ValueError, "x"),
+        (lambda: nn.Linear(3, 2)(np.ones((2, 3), np.int64)), TypeError, "x"),
+        (lambda: nn.Linear(3, 2).backward(np.ones((2, 2))), ValueError, "forward"),
+        (lambda: nn.Embedding(5, 2)(np.array([5])), ValueError, "ids"),
+        (lambda: nn.Embedding(5, 2)(np.array([1.0])), TypeError, "ids"),
+        (lambda: nn.Embedding(5, 2, padding_idx=9), ValueError, "padding_idx"),
+        (lambda: nn.Dropout(1.0), ValueError, "p"),
+        (lambda: nn.Attention(2, 3)(np.ones((1, 2, 2)), np.ones((4, 2, 3)), [0, 4]), ValueError, "lengths"),
+        (lambda: nn.Attention(2, 3)(np.ones((1, 2, 2)), np.ones((4, 1, 3))), ValueError, "keys"),
+        (lambda: nn.softmax_cross_entropy(np.ones((2, 3)), np.array([0, 3])), ValueError, "targets"),
+        (lambda: nn.softmax_cross_entropy(np.ones((2, 3)), np.array([0])), ValueError, "targets"),
+        (lambda: nn.softmax_cross_entropy(np.ones((2, 3)), np.array([0.0, 1.0])), TypeError, "targets"),
+        (lambda: nn.softmax_cross_entropy(np.ones((2, 3)), np.array([0, 1]), reduction="max"), ValueError, "reduction"),
+        (lambda: nn.SGD(nn.Linear(2, 2), lr=0), ValueError, "lr"),
+        (lambda: nn.SGD(nn.Linear(2, 2), nesterov=True), ValueError, "nesterov"),
+        (lambda: nn.Adam(nn.Linear(2, 2), betas=(0.9, 1.0)), ValueError, "betas"),
+        (lambda: nn.Adam([np.ones(2)]), TypeError, "module"),
+        (lambda: nn.clip_grad_norm([np.ones(2)], -1.0), ValueError, "max_norm"),
+        (lambda: nn.Sequential(nn.Linear(2, 2), "relu"), TypeError, "layers"),
+        (lambda: nn.Linear(2, 2).load_state_dict([]), TypeError, "state_dict"),
+    ],
+)
 def test_errors_name_the_argument(call, exc, match):
     with pytest.raises(exc, match=match):
         call()

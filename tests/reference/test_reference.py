@@ -11,8 +11,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.tolerance import numerical_grad
-
 from seqkernels.reference import (
     backward,
     forward,
@@ -25,6 +23,7 @@ from seqkernels.reference import (
     rnn_cell_backward,
     rnn_cell_forward,
 )
+from tests.tolerance import numerical_grad
 
 EPS = 1e-6
 FD_RTOL = 1e-6
@@ -52,8 +51,9 @@ def assert_fd_close(name: str, analytic: np.ndarray, numeric: np.ndarray):
     assert err <= FD_RTOL * scale, f"{name}: max abs error {err:.3e} vs tolerance {FD_RTOL * scale:.3e}"
 
 
-def make_problem(mode, seed, T, B, I, H, L, bidirectional, *, lengths=None, nonzero_state=True,
-                 dropout=False, bias=True, proj_size=0):
+def make_problem(
+    mode, seed, T, B, I, H, L, bidirectional, *, lengths=None, nonzero_state=True, dropout=False, bias=True, proj_size=0
+):
     """Random float64 problem: inputs, params, states and the weights of a linear loss."""
     rng = np.random.default_rng(seed)
     D = 2 if bidirectional else 1
@@ -105,10 +105,12 @@ def linear_loss(mode, pb, y, hn, cn):
 
 SEQ_CONFIGS = {
     # T, B, I, H, L, bidirectional, lengths, nonzero h0/c0, dropout masks
-    "single_layer": dict(T=4, B=3, I=5, H=3, L=1, bidirectional=False, lengths=None, nonzero_state=False,
-                         dropout=False),
-    "deep_bidir_lengths": dict(T=4, B=3, I=5, H=3, L=2, bidirectional=True, lengths=np.array([2, 4, 1]),
-                               nonzero_state=True, dropout=True),
+    "single_layer": dict(
+        T=4, B=3, I=5, H=3, L=1, bidirectional=False, lengths=None, nonzero_state=False, dropout=False
+    ),
+    "deep_bidir_lengths": dict(
+        T=4, B=3, I=5, H=3, L=2, bidirectional=True, lengths=np.array([2, 4, 1]), nonzero_state=True, dropout=True
+    ),
     "one_step": dict(T=1, B=3, I=5, H=3, L=1, bidirectional=True, lengths=None, nonzero_state=True, dropout=False),
 }
 
@@ -117,8 +119,17 @@ SEQ_CONFIGS = {
 @pytest.mark.parametrize("vid,mode,kw", VARIANTS, ids=[v[0] for v in VARIANTS])
 def test_sequence_finite_differences(vid, mode, kw, config):
     cfg = dict(SEQ_CONFIGS[config])
-    pb = make_problem(mode, 1234, cfg.pop("T"), cfg.pop("B"), cfg.pop("I"), cfg.pop("H"), cfg.pop("L"),
-                      cfg.pop("bidirectional"), **cfg)
+    pb = make_problem(
+        mode,
+        1234,
+        cfg.pop("T"),
+        cfg.pop("B"),
+        cfg.pop("I"),
+        cfg.pop("H"),
+        cfg.pop("L"),
+        cfg.pop("bidirectional"),
+        **cfg,
+    )
     # differentiate with respect to explicit (possibly zero) initial states
     L, D = pb["L"], 2 if pb["bidirectional"] else 1
     B, H = pb["x"].shape[1], pb["params"]["weight_hh_l0"].shape[1]
@@ -192,6 +203,7 @@ def test_cell_finite_differences(mode, kw, bias):
     dc_out = rng.standard_normal((B, H))
 
     if mode == "lstm":
+
         def loss():
             h_new, c_new, _ = lstm_cell_forward(x, h, c, w_ih, w_hh, b_ih, b_hh)
             return float(np.sum(dh_out * h_new) + np.sum(dc_out * c_new))
@@ -223,8 +235,14 @@ def test_gru_reset_after_bias_gradients_differ_in_n_block():
     """docs/ops.md §1.8: with reset_after=True the n block of db_hh is Σ dn_pre ⊙ r, not Σ dn_pre."""
     rng = np.random.default_rng(0)
     B, I, H = 4, 3, 2
-    args = (rng.standard_normal((B, I)), rng.standard_normal((B, H)), rng.standard_normal((3 * H, I)),
-            rng.standard_normal((3 * H, H)), rng.standard_normal(3 * H), rng.standard_normal(3 * H))
+    args = (
+        rng.standard_normal((B, I)),
+        rng.standard_normal((B, H)),
+        rng.standard_normal((3 * H, I)),
+        rng.standard_normal((3 * H, H)),
+        rng.standard_normal(3 * H),
+        rng.standard_normal(3 * H),
+    )
     _, cache = gru_cell_forward(*args, reset_after=True)
     _, _, g = gru_cell_backward(rng.standard_normal((B, H)), cache)
     np.testing.assert_allclose(g["b_ih"][: 2 * H], g["b_hh"][: 2 * H], rtol=1e-14)
@@ -249,14 +267,22 @@ def test_lengths_equal_separate_sequences(vid, mode, kw):
     for b, n in enumerate(lengths):
         sl = slice(b, b + 1)
         yb, hnb, cnb, cb = forward(
-            mode, pb["x"][:n, sl], pb["params"], num_layers=2, bidirectional=True, h0=pb["h0"][:, sl],
-            c0=None if pb["c0"] is None else pb["c0"][:, sl], dropout_masks=[m[:n, sl] for m in pb["masks"]], **kw,
+            mode,
+            pb["x"][:n, sl],
+            pb["params"],
+            num_layers=2,
+            bidirectional=True,
+            h0=pb["h0"][:, sl],
+            c0=None if pb["c0"] is None else pb["c0"][:, sl],
+            dropout_masks=[m[:n, sl] for m in pb["masks"]],
+            **kw,
         )
         np.testing.assert_allclose(y[:n, b], yb[:, 0], rtol=1e-13, atol=1e-15)
         assert np.all(y[n:, b] == 0)
         np.testing.assert_allclose(hn[:, b], hnb[:, 0], rtol=1e-13, atol=1e-15)
-        dxb, dh0b, dc0b, gb = backward(cb, pb["dy"][:n, sl], pb["dhn"][:, sl],
-                                       None if pb["dcn"] is None else pb["dcn"][:, sl])
+        dxb, dh0b, dc0b, gb = backward(
+            cb, pb["dy"][:n, sl], pb["dhn"][:, sl], None if pb["dcn"] is None else pb["dcn"][:, sl]
+        )
         np.testing.assert_allclose(dx[:n, b], dxb[:, 0], rtol=1e-12, atol=1e-14)
         assert np.all(dx[n:, b] == 0)
         np.testing.assert_allclose(dh0[:, b], dh0b[:, 0], rtol=1e-12, atol=1e-14)
@@ -514,16 +540,31 @@ def _fwd(mode="lstm", x=None, params=None, **kw):
         (lambda: backward(_fwd("gru")[3], np.zeros((4, 3, 6)), dc_n=np.zeros((4, 3, 3))), "dc_n"),
         (lambda: init_params("Lstm", 3, 3), "mode"),
         (lambda: init_params("gru", 3, 0), "hidden_size"),
-        (lambda: lstm_cell_forward(np.zeros((2, 3)), np.zeros((2, 4)), np.zeros((2, 4)),
-                                   np.zeros((16, 2)), np.zeros((16, 4))), "w_ih"),
-        (lambda: lstm_cell_forward(np.zeros((2, 3)), np.zeros((2, 4)), np.zeros((3, 4)),
-                                   np.zeros((16, 3)), np.zeros((16, 4))), "c"),
-        (lambda: gru_cell_forward(np.zeros((2, 3)), np.zeros((2, 4)), np.zeros((12, 3)),
-                                  np.zeros((16, 4))), "w_hh"),
-        (lambda: rnn_cell_forward(np.zeros((2, 3)), np.zeros((2, 4)), np.zeros((4, 3)), np.zeros((4, 4)),
-                                  np.zeros(3), None), "b_ih"),
-        (lambda: rnn_cell_forward(np.zeros((2, 3)), np.zeros((2, 4)), np.zeros((4, 3)), np.zeros((4, 4)),
-                                  nonlinearity="gelu"), "nonlinearity"),
+        (
+            lambda: lstm_cell_forward(
+                np.zeros((2, 3)), np.zeros((2, 4)), np.zeros((2, 4)), np.zeros((16, 2)), np.zeros((16, 4))
+            ),
+            "w_ih",
+        ),
+        (
+            lambda: lstm_cell_forward(
+                np.zeros((2, 3)), np.zeros((2, 4)), np.zeros((3, 4)), np.zeros((16, 3)), np.zeros((16, 4))
+            ),
+            "c",
+        ),
+        (lambda: gru_cell_forward(np.zeros((2, 3)), np.zeros((2, 4)), np.zeros((12, 3)), np.zeros((16, 4))), "w_hh"),
+        (
+            lambda: rnn_cell_forward(
+                np.zeros((2, 3)), np.zeros((2, 4)), np.zeros((4, 3)), np.zeros((4, 4)), np.zeros(3), None
+            ),
+            "b_ih",
+        ),
+        (
+            lambda: rnn_cell_forward(
+                np.zeros((2, 3)), np.zeros((2, 4)), np.zeros((4, 3)), np.zeros((4, 4)), nonlinearity="gelu"
+            ),
+            "nonlinearity",
+        ),
     ],
 )
 def test_bad_inputs_raise_value_error(call, match):
@@ -537,20 +578,43 @@ def test_bad_inputs_raise_value_error(call, match):
 
 PROJ_CONFIGS = {
     # odd sizes, P < H; lengths, two layers, both directions, dropout between layers
-    "single_layer": dict(T=4, B=3, I=5, H=5, P=3, L=1, bidirectional=False, lengths=None, nonzero_state=False,
-                         dropout=False),
-    "deep_bidir_lengths": dict(T=4, B=3, I=3, H=5, P=2, L=2, bidirectional=True, lengths=np.array([2, 4, 1]),
-                               nonzero_state=True, dropout=True),
-    "no_bias_p1": dict(T=3, B=2, I=3, H=3, P=1, L=1, bidirectional=True, lengths=np.array([3, 1]),
-                       nonzero_state=True, dropout=False, bias=False),
+    "single_layer": dict(
+        T=4, B=3, I=5, H=5, P=3, L=1, bidirectional=False, lengths=None, nonzero_state=False, dropout=False
+    ),
+    "deep_bidir_lengths": dict(
+        T=4, B=3, I=3, H=5, P=2, L=2, bidirectional=True, lengths=np.array([2, 4, 1]), nonzero_state=True, dropout=True
+    ),
+    "no_bias_p1": dict(
+        T=3,
+        B=2,
+        I=3,
+        H=3,
+        P=1,
+        L=1,
+        bidirectional=True,
+        lengths=np.array([3, 1]),
+        nonzero_state=True,
+        dropout=False,
+        bias=False,
+    ),
 }
 
 
 def _proj_problem(config, seed=4321):
     cfg = dict(PROJ_CONFIGS[config])
     P = cfg.pop("P")
-    pb = make_problem("lstm", seed, cfg.pop("T"), cfg.pop("B"), cfg.pop("I"), cfg.pop("H"), cfg.pop("L"),
-                      cfg.pop("bidirectional"), proj_size=P, **cfg)
+    pb = make_problem(
+        "lstm",
+        seed,
+        cfg.pop("T"),
+        cfg.pop("B"),
+        cfg.pop("I"),
+        cfg.pop("H"),
+        cfg.pop("L"),
+        cfg.pop("bidirectional"),
+        proj_size=P,
+        **cfg,
+    )
     return pb, P
 
 
@@ -610,15 +674,24 @@ def test_proj_against_torch(config):
         lengths = torch.as_tensor(pb["lengths"], dtype=torch.int64)
         out, (hnt, cnt) = module(pack_padded_sequence(xt, lengths, enforce_sorted=False), (h0t, c0t))
         yt, _ = pad_packed_sequence(out, total_length=T)
-    loss = ((yt * torch.from_numpy(pb["dy"])).sum() + (hnt * torch.from_numpy(pb["dhn"])).sum()
-            + (cnt * torch.from_numpy(pb["dcn"])).sum())
+    loss = (
+        (yt * torch.from_numpy(pb["dy"])).sum()
+        + (hnt * torch.from_numpy(pb["dhn"])).sum()
+        + (cnt * torch.from_numpy(pb["dcn"])).sum()
+    )
     loss.backward()
 
     def close(name, ours, theirs):
         np.testing.assert_allclose(ours, theirs.detach().numpy(), rtol=1e-10, atol=1e-12, err_msg=name)
 
-    for name, ours, theirs in [("y", y, yt), ("h_n", hn, hnt), ("c_n", cn, cnt), ("dx", dx, xt.grad),
-                               ("dh0", dh0, h0t.grad), ("dc0", dc0, c0t.grad)]:
+    for name, ours, theirs in [
+        ("y", y, yt),
+        ("h_n", hn, hnt),
+        ("c_n", cn, cnt),
+        ("dx", dx, xt.grad),
+        ("dh0", dh0, h0t.grad),
+        ("dc0", dc0, c0t.grad),
+    ]:
         close(name, ours, theirs)
     for name, p in module.named_parameters():
         close(name, grads[name], p.grad)

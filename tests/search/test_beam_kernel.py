@@ -221,8 +221,9 @@ def test_controls_kernel_equals_reference(trial, cpu_capability):
     kw = random_controls(rng, trial, N, B, scores.shape[1])
     with np.errstate(invalid="ignore"):
         want = ref.beam_step(scores, beam_scores, eos_id=eos, log_probs=lp, forbid_eos=fe, **kw)
-        want32 = ref.beam_step(scores.astype(np.float32), beam_scores.astype(np.float32), eos_id=eos,
-                               log_probs=lp, forbid_eos=fe, **kw)
+        want32 = ref.beam_step(
+            scores.astype(np.float32), beam_scores.astype(np.float32), eos_id=eos, log_probs=lp, forbid_eos=fe, **kw
+        )
     got = ops.beam_step(scores, beam_scores, eos_id=eos, log_probs=lp, forbid_eos=fe, **kw)
     assert_same_candidates(got, want)
     for name in ("cand_score", "cand_logp"):
@@ -230,8 +231,9 @@ def test_controls_kernel_equals_reference(trial, cpu_capability):
         finite = np.isfinite(w)
         np.testing.assert_array_equal(g[~finite], w[~finite])
         np.testing.assert_allclose(g[finite], w[finite], rtol=1e-13, atol=1e-13, err_msg=name)
-    got32 = ops.beam_step(scores.astype(np.float32), beam_scores.astype(np.float32), eos_id=eos,
-                          log_probs=lp, forbid_eos=fe, **kw)
+    got32 = ops.beam_step(
+        scores.astype(np.float32), beam_scores.astype(np.float32), eos_id=eos, log_probs=lp, forbid_eos=fe, **kw
+    )
     if trial % 3 != 0:  # rounded logits tie exactly in float64 only
         assert_same_candidates(got32, want)
     for name in ("cand_score", "cand_logp"):
@@ -248,12 +250,14 @@ def test_controls_with_a_large_vocabulary_and_the_given_hashes():
     scores = rng.standard_normal((N * B, V))
     beam_scores = -np.abs(rng.standard_normal((N, B)))
     history = rng.integers(0, 40, size=(N * B, 30))
-    kw = dict(history=history, repetition_penalty=1.5, no_repeat_ngram_size=2,
-              banned=rng.integers(-1, V, size=(N * B, 50)))
+    kw = dict(
+        history=history, repetition_penalty=1.5, no_repeat_ngram_size=2, banned=rng.integers(-1, V, size=(N * B, 50))
+    )
     want = ref.beam_step(scores, beam_scores, eos_id=0, **kw)
     for threads in (1, 3):
-        got = ops.beam_step(scores, beam_scores, eos_id=0, num_threads=threads,
-                            history_hash=ref.ngram_hashes(history, 2), **kw)
+        got = ops.beam_step(
+            scores, beam_scores, eos_id=0, num_threads=threads, history_hash=ref.ngram_hashes(history, 2), **kw
+        )
         assert_same_candidates(got, want)
 
 
@@ -270,8 +274,14 @@ def test_controls_are_validated():
     with pytest.raises(ValueError, match=r"forced: expected shape \(2,\)"):
         ops.beam_step(scores, beam_scores, eos_id=0, forced=np.zeros(3, int))
     with pytest.raises(ValueError, match="history_hash"):
-        ops.beam_step(scores, beam_scores, eos_id=0, history=np.zeros((2, 3), int), no_repeat_ngram_size=2,
-                      history_hash=np.zeros((2, 2), np.uint64))
+        ops.beam_step(
+            scores,
+            beam_scores,
+            eos_id=0,
+            history=np.zeros((2, 3), int),
+            no_repeat_ngram_size=2,
+            history_hash=np.zeros((2, 2), np.uint64),
+        )
     with pytest.raises(ValueError, match="no_repeat_ngram_size"):
         ops.beam_step(scores, beam_scores, eos_id=0, history=np.zeros((2, 3), int), no_repeat_ngram_size=-1)
 
@@ -282,8 +292,14 @@ def test_hash_collisions_never_ban_wrongly():
     scores, beam_scores = rng.standard_normal((6, 9)), np.zeros((2, 3))
     history = rng.integers(0, 4, size=(6, 12))
     want = ref.beam_step(scores, beam_scores, eos_id=0, history=history, no_repeat_ngram_size=3)
-    got = ops.beam_step(scores, beam_scores, eos_id=0, history=history, no_repeat_ngram_size=3,
-                        history_hash=np.zeros((6, 12), np.uint64))
+    got = ops.beam_step(
+        scores,
+        beam_scores,
+        eos_id=0,
+        history=history,
+        no_repeat_ngram_size=3,
+        history_hash=np.zeros((6, 12), np.uint64),
+    )
     assert_same_candidates(got, want)
     free = ops.beam_step(scores, beam_scores, eos_id=0)
     assert not np.array_equal(free.cand_token, got.cand_token)  # the bans did change the outcome
@@ -303,9 +319,15 @@ def test_marks_for_the_cuda_step_follow_the_reference(trial):
     history = kw["history"].astype(np.int32)
     banned = kw.get("banned")
     offsets, tokens, kinds = _C.beam_step_marks(
-        N * B, V, eos, fe, history=history, repetition_penalty=kw.get("repetition_penalty", 1.0),
+        N * B,
+        V,
+        eos,
+        fe,
+        history=history,
+        repetition_penalty=kw.get("repetition_penalty", 1.0),
         no_repeat_ngram_size=kw.get("no_repeat_ngram_size", 0),
-        banned=None if banned is None else banned.astype(np.int32))
+        banned=None if banned is None else banned.astype(np.int32),
+    )
     for r in range(N * B):
         want = {}
         if kw.get("repetition_penalty", 1.0) != 1.0:
@@ -316,7 +338,7 @@ def test_marks_for_the_cuda_step_follow_the_reference(trial):
         masked |= {eos} if fe else set()
         for v in masked:
             want[v] = want.get(v, 0) | 2
-        got = dict(zip(tokens[offsets[r]:offsets[r + 1]].tolist(), kinds[offsets[r]:offsets[r + 1]].tolist()))
+        got = dict(zip(tokens[offsets[r] : offsets[r + 1]].tolist(), kinds[offsets[r] : offsets[r + 1]].tolist()))
         assert got == want and list(got) == sorted(got), (r, got, want)
 
 

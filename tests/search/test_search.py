@@ -11,11 +11,15 @@ from seqkernels.ops import beam_step
 from seqkernels.reference import beam_step as ref_beam_step_exported
 from seqkernels.reference.search import (
     Hypothesis,
-    beam_search as ref_beam_search,
-    beam_step as ref_beam_step,
     best_possible_score,
     log_softmax,
     normalised_score,
+)
+from seqkernels.reference.search import (
+    beam_search as ref_beam_search,
+)
+from seqkernels.reference.search import (
+    beam_step as ref_beam_step,
 )
 from seqkernels.search import beam_search, error_analysis, greedy_search, sample, score
 
@@ -124,8 +128,7 @@ def exhaustive_best(model, item, *, max_len, min_len, alpha, penalty):
 
 def run_beam(model, N, B, driver=beam_search, **kw):
     kw.setdefault("max_len", 5)
-    return driver(model.step, model.init_state(N, B), batch_size=N, beam_size=B, bos_id=BOS,
-                  eos_id=EOS, **kw)
+    return driver(model.step, model.init_state(N, B), batch_size=N, beam_size=B, bos_id=BOS, eos_id=EOS, **kw)
 
 
 def brute_force_step(logp, beam_scores, eos_id):
@@ -158,7 +161,7 @@ def test_step_matches_brute_force(N, B, V):
     out = ref_beam_step(logits, beam_scores, eos_id=EOS)
     logp = log_softmax(logits)
     for n in range(N):
-        cands, finished, alive = brute_force_step(logp[n * B:(n + 1) * B], beam_scores[n], EOS)
+        cands, finished, alive = brute_force_step(logp[n * B : (n + 1) * B], beam_scores[n], EOS)
         np.testing.assert_array_equal(out.cand_score[n], [c[0] for c in cands])
         np.testing.assert_array_equal(out.cand_beam[n], [c[1] for c in cands])
         np.testing.assert_array_equal(out.cand_token[n], [c[2] for c in cands])
@@ -188,10 +191,16 @@ def test_step_ties_by_lowest_flat_index():
 def test_step_eos_inside_and_outside_top_b():
     # B = 2, V = 3, EOS = 0. Item 0: EOS of beam 0 ranks 0 -> finished. Item 1: the EOS candidates
     # rank 2 and 3 (>= B) -> not finished, and never alive.
-    lp = np.log(np.array([
-        [0.6, 0.3, 0.1], [0.1, 0.45, 0.45],       # item 0
-        [0.05, 0.9, 0.05], [0.01, 0.5, 0.49],     # item 1
-    ]))
+    lp = np.log(
+        np.array(
+            [
+                [0.6, 0.3, 0.1],
+                [0.1, 0.45, 0.45],  # item 0
+                [0.05, 0.9, 0.05],
+                [0.01, 0.5, 0.49],  # item 1
+            ]
+        )
+    )
     beam_scores = np.log(np.array([[0.5, 0.5], [0.5, 0.5]]))
     out = ref_beam_step(lp, beam_scores, eos_id=EOS, log_probs=True)
     assert out.cand_token[0, 0] == EOS and out.cand_finished[0, 0]
@@ -294,6 +303,7 @@ class _FakeGpuArray:
 def test_op_gpu_input_without_cupy_is_a_clear_error():
     try:
         import cupy  # noqa: F401
+
         pytest.skip("CuPy is installed: the GPU path runs (tests/search/test_beam_kernel.py)")
     except ImportError:
         pass
@@ -301,23 +311,26 @@ def test_op_gpu_input_without_cupy_is_a_clear_error():
         beam_step(_FakeGpuArray((4, 5)), _FakeGpuArray((2, 2)), eos_id=0)
 
 
-@pytest.mark.parametrize("scores,beam_scores,eos,exc,match", [
-    (np.zeros(6), np.zeros((2, 3)), 0, ValueError, "scores: expected a 2-D"),
-    (np.zeros((6, 4)), np.zeros(6), 0, ValueError, "beam_scores: expected a 2-D"),
-    (np.zeros((5, 4)), np.zeros((2, 3)), 0, ValueError, "scores: has 5 rows"),
-    (np.zeros((0, 4)), np.zeros((2, 0)), 0, ValueError, "beam_scores: needs at least one beam"),
-    (np.zeros((6, 4)), np.zeros((2, 3)), 4, ValueError, "eos_id: 4 is outside"),
-    (np.zeros((6, 4)), np.zeros((2, 3)), -1, ValueError, "eos_id: -1 is outside"),
-    (np.zeros((6, 4)), np.zeros((2, 3)), 1.0, TypeError, "eos_id"),
-    (np.full((6, 4), np.nan), np.zeros((2, 3)), 0, ValueError, "scores: NaN or \\+inf"),
-    (np.full((6, 4), np.inf), np.zeros((2, 3)), 0, ValueError, r"scores: NaN or \+inf"),
-    (np.zeros((6, 4)), np.full((2, 3), np.nan), 0, ValueError, "beam_scores: NaN or \\+inf"),
-    (np.zeros((6, 4), np.int64), np.zeros((2, 3)), 0, TypeError, "scores: expected float32"),
-    (np.zeros((6, 4), np.float16), np.zeros((2, 3)), 0, TypeError, "scores: expected float32"),
-    (np.zeros((6, 4)), np.zeros((2, 3), np.int64), 0, TypeError, "beam_scores: expected a floating"),
-    (np.zeros((6, 4)), _FakeGpuArray((2, 3)), 0, TypeError, "beam_scores: must be on the same device"),
-    ("abc", np.zeros((2, 3)), 0, ValueError, "scores: expected a 2-D"),
-])
+@pytest.mark.parametrize(
+    "scores,beam_scores,eos,exc,match",
+    [
+        (np.zeros(6), np.zeros((2, 3)), 0, ValueError, "scores: expected a 2-D"),
+        (np.zeros((6, 4)), np.zeros(6), 0, ValueError, "beam_scores: expected a 2-D"),
+        (np.zeros((5, 4)), np.zeros((2, 3)), 0, ValueError, "scores: has 5 rows"),
+        (np.zeros((0, 4)), np.zeros((2, 0)), 0, ValueError, "beam_scores: needs at least one beam"),
+        (np.zeros((6, 4)), np.zeros((2, 3)), 4, ValueError, "eos_id: 4 is outside"),
+        (np.zeros((6, 4)), np.zeros((2, 3)), -1, ValueError, "eos_id: -1 is outside"),
+        (np.zeros((6, 4)), np.zeros((2, 3)), 1.0, TypeError, "eos_id"),
+        (np.full((6, 4), np.nan), np.zeros((2, 3)), 0, ValueError, "scores: NaN or \\+inf"),
+        (np.full((6, 4), np.inf), np.zeros((2, 3)), 0, ValueError, r"scores: NaN or \+inf"),
+        (np.zeros((6, 4)), np.full((2, 3), np.nan), 0, ValueError, "beam_scores: NaN or \\+inf"),
+        (np.zeros((6, 4), np.int64), np.zeros((2, 3)), 0, TypeError, "scores: expected float32"),
+        (np.zeros((6, 4), np.float16), np.zeros((2, 3)), 0, TypeError, "scores: expected float32"),
+        (np.zeros((6, 4)), np.zeros((2, 3), np.int64), 0, TypeError, "beam_scores: expected a floating"),
+        (np.zeros((6, 4)), _FakeGpuArray((2, 3)), 0, TypeError, "beam_scores: must be on the same device"),
+        ("abc", np.zeros((2, 3)), 0, ValueError, "scores: expected a 2-D"),
+    ],
+)
 def test_op_errors(scores, beam_scores, eos, exc, match):
     with pytest.raises(exc, match=match):
         beam_step(scores, beam_scores, eos_id=eos)
@@ -338,15 +351,16 @@ def test_op_rejects_torch_and_objects():
 @pytest.mark.parametrize("V,max_len,min_len", [(3, 3, 0), (4, 2, 0), (3, 3, 2), (3, 4, 4)])
 def test_wide_beam_finds_the_true_best(driver, penalty, alpha, V, max_len, min_len):
     N = 3
-    B = V ** max_len  # wide enough to hold every prefix: beam search is exhaustive
+    B = V**max_len  # wide enough to hold every prefix: beam search is exhaustive
     for seed in range(3):
         model = Markov2(V, N, seed=seed, eos_bias=0.5)
-        results = run_beam(model, N, B, driver, max_len=max_len, min_len=min_len,
-                           length_penalty=alpha, penalty=penalty, n_best=2)
+        results = run_beam(
+            model, N, B, driver, max_len=max_len, min_len=min_len, length_penalty=alpha, penalty=penalty, n_best=2
+        )
         for n, hyps in enumerate(results):
-            best_score, best_tokens, best_lp = exhaustive_best(model, n, max_len=max_len,
-                                                               min_len=min_len, alpha=alpha,
-                                                               penalty=penalty)
+            best_score, best_tokens, best_lp = exhaustive_best(
+                model, n, max_len=max_len, min_len=min_len, alpha=alpha, penalty=penalty
+            )
             assert hyps[0].tokens == best_tokens, (seed, n, hyps[0], best_tokens)
             assert hyps[0].score == pytest.approx(best_score, abs=1e-12)
             assert hyps[0].log_prob == pytest.approx(best_lp, abs=1e-12)
@@ -361,8 +375,13 @@ def test_api_driver_equals_reference_driver(seed):
     model = Markov2(V, N, seed=seed, eos_bias=float(rng.normal()))
     for early in (True, "exact"):
         for penalty, alpha in PENALTY_CASES:
-            kw = dict(max_len=int(rng.integers(1, 7)), length_penalty=alpha, penalty=penalty,
-                      early_stopping=early, n_best=int(rng.integers(1, B + 1)))
+            kw = dict(
+                max_len=int(rng.integers(1, 7)),
+                length_penalty=alpha,
+                penalty=penalty,
+                early_stopping=early,
+                n_best=int(rng.integers(1, B + 1)),
+            )
             kw["min_len"] = int(rng.integers(0, kw["max_len"] + 1))
             got = run_beam(model, N, B, beam_search, **kw)
             want = run_beam(model, N, B, ref_beam_search, **kw)
@@ -375,8 +394,9 @@ def test_beam_size_one_is_greedy():
         model = Markov2(V, N, seed=seed, eos_bias=float(seed % 3) - 1)
         for min_len in (0, 3):
             beam = run_beam(model, N, 1, max_len=7, min_len=min_len)
-            greedy = greedy_search(model.step, model.init_state(N), batch_size=N, bos_id=BOS,
-                                   eos_id=EOS, max_len=7, min_len=min_len)
+            greedy = greedy_search(
+                model.step, model.init_state(N), batch_size=N, bos_id=BOS, eos_id=EOS, max_len=7, min_len=min_len
+            )
             for b, g in zip(beam, greedy):
                 assert len(b) == 1
                 assert b[0].tokens == g.tokens
@@ -388,8 +408,7 @@ def test_greedy_ties_pick_lowest_token():
     model = TreeModel(4, {(): [0.1, 0.1, 0.4, 0.4], (2,): [1, 0, 0, 0]})
     g = greedy_search(model.step, model.init_state(1), batch_size=1, bos_id=3, eos_id=0, max_len=5)
     assert g[0].tokens == (2, 0)
-    b = beam_search(model.step, model.init_state(1), batch_size=1, beam_size=1, bos_id=3, eos_id=0,
-                    max_len=5)
+    b = beam_search(model.step, model.init_state(1), batch_size=1, beam_size=1, bos_id=3, eos_id=0, max_len=5)
     assert b[0][0].tokens == (2, 0)
 
 
@@ -414,8 +433,7 @@ def test_exact_beats_early_stopping_on_a_trap():
     # with alpha = 0 the bound says nothing can beat the raw log 0.5: exact stops at once too
     calls = []
     counting = lambda tok, st: (calls.append(1), model.step(tok, st))[1]  # noqa: E731
-    exact0 = beam_search(counting, model.init_state(1), early_stopping="exact",
-                         **{**kw, "length_penalty": 0.0})
+    exact0 = beam_search(counting, model.init_state(1), early_stopping="exact", **{**kw, "length_penalty": 0.0})
     assert exact0[0][0].tokens == (EOS,) and len(calls) == 1
 
 
@@ -439,8 +457,7 @@ def test_exact_stopping_equals_running_to_max_len(monkeypatch, penalty, alpha):
     """The bound is safe: stopping by it gives the same B best as never stopping early."""
     N, V, B, max_len = 5, 4, 3, 12
     model = Markov2(V, N, seed=11, scale=0.5, eos_bias=1.0)
-    kw = dict(max_len=max_len, length_penalty=alpha, penalty=penalty, early_stopping="exact",
-              n_best=B, min_len=2)
+    kw = dict(max_len=max_len, length_penalty=alpha, penalty=penalty, early_stopping="exact", n_best=B, min_len=2)
     exact = run_beam(model, N, B, **kw)
     steps_exact, model.calls = model.calls, 0
     monkeypatch.setattr(search_mod, "best_possible_score", lambda *a, **k: np.inf)
@@ -453,10 +470,10 @@ def test_exact_stopping_equals_running_to_max_len(monkeypatch, penalty, alpha):
 
 def test_best_possible_score_bound():
     # alpha > 0, s <= 0: the longest allowed length; alpha = 0: the raw sum; alpha < 0: the shortest
-    assert best_possible_score(-2.0, 3, max_len=10, alpha=0.7) == -2.0 / 10 ** 0.7
+    assert best_possible_score(-2.0, 3, max_len=10, alpha=0.7) == -2.0 / 10**0.7
     assert best_possible_score(-2.0, 3, max_len=10, alpha=0.0) == -2.0
-    assert best_possible_score(-2.0, 3, max_len=10, alpha=-0.5) == -2.0 / 4 ** -0.5
-    assert best_possible_score(-2.0, 3, max_len=10, min_len=6, alpha=-0.5) == -2.0 / 6 ** -0.5
+    assert best_possible_score(-2.0, 3, max_len=10, alpha=-0.5) == -2.0 / 4**-0.5
+    assert best_possible_score(-2.0, 3, max_len=10, min_len=6, alpha=-0.5) == -2.0 / 6**-0.5
     assert best_possible_score(-2.0, 3, max_len=10, alpha=0.7, penalty="gnmt") == -2.0 / (15 / 6) ** 0.7
     assert best_possible_score(0.0, 3, max_len=10, alpha=0.7) == 0.0
     # it bounds every descendant: brute force over lengths and lower raw scores
@@ -492,7 +509,8 @@ def test_max_len_finishes_live_hypotheses():
             assert len(h) == max_len and EOS not in h.tokens
             assert h.score == h.log_prob  # alpha = 0
         assert hyps[0].log_prob == pytest.approx(
-            exhaustive_best(model, n, max_len=max_len, min_len=0, alpha=0.0, penalty="average")[2])
+            exhaustive_best(model, n, max_len=max_len, min_len=0, alpha=0.0, penalty="average")[2]
+        )
 
 
 def test_n_best_ordering_and_consistency():
@@ -500,8 +518,11 @@ def test_n_best_ordering_and_consistency():
     model = Markov2(V, N, seed=9, eos_bias=1.0)
     for penalty, alpha in PENALTY_CASES:
         res = run_beam(model, N, B, max_len=6, n_best=B, length_penalty=alpha, penalty=penalty)
-        lp = score(model.step, model.init_state(N, B), [h.tokens for hyps in res for h in hyps],
-                   bos_id=BOS) if all(len(h) == B for h in res) else None
+        lp = (
+            score(model.step, model.init_state(N, B), [h.tokens for hyps in res for h in hyps], bos_id=BOS)
+            if all(len(h) == B for h in res)
+            else None
+        )
         k = 0
         for hyps in res:
             assert len(hyps) == B
@@ -535,8 +556,17 @@ def test_custom_reorder_and_array_state():
         return {k: v[index] for k, v in state.items()}
 
     items, (prev,) = model.init_state(N, B)
-    got = beam_search(dict_step, {"items": items, "prev": prev}, batch_size=N, beam_size=B,
-                      bos_id=BOS, eos_id=EOS, max_len=6, n_best=2, reorder=dict_reorder)
+    got = beam_search(
+        dict_step,
+        {"items": items, "prev": prev},
+        batch_size=N,
+        beam_size=B,
+        bos_id=BOS,
+        eos_id=EOS,
+        max_len=6,
+        n_best=2,
+        reorder=dict_reorder,
+    )
     assert got == want
     assert seen and all(ix.shape == (N * B,) and ix.dtype == np.int64 for ix in seen)
     for ix in seen:  # a gather never crosses items
@@ -546,20 +576,28 @@ def test_custom_reorder_and_array_state():
         lp, (items, (prev,)) = model.step(tokens, (state[:, 0], [state[:, 1]]))
         return lp, np.stack([items, prev], axis=1)
 
-    got = beam_search(array_step, np.stack([items, prev], axis=1), batch_size=N, beam_size=B,
-                      bos_id=BOS, eos_id=EOS, max_len=6, n_best=2)
+    got = beam_search(
+        array_step,
+        np.stack([items, prev], axis=1),
+        batch_size=N,
+        beam_size=B,
+        bos_id=BOS,
+        eos_id=EOS,
+        max_len=6,
+        n_best=2,
+    )
     assert got == want
 
 
 def test_finished_items_stop_calling_when_all_done():
     model = TreeModel(4, {(): [1.0, 0, 0, 0]})  # EOS with probability 1 at once
-    res = beam_search(model.step, model.init_state(2, 2), batch_size=2, beam_size=2, bos_id=3,
-                      eos_id=0, max_len=10, n_best=2)
+    res = beam_search(
+        model.step, model.init_state(2, 2), batch_size=2, beam_size=2, bos_id=3, eos_id=0, max_len=10, n_best=2
+    )
     # only one finite hypothesis exists per item: fewer than n_best come back
     assert [[h.tokens for h in hyps] for hyps in res] == [[(0,)], [(0,)]]
     assert res[0][0].log_prob == 0.0
-    assert beam_search(model.step, None, batch_size=0, beam_size=2, bos_id=3, eos_id=0,
-                       max_len=3) == []
+    assert beam_search(model.step, None, batch_size=0, beam_size=2, bos_id=3, eos_id=0, max_len=3) == []
 
 
 def test_step_op_is_pluggable():
@@ -584,8 +622,7 @@ def test_float32_model():
         lp, st = model.step(tokens, state)
         return lp.astype(np.float32), st
 
-    got = beam_search(step32, model.init_state(N, B), batch_size=N, beam_size=B, bos_id=BOS,
-                      eos_id=EOS, max_len=5)
+    got = beam_search(step32, model.init_state(N, B), batch_size=N, beam_size=B, bos_id=BOS, eos_id=EOS, max_len=5)
     want = run_beam(model, N, B)
     for g, w in zip(got, want):
         assert g[0].tokens == w[0].tokens
@@ -618,8 +655,7 @@ def test_sample_is_reproducible():
 def test_sample_top_k():
     N = 30
     model = Markov2(6, N, seed=6)
-    greedy = greedy_search(model.step, model.init_state(N), batch_size=N, bos_id=BOS, eos_id=EOS,
-                           max_len=8)
+    greedy = greedy_search(model.step, model.init_state(N), batch_size=N, bos_id=BOS, eos_id=EOS, max_len=8)
     assert _sample(model, N, top_k=1, seed=0) == greedy
     assert _sample(model, N, top_k=1, temperature=3.0, seed=5) == greedy
     for h, n in zip(_sample(model, N, top_k=2, seed=0, temperature=2.0), range(N)):
@@ -629,8 +665,7 @@ def test_sample_top_k():
     assert _sample(model, N, top_k=100, seed=9) == _sample(model, N, seed=9)  # top_k > V keeps all
     # ties at the cut keep the lowest ids: tokens 1 and 2 tie, top_k = 1 always gives 1
     tie = TreeModel(4, {(): [0.0, 0.4, 0.4, 0.2]})
-    out = sample(tie.step, tie.init_state(50), batch_size=50, bos_id=3, eos_id=0, max_len=1,
-                 top_k=1, seed=0)
+    out = sample(tie.step, tie.init_state(50), batch_size=50, bos_id=3, eos_id=0, max_len=1, top_k=1, seed=0)
     assert {h.tokens for h in out} == {(1,)}
 
 
@@ -641,10 +676,11 @@ def test_sample_follows_the_distribution():
     out = sample(model.step, model.init_state(N), batch_size=N, bos_id=3, eos_id=0, max_len=1, seed=42)
     freq = np.bincount([h.tokens[0] for h in out], minlength=4) / N
     np.testing.assert_allclose(freq, probs, atol=0.015)
-    hot = sample(model.step, model.init_state(N), batch_size=N, bos_id=3, eos_id=0, max_len=1,
-                 seed=42, temperature=0.5)  # probs ** 2, renormalised
+    hot = sample(
+        model.step, model.init_state(N), batch_size=N, bos_id=3, eos_id=0, max_len=1, seed=42, temperature=0.5
+    )  # probs ** 2, renormalised
     freq = np.bincount([h.tokens[0] for h in hot], minlength=4) / N
-    np.testing.assert_allclose(freq, probs ** 2 / np.sum(probs ** 2), atol=0.015)
+    np.testing.assert_allclose(freq, probs**2 / np.sum(probs**2), atol=0.015)
 
 
 def test_score_equals_direct_sum():
@@ -661,9 +697,12 @@ def test_score_equals_direct_sum():
     assert got.dtype == np.float64 and got.shape == (N,)
     # sequences already ending in EOS are not extended; hypotheses are accepted
     hyps = _sample(model, N, seed=3)
-    np.testing.assert_allclose(score(model.step, model.init_state(N), hyps, bos_id=BOS, eos_id=EOS)
-                               [[h.tokens[-1] == EOS for h in hyps]],
-                               [h.log_prob for h in hyps if h.tokens[-1] == EOS], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(
+        score(model.step, model.init_state(N), hyps, bos_id=BOS, eos_id=EOS)[[h.tokens[-1] == EOS for h in hyps]],
+        [h.log_prob for h in hyps if h.tokens[-1] == EOS],
+        rtol=0,
+        atol=1e-12,
+    )
     assert score(model.step, model.init_state(0), [], bos_id=BOS).shape == (0,)
 
 
@@ -675,29 +714,33 @@ def test_score_equals_direct_sum():
 def test_error_analysis_verdicts():
     model = TreeModel(4, TRAP)
     N = 3
-    out = greedy_search(model.step, model.init_state(N), batch_size=N, bos_id=TRAP_BOS, eos_id=EOS,
-                        max_len=3)
+    out = greedy_search(model.step, model.init_state(N), batch_size=N, bos_id=TRAP_BOS, eos_id=EOS, max_len=3)
     assert all(h.tokens == (EOS,) for h in out)
     refs = [[1], [2], [EOS]]  # EOS is appended to the first two
-    ea = error_analysis(model.step, model.init_state(N), refs, out, bos_id=TRAP_BOS, eos_id=EOS,
-                        length_penalty=0.7)
+    ea = error_analysis(model.step, model.init_state(N), refs, out, bos_id=TRAP_BOS, eos_id=EOS, length_penalty=0.7)
     # "1 EOS" beats "EOS" once normalised: the search missed it. "2 EOS" is worse: the model's fault.
     assert ea.verdicts == ("search", "model", "correct")
     assert ea.n_search == 1 and ea.n_model == 1 and ea.n_errors == 2
     assert ea.search_fraction == ea.model_fraction == 0.5
     np.testing.assert_allclose(ea.reference_log_probs[0], np.log(0.45) + np.log(0.99))
-    np.testing.assert_allclose(ea.reference_scores[0], (np.log(0.45) + np.log(0.99)) / 2 ** 0.7)
+    np.testing.assert_allclose(ea.reference_scores[0], (np.log(0.45) + np.log(0.99)) / 2**0.7)
     np.testing.assert_allclose(ea.output_scores, np.log(0.5))
     # under the raw sum (alpha = 0) the model itself prefers "EOS": the verdict flips
-    raw = error_analysis(model.step, model.init_state(N), refs, out, bos_id=TRAP_BOS, eos_id=EOS,
-                         length_penalty=0.0)
+    raw = error_analysis(model.step, model.init_state(N), refs, out, bos_id=TRAP_BOS, eos_id=EOS, length_penalty=0.0)
     assert raw.verdicts == ("model", "model", "correct")
     assert raw.model_fraction == 1.0 and raw.search_fraction == 0.0
     # beam_search results (lists of hypotheses) are accepted as outputs; the exact search fixes item 0
-    best = beam_search(model.step, model.init_state(N), batch_size=N, beam_size=1, bos_id=TRAP_BOS,
-                       eos_id=EOS, max_len=3, early_stopping="exact")
-    ea = error_analysis(model.step, model.init_state(N), [[1]] * N, best, bos_id=TRAP_BOS,
-                        eos_id=EOS)
+    best = beam_search(
+        model.step,
+        model.init_state(N),
+        batch_size=N,
+        beam_size=1,
+        bos_id=TRAP_BOS,
+        eos_id=EOS,
+        max_len=3,
+        early_stopping="exact",
+    )
+    ea = error_analysis(model.step, model.init_state(N), [[1]] * N, best, bos_id=TRAP_BOS, eos_id=EOS)
     assert ea.verdicts == ("correct",) * N and ea.search_fraction == 0.0 and ea.n_errors == 0
 
 
@@ -719,24 +762,27 @@ def _bad(kw=None, step=None, state=None, N=2, B=2, V=5):
     return beam_search(step or model.step, model.init_state(N, B) if state is None else state, **args)
 
 
-@pytest.mark.parametrize("kw,exc,match", [
-    ({"beam_size": 0}, ValueError, "beam_size: must be >= 1"),
-    ({"batch_size": -1}, ValueError, "batch_size: must be >= 0"),
-    ({"batch_size": 2.0}, TypeError, "batch_size: expected an int"),
-    ({"n_best": 3}, ValueError, "n_best: must be <= beam_size"),
-    ({"n_best": 0}, ValueError, "n_best: must be >= 1"),
-    ({"max_len": 0}, ValueError, "max_len: must be >= 1"),
-    ({"min_len": 5}, ValueError, "min_len: must be <= max_len"),
-    ({"min_len": -1}, ValueError, "min_len: must be >= 0"),
-    ({"eos_id": 5}, ValueError, "eos_id: 5 is outside the vocabulary"),
-    ({"eos_id": -1}, ValueError, "eos_id: must be >= 0"),
-    ({"bos_id": -2}, ValueError, "bos_id: must be >= 0"),
-    ({"penalty": "sum"}, ValueError, "penalty: must be one of"),
-    ({"length_penalty": float("nan")}, ValueError, "length_penalty: must be finite"),
-    ({"early_stopping": False}, ValueError, "early_stopping: must be True or 'exact'"),
-    ({"early_stopping": "never"}, ValueError, "early_stopping"),
-    ({"reorder": 3}, TypeError, "reorder: expected a callable"),
-])
+@pytest.mark.parametrize(
+    "kw,exc,match",
+    [
+        ({"beam_size": 0}, ValueError, "beam_size: must be >= 1"),
+        ({"batch_size": -1}, ValueError, "batch_size: must be >= 0"),
+        ({"batch_size": 2.0}, TypeError, "batch_size: expected an int"),
+        ({"n_best": 3}, ValueError, "n_best: must be <= beam_size"),
+        ({"n_best": 0}, ValueError, "n_best: must be >= 1"),
+        ({"max_len": 0}, ValueError, "max_len: must be >= 1"),
+        ({"min_len": 5}, ValueError, "min_len: must be <= max_len"),
+        ({"min_len": -1}, ValueError, "min_len: must be >= 0"),
+        ({"eos_id": 5}, ValueError, "eos_id: 5 is outside the vocabulary"),
+        ({"eos_id": -1}, ValueError, "eos_id: must be >= 0"),
+        ({"bos_id": -2}, ValueError, "bos_id: must be >= 0"),
+        ({"penalty": "sum"}, ValueError, "penalty: must be one of"),
+        ({"length_penalty": float("nan")}, ValueError, "length_penalty: must be finite"),
+        ({"early_stopping": False}, ValueError, "early_stopping: must be True or 'exact'"),
+        ({"early_stopping": "never"}, ValueError, "early_stopping"),
+        ({"reorder": 3}, TypeError, "reorder: expected a callable"),
+    ],
+)
 def test_beam_search_argument_errors(kw, exc, match):
     with pytest.raises(exc, match=match):
         _bad(kw)
@@ -745,8 +791,15 @@ def test_beam_search_argument_errors(kw, exc, match):
 def test_bos_outside_vocabulary():
     model = TreeModel(4, {})
     with pytest.raises(ValueError, match="bos_id: 7 is outside the vocabulary"):
-        beam_search(lambda tok, st: model.step(np.zeros_like(tok), st), model.init_state(1, 2),
-                    batch_size=1, beam_size=2, bos_id=7, eos_id=0, max_len=3)
+        beam_search(
+            lambda tok, st: model.step(np.zeros_like(tok), st),
+            model.init_state(1, 2),
+            batch_size=1,
+            beam_size=2,
+            bos_id=7,
+            eos_id=0,
+            max_len=3,
+        )
 
 
 def test_state_batch_mismatch():
@@ -767,8 +820,11 @@ def test_step_errors():
 
     with pytest.raises(ValueError, match=r"step: returned NaN log-probs at step 0 \(row 1\)"):
         _bad(step=nan_step)
-    with pytest.raises(ValueError, match=r"step: returned log_probs of shape \(2, 5\) at step 0, "
-                                         r"expected \(4, V\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"step: returned log_probs of shape \(2, 5\) at step 0, "
+        r"expected \(4, V\)",
+    ):
         _bad(step=lambda tok, st: (model.step(tok, st)[0][:2], st))
     with pytest.raises(ValueError, match="step: must return a pair"):
         _bad(step=lambda tok, st: model.step(tok, st)[0])
@@ -800,8 +856,11 @@ def test_other_function_errors():
         sample(model.step, model.init_state(2), top_k=0, **common)
     with pytest.raises(ValueError, match="eos_id: 9 is outside"):
         greedy_search(model.step, model.init_state(2), **{**common, "eos_id": 9})
-    with pytest.raises(ValueError, match=r"step: returned log_probs of shape \(2, 5\) at step 0, "
-                                         r"expected \(3, V\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"step: returned log_probs of shape \(2, 5\) at step 0, "
+        r"expected \(3, V\)",
+    ):
         greedy_search(lambda tok, st: (np.zeros((2, 5)), st), None, **{**common, "batch_size": 3})
     with pytest.raises(ValueError, match=r"sequences\[1\]: token 7 is outside the vocabulary"):
         score(model.step, model.init_state(2), [[2], [7]], bos_id=BOS)
@@ -812,8 +871,7 @@ def test_other_function_errors():
     with pytest.raises(ValueError, match=r"references\[0\]: empty sequence"):
         error_analysis(model.step, model.init_state(2), [[], [3]], [[2], [3]], bos_id=BOS)
     with pytest.raises(ValueError, match="penalty: must be one of"):
-        error_analysis(model.step, model.init_state(2), [[2], [3]], [[2], [3]], bos_id=BOS,
-                       penalty="x")
+        error_analysis(model.step, model.init_state(2), [[2], [3]], [[2], [3]], bos_id=BOS, penalty="x")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -837,8 +895,16 @@ def test_beam_search_with_cupy_model():
         return z - cupy.log(cupy.exp(z).sum(axis=1, keepdims=True)), (items, [tokens.copy()])
 
     items, (prev,) = model.init_state(N, B)
-    got = beam_search(gpu_step, (cupy.asarray(items), [cupy.asarray(prev)]), batch_size=N,
-                      beam_size=B, bos_id=BOS, eos_id=EOS, max_len=5, n_best=2)
+    got = beam_search(
+        gpu_step,
+        (cupy.asarray(items), [cupy.asarray(prev)]),
+        batch_size=N,
+        beam_size=B,
+        bos_id=BOS,
+        eos_id=EOS,
+        max_len=5,
+        n_best=2,
+    )
     want = run_beam(model, N, B, n_best=2)
     for g, w in zip(got, want):
         assert [h.tokens for h in g] == [h.tokens for h in w]
@@ -864,8 +930,9 @@ def test_ngram_bans_by_definition():
     for _ in range(300):
         n, L = int(rng.integers(1, 5)), int(rng.integers(0, 10))
         h = [int(v) for v in rng.integers(0, 3, size=L)]
-        want = [v for v in range(4)
-                if L + 1 >= n and any(h[i:i + n] == (h + [v])[L + 1 - n:] for i in range(L - n + 1))]
+        want = [
+            v for v in range(4) if L + 1 >= n and any(h[i : i + n] == (h + [v])[L + 1 - n :] for i in range(L - n + 1))
+        ]
         assert ngram_bans(h, n) == want, (h, n)
     assert ngram_bans([1, 2, 1], 0) == []
 
@@ -873,8 +940,7 @@ def test_ngram_bans_by_definition():
 def test_bad_word_bans_and_penalise():
     assert bad_word_bans([4, 5], [[7], [5, 8], [4, 9], [4, 5, 6], [3, 5, 1]]) == [6, 7, 8]
     assert bad_word_bans([], [[5, 8], [2]]) == [2]
-    np.testing.assert_array_equal(penalise(np.array([-2.0, 3.0, -np.inf, 0.0]), 2.0),
-                                  [-4.0, 1.5, -np.inf, 0.0])
+    np.testing.assert_array_equal(penalise(np.array([-2.0, 3.0, -np.inf, 0.0]), 2.0), [-4.0, 1.5, -np.inf, 0.0])
 
 
 def test_top_p_mask():
@@ -899,8 +965,10 @@ def exhaustive_best_controlled(model, item, *, max_len, min_len, prefix=(), **co
     """The best sequence under the controls, by enumeration: a token is allowed where the
     controlled log-prob is finite, and that log-prob is what it adds to the score (alpha = 0)."""
     best = None
-    kw = dict(repetition_penalty=controls.get("repetition_penalty", 1.0),
-              no_repeat_ngram_size=controls.get("no_repeat_ngram_size", 0))
+    kw = dict(
+        repetition_penalty=controls.get("repetition_penalty", 1.0),
+        no_repeat_ngram_size=controls.get("no_repeat_ngram_size", 0),
+    )
     words = [list(w) for w in controls.get("bad_words", [])] + [[v] for v in controls.get("suppress_tokens", [])]
 
     def expand(seq, log_prob):
@@ -912,9 +980,16 @@ def exhaustive_best_controlled(model, item, *, max_len, min_len, prefix=(), **co
         t = len(seq)
         banned = np.array([bad_word_bans(seq, words) or [-1]])
         forced = np.array([prefix[t] if t < len(prefix) else -1])
-        lp = control_scores(model.logp(item, seq)[None, :], log_probs=True, eos_id=EOS,
-                            forbid_eos=t + 1 < min_len, history=np.array([seq], dtype=np.int64).reshape(1, t),
-                            banned=banned, forced=forced, **kw)[0]
+        lp = control_scores(
+            model.logp(item, seq)[None, :],
+            log_probs=True,
+            eos_id=EOS,
+            forbid_eos=t + 1 < min_len,
+            history=np.array([seq], dtype=np.int64).reshape(1, t),
+            banned=banned,
+            forced=forced,
+            **kw,
+        )[0]
         for v in range(model.V):
             if lp[v] == -np.inf:
                 continue
@@ -932,14 +1007,12 @@ def exhaustive_best_controlled(model, item, *, max_len, min_len, prefix=(), **co
 @pytest.mark.parametrize("controls", CONTROL_CASES)
 def test_wide_beam_with_controls_finds_the_true_best(driver, controls):
     V, max_len, N = 4, 4, 2
-    B = V ** max_len
+    B = V**max_len
     for seed in range(2):
         model = Markov2(V, N, seed=seed, eos_bias=-0.5)
-        results = run_beam(model, N, B, driver, max_len=max_len, min_len=2, length_penalty=0.0,
-                           **controls)
+        results = run_beam(model, N, B, driver, max_len=max_len, min_len=2, length_penalty=0.0, **controls)
         for n, hyps in enumerate(results):
-            best_lp, best_tokens = exhaustive_best_controlled(model, n, max_len=max_len, min_len=2,
-                                                              **controls)
+            best_lp, best_tokens = exhaustive_best_controlled(model, n, max_len=max_len, min_len=2, **controls)
             assert hyps[0].tokens == best_tokens, (seed, n, controls)
             assert hyps[0].score == pytest.approx(best_lp, abs=1e-12)
 
@@ -950,10 +1023,11 @@ def test_prefix_is_forced_and_scored():
     results = run_beam(model, 2, 3, max_len=6, prefix=prefix, n_best=3, length_penalty=0.0)
     for h in results[0]:
         assert h.tokens[:3] == (3, 3, 4)
-    assert search_mod.score(model.step, model.init_state(2), [results[0][0], results[1][0]],
-                            bos_id=BOS) == pytest.approx([results[0][0].log_prob, results[1][0].log_prob])
+    assert search_mod.score(
+        model.step, model.init_state(2), [results[0][0], results[1][0]], bos_id=BOS
+    ) == pytest.approx([results[0][0].log_prob, results[1][0].log_prob])
     best_lp, best_tokens = exhaustive_best_controlled(model, 0, max_len=6, min_len=0, prefix=(3, 3, 4))
-    wide = run_beam(model, 2, 5 ** 3, max_len=6, prefix=prefix, length_penalty=0.0)
+    wide = run_beam(model, 2, 5**3, max_len=6, prefix=prefix, length_penalty=0.0)
     assert wide[0][0].tokens == best_tokens
 
 
@@ -963,18 +1037,31 @@ def test_api_driver_equals_reference_driver_with_controls(seed):
     V, N, B = int(rng.integers(3, 7)), int(rng.integers(1, 4)), int(rng.integers(1, 5))
     model = Markov2(V, N, seed=seed, eos_bias=float(rng.normal()))
     kw = dict(CONTROL_CASES[seed % len(CONTROL_CASES)])
-    kw.update(max_len=int(rng.integers(2, 8)), patience=float(rng.choice([0.5, 1.0, 2.0])),
-              early_stopping=True if seed % 2 else "exact", n_best=int(rng.integers(1, B + 1)))
+    kw.update(
+        max_len=int(rng.integers(2, 8)),
+        patience=float(rng.choice([0.5, 1.0, 2.0])),
+        early_stopping=True if seed % 2 else "exact",
+        n_best=int(rng.integers(1, B + 1)),
+    )
     if seed % 3 == 0:
         kw["prefix"] = [list(rng.integers(1, V, size=int(rng.integers(0, 3)))) for _ in range(N)]
     got = run_beam(model, N, B, beam_search, **kw)
     want = run_beam(model, N, B, ref_beam_search, **kw)
     assert got == want, kw
     one = run_beam(model, N, 1, beam_search, **{k: v for k, v in kw.items() if k != "n_best"})
-    greedy = greedy_search(model.step, model.init_state(N), batch_size=N, bos_id=BOS, eos_id=EOS,
-                           max_len=kw["max_len"], **{k: v for k, v in kw.items() if k in (
-                               "repetition_penalty", "no_repeat_ngram_size", "suppress_tokens",
-                               "bad_words", "prefix")})
+    greedy = greedy_search(
+        model.step,
+        model.init_state(N),
+        batch_size=N,
+        bos_id=BOS,
+        eos_id=EOS,
+        max_len=kw["max_len"],
+        **{
+            k: v
+            for k, v in kw.items()
+            if k in ("repetition_penalty", "no_repeat_ngram_size", "suppress_tokens", "bad_words", "prefix")
+        },
+    )
     assert [h[0].tokens for h in one] == [g.tokens for g in greedy]
 
 
@@ -991,9 +1078,10 @@ def test_no_repeat_ngram_blocks_a_looping_model():
     plain = beam_search(step, None, batch_size=1, beam_size=3, bos_id=BOS, eos_id=EOS, max_len=8)
     assert plain[0][0].tokens[:4] == (2, 3, 2, 3)
     for n in (2, 3):
-        out = beam_search(step, None, batch_size=1, beam_size=3, bos_id=BOS, eos_id=EOS, max_len=8,
-                          no_repeat_ngram_size=n)[0][0].tokens
-        grams = [out[i:i + n] for i in range(len(out) - n + 1)]
+        out = beam_search(
+            step, None, batch_size=1, beam_size=3, bos_id=BOS, eos_id=EOS, max_len=8, no_repeat_ngram_size=n
+        )[0][0].tokens
+        grams = [out[i : i + n] for i in range(len(out) - n + 1)]
         assert len(grams) == len(set(grams)), out
 
 
@@ -1021,8 +1109,7 @@ def test_sample_top_p_and_controls():
     g = greedy_search(model.step, model.init_state(4), no_repeat_ngram_size=2, **kw)
     s = sample(model.step, model.init_state(4), top_p=1e-9, seed=0, no_repeat_ngram_size=2, **kw)
     assert [h.tokens for h in g] == [h.tokens for h in s]
-    assert search_mod.score(model.step, model.init_state(4), s, bos_id=BOS) == pytest.approx(
-        [h.log_prob for h in s])
+    assert search_mod.score(model.step, model.init_state(4), s, bos_id=BOS) == pytest.approx([h.log_prob for h in s])
 
 
 def test_sample_top_p_follows_the_nucleus():
@@ -1038,26 +1125,28 @@ def test_sample_top_p_follows_the_nucleus():
     assert np.abs(counts - want).max() < 0.03
 
 
-@pytest.mark.parametrize("kw,exc,match", [
-    (dict(repetition_penalty=0.0), ValueError, "repetition_penalty"),
-    (dict(repetition_penalty="x"), TypeError, "repetition_penalty"),
-    (dict(no_repeat_ngram_size=-1), ValueError, "no_repeat_ngram_size"),
-    (dict(suppress_tokens=[-1]), ValueError, "suppress_tokens"),
-    (dict(suppress_tokens=[99]), ValueError, r"suppress_tokens: token 99 is outside"),
-    (dict(bad_words=[[]]), ValueError, r"bad_words\[0\]: empty"),
-    (dict(bad_words=[[1, 99]]), ValueError, r"bad_words\[0\]: token 99"),
-    (dict(prefix=[[1]]), ValueError, "prefix: expected one token sequence"),
-    (dict(prefix=[[1], [1.5]]), TypeError, r"prefix\[1\]"),
-    (dict(patience=0), ValueError, "patience"),
-])
+@pytest.mark.parametrize(
+    "kw,exc,match",
+    [
+        (dict(repetition_penalty=0.0), ValueError, "repetition_penalty"),
+        (dict(repetition_penalty="x"), TypeError, "repetition_penalty"),
+        (dict(no_repeat_ngram_size=-1), ValueError, "no_repeat_ngram_size"),
+        (dict(suppress_tokens=[-1]), ValueError, "suppress_tokens"),
+        (dict(suppress_tokens=[99]), ValueError, r"suppress_tokens: token 99 is outside"),
+        (dict(bad_words=[[]]), ValueError, r"bad_words\[0\]: empty"),
+        (dict(bad_words=[[1, 99]]), ValueError, r"bad_words\[0\]: token 99"),
+        (dict(prefix=[[1]]), ValueError, "prefix: expected one token sequence"),
+        (dict(prefix=[[1], [1.5]]), TypeError, r"prefix\[1\]"),
+        (dict(patience=0), ValueError, "patience"),
+    ],
+)
 def test_control_argument_errors(kw, exc, match):
     model = Markov2(4, 2, seed=0)
     with pytest.raises(exc, match=match):
         run_beam(model, 2, 2, **kw)
     if "patience" not in kw:
         with pytest.raises(exc, match=match):
-            greedy_search(model.step, model.init_state(2), batch_size=2, bos_id=BOS, eos_id=EOS,
-                          max_len=3, **kw)
+            greedy_search(model.step, model.init_state(2), batch_size=2, bos_id=BOS, eos_id=EOS, max_len=3, **kw)
 
 
 def test_sample_argument_errors():

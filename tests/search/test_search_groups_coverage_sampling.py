@@ -13,7 +13,11 @@ import pytest
 from seqkernels.ops import beam_step
 from seqkernels.reference.search import (
     beam_search as ref_beam_search,
+)
+from seqkernels.reference.search import (
     beam_step as ref_beam_step,
+)
+from seqkernels.reference.search import (
     coverage_penalty,
     draw_candidates,
     hamming_diversity,
@@ -68,13 +72,13 @@ def test_step_with_more_candidates(dtype, N, B, V, K):
     ref = ref_beam_step(scores, beam_scores, eos_id=EOS, candidates=K)
     lp = log_softmax(scores.astype(np.float64))
     for n in range(N):  # brute force: sort (−score, flat index), pad past B·V
-        total = beam_scores[n].astype(np.float64)[:, None] + lp[n * B:(n + 1) * B]
+        total = beam_scores[n].astype(np.float64)[:, None] + lp[n * B : (n + 1) * B]
         order = sorted(range(B * V), key=lambda f: (-total[f // V, f % V], f))[:K]
-        assert list(ref.cand_beam[n, :len(order)]) == [f // V for f in order]
-        assert list(ref.cand_token[n, :len(order)]) == [f % V for f in order]
-        assert (ref.cand_token[n, len(order):] == -1).all()
+        assert list(ref.cand_beam[n, : len(order)]) == [f // V for f in order]
+        assert list(ref.cand_token[n, : len(order)]) == [f % V for f in order]
+        assert (ref.cand_token[n, len(order) :] == -1).all()
         alive = [r for r, f in enumerate(order) if f % V != EOS][:B]
-        assert list(ref.alive[n, :len(alive)]) == alive
+        assert list(ref.alive[n, : len(alive)]) == alive
     got = beam_step(scores, beam_scores, eos_id=EOS, candidates=K)
     for a, b in zip(got, ref):
         assert a.shape == b.shape
@@ -137,8 +141,9 @@ def test_one_beam_per_group_is_diverse_greedy(driver, lam):
     V, N, G, max_len = 6, 2, 3, 5
     for seed in range(3):
         model = Markov2(V, N, seed=seed, eos_bias=0.5)
-        results = run_beam(model, N, G, driver, max_len=max_len, num_beam_groups=G, diversity_penalty=lam,
-                           n_best=G, length_penalty=0.0)
+        results = run_beam(
+            model, N, G, driver, max_len=max_len, num_beam_groups=G, diversity_penalty=lam, n_best=G, length_penalty=0.0
+        )
         for n in range(N):
             want = diverse_greedy(model, n, G, lam, max_len)
             got = sorted(((h.tokens, h.log_prob) for h in results[n]), key=lambda x: -x[1])
@@ -166,8 +171,7 @@ def test_diversity_pushes_first_tokens_apart():
 
 def test_diversity_counts_in_the_score_not_in_score_of_tokens():
     model = Markov2(6, 1, seed=5, eos_bias=-1.0)
-    out = run_beam(model, 1, 4, max_len=5, n_best=4, num_beam_groups=2, diversity_penalty=2.0,
-                   length_penalty=0.0)[0]
+    out = run_beam(model, 1, 4, max_len=5, n_best=4, num_beam_groups=2, diversity_penalty=2.0, length_penalty=0.0)[0]
     state = (np.zeros(len(out), dtype=np.int64), [np.full(len(out), BOS, dtype=np.int64)])
     model_lp = score(model.step, state, out, bos_id=BOS)
     assert all(h.log_prob <= m + 1e-12 for h, m in zip(out, model_lp))
@@ -213,14 +217,21 @@ def exhaustive_best_with_coverage(model, item, *, max_len, alpha, beta, n_src):
 @pytest.mark.parametrize("beta", [0.0, 0.6, 3.0])
 def test_wide_beam_with_coverage_finds_the_true_best(driver, beta):
     V, max_len, N = 4, 3, 2
-    B = V ** max_len
+    B = V**max_len
     for seed in range(2):
         model = Attending(V, N, seed=seed, S=3)
-        results = run_beam(model, N, B, driver, max_len=max_len, length_penalty=0.7,
-                           coverage_penalty=beta if beta else 1e-300, source_lengths=[3, 2])
+        results = run_beam(
+            model,
+            N,
+            B,
+            driver,
+            max_len=max_len,
+            length_penalty=0.7,
+            coverage_penalty=beta if beta else 1e-300,
+            source_lengths=[3, 2],
+        )
         for n, hyps in enumerate(results):
-            want = exhaustive_best_with_coverage(model, n, max_len=max_len, alpha=0.7, beta=beta,
-                                                 n_src=[3, 2][n])
+            want = exhaustive_best_with_coverage(model, n, max_len=max_len, alpha=0.7, beta=beta, n_src=[3, 2][n])
             assert hyps[0].tokens == want[1], (seed, n)
             assert hyps[0].score == pytest.approx(want[0], abs=1e-12)
 
@@ -293,8 +304,7 @@ def test_per_item_seeds_make_an_item_independent_of_the_batch():
     kw = dict(max_len=5, n_best=2, sampling_topk=10)
     both = run_beam(model, 3, 2, seed=[5, 6, 7], **kw)
     alone_state = (np.repeat([1], 2), [np.full(2, BOS, dtype=np.int64)])
-    alone = beam_search(model.step, alone_state, batch_size=1, beam_size=2, bos_id=BOS, eos_id=EOS,
-                        seed=[6], **kw)
+    alone = beam_search(model.step, alone_state, batch_size=1, beam_size=2, bos_id=BOS, eos_id=EOS, seed=[6], **kw)
     assert alone[0] == both[1]
 
 
@@ -311,14 +321,22 @@ def test_api_driver_equals_reference_driver(seed):
     gs = int(rng.integers(1, 3))
     B = G * gs
     model = Attending(V, N, seed=seed, S=int(rng.integers(1, 4)), eos_bias=float(rng.normal()))
-    kw = dict(max_len=int(rng.integers(2, 7)), num_beam_groups=G,
-              diversity_penalty=float(rng.choice([0.0, 0.7, 2.0])),
-              coverage_penalty=float(rng.choice([1e-300, 0.5])),
-              early_stopping=True if seed % 2 else "exact", n_best=int(rng.integers(1, B + 1)),
-              patience=float(rng.choice([0.5, 1.0, 2.0])), length_penalty=float(rng.choice([0.0, 0.7])))
+    kw = dict(
+        max_len=int(rng.integers(2, 7)),
+        num_beam_groups=G,
+        diversity_penalty=float(rng.choice([0.0, 0.7, 2.0])),
+        coverage_penalty=float(rng.choice([1e-300, 0.5])),
+        early_stopping=True if seed % 2 else "exact",
+        n_best=int(rng.integers(1, B + 1)),
+        patience=float(rng.choice([0.5, 1.0, 2.0])),
+        length_penalty=float(rng.choice([0.0, 0.7])),
+    )
     if seed % 3 == 0:
-        kw.update(sampling_topk=int(rng.integers(1, 3 * gs + 4)), sampling_temperature=0.8,
-                  seed=[int(s) for s in rng.integers(0, 99, size=N)] if seed % 2 else 11)
+        kw.update(
+            sampling_topk=int(rng.integers(1, 3 * gs + 4)),
+            sampling_temperature=0.8,
+            seed=[int(s) for s in rng.integers(0, 99, size=N)] if seed % 2 else 11,
+        )
     if seed % 4 == 1:
         kw.update(no_repeat_ngram_size=2, repetition_penalty=1.3, suppress_tokens=[V - 1])
     if seed % 5 == 2:
@@ -334,18 +352,21 @@ def test_api_driver_equals_reference_driver(seed):
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("kw,exc,match", [
-    (dict(beam_size=4, num_beam_groups=3), ValueError, "num_beam_groups: must divide beam_size = 4"),
-    (dict(num_beam_groups=0), ValueError, "num_beam_groups: must be >= 1"),
-    (dict(diversity_penalty="1"), TypeError, "diversity_penalty: expected a real number"),
-    (dict(diversity_penalty=float("nan")), ValueError, "diversity_penalty: must be finite"),
-    (dict(coverage_penalty=-1.0), ValueError, "coverage_penalty: must be >= 0"),
-    (dict(coverage_penalty=1.0, source_lengths=[3]), ValueError, "source_lengths: expected one length per item"),
-    (dict(coverage_penalty=1.0, source_lengths=[3, 0]), ValueError, r"source_lengths\[1\]: must be >= 1"),
-    (dict(sampling_topk=0), ValueError, "sampling_topk: must be >= 1"),
-    (dict(sampling_temperature=0.0), ValueError, "sampling_temperature: must be > 0"),
-    (dict(sampling_topk=9, seed=[1]), ValueError, "seed: expected one seed per item"),
-])
+@pytest.mark.parametrize(
+    "kw,exc,match",
+    [
+        (dict(beam_size=4, num_beam_groups=3), ValueError, "num_beam_groups: must divide beam_size = 4"),
+        (dict(num_beam_groups=0), ValueError, "num_beam_groups: must be >= 1"),
+        (dict(diversity_penalty="1"), TypeError, "diversity_penalty: expected a real number"),
+        (dict(diversity_penalty=float("nan")), ValueError, "diversity_penalty: must be finite"),
+        (dict(coverage_penalty=-1.0), ValueError, "coverage_penalty: must be >= 0"),
+        (dict(coverage_penalty=1.0, source_lengths=[3]), ValueError, "source_lengths: expected one length per item"),
+        (dict(coverage_penalty=1.0, source_lengths=[3, 0]), ValueError, r"source_lengths\[1\]: must be >= 1"),
+        (dict(sampling_topk=0), ValueError, "sampling_topk: must be >= 1"),
+        (dict(sampling_temperature=0.0), ValueError, "sampling_temperature: must be > 0"),
+        (dict(sampling_topk=9, seed=[1]), ValueError, "seed: expected one seed per item"),
+    ],
+)
 def test_argument_errors(kw, exc, match):
     model = Attending(5, 2, seed=0)
     args = dict(batch_size=2, beam_size=2, bos_id=BOS, eos_id=EOS, max_len=3)
@@ -368,8 +389,16 @@ def test_coverage_needs_the_attention():
         return lp, state, -att
 
     with pytest.raises(ValueError, match="attention weights that are negative"):
-        beam_search(bad, att_model.init_state(2, 2), batch_size=2, beam_size=2, bos_id=BOS, eos_id=EOS,
-                    max_len=3, coverage_penalty=1.0)
+        beam_search(
+            bad,
+            att_model.init_state(2, 2),
+            batch_size=2,
+            beam_size=2,
+            bos_id=BOS,
+            eos_id=EOS,
+            max_len=3,
+            coverage_penalty=1.0,
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -380,8 +409,7 @@ def test_coverage_needs_the_attention():
 def tiny_models():
     from seqkernels.models import LanguageModel, Seq2Seq, Vocab
 
-    lm = LanguageModel(Vocab(list("abcdef")), embedding_dim=4, hidden_size=8, dtype=np.float64, seed=1,
-                       num_threads=1)
+    lm = LanguageModel(Vocab(list("abcdef")), embedding_dim=4, hidden_size=8, dtype=np.float64, seed=1, num_threads=1)
     vocab = Vocab(list("abcdefgh"), "word")
     s2s = Seq2Seq(vocab, vocab, embedding_dim=4, hidden_size=8, dtype=np.float64, seed=2, num_threads=1)
     return lm, s2s
@@ -390,8 +418,16 @@ def tiny_models():
 def test_language_model_diverse_and_sampled_beams():
     lm, _ = tiny_models()
     specials = [i for i in range(len(lm.vocab)) if i != lm.vocab.eos_id and not lm.vocab.decode([i]).isalpha()]
-    out = lm.beam_search("ab", beam_size=4, n_best=4, max_len=3, min_len=2, num_beam_groups=4,
-                         diversity_penalty=1e3, suppress_tokens=specials)
+    out = lm.beam_search(
+        "ab",
+        beam_size=4,
+        n_best=4,
+        max_len=3,
+        min_len=2,
+        num_beam_groups=4,
+        diversity_penalty=1e3,
+        suppress_tokens=specials,
+    )
     assert len({text[2] for text in out}) == 4  # every group starts with its own character
     kw = dict(beam_size=2, max_len=6, sampling_topk=12, sampling_temperature=1.5)
     a = lm.beam_search(["ab", "c"], seed=[3, 4], **kw)
@@ -429,15 +465,45 @@ def test_seq2seq_coverage_needs_attention():
 
 
 def test_demo_shows_diverse_and_sampled_beams(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "seqkernels", "demo", "--quick", "--no-progress", "--no-plot",
-                           "--threads", "1", "--samples", "0", "--no-repeat-ngram", "0", "--beam-size", "4",
-                           "--beam-groups", "2", "--sampling-topk", "20", "--save", str(tmp_path / "m.npz")],
-                          capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "seqkernels",
+            "demo",
+            "--quick",
+            "--no-progress",
+            "--no-plot",
+            "--threads",
+            "1",
+            "--samples",
+            "0",
+            "--no-repeat-ngram",
+            "0",
+            "--beam-size",
+            "4",
+            "--beam-groups",
+            "2",
+            "--sampling-topk",
+            "20",
+            "--save",
+            str(tmp_path / "m.npz"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.count("  diverse | ") == 4 and proc.stdout.count("  beam    | ") == 4
     assert proc.stdout.count("  sampled | ") == 3
-    bad = subprocess.run([sys.executable, "-m", "seqkernels", "demo", "--beam-size", "5", "--beam-groups", "2"],
-                         capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    bad = subprocess.run(
+        [sys.executable, "-m", "seqkernels", "demo", "--beam-size", "5", "--beam-groups", "2"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+    )
     assert bad.returncode != 0 and "--beam-groups: must divide --beam-size 5" in bad.stderr
 
 
@@ -464,10 +530,24 @@ def test_groups_coverage_and_sampling_with_a_cupy_model():
         return lp, (items, [tokens.copy()]), att / att.sum(axis=1, keepdims=True)
 
     items, (prev,) = model.init_state(N, 2 * G)
-    kw = dict(num_beam_groups=G, diversity_penalty=0.8, coverage_penalty=0.5, sampling_topk=9, seed=[1, 2],
-              n_best=4, max_len=5)
-    got = beam_search(gpu_step, (cupy.asarray(items), [cupy.asarray(prev)]), batch_size=N, beam_size=2 * G,
-                      bos_id=BOS, eos_id=EOS, **kw)
+    kw = dict(
+        num_beam_groups=G,
+        diversity_penalty=0.8,
+        coverage_penalty=0.5,
+        sampling_topk=9,
+        seed=[1, 2],
+        n_best=4,
+        max_len=5,
+    )
+    got = beam_search(
+        gpu_step,
+        (cupy.asarray(items), [cupy.asarray(prev)]),
+        batch_size=N,
+        beam_size=2 * G,
+        bos_id=BOS,
+        eos_id=EOS,
+        **kw,
+    )
     want = run_beam(model, N, 2 * G, **kw)
     for g, w in zip(got, want):
         assert [h.tokens for h in g] == [h.tokens for h in w]

@@ -1,7 +1,6 @@
 """Shared pieces of the seqkernels.torch tests: building a torch.nn twin with the same weights,
 running both on the same inputs, and comparing outputs and every gradient."""
 
-import numpy as np
 import torch
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
 

@@ -19,11 +19,13 @@ def _op_args(mode, training, lengths=None):
     torch.manual_seed(0)
     G, H, I, D = {"lstm": 4, "gru": 3, "rnn": 1}[mode], 3, 2, 2
     weights = []
-    for d in range(D):
-        weights += [torch.randn(G * H, I, dtype=torch.float64, requires_grad=True),
-                    torch.randn(G * H, H, dtype=torch.float64, requires_grad=True),
-                    torch.randn(G * H, dtype=torch.float64, requires_grad=True),
-                    torch.randn(G * H, dtype=torch.float64, requires_grad=True)]
+    for _d in range(D):
+        weights += [
+            torch.randn(G * H, I, dtype=torch.float64, requires_grad=True),
+            torch.randn(G * H, H, dtype=torch.float64, requires_grad=True),
+            torch.randn(G * H, dtype=torch.float64, requires_grad=True),
+            torch.randn(G * H, dtype=torch.float64, requires_grad=True),
+        ]
     x = torch.randn(4, 3, I, dtype=torch.float64, requires_grad=True)
     h0 = torch.randn(D, 3, H, dtype=torch.float64, requires_grad=True)
     c0 = torch.randn(D, 3, H, dtype=torch.float64, requires_grad=True) if mode == "lstm" else None
@@ -43,8 +45,10 @@ def test_opcheck_lstm_with_projections():
     torch.manual_seed(0)
     T, B, I, H, P = 4, 3, 2, 5, 3
     x = torch.randn(T, B, I, dtype=torch.float64, requires_grad=True)
-    weights = [torch.randn(*shape, dtype=torch.float64, requires_grad=True)
-               for shape in ((4 * H, I), (4 * H, P), (4 * H,), (4 * H,), (P, H))]
+    weights = [
+        torch.randn(*shape, dtype=torch.float64, requires_grad=True)
+        for shape in ((4 * H, I), (4 * H, P), (4 * H,), (4 * H,), (P, H))
+    ]
     h0 = torch.randn(1, B, P, dtype=torch.float64, requires_grad=True)
     c0 = torch.randn(1, B, H, dtype=torch.float64, requires_grad=True)
     args = (x, h0, c0, weights, None, "lstm", True, "tanh", H, 1, True, P)
@@ -53,9 +57,20 @@ def test_opcheck_lstm_with_projections():
     with torch.no_grad():
         y, h_n, c_n, ws = _ops.recurrent_layer(*args, True, 0)
     assert y.shape == (T, B, P) and h_n.shape == (1, B, P) and c_n.shape == (1, B, H)
-    torch.library.opcheck(_ops.recurrent_layer_backward,
-                          (x.detach(), [w.detach() for w in weights], None, ws, torch.randn_like(y),
-                           torch.randn_like(h_n), torch.randn_like(c_n), *args[5:], 0))
+    torch.library.opcheck(
+        _ops.recurrent_layer_backward,
+        (
+            x.detach(),
+            [w.detach() for w in weights],
+            None,
+            ws,
+            torch.randn_like(y),
+            torch.randn_like(h_n),
+            torch.randn_like(c_n),
+            *args[5:],
+            0,
+        ),
+    )
 
 
 @pytest.mark.parametrize("mode", ["lstm", "gru"])
@@ -66,8 +81,10 @@ def test_opcheck_backward(mode):
         y, h_n, c_n, ws = _ops.recurrent_layer(*args)
     dy, dh = torch.randn_like(y), torch.randn_like(h_n)
     dc = torch.randn_like(c_n) if mode == "lstm" else None
-    torch.library.opcheck(_ops.recurrent_layer_backward,
-                          (x.detach(), [w.detach() for w in weights], lengths, ws, dy, dh, dc, *args[5:12], 0))
+    torch.library.opcheck(
+        _ops.recurrent_layer_backward,
+        (x.detach(), [w.detach() for w in weights], lengths, ws, dy, dh, dc, *args[5:12], 0),
+    )
 
 
 class _Tagger(torch.nn.Module):

@@ -38,12 +38,14 @@ def fakes(monkeypatch):
     rec = _Recorder()
     monkeypatch.setattr(torch.cuda, "device", lambda index: rec.context("torch.device", index))
     monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
-    monkeypatch.setattr(torch.cuda, "current_stream",
-                        lambda index=None: types.SimpleNamespace(cuda_stream=1000 + (index or 0)))
+    monkeypatch.setattr(
+        torch.cuda, "current_stream", lambda index=None: types.SimpleNamespace(cuda_stream=1000 + (index or 0))
+    )
     cupy = types.ModuleType("cupy")
-    cupy.cuda = types.SimpleNamespace(Device=lambda index: rec.context("cupy.Device", index),
-                                      ExternalStream=lambda ptr, device_id: rec.context("cupy.stream", ptr,
-                                                                                        device_id))
+    cupy.cuda = types.SimpleNamespace(
+        Device=lambda index: rec.context("cupy.Device", index),
+        ExternalStream=lambda ptr, device_id: rec.context("cupy.stream", ptr, device_id),
+    )
     monkeypatch.setitem(sys.modules, "cupy", cupy)
     return rec
 
@@ -52,9 +54,14 @@ def test_tensor_device_becomes_current_with_its_own_stream(fakes):
     with _kernels._on_device(torch.device("cuda", 1)):
         fakes.log.append(("body",))
     assert fakes.log == [
-        ("enter", "torch.device", 1), ("enter", "cupy.Device", 1), ("enter", "cupy.stream", 1001, 1),
+        ("enter", "torch.device", 1),
+        ("enter", "cupy.Device", 1),
+        ("enter", "cupy.stream", 1001, 1),
         ("body",),
-        ("exit", "cupy.stream", 1001, 1), ("exit", "cupy.Device", 1), ("exit", "torch.device", 1)]
+        ("exit", "cupy.stream", 1001, 1),
+        ("exit", "cupy.Device", 1),
+        ("exit", "torch.device", 1),
+    ]
 
 
 def test_device_is_restored_when_the_kernel_raises(fakes):
@@ -79,8 +86,11 @@ def test_the_cuda_paths_run_under_the_guard(monkeypatch, fakes):
     _kernels._cuda_forward(None, x, None, None, [], None, False)
     _kernels._cuda_backward(None, x, [], None, None, None, None, None)
     for name, log in seen:
-        assert log[-3:] == [("enter", "torch.device", 3), ("enter", "cupy.Device", 3),
-                            ("enter", "cupy.stream", 1003, 3)], name
+        assert log[-3:] == [
+            ("enter", "torch.device", 3),
+            ("enter", "cupy.Device", 3),
+            ("enter", "cupy.stream", 1003, 3),
+        ], name
 
 
 @pytest.mark.cuda

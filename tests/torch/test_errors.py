@@ -67,16 +67,19 @@ def test_hx_errors(cell):
             ours(x, (torch.zeros(4, 2, 4),))
 
 
-@pytest.mark.parametrize("kwargs, exc, match", [
-    ({"dropout": 1.5}, ValueError, "dropout"),
-    ({"dropout": -0.1}, ValueError, "dropout"),
-    ({"hidden_size": 0}, ValueError, "hidden_size"),
-    ({"input_size": 0}, ValueError, "input_size"),
-    ({"num_layers": 0}, ValueError, "num_layers"),
-    ({"hidden_size": 4.0}, TypeError, "hidden_size"),
-    ({"bias": 1}, TypeError, "bias"),
-    ({"batch_first": None}, TypeError, "batch_first"),
-])
+@pytest.mark.parametrize(
+    "kwargs, exc, match",
+    [
+        ({"dropout": 1.5}, ValueError, "dropout"),
+        ({"dropout": -0.1}, ValueError, "dropout"),
+        ({"hidden_size": 0}, ValueError, "hidden_size"),
+        ({"input_size": 0}, ValueError, "input_size"),
+        ({"num_layers": 0}, ValueError, "num_layers"),
+        ({"hidden_size": 4.0}, TypeError, "hidden_size"),
+        ({"bias": 1}, TypeError, "bias"),
+        ({"batch_first": None}, TypeError, "batch_first"),
+    ],
+)
 @pytest.mark.parametrize("cell", sorted(CELLS))
 def test_constructor_errors_like_torch(cell, kwargs, exc, match):
     ours_cls, torch_cls, extra = CELLS[cell]
@@ -168,6 +171,10 @@ def test_seqkernels_imports_without_torch():
 
 
 def test_import_seqkernels_does_not_import_torch():
-    r = subprocess.run([sys.executable, "-c", "import sys, seqkernels; print('torch' in sys.modules)"],
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-c", "import sys, seqkernels; print('torch' in sys.modules)"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0 and r.stdout.strip() == "False", r.stderr

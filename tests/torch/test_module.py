@@ -11,13 +11,25 @@ torch = pytest.importorskip("torch")
 import seqkernels.torch as skt  # noqa: E402
 from tests.torch.helpers import CELLS, make_pair  # noqa: E402
 
-ATTRS = ("mode", "input_size", "hidden_size", "num_layers", "bias", "batch_first", "dropout", "bidirectional",
-         "proj_size", "_flat_weights_names", "_all_weights")
+ATTRS = (
+    "mode",
+    "input_size",
+    "hidden_size",
+    "num_layers",
+    "bias",
+    "batch_first",
+    "dropout",
+    "bidirectional",
+    "proj_size",
+    "_flat_weights_names",
+    "_all_weights",
+)
 
 
 @pytest.mark.parametrize("cell", sorted(CELLS))
-@pytest.mark.parametrize("kw", [{}, {"num_layers": 3, "bidirectional": True, "bias": False, "batch_first": True,
-                                     "dropout": 0.25}])
+@pytest.mark.parametrize(
+    "kw", [{}, {"num_layers": 3, "bidirectional": True, "bias": False, "batch_first": True, "dropout": 0.25}]
+)
 def test_same_attributes_parameters_and_initialisation(cell, kw):
     ours_cls, torch_cls, extra = CELLS[cell]
     torch.manual_seed(5)
@@ -29,14 +41,16 @@ def test_same_attributes_parameters_and_initialisation(cell, kw):
     if "nonlinearity" in extra:
         assert ours.nonlinearity == ref.nonlinearity
     # Same names, order, shapes, and (same seed, same registration order) the same values.
-    assert [(k, tuple(v.shape)) for k, v in ours.state_dict().items()] == \
-        [(k, tuple(v.shape)) for k, v in ref.state_dict().items()]
+    assert [(k, tuple(v.shape)) for k, v in ours.state_dict().items()] == [
+        (k, tuple(v.shape)) for k, v in ref.state_dict().items()
+    ]
     for (k, a), b in zip(ours.named_parameters(), ref.parameters()):
         assert isinstance(a, torch.nn.Parameter) and a.requires_grad
         assert torch.equal(a, b), k
-    assert [[tuple(p.shape) for p in w] for w in ours.all_weights] == \
-        [[tuple(p.shape) for p in w] for w in ref.all_weights]
-    bound = 1 / 11 ** 0.5
+    assert [[tuple(p.shape) for p in w] for w in ours.all_weights] == [
+        [tuple(p.shape) for p in w] for w in ref.all_weights
+    ]
+    bound = 1 / 11**0.5
     assert all(p.abs().max() <= bound for p in ours.parameters())
 
 

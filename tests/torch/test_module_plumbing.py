@@ -144,16 +144,14 @@ def test_distributed_data_parallel_two_processes_equal_one(tmp_path):
         pytest.skip("torch built without torch.distributed")
     script = tmp_path / "ddp.py"
     script.write_text(_DDP_SCRIPT)
-    env = {**os.environ, "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": os.pathsep.join([os.getcwd(), *sys.path])}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([os.getcwd(), *sys.path])}
     results = {}
     for world in (1, 2):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
         out = tmp_path / f"grads{world}.pt"
-        subprocess.run([sys.executable, str(script), str(world), str(port), str(out)], check=True, env=env,
-                       timeout=300)
+        subprocess.run([sys.executable, str(script), str(world), str(port), str(out)], check=True, env=env, timeout=300)
         results[world] = torch.load(out)
     assert results[1].keys() == results[2].keys()
     for k in results[1]:

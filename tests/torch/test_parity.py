@@ -27,10 +27,21 @@ def _random_configs(n, seed=2026):
         else:
             lengths = r.integers(1, T + 1, B).tolist()
             lengths[int(r.integers(B))] = T  # pad_packed_sequence's T is the longest length
-        configs.append(dict(T=T, B=B, I=int(r.choice([1, 3, 7, 13])), H=int(r.choice([1, 5, 9, 17, 33])),
-                            L=int(r.integers(1, 3)), bidir=bool(r.integers(2)), batch_first=bool(r.integers(2)),
-                            bias=bool(r.random() < 0.75), with_hx=bool(r.random() < 0.6), kind=kind,
-                            lengths=lengths))
+        configs.append(
+            dict(
+                T=T,
+                B=B,
+                I=int(r.choice([1, 3, 7, 13])),
+                H=int(r.choice([1, 5, 9, 17, 33])),
+                L=int(r.integers(1, 3)),
+                bidir=bool(r.integers(2)),
+                batch_first=bool(r.integers(2)),
+                bias=bool(r.random() < 0.75),
+                with_hx=bool(r.random() < 0.6),
+                kind=kind,
+                lengths=lengths,
+            )
+        )
     return configs
 
 
@@ -40,8 +51,16 @@ CONFIGS = _random_configs(16)
 def _check(cell, cfg, dtype, seed):
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    ours, ref = make_pair(cell, cfg["I"], cfg["H"], num_layers=cfg["L"], bidirectional=cfg["bidir"],
-                          batch_first=cfg["batch_first"], bias=cfg["bias"], dtype=dtype)
+    ours, ref = make_pair(
+        cell,
+        cfg["I"],
+        cfg["H"],
+        num_layers=cfg["L"],
+        bidirectional=cfg["bidir"],
+        batch_first=cfg["batch_first"],
+        bias=cfg["bias"],
+        dtype=dtype,
+    )
     x, inp = make_input(cfg["kind"], cfg["T"], cfg["B"], cfg["I"], cfg["lengths"], cfg["batch_first"], dtype, gen)
     leaves, hx = {"x": x}, None
     if cfg["with_hx"]:
@@ -75,8 +94,19 @@ def test_random_configs_float64(cell, index):
 def test_bidirectional_two_layers_every_input_kind(cell, kind):
     """The configuration with the most moving parts, for every input kind, with hx, in float32."""
     lengths = [7, 5, 5, 2, 1] if kind == "packed_sorted" else [2, 7, 1, 5, 5]
-    cfg = dict(T=7, B=1 if kind == "unbatched" else 5, I=6, H=19, L=2, bidir=True, batch_first=False, bias=True,
-               with_hx=True, kind=kind, lengths=lengths)
+    cfg = dict(
+        T=7,
+        B=1 if kind == "unbatched" else 5,
+        I=6,
+        H=19,
+        L=2,
+        bidir=True,
+        batch_first=False,
+        bias=True,
+        with_hx=True,
+        kind=kind,
+        lengths=lengths,
+    )
     _check(cell, cfg, torch.float32, seed=7)
     _check(cell, {**cfg, "batch_first": True, "with_hx": False}, torch.float32, seed=8)
 
@@ -84,6 +114,17 @@ def test_bidirectional_two_layers_every_input_kind(cell, kind):
 @pytest.mark.parametrize("cell", sorted(CELLS))
 def test_larger_hidden_size(cell):
     """H above the kernels' per-thread slice sizes, so the recurrence is split across threads."""
-    cfg = dict(T=5, B=3, I=10, H=131, L=1, bidir=True, batch_first=False, bias=True, with_hx=True, kind="tensor",
-               lengths=[5, 5, 5])
+    cfg = dict(
+        T=5,
+        B=3,
+        I=10,
+        H=131,
+        L=1,
+        bidir=True,
+        batch_first=False,
+        bias=True,
+        with_hx=True,
+        kind="tensor",
+        lengths=[5, 5, 5],
+    )
     _check(cell, cfg, torch.float32, seed=11)

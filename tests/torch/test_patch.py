@@ -39,6 +39,7 @@ def test_patch_and_unpatch_every_name():
 
 def _library_model():
     """Stands for library code that builds its layers through the torch.nn namespace."""
+
     class Encoder(torch.nn.Module):
         def __init__(self):
             super().__init__()

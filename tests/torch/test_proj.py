@@ -58,8 +58,9 @@ def test_parameters_state_dict_and_initialisation_match_torch():
     torch.manual_seed(7)
     ours = skt.LSTM(4, 6, **kw)
     assert ours.proj_size == 3 and repr(ours) == repr(ref)
-    assert [(k, tuple(v.shape)) for k, v in ours.state_dict().items()] == \
-        [(k, tuple(v.shape)) for k, v in ref.state_dict().items()]
+    assert [(k, tuple(v.shape)) for k, v in ours.state_dict().items()] == [
+        (k, tuple(v.shape)) for k, v in ref.state_dict().items()
+    ]
     for (k, a), (_, b) in zip(ours.state_dict().items(), ref.state_dict().items()):
         assert torch.equal(a, b), k  # same order of registration: same draws from the same seed
     ref.load_state_dict(ours.state_dict())

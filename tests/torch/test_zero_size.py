@@ -30,8 +30,13 @@ def test_empty_batch_keeps_the_gradient_path(cell, batch_first, with_hx):
         assert all(o.requires_grad for o in outs)
         sum(o.sum() for o in outs).backward()
         grads = [x.grad, *(t.grad for t in _hidden_list(hx) if hx is not None)]
-        results.append(([o.shape for o in outs], [g.shape for g in grads],
-                        [(p.grad.shape, bool(p.grad.eq(0).all())) for p in m.parameters()]))
+        results.append(
+            (
+                [o.shape for o in outs],
+                [g.shape for g in grads],
+                [(p.grad.shape, bool(p.grad.eq(0).all())) for p in m.parameters()],
+            )
+        )
     assert results[0] == results[1]
     assert all(zero for _, zero in results[0][2])
 
@@ -45,8 +50,11 @@ def test_empty_batch_without_gradients(cell):
 
 
 @pytest.mark.parametrize("cell", sorted(CELLS))
-@pytest.mark.parametrize("shape", [(0, 2, 3), (0, 0, 3), (0, 3), (5, 2, 0), (0, 2, 0)],
-                         ids=["seq0", "seq0_batch0", "unbatched_seq0", "feature0", "seq0_feature0"])
+@pytest.mark.parametrize(
+    "shape",
+    [(0, 2, 3), (0, 0, 3), (0, 3), (5, 2, 0), (0, 2, 0)],
+    ids=["seq0", "seq0_batch0", "unbatched_seq0", "feature0", "seq0_feature0"],
+)
 def test_zero_sizes_raise_like_torch(cell, shape):
     ours, ref = make_pair(cell, 3, 4)
     x = torch.randn(shape)

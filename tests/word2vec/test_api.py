@@ -16,8 +16,9 @@ from seqkernels.word2vec import Word2Vec
 def _python_help_text() -> bytes:
     from pydoc_data.topics import topics
 
-    return "\n".join(" ".join(ln.lower().split()) for name in sorted(topics) for ln in topics[name].split("\n")
-                     if ln.strip()).encode()
+    return "\n".join(
+        " ".join(ln.lower().split()) for name in sorted(topics) for ln in topics[name].split("\n") if ln.strip()
+    ).encode()
 
 
 @pytest.fixture(scope="module")
@@ -97,11 +98,21 @@ def test_words_with_blanks_cannot_be_saved(tmp_path):
     assert not (tmp_path / "x.bin").exists()
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    (dict(vector_size=0), "vector_size"), (dict(window=0), "window"), (dict(negative=0), "negative"),
-    (dict(sample=-1.0), "sample"), (dict(min_count=0), "min_count"), (dict(learning_rate=0.0), "learning_rate"),
-    (dict(epochs=-1), "epochs"), (dict(threads=0), "threads"), (dict(sg=2), "sg"), (dict(seed=-1), "seed"),
-])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(vector_size=0), "vector_size"),
+        (dict(window=0), "window"),
+        (dict(negative=0), "negative"),
+        (dict(sample=-1.0), "sample"),
+        (dict(min_count=0), "min_count"),
+        (dict(learning_rate=0.0), "learning_rate"),
+        (dict(epochs=-1), "epochs"),
+        (dict(threads=0), "threads"),
+        (dict(sg=2), "sg"),
+        (dict(seed=-1), "seed"),
+    ],
+)
 def test_bad_parameters(kwargs, match):
     with pytest.raises(ValueError, match=match):
         Word2Vec(**kwargs)
@@ -109,7 +120,7 @@ def test_bad_parameters(kwargs, match):
 
 def test_bad_corpus_and_order_of_calls(tmp_path):
     with pytest.raises(RuntimeError, match="fit"):
-        Word2Vec().wv
+        _ = Word2Vec().wv
     with pytest.raises(ValueError, match="min_count=5"):
         Word2Vec(min_count=5).fit(b"just a few words here\n", progress=False)
     with pytest.raises(FileNotFoundError):

@@ -12,8 +12,10 @@ def test_word2vec_bench_tiny(tmp_path, capsys):
     from seqkernels.benchmarks.word2vec import main
 
     out = tmp_path / "w2v.json"
-    assert main(["--tokens", "20000", "--epochs", "1", "--repeats", "1", "--workdir", str(tmp_path),
-                 "--json", str(out)]) == 0
+    assert (
+        main(["--tokens", "20000", "--epochs", "1", "--repeats", "1", "--workdir", str(tmp_path), "--json", str(out)])
+        == 0
+    )
     data = json.loads(out.read_text())
     assert {r["impl"] for r in data["rows"]} == {"seqkernels", "gensim (sentences in memory)", "gensim (corpus_file)"}
     assert all(r["words_per_s"] > 0 and r["answered"] >= 0 for r in data["rows"])

@@ -57,15 +57,42 @@ def _corpus(rng, V=23, sentences=40, max_len=17):
 
 def _run_kernel(syn0, syn1, ids, offsets, keep, table, **kw):
     s0, s1 = syn0.astype(np.float32), syn1.astype(np.float32)
-    out = _C.word2vec_train_epoch(s0, s1, ids, offsets, keep, table, kw["window"], kw["negative"], kw["cbow"],
-                                  kw["lr"], kw["before"], kw["total"], kw["seed"], 1)
+    out = _C.word2vec_train_epoch(
+        s0,
+        s1,
+        ids,
+        offsets,
+        keep,
+        table,
+        kw["window"],
+        kw["negative"],
+        kw["cbow"],
+        kw["lr"],
+        kw["before"],
+        kw["total"],
+        kw["seed"],
+        1,
+    )
     return s0, s1, out
 
 
 def _run_reference(syn0, syn1, ids, offsets, keep, table, dtype, **kw):
     s0, s1 = syn0.astype(dtype), syn1.astype(dtype)
-    out = ref.train_epoch(s0, s1, ids, offsets, keep, table, kw["window"], kw["negative"], kw["cbow"], kw["lr"],
-                          kw["before"], kw["total"], kw["seed"])
+    out = ref.train_epoch(
+        s0,
+        s1,
+        ids,
+        offsets,
+        keep,
+        table,
+        kw["window"],
+        kw["negative"],
+        kw["cbow"],
+        kw["lr"],
+        kw["before"],
+        kw["total"],
+        kw["seed"],
+    )
     return s0, s1, out
 
 
@@ -117,8 +144,9 @@ def test_threads_train_every_word_and_stay_finite(rng):
     syn0 = ((rng.random((V, D)) - 0.5) / D).astype(np.float32)
     syn1 = np.zeros((V, D), np.float32)
     table = noise_table(counts, 4000)
-    words, trained, lr = _C.word2vec_train_epoch(syn0, syn1, ids, offsets, None, table, 5, 5, False, 0.025, 0,
-                                                 len(ids), 9, 3)
+    words, trained, lr = _C.word2vec_train_epoch(
+        syn0, syn1, ids, offsets, None, table, 5, 5, False, 0.025, 0, len(ids), 9, 3
+    )
     assert words == trained == len(ids)
     assert np.all(np.isfinite(syn0)) and np.all(np.isfinite(syn1)) and np.any(syn1 != 0)
 
@@ -131,7 +159,7 @@ def test_noise_table_follows_unigram_to_the_three_quarters(rng):
     assert table.dtype == np.int32 and table.shape == (size,)
     assert np.all(np.diff(table) >= 0)  # word i's slots are contiguous, in id order
     share = np.bincount(table, minlength=len(counts)) / size
-    want = counts ** 0.75 / np.sum(counts ** 0.75)
+    want = counts**0.75 / np.sum(counts**0.75)
     assert np.max(np.abs(share - want)) <= 1.0 / size + 1e-12
 
 
@@ -161,8 +189,22 @@ def test_bad_arguments_raise_value_errors(rng):
     table = noise_table(counts, 100)
 
     def call(**over):
-        a = dict(syn0=syn0, syn1neg=syn1, ids=ids, offsets=offsets, keep=None, table=table, window=5, negative=5,
-                 cbow=False, learning_rate=0.025, words_before=0, words_total=len(ids), seed=1, threads=1)
+        a = dict(
+            syn0=syn0,
+            syn1neg=syn1,
+            ids=ids,
+            offsets=offsets,
+            keep=None,
+            table=table,
+            window=5,
+            negative=5,
+            cbow=False,
+            learning_rate=0.025,
+            words_before=0,
+            words_total=len(ids),
+            seed=1,
+            threads=1,
+        )
         a.update(over)
         return _C.word2vec_train_epoch(**a)
 

@@ -200,9 +200,13 @@ def run(cmd, stdin=None, stdout=None, env=None, temp_dir=None) -> dict:
         raise RuntimeError(f"{' '.join(map(str, cmd))} failed ({p.returncode}): {err.decode(errors='replace')[-2000:]}")
     found = re.findall(rb"SEQKERNELS_MAXRSS_KB (\d+)", err)
     rss_kb = int(found[-1]) if found else None
-    return {"seconds": seconds, "rss_mb": rss_kb / 1024 if rss_kb is not None else None,
-            "stdout": (out or b"").decode(), "temp_mb": temp_peak / 2**20 if temp_peak is not None else None,
-            "others_cpu_pct": hz.others_load(before, _cpu_snapshot())}
+    return {
+        "seconds": seconds,
+        "rss_mb": rss_kb / 1024 if rss_kb is not None else None,
+        "stdout": (out or b"").decode(),
+        "temp_mb": temp_peak / 2**20 if temp_peak is not None else None,
+        "others_cpu_pct": hz.others_load(before, _cpu_snapshot()),
+    }
 
 
 def _cpu_snapshot():
@@ -323,12 +327,22 @@ def main(argv=None, results_dir=None) -> int:
     ap.add_argument("--epochs", type=int, default=3, help="training epochs timed (default 3)")
     ap.add_argument("--vector-size", type=int, default=50)
     ap.add_argument("--repeats", type=int, default=2)
-    ap.add_argument("--stanford", default=os.environ.get("STANFORD_GLOVE_DIR", "/tmp/stanford"),
-                    help="directory with Stanford's vocab_count and cooccur binaries")
-    ap.add_argument("--stanford-src", default=os.environ.get("STANFORD_GLOVE_SRC"),
-                    help="a checkout of github.com/stanfordnlp/GloVe: build the binaries from it (overrides --stanford)")
-    ap.add_argument("--spill-memory", type=float, default=0.1,
-                    help="-memory (GB) of the extra cooccur rows that spill to disk (0 = none)")
+    ap.add_argument(
+        "--stanford",
+        default=os.environ.get("STANFORD_GLOVE_DIR", "/tmp/stanford"),
+        help="directory with Stanford's vocab_count and cooccur binaries",
+    )
+    ap.add_argument(
+        "--stanford-src",
+        default=os.environ.get("STANFORD_GLOVE_SRC"),
+        help="a checkout of github.com/stanfordnlp/GloVe: build the binaries from it (overrides --stanford)",
+    )
+    ap.add_argument(
+        "--spill-memory",
+        type=float,
+        default=0.1,
+        help="-memory (GB) of the extra cooccur rows that spill to disk (0 = none)",
+    )
     ap.add_argument("--dask-workers", default="1,2", help="LocalCluster sizes of the Dask rows ('' = none)")
     ap.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "seqkernels-glove-bench"))
     ap.add_argument("--json", default=None, help="results file (default bench/results/glove-cpu.json)")
@@ -348,10 +362,21 @@ def main(argv=None, results_dir=None) -> int:
     floor = run([py, "-c", "import seqkernels.glove"], env=env)["rss_mb"] or 0.0
 
     def row(step, impl, window, result, seconds_key="seconds", **extra):
-        rows.append({"step": step, "impl": impl, "window": window, "seconds": result[seconds_key],
-                     "median_seconds": result.get("median_seconds"), "temp_mb": result.get("temp_mb"),
-                     "peak_rss_mb": result["rss_mb"], "others_cpu_pct": result["others_cpu_pct"],
-                     "all_seconds": result["all_seconds"], "check": None, **extra})
+        rows.append(
+            {
+                "step": step,
+                "impl": impl,
+                "window": window,
+                "seconds": result[seconds_key],
+                "median_seconds": result.get("median_seconds"),
+                "temp_mb": result.get("temp_mb"),
+                "peak_rss_mb": result["rss_mb"],
+                "others_cpu_pct": result["others_cpu_pct"],
+                "all_seconds": result["all_seconds"],
+                "check": None,
+                **extra,
+            }
+        )
         return rows[-1]
 
     def same_bytes(a: Path, b: Path, what: str) -> str:
@@ -360,18 +385,48 @@ def main(argv=None, results_dir=None) -> int:
     vocab_txt = work / "vocab.txt"
     # -- vocabulary --
     hz.log("vocab_count ...")
-    ours = best_of(args.repeats, lambda: with_json(
-        run([py, "-c", API_VOCAB, corpus, args.min_count, T, vocab_txt], env=env)))
+    ours = best_of(
+        args.repeats, lambda: with_json(run([py, "-c", API_VOCAB, corpus, args.min_count, T, vocab_txt], env=env))
+    )
     words = ours["words"]
     api_row = row("vocab_count", f"seqkernels API, {T} threads", None, ours, "kernel_seconds")
-    cli = best_of(args.repeats, lambda: run([py, "-m", "seqkernels", "glove", "vocab-count", "-min-count",
-                                             args.min_count, "-threads", T, "-verbose", "0"],
-                                            stdin=corpus, stdout=work / "vocab_cli.txt", env=env))
-    row("vocab_count", f"seqkernels CLI, {T} threads", None, cli,
-        check=same_bytes(work / "vocab_cli.txt", vocab_txt, "API"))
+    cli = best_of(
+        args.repeats,
+        lambda: run(
+            [
+                py,
+                "-m",
+                "seqkernels",
+                "glove",
+                "vocab-count",
+                "-min-count",
+                args.min_count,
+                "-threads",
+                T,
+                "-verbose",
+                "0",
+            ],
+            stdin=corpus,
+            stdout=work / "vocab_cli.txt",
+            env=env,
+        ),
+    )
+    row(
+        "vocab_count",
+        f"seqkernels CLI, {T} threads",
+        None,
+        cli,
+        check=same_bytes(work / "vocab_cli.txt", vocab_txt, "API"),
+    )
     if have_stanford:
-        st = best_of(args.repeats, lambda: run([stanford / "vocab_count", "-min-count", args.min_count,
-                                                "-verbose", "0"], stdin=corpus, stdout=work / "vocab_st.txt"))
+        st = best_of(
+            args.repeats,
+            lambda: run(
+                [stanford / "vocab_count", "-min-count", args.min_count, "-verbose", "0"],
+                stdin=corpus,
+                stdout=work / "vocab_st.txt",
+            ),
+        )
         api_row["check"] = same_bytes(vocab_txt, work / "vocab_st.txt", "Stanford's vocab.txt")
         row("vocab_count", "Stanford vocab_count", None, st, stanford=True)
 
@@ -379,20 +434,69 @@ def main(argv=None, results_dir=None) -> int:
     for w in windows:
         hz.log(f"cooccur window {w} ...")
         out, cli_out, st_out = (work / f"cooc-w{w}{tag}.bin" for tag in ("", "-cli", "-stanford"))
-        api = best_of(args.repeats, lambda: with_json(
-            run([py, "-c", API_COOCCUR, corpus, vocab_txt, out, w, args.memory, T], env=env)))
-        api_row = row("cooccur", f"seqkernels API, {T} threads", w, api, "kernel_seconds", records=api["records"],
-                      runs_spilled=api["runs_spilled"], max_product=api["max_product"],
-                      phases_s={k: round(api[f"seconds_{k}"], 3) for k in ("tokenize", "count", "merge")})
-        cli = best_of(args.repeats, lambda: run([py, "-m", "seqkernels", "glove", "cooccur", "-vocab-file", vocab_txt,
-                                                 "-window-size", w, "-memory", args.memory, "-threads", T,
-                                                 "-verbose", "0"], stdin=corpus, stdout=cli_out, env=env))
+        api = best_of(
+            args.repeats,
+            lambda: with_json(run([py, "-c", API_COOCCUR, corpus, vocab_txt, out, w, args.memory, T], env=env)),
+        )
+        api_row = row(
+            "cooccur",
+            f"seqkernels API, {T} threads",
+            w,
+            api,
+            "kernel_seconds",
+            records=api["records"],
+            runs_spilled=api["runs_spilled"],
+            max_product=api["max_product"],
+            phases_s={k: round(api[f"seconds_{k}"], 3) for k in ("tokenize", "count", "merge")},
+        )
+        cli = best_of(
+            args.repeats,
+            lambda: run(
+                [
+                    py,
+                    "-m",
+                    "seqkernels",
+                    "glove",
+                    "cooccur",
+                    "-vocab-file",
+                    vocab_txt,
+                    "-window-size",
+                    w,
+                    "-memory",
+                    args.memory,
+                    "-threads",
+                    T,
+                    "-verbose",
+                    "0",
+                ],
+                stdin=corpus,
+                stdout=cli_out,
+                env=env,
+            ),
+        )
         row("cooccur", f"seqkernels CLI, {T} threads", w, cli, check=same_bytes(cli_out, out, "API"))
         cli_out.unlink()
         if have_stanford:
-            st = best_of(args.repeats, lambda: run([stanford / "cooccur", "-vocab-file", vocab_txt, "-window-size", w,
-                                                    "-memory", args.memory, "-overflow-file", work / "overflow",
-                                                    "-verbose", "0"], stdin=corpus, stdout=st_out))
+            st = best_of(
+                args.repeats,
+                lambda: run(
+                    [
+                        stanford / "cooccur",
+                        "-vocab-file",
+                        vocab_txt,
+                        "-window-size",
+                        w,
+                        "-memory",
+                        args.memory,
+                        "-overflow-file",
+                        work / "overflow",
+                        "-verbose",
+                        "0",
+                    ],
+                    stdin=corpus,
+                    stdout=st_out,
+                ),
+            )
             api_row["check"] = compare_cooccurrence(out, st_out)
             row("cooccur", "Stanford cooccur (1 thread)", w, st, stanford=True)
             st_out.unlink()
@@ -406,22 +510,61 @@ def main(argv=None, results_dir=None) -> int:
         hz.log(f"cooccur window {w}, -memory {args.spill_memory} (spilling) ...")
         out, spill_out, st_out = (work / f"cooc-w{w}{tag}.bin" for tag in ("", "-spill", "-stanford-spill"))
         spill_env = {**env, "TMPDIR": str(tmp_ours)}
-        api = best_of(args.repeats, lambda: with_json(
-            run([py, "-c", API_COOCCUR, corpus, vocab_txt, spill_out, w, args.spill_memory, T], env=spill_env,
-                temp_dir=tmp_ours)))
-        row("cooccur", f"seqkernels API, {T} threads, -memory {args.spill_memory}", w, api, "kernel_seconds",
-            records=api["records"], runs_spilled=api["runs_spilled"], memory=args.spill_memory,
-            spilled_mb=api.get("spilled_bytes", 0) / 2**20, spilled_raw_mb=api.get("spilled_records", 0) * 16 / 2**20,
-            check=same_bytes(spill_out, out, "the -memory " + str(args.memory) + " output"))
+        api = best_of(
+            args.repeats,
+            lambda: with_json(
+                run(
+                    [py, "-c", API_COOCCUR, corpus, vocab_txt, spill_out, w, args.spill_memory, T],
+                    env=spill_env,
+                    temp_dir=tmp_ours,
+                )
+            ),
+        )
+        row(
+            "cooccur",
+            f"seqkernels API, {T} threads, -memory {args.spill_memory}",
+            w,
+            api,
+            "kernel_seconds",
+            records=api["records"],
+            runs_spilled=api["runs_spilled"],
+            memory=args.spill_memory,
+            spilled_mb=api.get("spilled_bytes", 0) / 2**20,
+            spilled_raw_mb=api.get("spilled_records", 0) * 16 / 2**20,
+            check=same_bytes(spill_out, out, "the -memory " + str(args.memory) + " output"),
+        )
         spill_out.unlink()
         if have_stanford:
-            st = best_of(args.repeats, lambda: run([stanford / "cooccur", "-vocab-file", vocab_txt, "-window-size", w,
-                                                    "-memory", args.spill_memory, "-overflow-file",
-                                                    tmp_st / "overflow", "-verbose", "0"], stdin=corpus,
-                                                   stdout=st_out, temp_dir=tmp_st))
-            row("cooccur", f"Stanford cooccur (1 thread), -memory {args.spill_memory}", w, st, stanford=True,
+            st = best_of(
+                args.repeats,
+                lambda: run(
+                    [
+                        stanford / "cooccur",
+                        "-vocab-file",
+                        vocab_txt,
+                        "-window-size",
+                        w,
+                        "-memory",
+                        args.spill_memory,
+                        "-overflow-file",
+                        tmp_st / "overflow",
+                        "-verbose",
+                        "0",
+                    ],
+                    stdin=corpus,
+                    stdout=st_out,
+                    temp_dir=tmp_st,
+                ),
+            )
+            row(
+                "cooccur",
+                f"Stanford cooccur (1 thread), -memory {args.spill_memory}",
+                w,
+                st,
+                stanford=True,
                 memory=args.spill_memory,
-                check=compare_cooccurrence(out, st_out))
+                check=compare_cooccurrence(out, st_out),
+            )
             st_out.unlink()
 
     # -- Dask: tokens/s against workers, on this machine --
@@ -435,53 +578,96 @@ def main(argv=None, results_dir=None) -> int:
         dask_out = work / f"cooc-w{w}-dask.bin"
         shard = max(1 << 20, corpus_info["bytes"] // (4 * n))
         try:
-            res = best_of(args.repeats, lambda: with_json(
-                run([py, "-c", API_DASK, corpus, vocab_txt, dask_out, w, n, args.memory, str(tmp_ours), shard],
-                    env=env)))
+            res = best_of(
+                args.repeats,
+                lambda: with_json(
+                    run(
+                        [py, "-c", API_DASK, corpus, vocab_txt, dask_out, w, n, args.memory, str(tmp_ours), shard],
+                        env=env,
+                    )
+                ),
+            )
         except RuntimeError as e:
             notes.append(f"Dask row with {n} workers failed: {str(e)[-300:]}")
             continue
-        row("cooccur", f"seqkernels on Dask, {n} worker process{'es' if n > 1 else ''} x 1 thread", w, res,
-            "kernel_seconds", records=res["records"], shards=res["shards"], parts=res["parts"],
-            check=same_bytes(dask_out, work / f"cooc-w{w}.bin", "the local API's"))
+        row(
+            "cooccur",
+            f"seqkernels on Dask, {n} worker process{'es' if n > 1 else ''} x 1 thread",
+            w,
+            res,
+            "kernel_seconds",
+            records=res["records"],
+            shards=res["shards"],
+            parts=res["parts"],
+            check=same_bytes(dask_out, work / f"cooc-w{w}.bin", "the local API's"),
+        )
         dask_out.unlink()
 
     # -- training --
     hz.log(f"training {args.epochs} epochs ...")
     w = windows[0]
-    tr = with_json(run([py, "-c", API_TRAIN, work / f"cooc-w{w}.bin", vocab_txt, args.epochs + 1, args.vector_size, T],
-                       env=env))
+    tr = with_json(
+        run([py, "-c", API_TRAIN, work / f"cooc-w{w}.bin", vocab_txt, args.epochs + 1, args.vector_size, T], env=env)
+    )
     tr["epoch"] = float(np.median(tr["epoch_seconds"]))
     tr["all_seconds"] = [round(x, 4) for x in tr["epoch_seconds"]]
-    row(f"train epoch (D={args.vector_size})", f"seqkernels, {T} Hogwild threads", w, tr, "epoch",
-        check=f"cost {tr['costs'][0]:.4f} -> {tr['costs'][-1]:.4f}", records=tr["records"],
-        records_per_s=tr["records"] / tr["epoch"])
+    row(
+        f"train epoch (D={args.vector_size})",
+        f"seqkernels, {T} Hogwild threads",
+        w,
+        tr,
+        "epoch",
+        check=f"cost {tr['costs'][0]:.4f} -> {tr['costs'][-1]:.4f}",
+        records=tr["records"],
+        records_per_s=tr["records"] / tr["epoch"],
+    )
 
     # -- derived columns --
     for r in rows:
         r["tokens_per_s"] = tokens / r["seconds"] if not r["step"].startswith("train") else None
-        base = next((b for b in rows if b.get("stanford") and (b["step"], b["window"], b.get("memory"))
-                     == (r["step"], r["window"], r.get("memory"))), None)
+        base = next(
+            (
+                b
+                for b in rows
+                if b.get("stanford")
+                and (b["step"], b["window"], b.get("memory")) == (r["step"], r["window"], r.get("memory"))
+            ),
+            None,
+        )
         if base is not None and not r.get("stanford"):
             r["vs_stanford"] = base["seconds"] / r["seconds"]
         elif r["step"] == "cooccur" and not r.get("stanford") and r["window"] == 10 and not have_stanford:
             r["vs_stanford"] = r["tokens_per_s"] / ISSUE_BASELINE_TOKENS_PER_S
     if have_stanford:
-        notes.append(f"Stanford baseline: binaries in {stanford} (vocab_count, cooccur from stanfordnlp/GloVe src/, "
-                     "built with -O3 -march=native -funroll-loops), timed in this run on the same corpus")
+        notes.append(
+            f"Stanford baseline: binaries in {stanford} (vocab_count, cooccur from stanfordnlp/GloVe src/, "
+            "built with -O3 -march=native -funroll-loops), timed in this run on the same corpus"
+        )
     else:
-        notes.append("Stanford baseline: not built here; 'vs Stanford' at window 10 uses the 0.7M tokens/s figure "
-                     "quoted in issue 5")
+        notes.append(
+            "Stanford baseline: not built here; 'vs Stanford' at window 10 uses the 0.7M tokens/s figure "
+            "quoted in issue 5"
+        )
     notes.append(f"peak RSS includes the Python interpreter with seqkernels imported: {floor:.0f} MiB on its own")
     notes.append("OPENBLAS_NUM_THREADS=1 in the seqkernels processes (NumPy's OpenBLAS threads spin otherwise)")
-    notes.append("others CPU %: the machine's CPU time used by other processes during a row (2 shared cores); "
-                 "timings are the fastest of --repeats runs")
+    notes.append(
+        "others CPU %: the machine's CPU time used by other processes during a row (2 shared cores); "
+        "timings are the fastest of --repeats runs"
+    )
 
-    payload = {"benchmark": "glove", "device": "cpu", "argv": sys.argv[1:] if argv is None else argv,
-               "settings": vars(args), "corpus": {**corpus_info, "path": str(corpus)}, "python_floor_rss_mb": floor,
-               "stanford_baseline": "measured" if have_stanford else "issue figure 0.7M tokens/s",
-               "notes": notes, "machine": hz.machine_info(), "seconds": time.perf_counter() - t_start,
-               "rows": rows}
+    payload = {
+        "benchmark": "glove",
+        "device": "cpu",
+        "argv": sys.argv[1:] if argv is None else argv,
+        "settings": vars(args),
+        "corpus": {**corpus_info, "path": str(corpus)},
+        "python_floor_rss_mb": floor,
+        "stanford_baseline": "measured" if have_stanford else "issue figure 0.7M tokens/s",
+        "notes": notes,
+        "machine": hz.machine_info(),
+        "seconds": time.perf_counter() - t_start,
+        "rows": rows,
+    }
     path = Path(args.json) if args.json else hz.results_path("glove", "cpu", results_dir)
     hz.write_json(path, payload)
     hz.log(f"wrote {path}")
@@ -489,15 +675,28 @@ def main(argv=None, results_dir=None) -> int:
     def fmt_check(v):
         return v if len(v) < 46 else v[:43] + "..."
 
-    print(f"GloVe on {tokens:,} tokens ({corpus_info['bytes'] / 1e6:.0f} MB), vocabulary {words:,} words "
-          f"(min count {args.min_count}), -memory {args.memory} GB, {T} threads")
-    print(hz.format_table(rows, [("step", "step", "s"), ("impl", "implementation", "s"),
-                                 ("window", "window", "d"), ("seconds", "min s", ".2f"),
-                                 ("median_seconds", "median s", ".2f"),
-                                 ("tokens_per_s", "M tokens/s", lambda v: f"{v / 1e6:.2f}"),
-                                 ("vs_stanford", "x Stanford", ".1f"), ("peak_rss_mb", "peak RSS MiB", ".0f"),
-                                 ("temp_mb", "temp MiB", ".0f"),
-                                 ("others_cpu_pct", "others CPU %", ".0f"), ("check", "check", fmt_check)]))
+    print(
+        f"GloVe on {tokens:,} tokens ({corpus_info['bytes'] / 1e6:.0f} MB), vocabulary {words:,} words "
+        f"(min count {args.min_count}), -memory {args.memory} GB, {T} threads"
+    )
+    print(
+        hz.format_table(
+            rows,
+            [
+                ("step", "step", "s"),
+                ("impl", "implementation", "s"),
+                ("window", "window", "d"),
+                ("seconds", "min s", ".2f"),
+                ("median_seconds", "median s", ".2f"),
+                ("tokens_per_s", "M tokens/s", lambda v: f"{v / 1e6:.2f}"),
+                ("vs_stanford", "x Stanford", ".1f"),
+                ("peak_rss_mb", "peak RSS MiB", ".0f"),
+                ("temp_mb", "temp MiB", ".0f"),
+                ("others_cpu_pct", "others CPU %", ".0f"),
+                ("check", "check", fmt_check),
+            ],
+        )
+    )
     for n in notes:
         print("  - " + n)
     return 0

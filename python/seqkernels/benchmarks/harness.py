@@ -24,13 +24,53 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["ValidationError", "validate", "to_host", "cuda_sync", "bench_parser", "parse_bench_args", "finish", "cpu_count", "perf_counter_timer", "torch_cuda_event_timer", "time_fn",
-           "time_blocks", "time_interleaved", "cpu_snapshot", "others_load", "machine_info", "results_path",
-           "write_json", "format_table", "log", "measure_fma_peak", "pct_of_peak", "OPENBLAS_VARS",
-           "MACHINE_OPENBLAS_ENV", "openblas_env", "openblas_env_name", "openblas_env_variant", "openblas_env_line",
-           "add_run_options", "start_run", "run_env_variants", "run_bench_child", "env_notes", "run_record",
-           "peak_headline", "torch_imported_first", "import_order_notes", "Contention", "measure",
-           "contended_fields", "contention_note", "fmt_x", "PEAK_COLUMNS", "LOADED_COLUMNS", "shape_arg"]
+__all__ = [
+    "ValidationError",
+    "validate",
+    "to_host",
+    "cuda_sync",
+    "bench_parser",
+    "parse_bench_args",
+    "finish",
+    "cpu_count",
+    "perf_counter_timer",
+    "torch_cuda_event_timer",
+    "time_fn",
+    "time_blocks",
+    "time_interleaved",
+    "cpu_snapshot",
+    "others_load",
+    "machine_info",
+    "results_path",
+    "write_json",
+    "format_table",
+    "log",
+    "measure_fma_peak",
+    "pct_of_peak",
+    "OPENBLAS_VARS",
+    "MACHINE_OPENBLAS_ENV",
+    "openblas_env",
+    "openblas_env_name",
+    "openblas_env_variant",
+    "openblas_env_line",
+    "add_run_options",
+    "start_run",
+    "run_env_variants",
+    "run_bench_child",
+    "env_notes",
+    "run_record",
+    "peak_headline",
+    "torch_imported_first",
+    "import_order_notes",
+    "Contention",
+    "measure",
+    "contended_fields",
+    "contention_note",
+    "fmt_x",
+    "PEAK_COLUMNS",
+    "LOADED_COLUMNS",
+    "shape_arg",
+]
 
 
 # ---- validation --------------------------------------------------------------------------------
@@ -53,8 +93,10 @@ def validate(ours, baseline, tol: float, what: str = "result") -> float:
     worst = tuple(int(i) for i in np.unravel_index(int(diff.argmax()), diff.shape)) if diff.size else ()
     rel = float(diff.max(initial=0.0)) / scale
     if rel > tol:
-        raise ValidationError(f"{what}: max relative error {rel:.3e} > limit {tol:.1e} at {worst}: "
-                              f"got {float(ours[worst]):.7g}, baseline {float(baseline[worst]):.7g}, scale {scale:.3e}")
+        raise ValidationError(
+            f"{what}: max relative error {rel:.3e} > limit {tol:.1e} at {worst}: "
+            f"got {float(ours[worst]):.7g}, baseline {float(baseline[worst]):.7g}, scale {scale:.3e}"
+        )
     return rel
 
 
@@ -119,8 +161,15 @@ def torch_cuda_event_timer(fn, sync=None) -> float:
 def _stats(samples_ms) -> dict:
     s = np.asarray(samples_ms, dtype=np.float64)
     q1, med, q3 = np.percentile(s, [25, 50, 75])
-    return {"median_ms": float(med), "iqr_ms": float(q3 - q1), "q1_ms": float(q1), "q3_ms": float(q3),
-            "min_ms": float(s.min()), "n": int(s.size), "samples_ms": [round(float(v), 4) for v in s]}
+    return {
+        "median_ms": float(med),
+        "iqr_ms": float(q3 - q1),
+        "q1_ms": float(q1),
+        "q3_ms": float(q3),
+        "min_ms": float(s.min()),
+        "n": int(s.size),
+        "samples_ms": [round(float(v), 4) for v in s],
+    }
 
 
 def _run(fn, *, repeats, warmup, min_time, sync, timer):
@@ -135,15 +184,25 @@ def _run(fn, *, repeats, warmup, min_time, sync, timer):
     return samples
 
 
-def time_fn(fn, *, repeats: int = 10, warmup: int = 2, min_time: float = 0.0, sync=None,
-            timer=perf_counter_timer) -> dict:
+def time_fn(
+    fn, *, repeats: int = 10, warmup: int = 2, min_time: float = 0.0, sync=None, timer=perf_counter_timer
+) -> dict:
     """Run ``fn`` ``warmup`` times untimed, then at least ``repeats`` timed runs (more while their
     total is under ``min_time`` seconds). Returns median, IQR, min (ms), n and the samples."""
     return _stats(_run(fn, repeats=repeats, warmup=warmup, min_time=min_time, sync=sync, timer=timer))
 
 
-def time_blocks(fns: dict, *, repeats: int = 10, warmup: int = 1, rounds: int = 2, min_time: float = 0.0,
-                pause: float = 0.05, sync=None, timer=perf_counter_timer) -> dict:
+def time_blocks(
+    fns: dict,
+    *,
+    repeats: int = 10,
+    warmup: int = 1,
+    rounds: int = 2,
+    min_time: float = 0.0,
+    pause: float = 0.05,
+    sync=None,
+    timer=perf_counter_timer,
+) -> dict:
     """Time several implementations of one workload on a shared machine; ``{name: stats}``.
 
     Each library keeps its own thread pool (OpenMP, OpenBLAS) whose workers spin for a while after a
@@ -157,15 +216,25 @@ def time_blocks(fns: dict, *, repeats: int = 10, warmup: int = 1, rounds: int = 
     samples = {n: [] for n in names}
     per_block = max(1, -(-repeats // rounds))
     for r in range(rounds):
-        for n in (names if r % 2 == 0 else names[::-1]):
+        for n in names if r % 2 == 0 else names[::-1]:
             time.sleep(pause)
-            samples[n] += _run(fns[n], repeats=per_block, warmup=warmup, min_time=min_time / rounds,
-                               sync=sync, timer=timer)
+            samples[n] += _run(
+                fns[n], repeats=per_block, warmup=warmup, min_time=min_time / rounds, sync=sync, timer=timer
+            )
     return {n: _stats(samples[n]) for n in names}
 
 
-def time_interleaved(fns: dict, *, repeats: int = 10, warmup: int = 2, min_time: float = 0.0, max_time: float = 60.0,
-                     target_iqr_pct: float | None = None, sync=None, timer=perf_counter_timer) -> dict:
+def time_interleaved(
+    fns: dict,
+    *,
+    repeats: int = 10,
+    warmup: int = 2,
+    min_time: float = 0.0,
+    max_time: float = 60.0,
+    target_iqr_pct: float | None = None,
+    sync=None,
+    timer=perf_counter_timer,
+) -> dict:
     """Time several implementations of one workload call by call: A B, then B A, ... so that both see
     the same moment of a shared machine and the same warm caches; ``{name: stats}``.
 
@@ -175,7 +244,7 @@ def time_interleaved(fns: dict, *, repeats: int = 10, warmup: int = 2, min_time:
     """
     names = list(fns)
     for r in range(warmup):
-        for n in (names if r % 2 == 0 else names[::-1]):
+        for n in names if r % 2 == 0 else names[::-1]:
             fns[n]()
     if sync is not None:
         sync()
@@ -189,7 +258,7 @@ def time_interleaved(fns: dict, *, repeats: int = 10, warmup: int = 2, min_time:
 
     r = 0
     while True:
-        for n in (names if r % 2 == 0 else names[::-1]):
+        for n in names if r % 2 == 0 else names[::-1]:
             samples[n].append(timer(fns[n], sync))
         r += 1
         elapsed = time.perf_counter() - t0
@@ -249,19 +318,26 @@ def torch_imported_first():
 def import_order_notes() -> list:
     """A note when torch was imported after seqkernels (as ``seqkernels bench ...`` does)."""
     if torch_imported_first() is False:
-        return ["torch was imported after seqkernels in this process; the bench/*.py scripts import it first, "
-                "as users do"]
+        return [
+            "torch was imported after seqkernels in this process; the bench/*.py scripts import it first, as users do"
+        ]
     return []
 
 
 def machine_info() -> dict:
     """CPU model, core count, Python/NumPy/torch versions, the OpenBLAS environment variables, and
     seqkernels' ``build_info()``."""
-    info = {"cpu": _cpu_model(), "cores": cpu_count(), "logical_cpus": os.cpu_count(),
-            "openblas_env": openblas_env(),
-            "platform": platform.platform(), "python": platform.python_version(), "numpy": np.__version__,
-            "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
-            "loadavg": os.getloadavg() if hasattr(os, "getloadavg") else None}  # others' work skews timings
+    info = {
+        "cpu": _cpu_model(),
+        "cores": cpu_count(),
+        "logical_cpus": os.cpu_count(),
+        "openblas_env": openblas_env(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+        "loadavg": os.getloadavg() if hasattr(os, "getloadavg") else None,
+    }  # others' work skews timings
     try:
         import torch
 
@@ -340,9 +416,10 @@ def openblas_env_line(env: dict) -> str:
 
 # ---- a competing load --------------------------------------------------------------------------
 # A contender is a pure spin loop in its own Python process. It ends by itself after spinning for
-# `limit` seconds of CPU time (time stopped does not count), when its parent goes away (checked every few milliseconds while it runs, and by
-# PR_SET_PDEATHSIG on Linux even while stopped), and is killed by Contention.close(). It ignores
-# SIGINT and runs in its own session, so Ctrl-C reaches the bench, whose `finally` kills it.
+# `limit` seconds of CPU time (time stopped does not count), when its parent goes away (checked
+# every few milliseconds while it runs, and by PR_SET_PDEATHSIG on Linux even while stopped), and is
+# killed by Contention.close(). It ignores SIGINT and runs in its own session, so Ctrl-C reaches the
+# bench, whose `finally` kills it.
 _SPIN_CODE = """\
 import ctypes, os, signal, sys, time
 parent, limit = int(sys.argv[1]), float(sys.argv[2])
@@ -383,9 +460,13 @@ class Contention:
         return [p.pid for p in self._procs]
 
     def _spawn(self):
-        p = subprocess.Popen([sys.executable, "-c", _SPIN_CODE, str(os.getpid()), repr(self.limit)],
-                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                             start_new_session=True)
+        p = subprocess.Popen(
+            [sys.executable, "-c", _SPIN_CODE, str(os.getpid()), repr(self.limit)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         try:
             p.stdout.read(1)  # ready: its parent-death signal is armed, so stopping it is safe
         except BaseException:
@@ -463,7 +544,7 @@ def measure(timing, contention: Contention | None = None) -> dict:
         if phase == "contended" and (contention is None or contention.processes == 0):
             out[phase], out[phase + "_others_pct"] = None, None
             continue
-        with (contention.busy() if phase == "contended" else contextlib.nullcontext()):
+        with contention.busy() if phase == "contended" else contextlib.nullcontext():
             before = cpu_snapshot()
             out[phase] = timing()
             out[phase + "_others_pct"] = others_load(before, cpu_snapshot())
@@ -478,18 +559,25 @@ def contended_fields(m: dict, quiet_ms: dict, contention) -> dict:
         return {}
     lms = {n: s["median_ms"] for n, s in loaded.items()}
     ref = "torch" if "torch" in lms else None
-    return {"contend": contention.processes, "ours_load_ms": lms["ours"], "torch_load_ms": lms.get(ref),
-            "ours_slowdown": lms["ours"] / quiet_ms["ours"],
-            "torch_slowdown": lms[ref] / quiet_ms[ref] if ref else None,
-            "x_torch_load": lms[ref] / lms["ours"] if ref else None,
-            "load_others_pct": m["contended_others_pct"], "stats_contended": loaded}
+    return {
+        "contend": contention.processes,
+        "ours_load_ms": lms["ours"],
+        "torch_load_ms": lms.get(ref),
+        "ours_slowdown": lms["ours"] / quiet_ms["ours"],
+        "torch_slowdown": lms[ref] / quiet_ms[ref] if ref else None,
+        "x_torch_load": lms[ref] / lms["ours"] if ref else None,
+        "load_others_pct": m["contended_others_pct"],
+        "stats_contended": loaded,
+    }
 
 
 def contention_note(processes: int) -> list:
     if not processes:
         return []
-    return [f"loaded: the same row timed again while {processes} busy process(es) spin; slowdown = loaded / quiet "
-            "median of the same side; others CPU % loaded includes the busy processes"]
+    return [
+        f"loaded: the same row timed again while {processes} busy process(es) spin; slowdown = loaded / quiet "
+        "median of the same side; others CPU % loaded includes the busy processes"
+    ]
 
 
 def fmt_x(v) -> str:
@@ -498,11 +586,20 @@ def fmt_x(v) -> str:
 
 
 #: The table columns of the peak and of a contended run (the row keys of contended_fields).
-PEAK_COLUMNS = [("gflops", "ours GFLOP/s", ".1f"), ("pct_peak", "% peak", ".0f"),
-                ("torch_gflops", "torch GFLOP/s", ".1f"), ("torch_pct_peak", "% peak", ".0f")]
-LOADED_COLUMNS = [("ours_load_ms", "ours loaded ms", ".2f"), ("torch_load_ms", "torch loaded ms", ".2f"),
-                  ("ours_slowdown", "ours slowdown", fmt_x), ("torch_slowdown", "torch slowdown", fmt_x),
-                  ("x_torch_load", "vs torch loaded", fmt_x), ("load_others_pct", "others CPU % loaded", ".0f")]
+PEAK_COLUMNS = [
+    ("gflops", "ours GFLOP/s", ".1f"),
+    ("pct_peak", "% peak", ".0f"),
+    ("torch_gflops", "torch GFLOP/s", ".1f"),
+    ("torch_pct_peak", "% peak", ".0f"),
+]
+LOADED_COLUMNS = [
+    ("ours_load_ms", "ours loaded ms", ".2f"),
+    ("torch_load_ms", "torch loaded ms", ".2f"),
+    ("ours_slowdown", "ours slowdown", fmt_x),
+    ("torch_slowdown", "torch slowdown", fmt_x),
+    ("x_torch_load", "vs torch loaded", fmt_x),
+    ("load_others_pct", "others CPU % loaded", ".0f"),
+]
 
 
 def shape_arg(cells, dims: str):
@@ -518,9 +615,11 @@ def shape_arg(cells, dims: str):
         except ValueError:
             cell, sizes = None, []
         if cell not in cells or len(sizes) != n or min(sizes) < 1:
-            raise argparse.ArgumentTypeError(f"expected CELL,{dims} with CELL one of {', '.join(cells)} and positive "
-                                             f"sizes; got {text!r}")
+            raise argparse.ArgumentTypeError(
+                f"expected CELL,{dims} with CELL one of {', '.join(cells)} and positive sizes; got {text!r}"
+            )
         return (cell, *sizes)
+
     return parse
 
 
@@ -531,15 +630,24 @@ def add_run_options(ap) -> None:
     import argparse
 
     ap.allow_abbrev = False  # the parent rewrites the child's options by their full names
-    ap.add_argument("--openblas-env", choices=["current", "default", "machine", "both"], default="current",
-                    help="OpenBLAS environment of the rows: 'current' (this process's; the default), 'default' "
-                         "(OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset, as on users' machines), 'machine' (this "
-                         f"machine's setting, else {' '.join(f'{k}={v}' for k, v in MACHINE_OPENBLAS_ENV.items())}) "
-                         "or 'both' (default first). A variant other than this process's runs in a child process "
-                         "and its rows are merged into one table (column env)")
-    ap.add_argument("--contend", type=int, default=0, metavar="N",
-                    help="also time every row while N busy processes (pure spin loops) compete for the CPUs, "
-                         "and show each side's slowdown against its quiet time (default 0: quiet only)")
+    ap.add_argument(
+        "--openblas-env",
+        choices=["current", "default", "machine", "both"],
+        default="current",
+        help="OpenBLAS environment of the rows: 'current' (this process's; the default), 'default' "
+        "(OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset, as on users' machines), 'machine' (this "
+        f"machine's setting, else {' '.join(f'{k}={v}' for k, v in MACHINE_OPENBLAS_ENV.items())}) "
+        "or 'both' (default first). A variant other than this process's runs in a child process "
+        "and its rows are merged into one table (column env)",
+    )
+    ap.add_argument(
+        "--contend",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also time every row while N busy processes (pure spin loops) compete for the CPUs, "
+        "and show each side's slowdown against its quiet time (default 0: quiet only)",
+    )
     ap.add_argument("--fma-peak-gflops", type=float, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--env-child", action="store_true", help=argparse.SUPPRESS)
 
@@ -555,8 +663,11 @@ def start_run(args) -> dict:
     if args.fma_peak_gflops is not None:
         return {"gflops": args.fma_peak_gflops, "measured_by": "the parent process"}
     peak = measure_fma_peak(args.threads)
-    print(f"float32 FMA peak: {peak['gflops']:.1f} GFLOP/s on {args.threads} threads "
-          f"({peak['cpu_capability']} loop, best of {peak['trials_gflops']})", flush=True)
+    print(
+        f"float32 FMA peak: {peak['gflops']:.1f} GFLOP/s on {args.threads} threads "
+        f"({peak['cpu_capability']} loop, best of {peak['trials_gflops']})",
+        flush=True,
+    )
     return peak
 
 
@@ -596,16 +707,26 @@ def run_bench_child(module: str, argv: list, env_vars: dict, peak_gflops=None) -
             env[k] = v
     with tempfile.TemporaryDirectory(prefix="seqkernels-bench-") as d:
         path = Path(d) / "child.json"
-        cmd = [sys.executable, "-c", _CHILD_CODE, module,
-               *_without_options(argv, ("--openblas-env", "--json", "--fma-peak-gflops")),
-               "--openblas-env", "current", "--json", str(path), "--env-child"]
+        cmd = [
+            sys.executable,
+            "-c",
+            _CHILD_CODE,
+            module,
+            *_without_options(argv, ("--openblas-env", "--json", "--fma-peak-gflops")),
+            "--openblas-env",
+            "current",
+            "--json",
+            str(path),
+            "--env-child",
+        ]
         if peak_gflops is not None:
             cmd += ["--fma-peak-gflops", repr(float(peak_gflops))]
         proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, text=True)
         if proc.returncode != 0 or not path.exists():
-            raise RuntimeError(f"the bench run with {openblas_env_line(env_vars)} failed in a child process "
-                               f"(exit status {proc.returncode}; its messages are above). Its output ended:\n"
-                               + proc.stdout[-2000:])
+            raise RuntimeError(
+                f"the bench run with {openblas_env_line(env_vars)} failed in a child process "
+                f"(exit status {proc.returncode}; its messages are above). Its output ended:\n" + proc.stdout[-2000:]
+            )
         return json.loads(path.read_text())
 
 
@@ -628,10 +749,14 @@ def run_env_variants(module: str, args, argv, run_here, peak: dict):
             log(f"--- the rows with {openblas_env_line(want)}, in a child process ---")
             payload = run_bench_child(module, argv, want, peak.get("gflops"))
             got = payload["rows"]
-            rec = {"vars": want, "ran_in": "child process",
-                   "blas_core": (payload.get("machine") or {}).get("seqkernels", {}).get("blas_core"),
-                   "machine": payload.get("machine"),
-                   "notes": payload.get("notes"), "seconds": payload.get("seconds")}
+            rec = {
+                "vars": want,
+                "ran_in": "child process",
+                "blas_core": (payload.get("machine") or {}).get("seqkernels", {}).get("blas_core"),
+                "machine": payload.get("machine"),
+                "notes": payload.get("notes"),
+                "seconds": payload.get("seconds"),
+            }
         for r in got:
             r["env"] = name
         rows += got
@@ -641,18 +766,25 @@ def run_env_variants(module: str, args, argv, run_here, peak: dict):
 
 def env_notes(envs: dict) -> list:
     """One note per OpenBLAS environment a run covered (the table's env column)."""
-    return [f"env {name}: {openblas_env_line(rec['vars'])}, OpenBLAS core {rec.get('blas_core') or '?'}, "
-            f"ran in {rec['ran_in']}"
-            + (" (the headline: users' machines do not set these)" if name == "default" and len(envs) > 1 else "")
-            for name, rec in envs.items()]
+    return [
+        f"env {name}: {openblas_env_line(rec['vars'])}, OpenBLAS core {rec.get('blas_core') or '?'}, "
+        f"ran in {rec['ran_in']}"
+        + (" (the headline: users' machines do not set these)" if name == "default" and len(envs) > 1 else "")
+        for name, rec in envs.items()
+    ]
 
 
 def run_record(args, peak: dict, info: dict, envs: dict) -> dict:
     """The JSON keys every %-of-peak bench writes: the peak, CPU model, capability, threads, contention
     and the OpenBLAS environments."""
-    return {"fma_peak": peak, "cpu_model": info["cpu"]["model"],
-            "cpu_capability": info["seqkernels"].get("cpu_capability"), "threads": args.threads,
-            "contend": args.contend, "openblas_env": {"this_process": openblas_env(), "variants": envs}}
+    return {
+        "fma_peak": peak,
+        "cpu_model": info["cpu"]["model"],
+        "cpu_capability": info["seqkernels"].get("cpu_capability"),
+        "threads": args.threads,
+        "contend": args.contend,
+        "openblas_env": {"this_process": openblas_env(), "variants": envs},
+    }
 
 
 def peak_headline(peak: dict, threads: int) -> str:
@@ -679,6 +811,7 @@ def write_json(path, payload: dict) -> Path:
 def format_table(rows: list, columns: list) -> str:
     """Fixed-width text table. ``columns``: ``(key, header, fmt)``; ``fmt`` is a format spec or a
     callable; a value of None prints as ``n/a``. Text columns align left, numbers right."""
+
     def cell(row, key, fmt):
         v = row.get(key)
         if v is None:
@@ -705,8 +838,12 @@ def bench_parser(name: str, description: str, quick_help: str, repeats_help: str
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     ap.add_argument("--quick", action="store_true", help=quick_help)
     ap.add_argument("--repeats", type=int, default=None, help=repeats_help)
-    ap.add_argument("--threads", type=int, default=cpu_count() if threads_default is None else threads_default,
-                    help="threads for seqkernels and torch (default: all CPUs, %(default)s here)")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=cpu_count() if threads_default is None else threads_default,
+        help="threads for seqkernels and torch (default: all CPUs, %(default)s here)",
+    )
     ap.add_argument("--json", default=None, help=f"output file (default bench/results/{name}-<device>.json)")
     return ap
 
@@ -719,18 +856,41 @@ def parse_bench_args(ap, argv):
     return args
 
 
-def finish(name: str, args, argv, *, settings: dict, notes: list, info: dict, t0: float, rows: list, columns: list,
-           results_dir=None, extra: dict | None = None, headline: str = "") -> Path:
+def finish(
+    name: str,
+    args,
+    argv,
+    *,
+    settings: dict,
+    notes: list,
+    info: dict,
+    t0: float,
+    rows: list,
+    columns: list,
+    results_dir=None,
+    extra: dict | None = None,
+    headline: str = "",
+) -> Path:
     """Write the run's JSON (machine, settings, notes, rows) and print the header, notes and table
     (columns whose values are all missing are left out). Returns the JSON path."""
     path = args.json or results_path(name, args.device, results_dir)
-    payload = {"benchmark": name, "device": args.device, "argv": sys.argv[1:] if argv is None else argv,
-               "settings": settings, **(extra or {}), "notes": notes, "machine": info,
-               "seconds": time.perf_counter() - t0, "rows": rows}
+    payload = {
+        "benchmark": name,
+        "device": args.device,
+        "argv": sys.argv[1:] if argv is None else argv,
+        "settings": settings,
+        **(extra or {}),
+        "notes": notes,
+        "machine": info,
+        "seconds": time.perf_counter() - t0,
+        "rows": rows,
+    }
     write_json(path, payload)
     c, sk = info["cpu"], info["seqkernels"]
-    print(f"seqkernels {sk['version']} ({sk.get('cpu_capability', '?')} CPU kernels, {sk.get('blas_core', '?')} BLAS) | "
-          f"torch {info['torch']} | numpy {info['numpy']} | {c['model']}, {info['cores']} cores{headline} | wrote {path}")
+    print(
+        f"seqkernels {sk['version']} ({sk.get('cpu_capability', '?')} CPU kernels, {sk.get('blas_core', '?')} BLAS) | "
+        f"torch {info['torch']} | numpy {info['numpy']} | {c['model']}, {info['cores']} cores{headline} | wrote {path}"
+    )
     for n in notes:
         print("note:", n)
     shown = [col for col in columns if any(r.get(col[0]) is not None for r in rows)]

@@ -43,14 +43,23 @@ from . import harness as hz
 
 CELLS = ("lstm", "gru", "rnn", "lstmp")
 PROJ_DIVISOR = 4  # LSTMP rows: proj_size = H / 4
-FULL_SHAPES = ([(c, b, h, t) for c in CELLS[:3] for b in (1, 16, 64) for h in (256, 512) for t in (50, 100)]
-               + [("lstmp", b, 512, 50) for b in (1, 16, 64)])
-QUICK_SHAPES = [("lstm", 1, 256, 100), ("lstm", 16, 256, 100), ("gru", 16, 256, 100), ("rnn", 16, 256, 100),
-                ("lstmp", 16, 512, 50)]
+FULL_SHAPES = [(c, b, h, t) for c in CELLS[:3] for b in (1, 16, 64) for h in (256, 512) for t in (50, 100)] + [
+    ("lstmp", b, 512, 50) for b in (1, 16, 64)
+]
+QUICK_SHAPES = [
+    ("lstm", 1, 256, 100),
+    ("lstm", 16, 256, 100),
+    ("gru", 16, 256, 100),
+    ("rnn", 16, 256, 100),
+    ("lstmp", 16, 512, 50),
+]
 MODES = ("fwd", "fwd+bwd")
 # The GPU shapes of the CUDA issue (I = H): LSTM B x H at T = 100, one large-H LSTM, GRU.
-CUDA_SHAPES = ([("lstm", b, h, 100) for h in (512, 1024) for b in (1, 4, 16, 64, 256)] + [("lstm", 32, 2048, 25)]
-               + [("gru", b, h, 100) for h in (512, 1024) for b in (1, 16, 128)])
+CUDA_SHAPES = (
+    [("lstm", b, h, 100) for h in (512, 1024) for b in (1, 4, 16, 64, 256)]
+    + [("lstm", 32, 2048, 25)]
+    + [("gru", b, h, 100) for h in (512, 1024) for b in (1, 16, 128)]
+)
 CUDA_QUICK_SHAPES = [("lstm", 1, 512, 100), ("lstm", 64, 1024, 100), ("gru", 16, 512, 100)]
 TOL = 1e-4  # float32: max |error| relative to the baseline's max magnitude
 
@@ -89,9 +98,9 @@ def np_lstm_forward(p, x):
     h = np.zeros((B, H), x.dtype)
     for t in range(T):
         a = xp[t] + h @ w_hh.T
-        acts[t, :, :2 * H] = _sigmoid(a[:, :2 * H])
-        acts[t, :, 2 * H:3 * H] = np.tanh(a[:, 2 * H:3 * H])
-        acts[t, :, 3 * H:] = _sigmoid(a[:, 3 * H:])
+        acts[t, :, : 2 * H] = _sigmoid(a[:, : 2 * H])
+        acts[t, :, 2 * H : 3 * H] = np.tanh(a[:, 2 * H : 3 * H])
+        acts[t, :, 3 * H :] = _sigmoid(a[:, 3 * H :])
         i, f, g, o = np.split(acts[t], 4, axis=1)
         cs[t + 1] = f * cs[t] + i * g
         tcs[t] = np.tanh(cs[t + 1])
@@ -110,9 +119,9 @@ def np_lstm_backward(p, x, y, cache, dy):
         dh = dh + dy[t]
         dc = dc + dh * o * (1 - tcs[t] * tcs[t])
         da[t, :, :H] = dc * g * i * (1 - i)
-        da[t, :, H:2 * H] = dc * cs[t] * f * (1 - f)
-        da[t, :, 2 * H:3 * H] = dc * i * (1 - g * g)
-        da[t, :, 3 * H:] = dh * tcs[t] * o * (1 - o)
+        da[t, :, H : 2 * H] = dc * cs[t] * f * (1 - f)
+        da[t, :, 2 * H : 3 * H] = dc * i * (1 - g * g)
+        da[t, :, 3 * H :] = dh * tcs[t] * o * (1 - o)
         dc = dc * f
         dh = da[t] @ w_hh
     return _np_param_grads(p, x, y, da, da)
@@ -128,9 +137,9 @@ def np_gru_forward(p, x):
     h = np.zeros((B, H), x.dtype)
     for t in range(T):
         hp = h @ w_hh.T + b_hh
-        rzs[t] = _sigmoid(xp[t, :, :2 * H] + hp[:, :2 * H])
-        hns[t] = hp[:, 2 * H:]
-        ns[t] = np.tanh(xp[t, :, 2 * H:] + rzs[t, :, :H] * hns[t])
+        rzs[t] = _sigmoid(xp[t, :, : 2 * H] + hp[:, : 2 * H])
+        hns[t] = hp[:, 2 * H :]
+        ns[t] = np.tanh(xp[t, :, 2 * H :] + rzs[t, :, :H] * hns[t])
         h = y[t] = ns[t] + rzs[t, :, H:] * (h - ns[t])  # (1 - z)·n + z·h
     return y, (rzs, ns, hns)
 
@@ -147,10 +156,10 @@ def np_gru_backward(p, x, y, cache, dy):
         dh = dh + dy[t]
         dan = dh * (1 - z) * (1 - n * n)
         dxp[t, :, :H] = dan * hns[t] * r * (1 - r)
-        dxp[t, :, H:2 * H] = dh * (h_prev - n) * z * (1 - z)
-        dxp[t, :, 2 * H:] = dan
-        dhp[t, :, :2 * H] = dxp[t, :, :2 * H]
-        dhp[t, :, 2 * H:] = dan * r
+        dxp[t, :, H : 2 * H] = dh * (h_prev - n) * z * (1 - z)
+        dxp[t, :, 2 * H :] = dan
+        dhp[t, :, : 2 * H] = dxp[t, :, : 2 * H]
+        dhp[t, :, 2 * H :] = dan * r
         dh = dh * z + dhp[t] @ w_hh
     return _np_param_grads(p, x, y, dxp, dhp)
 
@@ -160,8 +169,12 @@ def _np_param_grads(p, x, y, dxp, dhp):
     T, B, H = y.shape
     dxp, dhp = dxp.reshape(T * B, -1), dhp.reshape(T * B, -1)
     h_prev = np.concatenate([np.zeros((1, B, H), y.dtype), y[:-1]]).reshape(T * B, H)
-    grads = {"weight_ih_l0": dxp.T @ x.reshape(T * B, -1), "weight_hh_l0": dhp.T @ h_prev,
-             "bias_ih_l0": dxp.sum(0), "bias_hh_l0": dhp.sum(0)}
+    grads = {
+        "weight_ih_l0": dxp.T @ x.reshape(T * B, -1),
+        "weight_hh_l0": dhp.T @ h_prev,
+        "bias_ih_l0": dxp.sum(0),
+        "bias_hh_l0": dhp.sum(0),
+    }
     return (dxp @ p["weight_ih_l0"]).reshape(x.shape), grads
 
 
@@ -187,8 +200,11 @@ def np_rnn_backward(p, x, y, cache, dy):
     return _np_param_grads(p, x, y, da, da)
 
 
-NUMPY_CELLS = {"lstm": (np_lstm_forward, np_lstm_backward), "gru": (np_gru_forward, np_gru_backward),
-               "rnn": (np_rnn_forward, np_rnn_backward)}
+NUMPY_CELLS = {
+    "lstm": (np_lstm_forward, np_lstm_backward),
+    "gru": (np_gru_forward, np_gru_backward),
+    "rnn": (np_rnn_forward, np_rnn_backward),
+}
 # The layer classes of each library: seqkernels.nn.<name>, torch.nn.<name>; RNN is the tanh form.
 LAYER_CLASS = {"lstm": "LSTM", "gru": "GRU", "rnn": "RNN", "lstmp": "LSTM"}
 
@@ -233,6 +249,7 @@ def make_ours(cell, params, x, dy, train, threads, device="cpu"):
         y, _ = layer(x)
         dx, _ = layer.backward(dy)
         return {"y": y, "dx": dx, "dW_hh": layer.grads["weight_hh_l0"]}
+
     return fn
 
 
@@ -257,6 +274,7 @@ def make_torch(cell, params, x, dy, train, threads, device="cpu", tf32=False):
         def fwd():
             with torch.no_grad(), torch.backends.cudnn.flags(allow_tf32=tf32):
                 return {"y": m(xt)[0]}
+
         return fwd
     m.train()
     xt = xt.clone().requires_grad_(True)
@@ -268,6 +286,7 @@ def make_torch(cell, params, x, dy, train, threads, device="cpu", tf32=False):
             y, _ = m(xt)
             y.backward(dyt)
         return {"y": y.detach(), "dx": xt.grad, "dW_hh": m.weight_hh_l0.grad}
+
     return fn
 
 
@@ -282,6 +301,7 @@ def make_numpy(cell, params, x, dy, train, threads, dtype=np.float32):
         y, cache = fwd(p, x)
         dx, grads = bwd(p, x, y, cache, dy)
         return {"y": y, "dx": dx, "dW_hh": grads["weight_hh_l0"]}
+
     return fn
 
 
@@ -304,13 +324,14 @@ def variants(device, numpy_loop=True):
         try:
             import torch
         except ImportError:
-            raise SystemExit("--device cuda compares against torch.nn with cuDNN: install torch with CUDA")
+            raise SystemExit("--device cuda compares against torch.nn with cuDNN: install torch with CUDA") from None
         if not (seqkernels.cuda_available() and torch.cuda.is_available()):
             raise SystemExit("--device cuda: needs a GPU, CuPy, torch with CUDA and seqkernels built with CUDA")
         return {"ours": make_ours_cuda, "torch": _make_torch_cuda(False), "torch_tf32": _make_torch_cuda(True)}
     out = {"ours": make_ours}
     try:
         import torch  # noqa: F401
+
         out["torch"] = make_torch
     except ImportError:
         pass
@@ -329,14 +350,15 @@ def timing_plan(B: int, repeats: int, quick: bool = False) -> dict:
 
 def _time(fns, plan, schedule, timer, sync):
     if schedule == "interleaved":
-        return hz.time_interleaved(fns, repeats=plan["repeats"], warmup=plan["warmup"], min_time=plan["min_time"],
-                                   timer=timer, sync=sync)
-    return hz.time_blocks(fns, repeats=plan["repeats"], warmup=plan["warmup"], rounds=2, min_time=plan["min_time"],
-                          timer=timer, sync=sync)
+        return hz.time_interleaved(
+            fns, repeats=plan["repeats"], warmup=plan["warmup"], min_time=plan["min_time"], timer=timer, sync=sync
+        )
+    return hz.time_blocks(
+        fns, repeats=plan["repeats"], warmup=plan["warmup"], rounds=2, min_time=plan["min_time"], timer=timer, sync=sync
+    )
 
 
-def time_recurrence(cell, params, x, threads, plan, schedule="blocks", timer=hz.perf_counter_timer,
-                    peak_gflops=None):
+def time_recurrence(cell, params, x, threads, plan, schedule="blocks", timer=hz.perf_counter_timer, peak_gflops=None):
     """Our CPU forward with input size 1: the recurrence without a meaningful input projection (the
     micro-kernel, its gate-math epilogue and the steps' synchronisation). Returns row fields."""
     T, B, _ = x.shape
@@ -345,12 +367,32 @@ def time_recurrence(cell, params, x, threads, plan, schedule="blocks", timer=hz.
     fn = make_ours(cell, narrow, np.ascontiguousarray(x[:, :, :1]), None, False, threads)
     ms = _time({"recurrence": fn}, plan, schedule, timer, None)["recurrence"]["median_ms"]
     gflops = 2.0 * T * B * GATES[cell] * H * H / (ms * 1e6)
-    return {"recurrence_ms": ms, "recurrence_gflops": gflops,
-            "recurrence_pct_peak": hz.pct_of_peak(gflops, peak_gflops)}
+    return {
+        "recurrence_ms": ms,
+        "recurrence_gflops": gflops,
+        "recurrence_pct_peak": hz.pct_of_peak(gflops, peak_gflops),
+    }
 
 
-def bench_shape(cell, B, H, T, mode, factories, threads, repeats, seed=0, timer=hz.perf_counter_timer,
-                sync=None, *, plan=None, schedule="blocks", contention=None, peak_gflops=None, recurrence=False):
+def bench_shape(
+    cell,
+    B,
+    H,
+    T,
+    mode,
+    factories,
+    threads,
+    repeats,
+    seed=0,
+    timer=hz.perf_counter_timer,
+    sync=None,
+    *,
+    plan=None,
+    schedule="blocks",
+    contention=None,
+    peak_gflops=None,
+    recurrence=False,
+):
     """One row: validate every variant, then time them (quietly, and again under ``contention``
     when it has processes). ``plan``: :func:`timing_plan`'s dict (default: its plan for B).
     ``recurrence``: also time the recurrence alone (:func:`time_recurrence`; CPU forward rows)."""
@@ -366,8 +408,11 @@ def bench_shape(cell, B, H, T, mode, factories, threads, repeats, seed=0, timer=
     x = rng.standard_normal((T, B, I), dtype=np.float32)
     dy = rng.standard_normal((T, B, R), dtype=np.float32)
     train = mode == "fwd+bwd"
-    fns = {name: make(cell, params, x, dy, train, threads) for name, make in factories.items()
-           if name != "numpy" or cell in NUMPY_CELLS}  # the NumPy loop has no projection
+    fns = {
+        name: make(cell, params, x, dy, train, threads)
+        for name, make in factories.items()
+        if name != "numpy" or cell in NUMPY_CELLS
+    }  # the NumPy loop has no projection
     if "torch" in fns:
         base_name, base = "torch", {k: hz.to_host(v) for k, v in fns["torch"]().items()}
     elif cell in NUMPY_CELLS:
@@ -389,50 +434,96 @@ def bench_shape(cell, B, H, T, mode, factories, threads, repeats, seed=0, timer=
     def rate(n):
         return f / (ms[n] * 1e6) if n in ms else None
 
-    row = {"cell": cell.upper(), "B": B, "H": H, "I": I, "T": T, "mode": mode, "proj_size": P,
-           "ours_ms": ms["ours"], "torch_ms": ms.get("torch"), "numpy_ms": ms.get("numpy"),
-           "torch_tf32_ms": ms.get("torch_tf32"),
-           "x_torch_tf32": ms["torch_tf32"] / ms["ours"] if "torch_tf32" in ms else None,
-           "x_torch": ms["torch"] / ms["ours"] if "torch" in ms else None,
-           "x_numpy": ms["numpy"] / ms["ours"] if "numpy" in ms else None,
-           "gflops": rate("ours"), "pct_peak": hz.pct_of_peak(rate("ours"), peak_gflops),
-           "torch_gflops": rate("torch"), "torch_pct_peak": hz.pct_of_peak(rate("torch"), peak_gflops),
-           "us_per_step": ms["ours"] * 1e3 / T,
-           # disturbance on the shared machine: each side's spread, other processes' CPU
-           "ours_iqr_pct": 100 * stats["ours"]["iqr_ms"] / ms["ours"],
-           "torch_iqr_pct": 100 * stats["torch"]["iqr_ms"] / ms["torch"] if "torch" in stats else None,
-           "iqr_pct": 100 * max(s["iqr_ms"] / s["median_ms"] for s in stats.values()),
-           "others_pct": m["quiet_others_pct"], "flops": f, "validated_against": base_name,
-           "max_rel_error": errors, "timing": {"schedule": schedule, **plan}, "stats": stats}
+    row = {
+        "cell": cell.upper(),
+        "B": B,
+        "H": H,
+        "I": I,
+        "T": T,
+        "mode": mode,
+        "proj_size": P,
+        "ours_ms": ms["ours"],
+        "torch_ms": ms.get("torch"),
+        "numpy_ms": ms.get("numpy"),
+        "torch_tf32_ms": ms.get("torch_tf32"),
+        "x_torch_tf32": ms["torch_tf32"] / ms["ours"] if "torch_tf32" in ms else None,
+        "x_torch": ms["torch"] / ms["ours"] if "torch" in ms else None,
+        "x_numpy": ms["numpy"] / ms["ours"] if "numpy" in ms else None,
+        "gflops": rate("ours"),
+        "pct_peak": hz.pct_of_peak(rate("ours"), peak_gflops),
+        "torch_gflops": rate("torch"),
+        "torch_pct_peak": hz.pct_of_peak(rate("torch"), peak_gflops),
+        "us_per_step": ms["ours"] * 1e3 / T,
+        # disturbance on the shared machine: each side's spread, other processes' CPU
+        "ours_iqr_pct": 100 * stats["ours"]["iqr_ms"] / ms["ours"],
+        "torch_iqr_pct": 100 * stats["torch"]["iqr_ms"] / ms["torch"] if "torch" in stats else None,
+        "iqr_pct": 100 * max(s["iqr_ms"] / s["median_ms"] for s in stats.values()),
+        "others_pct": m["quiet_others_pct"],
+        "flops": f,
+        "validated_against": base_name,
+        "max_rel_error": errors,
+        "timing": {"schedule": schedule, **plan},
+        "stats": stats,
+    }
     row.update(hz.contended_fields(m, ms, contention))
     if recurrence and mode == "fwd":
         row.update(time_recurrence(cell, params, x, threads, plan, schedule, timer, peak_gflops))
     return row
 
 
-COLUMNS = [("env", "env", "s"), ("cell", "cell", "s"), ("B", "B", "d"), ("H", "H", "d"), ("T", "T", "d"),
-           ("mode", "mode", "s"),
-           ("ours_ms", "ours ms", ".2f"), ("ours_iqr_pct", "IQR %", ".0f"),
-           ("torch_ms", "torch ms", ".2f"), ("torch_iqr_pct", "IQR %", ".0f"), ("x_torch", "vs torch", hz.fmt_x),
-           ("numpy_ms", "numpy ms", ".2f"), ("x_numpy", "vs numpy", hz.fmt_x),
-           ("torch_tf32_ms", "torch TF32 ms", ".2f"), ("x_torch_tf32", "vs TF32", hz.fmt_x),
-           *hz.PEAK_COLUMNS, ("recurrence_gflops", "recurrence GFLOP/s", ".1f"),
-           ("recurrence_pct_peak", "recurrence % peak", ".0f"), ("us_per_step", "us/step", ".1f"), ("others_pct", "others CPU %", ".0f"),
-           *hz.LOADED_COLUMNS]
+COLUMNS = [
+    ("env", "env", "s"),
+    ("cell", "cell", "s"),
+    ("B", "B", "d"),
+    ("H", "H", "d"),
+    ("T", "T", "d"),
+    ("mode", "mode", "s"),
+    ("ours_ms", "ours ms", ".2f"),
+    ("ours_iqr_pct", "IQR %", ".0f"),
+    ("torch_ms", "torch ms", ".2f"),
+    ("torch_iqr_pct", "IQR %", ".0f"),
+    ("x_torch", "vs torch", hz.fmt_x),
+    ("numpy_ms", "numpy ms", ".2f"),
+    ("x_numpy", "vs numpy", hz.fmt_x),
+    ("torch_tf32_ms", "torch TF32 ms", ".2f"),
+    ("x_torch_tf32", "vs TF32", hz.fmt_x),
+    *hz.PEAK_COLUMNS,
+    ("recurrence_gflops", "recurrence GFLOP/s", ".1f"),
+    ("recurrence_pct_peak", "recurrence % peak", ".0f"),
+    ("us_per_step", "us/step", ".1f"),
+    ("others_pct", "others CPU %", ".0f"),
+    *hz.LOADED_COLUMNS,
+]
 
 
 def parse_args(argv):
-    ap = hz.bench_parser("rnn", __doc__.split("\n\n")[0], "four small shapes, fewer repeats (< 1 min on 2 cores)",
-                         "timed runs per variant (default 10, 5 with --quick; x3 at B = 1; CUDA 20, 10 with --quick)")
+    ap = hz.bench_parser(
+        "rnn",
+        __doc__.split("\n\n")[0],
+        "four small shapes, fewer repeats (< 1 min on 2 cores)",
+        "timed runs per variant (default 10, 5 with --quick; x3 at B = 1; CUDA 20, 10 with --quick)",
+    )
     ap.add_argument("--cell", choices=CELLS, help="only this cell")
-    ap.add_argument("--shape", type=hz.shape_arg(CELLS, "B,H,T"), action="append", metavar="CELL,B,H,T",
-                    help="time this shape instead of the built-in list (repeatable)")
+    ap.add_argument(
+        "--shape",
+        type=hz.shape_arg(CELLS, "B,H,T"),
+        action="append",
+        metavar="CELL,B,H,T",
+        help="time this shape instead of the built-in list (repeatable)",
+    )
     ap.add_argument("--numpy", action="store_true", help="also time the plain NumPy float32 loop")
-    ap.add_argument("--schedule", choices=["blocks", "interleaved"], default="blocks",
-                    help="blocks: each variant's runs in a block, blocks alternating (default); interleaved: "
-                         "one run of each variant in turn")
-    ap.add_argument("--no-recurrence", action="store_true",
-                    help="do not time the recurrence alone (input size 1) on CPU forward rows at B >= 16")
+    ap.add_argument(
+        "--schedule",
+        choices=["blocks", "interleaved"],
+        default="blocks",
+        help="blocks: each variant's runs in a block, blocks alternating (default); interleaved: "
+        "one run of each variant in turn",
+    )
+    ap.add_argument(
+        "--no-recurrence",
+        action="store_true",
+        help="do not time the recurrence alone (input size 1) on CPU forward rows at B >= 16",
+    )
     hz.add_run_options(ap)
     return hz.parse_bench_args(ap, argv)
 
@@ -443,16 +534,25 @@ def main(argv=None, results_dir=None) -> int:
     factories = variants(args.device, numpy_loop=args.numpy)
     cuda = args.device == "cuda"
     repeats = args.repeats or ((10 if args.quick else 20) if cuda else (5 if args.quick else 10))
-    table = (CUDA_QUICK_SHAPES if args.quick else CUDA_SHAPES) if cuda else (QUICK_SHAPES if args.quick else FULL_SHAPES)
+    table = (
+        (CUDA_QUICK_SHAPES if args.quick else CUDA_SHAPES) if cuda else (QUICK_SHAPES if args.quick else FULL_SHAPES)
+    )
     shapes = [s for s in (args.shape or table) if args.cell in (None, s[0])]
     timer, sync = (hz.torch_cuda_event_timer, hz.cuda_sync) if cuda else (hz.perf_counter_timer, None)
-    notes = [] if "torch" in factories else ["torch not installed: torch column skipped, "
-                                             "variants validated against the NumPy loop in float64"]
-    notes.append(f"threads: {args.threads} for seqkernels and torch; NumPy's own OpenBLAS uses its default "
-                 f"(OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')})")
-    notes.append("IQR %: interquartile range of a variant's runs in % of its median; others CPU %: the machine's "
-                 "CPU time used by other processes while the row was timed. Rerun rows where either is high "
-                 "(~20% or more)")
+    notes = (
+        []
+        if "torch" in factories
+        else ["torch not installed: torch column skipped, variants validated against the NumPy loop in float64"]
+    )
+    notes.append(
+        f"threads: {args.threads} for seqkernels and torch; NumPy's own OpenBLAS uses its default "
+        f"(OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')})"
+    )
+    notes.append(
+        "IQR %: interquartile range of a variant's runs in % of its median; others CPU %: the machine's "
+        "CPU time used by other processes while the row was timed. Rerun rows where either is high "
+        "(~20% or more)"
+    )
     notes += hz.import_order_notes()
     notes += hz.contention_note(args.contend)
     info, t0 = hz.machine_info(), time.perf_counter()
@@ -462,27 +562,63 @@ def main(argv=None, results_dir=None) -> int:
         with hz.Contention(args.contend) as load:
             for cell, B, H, T in shapes:
                 for mode in MODES:
-                    row = bench_shape(cell, B, H, T, mode, factories, args.threads, repeats, timer=timer, sync=sync,
-                                      plan=timing_plan(B, repeats, args.quick), schedule=args.schedule,
-                                      contention=load, peak_gflops=peak["gflops"],
-                                      recurrence=not (cuda or args.no_recurrence) and B >= 16)
+                    row = bench_shape(
+                        cell,
+                        B,
+                        H,
+                        T,
+                        mode,
+                        factories,
+                        args.threads,
+                        repeats,
+                        timer=timer,
+                        sync=sync,
+                        plan=timing_plan(B, repeats, args.quick),
+                        schedule=args.schedule,
+                        contention=load,
+                        peak_gflops=peak["gflops"],
+                        recurrence=not (cuda or args.no_recurrence) and B >= 16,
+                    )
                     row["env"] = hz.openblas_env_name(hz.openblas_env())
                     rows.append(row)
-                    hz.log(f"{cell} B{B} H{H} T{T} {mode}: " + ", ".join(
-                        f"{n} {row[n + '_ms']:.2f} ms" for n in ("ours", "torch", "numpy")
-                        if row.get(n + "_ms") is not None))
+                    hz.log(
+                        f"{cell} B{B} H{H} T{T} {mode}: "
+                        + ", ".join(
+                            f"{n} {row[n + '_ms']:.2f} ms"
+                            for n in ("ours", "torch", "numpy")
+                            if row.get(n + "_ms") is not None
+                        )
+                    )
         return rows
 
     rows, envs = hz.run_env_variants(__spec__.name, args, argv, run_here, peak)  # also under python -m
     notes += hz.env_notes(envs)
-    hz.finish("rnn", args, argv, settings={"threads": args.threads, "repeats": repeats, "quick": args.quick,
-                                           "tol": TOL, "schedule": args.schedule, "contend": args.contend,
-                                           "openblas_env": args.openblas_env},
-              extra={"flops": "forward = 2*T*B*G*H*(I+H), G = 4 (LSTM), 3 (GRU), 1 (RNN); LSTMP (proj_size P = H/4) "
-                              "2*T*B*(4*H*(I+P) + P*H); fwd+bwd = 3 x forward",
-                     **hz.run_record(args, peak, info, envs)},
-              notes=notes, info=info, t0=t0, rows=rows, columns=COLUMNS, results_dir=results_dir,
-              headline=hz.peak_headline(peak, args.threads))
+    hz.finish(
+        "rnn",
+        args,
+        argv,
+        settings={
+            "threads": args.threads,
+            "repeats": repeats,
+            "quick": args.quick,
+            "tol": TOL,
+            "schedule": args.schedule,
+            "contend": args.contend,
+            "openblas_env": args.openblas_env,
+        },
+        extra={
+            "flops": "forward = 2*T*B*G*H*(I+H), G = 4 (LSTM), 3 (GRU), 1 (RNN); LSTMP (proj_size P = H/4) "
+            "2*T*B*(4*H*(I+P) + P*H); fwd+bwd = 3 x forward",
+            **hz.run_record(args, peak, info, envs),
+        },
+        notes=notes,
+        info=info,
+        t0=t0,
+        rows=rows,
+        columns=COLUMNS,
+        results_dir=results_dir,
+        headline=hz.peak_headline(peak, args.threads),
+    )
     return 0
 
 

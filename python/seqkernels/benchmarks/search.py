@@ -42,7 +42,7 @@ def make_torch(scores, beam_scores, eos_id, threads):
     V = scores.shape[1]
 
     def step():
-        logp = torch.log_softmax(s, dim=-1)                        # (N·B, V)
+        logp = torch.log_softmax(s, dim=-1)  # (N·B, V)
         total = (logp.view(N, B, V) + bs.unsqueeze(-1)).view(N, B * V)
         top, flat = torch.topk(total, 2 * B, dim=1, largest=True, sorted=True)
         beam, token = flat // V, flat % V
@@ -116,15 +116,25 @@ def bench_shape(N, B, V, factories, threads, repeats, seed=0, sync=None):
     others = hz.others_load(before, hz.cpu_snapshot())
     ms = {n: s["median_ms"] for n, s in stats.items()}
     gb = scores.nbytes / 1e9
-    return {"N": N, "B": B, "V": V, "ours_ms": ms["ours"], "ref_ms": ms.get("numpy ref"), "torch_ms": ms.get("torch"),
-            "ours_steps_s": 1e3 / ms["ours"], "x_ref": ms["numpy ref"] / ms["ours"],
-            "x_torch": ms["torch"] / ms["ours"] if "torch" in ms else None,
-            "gb_s": gb / (ms["ours"] * 1e-3),
-            "iqr_pct": 100 * max(s["iqr_ms"] / s["median_ms"] for s in stats.values()), "others_pct": others,
-            "stats": stats}
+    return {
+        "N": N,
+        "B": B,
+        "V": V,
+        "ours_ms": ms["ours"],
+        "ref_ms": ms.get("numpy ref"),
+        "torch_ms": ms.get("torch"),
+        "ours_steps_s": 1e3 / ms["ours"],
+        "x_ref": ms["numpy ref"] / ms["ours"],
+        "x_torch": ms["torch"] / ms["ours"] if "torch" in ms else None,
+        "gb_s": gb / (ms["ours"] * 1e-3),
+        "iqr_pct": 100 * max(s["iqr_ms"] / s["median_ms"] for s in stats.values()),
+        "others_pct": others,
+        "stats": stats,
+    }
 
 
 # ---- the decoding controls: the fused step with each control on vs off ---------------------------
+
 
 def control_variants(R, V, L, rng):
     """``[(name, target overhead % from issue 16 or None, keywords of ops.beam_step)]``: each control
@@ -166,13 +176,15 @@ def bench_controls(N, B, V, L, threads, repeats, seed=0, extra=()):
     variants = control_variants(N * B, V, L, rng) + list(extra)
     fns = {}
     for name, _, kw in variants:
-        fns[name] = (lambda kw=kw: ops.beam_step(scores, beam_scores, eos_id=eos_id, num_threads=threads, **kw))
-        want = ref.beam_step(scores, beam_scores, eos_id=eos_id,
-                             **{k: v for k, v in kw.items() if k != "history_hash"})
+        fns[name] = lambda kw=kw: ops.beam_step(scores, beam_scores, eos_id=eos_id, num_threads=threads, **kw)
+        want = ref.beam_step(scores, beam_scores, eos_id=eos_id, **{k: v for k, v in kw.items() if k != "history_hash"})
         got = fns[name]()
         finite = np.isfinite(want.cand_score)  # a forced row has a single finite candidate
-        if not (np.array_equal(got.cand_token, want.cand_token) and np.array_equal(got.cand_beam, want.cand_beam)
-                and np.array_equal(np.isfinite(got.cand_score), finite)):
+        if not (
+            np.array_equal(got.cand_token, want.cand_token)
+            and np.array_equal(got.cand_beam, want.cand_beam)
+            and np.array_equal(np.isfinite(got.cand_score), finite)
+        ):
             raise hz.ValidationError(f"{name}: candidates differ from the reference")
         # float32 log-sum-exp over V = 32000 terms, summed in another order than NumPy's: 1e-4
         hz.validate(got.cand_score[finite], want.cand_score[finite], 1e-4, f"{name} cand_score")
@@ -180,10 +192,23 @@ def bench_controls(N, B, V, L, threads, repeats, seed=0, extra=()):
     stats = hz.time_blocks(fns, repeats=repeats, warmup=1, rounds=4, min_time=0.3)
     others = hz.others_load(before, hz.cpu_snapshot())
     off = stats["off"]["median_ms"]
-    return [{"control": name, "N": N, "B": B, "V": V, "L": L, "ms": stats[name]["median_ms"], "off_ms": off,
-             "overhead_pct": 100 * (stats[name]["median_ms"] / off - 1), "target_pct": target,
-             "iqr_pct": 100 * stats[name]["iqr_ms"] / stats[name]["median_ms"], "others_pct": others,
-             "stats": stats[name]} for name, target, _ in variants]
+    return [
+        {
+            "control": name,
+            "N": N,
+            "B": B,
+            "V": V,
+            "L": L,
+            "ms": stats[name]["median_ms"],
+            "off_ms": off,
+            "overhead_pct": 100 * (stats[name]["median_ms"] / off - 1),
+            "target_pct": target,
+            "iqr_pct": 100 * stats[name]["iqr_ms"] / stats[name]["median_ms"],
+            "others_pct": others,
+            "stats": stats[name],
+        }
+        for name, target, _ in variants
+    ]
 
 
 def bench_search_controls(N, B, V, steps, threads, repeats, seed=0):
@@ -225,30 +250,69 @@ def bench_search_controls(N, B, V, steps, threads, repeats, seed=0):
     stats = hz.time_blocks(fns, repeats=repeats, warmup=1, rounds=4, min_time=0.3)
     others = hz.others_load(before, hz.cpu_snapshot())
     off = stats["search: off"]["median_ms"] / steps
-    return [{"control": name, "N": N, "B": B, "V": V, "L": None, "ms": stats[name]["median_ms"] / steps,
-             "off_ms": off, "overhead_pct": 100 * (stats[name]["median_ms"] / steps / off - 1), "target_pct": None,
-             "iqr_pct": 100 * stats[name]["iqr_ms"] / stats[name]["median_ms"], "others_pct": others,
-             "stats": stats[name]} for name, _, _ in variants]
+    return [
+        {
+            "control": name,
+            "N": N,
+            "B": B,
+            "V": V,
+            "L": None,
+            "ms": stats[name]["median_ms"] / steps,
+            "off_ms": off,
+            "overhead_pct": 100 * (stats[name]["median_ms"] / steps / off - 1),
+            "target_pct": None,
+            "iqr_pct": 100 * stats[name]["iqr_ms"] / stats[name]["median_ms"],
+            "others_pct": others,
+            "stats": stats[name],
+        }
+        for name, _, _ in variants
+    ]
 
 
-CONTROL_COLUMNS = [("control", "control", "s"), ("N", "N", "d"), ("B", "B", "d"), ("V", "V", "d"),
-                   ("L", "history", "d"), ("ms", "step ms", ".3f"), ("off_ms", "off ms", ".3f"),
-                   ("overhead_pct", "overhead %", "+.1f"), ("target_pct", "target %", lambda v: f"<= {v}"),
-                   ("iqr_pct", "IQR %", ".0f"), ("others_pct", "others CPU %", ".0f")]
+CONTROL_COLUMNS = [
+    ("control", "control", "s"),
+    ("N", "N", "d"),
+    ("B", "B", "d"),
+    ("V", "V", "d"),
+    ("L", "history", "d"),
+    ("ms", "step ms", ".3f"),
+    ("off_ms", "off ms", ".3f"),
+    ("overhead_pct", "overhead %", "+.1f"),
+    ("target_pct", "target %", lambda v: f"<= {v}"),
+    ("iqr_pct", "IQR %", ".0f"),
+    ("others_pct", "others CPU %", ".0f"),
+]
 
 
-COLUMNS = [("N", "N", "d"), ("B", "B", "d"), ("V", "V", "d"), ("ours_ms", "ours ms", ".3f"),
-           ("ours_steps_s", "ours steps/s", ".0f"), ("ref_ms", "numpy ref ms", ".2f"), ("torch_ms", "torch ms", ".3f"),
-           ("x_ref", "vs numpy ref", lambda v: f"{v:.1f}x"), ("x_torch", "vs torch", lambda v: f"{v:.2f}x"),
-           ("gb_s", "logits GB/s", ".1f"), ("iqr_pct", "max IQR %", ".0f"), ("others_pct", "others CPU %", ".0f")]
+COLUMNS = [
+    ("N", "N", "d"),
+    ("B", "B", "d"),
+    ("V", "V", "d"),
+    ("ours_ms", "ours ms", ".3f"),
+    ("ours_steps_s", "ours steps/s", ".0f"),
+    ("ref_ms", "numpy ref ms", ".2f"),
+    ("torch_ms", "torch ms", ".3f"),
+    ("x_ref", "vs numpy ref", lambda v: f"{v:.1f}x"),
+    ("x_torch", "vs torch", lambda v: f"{v:.2f}x"),
+    ("gb_s", "logits GB/s", ".1f"),
+    ("iqr_pct", "max IQR %", ".0f"),
+    ("others_pct", "others CPU %", ".0f"),
+]
 
 
 def parse_args(argv):
-    ap = hz.bench_parser("search", __doc__.split("\n\n")[0], "the issue's shape only (N=64, B=5, V=32000)",
-                         "timed runs per variant (default 20; 10 with --quick)")
-    ap.add_argument("--controls", action="store_true",
-                    help="instead: the fused step with each decoding control on vs off (N=64, B=5, V=32000, "
-                         "64 tokens of history; CPU)")
+    ap = hz.bench_parser(
+        "search",
+        __doc__.split("\n\n")[0],
+        "the issue's shape only (N=64, B=5, V=32000)",
+        "timed runs per variant (default 20; 10 with --quick)",
+    )
+    ap.add_argument(
+        "--controls",
+        action="store_true",
+        help="instead: the fused step with each decoding control on vs off (N=64, B=5, V=32000, "
+        "64 tokens of history; CPU)",
+    )
     return hz.parse_bench_args(ap, argv)
 
 
@@ -268,25 +332,54 @@ def main(argv=None, results_dir=None) -> int:
             raise SystemExit("--controls: CPU only for now (the CUDA step's controls have never run)")
         rows = bench_controls(64, 5, 32000, 64, args.threads, repeats, extra=POOL_VARIANTS)
         rows += bench_search_controls(64, 5, 32000, 8, args.threads, max(3, repeats // 4))
-        notes = [f"threads: {args.threads}; float32 logits (log-softmax inside, as in the table of bench/search.py); one step of ops.beam_step with each control vs "
-                 "none on the same scores (interleaved blocks); target % from issue 16",
-                 "'search:' rows: a whole search.beam_search of 8 steps on fixed float32 log-probs, ms per step "
-                 "(driver included), each driver-level control vs none"]
-        hz.finish("search-controls", args, argv, settings={"threads": args.threads, "repeats": repeats},
-                  notes=notes, info=info, t0=t0, rows=rows, columns=CONTROL_COLUMNS, results_dir=results_dir)
+        notes = [
+            f"threads: {args.threads}; float32 logits (log-softmax inside, as in the table of bench/search.py); "
+            "one step of ops.beam_step with each control vs "
+            "none on the same scores (interleaved blocks); target % from issue 16",
+            "'search:' rows: a whole search.beam_search of 8 steps on fixed float32 log-probs, ms per step "
+            "(driver included), each driver-level control vs none",
+        ]
+        hz.finish(
+            "search-controls",
+            args,
+            argv,
+            settings={"threads": args.threads, "repeats": repeats},
+            notes=notes,
+            info=info,
+            t0=t0,
+            rows=rows,
+            columns=CONTROL_COLUMNS,
+            results_dir=results_dir,
+        )
         return 0
     for N, B, V in QUICK_SHAPES if args.quick else SHAPES:
         row = bench_shape(N, B, V, factories, args.threads, repeats, sync=sync)
         rows.append(row)
-        hz.log(f"N{N} B{B} V{V}: ours {row['ours_ms']:.3f} ms, numpy ref {row['ref_ms']:.2f} ms, "
-               f"torch {row['torch_ms'] if row['torch_ms'] is None else round(row['torch_ms'], 3)} ms")
-    notes = [f"threads: {args.threads} for seqkernels and torch; float32 logits; the NumPy reference is "
-             "seqkernels.reference.search.beam_step run on the same float32 logits (on the host)",
-             "device cuda: host clock around each call with a device synchronize (the fused op reads its "
-             "NaN flag, so it synchronizes anyway)" if args.device == "cuda" else "device cpu",
-             "torch: log_softmax + add + topk(2B) over B*V + gather, as transformers' beam search does"]
-    hz.finish("search", args, argv, settings={"threads": args.threads, "repeats": repeats, "quick": args.quick},
-              notes=notes, info=info, t0=t0, rows=rows, columns=COLUMNS, results_dir=results_dir)
+        hz.log(
+            f"N{N} B{B} V{V}: ours {row['ours_ms']:.3f} ms, numpy ref {row['ref_ms']:.2f} ms, "
+            f"torch {row['torch_ms'] if row['torch_ms'] is None else round(row['torch_ms'], 3)} ms"
+        )
+    notes = [
+        f"threads: {args.threads} for seqkernels and torch; float32 logits; the NumPy reference is "
+        "seqkernels.reference.search.beam_step run on the same float32 logits (on the host)",
+        "device cuda: host clock around each call with a device synchronize (the fused op reads its "
+        "NaN flag, so it synchronizes anyway)"
+        if args.device == "cuda"
+        else "device cpu",
+        "torch: log_softmax + add + topk(2B) over B*V + gather, as transformers' beam search does",
+    ]
+    hz.finish(
+        "search",
+        args,
+        argv,
+        settings={"threads": args.threads, "repeats": repeats, "quick": args.quick},
+        notes=notes,
+        info=info,
+        t0=t0,
+        rows=rows,
+        columns=COLUMNS,
+        results_dir=results_dir,
+    )
     return 0
 
 

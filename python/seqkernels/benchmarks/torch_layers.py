@@ -93,6 +93,7 @@ def make_model_variants(cell, B, H, mode, seed=0, device="cpu", T=None, V=None):
             def infer(model=model):
                 with torch.no_grad():
                     return {"logits": model(ids)}
+
             fns[name] = infer
             continue
         model.train()
@@ -103,16 +104,27 @@ def make_model_variants(cell, B, H, mode, seed=0, device="cpu", T=None, V=None):
             loss = torch.nn.functional.cross_entropy(model(ids).reshape(-1, V), targets)
             loss.backward()
             opt.step()
-            return {"loss": loss.detach(), "dW_hh": model.rnn.weight_hh_l0.grad, "dW_ih": model.rnn.weight_ih_l0.grad,
-                    "dembed": model.embed.weight.grad, "dout": model.out.weight.grad}
+            return {
+                "loss": loss.detach(),
+                "dW_hh": model.rnn.weight_hh_l0.grad,
+                "dW_ih": model.rnn.weight_ih_l0.grad,
+                "dembed": model.embed.weight.grad,
+                "dout": model.out.weight.grad,
+            }
+
         fns[name] = step
     return fns
 
 
 def _timing(args):
     quick = args.quick
-    return {"repeats": args.repeats or (5 if quick else 20), "warmup": 2 if quick else 5,
-            "min_time": 0.2 if quick else 1.0, "max_time": 2.0 if quick else 20.0, "target_iqr_pct": args.max_iqr}
+    return {
+        "repeats": args.repeats or (5 if quick else 20),
+        "warmup": 2 if quick else 5,
+        "min_time": 0.2 if quick else 1.0,
+        "max_time": 2.0 if quick else 20.0,
+        "target_iqr_pct": args.max_iqr,
+    }
 
 
 def _validated(fns, what):
@@ -122,8 +134,9 @@ def _validated(fns, what):
     for name, fn in fns.items():
         if name != "torch":
             out = fn()
-            errors[name] = max(hz.validate(hz.to_host(out[k]), base[k], TOL, f"{name} {k} vs torch, {what}")
-                               for k in base)
+            errors[name] = max(
+                hz.validate(hz.to_host(out[k]), base[k], TOL, f"{name} {k} vs torch, {what}") for k in base
+            )
     return errors
 
 
@@ -136,13 +149,22 @@ def _row(fns, flops, timing, contention, peak_gflops, sync):
     def rate(n):
         return flops / (ms[n] * 1e6)
 
-    row = {"ours_ms": ms["ours"], "ours_iqr_pct": 100 * stats["ours"]["iqr_ms"] / ms["ours"],
-           "torch_ms": ms["torch"], "torch_iqr_pct": 100 * stats["torch"]["iqr_ms"] / ms["torch"],
-           "x_torch": ms["torch"] / ms["ours"],
-           "gflops": rate("ours"), "pct_peak": hz.pct_of_peak(rate("ours"), peak_gflops),
-           "torch_gflops": rate("torch"), "torch_pct_peak": hz.pct_of_peak(rate("torch"), peak_gflops),
-           "n": stats["ours"]["n"], "others_pct": m["quiet_others_pct"], "flops": flops, "stats": stats,
-           **hz.contended_fields(m, ms, contention)}
+    row = {
+        "ours_ms": ms["ours"],
+        "ours_iqr_pct": 100 * stats["ours"]["iqr_ms"] / ms["ours"],
+        "torch_ms": ms["torch"],
+        "torch_iqr_pct": 100 * stats["torch"]["iqr_ms"] / ms["torch"],
+        "x_torch": ms["torch"] / ms["ours"],
+        "gflops": rate("ours"),
+        "pct_peak": hz.pct_of_peak(rate("ours"), peak_gflops),
+        "torch_gflops": rate("torch"),
+        "torch_pct_peak": hz.pct_of_peak(rate("torch"), peak_gflops),
+        "n": stats["ours"]["n"],
+        "others_pct": m["quiet_others_pct"],
+        "flops": flops,
+        "stats": stats,
+        **hz.contended_fields(m, ms, contention),
+    }
     return row, ms
 
 
@@ -151,19 +173,30 @@ def bench_model(cell, B, H, mode, timing, *, contention=None, peak_gflops=None, 
     fns = make_model_variants(cell, B, H, mode, seed=seed, device=device)
     errors = _validated(fns, f"{cell} model B{B} H{H} T{T_STEPS} {mode}")
     row, _ = _row(fns, model_flops(cell, B, H, T_STEPS, VOCAB, mode), timing, contention, peak_gflops, sync)
-    return {"what": "model", "cell": cell.upper(), "B": B, "H": H, "T": T_STEPS, "V": VOCAB, "mode": mode, **row,
-            "max_rel_error": errors}
+    return {
+        "what": "model",
+        "cell": cell.upper(),
+        "B": B,
+        "H": H,
+        "T": T_STEPS,
+        "V": VOCAB,
+        "mode": mode,
+        **row,
+        "max_rel_error": errors,
+    }
 
 
 # ---- the layer-only rows -----------------------------------------------------------------------
 def _torch_step(module, x, dy):
     """fn() running one training step of a torch module; returns y, dx, dW_hh (tensors)."""
+
     def fn():
         x.grad = None
         module.zero_grad(set_to_none=True)
         y, _ = module(x)
         y.backward(dy)
         return {"y": y.detach(), "dx": x.grad, "dW_hh": module.weight_hh_l0.grad}
+
     return fn
 
 
@@ -198,6 +231,7 @@ def make_layer_variants(cell, params, x_np, dy_np, device="cpu"):
         y, _ = layer(x_in)
         dx, _ = layer.backward(dy_in)
         return {"y": y, "dx": dx, "dW_hh": layer.grads["weight_hh_l0"]}
+
     fns["sk_nn"] = raw
     return fns
 
@@ -214,31 +248,72 @@ def bench_layer(cell, B, H, timing, *, contention=None, peak_gflops=None, device
     fns = make_layer_variants(cell, params, x, dy, device)
     errors = _validated(fns, f"{cell} layer B{B} H{H} T{T}")
     row, ms = _row(fns, layer_flops(cell, B, H, T, I), timing, contention, peak_gflops, sync)
-    return {"what": "layer", "cell": cell.upper(), "B": B, "H": H, "T": T, "V": None, "mode": "train", **row,
-            "sk_nn_ms": ms["sk_nn"], "overhead_pct": 100.0 * (ms["ours"] - ms["sk_nn"]) / ms["sk_nn"],
-            "max_rel_error": errors}
+    return {
+        "what": "layer",
+        "cell": cell.upper(),
+        "B": B,
+        "H": H,
+        "T": T,
+        "V": None,
+        "mode": "train",
+        **row,
+        "sk_nn_ms": ms["sk_nn"],
+        "overhead_pct": 100.0 * (ms["ours"] - ms["sk_nn"]) / ms["sk_nn"],
+        "max_rel_error": errors,
+    }
 
 
 # ---- the run -----------------------------------------------------------------------------------
-COLUMNS = [("env", "env", "s"), ("what", "what", "s"), ("cell", "cell", "s"), ("B", "B", "d"), ("H", "H", "d"),
-           ("T", "T", "d"), ("mode", "mode", "s"),
-           ("ours_ms", "seqkernels.torch ms", ".2f"), ("ours_iqr_pct", "IQR %", ".0f"),
-           ("torch_ms", "torch.nn ms", ".2f"), ("torch_iqr_pct", "IQR %", ".0f"), ("x_torch", "speed-up", hz.fmt_x),
-           ("sk_nn_ms", "seqkernels.nn ms", ".2f"), ("overhead_pct", "wrapper %", "+.0f"),
-           *hz.PEAK_COLUMNS, ("n", "runs", "d"), ("others_pct", "others CPU %", ".0f"), *hz.LOADED_COLUMNS]
+COLUMNS = [
+    ("env", "env", "s"),
+    ("what", "what", "s"),
+    ("cell", "cell", "s"),
+    ("B", "B", "d"),
+    ("H", "H", "d"),
+    ("T", "T", "d"),
+    ("mode", "mode", "s"),
+    ("ours_ms", "seqkernels.torch ms", ".2f"),
+    ("ours_iqr_pct", "IQR %", ".0f"),
+    ("torch_ms", "torch.nn ms", ".2f"),
+    ("torch_iqr_pct", "IQR %", ".0f"),
+    ("x_torch", "speed-up", hz.fmt_x),
+    ("sk_nn_ms", "seqkernels.nn ms", ".2f"),
+    ("overhead_pct", "wrapper %", "+.0f"),
+    *hz.PEAK_COLUMNS,
+    ("n", "runs", "d"),
+    ("others_pct", "others CPU %", ".0f"),
+    *hz.LOADED_COLUMNS,
+]
 
 
 def parse_args(argv):
-    ap = hz.bench_parser("torch-layers", __doc__.split("\n\n")[0], "H = 256, B = 1 and 16, fewer runs (< 1 min)",
-                         "timed steps per side, at least (default 20, 5 with --quick)")
+    ap = hz.bench_parser(
+        "torch-layers",
+        __doc__.split("\n\n")[0],
+        "H = 256, B = 1 and 16, fewer runs (< 1 min)",
+        "timed steps per side, at least (default 20, 5 with --quick)",
+    )
     ap.add_argument("--cell", choices=CELLS, help="only this cell")
-    ap.add_argument("--shape", type=hz.shape_arg(CELLS, "B,H"), action="append", metavar="CELL,B,H",
-                    help="time this shape instead of the built-in list (repeatable)")
-    ap.add_argument("--max-iqr", type=float, default=5.0, metavar="PCT",
-                    help="keep timing a row until each side's IQR is within PCT %% of its median (default "
-                         "%(default)s; stops after 20 s per row, 2 s with --quick)")
-    ap.add_argument("--layer-rows", action="store_true",
-                    help="also time the layer alone (forward + backward of a fixed dy), with seqkernels.nn")
+    ap.add_argument(
+        "--shape",
+        type=hz.shape_arg(CELLS, "B,H"),
+        action="append",
+        metavar="CELL,B,H",
+        help="time this shape instead of the built-in list (repeatable)",
+    )
+    ap.add_argument(
+        "--max-iqr",
+        type=float,
+        default=5.0,
+        metavar="PCT",
+        help="keep timing a row until each side's IQR is within PCT %% of its median (default "
+        "%(default)s; stops after 20 s per row, 2 s with --quick)",
+    )
+    ap.add_argument(
+        "--layer-rows",
+        action="store_true",
+        help="also time the layer alone (forward + backward of a fixed dy), with seqkernels.nn",
+    )
     hz.add_run_options(ap)
     args = hz.parse_bench_args(ap, argv)
     if not args.max_iqr > 0:
@@ -258,8 +333,7 @@ def main(argv=None, results_dir=None) -> int:
         import seqkernels
 
         if not (torch.cuda.is_available() and seqkernels.cuda_available()):
-            print("--device cuda: needs a GPU, torch with CUDA, CuPy and seqkernels built with CUDA",
-                  file=sys.stderr)
+            print("--device cuda: needs a GPU, torch with CUDA, CuPy and seqkernels built with CUDA", file=sys.stderr)
             return 2
         sync = torch.cuda.synchronize
     peak = hz.start_run(args)
@@ -267,15 +341,19 @@ def main(argv=None, results_dir=None) -> int:
     torch.set_num_threads(args.threads)
     timing = _timing(args)
     shapes = [s for s in (args.shape or (QUICK_SHAPES if args.quick else FULL_SHAPES)) if args.cell in (None, s[0])]
-    notes = [f"threads: {args.threads} (torch.set_num_threads; the seqkernels kernels use the same OpenMP runtime)",
-             f"model: Embedding({VOCAB}, H) -> layer(H, H) -> Linear(H, {VOCAB}), T = {T_STEPS}, cross-entropy, Adam; "
-             "train = zero_grad + forward + loss + backward + Adam step, infer = no_grad forward in eval mode; "
-             "the two models' steps alternate",
-             f"IQR %: interquartile range of a side's steps in % of its median (target {args.max_iqr:g} %); runs: "
-             "timed steps per side; others CPU %: other processes' share of the machine while the row was timed"]
+    notes = [
+        f"threads: {args.threads} (torch.set_num_threads; the seqkernels kernels use the same OpenMP runtime)",
+        f"model: Embedding({VOCAB}, H) -> layer(H, H) -> Linear(H, {VOCAB}), T = {T_STEPS}, cross-entropy, Adam; "
+        "train = zero_grad + forward + loss + backward + Adam step, infer = no_grad forward in eval mode; "
+        "the two models' steps alternate",
+        f"IQR %: interquartile range of a side's steps in % of its median (target {args.max_iqr:g} %); runs: "
+        "timed steps per side; others CPU %: other processes' share of the machine while the row was timed",
+    ]
     if args.layer_rows:
-        notes.append("layer rows: forward + y.backward(dy) of the layer alone; seqkernels.nn is the NumPy-facing "
-                     "layer over the same kernels, so 'wrapper %' is the torch layer's own cost")
+        notes.append(
+            "layer rows: forward + y.backward(dy) of the layer alone; seqkernels.nn is the NumPy-facing "
+            "layer over the same kernels, so 'wrapper %' is the torch layer's own cost"
+        )
     notes += hz.contention_note(args.contend)
     notes += hz.import_order_notes()
     info, t0 = hz.machine_info(), time.perf_counter()
@@ -287,26 +365,49 @@ def main(argv=None, results_dir=None) -> int:
             for cell, B, H in shapes:
                 for mode in MODES:
                     rows.append(bench_model(cell, B, H, mode, timing, contention=load, **kw))
-                    hz.log(f"{cell} model B{B} H{H} {mode}: ours {rows[-1]['ours_ms']:.2f} ms, "
-                           f"torch {rows[-1]['torch_ms']:.2f} ms ({rows[-1]['n']} steps each)")
+                    hz.log(
+                        f"{cell} model B{B} H{H} {mode}: ours {rows[-1]['ours_ms']:.2f} ms, "
+                        f"torch {rows[-1]['torch_ms']:.2f} ms ({rows[-1]['n']} steps each)"
+                    )
                 if args.layer_rows:
                     rows.append(bench_layer(cell, B, H, timing, contention=load, **kw))
-                    hz.log(f"{cell} layer B{B} H{H}: ours {rows[-1]['ours_ms']:.2f} ms, torch "
-                           f"{rows[-1]['torch_ms']:.2f} ms, seqkernels.nn {rows[-1]['sk_nn_ms']:.2f} ms")
+                    hz.log(
+                        f"{cell} layer B{B} H{H}: ours {rows[-1]['ours_ms']:.2f} ms, torch "
+                        f"{rows[-1]['torch_ms']:.2f} ms, seqkernels.nn {rows[-1]['sk_nn_ms']:.2f} ms"
+                    )
         for r in rows:
             r["env"] = hz.openblas_env_name(hz.openblas_env())
         return rows
 
     rows, envs = hz.run_env_variants(__spec__.name, args, argv, run_here, peak)  # also under python -m
     notes += hz.env_notes(envs)
-    hz.finish("torch-layers", args, argv,
-              settings={"threads": args.threads, "quick": args.quick, "tol": TOL, "T": T_STEPS, "V": VOCAB,
-                        "timing": timing, "layer_rows": args.layer_rows, "contend": args.contend,
-                        "openblas_env": args.openblas_env},
-              extra={"flops": "model: forward 2*T*B*(G*H*2H + H*V), train 3 x forward; layer rows: 3 x 2*T*B*G*H*(I+H)",
-                     **hz.run_record(args, peak, info, envs)},
-              notes=notes, info=info, t0=t0, rows=rows, columns=COLUMNS, results_dir=results_dir,
-              headline=hz.peak_headline(peak, args.threads))
+    hz.finish(
+        "torch-layers",
+        args,
+        argv,
+        settings={
+            "threads": args.threads,
+            "quick": args.quick,
+            "tol": TOL,
+            "T": T_STEPS,
+            "V": VOCAB,
+            "timing": timing,
+            "layer_rows": args.layer_rows,
+            "contend": args.contend,
+            "openblas_env": args.openblas_env,
+        },
+        extra={
+            "flops": "model: forward 2*T*B*(G*H*2H + H*V), train 3 x forward; layer rows: 3 x 2*T*B*G*H*(I+H)",
+            **hz.run_record(args, peak, info, envs),
+        },
+        notes=notes,
+        info=info,
+        t0=t0,
+        rows=rows,
+        columns=COLUMNS,
+        results_dir=results_dir,
+        headline=hz.peak_headline(peak, args.threads),
+    )
     return 0
 
 

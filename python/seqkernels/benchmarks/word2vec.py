@@ -46,16 +46,29 @@ def _accuracy(words, vectors, questions) -> dict:
     from ..glove import WordVectors
 
     r = WordVectors(words, vectors).evaluate_analogies(questions, restrict_vocab=30000)
-    return {"accuracy": r["accuracy"], "answered": r["total"], "skipped": r["skipped"],
-            "semantic": r["semantic"], "syntactic": r["syntactic"]}
+    return {
+        "accuracy": r["accuracy"],
+        "answered": r["total"],
+        "skipped": r["skipped"],
+        "semantic": r["semantic"],
+        "syntactic": r["syntactic"],
+    }
 
 
 def _ours(corpus: Path, epochs: int, threads: int, seed: int):
     from ..word2vec import Word2Vec
 
-    model = Word2Vec(vector_size=SETTINGS["vector_size"], sg=True, window=SETTINGS["window"],
-                     negative=SETTINGS["negative"], sample=SETTINGS["sample"], min_count=SETTINGS["min_count"],
-                     epochs=epochs, threads=threads, seed=seed)
+    model = Word2Vec(
+        vector_size=SETTINGS["vector_size"],
+        sg=True,
+        window=SETTINGS["window"],
+        negative=SETTINGS["negative"],
+        sample=SETTINGS["sample"],
+        min_count=SETTINGS["min_count"],
+        epochs=epochs,
+        threads=threads,
+        seed=seed,
+    )
     model.build_vocab(os.fspath(corpus))
     ids, offsets, tokens = model.encode(os.fspath(corpus))
     before = hz.cpu_snapshot()
@@ -68,9 +81,18 @@ def _ours(corpus: Path, epochs: int, threads: int, seed: int):
 def _gensim(corpus: Path, sentences, epochs: int, threads: int, seed: int):
     from gensim.models import Word2Vec
 
-    model = Word2Vec(vector_size=SETTINGS["vector_size"], sg=SETTINGS["sg"], hs=0, window=SETTINGS["window"],
-                     negative=SETTINGS["negative"], sample=SETTINGS["sample"], min_count=SETTINGS["min_count"],
-                     workers=threads, seed=seed, epochs=epochs)
+    model = Word2Vec(
+        vector_size=SETTINGS["vector_size"],
+        sg=SETTINGS["sg"],
+        hs=0,
+        window=SETTINGS["window"],
+        negative=SETTINGS["negative"],
+        sample=SETTINGS["sample"],
+        min_count=SETTINGS["min_count"],
+        workers=threads,
+        seed=seed,
+        epochs=epochs,
+    )
     if sentences is None:
         model.build_vocab(corpus_file=os.fspath(corpus))
         train = dict(corpus_file=os.fspath(corpus), total_words=model.corpus_total_words)
@@ -84,18 +106,26 @@ def _gensim(corpus: Path, sentences, epochs: int, threads: int, seed: int):
     return seconds, hz.others_load(before, hz.cpu_snapshot()), list(model.wv.index_to_key), model.wv.vectors
 
 
+def _points(value):
+    return value if value is None else round(value, 2)
+
+
 def main(argv=None, results_dir=None) -> int:
     from .glove import build_corpus
 
-    ap = argparse.ArgumentParser(prog="seqkernels bench word2vec", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="seqkernels bench word2vec", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--tokens", type=int, default=3_000_000, help="corpus tokens (default: %(default)s)")
     ap.add_argument("--threads", type=int, default=2, help="threads for both (default: %(default)s)")
     ap.add_argument("--epochs", type=int, default=5, help="epochs (default: %(default)s)")
     ap.add_argument("--repeats", type=int, default=2, help="runs of each implementation (default: %(default)s)")
     ap.add_argument("--questions", default=None, help="questions-words.txt (default: gensim's copy)")
-    ap.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "seqkernels-glove-bench"),
-                    help="where the corpus is cached (default: %(default)s)")
+    ap.add_argument(
+        "--workdir",
+        default=os.path.join(tempfile.gettempdir(), "seqkernels-glove-bench"),
+        help="where the corpus is cached (default: %(default)s)",
+    )
     ap.add_argument("--no-corpus-file", action="store_true", help="skip gensim's corpus_file mode")
     ap.add_argument("--json", default=None, help="results file (default bench/results/word2vec-cpu.json)")
     args = ap.parse_args(argv)
@@ -114,8 +144,10 @@ def main(argv=None, results_dir=None) -> int:
         sentences = [line.split() for line in f]
     tokens = sum(len(s) for s in sentences)
     hz.log(f"corpus {corpus}: {tokens:,} tokens, {len(sentences):,} lines")
-    impls = {"seqkernels": lambda seed: _ours(corpus, args.epochs, args.threads, seed),
-             "gensim (sentences in memory)": lambda seed: _gensim(corpus, sentences, args.epochs, args.threads, seed)}
+    impls = {
+        "seqkernels": lambda seed: _ours(corpus, args.epochs, args.threads, seed),
+        "gensim (sentences in memory)": lambda seed: _gensim(corpus, sentences, args.epochs, args.threads, seed),
+    }
     if not args.no_corpus_file:
         impls["gensim (corpus_file)"] = lambda seed: _gensim(corpus, None, args.epochs, args.threads, seed)
     rows = []
@@ -124,44 +156,88 @@ def main(argv=None, results_dir=None) -> int:
             hz.log(f"repeat {repeat + 1}/{args.repeats}: {impl} ...")
             seconds, others, words, vectors = run(repeat + 1)
             acc = _accuracy(words, vectors, questions)
-            rows.append({"impl": impl, "repeat": repeat + 1, "seconds": seconds,
-                         "words_per_s": args.epochs * tokens / seconds, "others_cpu_pct": others, **acc})
-            hz.log(f"  {seconds:.1f} s, {rows[-1]['words_per_s'] / 1e3:.0f}k words/s, "
-                   f"accuracy {100 * (acc['accuracy'] or 0):.2f}% of {acc['answered']}")
+            rows.append(
+                {
+                    "impl": impl,
+                    "repeat": repeat + 1,
+                    "seconds": seconds,
+                    "words_per_s": args.epochs * tokens / seconds,
+                    "others_cpu_pct": others,
+                    **acc,
+                }
+            )
+            hz.log(
+                f"  {seconds:.1f} s, {rows[-1]['words_per_s'] / 1e3:.0f}k words/s, "
+                f"accuracy {100 * (acc['accuracy'] or 0):.2f}% of {acc['answered']}"
+            )
     summary = {}
     for impl in impls:
         mine = [r for r in rows if r["impl"] == impl]
         speeds = [r["words_per_s"] for r in mine]
         accs = [r["accuracy"] for r in mine if r["accuracy"] is not None]
-        summary[impl] = {"words_per_s_min": min(speeds), "words_per_s_median": statistics.median(speeds),
-                         "words_per_s_max": max(speeds),
-                         "accuracy_mean": statistics.mean(accs) if accs else None}
+        summary[impl] = {
+            "words_per_s_min": min(speeds),
+            "words_per_s_median": statistics.median(speeds),
+            "words_per_s_max": max(speeds),
+            "accuracy_mean": statistics.mean(accs) if accs else None,
+        }
     best_gensim = max((k for k in summary if k.startswith("gensim")), key=lambda k: summary[k]["words_per_s_median"])
     ours, theirs = summary["seqkernels"], summary[best_gensim]
-    verdict = {"baseline": best_gensim,
-               "speedup_median": ours["words_per_s_median"] / theirs["words_per_s_median"],
-               "speedup_min": ours["words_per_s_min"] / theirs["words_per_s_min"],
-               "accuracy_points": (100 * (ours["accuracy_mean"] - theirs["accuracy_mean"])
-                                   if ours["accuracy_mean"] is not None and theirs["accuracy_mean"] is not None
-                                   else None)}
-    notes = [f"corpus: {tokens:,} tokens from {', '.join(info.get('roots', []))}",
-             f"words/s = {args.epochs} epochs x {tokens:,} tokens / training seconds; {args.threads} threads each",
-             "shared machine: other processes' CPU share during each run is in others_cpu_pct; timings are noisy",
-             f"targets (issue 15): >= 2x gensim's words/s, analogy accuracy within 1 point; "
-             f"measured {verdict['speedup_median']:.2f}x (median; {verdict['speedup_min']:.2f}x min over min) "
-             f"against {best_gensim}, accuracy {verdict['accuracy_points'] if verdict['accuracy_points'] is None else round(verdict['accuracy_points'], 2)} points"]
-    payload = {"benchmark": "word2vec", "device": "cpu", "argv": sys.argv[1:] if argv is None else argv,
-               "settings": {**SETTINGS, "epochs": args.epochs, "threads": args.threads, "tokens": tokens,
-                            "questions": os.fspath(questions), "gensim": gensim.__version__},
-               "summary": summary, "verdict": verdict, "notes": notes, "machine": hz.machine_info(),
-               "seconds": time.perf_counter() - t_start, "rows": rows}
+    verdict = {
+        "baseline": best_gensim,
+        "speedup_median": ours["words_per_s_median"] / theirs["words_per_s_median"],
+        "speedup_min": ours["words_per_s_min"] / theirs["words_per_s_min"],
+        "accuracy_points": (
+            100 * (ours["accuracy_mean"] - theirs["accuracy_mean"])
+            if ours["accuracy_mean"] is not None and theirs["accuracy_mean"] is not None
+            else None
+        ),
+    }
+    notes = [
+        f"corpus: {tokens:,} tokens from {', '.join(info.get('roots', []))}",
+        f"words/s = {args.epochs} epochs x {tokens:,} tokens / training seconds; {args.threads} threads each",
+        "shared machine: other processes' CPU share during each run is in others_cpu_pct; timings are noisy",
+        f"targets (issue 15): >= 2x gensim's words/s, analogy accuracy within 1 point; "
+        f"measured {verdict['speedup_median']:.2f}x (median; {verdict['speedup_min']:.2f}x min over min) "
+        f"against {best_gensim}, accuracy {_points(verdict['accuracy_points'])} points",
+    ]
+    payload = {
+        "benchmark": "word2vec",
+        "device": "cpu",
+        "argv": sys.argv[1:] if argv is None else argv,
+        "settings": {
+            **SETTINGS,
+            "epochs": args.epochs,
+            "threads": args.threads,
+            "tokens": tokens,
+            "questions": os.fspath(questions),
+            "gensim": gensim.__version__,
+        },
+        "summary": summary,
+        "verdict": verdict,
+        "notes": notes,
+        "machine": hz.machine_info(),
+        "seconds": time.perf_counter() - t_start,
+        "rows": rows,
+    }
     path = Path(args.json) if args.json else hz.results_path("word2vec", "cpu", results_dir)
     hz.write_json(path, payload)
     print(f"wrote {path}")
     for n in notes:
         print("note:", n)
     pct = lambda v: f"{100 * v:.2f}"  # noqa: E731
-    print(hz.format_table(rows, [("impl", "implementation", "s"), ("repeat", "run", "d"), ("seconds", "seconds", ".1f"),
-                                 ("words_per_s", "words/s", ",.0f"), ("accuracy", "analogy %", pct),
-                                 ("answered", "answered", "d"), ("others_cpu_pct", "others' CPU %", ".0f")]))
+    print(
+        hz.format_table(
+            rows,
+            [
+                ("impl", "implementation", "s"),
+                ("repeat", "run", "d"),
+                ("seconds", "seconds", ".1f"),
+                ("words_per_s", "words/s", ",.0f"),
+                ("accuracy", "analogy %", pct),
+                ("answered", "answered", "d"),
+                ("others_cpu_pct", "others' CPU %", ".0f"),
+            ],
+        )
+    )
     return 0

@@ -7,10 +7,17 @@ import contextlib
 import os
 import sys
 import tempfile
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
-__all__ = ["encode_word", "decode_word", "CorpusFd", "corpus_argument", "atomic_path", "progress_callback",
-           "thread_count"]
+__all__ = [
+    "encode_word",
+    "decode_word",
+    "CorpusFd",
+    "corpus_argument",
+    "atomic_path",
+    "progress_callback",
+    "thread_count",
+]
 
 # Words are bytes in Stanford's files. In Python they are str, decoded as UTF-8 with
 # "surrogateescape", so that any byte string (Latin-1 text, broken UTF-8) survives the round trip.
@@ -108,8 +115,15 @@ def progress_callback(progress, desc: str) -> Callable | None:
             if state["bar"] is not None:
                 state["bar"].close()
             unit = "B" if stage in ("vocab", "cooccur") else "chunk"
-            state["bar"] = tqdm(total=total if total >= 0 else None, desc=f"{desc}: {stage}", unit=unit,
-                                unit_scale=unit == "B", file=sys.stderr, leave=False, dynamic_ncols=True)
+            state["bar"] = tqdm(
+                total=total if total >= 0 else None,
+                desc=f"{desc}: {stage}",
+                unit=unit,
+                unit_scale=unit == "B",
+                file=sys.stderr,
+                leave=False,
+                dynamic_ncols=True,
+            )
             state["stage"] = stage
         bar = state["bar"]
         bar.update(done - bar.n)

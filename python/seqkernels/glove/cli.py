@@ -23,8 +23,14 @@ __all__ = ["add_parser"]
 
 
 def _flag(parser, name, kind, default, help_text):
-    parser.add_argument(name, dest=name.lstrip("-").replace("-", "_"), type=kind, default=default,
-                        metavar=kind.__name__.upper() if kind in (int, float) else "FILE", help=help_text)
+    parser.add_argument(
+        name,
+        dest=name.lstrip("-").replace("-", "_"),
+        type=kind,
+        default=default,
+        metavar=kind.__name__.upper() if kind in (int, float) else "FILE",
+        help=help_text,
+    )
 
 
 class _ExactFlagsParser(argparse.ArgumentParser):
@@ -37,8 +43,12 @@ class _ExactFlagsParser(argparse.ArgumentParser):
 
 def add_parser(subparsers) -> None:
     """Registers ``glove`` and its verbs on the ``seqkernels`` command's subparsers."""
-    glove = subparsers.add_parser("glove", help="GloVe word vectors with Stanford GloVe's commands and flags",
-                                  description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    glove = subparsers.add_parser(
+        "glove",
+        help="GloVe word vectors with Stanford GloVe's commands and flags",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     verbs = glove.add_subparsers(dest="glove_command", required=True, metavar="VERB", parser_class=_ExactFlagsParser)
 
     def verb(name, help_text):
@@ -64,8 +74,14 @@ def add_parser(subparsers) -> None:
     _flag(p, "-threads", int, 0, "threads (default 0 = all cores)")
     p.add_argument("-device", dest="device", choices=["cpu", "cuda"], default="cpu", help="cpu (default) or cuda")
     _flag(p, "-scheduler", str, None, "count on this Dask scheduler (address) instead of here; needs -corpus")
-    p.add_argument("-corpus", dest="corpus", nargs="+", default=None, metavar="PATH",
-                   help="with -scheduler: corpus files or fsspec URLs that every worker can read (not stdin)")
+    p.add_argument(
+        "-corpus",
+        dest="corpus",
+        nargs="+",
+        default=None,
+        metavar="PATH",
+        help="with -scheduler: corpus files or fsspec URLs that every worker can read (not stdin)",
+    )
     _flag(p, "-work-dir", str, None, "with -scheduler: shared directory or URL for intermediate runs")
     _flag(p, "-shard-mb", float, 64.0, "with -scheduler: corpus megabytes per map task (default 64)")
     p.set_defaults(func=_cooccur)
@@ -93,17 +109,28 @@ def add_parser(subparsers) -> None:
     _flag(p, "-binary", int, 0, "0 (default): text; 1: binary; 2: both")
     _flag(p, "-model", int, 2, "text layout: 0 all parameters; 1 word vectors; 2 (default) word + context")
     _flag(p, "-write-header", int, 0, "1: first line 'V D' (default 0)")
-    _flag(p, "-checkpoint-every", int, 0, "also save SAVE_FILE.NNN and the resumable SAVE_FILE.checkpoint.npz "
-                                          "every this many iterations (default 0 = off)")
+    _flag(
+        p,
+        "-checkpoint-every",
+        int,
+        0,
+        "also save SAVE_FILE.NNN and the resumable SAVE_FILE.checkpoint.npz "
+        "every this many iterations (default 0 = off)",
+    )
     _flag(p, "-resume", str, None, "continue from this checkpoint (SAVE_FILE.checkpoint.npz) after its last iteration")
-    _flag(p, "-memory", float, None, "train in bounded memory: GB for the whole process, records streamed from "
-                                     "disk (default: the file is loaded)")
+    _flag(
+        p,
+        "-memory",
+        float,
+        None,
+        "train in bounded memory: GB for the whole process, records streamed from disk (default: the file is loaded)",
+    )
     _flag(p, "-temp-dir", str, None, "with -memory: directory of the shuffled temporary copy (default $TMPDIR)")
     _flag(p, "-seed", int, 0, "random seed (default 0 = from the clock)")
     p.add_argument("-device", dest="device", choices=["cpu", "cuda"], default="cpu", help="cpu (default) or cuda")
     p.set_defaults(func=_train)
 
-    for name, sub in verbs.choices.items():
+    for _name, sub in verbs.choices.items():
         handler = sub.get_default("func")
         sub.set_defaults(func=lambda args, handler=handler: _run(args, handler))
 
@@ -153,8 +180,9 @@ def _stdin_corpus() -> int:
 def _binary_stdout() -> int:
     sys.stdout.flush()
     if os.isatty(1):
-        raise _CommandError("refusing to write binary records to a terminal: redirect stdout, "
-                            "e.g. '> cooccurrence.bin'")
+        raise _CommandError(
+            "refusing to write binary records to a terminal: redirect stdout, e.g. '> cooccurrence.bin'"
+        )
     return 1
 
 
@@ -186,8 +214,13 @@ def _vocab_count(args) -> int:
     if args.max_vocab < 0:
         raise _CommandError(f"-max-vocab: expected >= 0 (0 = no limit), got {args.max_vocab}")
     _say(args, 1, "BUILDING VOCABULARY")
-    vocab = Vocabulary.from_corpus(_stdin_corpus_fd(), min_count=args.min_count, max_vocab=args.max_vocab or None,
-                                   threads=_threads(args.threads), progress=_progress(args))
+    vocab = Vocabulary.from_corpus(
+        _stdin_corpus_fd(),
+        min_count=args.min_count,
+        max_vocab=args.max_vocab or None,
+        threads=_threads(args.threads),
+        progress=_progress(args),
+    )
     _say(args, 2, f"Processed {vocab.tokens} tokens.\nCounted {vocab.distinct} unique words.")
     _say(args, 1, f"Using vocabulary of size {len(vocab)}.")
     out = sys.stdout.buffer
@@ -206,8 +239,9 @@ def _cooccur(args) -> int:
     from . import Vocabulary, write_cooccurrence
 
     if args.device == "cuda":
-        raise NotImplementedError("-device cuda: the CUDA co-occurrence path is not built yet; run on the CPU "
-                                  "(omit -device)")
+        raise NotImplementedError(
+            "-device cuda: the CUDA co-occurrence path is not built yet; run on the CPU (omit -device)"
+        )
     for flag, value in (("-symmetric", args.symmetric), ("-distance-weighting", args.distance_weighting)):
         if value not in (0, 1):
             raise _CommandError(f"{flag}: expected 0 or 1, got {value}")
@@ -217,30 +251,51 @@ def _cooccur(args) -> int:
     temp_dir = None
     if args.overflow_file:
         temp_dir = os.path.dirname(os.path.abspath(args.overflow_file))
-    _say(args, 1, f"COUNTING COOCCURRENCES\nwindow size: {args.window_size}\n"
-                  f"context: {'symmetric' if args.symmetric else 'asymmetric'}\nvocabulary: {len(vocab)} words")
+    _say(
+        args,
+        1,
+        f"COUNTING COOCCURRENCES\nwindow size: {args.window_size}\n"
+        f"context: {'symmetric' if args.symmetric else 'asymmetric'}\nvocabulary: {len(vocab)} words",
+    )
     corpus = _stdin_corpus_fd()
     # -memory bounds the whole process here: the interpreter and the vocabulary already hold some.
     if not args.memory > 0:
         raise _CommandError(f"-memory: expected a positive number of GB, got {args.memory}")
     held = _resident_gb()
     if args.memory <= held:
-        raise _CommandError(f"-memory {args.memory} GB is too small to hold one run: the process already uses "
-                            f"{held:.3f} GB (interpreter and vocabulary) before counting")
+        raise _CommandError(
+            f"-memory {args.memory} GB is too small to hold one run: the process already uses "
+            f"{held:.3f} GB (interpreter and vocabulary) before counting"
+        )
     try:
-        stats = write_cooccurrence(corpus, vocab, _binary_stdout(), window_size=args.window_size,
-                                   symmetric=bool(args.symmetric), distance_weighting=bool(args.distance_weighting),
-                                   memory=args.memory - held, threads=_threads(args.threads), temp_dir=temp_dir,
-                                   progress=_progress(args), max_product=args.max_product,
-                                   overflow_length=args.overflow_length)
+        stats = write_cooccurrence(
+            corpus,
+            vocab,
+            _binary_stdout(),
+            window_size=args.window_size,
+            symmetric=bool(args.symmetric),
+            distance_weighting=bool(args.distance_weighting),
+            memory=args.memory - held,
+            threads=_threads(args.threads),
+            temp_dir=temp_dir,
+            progress=_progress(args),
+            max_product=args.max_product,
+            overflow_length=args.overflow_length,
+        )
     except ValueError as e:
         if str(e).startswith("memory:"):
-            raise _CommandError(f"-memory {args.memory} GB, less the {held:.3f} GB the process already holds, is too "
-                                f"small to hold one run ({e})") from None
+            raise _CommandError(
+                f"-memory {args.memory} GB, less the {held:.3f} GB the process already holds, is too "
+                f"small to hold one run ({e})"
+            ) from None
         raise
-    _say(args, 2, f"Processed {stats['tokens']} tokens ({stats['kept_tokens']} in the vocabulary); "
-                  f"max product {stats['max_product']}, overflow length {stats['overflow_length']}, "
-                  f"{stats['runs_spilled']} runs spilled, {stats['merge_passes']} merge passes.")
+    _say(
+        args,
+        2,
+        f"Processed {stats['tokens']} tokens ({stats['kept_tokens']} in the vocabulary); "
+        f"max product {stats['max_product']}, overflow length {stats['overflow_length']}, "
+        f"{stats['runs_spilled']} runs spilled, {stats['merge_passes']} merge passes.",
+    )
     _say(args, 1, f"Wrote {stats['records']} records.")
     return 0
 
@@ -255,18 +310,36 @@ def _cooccur_on_dask(args, vocab) -> int:
     from .distributed import connect
 
     client = connect(args.scheduler)
-    _say(args, 1, f"COUNTING COOCCURRENCES on {args.scheduler}\nwindow size: {args.window_size}\n"
-                  f"vocabulary: {len(vocab)} words\ncorpus: {' '.join(args.corpus)}")
+    _say(
+        args,
+        1,
+        f"COUNTING COOCCURRENCES on {args.scheduler}\nwindow size: {args.window_size}\n"
+        f"vocabulary: {len(vocab)} words\ncorpus: {' '.join(args.corpus)}",
+    )
     try:
-        stats = write_cooccurrence(args.corpus, vocab, _binary_stdout(), window_size=args.window_size,
-                                   symmetric=bool(args.symmetric), distance_weighting=bool(args.distance_weighting),
-                                   memory=args.memory, threads=_threads(args.threads),
-                                   max_product=args.max_product, overflow_length=args.overflow_length,
-                                   client=client, work_dir=args.work_dir, shard_bytes=int(args.shard_mb * 2**20))
+        stats = write_cooccurrence(
+            args.corpus,
+            vocab,
+            _binary_stdout(),
+            window_size=args.window_size,
+            symmetric=bool(args.symmetric),
+            distance_weighting=bool(args.distance_weighting),
+            memory=args.memory,
+            threads=_threads(args.threads),
+            max_product=args.max_product,
+            overflow_length=args.overflow_length,
+            client=client,
+            work_dir=args.work_dir,
+            shard_bytes=int(args.shard_mb * 2**20),
+        )
     finally:
         client.close()
-    _say(args, 2, f"Processed {stats['tokens']} tokens ({stats['kept_tokens']} in the vocabulary) in "
-                  f"{stats['shards']} shards on {stats['workers']} workers, {stats['parts']} row ranges.")
+    _say(
+        args,
+        2,
+        f"Processed {stats['tokens']} tokens ({stats['kept_tokens']} in the vocabulary) in "
+        f"{stats['shards']} shards on {stats['workers']} workers, {stats['parts']} row ranges.",
+    )
     _say(args, 1, f"Wrote {stats['records']} records.")
     return 0
 
@@ -282,8 +355,9 @@ def _shuffle(args) -> int:
     if len(data) == 0:
         raise _CommandError("stdin is empty: no co-occurrence records to shuffle")
     if len(data) % RECORD.itemsize:
-        raise _CommandError(f"stdin is truncated or corrupt: {len(data)} bytes is not a multiple of "
-                            f"the {RECORD.itemsize}-byte record")
+        raise _CommandError(
+            f"stdin is truncated or corrupt: {len(data)} bytes is not a multiple of the {RECORD.itemsize}-byte record"
+        )
     seed = args.seed or int.from_bytes(os.urandom(4), "little")
     _say(args, 1, f"SHUFFLING COOCCURRENCES\nUsing random seed {seed}")
     records = np.frombuffer(data, dtype=RECORD)
@@ -291,7 +365,7 @@ def _shuffle(args) -> int:
     fd = _binary_stdout()
     view = memoryview(shuffled.tobytes())
     while view:
-        view = view[os.write(fd, view):]
+        view = view[os.write(fd, view) :]
     _say(args, 1, f"Wrote {len(records)} records.")
     return 0
 
@@ -317,25 +391,51 @@ def _train(args) -> int:
     else:
         cooc = Cooccurrence.load(args.input_file, vocabulary=vocab)
         _say(args, 1, f"Read {len(cooc)} lines.")
-    model = GloVe(vector_size=args.vector_size, x_max=args.x_max, alpha=args.alpha, learning_rate=args.eta,
-                  grad_clip=args.grad_clip, threads=_threads(args.threads), seed=args.seed or None)
+    model = GloVe(
+        vector_size=args.vector_size,
+        x_max=args.x_max,
+        alpha=args.alpha,
+        learning_rate=args.eta,
+        grad_clip=args.grad_clip,
+        threads=_threads(args.threads),
+        seed=args.seed or None,
+    )
     gradsq_file = args.gradsq_file or ("gradsq" if args.save_gradsq else None)
 
     def save(stem: str, gradsq_stem) -> None:
-        model.save(stem, vocab, binary=args.binary, model=args.model, write_header=bool(args.write_header),
-                   gradsq_file=gradsq_stem)
+        model.save(
+            stem,
+            vocab,
+            binary=args.binary,
+            model=args.model,
+            write_header=bool(args.write_header),
+            gradsq_file=gradsq_stem,
+        )
 
     def report(epoch: int, cost: float) -> None:
         if epoch == 1:
-            _say(args, 1, f"Using random seed {model.seed_}\nvector size: {args.vector_size}\n"
-                          f"vocab size: {len(vocab)}\nx_max: {args.x_max:f}\nalpha: {args.alpha:f}")
+            _say(
+                args,
+                1,
+                f"Using random seed {model.seed_}\nvector size: {args.vector_size}\n"
+                f"vocab size: {len(vocab)}\nx_max: {args.x_max:f}\nalpha: {args.alpha:f}",
+            )
         _say(args, 1, f"{time.strftime('%x - %I:%M.%S%p')}, iter: {epoch:03d}, cost: {cost:f}")
         if args.checkpoint_every and epoch % args.checkpoint_every == 0:
             save(f"{args.save_file}.{epoch:03d}", f"{gradsq_file}.{epoch:03d}" if gradsq_file else None)
             model.save_checkpoint(f"{args.save_file}.checkpoint.npz")
 
-    model.fit(cooc, epochs=args.iter, device=args.device, progress=False, callback=report,
-              vocab_size=len(vocab), memory=args.memory, resume=args.resume, temp_dir=args.temp_dir)
+    model.fit(
+        cooc,
+        epochs=args.iter,
+        device=args.device,
+        progress=False,
+        callback=report,
+        vocab_size=len(vocab),
+        memory=args.memory,
+        resume=args.resume,
+        temp_dir=args.temp_dir,
+    )
     model.vocabulary = vocab
     save(args.save_file, gradsq_file)
     return 0

@@ -28,10 +28,14 @@ class Cooccurrence:
         self.rows = np.ascontiguousarray(rows, dtype=np.int32)
         self.cols = np.ascontiguousarray(cols, dtype=np.int32)
         self.values = np.ascontiguousarray(values, dtype=np.float64)
-        if not (self.rows.ndim == self.cols.ndim == self.values.ndim == 1
-                and len(self.rows) == len(self.cols) == len(self.values)):
-            raise ValueError(f"rows, cols, values: expected three 1-D arrays of one length, got shapes "
-                             f"{self.rows.shape}, {self.cols.shape}, {self.values.shape}")
+        if not (
+            self.rows.ndim == self.cols.ndim == self.values.ndim == 1
+            and len(self.rows) == len(self.cols) == len(self.values)
+        ):
+            raise ValueError(
+                f"rows, cols, values: expected three 1-D arrays of one length, got shapes "
+                f"{self.rows.shape}, {self.cols.shape}, {self.values.shape}"
+            )
         if vocabulary is not None:
             vocab_size = len(vocabulary) if vocab_size is None else vocab_size
             if vocab_size != len(vocabulary):
@@ -69,7 +73,7 @@ class Cooccurrence:
             records.tofile(tmp)
 
     @classmethod
-    def load(cls, path, vocab_size: int | None = None, vocabulary: Vocabulary | None = None) -> "Cooccurrence":
+    def load(cls, path, vocab_size: int | None = None, vocabulary: Vocabulary | None = None) -> Cooccurrence:
         """Reads a cooccurrence.bin (sorted as ``cooccur`` writes it, or shuffled). A size that is not a
         multiple of 16 bytes, ids outside 1..V, non-positive or non-finite values, or an empty file are
         ValueErrors naming the file."""
@@ -78,8 +82,10 @@ class Cooccurrence:
         if size == 0:
             raise ValueError(f"co-occurrence file '{path}' is empty")
         if size % RECORD.itemsize:
-            raise ValueError(f"co-occurrence file '{path}' is truncated or corrupt: its size ({size} bytes) is not "
-                             f"a multiple of the {RECORD.itemsize}-byte record")
+            raise ValueError(
+                f"co-occurrence file '{path}' is truncated or corrupt: its size ({size} bytes) is not "
+                f"a multiple of the {RECORD.itemsize}-byte record"
+            )
         records = np.fromfile(path, dtype=RECORD)
         w1, w2, values = records["word1"], records["word2"], records["value"]
         limit = vocab_size if vocab_size is not None else (len(vocabulary) if vocabulary is not None else None)
@@ -87,13 +93,17 @@ class Cooccurrence:
         high = int(max(w1.max(), w2.max()))
         if low < 1 or (limit is not None and high > limit):
             bad = np.flatnonzero((w1 < 1) | (w2 < 1) | ((w1 > limit) | (w2 > limit) if limit else False))[0]
-            raise ValueError(f"co-occurrence file '{path}' is corrupt: record {bad} has word ids "
-                             f"({int(w1[bad])}, {int(w2[bad])}) outside 1..{limit if limit else 'V'}")
+            raise ValueError(
+                f"co-occurrence file '{path}' is corrupt: record {bad} has word ids "
+                f"({int(w1[bad])}, {int(w2[bad])}) outside 1..{limit if limit else 'V'}"
+            )
         finite = np.isfinite(values) & (values > 0)
         if not finite.all():
             bad = int(np.flatnonzero(~finite)[0])
-            raise ValueError(f"co-occurrence file '{path}' is corrupt: record {bad} has value {values[bad]!r} "
-                             "(values must be finite and > 0)")
+            raise ValueError(
+                f"co-occurrence file '{path}' is corrupt: record {bad} has value {values[bad]!r} "
+                "(values must be finite and > 0)"
+            )
         return cls(w1 - 1, w2 - 1, values, vocab_size=limit if limit is not None else high, vocabulary=vocabulary)
 
     # ---- conversions ----
@@ -121,8 +131,9 @@ def _vocabulary_argument(vocabulary) -> tuple[list[bytes], Vocabulary | None]:
     if isinstance(vocabulary, (list, tuple)):
         v = Vocabulary(vocabulary)
         return v.encoded(), v
-    raise TypeError(f"vocabulary: expected a Vocabulary, a path to vocab.txt or a list of words, "
-                    f"got {type(vocabulary).__name__}")
+    raise TypeError(
+        f"vocabulary: expected a Vocabulary, a path to vocab.txt or a list of words, got {type(vocabulary).__name__}"
+    )
 
 
 def _options(window_size, symmetric, distance_weighting, memory, threads, temp_dir, max_product, overflow_length):
@@ -135,17 +146,34 @@ def _options(window_size, symmetric, distance_weighting, memory, threads, temp_d
     for name, value in (("max_product", max_product), ("overflow_length", overflow_length)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0):
             raise ValueError(f"{name}: expected a non-negative integer or None (derived from memory), got {value!r}")
-    return dict(window_size=int(window_size), symmetric=bool(symmetric), distance_weighting=bool(distance_weighting),
-                memory_gb=float(memory), threads=thread_count(threads),
-                temp_dir=os.fspath(temp_dir) if temp_dir is not None else tempfile.gettempdir(),
-                max_product=-1 if max_product is None else int(max_product),
-                overflow_length=-1 if overflow_length is None else max(1, int(overflow_length)))
+    return dict(
+        window_size=int(window_size),
+        symmetric=bool(symmetric),
+        distance_weighting=bool(distance_weighting),
+        memory_gb=float(memory),
+        threads=thread_count(threads),
+        temp_dir=os.fspath(temp_dir) if temp_dir is not None else tempfile.gettempdir(),
+        max_product=-1 if max_product is None else int(max_product),
+        overflow_length=-1 if overflow_length is None else max(1, int(overflow_length)),
+    )
 
 
-def cooccurrence(corpus, vocabulary, window_size: int = 15, symmetric: bool = True, distance_weighting: bool = True,
-                 memory: float = 4.0, threads: int | None = None, temp_dir=None, progress=False,
-                 max_product: int | None = None, overflow_length: int | None = None, client=None,
-                 work_dir=None, shard_bytes: int = 64 << 20) -> Cooccurrence:
+def cooccurrence(
+    corpus,
+    vocabulary,
+    window_size: int = 15,
+    symmetric: bool = True,
+    distance_weighting: bool = True,
+    memory: float = 4.0,
+    threads: int | None = None,
+    temp_dir=None,
+    progress=False,
+    max_product: int | None = None,
+    overflow_length: int | None = None,
+    client=None,
+    work_dir=None,
+    shard_bytes: int = 64 << 20,
+) -> Cooccurrence:
     """Counts X over ``corpus`` as Stanford's ``cooccur`` does and returns it in memory.
 
     ``corpus``: a path, bytes or an iterable of lines. ``vocabulary``: a :class:`Vocabulary`, a path
@@ -167,30 +195,58 @@ def cooccurrence(corpus, vocabulary, window_size: int = 15, symmetric: bool = Tr
     local count of the files' concatenation gives."""
     if client is not None:
         with tempfile.TemporaryFile() as f:
-            stats = write_cooccurrence(corpus, vocabulary, f.fileno(), window_size, symmetric, distance_weighting,
-                                       memory, threads, temp_dir, progress, max_product, overflow_length,
-                                       client=client, work_dir=work_dir, shard_bytes=shard_bytes)
+            stats = write_cooccurrence(
+                corpus,
+                vocabulary,
+                f.fileno(),
+                window_size,
+                symmetric,
+                distance_weighting,
+                memory,
+                threads,
+                temp_dir,
+                progress,
+                max_product,
+                overflow_length,
+                client=client,
+                work_dir=work_dir,
+                shard_bytes=shard_bytes,
+            )
             f.seek(0)
             records = np.fromfile(f, dtype=RECORD)
         words, vocab = _vocabulary_argument(vocabulary)
-        result = Cooccurrence(records["word1"] - 1, records["word2"] - 1, records["value"], vocab_size=len(words),
-                              vocabulary=vocab)
+        result = Cooccurrence(
+            records["word1"] - 1, records["word2"] - 1, records["value"], vocab_size=len(words), vocabulary=vocab
+        )
         result.stats = stats
         return result
     words, vocab = _vocabulary_argument(vocabulary)
     opts = _options(window_size, symmetric, distance_weighting, memory, threads, temp_dir, max_product, overflow_length)
-    stats, rows, cols, values = _C.glove_cooccur(corpus_argument(corpus), words, **opts,
-                                                 progress=progress_callback(progress, "cooccur"))
+    stats, rows, cols, values = _C.glove_cooccur(
+        corpus_argument(corpus), words, **opts, progress=progress_callback(progress, "cooccur")
+    )
     result = Cooccurrence(rows, cols, values, vocabulary=vocab)
     result.stats = dict(stats)
     return result
 
 
-def write_cooccurrence(corpus, vocabulary, path, window_size: int = 15, symmetric: bool = True,
-                       distance_weighting: bool = True, memory: float = 4.0, threads: int | None = None,
-                       temp_dir=None, progress=False, max_product: int | None = None,
-                       overflow_length: int | None = None, client=None, work_dir=None,
-                       shard_bytes: int = 64 << 20) -> dict:
+def write_cooccurrence(
+    corpus,
+    vocabulary,
+    path,
+    window_size: int = 15,
+    symmetric: bool = True,
+    distance_weighting: bool = True,
+    memory: float = 4.0,
+    threads: int | None = None,
+    temp_dir=None,
+    progress=False,
+    max_product: int | None = None,
+    overflow_length: int | None = None,
+    client=None,
+    work_dir=None,
+    shard_bytes: int = 64 << 20,
+) -> dict:
     """Like :func:`cooccurrence`, but streams the records to Stanford's cooccurrence.bin at ``path``
     (an int is taken as an open file descriptor, e.g. 1 for stdout) without holding them in memory.
     A path is written all or nothing. Returns the kernel's statistics. ``client``, ``work_dir``,
@@ -201,9 +257,12 @@ def write_cooccurrence(corpus, vocabulary, path, window_size: int = 15, symmetri
         from .distributed import cooccurrence_on_dask
 
         counts = vocab.counts if vocab is not None and vocab.counts is not None else np.ones(len(words))
+
         def run(fd):
-            return cooccurrence_on_dask(corpus, words, counts, opts, client, fd, shard_bytes=shard_bytes,
-                                        work_dir=work_dir)
+            return cooccurrence_on_dask(
+                corpus, words, counts, opts, client, fd, shard_bytes=shard_bytes, work_dir=work_dir
+            )
+
         if isinstance(path, int) and not isinstance(path, bool):
             return run(path)
         with atomic_path(path) as tmp:

@@ -38,8 +38,9 @@ def _require_dask():
         import distributed  # noqa: F401
         import fsspec  # noqa: F401
     except ImportError as e:
-        raise ImportError("the Dask co-occurrence path needs dask[distributed] and fsspec: "
-                          "pip install 'seqkernels[dask]'") from e
+        raise ImportError(
+            "the Dask co-occurrence path needs dask[distributed] and fsspec: pip install 'seqkernels[dask]'"
+        ) from e
 
 
 def connect(scheduler, timeout: float = 10.0):
@@ -210,8 +211,17 @@ def _vocabulary_task(words: list[bytes]) -> list[bytes]:
     return words
 
 
-def _map_task(shard_index: int, url: str, start: int, stop: int, words: list[bytes], digest: str, opts: dict,
-              first_rows: list[int], work_dir: str) -> dict:
+def _map_task(
+    shard_index: int,
+    url: str,
+    start: int,
+    stop: int,
+    words: list[bytes],
+    digest: str,
+    opts: dict,
+    first_rows: list[int],
+    work_dir: str,
+) -> dict:
     """Counts one shard into one run file per row range; returns their URLs and the statistics."""
     data = _read_shard(url, start, stop)
     if not data.endswith(b"\n"):
@@ -223,31 +233,55 @@ def _map_task(shard_index: int, url: str, start: int, stop: int, words: list[byt
         stats, counts = _C.glove_cooccur_runs(data, words, [f.fileno() for f in files], first_rows, **opts)
         for f in files:
             f.flush()
-    return {"shard": shard_index, "runs": urls, "records": list(counts), "stats": dict(stats),
-            "vocabulary": digest, "vocab_size": len(words)}
+    return {
+        "shard": shard_index,
+        "runs": urls,
+        "records": list(counts),
+        "stats": dict(stats),
+        "vocabulary": digest,
+        "vocab_size": len(words),
+    }
 
 
-def _reduce_task(part: int, map_results: list[dict], digest: str, vocab_size: int, scale: float, work_dir: str,
-                 temp_dir: str | None, max_open_runs: int) -> dict:
+def _reduce_task(
+    part: int,
+    map_results: list[dict],
+    digest: str,
+    vocab_size: int,
+    scale: float,
+    work_dir: str,
+    temp_dir: str | None,
+    max_open_runs: int,
+) -> dict:
     """Merges row range ``part`` of every shard's runs into the part file ``part-NNNN.bin``."""
     for m in map_results:
         if m["vocabulary"] != digest or m["vocab_size"] != vocab_size:
-            raise ValueError(f"vocabulary mismatch: shard {m['shard']} was counted with a vocabulary of "
-                             f"{m['vocab_size']} words (digest {m['vocabulary']}), this count uses {vocab_size} "
-                             f"words (digest {digest})")
+            raise ValueError(
+                f"vocabulary mismatch: shard {m['shard']} was counted with a vocabulary of "
+                f"{m['vocab_size']} words (digest {m['vocabulary']}), this count uses {vocab_size} "
+                f"words (digest {digest})"
+            )
     url = _join(work_dir, f"part-{part:04d}.bin")
     with contextlib.ExitStack() as stack:
         inputs = [stack.enter_context(_local_copy_for_reading(m["runs"][part])) for m in map_results]
         local = stack.enter_context(_local_copy_for_writing(url))
         with open(local, "wb") as f:
-            records = _C.glove_merge_runs(inputs, scale, f.fileno(), temp_dir or tempfile.gettempdir(),
-                                          max_open_runs)
+            records = _C.glove_merge_runs(inputs, scale, f.fileno(), temp_dir or tempfile.gettempdir(), max_open_runs)
     return {"part": part, "url": url, "records": int(records)}
 
 
-def cooccurrence_on_dask(corpus, words: list[bytes], counts, opts: dict, client, output_fd: int,
-                         shard_bytes: int = 64 << 20, parts: int | None = None, work_dir=None,
-                         max_open_runs: int = 64) -> dict:
+def cooccurrence_on_dask(
+    corpus,
+    words: list[bytes],
+    counts,
+    opts: dict,
+    client,
+    output_fd: int,
+    shard_bytes: int = 64 << 20,
+    parts: int | None = None,
+    work_dir=None,
+    max_open_runs: int = 64,
+) -> dict:
     """Counts on the cluster and writes cooccurrence.bin records to ``output_fd`` (see the module
     docstring). Returns the summed statistics. Every intermediate file is removed at the end."""
     _require_dask()
@@ -269,14 +303,42 @@ def cooccurrence_on_dask(corpus, words: list[bytes], counts, opts: dict, client,
         # The vocabulary as the result of a task, not scattered data: if the worker holding it dies,
         # the scheduler recomputes it (scattered data would be lost, and every map task with it).
         # One future for the whole list: scattering the list made one per word.
-        words_future = client.submit(_vocabulary_task, words, key=f"seqkernels-cooccur-vocab-{uuid.uuid4().hex}",
-                                     pure=False)
-        maps = [client.submit(_map_task, i, url, a, b, words_future, digest, map_opts, first_rows, run_dir,
-                              key=f"seqkernels-cooccur-map-{uuid.uuid4().hex}", pure=False)
-                for i, (url, a, b) in enumerate(shards)]
-        reduces = [client.submit(_reduce_task, k, maps, digest, len(words), scale, run_dir, None, max_open_runs,
-                                 key=f"seqkernels-cooccur-reduce-{uuid.uuid4().hex}", pure=False)
-                   for k in range(len(first_rows))]
+        words_future = client.submit(
+            _vocabulary_task, words, key=f"seqkernels-cooccur-vocab-{uuid.uuid4().hex}", pure=False
+        )
+        maps = [
+            client.submit(
+                _map_task,
+                i,
+                url,
+                a,
+                b,
+                words_future,
+                digest,
+                map_opts,
+                first_rows,
+                run_dir,
+                key=f"seqkernels-cooccur-map-{uuid.uuid4().hex}",
+                pure=False,
+            )
+            for i, (url, a, b) in enumerate(shards)
+        ]
+        reduces = [
+            client.submit(
+                _reduce_task,
+                k,
+                maps,
+                digest,
+                len(words),
+                scale,
+                run_dir,
+                None,
+                max_open_runs,
+                key=f"seqkernels-cooccur-reduce-{uuid.uuid4().hex}",
+                pure=False,
+            )
+            for k in range(len(first_rows))
+        ]
         map_results = client.gather(maps)
         part_results = client.gather(reduces)
         for p in sorted(part_results, key=lambda r: r["part"]):
@@ -287,13 +349,17 @@ def cooccurrence_on_dask(corpus, words: list[bytes], counts, opts: dict, client,
                         break
                     view = memoryview(block)
                     while view:
-                        view = view[os.write(output_fd, view):]
+                        view = view[os.write(output_fd, view) :]
     finally:
         with contextlib.suppress(Exception):
             fs.rm(run_path, recursive=True)
         if own_dir:
             shutil.rmtree(work_dir, ignore_errors=True)
-    stats = {k: sum(m["stats"][k] for m in map_results) for k in ("tokens", "kept_tokens", "runs_spilled", "spilled_records", "spilled_bytes")}
-    stats.update(records=sum(p["records"] for p in part_results), shards=len(shards), parts=len(first_rows),
-                 workers=workers)
+    stats = {
+        k: sum(m["stats"][k] for m in map_results)
+        for k in ("tokens", "kept_tokens", "runs_spilled", "spilled_records", "spilled_bytes")
+    }
+    stats.update(
+        records=sum(p["records"] for p in part_results), shards=len(shards), parts=len(first_rows), workers=workers
+    )
     return stats

@@ -39,8 +39,12 @@ def cuda_concurrency(rows, cols, vocab_size: int, resident_warps: int) -> int:
 
 
 def _positive(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) \
-            or not np.isfinite(value) or value <= 0:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float, np.floating, np.integer))
+        or not np.isfinite(value)
+        or value <= 0
+    ):
         raise ValueError(f"{name}: expected a positive finite number, got {value!r}")
     return float(value)
 
@@ -58,9 +62,16 @@ class GloVe:
     the AdaGrad accumulators; ``costs_`` the cost of each epoch as Stanford prints it.
     """
 
-    def __init__(self, vector_size: int = 50, x_max: float = 100.0, alpha: float = 0.75,
-                 learning_rate: float = 0.05, grad_clip: float = 100.0, threads: int | None = None,
-                 seed: int | None = None):
+    def __init__(
+        self,
+        vector_size: int = 50,
+        x_max: float = 100.0,
+        alpha: float = 0.75,
+        learning_rate: float = 0.05,
+        grad_clip: float = 100.0,
+        threads: int | None = None,
+        seed: int | None = None,
+    ):
         if isinstance(vector_size, bool) or not isinstance(vector_size, (int, np.integer)) or vector_size < 1:
             raise ValueError(f"vector_size: expected a positive integer, got {vector_size!r}")
         self.vector_size = int(vector_size)
@@ -69,8 +80,9 @@ class GloVe:
         self.learning_rate = _positive("learning_rate", learning_rate)
         self.grad_clip = _positive("grad_clip", grad_clip)
         self.threads = thread_count(threads)
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))
-                                 or not 0 <= seed < 2**32):
+        if seed is not None and (
+            isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32
+        ):
             raise ValueError(f"seed: expected an integer in [0, 2**32) or None, got {seed!r}")
         self.seed = seed
         self.W_: np.ndarray | None = None
@@ -80,9 +92,18 @@ class GloVe:
         self.vocabulary: Vocabulary | None = None
 
     # ---- training ----
-    def fit(self, cooc, epochs: int = 25, device: str = "cpu", progress: bool = True,
-            vocab_size: int | None = None, callback=None, memory: float | None = None,
-            resume=None, temp_dir=None) -> "GloVe":
+    def fit(
+        self,
+        cooc,
+        epochs: int = 25,
+        device: str = "cpu",
+        progress: bool = True,
+        vocab_size: int | None = None,
+        callback=None,
+        memory: float | None = None,
+        resume=None,
+        temp_dir=None,
+    ) -> GloVe:
         """Trains on ``cooc`` (a :class:`Cooccurrence`, or a path to cooccurrence.bin with
         ``vocab_size`` or a vocabulary attached) for ``epochs`` passes, from Stanford's initial
         parameters. The records are shuffled once with the seed (Stanford's ``shuffle`` step) and
@@ -140,9 +161,20 @@ class GloVe:
                 if run_epoch is not None:
                     cost, _skipped = run_epoch()
                 else:
-                    cost, _skipped = _C.glove_train_epoch(self.W_, self.gradsq_, rows, cols, values, self.learning_rate,
-                                                          self.x_max, self.alpha, self.grad_clip, self.threads,
-                                                          log_values, weights)
+                    cost, _skipped = _C.glove_train_epoch(
+                        self.W_,
+                        self.gradsq_,
+                        rows,
+                        cols,
+                        values,
+                        self.learning_rate,
+                        self.x_max,
+                        self.alpha,
+                        self.grad_clip,
+                        self.threads,
+                        log_values,
+                        weights,
+                    )
                 self.costs_.append(cost / N)
                 if bar is not None:
                     bar.set_postfix(cost=f"{cost / N:.6f}")
@@ -174,12 +206,16 @@ class GloVe:
         except (OSError, KeyError, ValueError) as e:
             raise ValueError(f"resume: '{path}' is not a GloVe checkpoint ({e})") from None
         if W.shape != (2 * V, self.vector_size + 1) or gradsq.shape != W.shape:
-            raise ValueError(f"resume: checkpoint '{path}' has parameters of shape {W.shape}, this model needs "
-                             f"{(2 * V, self.vector_size + 1)} (vocabulary size or vector_size differ)")
+            raise ValueError(
+                f"resume: checkpoint '{path}' has parameters of shape {W.shape}, this model needs "
+                f"{(2 * V, self.vector_size + 1)} (vocabulary size or vector_size differ)"
+            )
         mine = self._settings()
         if not np.array_equal(settings, mine):
-            raise ValueError(f"resume: checkpoint '{path}' was trained with x_max, alpha, learning_rate, grad_clip "
-                             f"= {settings.tolist()}, this model has {mine.tolist()}")
+            raise ValueError(
+                f"resume: checkpoint '{path}' was trained with x_max, alpha, learning_rate, grad_clip "
+                f"= {settings.tolist()}, this model has {mine.tolist()}"
+            )
         self.seed_, self.W_, self.gradsq_, self.costs_ = seed, W, gradsq, costs.tolist()
 
     def _settings(self) -> np.ndarray:
@@ -192,16 +228,23 @@ class GloVe:
         path = os.fspath(path)
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as f:
-                np.savez(f, W=W, gradsq=self.gradsq_, costs=np.array(self.costs_, dtype=np.float64),
-                         seed=np.int64(self.seed_), settings=self._settings())
+                np.savez(
+                    f,
+                    W=W,
+                    gradsq=self.gradsq_,
+                    costs=np.array(self.costs_, dtype=np.float64),
+                    seed=np.int64(self.seed_),
+                    settings=self._settings(),
+                )
         return path
 
-    def _fit_streaming(self, path, epochs, progress, vocab_size, callback, memory, resume, temp_dir) -> "GloVe":
+    def _fit_streaming(self, path, epochs, progress, vocab_size, callback, memory, resume, temp_dir) -> GloVe:
         if isinstance(memory, bool) or not isinstance(memory, (int, float)) or not 0 < memory < float("inf"):
             raise ValueError(f"memory: expected a positive number of GB, got {memory!r}")
         if not isinstance(path, (str, os.PathLike)):
-            raise TypeError(f"cooc: bounded-memory training (memory=...) reads a cooccurrence.bin path, "
-                            f"got {type(path).__name__}")
+            raise TypeError(
+                f"cooc: bounded-memory training (memory=...) reads a cooccurrence.bin path, got {type(path).__name__}"
+            )
         from .streaming import RecordFile, StreamPlan
 
         records = RecordFile(path, vocab_size)
@@ -216,9 +259,20 @@ class GloVe:
                     cost = 0.0
                     for rows, cols, values in shuffled.chunks():
                         log_values, weights = _C.glove_record_terms(values, self.x_max, self.alpha, self.threads)
-                        c, _skipped = _C.glove_train_epoch(self.W_, self.gradsq_, rows, cols, values,
-                                                           self.learning_rate, self.x_max, self.alpha,
-                                                           self.grad_clip, self.threads, log_values, weights)
+                        c, _skipped = _C.glove_train_epoch(
+                            self.W_,
+                            self.gradsq_,
+                            rows,
+                            cols,
+                            values,
+                            self.learning_rate,
+                            self.x_max,
+                            self.alpha,
+                            self.grad_clip,
+                            self.threads,
+                            log_values,
+                            weights,
+                        )
                         cost += c
                     self.costs_.append(cost / records.count)
                     if bar is not None:
@@ -247,10 +301,23 @@ class GloVe:
         N = len(rows)
 
         def run():
-            _cuda.glove_train_epoch(dW.data.ptr, dG.data.ptr, d_rows.data.ptr, d_cols.data.ptr, d_log.data.ptr,
-                                    d_f.data.ptr, V, D, N, self.learning_rate, self.grad_clip,
-                                    block_cost.data.ptr, block_skipped.data.ptr, warps,
-                                    cp.cuda.get_current_stream().ptr)
+            _cuda.glove_train_epoch(
+                dW.data.ptr,
+                dG.data.ptr,
+                d_rows.data.ptr,
+                d_cols.data.ptr,
+                d_log.data.ptr,
+                d_f.data.ptr,
+                V,
+                D,
+                N,
+                self.learning_rate,
+                self.grad_clip,
+                block_cost.data.ptr,
+                block_skipped.data.ptr,
+                warps,
+                cp.cuda.get_current_stream().ptr,
+            )
             return float(block_cost.get().sum()), int(block_skipped.get().sum())
 
         def download():
@@ -276,7 +343,7 @@ class GloVe:
     def context_vectors(self) -> np.ndarray:
         """(V, D) context-word vectors (a view of ``W_``)."""
         W = self._check_fitted()
-        return W[W.shape[0] // 2:, : self.vector_size]
+        return W[W.shape[0] // 2 :, : self.vector_size]
 
     @property
     def biases(self) -> tuple[np.ndarray, np.ndarray]:
@@ -317,8 +384,16 @@ class GloVe:
             raise ValueError(f"vocabulary: has {len(vocabulary)} words but the model has {V}")
         return vocabulary
 
-    def save(self, save_file, vocabulary: Vocabulary | None = None, binary: int = 0, model: int = 2,
-             write_header: bool = False, unk_vector: bool = True, gradsq_file=None) -> list[str]:
+    def save(
+        self,
+        save_file,
+        vocabulary: Vocabulary | None = None,
+        binary: int = 0,
+        model: int = 2,
+        write_header: bool = False,
+        unk_vector: bool = True,
+        gradsq_file=None,
+    ) -> list[str]:
         """Writes Stanford's outputs for ``save_file`` (a name without extension): ``binary`` 0 =
         ``save_file.txt``, 1 = ``save_file.bin`` (raw float64 W, shape (2V, D+1)), 2 = both. The text
         file has one "word v1 ... vk" line per word in the ``model`` layout (see :meth:`vectors`),

@@ -48,9 +48,11 @@ class StreamPlan:
         avail = budget - params - held
         if avail < MIN_CHUNK_RECORDS * BYTES_PER_CHUNK_RECORD:
             need = params + held + MIN_CHUNK_RECORDS * BYTES_PER_CHUNK_RECORD
-            raise ValueError(f"memory: {memory_gb} GB is too small: the process already holds {held / GB:.3f} GB, "
-                             f"the parameters and accumulators for V = {V}, D = {D} take {params / GB:.3f} GB; "
-                             f"at least {need / GB:.3f} GB are needed")
+            raise ValueError(
+                f"memory: {memory_gb} GB is too small: the process already holds {held / GB:.3f} GB, "
+                f"the parameters and accumulators for V = {V}, D = {D} take {params / GB:.3f} GB; "
+                f"at least {need / GB:.3f} GB are needed"
+            )
         self.chunk_records = int(min(records, avail // BYTES_PER_CHUNK_RECORD))
 
 
@@ -63,12 +65,15 @@ class RecordFile:
         if size == 0:
             raise ValueError(f"co-occurrence file '{self.path}' is empty")
         if size % RECORD.itemsize:
-            raise ValueError(f"co-occurrence file '{self.path}' is truncated or corrupt: its size ({size} bytes) "
-                             f"is not a multiple of the {RECORD.itemsize}-byte record")
+            raise ValueError(
+                f"co-occurrence file '{self.path}' is truncated or corrupt: its size ({size} bytes) "
+                f"is not a multiple of the {RECORD.itemsize}-byte record"
+            )
         self.count = size // RECORD.itemsize
         if vocab_size is None:
-            raise ValueError("vocab_size: needed to train from a file in bounded memory (or pass a vocabulary "
-                             "file to the CLI)")
+            raise ValueError(
+                "vocab_size: needed to train from a file in bounded memory (or pass a vocabulary file to the CLI)"
+            )
         self.vocab_size = int(vocab_size)
 
     def _blocks(self, f, buf):
@@ -87,9 +92,11 @@ class RecordFile:
         bad = (w1 < 1) | (w1 > self.vocab_size) | (w2 < 1) | (w2 > self.vocab_size) | ~np.isfinite(v) | (v <= 0)
         if bad.any():
             k = int(np.flatnonzero(bad)[0])
-            raise ValueError(f"co-occurrence file '{self.path}' is corrupt or from another vocabulary: record "
-                             f"{first + k} has ids ({int(w1[k])}, {int(w2[k])}) and value {float(v[k])!r} "
-                             f"(ids must be in 1..{self.vocab_size}, values finite and > 0)")
+            raise ValueError(
+                f"co-occurrence file '{self.path}' is corrupt or from another vocabulary: record "
+                f"{first + k} has ids ({int(w1[k])}, {int(w2[k])}) and value {float(v[k])!r} "
+                f"(ids must be in 1..{self.vocab_size}, values finite and > 0)"
+            )
 
     @contextlib.contextmanager
     def shuffled(self, chunk: int, seed: int, temp_dir=None):
@@ -125,8 +132,11 @@ class RecordFile:
                     m = int(min(share, sizes[k] - taken[k], chunk - n))
                     if m > 0:
                         want = m * RECORD.itemsize
-                        got = os.preadv(raw, [memoryview(buf[n:n + m].view(np.uint8))],
-                                        int((starts[k] + taken[k]) * RECORD.itemsize))
+                        got = os.preadv(
+                            raw,
+                            [memoryview(buf[n : n + m].view(np.uint8))],
+                            int((starts[k] + taken[k]) * RECORD.itemsize),
+                        )
                         if got != want:
                             raise OSError(f"reading the shuffle's temporary file failed ({got} of {want} bytes)")
                         taken[k] += m

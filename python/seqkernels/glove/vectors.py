@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -40,7 +40,7 @@ class WordVectors:
 
     # ---- files ----
     @classmethod
-    def load(cls, path, dtype=np.float64, max_words: int | None = None, binary: bool = False) -> "WordVectors":
+    def load(cls, path, dtype=np.float64, max_words: int | None = None, binary: bool = False) -> WordVectors:
         """Reads the text format "word v1 ... vd" per line (Stanford's vectors.txt, glove.6B.*.txt),
         with or without a "count dim" header line (word2vec / ``-write-header 1``). Lines with the
         wrong number of values are a ValueError naming the line. ``binary=True`` reads word2vec's
@@ -58,8 +58,9 @@ class WordVectors:
                 if number == 1 and len(fields) == 2 and fields[0].isdigit() and fields[1].isdigit():
                     continue  # header
                 if len(fields) < 2:
-                    raise ValueError(f"vectors file '{path}', line {number}: expected 'word v1 ... vd', "
-                                     f"got {line[:80]!r}")
+                    raise ValueError(
+                        f"vectors file '{path}', line {number}: expected 'word v1 ... vd', got {line[:80]!r}"
+                    )
                 if dim is None:
                     dim = len(fields) - 1
                 elif len(fields) - 1 != dim:
@@ -77,7 +78,7 @@ class WordVectors:
         return cls(words, values.reshape(len(words), dim))
 
     @classmethod
-    def _load_binary(cls, path: str, dtype, max_words: int | None) -> "WordVectors":
+    def _load_binary(cls, path: str, dtype, max_words: int | None) -> WordVectors:
         """word2vec's binary format: a "V D" line, then per word its bytes, a blank and D
         little-endian float32 (word2vec.c ends each with a newline, gensim does not: both read)."""
         with open(path, "rb") as f:
@@ -91,13 +92,13 @@ class WordVectors:
             count = min(count, int(max_words))
         words, rows, pos, width = [], [], end + 1, 4 * dim
         for number in range(1, count + 1):
-            while pos < len(data) and data[pos:pos + 1] in (b"\n", b"\r"):
+            while pos < len(data) and data[pos : pos + 1] in (b"\n", b"\r"):
                 pos += 1
             blank = data.find(b" ", pos)
             if blank < 0 or blank + 1 + width > len(data):
                 raise ValueError(f"vectors file '{path}': truncated at word {number} of {count}")
             words.append(data[pos:blank])
-            rows.append(data[blank + 1:blank + 1 + width])
+            rows.append(data[blank + 1 : blank + 1 + width])
             pos = blank + 1 + width
         if not words:
             raise ValueError(f"vectors file '{path}' has no vectors")
@@ -110,8 +111,10 @@ class WordVectors:
         encoded = [encode_word(w) for w in self.words]
         for w in encoded:
             if not w or any(c in w for c in b" \t\n\r"):
-                raise ValueError(f"words: {decode_word(w)!r} cannot be written: a word in these formats is "
-                                 "non-empty and has no blanks or line breaks")
+                raise ValueError(
+                    f"words: {decode_word(w)!r} cannot be written: a word in these formats is "
+                    "non-empty and has no blanks or line breaks"
+                )
         if binary:
             rows = np.ascontiguousarray(self.vectors, dtype="<f4")
             with atomic_path(path) as tmp:
@@ -120,9 +123,12 @@ class WordVectors:
                     f.write(b"".join(w + b" " + rows[i].tobytes() + b"\n" for i, w in enumerate(encoded)))
             return
         with atomic_path(path) as tmp:
-            _C.glove_write_text_vectors(tmp, encoded,
-                                        np.ascontiguousarray(self.vectors, dtype=np.float64),
-                                        f"{len(self)} {self.dim}" if header else "")
+            _C.glove_write_text_vectors(
+                tmp,
+                encoded,
+                np.ascontiguousarray(self.vectors, dtype=np.float64),
+                f"{len(self)} {self.dim}" if header else "",
+            )
 
     # ---- lookups ----
     def __len__(self) -> int:
@@ -189,7 +195,7 @@ class WordVectors:
         return self._rank(query, skip, topn)
 
     def analogy(self, a, b, c, topn: int = 1):
-        """"a is to b as c is to ?": the word d maximising cos(d, b - a + c) over unit vectors,
+        """ "a is to b as c is to ?": the word d maximising cos(d, b - a + c) over unit vectors,
         a, b and c excluded (3CosAdd, as Stanford's evaluate.py and word2vec do), so
         ``analogy("man", "king", "woman")`` is "queen" when king − man + woman ≈ queen.
         Returns the word for ``topn=1``, else a list of (word, similarity)."""
@@ -199,8 +205,9 @@ class WordVectors:
         ranked = self._rank(u[ib] - u[ia] + u[ic], {ia, ib, ic}, topn)
         return ranked[0][0] if topn == 1 and ranked else ranked
 
-    def evaluate_analogies(self, path, case_insensitive: bool = True, restrict_vocab: int | None = None,
-                           batch_size: int = 256) -> dict:
+    def evaluate_analogies(
+        self, path, case_insensitive: bool = True, restrict_vocab: int | None = None, batch_size: int = 256
+    ) -> dict:
         """Accuracy on an analogy file in the word2vec questions-words format (": section" lines,
         then "a b c d" questions meaning a:b = c:d). A question counts as answered only if all four
         words are among the first ``restrict_vocab`` words (all by default); the prediction is
@@ -240,7 +247,7 @@ class WordVectors:
             correct = 0
             q = np.array(questions, dtype=np.int64).reshape(-1, 4)
             for start in range(0, len(q), batch_size):
-                part = q[start:start + batch_size]
+                part = q[start : start + batch_size]
                 scores = (u[part[:, 1]] - u[part[:, 0]] + u[part[:, 2]]) @ u.T
                 rows = np.arange(len(part))
                 for k in range(3):
@@ -249,18 +256,33 @@ class WordVectors:
             kind = "syntactic" if name.startswith("gram") else "semantic"
             totals[kind][0] += correct
             totals[kind][1] += len(q)
-            report["sections"][name] = {"correct": correct, "total": len(q),
-                                        "accuracy": correct / len(q) if len(q) else None}
+            report["sections"][name] = {
+                "correct": correct,
+                "total": len(q),
+                "accuracy": correct / len(q) if len(q) else None,
+            }
         correct = totals["semantic"][0] + totals["syntactic"][0]
         total = totals["semantic"][1] + totals["syntactic"][1]
-        report.update(correct=correct, total=total, accuracy=correct / total if total else None,
-                      semantic=totals["semantic"][0] / totals["semantic"][1] if totals["semantic"][1] else None,
-                      syntactic=totals["syntactic"][0] / totals["syntactic"][1] if totals["syntactic"][1] else None)
+        report.update(
+            correct=correct,
+            total=total,
+            accuracy=correct / total if total else None,
+            semantic=totals["semantic"][0] / totals["semantic"][1] if totals["semantic"][1] else None,
+            syntactic=totals["syntactic"][0] / totals["syntactic"][1] if totals["syntactic"][1] else None,
+        )
         return report
 
     # ---- pictures ----
-    def plot(self, words: Sequence | None = None, method: str = "tsne", path=None, groups=None,
-             perplexity: float | None = None, seed: int = 0, title: str | None = None):
+    def plot(
+        self,
+        words: Sequence | None = None,
+        method: str = "tsne",
+        path=None,
+        groups=None,
+        perplexity: float | None = None,
+        seed: int = 0,
+        title: str | None = None,
+    ):
         """A 2-D picture of some words' vectors, each point labelled with its word, written as a PNG
         to ``path`` (returns the path) or, without ``path``, returned as a matplotlib Figure.
 
@@ -271,11 +293,13 @@ class WordVectors:
         matplotlib)."""
         try:
             import matplotlib
+
             matplotlib.use("Agg", force=False)
             import matplotlib.pyplot as plt
         except ImportError:
-            raise ImportError("WordVectors.plot needs matplotlib (and scikit-learn for t-SNE): "
-                              "pip install 'seqkernels[plot]'") from None
+            raise ImportError(
+                "WordVectors.plot needs matplotlib (and scikit-learn for t-SNE): pip install 'seqkernels[plot]'"
+            ) from None
         if method not in ("tsne", "pca"):
             raise ValueError(f"method: expected 'tsne' or 'pca', got {method!r}")
         if isinstance(groups, dict):
@@ -304,8 +328,10 @@ class WordVectors:
             try:
                 from sklearn.manifold import TSNE
             except ImportError:
-                raise ImportError("WordVectors.plot(method='tsne') needs scikit-learn: pip install 'seqkernels[plot]' "
-                                  "(or use method='pca')") from None
+                raise ImportError(
+                    "WordVectors.plot(method='tsne') needs scikit-learn: pip install 'seqkernels[plot]' "
+                    "(or use method='pca')"
+                ) from None
             if perplexity is None:
                 perplexity = min(30.0, (len(words) - 1) / 3.0)
             if not 0 < perplexity < len(words):
@@ -315,8 +341,9 @@ class WordVectors:
             # One thread: for the few points of a picture, scikit-learn's OpenMP team only adds
             # waits (measured 27 s against 1 s for 31 points on a busy 2-core machine).
             with threadpool_limits(1):
-                xy = TSNE(n_components=2, perplexity=perplexity, metric="cosine", init="pca", random_state=seed
-                          ).fit_transform(points)
+                xy = TSNE(
+                    n_components=2, perplexity=perplexity, metric="cosine", init="pca", random_state=seed
+                ).fit_transform(points)
         else:
             centred = points - points.mean(axis=0)
             _, _, vt = np.linalg.svd(centred, full_matrices=False)
@@ -328,8 +355,9 @@ class WordVectors:
             pick = [i for i, g in enumerate(labels) if g == name]
             if not pick:
                 continue
-            ax.scatter(xy[pick, 0], xy[pick, 1], s=18, color="0.5" if name is None else colours(k % colours.N),
-                       label=name)
+            ax.scatter(
+                xy[pick, 0], xy[pick, 1], s=18, color="0.5" if name is None else colours(k % colours.N), label=name
+            )
         for (x, y), w in zip(xy, words):
             ax.annotate(w, (x, y), xytext=(3, 3), textcoords="offset points", fontsize=8)
         if names:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
@@ -38,26 +38,32 @@ class Vocabulary:
             seen = set()
             dup = next(w for w in self.words if w in seen or seen.add(w))
             raise ValueError(f"words: '{dup}' appears more than once")
-        self.tokens: int | None = None    # tokens in the corpus it was counted from
+        self.tokens: int | None = None  # tokens in the corpus it was counted from
         self.distinct: int | None = None  # distinct tokens before min_count / max_vocab
 
     # ---- building ----
     @classmethod
-    def from_corpus(cls, corpus, min_count: int = 1, max_vocab: int | None = None, threads: int | None = None,
-                    progress=False) -> "Vocabulary":
+    def from_corpus(
+        cls, corpus, min_count: int = 1, max_vocab: int | None = None, threads: int | None = None, progress=False
+    ) -> Vocabulary:
         """Counts the tokens of ``corpus`` (a path, bytes, or an iterable of lines) as Stanford's
         ``vocab_count -min-count min_count -max-vocab max_vocab`` does; multithreaded.
 
         Raises ValueError if the corpus contains ``<unk>`` (Stanford reserves it) or no tokens."""
         if isinstance(min_count, bool) or not isinstance(min_count, (int, np.integer)) or min_count < 1:
             raise ValueError(f"min_count: expected a positive integer, got {min_count!r}")
-        if max_vocab is not None and (isinstance(max_vocab, bool) or not isinstance(max_vocab, (int, np.integer))
-                                      or max_vocab < 1):
+        if max_vocab is not None and (
+            isinstance(max_vocab, bool) or not isinstance(max_vocab, (int, np.integer)) or max_vocab < 1
+        ):
             raise ValueError(f"max_vocab: expected a positive integer or None (no limit), got {max_vocab!r}")
         source = corpus_argument(corpus)
         words, counts, tokens, distinct = _C.glove_vocab_count(
-            source, int(min_count), int(max_vocab or 0), thread_count(threads),
-            progress=progress_callback(progress, "vocab_count"))
+            source,
+            int(min_count),
+            int(max_vocab or 0),
+            thread_count(threads),
+            progress=progress_callback(progress, "vocab_count"),
+        )
         if tokens == 0:
             raise ValueError("corpus: contains no tokens (only blanks and newlines)")
         vocab = cls(words, counts)
@@ -66,7 +72,7 @@ class Vocabulary:
 
     # ---- vocab.txt ----
     @classmethod
-    def load(cls, path) -> "Vocabulary":
+    def load(cls, path) -> Vocabulary:
         """Reads Stanford's ``vocab.txt`` ("word count" per line). Any line that does not parse, a
         repeated word, ``<unk>`` or an empty file is a ValueError naming the file and line."""
         path = os.fspath(path)

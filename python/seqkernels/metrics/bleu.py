@@ -78,9 +78,9 @@ import math
 import re
 import string
 from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Callable, Iterable, Optional, Sequence
 
 __all__ = ["BLEUScore", "bleu", "sentence_bleu", "tokenize_13a", "TOKENIZERS", "SMOOTH_METHODS"]
 
@@ -314,7 +314,7 @@ def _check_hypotheses(hypotheses: object) -> list[str]:
     return hyps
 
 
-def _check_reference_streams(references: object, n_sentences: int) -> list[list[Optional[str]]]:
+def _check_reference_streams(references: object, n_sentences: int) -> list[list[str | None]]:
     what = f"a list of reference streams ({_STREAMS_HELP})"
     streams = _as_list(references, "references", what)
     if not streams:
@@ -351,7 +351,7 @@ def _check_reference_streams(references: object, n_sentences: int) -> list[list[
 
 def bleu(
     hypotheses: Iterable[str],
-    references: Iterable[Iterable[Optional[str]]],
+    references: Iterable[Iterable[str | None]],
     tokenize: str = "13a",
     smooth: str = "exp",
     lowercase: bool = False,
@@ -397,7 +397,7 @@ def bleu(
 
 def sentence_bleu(
     hypothesis: str,
-    references: Iterable[Optional[str]],
+    references: Iterable[str | None],
     tokenize: str = "13a",
     smooth: str = "exp",
     lowercase: bool = False,

@@ -25,5 +25,13 @@ def load(path):
     return Model.from_file(path)
 
 
-__all__ = ["LanguageModel", "Model", "Seq2Seq", "SequenceClassifier", "SequenceTagger", "TrainingHistory", "Vocab",
-           "load"]
+__all__ = [
+    "LanguageModel",
+    "Model",
+    "Seq2Seq",
+    "SequenceClassifier",
+    "SequenceTagger",
+    "TrainingHistory",
+    "Vocab",
+    "load",
+]

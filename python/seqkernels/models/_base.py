@@ -26,8 +26,16 @@ def check_cell(cell):
 
 
 def make_rnn(cell, input_size, hidden_size, num_layers, dropout, bidirectional, dtype, seed, num_threads=0):
-    return CELLS[check_cell(cell)](input_size, hidden_size, num_layers=num_layers, dropout=dropout,
-                                   bidirectional=bidirectional, dtype=dtype, seed=seed, num_threads=num_threads)
+    return CELLS[check_cell(cell)](
+        input_size,
+        hidden_size,
+        num_layers=num_layers,
+        dropout=dropout,
+        bidirectional=bidirectional,
+        dtype=dtype,
+        seed=seed,
+        num_threads=num_threads,
+    )
 
 
 def check_vocab(vocab, name="vocab"):
@@ -56,12 +64,14 @@ def seeds(seed, n):
     return [int(s) for s in np.random.SeedSequence(seed).generate_state(n)]
 
 
-def decoding_controls(vocab, *, repetition_penalty=1.0, no_repeat_ngram_size=0, bad_words=None,
-                      suppress_tokens=None) -> dict:
+def decoding_controls(
+    vocab, *, repetition_penalty=1.0, no_repeat_ngram_size=0, bad_words=None, suppress_tokens=None
+) -> dict:
     """The keyword arguments of :mod:`seqkernels.search` for the models' decoding controls.
     ``bad_words``: texts, each encoded with ``vocab`` (a one-token text is never generated; a
     longer one never completed), or token-id sequences; ``suppress_tokens``: tokens (str) or ids.
     """
+
     def ids(word, name):
         if isinstance(word, str):
             toks = vocab.encode(word)
@@ -80,8 +90,12 @@ def decoding_controls(vocab, *, repetition_penalty=1.0, no_repeat_ngram_size=0, 
         for i, t in enumerate(suppress_tokens):
             suppress += ids(t, f"suppress_tokens[{i}]") if isinstance(t, str) else [t]
     words = None if bad_words is None else [ids(w, f"bad_words[{i}]") for i, w in enumerate(bad_words)]
-    return dict(repetition_penalty=repetition_penalty, no_repeat_ngram_size=no_repeat_ngram_size,
-                bad_words=words, suppress_tokens=suppress)
+    return dict(
+        repetition_penalty=repetition_penalty,
+        no_repeat_ngram_size=no_repeat_ngram_size,
+        bad_words=words,
+        suppress_tokens=suppress,
+    )
 
 
 def pad(seqs, pad_value=0, dtype=np.int64):
@@ -99,7 +113,7 @@ def pad(seqs, pad_value=0, dtype=np.int64):
 def batches(n, batch_size, rng=None):
     """Index batches over ``range(n)``, shuffled when ``rng`` is given."""
     order = rng.permutation(n) if rng is not None else np.arange(n)
-    return [order[i: i + batch_size] for i in range(0, n, batch_size)]
+    return [order[i : i + batch_size] for i in range(0, n, batch_size)]
 
 
 @contextmanager
@@ -201,8 +215,9 @@ def _train_epoch(model, bar, *, train_step, optimizer, clip, hist, max_seconds) 
         model.train()
         loss, n = train_step(batch)
         if not math.isfinite(loss):
-            raise FloatingPointError(f"training loss became {loss} at step {len(hist.step_loss)}; "
-                                     "lower the learning rate or clip gradients")
+            raise FloatingPointError(
+                f"training loss became {loss} at step {len(hist.step_loss)}; lower the learning rate or clip gradients"
+            )
         norm = nn.clip_grad_norm(model, clip) if clip is not None else 0.0
         if math.isfinite(norm):
             optimizer.step()
@@ -214,15 +229,29 @@ def _train_epoch(model, bar, *, train_step, optimizer, clip, hist, max_seconds) 
         hist.tokens += n
         hist.step_loss.append(loss)
         hist.step_tokens.append(hist.tokens)
-        bar.set_postfix_str(f"loss={ep_loss / max(ep_tokens, 1):.3f}, "
-                            f"tok/s={hist.tokens / max(hist.seconds, 1e-9):,.0f}", refresh=False)
+        bar.set_postfix_str(
+            f"loss={ep_loss / max(ep_tokens, 1):.3f}, tok/s={hist.tokens / max(hist.seconds, 1e-9):,.0f}", refresh=False
+        )
         if max_seconds is not None and hist.seconds >= max_seconds:
             return ep_loss / max(ep_tokens, 1), True
     return ep_loss / max(ep_tokens, 1), False
 
 
-def fit_loop(model, *, make_batches, train_step, epochs, optimizer, clip, validate=None, checkpoint=None,
-             progress=True, max_seconds=None, desc="train", restore_best=False) -> TrainingHistory:
+def fit_loop(
+    model,
+    *,
+    make_batches,
+    train_step,
+    epochs,
+    optimizer,
+    clip,
+    validate=None,
+    checkpoint=None,
+    progress=True,
+    max_seconds=None,
+    desc="train",
+    restore_best=False,
+) -> TrainingHistory:
     """Run ``epochs`` passes (or until ``max_seconds`` of training time).
 
     make_batches(epoch) -> list of batches; train_step(batch) -> (mean loss, tokens) after the
@@ -243,11 +272,25 @@ def fit_loop(model, *, make_batches, train_step, epochs, optimizer, clip, valida
     try:
         with single_threaded_blas():  # NumPy's BLAS threads would fight the kernels' OpenMP team
             for epoch in range(epochs):
-                bar = tqdm(make_batches(epoch), desc=f"{desc} epoch {epoch + 1}/{epochs}", disable=not progress,
-                           unit="batch", leave=True, dynamic_ncols=True, mininterval=0.5)
+                bar = tqdm(
+                    make_batches(epoch),
+                    desc=f"{desc} epoch {epoch + 1}/{epochs}",
+                    disable=not progress,
+                    unit="batch",
+                    leave=True,
+                    dynamic_ncols=True,
+                    mininterval=0.5,
+                )
                 try:
-                    train_loss, out_of_time = _train_epoch(model, bar, train_step=train_step, optimizer=optimizer,
-                                                           clip=clip, hist=hist, max_seconds=max_seconds)
+                    train_loss, out_of_time = _train_epoch(
+                        model,
+                        bar,
+                        train_step=train_step,
+                        optimizer=optimizer,
+                        clip=clip,
+                        hist=hist,
+                        max_seconds=max_seconds,
+                    )
                 finally:
                     bar.close()
                 hist.train_loss.append(train_loss)
@@ -259,8 +302,10 @@ def fit_loop(model, *, make_batches, train_step, epochs, optimizer, clip, valida
                     best = min(best, val)
                     hist.best_val_loss = best
                     if progress:
-                        tqdm.write(f"{desc} epoch {epoch + 1}: train loss {train_loss:.4f}, "
-                                   f"validation loss {val:.4f}" + (" (best)" if improved else ""))
+                        tqdm.write(
+                            f"{desc} epoch {epoch + 1}: train loss {train_loss:.4f}, "
+                            f"validation loss {val:.4f}" + (" (best)" if improved else "")
+                        )
                     if improved and restore_best:
                         best_state = model.state_dict()
                 if checkpoint is not None and improved:

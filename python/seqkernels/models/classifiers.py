@@ -45,9 +45,27 @@ class _Encoder(Model):
     """Embedding -> Dropout -> encoder, shared by the classifier and the tagger (whose encoder is
     always recurrent)."""
 
-    def __init__(self, vocab, labels, *, cell, embedding_dim, hidden_size, num_layers, bidirectional, dropout,
-                 word_vectors, freeze_embeddings, dtype, seed, label_name, num_threads, encoder="rnn",
-                 filter_sizes=(3, 4, 5), num_filters=100):
+    def __init__(
+        self,
+        vocab,
+        labels,
+        *,
+        cell,
+        embedding_dim,
+        hidden_size,
+        num_layers,
+        bidirectional,
+        dropout,
+        word_vectors,
+        freeze_embeddings,
+        dtype,
+        seed,
+        label_name,
+        num_threads,
+        encoder="rnn",
+        filter_sizes=(3, 4, 5),
+        num_filters=100,
+    ):
         super().__init__()
         self.vocab = check_vocab(vocab)
         self.labels = _labels(labels, label_name)
@@ -62,20 +80,40 @@ class _Encoder(Model):
         self.seed = seed
         s = seeds(seed, 5)
         if word_vectors is not None:
-            self.embedding = nn.Embedding.from_word_vectors(word_vectors, vocab, freeze=self.freeze_embeddings,
-                                                            padding_idx=vocab.pad_id, dtype=self.dtype, seed=s[0])
+            self.embedding = nn.Embedding.from_word_vectors(
+                word_vectors,
+                vocab,
+                freeze=self.freeze_embeddings,
+                padding_idx=vocab.pad_id,
+                dtype=self.dtype,
+                seed=s[0],
+            )
         else:
-            self.embedding = nn.Embedding(len(vocab), check_int(embedding_dim, "embedding_dim"),
-                                          padding_idx=vocab.pad_id, freeze=self.freeze_embeddings,
-                                          dtype=self.dtype, seed=s[0])
+            self.embedding = nn.Embedding(
+                len(vocab),
+                check_int(embedding_dim, "embedding_dim"),
+                padding_idx=vocab.pad_id,
+                freeze=self.freeze_embeddings,
+                dtype=self.dtype,
+                seed=s[0],
+            )
         self.embedding_dim = self.embedding.embedding_dim
         self.drop_in = nn.Dropout(self.dropout, seed=s[1])
         if encoder not in ENCODERS:
             raise ValueError(f"encoder must be one of {list(ENCODERS)}, got {encoder!r}")
         self.encoder = encoder
         if encoder == "rnn":
-            self.rnn = make_rnn(cell, self.embedding_dim, self.hidden_size, self.num_layers, self.dropout,
-                                self.bidirectional, self.dtype, s[2], num_threads)
+            self.rnn = make_rnn(
+                cell,
+                self.embedding_dim,
+                self.hidden_size,
+                self.num_layers,
+                self.dropout,
+                self.bidirectional,
+                self.dtype,
+                s[2],
+                num_threads,
+            )
             features = (2 if self.bidirectional else 1) * self.hidden_size
         elif encoder == "cnn":
             self.cnn = nn.TextCNN(self.embedding_dim, filter_sizes, num_filters, dtype=self.dtype, seed=s[2])
@@ -86,10 +124,19 @@ class _Encoder(Model):
         self.head = nn.Linear(features, len(self.labels), dtype=self.dtype, seed=s[4])
 
     def _config(self):
-        return {"vocab": self.vocab.to_dict(), "labels": self.labels, "cell": self.cell,
-                "embedding_dim": self.embedding_dim, "hidden_size": self.hidden_size, "num_layers": self.num_layers,
-                "bidirectional": self.bidirectional, "dropout": self.dropout,
-                "freeze_embeddings": self.freeze_embeddings, "dtype": self.dtype.name, "seed": self.seed}
+        return {
+            "vocab": self.vocab.to_dict(),
+            "labels": self.labels,
+            "cell": self.cell,
+            "embedding_dim": self.embedding_dim,
+            "hidden_size": self.hidden_size,
+            "num_layers": self.num_layers,
+            "bidirectional": self.bidirectional,
+            "dropout": self.dropout,
+            "freeze_embeddings": self.freeze_embeddings,
+            "dtype": self.dtype.name,
+            "seed": self.seed,
+        }
 
     @classmethod
     def _from_config(cls, c):
@@ -112,17 +159,44 @@ class _Encoder(Model):
         except KeyError as e:
             raise ValueError(f"{name}: unknown label {e.args[0]!r}; known labels are {self.labels}") from None
 
-    def _fit(self, n, make_batch, val_fn, *, epochs, batch_size, lr, optimizer, clip, max_seconds, checkpoint,
-             progress, seed, desc, restore_best):
+    def _fit(
+        self,
+        n,
+        make_batch,
+        val_fn,
+        *,
+        epochs,
+        batch_size,
+        lr,
+        optimizer,
+        clip,
+        max_seconds,
+        checkpoint,
+        progress,
+        seed,
+        desc,
+        restore_best,
+    ):
         epochs = check_int(epochs, "epochs")
         batch_size = check_int(batch_size, "batch_size")
         clip = check_real(clip, "clip", 0.0, strict=True, allow_none=True)
         max_seconds = check_real(max_seconds, "max_seconds", 0.0, strict=True, allow_none=True)
         opt = make_optimizer(self, optimizer, lr)
         rng = np.random.default_rng(seed)
-        return fit_loop(self, make_batches=lambda epoch: batches(n, batch_size, rng), train_step=make_batch,
-                        epochs=epochs, optimizer=opt, clip=clip, validate=val_fn, checkpoint=checkpoint,
-                        progress=progress, max_seconds=max_seconds, desc=desc, restore_best=restore_best)
+        return fit_loop(
+            self,
+            make_batches=lambda epoch: batches(n, batch_size, rng),
+            train_step=make_batch,
+            epochs=epochs,
+            optimizer=opt,
+            clip=clip,
+            validate=val_fn,
+            checkpoint=checkpoint,
+            progress=progress,
+            max_seconds=max_seconds,
+            desc=desc,
+            restore_best=restore_best,
+        )
 
 
 @register
@@ -142,14 +216,45 @@ class SequenceClassifier(_Encoder):
     ``num_threads`` goes to the recurrent layer (0: the OpenMP default).
     """
 
-    def __init__(self, vocab: Vocab, labels, *, cell="lstm", embedding_dim=64, hidden_size=64, num_layers=1,
-                 bidirectional=True, dropout=0.0, word_vectors=None, freeze_embeddings=False, dtype=np.float32,
-                 seed=0, num_threads=0, encoder="rnn", filter_sizes=(3, 4, 5), num_filters=100):
-        super().__init__(vocab, labels, cell=cell, embedding_dim=embedding_dim, hidden_size=hidden_size,
-                         num_layers=num_layers, bidirectional=bidirectional, dropout=dropout,
-                         word_vectors=word_vectors, freeze_embeddings=freeze_embeddings, dtype=dtype, seed=seed,
-                         label_name="labels", num_threads=num_threads, encoder=encoder,
-                         filter_sizes=filter_sizes, num_filters=num_filters)
+    def __init__(
+        self,
+        vocab: Vocab,
+        labels,
+        *,
+        cell="lstm",
+        embedding_dim=64,
+        hidden_size=64,
+        num_layers=1,
+        bidirectional=True,
+        dropout=0.0,
+        word_vectors=None,
+        freeze_embeddings=False,
+        dtype=np.float32,
+        seed=0,
+        num_threads=0,
+        encoder="rnn",
+        filter_sizes=(3, 4, 5),
+        num_filters=100,
+    ):
+        super().__init__(
+            vocab,
+            labels,
+            cell=cell,
+            embedding_dim=embedding_dim,
+            hidden_size=hidden_size,
+            num_layers=num_layers,
+            bidirectional=bidirectional,
+            dropout=dropout,
+            word_vectors=word_vectors,
+            freeze_embeddings=freeze_embeddings,
+            dtype=dtype,
+            seed=seed,
+            label_name="labels",
+            num_threads=num_threads,
+            encoder=encoder,
+            filter_sizes=filter_sizes,
+            num_filters=num_filters,
+        )
 
     def _config(self):
         config = super()._config()
@@ -164,14 +269,14 @@ class SequenceClassifier(_Encoder):
         if self.encoder == "cnn":
             feats = self.cnn(x, lengths)
         elif self.encoder == "mean":
-            weights = (np.arange(x.shape[0])[:, None] < lengths[None, :]) / lengths[None, :]    # (T, B)
+            weights = (np.arange(x.shape[0])[:, None] < lengths[None, :]) / lengths[None, :]  # (T, B)
             self._weights = weights.astype(self.dtype)[:, :, None]
             feats = (x * self._weights).sum(axis=0)
         else:
             D = 2 if self.bidirectional else 1
             y, h = self.rnn(x, None, lengths)
             h_n = h[0] if isinstance(h, tuple) else h
-            feats = np.concatenate(list(h_n[-D:]), axis=1)            # (B, D*H): [forward, reverse]
+            feats = np.concatenate(list(h_n[-D:]), axis=1)  # (B, D*H): [forward, reverse]
             self._shapes = (y.shape, h_n.shape)
         return self.head(self.drop_out(feats))
 
@@ -190,7 +295,7 @@ class SequenceClassifier(_Encoder):
         D, H = (2 if self.bidirectional else 1), self.hidden_size
         dh_n = np.zeros(h_shape, dtype=self.dtype)
         for d in range(D):
-            dh_n[h_shape[0] - D + d] = dfeats[:, d * H:(d + 1) * H]
+            dh_n[h_shape[0] - D + d] = dfeats[:, d * H : (d + 1) * H]
         dhx = (dh_n, None) if self.cell == "lstm" else dh_n
         dx, _ = self.rnn.backward(np.zeros(y_shape, dtype=self.dtype), dhx)
         return dx
@@ -203,8 +308,23 @@ class SequenceClassifier(_Encoder):
         self.backward(dlogits)
         return loss, len(texts)
 
-    def fit(self, texts, labels, *, val=None, epochs=5, batch_size=32, lr=2e-3, optimizer="adam", clip=5.0,
-            max_seconds=None, checkpoint=None, progress=True, seed=0, restore_best=False):
+    def fit(
+        self,
+        texts,
+        labels,
+        *,
+        val=None,
+        epochs=5,
+        batch_size=32,
+        lr=2e-3,
+        optimizer="adam",
+        clip=5.0,
+        max_seconds=None,
+        checkpoint=None,
+        progress=True,
+        seed=0,
+        restore_best=False,
+    ):
         """Train on ``texts`` (str or token lists) with one label each. ``val``: ``(texts, labels)``
         evaluated after each epoch (mean loss). Other arguments as in :meth:`LanguageModel.fit`.
         Returns the :class:`TrainingHistory` (``tokens`` count sequences here)."""
@@ -213,10 +333,22 @@ class SequenceClassifier(_Encoder):
             raise ValueError(f"labels: {len(labels)} labels for {len(texts)} texts")
         self._label_ids(labels)
         val_fn = None if val is None else (lambda: self.evaluate(*val)["loss"])
-        return self._fit(len(texts), lambda idx: self.loss([texts[i] for i in idx], [labels[i] for i in idx]),
-                         val_fn, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, clip=clip,
-                         max_seconds=max_seconds, checkpoint=checkpoint, progress=progress, seed=seed,
-                         desc="classifier", restore_best=restore_best)
+        return self._fit(
+            len(texts),
+            lambda idx: self.loss([texts[i] for i in idx], [labels[i] for i in idx]),
+            val_fn,
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            optimizer=optimizer,
+            clip=clip,
+            max_seconds=max_seconds,
+            checkpoint=checkpoint,
+            progress=progress,
+            seed=seed,
+            desc="classifier",
+            restore_best=restore_best,
+        )
 
     def predict_proba(self, texts, batch_size=256) -> np.ndarray:
         """Class probabilities ``(N, num_labels)`` in the order of ``labels``."""
@@ -224,7 +356,7 @@ class SequenceClassifier(_Encoder):
         out = []
         with evaluating(self):
             for i in range(0, len(seqs), batch_size):
-                ids, lengths = pad(seqs[i: i + batch_size], self.vocab.pad_id)
+                ids, lengths = pad(seqs[i : i + batch_size], self.vocab.pad_id)
                 out.append(np.exp(nn.log_softmax(self.forward(ids, lengths).astype(np.float64))))
         return np.concatenate(out) if out else np.zeros((0, len(self.labels)))
 
@@ -238,8 +370,10 @@ class SequenceClassifier(_Encoder):
         y = np.asarray(self._label_ids(list(labels)))
         if len(y) != len(p):
             raise ValueError(f"labels: {len(y)} labels for {len(p)} texts")
-        return {"loss": float(-np.log(np.maximum(p[np.arange(len(y)), y], 1e-300)).mean()),
-                "accuracy": float((p.argmax(axis=1) == y).mean())}
+        return {
+            "loss": float(-np.log(np.maximum(p[np.arange(len(y)), y], 1e-300)).mean()),
+            "accuracy": float((p.argmax(axis=1) == y).mean()),
+        }
 
     def accuracy(self, texts, labels) -> float:
         return self.evaluate(texts, labels)["accuracy"]
@@ -250,13 +384,39 @@ class SequenceTagger(_Encoder):
     """One tag per token (e.g. named-entity tags): ``Embedding -> bidirectional LSTM/GRU/RNN ->
     Linear`` at every step. Constructor as :class:`SequenceClassifier`, with ``tags`` as the labels."""
 
-    def __init__(self, vocab: Vocab, tags, *, cell="lstm", embedding_dim=64, hidden_size=64, num_layers=1,
-                 bidirectional=True, dropout=0.0, word_vectors=None, freeze_embeddings=False, dtype=np.float32,
-                 seed=0, num_threads=0):
-        super().__init__(vocab, tags, cell=cell, embedding_dim=embedding_dim, hidden_size=hidden_size,
-                         num_layers=num_layers, bidirectional=bidirectional, dropout=dropout,
-                         word_vectors=word_vectors, freeze_embeddings=freeze_embeddings, dtype=dtype, seed=seed,
-                         label_name="tags", num_threads=num_threads)
+    def __init__(
+        self,
+        vocab: Vocab,
+        tags,
+        *,
+        cell="lstm",
+        embedding_dim=64,
+        hidden_size=64,
+        num_layers=1,
+        bidirectional=True,
+        dropout=0.0,
+        word_vectors=None,
+        freeze_embeddings=False,
+        dtype=np.float32,
+        seed=0,
+        num_threads=0,
+    ):
+        super().__init__(
+            vocab,
+            tags,
+            cell=cell,
+            embedding_dim=embedding_dim,
+            hidden_size=hidden_size,
+            num_layers=num_layers,
+            bidirectional=bidirectional,
+            dropout=dropout,
+            word_vectors=word_vectors,
+            freeze_embeddings=freeze_embeddings,
+            dtype=dtype,
+            seed=seed,
+            label_name="tags",
+            num_threads=num_threads,
+        )
 
     @property
     def tags(self):
@@ -290,8 +450,23 @@ class SequenceTagger(_Encoder):
         self.backward(dlogits)
         return loss, int(lengths.sum())
 
-    def fit(self, sentences, tags, *, val=None, epochs=5, batch_size=32, lr=2e-3, optimizer="adam", clip=5.0,
-            max_seconds=None, checkpoint=None, progress=True, seed=0, restore_best=False):
+    def fit(
+        self,
+        sentences,
+        tags,
+        *,
+        val=None,
+        epochs=5,
+        batch_size=32,
+        lr=2e-3,
+        optimizer="adam",
+        clip=5.0,
+        max_seconds=None,
+        checkpoint=None,
+        progress=True,
+        seed=0,
+        restore_best=False,
+    ):
         """Train on ``sentences`` (str or token lists) with a list of tags each (one per token).
         ``val``: ``(sentences, tags)``. Returns the :class:`TrainingHistory`."""
         sentences, tags = list(sentences), [list(t) for t in tags]
@@ -299,16 +474,27 @@ class SequenceTagger(_Encoder):
             raise ValueError(f"tags: {len(tags)} tag sequences for {len(sentences)} sentences")
         self._targets(self._encode(sentences, "sentences"), tags)  # check everything before training
         val_fn = None if val is None else (lambda: self.evaluate(*val)["loss"])
-        return self._fit(len(sentences),
-                         lambda idx: self.loss([sentences[i] for i in idx], [tags[i] for i in idx]),
-                         val_fn, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, clip=clip,
-                         max_seconds=max_seconds, checkpoint=checkpoint, progress=progress, seed=seed,
-                         desc="tagger", restore_best=restore_best)
+        return self._fit(
+            len(sentences),
+            lambda idx: self.loss([sentences[i] for i in idx], [tags[i] for i in idx]),
+            val_fn,
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            optimizer=optimizer,
+            clip=clip,
+            max_seconds=max_seconds,
+            checkpoint=checkpoint,
+            progress=progress,
+            seed=seed,
+            desc="tagger",
+            restore_best=restore_best,
+        )
 
     def _log_probs(self, seqs, batch_size=256):
         with evaluating(self):
             for i in range(0, len(seqs), batch_size):
-                chunk = seqs[i: i + batch_size]
+                chunk = seqs[i : i + batch_size]
                 ids, lengths = pad(chunk, self.vocab.pad_id)
                 lp = nn.log_softmax(self.forward(ids, lengths).astype(np.float64))
                 for b, n in enumerate(lengths):
@@ -316,8 +502,9 @@ class SequenceTagger(_Encoder):
 
     def predict(self, sentences) -> list[list]:
         """The most likely tag of every token, one list per sentence."""
-        return [[self.labels[i] for i in lp.argmax(axis=1)] for lp in self._log_probs(self._encode(sentences,
-                                                                                                   "sentences"))]
+        return [
+            [self.labels[i] for i in lp.argmax(axis=1)] for lp in self._log_probs(self._encode(sentences, "sentences"))
+        ]
 
     def evaluate(self, sentences, tags) -> dict:
         """``loss`` (mean cross-entropy per token) and token ``accuracy``."""

@@ -11,12 +11,15 @@ import time
 
 import numpy as np
 
+
 def device_line():
     from .. import build_info, cuda_available, cuda_device_name
 
     info = build_info()
-    line = (f"CPU, {info.get('openmp_threads', '?')} OpenMP threads, {info.get('blas', 'BLAS')} "
-            f"({info.get('cpu_capability', '?')} kernels)")
+    line = (
+        f"CPU, {info.get('openmp_threads', '?')} OpenMP threads, {info.get('blas', 'BLAS')} "
+        f"({info.get('cpu_capability', '?')} kernels)"
+    )
     if cuda_available():
         line += f"; CUDA device {cuda_device_name()} found, but the models train on the CPU"
     return line
@@ -65,15 +68,30 @@ def train_and_report(lm, train, val, args, out, train_tokens):
         if ms:
             times = ", ".join(f"{n}: {v:.0f} ms/step" for n, v in sorted(ms.items(), reverse=True))
             out(f"threads: {lm.rnn.num_threads} ({times}; --threads N to fix)")
-    hist = lm.fit(train, val_texts=val, epochs=args.epochs, batch_size=args.batch_size, bptt=args.bptt,
-                  optimizer=opt, clip=args.clip, max_seconds=args.seconds, checkpoint=args.checkpoint,
-                  progress=not args.no_progress, seed=args.seed, restore_best=True)
-    out(f"trained {hist['seconds']:.1f} s: {_fmt_count(hist['tokens'])} tokens "
+    hist = lm.fit(
+        train,
+        val_texts=val,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        bptt=args.bptt,
+        optimizer=opt,
+        clip=args.clip,
+        max_seconds=args.seconds,
+        checkpoint=args.checkpoint,
+        progress=not args.no_progress,
+        seed=args.seed,
+        restore_best=True,
+    )
+    out(
+        f"trained {hist['seconds']:.1f} s: {_fmt_count(hist['tokens'])} tokens "
         f"({hist['tokens'] / max(1, train_tokens):.2f} epochs) at {hist['tokens_per_s']:,.0f} tokens/s"
-        + (" (stopped by the time budget)" if hist["stopped"] == "time" else ""))
+        + (" (stopped by the time budget)" if hist["stopped"] == "time" else "")
+    )
     if hist["restored_best"]:
-        out(f"kept the parameters of the best validation epoch ({1 + int(np.argmin(hist['val_loss']))} of "
-            f"{len(hist['val_loss'])})")
+        out(
+            f"kept the parameters of the best validation epoch ({1 + int(np.argmin(hist['val_loss']))} of "
+            f"{len(hist['val_loss'])})"
+        )
     return hist
 
 
@@ -86,9 +104,8 @@ def show_outputs(lm, args, out, prompts):
         t0 = time.perf_counter()
         beams = lm.beam_search(prompts, beam_size=args.beam_size, max_len=80)
         greedy = lm.greedy(prompts, max_len=80)
-        out(f"\nbeam search (beam {args.beam_size}, length penalty 0.7) vs greedy, "
-            f"{time.perf_counter() - t0:.2f} s:")
-        for p, b, g in zip(prompts, beams, greedy):
+        out(f"\nbeam search (beam {args.beam_size}, length penalty 0.7) vs greedy, {time.perf_counter() - t0:.2f} s:")
+        for _p, b, g in zip(prompts, beams, greedy):
             out(f"  beam   | {b}")
             out(f"  greedy | {g}")
         n = args.no_repeat_ngram
@@ -96,9 +113,11 @@ def show_outputs(lm, args, out, prompts):
             t0 = time.perf_counter()
             beams = lm.beam_search(prompts, beam_size=args.beam_size, max_len=80, no_repeat_ngram_size=n)
             greedy = lm.greedy(prompts, max_len=80, no_repeat_ngram_size=n)
-            out(f"\nthe same with n-gram blocking (no {n}-character string generated twice), "
-                f"{time.perf_counter() - t0:.2f} s:")
-            for p, b, g in zip(prompts, beams, greedy):
+            out(
+                f"\nthe same with n-gram blocking (no {n}-character string generated twice), "
+                f"{time.perf_counter() - t0:.2f} s:"
+            )
+            for _p, b, g in zip(prompts, beams, greedy):
                 out(f"  beam   | {b}")
                 out(f"  greedy | {g}")
         _show_diverse_and_sampled(lm, args, out, prompts)
@@ -109,10 +128,18 @@ def _show_diverse_and_sampled(lm, args, out, prompts):
     G, k = getattr(args, "beam_groups", 1), getattr(args, "sampling_topk", 1)
     if G > 1:
         plain = lm.beam_search(prompts[0], beam_size=args.beam_size, max_len=80, n_best=args.beam_size)
-        diverse = lm.beam_search(prompts[0], beam_size=args.beam_size, max_len=80, n_best=args.beam_size,
-                                 num_beam_groups=G, diversity_penalty=args.diversity_penalty)
-        out(f"\nall {args.beam_size} completions of the first prompt, beam search vs diverse beam search "
-            f"({G} groups, diversity penalty {args.diversity_penalty}):")
+        diverse = lm.beam_search(
+            prompts[0],
+            beam_size=args.beam_size,
+            max_len=80,
+            n_best=args.beam_size,
+            num_beam_groups=G,
+            diversity_penalty=args.diversity_penalty,
+        )
+        out(
+            f"\nall {args.beam_size} completions of the first prompt, beam search vs diverse beam search "
+            f"({G} groups, diversity penalty {args.diversity_penalty}):"
+        )
         for b, d in zip(plain, diverse):
             out(f"  beam    | {b}")
             out(f"  diverse | {d}")
@@ -139,7 +166,7 @@ def _plot(hist, before, path, out):
     k = max(1, len(bits) // 50)
     if k > 1:
         smooth = np.convolve(bits, np.ones(k) / k, mode="valid")
-        ax.plot(tokens[k - 1:], smooth, lw=2, label=f"training, mean of {k}")
+        ax.plot(tokens[k - 1 :], smooth, lw=2, label=f"training, mean of {k}")
     ax.axhline(before, color="gray", ls=":", label="validation before training")
     if hist["val_loss"]:
         ax.axhline(hist["val_loss"][-1] / math.log(2), color="black", ls="--", label="validation after")
@@ -153,7 +180,6 @@ def _plot(hist, before, path, out):
     out(f"loss curve: {path}")
 
 
-
 def run_demo(args, out=print) -> int:
     from .. import __version__
     from .cli import DEMO_DEFAULTS, QUICK
@@ -165,18 +191,27 @@ def run_demo(args, out=print) -> int:
             if getattr(args, k) == DEMO_DEFAULTS[k]:  # explicit options still win
                 setattr(args, k, QUICK[k])
     t_start = time.perf_counter()
-    out(f"seqkernels {__version__} demo: character-level {args.cell.upper()} language model on Python's help "
-        "topics")
+    out(f"seqkernels {__version__} demo: character-level {args.cell.upper()} language model on Python's help topics")
     out(f"device: {device_line()}")
     train, val = _split_topics(pydoc_lines())
     if args.quick:
         train, val = _take_chars(train, QUICK["train_chars"]), _take_chars(val, QUICK["val_chars"])
     vocab = Vocab.build(train, "char")
-    lm = LanguageModel(vocab, cell=args.cell, embedding_dim=args.embedding_dim, hidden_size=args.hidden_size,
-                       num_layers=args.layers, dropout=args.dropout, seed=args.seed, num_threads=args.threads)
+    lm = LanguageModel(
+        vocab,
+        cell=args.cell,
+        embedding_dim=args.embedding_dim,
+        hidden_size=args.hidden_size,
+        num_layers=args.layers,
+        dropout=args.dropout,
+        seed=args.seed,
+        num_threads=args.threads,
+    )
     train_tokens = sum(len(s) + 1 for s in train)
-    out(f"text: {_fmt_count(train_tokens)} characters for training, {_fmt_count(sum(len(s) + 1 for s in val))} "
-        f"held out (every 8th topic); {len(vocab)} symbols")
+    out(
+        f"text: {_fmt_count(train_tokens)} characters for training, {_fmt_count(sum(len(s) + 1 for s in val))} "
+        f"held out (every 8th topic); {len(vocab)} symbols"
+    )
     out(f"model: {lm!r}")
     before = lm.evaluate(val)["bits_per_char"]
     out(f"bits per character on held-out topics before training: {before:.3f}")

@@ -55,8 +55,19 @@ class LanguageModel(Model):
     goes to the recurrent layers (0: the OpenMP default; 1 suits small models and busy machines).
     """
 
-    def __init__(self, vocab: Vocab, *, cell="lstm", embedding_dim=64, hidden_size=256, num_layers=1, dropout=0.0,
-                 dtype=np.float32, seed=0, num_threads=0):
+    def __init__(
+        self,
+        vocab: Vocab,
+        *,
+        cell="lstm",
+        embedding_dim=64,
+        hidden_size=256,
+        num_layers=1,
+        dropout=0.0,
+        dtype=np.float32,
+        seed=0,
+        num_threads=0,
+    ):
         super().__init__()
         self.vocab = check_vocab(vocab)
         self.cell = check_cell(cell)
@@ -70,16 +81,32 @@ class LanguageModel(Model):
         V = len(vocab)
         self.embedding = nn.Embedding(V, self.embedding_dim, padding_idx=vocab.pad_id, dtype=self.dtype, seed=s[0])
         self.drop_in = nn.Dropout(self.dropout, seed=s[1])
-        self.rnn = make_rnn(cell, self.embedding_dim, self.hidden_size, self.num_layers, self.dropout, False,
-                            self.dtype, s[2], num_threads)
+        self.rnn = make_rnn(
+            cell,
+            self.embedding_dim,
+            self.hidden_size,
+            self.num_layers,
+            self.dropout,
+            False,
+            self.dtype,
+            s[2],
+            num_threads,
+        )
         self.drop_out = nn.Dropout(self.dropout, seed=s[3])
         self.head = nn.Linear(self.hidden_size, V, dtype=self.dtype, seed=s[4])
 
     # ---- configuration ------------------------------------------------------------------------
     def _config(self):
-        return {"vocab": self.vocab.to_dict(), "cell": self.cell, "embedding_dim": self.embedding_dim,
-                "hidden_size": self.hidden_size, "num_layers": self.num_layers, "dropout": self.dropout,
-                "dtype": self.dtype.name, "seed": self.seed}
+        return {
+            "vocab": self.vocab.to_dict(),
+            "cell": self.cell,
+            "embedding_dim": self.embedding_dim,
+            "hidden_size": self.hidden_size,
+            "num_layers": self.num_layers,
+            "dropout": self.dropout,
+            "dtype": self.dtype.name,
+            "seed": self.seed,
+        }
 
     @classmethod
     def _from_config(cls, c):
@@ -87,9 +114,11 @@ class LanguageModel(Model):
         return cls(Vocab.from_dict(c.pop("vocab")), **c)
 
     def __repr__(self):
-        return (f"LanguageModel({self.vocab.level}-level, V={len(self.vocab)}, {self.cell.upper()} "
-                f"{self.num_layers}x{self.hidden_size}, embedding {self.embedding_dim}, dropout {self.dropout}, "
-                f"{self.num_parameters():,} parameters)")
+        return (
+            f"LanguageModel({self.vocab.level}-level, V={len(self.vocab)}, {self.cell.upper()} "
+            f"{self.num_layers}x{self.hidden_size}, embedding {self.embedding_dim}, dropout {self.dropout}, "
+            f"{self.num_parameters():,} parameters)"
+        )
 
     # ---- forward / backward -------------------------------------------------------------------
     def forward(self, ids, hx=None, lengths=None):
@@ -128,7 +157,7 @@ class LanguageModel(Model):
         n = (len(s) - 1) // batch_size
         if n < 1:
             raise ValueError(f"texts: {len(stream)} tokens are too few for batch_size={batch_size}")
-        return s[: batch_size * n].reshape(batch_size, n), s[1: batch_size * n + 1].reshape(batch_size, n)
+        return s[: batch_size * n].reshape(batch_size, n), s[1 : batch_size * n + 1].reshape(batch_size, n)
 
     # ---- training -----------------------------------------------------------------------------
     def tune_threads(self, texts, *, optimizer, batch_size=32, bptt=64, clip=1.0, steps=6) -> dict:
@@ -150,8 +179,10 @@ class LanguageModel(Model):
         if cores < 2:
             return {}
         x, y = self._rows(self.encode_stream(texts), batch_size)
-        windows = [(np.ascontiguousarray(x[:, i: i + bptt].T), np.ascontiguousarray(y[:, i: i + bptt].T))
-                   for i in range(0, x.shape[1] - bptt, bptt)][: steps + 1]
+        windows = [
+            (np.ascontiguousarray(x[:, i : i + bptt].T), np.ascontiguousarray(y[:, i : i + bptt].T))
+            for i in range(0, x.shape[1] - bptt, bptt)
+        ][: steps + 1]
         if len(windows) < steps + 1:
             return {}
         times = {cores: [], 1: []}
@@ -170,8 +201,23 @@ class LanguageModel(Model):
         self.rnn.num_threads = min(ms, key=ms.get)
         return ms
 
-    def fit(self, texts, *, val_texts=None, epochs=1, batch_size=32, bptt=64, lr=2e-3, optimizer="adam", clip=1.0,
-            max_seconds=None, checkpoint=None, progress=True, seed=0, restore_best=False):
+    def fit(
+        self,
+        texts,
+        *,
+        val_texts=None,
+        epochs=1,
+        batch_size=32,
+        bptt=64,
+        lr=2e-3,
+        optimizer="adam",
+        clip=1.0,
+        max_seconds=None,
+        checkpoint=None,
+        progress=True,
+        seed=0,
+        restore_best=False,
+    ):
         """Train on ``texts`` (a str, split into lines, or a list of lines/documents).
 
         epochs / max_seconds: stop after ``epochs`` passes or ``max_seconds`` of training time,
@@ -197,7 +243,7 @@ class LanguageModel(Model):
             offset = int(rng.integers(0, min(bptt, max(1, len(stream) - batch_size * 2))))
             x, y = self._rows(stream, batch_size, offset)
             carry["h"] = None
-            return [(x[:, i: i + bptt].T, y[:, i: i + bptt].T) for i in range(0, x.shape[1], bptt)]
+            return [(x[:, i : i + bptt].T, y[:, i : i + bptt].T) for i in range(0, x.shape[1], bptt)]
 
         def train_step(batch):
             inputs, targets = batch
@@ -206,9 +252,20 @@ class LanguageModel(Model):
             return loss, n
 
         validate = None if val_texts is None else (lambda: self.evaluate(val_texts)["loss"])
-        return fit_loop(self, make_batches=make_batches, train_step=train_step, epochs=epochs, optimizer=opt,
-                        clip=clip, validate=validate, checkpoint=checkpoint, progress=progress,
-                        max_seconds=max_seconds, desc="lm", restore_best=restore_best)
+        return fit_loop(
+            self,
+            make_batches=make_batches,
+            train_step=train_step,
+            epochs=epochs,
+            optimizer=opt,
+            clip=clip,
+            validate=validate,
+            checkpoint=checkpoint,
+            progress=progress,
+            max_seconds=max_seconds,
+            desc="lm",
+            restore_best=restore_best,
+        )
 
     # ---- evaluation ---------------------------------------------------------------------------
     def evaluate(self, texts, batch_size=16, bptt=256) -> dict:
@@ -225,25 +282,32 @@ class LanguageModel(Model):
         bptt = check_int(bptt, "bptt")
         x, y = self._rows(stream, batch_size)
         # the tail that does not fill a row is scored by one extra row of its own
-        tail = stream[batch_size * x.shape[1]:]
+        tail = stream[batch_size * x.shape[1] :]
         total, count = 0.0, 0
         with evaluating(self):
             h = None
             for i in range(0, x.shape[1], bptt):
-                logits, h = self.forward(np.ascontiguousarray(x[:, i: i + bptt].T), h)
-                loss, _ = nn.softmax_cross_entropy(logits, np.ascontiguousarray(y[:, i: i + bptt].T),
-                                                   reduction="sum")
+                logits, h = self.forward(np.ascontiguousarray(x[:, i : i + bptt].T), h)
+                loss, _ = nn.softmax_cross_entropy(logits, np.ascontiguousarray(y[:, i : i + bptt].T), reduction="sum")
                 total += loss
-                count += y[:, i: i + bptt].size
+                count += y[:, i : i + bptt].size
             if len(tail) > 1:
                 logits, _ = self.forward(tail[:-1, None])
                 total += nn.softmax_cross_entropy(logits, tail[1:, None], reduction="sum")[0]
                 count += len(tail) - 1
-        chars = sum(len(line) + 1 for line in lines) if self.vocab.level == "char" else \
-            sum(len(line if isinstance(line, str) else " ".join(line)) + 1 for line in lines)
+        chars = (
+            sum(len(line) + 1 for line in lines)
+            if self.vocab.level == "char"
+            else sum(len(line if isinstance(line, str) else " ".join(line)) + 1 for line in lines)
+        )
         loss = total / count
-        return {"loss": loss, "perplexity": math.exp(loss), "bits_per_token": loss / math.log(2),
-                "bits_per_char": total / math.log(2) / chars, "tokens": count}
+        return {
+            "loss": loss,
+            "perplexity": math.exp(loss),
+            "bits_per_token": loss / math.log(2),
+            "bits_per_char": total / math.log(2) / chars,
+            "tokens": count,
+        }
 
     def perplexity(self, texts) -> float:
         """``exp(mean cross-entropy per token)`` of ``texts`` (see :meth:`evaluate`)."""
@@ -292,8 +356,9 @@ class LanguageModel(Model):
             raise TypeError("prompts: expected a str or a non-empty list of str")
         return list(prompts), False
 
-    def sample(self, n=1, *, temperature=1.0, seed=None, max_len=200, prompt="", top_k=None, top_p=None,
-               min_len=0, **controls) -> list[str]:
+    def sample(
+        self, n=1, *, temperature=1.0, seed=None, max_len=200, prompt="", top_k=None, top_p=None, min_len=0, **controls
+    ) -> list[str]:
         """``n`` texts drawn token by token from ``softmax(logits / temperature)``, each starting
         with ``prompt`` and stopping at ``<EOS>`` (not included) or after ``max_len`` new tokens.
         The same ``seed`` gives the same texts; a list of ``n`` seeds gives each text its own.
@@ -303,10 +368,20 @@ class LanguageModel(Model):
         n = check_int(n, "n")
         hs, lp = self._prime([prompt] * n)
         with evaluating(self):
-            hyps = search.sample(self._step(), (*hs, lp), batch_size=n, bos_id=self.vocab.eos_id,
-                                 eos_id=self.vocab.eos_id, max_len=check_int(max_len, "max_len"),
-                                 temperature=temperature, top_k=top_k, top_p=top_p, seed=seed, min_len=min_len,
-                                 **decoding_controls(self.vocab, **controls))
+            hyps = search.sample(
+                self._step(),
+                (*hs, lp),
+                batch_size=n,
+                bos_id=self.vocab.eos_id,
+                eos_id=self.vocab.eos_id,
+                max_len=check_int(max_len, "max_len"),
+                temperature=temperature,
+                top_k=top_k,
+                top_p=top_p,
+                seed=seed,
+                min_len=min_len,
+                **decoding_controls(self.vocab, **controls),
+            )
         return [self._join(prompt, h.tokens) for h in hyps]
 
     def _join(self, prompt, tokens):
@@ -322,16 +397,40 @@ class LanguageModel(Model):
         prompts, single = self._prompts(prompts)
         hs, lp = self._prime(prompts)
         with evaluating(self):
-            hyps = search.greedy_search(self._step(), (*hs, lp), batch_size=len(prompts), bos_id=self.vocab.eos_id,
-                                        eos_id=self.vocab.eos_id, max_len=check_int(max_len, "max_len"),
-                                        min_len=min_len, **decoding_controls(self.vocab, **controls))
+            hyps = search.greedy_search(
+                self._step(),
+                (*hs, lp),
+                batch_size=len(prompts),
+                bos_id=self.vocab.eos_id,
+                eos_id=self.vocab.eos_id,
+                max_len=check_int(max_len, "max_len"),
+                min_len=min_len,
+                **decoding_controls(self.vocab, **controls),
+            )
         out = [self._join(p, h.tokens) for p, h in zip(prompts, hyps)]
         return out[0] if single else out
 
-    def beam_search(self, prompts="", *, beam_size=5, max_len=100, length_penalty=0.7, min_len=0, n_best=1,
-                    early_stopping="exact", repetition_penalty=1.0, no_repeat_ngram_size=0, bad_words=None,
-                    suppress_tokens=None, patience=1.0, num_beam_groups=1, diversity_penalty=0.0,
-                    sampling_topk=1, sampling_temperature=1.0, seed=None):
+    def beam_search(
+        self,
+        prompts="",
+        *,
+        beam_size=5,
+        max_len=100,
+        length_penalty=0.7,
+        min_len=0,
+        n_best=1,
+        early_stopping="exact",
+        repetition_penalty=1.0,
+        no_repeat_ngram_size=0,
+        bad_words=None,
+        suppress_tokens=None,
+        patience=1.0,
+        num_beam_groups=1,
+        diversity_penalty=0.0,
+        sampling_topk=1,
+        sampling_temperature=1.0,
+        seed=None,
+    ):
         """Complete each prompt with :func:`seqkernels.search.beam_search` (hypotheses ranked by
         ``log P / T_y**length_penalty``, ``T_y`` counting the ``<EOS>``). Returns, per prompt, the
         best completion (``n_best=1``) or a list of the ``n_best`` best; a str prompt gives one
@@ -353,17 +452,33 @@ class LanguageModel(Model):
         hs, lp = self._prime(prompts)
         state = (*(np.repeat(a, B, axis=1) for a in hs), np.repeat(lp, B, axis=0))
         with evaluating(self):
-            results = search.beam_search(self._step(), state, batch_size=len(prompts), beam_size=B,
-                                         bos_id=self.vocab.eos_id, eos_id=self.vocab.eos_id,
-                                         max_len=check_int(max_len, "max_len"), min_len=min_len,
-                                         length_penalty=length_penalty, n_best=n_best, reorder=self._reorder,
-                                         early_stopping=early_stopping, patience=patience,
-                                         num_beam_groups=num_beam_groups, diversity_penalty=diversity_penalty,
-                                         sampling_topk=sampling_topk, sampling_temperature=sampling_temperature,
-                                         seed=seed,
-                                         **decoding_controls(self.vocab, repetition_penalty=repetition_penalty,
-                                                             no_repeat_ngram_size=no_repeat_ngram_size,
-                                                             bad_words=bad_words, suppress_tokens=suppress_tokens))
+            results = search.beam_search(
+                self._step(),
+                state,
+                batch_size=len(prompts),
+                beam_size=B,
+                bos_id=self.vocab.eos_id,
+                eos_id=self.vocab.eos_id,
+                max_len=check_int(max_len, "max_len"),
+                min_len=min_len,
+                length_penalty=length_penalty,
+                n_best=n_best,
+                reorder=self._reorder,
+                early_stopping=early_stopping,
+                patience=patience,
+                num_beam_groups=num_beam_groups,
+                diversity_penalty=diversity_penalty,
+                sampling_topk=sampling_topk,
+                sampling_temperature=sampling_temperature,
+                seed=seed,
+                **decoding_controls(
+                    self.vocab,
+                    repetition_penalty=repetition_penalty,
+                    no_repeat_ngram_size=no_repeat_ngram_size,
+                    bad_words=bad_words,
+                    suppress_tokens=suppress_tokens,
+                ),
+            )
         out = [[self._join(p, h.tokens) for h in hyps] for p, hyps in zip(prompts, results)]
         out = [o[0] if n_best == 1 else o for o in out]
         return out[0] if single else out

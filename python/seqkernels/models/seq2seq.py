@@ -50,8 +50,22 @@ class Seq2Seq(Model):
     to the recurrent layers (0: the OpenMP default; 1 suits small models and busy machines).
     """
 
-    def __init__(self, src_vocab: Vocab, tgt_vocab: Vocab, *, cell="lstm", embedding_dim=64, hidden_size=128,
-                 num_layers=1, bidirectional=True, attention=True, dropout=0.0, dtype=np.float32, seed=0, num_threads=0):
+    def __init__(
+        self,
+        src_vocab: Vocab,
+        tgt_vocab: Vocab,
+        *,
+        cell="lstm",
+        embedding_dim=64,
+        hidden_size=128,
+        num_layers=1,
+        bidirectional=True,
+        attention=True,
+        dropout=0.0,
+        dtype=np.float32,
+        seed=0,
+        num_threads=0,
+    ):
         super().__init__()
         self.src_vocab = check_vocab(src_vocab, "src_vocab")
         self.tgt_vocab = check_vocab(tgt_vocab, "tgt_vocab")
@@ -67,16 +81,28 @@ class Seq2Seq(Model):
         s = seeds(seed, 10)
         D = 2 if self.bidirectional else 1
         Hd = D * self.hidden_size
-        self.src_embedding = nn.Embedding(len(src_vocab), self.embedding_dim, padding_idx=src_vocab.pad_id,
-                                          dtype=self.dtype, seed=s[0])
+        self.src_embedding = nn.Embedding(
+            len(src_vocab), self.embedding_dim, padding_idx=src_vocab.pad_id, dtype=self.dtype, seed=s[0]
+        )
         self.src_dropout = nn.Dropout(self.dropout, seed=s[1])
-        self.encoder = make_rnn(cell, self.embedding_dim, self.hidden_size, self.num_layers, self.dropout,
-                                self.bidirectional, self.dtype, s[2], num_threads)
-        self.tgt_embedding = nn.Embedding(len(tgt_vocab), self.embedding_dim, padding_idx=tgt_vocab.pad_id,
-                                          dtype=self.dtype, seed=s[3])
+        self.encoder = make_rnn(
+            cell,
+            self.embedding_dim,
+            self.hidden_size,
+            self.num_layers,
+            self.dropout,
+            self.bidirectional,
+            self.dtype,
+            s[2],
+            num_threads,
+        )
+        self.tgt_embedding = nn.Embedding(
+            len(tgt_vocab), self.embedding_dim, padding_idx=tgt_vocab.pad_id, dtype=self.dtype, seed=s[3]
+        )
         self.tgt_dropout = nn.Dropout(self.dropout, seed=s[4])
-        self.decoder = make_rnn(cell, self.embedding_dim, Hd, self.num_layers, self.dropout, False, self.dtype, s[5],
-                                num_threads)
+        self.decoder = make_rnn(
+            cell, self.embedding_dim, Hd, self.num_layers, self.dropout, False, self.dtype, s[5], num_threads
+        )
         if self.attention:
             self.attend = nn.Attention(Hd, Hd, dtype=self.dtype, seed=s[6])
             self.combine = nn.Linear(2 * Hd, Hd, dtype=self.dtype, seed=s[7])
@@ -86,10 +112,19 @@ class Seq2Seq(Model):
 
     # ---- configuration ------------------------------------------------------------------------
     def _config(self):
-        return {"src_vocab": self.src_vocab.to_dict(), "tgt_vocab": self.tgt_vocab.to_dict(), "cell": self.cell,
-                "embedding_dim": self.embedding_dim, "hidden_size": self.hidden_size,
-                "num_layers": self.num_layers, "bidirectional": self.bidirectional, "attention": self.attention,
-                "dropout": self.dropout, "dtype": self.dtype.name, "seed": self.seed}
+        return {
+            "src_vocab": self.src_vocab.to_dict(),
+            "tgt_vocab": self.tgt_vocab.to_dict(),
+            "cell": self.cell,
+            "embedding_dim": self.embedding_dim,
+            "hidden_size": self.hidden_size,
+            "num_layers": self.num_layers,
+            "bidirectional": self.bidirectional,
+            "attention": self.attention,
+            "dropout": self.dropout,
+            "dtype": self.dtype.name,
+            "seed": self.seed,
+        }
 
     @classmethod
     def _from_config(cls, c):
@@ -97,10 +132,12 @@ class Seq2Seq(Model):
         return cls(Vocab.from_dict(c.pop("src_vocab")), Vocab.from_dict(c.pop("tgt_vocab")), **c)
 
     def __repr__(self):
-        return (f"Seq2Seq({self.cell.upper()} {self.num_layers}x{self.hidden_size}"
-                f"{' bidirectional' if self.bidirectional else ''} encoder, "
-                f"{'attention' if self.attention else 'no attention'}, V_src={len(self.src_vocab)}, "
-                f"V_tgt={len(self.tgt_vocab)}, {self.num_parameters():,} parameters)")
+        return (
+            f"Seq2Seq({self.cell.upper()} {self.num_layers}x{self.hidden_size}"
+            f"{' bidirectional' if self.bidirectional else ''} encoder, "
+            f"{'attention' if self.attention else 'no attention'}, V_src={len(self.src_vocab)}, "
+            f"V_tgt={len(self.tgt_vocab)}, {self.num_parameters():,} parameters)"
+        )
 
     # ---- encoder / decoder pieces --------------------------------------------------------------
     def _bridge(self, h_n):
@@ -178,8 +215,23 @@ class Seq2Seq(Model):
         self.backward(dlogits)
         return loss, int(dec_len.sum())
 
-    def fit(self, src, tgt, *, val=None, epochs=10, batch_size=64, lr=2e-3, optimizer="adam", clip=5.0,
-            max_seconds=None, checkpoint=None, progress=True, seed=0, restore_best=False):
+    def fit(
+        self,
+        src,
+        tgt,
+        *,
+        val=None,
+        epochs=10,
+        batch_size=64,
+        lr=2e-3,
+        optimizer="adam",
+        clip=5.0,
+        max_seconds=None,
+        checkpoint=None,
+        progress=True,
+        seed=0,
+        restore_best=False,
+    ):
         """Train on parallel lists of source and target texts (str or token lists). ``val``:
         ``(src, tgt)`` scored after each epoch (mean teacher-forced loss per token). Other arguments
         as in :meth:`LanguageModel.fit`. Returns the :class:`TrainingHistory`."""
@@ -193,11 +245,20 @@ class Seq2Seq(Model):
         opt = make_optimizer(self, optimizer, lr)
         rng = np.random.default_rng(seed)
         val_fn = None if val is None else (lambda: self.evaluate_loss(*val))
-        return fit_loop(self, make_batches=lambda epoch: batches(len(src), batch_size, rng),
-                        train_step=lambda idx: self.loss([src[i] for i in idx], [tgt[i] for i in idx]),
-                        epochs=epochs, optimizer=opt, clip=clip, validate=val_fn, checkpoint=checkpoint,
-                        progress=progress, max_seconds=max_seconds, desc="seq2seq",
-                        restore_best=restore_best)
+        return fit_loop(
+            self,
+            make_batches=lambda epoch: batches(len(src), batch_size, rng),
+            train_step=lambda idx: self.loss([src[i] for i in idx], [tgt[i] for i in idx]),
+            epochs=epochs,
+            optimizer=opt,
+            clip=clip,
+            validate=val_fn,
+            checkpoint=checkpoint,
+            progress=progress,
+            max_seconds=max_seconds,
+            desc="seq2seq",
+            restore_best=restore_best,
+        )
 
     def evaluate_loss(self, src, tgt, batch_size=256) -> float:
         """Mean teacher-forced cross-entropy per target token (eval mode)."""
@@ -205,9 +266,12 @@ class Seq2Seq(Model):
         total = count = 0.0
         with evaluating(self):
             for i in range(0, len(src), batch_size):
-                src_ids, src_len, dec_in, dec_len, targets = self._batch(src[i: i + batch_size], tgt[i: i + batch_size])
-                loss, _ = nn.softmax_cross_entropy(self.forward(src_ids, src_len, dec_in, dec_len), targets,
-                                                   ignore_index=IGNORE, reduction="sum")
+                src_ids, src_len, dec_in, dec_len, targets = self._batch(
+                    src[i : i + batch_size], tgt[i : i + batch_size]
+                )
+                loss, _ = nn.softmax_cross_entropy(
+                    self.forward(src_ids, src_len, dec_in, dec_len), targets, ignore_index=IGNORE, reduction="sum"
+                )
                 total += loss
                 count += int(dec_len.sum())
         return total / count
@@ -233,10 +297,28 @@ class Seq2Seq(Model):
     def _reorder(state, index):
         return tuple(a[:, index] for a in state)
 
-    def translate(self, src, beam_size=5, length_penalty=0.7, *, max_len=None, n_best=1, batch_size=64,
-                  penalty="average", early_stopping="exact", min_len=0, prefix=None, patience=1.0,
-                  num_beam_groups=1, diversity_penalty=0.0, coverage_penalty=0.0, sampling_topk=1,
-                  sampling_temperature=1.0, seed=None, **controls):
+    def translate(
+        self,
+        src,
+        beam_size=5,
+        length_penalty=0.7,
+        *,
+        max_len=None,
+        n_best=1,
+        batch_size=64,
+        penalty="average",
+        early_stopping="exact",
+        min_len=0,
+        prefix=None,
+        patience=1.0,
+        num_beam_groups=1,
+        diversity_penalty=0.0,
+        coverage_penalty=0.0,
+        sampling_topk=1,
+        sampling_temperature=1.0,
+        seed=None,
+        **controls,
+    ):
         """Decode each source text. ``beam_size=1`` is greedy search; otherwise
         :func:`seqkernels.search.beam_search` ranks finished hypotheses by
         ``log P / T_y**length_penalty`` (``penalty="gnmt"``: ``((5 + T_y)/6)**length_penalty``).
@@ -259,9 +341,14 @@ class Seq2Seq(Model):
         (sampling inside beam search): as in :func:`seqkernels.search.beam_search`."""
         if coverage_penalty and not self.attention:
             raise ValueError("coverage_penalty: needs a model with attention (attention=True)")
-        beam_kw = dict(num_beam_groups=num_beam_groups, diversity_penalty=diversity_penalty,
-                       coverage_penalty=coverage_penalty, sampling_topk=sampling_topk,
-                       sampling_temperature=sampling_temperature, seed=seed)
+        beam_kw = dict(
+            num_beam_groups=num_beam_groups,
+            diversity_penalty=diversity_penalty,
+            coverage_penalty=coverage_penalty,
+            sampling_topk=sampling_topk,
+            sampling_temperature=sampling_temperature,
+            seed=seed,
+        )
         plain = num_beam_groups == 1 and not coverage_penalty and sampling_topk == 1
         single = isinstance(src, str)
         srcs = [src] if single else list(src)
@@ -276,28 +363,48 @@ class Seq2Seq(Model):
         out = []
         with evaluating(self):
             for i in range(0, len(srcs), batch_size):
-                chunk = srcs[i: i + batch_size]
+                chunk = srcs[i : i + batch_size]
                 src_ids, src_len = self._batch(chunk)
                 limit = check_int(max_len, "max_len") if max_len is not None else 2 * int(src_len.max()) + 10
                 enc_out, h0 = self._encode(src_ids, src_len)
                 N = len(chunk)
                 if prefix is not None:
-                    kw["prefix"] = prefixes[i: i + batch_size]
+                    kw["prefix"] = prefixes[i : i + batch_size]
                 if B == 1 and n_best == 1 and patience == 1.0 and plain:
-                    hyps = search.greedy_search(self._decoder_step(enc_out, src_len), h0, batch_size=N,
-                                                bos_id=self.tgt_vocab.bos_id, eos_id=self.tgt_vocab.eos_id,
-                                                max_len=limit, min_len=min_len, **kw)
+                    hyps = search.greedy_search(
+                        self._decoder_step(enc_out, src_len),
+                        h0,
+                        batch_size=N,
+                        bos_id=self.tgt_vocab.bos_id,
+                        eos_id=self.tgt_vocab.eos_id,
+                        max_len=limit,
+                        min_len=min_len,
+                        **kw,
+                    )
                     out += [self.tgt_vocab.decode(h.tokens) for h in hyps]
                     continue
-                rows = np.repeat(np.arange(N), B)   # row n*B + b is beam b of item n
+                rows = np.repeat(np.arange(N), B)  # row n*B + b is beam b of item n
                 results = search.beam_search(
-                    self._decoder_step(np.ascontiguousarray(enc_out[:, rows]), src_len[rows],
-                                       with_attention=bool(coverage_penalty)),
-                    tuple(np.ascontiguousarray(a[:, rows]) for a in h0), batch_size=N, beam_size=B,
-                    bos_id=self.tgt_vocab.bos_id, eos_id=self.tgt_vocab.eos_id, max_len=limit,
-                    length_penalty=length_penalty, penalty=penalty, n_best=n_best, reorder=self._reorder,
-                    early_stopping=early_stopping, min_len=min_len, patience=patience,
-                    source_lengths=src_len, **beam_kw, **kw)
+                    self._decoder_step(
+                        np.ascontiguousarray(enc_out[:, rows]), src_len[rows], with_attention=bool(coverage_penalty)
+                    ),
+                    tuple(np.ascontiguousarray(a[:, rows]) for a in h0),
+                    batch_size=N,
+                    beam_size=B,
+                    bos_id=self.tgt_vocab.bos_id,
+                    eos_id=self.tgt_vocab.eos_id,
+                    max_len=limit,
+                    length_penalty=length_penalty,
+                    penalty=penalty,
+                    n_best=n_best,
+                    reorder=self._reorder,
+                    early_stopping=early_stopping,
+                    min_len=min_len,
+                    patience=patience,
+                    source_lengths=src_len,
+                    **beam_kw,
+                    **kw,
+                )
                 for hyps in results:
                     texts = [self.tgt_vocab.decode(h.tokens) for h in hyps]
                     out.append(texts[0] if n_best == 1 else texts)
@@ -312,4 +419,3 @@ class Seq2Seq(Model):
         refs = list(references)
         streams = [refs] if refs and isinstance(refs[0], str) else refs
         return metrics.bleu(hyps, streams, tokenize=tokenize)
-

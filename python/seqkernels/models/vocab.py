@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Iterable
+from collections.abc import Iterable
 
 __all__ = ["Vocab"]
 
@@ -42,7 +42,7 @@ class Vocab:
     pad_id, unk_id, bos_id, eos_id = 0, 1, 2, 3
 
     @classmethod
-    def build(cls, texts, level: str = "char", min_count: int = 1, max_size: int | None = None) -> "Vocab":
+    def build(cls, texts, level: str = "char", min_count: int = 1, max_size: int | None = None) -> Vocab:
         """Count tokens over ``texts`` (an iterable of strings or token lists), keep those seen at
         least ``min_count`` times, most frequent first (ties in code-point order), at most
         ``max_size`` of them (specials not counted)."""
@@ -58,8 +58,9 @@ class Vocab:
         probe = cls([], level)
         for text in texts:
             counts.update(probe.tokenize(text))
-        kept = sorted((t for t, c in counts.items() if c >= min_count and t not in cls.SPECIALS),
-                      key=lambda t: (-counts[t], t))
+        kept = sorted(
+            (t for t, c in counts.items() if c >= min_count and t not in cls.SPECIALS), key=lambda t: (-counts[t], t)
+        )
         return cls(kept[:max_size] if max_size is not None else kept, level)
 
     def __len__(self):
@@ -108,8 +109,8 @@ class Vocab:
         return ("" if self.level == "char" else " ").join(tokens)
 
     def to_dict(self) -> dict:
-        return {"level": self.level, "tokens": self.tokens[len(self.SPECIALS):]}
+        return {"level": self.level, "tokens": self.tokens[len(self.SPECIALS) :]}
 
     @classmethod
-    def from_dict(cls, d) -> "Vocab":
+    def from_dict(cls, d) -> Vocab:
         return cls(d["tokens"], d["level"])

@@ -29,12 +29,36 @@ def _stream() -> int:
 
 def _require_cuda():
     if _cuda is None:
-        raise RuntimeError("seqkernels was built without CUDA: reinstall where nvcc is available "
-                           "(SEQKERNELS_CUDA=ON) to run layers on the GPU")
+        raise RuntimeError(
+            "seqkernels was built without CUDA: reinstall where nvcc is available "
+            "(SEQKERNELS_CUDA=ON) to run layers on the GPU"
+        )
 
 
-def forward(*, mode, reset_after, nonlinearity, x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, reverse, y, direction,
-            h_n, c_n, workspace, pack=None, num_threads=0, proj_size=0, w_hr=None):
+def forward(
+    *,
+    mode,
+    reset_after,
+    nonlinearity,
+    x,
+    w_ih,
+    w_hh,
+    b_ih,
+    b_hh,
+    h0,
+    c0,
+    lengths,
+    reverse,
+    y,
+    direction,
+    h_n,
+    c_n,
+    workspace,
+    pack=None,
+    num_threads=0,
+    proj_size=0,
+    w_hr=None,
+):
     """Forward of one layer-direction; writes y[:, :, direction·R:(direction+1)·R], h_n, c_n and, in
     training mode, the workspace (same layout as the CPU kernels). R = proj_size (LSTM with
     projections, ``w_hr`` (R, H)) or H. ``pack`` and ``num_threads`` are the CPU kernels' (ignored
@@ -51,15 +75,61 @@ def forward(*, mode, reset_after, nonlinearity, x, w_ih, w_hh, b_ih, b_hh, h0, c
         size, _ = _cuda.recurrent_scratch_sizes(mode, reset_after, nonlinearity, batch, hidden, proj_size)
         scratch = _cupy().empty(size, dtype=x.dtype)
     offset = direction * state * x.dtype.itemsize
-    _cuda.recurrent_forward(str(x.dtype), mode, reset_after, nonlinearity, steps, batch, hidden, _ptr(xz), _ptr(w_hh),
-                            _ptr(b_hh), _ptr(h0), _ptr(c0), _ptr(lengths), bool(reverse), _ptr(y) + offset,
-                            y.shape[2], _ptr(h_n), _ptr(c_n), _ptr(workspace), _ptr(scratch), _stream(), proj_size,
-                            _ptr(w_hr))
+    _cuda.recurrent_forward(
+        str(x.dtype),
+        mode,
+        reset_after,
+        nonlinearity,
+        steps,
+        batch,
+        hidden,
+        _ptr(xz),
+        _ptr(w_hh),
+        _ptr(b_hh),
+        _ptr(h0),
+        _ptr(c0),
+        _ptr(lengths),
+        bool(reverse),
+        _ptr(y) + offset,
+        y.shape[2],
+        _ptr(h_n),
+        _ptr(c_n),
+        _ptr(workspace),
+        _ptr(scratch),
+        _stream(),
+        proj_size,
+        _ptr(w_hr),
+    )
 
 
-def backward(*, mode, reset_after, nonlinearity, x, w_ih, w_hh, lengths, reverse, dy, direction, dh_n, dc_n,
-             workspace, dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, pack=None, num_threads=0, proj_size=0, w_hr=None,
-             dw_hr=None):
+def backward(
+    *,
+    mode,
+    reset_after,
+    nonlinearity,
+    x,
+    w_ih,
+    w_hh,
+    lengths,
+    reverse,
+    dy,
+    direction,
+    dh_n,
+    dc_n,
+    workspace,
+    dx,
+    dh0,
+    dc0,
+    dw_ih,
+    dw_hh,
+    db_ih,
+    db_hh,
+    pack=None,
+    num_threads=0,
+    proj_size=0,
+    w_hr=None,
+    dw_hr=None,
+):
     """Backward of one layer-direction: adds into dx, writes dh0, dc0 and the parameter gradients
     (``dw_hr`` too with projections)."""
     _require_cuda()
@@ -77,25 +147,47 @@ def backward(*, mode, reset_after, nonlinearity, x, w_ih, w_hh, lengths, reverse
     scratch = cp.empty(size, dtype=x.dtype)
     dht = cp.empty((rows, state), dtype=x.dtype) if proj_size else None
     offset = direction * state * x.dtype.itemsize
-    _cuda.recurrent_backward(str(x.dtype), mode, reset_after, nonlinearity, steps, batch, hidden, _ptr(w_hh),
-                             _ptr(lengths), bool(reverse), _ptr(dy) + offset, dy.shape[2], _ptr(dh_n), _ptr(dc_n),
-                             _ptr(workspace), _ptr(dzx), _ptr(dzh), _ptr(dh0), _ptr(dc0), _ptr(scratch), _stream(),
-                             proj_size, _ptr(w_hr), _ptr(dht))
+    _cuda.recurrent_backward(
+        str(x.dtype),
+        mode,
+        reset_after,
+        nonlinearity,
+        steps,
+        batch,
+        hidden,
+        _ptr(w_hh),
+        _ptr(lengths),
+        bool(reverse),
+        _ptr(dy) + offset,
+        dy.shape[2],
+        _ptr(dh_n),
+        _ptr(dc_n),
+        _ptr(workspace),
+        _ptr(dzx),
+        _ptr(dzh),
+        _ptr(dh0),
+        _ptr(dc0),
+        _ptr(scratch),
+        _stream(),
+        proj_size,
+        _ptr(w_hr),
+        _ptr(dht),
+    )
     # Time-parallel gradients: one product each over all T·B rows (the CPU kernel's GEMMs).
     x2 = x.reshape(rows, inputs)
     dx.reshape(rows, inputs)[...] += dzx @ w_ih
     dw_ih[...] = dzx.T @ x2
     layout = _C.workspace_layout(mode, reset_after, nonlinearity, steps, batch, hidden, proj_size)  # the one definition
     first = layout["states"] + (batch * state if reverse else 0)  # h_{t-1} of every t
-    h_prev_all = workspace[first:first + rows * state].reshape(rows, state)
+    h_prev_all = workspace[first : first + rows * state].reshape(rows, state)
     if proj_size:  # h_t = m_t·W_hrᵀ, m_t saved in the proj block
-        m_all = workspace[layout["proj"]:layout["proj"] + rows * hidden].reshape(rows, hidden)
+        m_all = workspace[layout["proj"] : layout["proj"] + rows * hidden].reshape(rows, hidden)
         dw_hr[...] = dht.T @ m_all
     dzh_all = dzh if gru_reset_after_product else dzx
     if gru_reset_before_product:  # the n block's recurrent input was r ⊙ h_{t-1}, saved as aux
-        aux = workspace[layout["aux"]:layout["aux"] + rows * hidden].reshape(rows, hidden)
-        dw_hh[:2 * hidden] = dzx[:, :2 * hidden].T @ h_prev_all
-        dw_hh[2 * hidden:] = dzx[:, 2 * hidden:].T @ aux
+        aux = workspace[layout["aux"] : layout["aux"] + rows * hidden].reshape(rows, hidden)
+        dw_hh[: 2 * hidden] = dzx[:, : 2 * hidden].T @ h_prev_all
+        dw_hh[2 * hidden :] = dzx[:, 2 * hidden :].T @ aux
     else:
         dw_hh[...] = dzh_all.T @ h_prev_all
     if db_ih is not None:

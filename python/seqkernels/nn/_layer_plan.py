@@ -26,10 +26,10 @@ from ..reference import GATES
 class Cell(NamedTuple):
     """A cell as the kernels name it."""
 
-    mode: str                   # "lstm", "gru" or "rnn"
-    reset_after: bool = True    # GRU only
+    mode: str  # "lstm", "gru" or "rnn"
+    reset_after: bool = True  # GRU only
     nonlinearity: str = "tanh"  # RNN only
-    proj_size: int = 0          # LSTM only: 0 = no projection
+    proj_size: int = 0  # LSTM only: 0 = no projection
 
     @property
     def kernel_args(self) -> dict:
@@ -70,8 +70,25 @@ def _proj_weight(weights_d, view):
     return view(weights_d[4]) if len(weights_d) > 4 and weights_d[4] is not None else None
 
 
-def forward(kernels, cell: Cell, x, weights, *, h0, c0, lengths, training, alloc, view=lambda a: a, y=None, h_n=None,
-            c_n=None, workspaces=None, packs=None, num_threads=0):
+def forward(
+    kernels,
+    cell: Cell,
+    x,
+    weights,
+    *,
+    h0,
+    c0,
+    lengths,
+    training,
+    alloc,
+    view=lambda a: a,
+    y=None,
+    h_n=None,
+    c_n=None,
+    workspaces=None,
+    packs=None,
+    num_threads=0,
+):
     """Run one layer over ``x (T, B, I)``, all directions. ``h0``: ``(D, B, R)``, ``c0``: ``(D, B, H)``, or None.
     Outputs may be given (``y (T, B, D·R)``, ``h_n (D, B, R)``, ``c_n (D, B, H)``, ``workspaces``
     indexable by direction, each of :func:`workspace_size`) or are allocated.
@@ -91,17 +108,48 @@ def forward(kernels, cell: Cell, x, weights, *, h0, c0, lengths, training, alloc
     for d in range(D):
         w_ih, w_hh, b_ih, b_hh = (None if w is None else view(w) for w in weights[d][:4])
         proj = {"w_hr": _proj_weight(weights[d], view)} if cell.proj_size else {}
-        kernels.forward(**cell.kernel_args, **proj, x=xv, w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh,
-                        h0=None if h0 is None else view(h0[d]), c0=None if c0 is None else view(c0[d]),
-                        lengths=lengths, reverse=bool(d), y=yv, direction=d, h_n=view(h_n[d]),
-                        c_n=None if c_n is None else view(c_n[d]),
-                        workspace=None if workspaces is None else view(workspaces[d]),
-                        pack=None if packs is None else packs[d], num_threads=num_threads)
+        kernels.forward(
+            **cell.kernel_args,
+            **proj,
+            x=xv,
+            w_ih=w_ih,
+            w_hh=w_hh,
+            b_ih=b_ih,
+            b_hh=b_hh,
+            h0=None if h0 is None else view(h0[d]),
+            c0=None if c0 is None else view(c0[d]),
+            lengths=lengths,
+            reverse=bool(d),
+            y=yv,
+            direction=d,
+            h_n=view(h_n[d]),
+            c_n=None if c_n is None else view(c_n[d]),
+            workspace=None if workspaces is None else view(workspaces[d]),
+            pack=None if packs is None else packs[d],
+            num_threads=num_threads,
+        )
     return y, h_n, (c_n if cell.has_cell_state else None), workspaces
 
 
-def backward(kernels, cell: Cell, x, weights, workspaces, dy, *, dh_n, dc_n, lengths, alloc, zeros, view=lambda a: a,
-             dh0=None, dc0=None, packs=None, num_threads=0):
+def backward(
+    kernels,
+    cell: Cell,
+    x,
+    weights,
+    workspaces,
+    dy,
+    *,
+    dh_n,
+    dc_n,
+    lengths,
+    alloc,
+    zeros,
+    view=lambda a: a,
+    dh0=None,
+    dc0=None,
+    packs=None,
+    num_threads=0,
+):
     """Backward through time of one layer after a training :func:`forward`. ``dy``: ``(T, B, D·R)``;
     ``dh_n``: ``(D, B, R)``, ``dc_n``: ``(D, B, H)``, or None. ``zeros(shape)`` makes the zeroed ``dx``
     (each direction adds its share). Returns ``(dx, dh0, dc0, grads)`` with ``grads[d] = (dw_ih, dw_hh,
@@ -119,12 +167,28 @@ def backward(kernels, cell: Cell, x, weights, workspaces, dy, *, dh_n, dc_n, len
         g = tuple(None if w is None else alloc(tuple(view(w).shape)) for w in weights[d])
         w_ih, w_hh = view(weights[d][0]), view(weights[d][1])
         proj = {"w_hr": _proj_weight(weights[d], view), "dw_hr": view(g[4])} if cell.proj_size else {}
-        kernels.backward(**cell.kernel_args, **proj, x=xv, w_ih=w_ih, w_hh=w_hh, lengths=lengths, reverse=bool(d), dy=dyv,
-                         direction=d, dh_n=None if dh_n is None else view(dh_n[d]),
-                         dc_n=None if dc_n is None else view(dc_n[d]), workspace=view(workspaces[d]), dx=dxv,
-                         dh0=view(dh0[d]), dc0=None if dc0 is None or not cell.has_cell_state else view(dc0[d]),
-                         dw_ih=view(g[0]), dw_hh=view(g[1]), db_ih=None if g[2] is None else view(g[2]),
-                         db_hh=None if g[3] is None else view(g[3]), pack=None if packs is None else packs[d],
-                         num_threads=num_threads)
+        kernels.backward(
+            **cell.kernel_args,
+            **proj,
+            x=xv,
+            w_ih=w_ih,
+            w_hh=w_hh,
+            lengths=lengths,
+            reverse=bool(d),
+            dy=dyv,
+            direction=d,
+            dh_n=None if dh_n is None else view(dh_n[d]),
+            dc_n=None if dc_n is None else view(dc_n[d]),
+            workspace=view(workspaces[d]),
+            dx=dxv,
+            dh0=view(dh0[d]),
+            dc0=None if dc0 is None or not cell.has_cell_state else view(dc0[d]),
+            dw_ih=view(g[0]),
+            dw_hh=view(g[1]),
+            db_ih=None if g[2] is None else view(g[2]),
+            db_hh=None if g[3] is None else view(g[3]),
+            pack=None if packs is None else packs[d],
+            num_threads=num_threads,
+        )
         grads.append(g)
     return dx, dh0, (dc0 if cell.has_cell_state else None), grads

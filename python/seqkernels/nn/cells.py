@@ -25,10 +25,12 @@ class _Cell:
 
     _layer_cls = None
 
-    def __init__(self, input_size, hidden_size, bias=True, *, dtype=np.float32, seed=None, num_threads=0,
-                 **cell_kwargs):
-        self._layer = self._layer_cls(input_size, hidden_size, 1, bias, dtype=dtype, seed=seed,
-                                      num_threads=num_threads, **cell_kwargs)
+    def __init__(
+        self, input_size, hidden_size, bias=True, *, dtype=np.float32, seed=None, num_threads=0, **cell_kwargs
+    ):
+        self._layer = self._layer_cls(
+            input_size, hidden_size, 1, bias, dtype=dtype, seed=seed, num_threads=num_threads, **cell_kwargs
+        )
         self.grads: dict[str, np.ndarray] = {}
         self._unbatched = False
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._arrays import array_module, as_array, check_float_dtype, check_positive_int, float_input, int_input
+from ._arrays import array_module, as_array, check_float_dtype, check_positive_int, int_input
 from .layers import Pointwise, _check_dy, _need_cache, _rng
 from .module import Module
 
@@ -53,7 +53,7 @@ def _out_layout(y, batch_first):
 def _taps(xpad, j, stride, T_out):
     """The input rows tap ``j`` reads for all output steps: ``xpad[j + stride·t]`` for ``t < T_out``,
     as a ``(T_out·B, C)`` matrix (a view when ``stride`` is 1)."""
-    rows = xpad[j: j + stride * (T_out - 1) + 1: stride]
+    rows = xpad[j : j + stride * (T_out - 1) + 1 : stride]
     return rows.reshape(T_out * xpad.shape[1], xpad.shape[2])
 
 
@@ -74,8 +74,20 @@ class Conv1d(Module):
     are initialised ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``, ``fan_in = in_channels·kernel_size``
     (torch's default)."""
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, bias=True, *,
-                 batch_first=False, dtype=np.float32, seed=None):
+    def __init__(
+        self,
+        in_channels,
+        out_channels,
+        kernel_size,
+        stride=1,
+        padding=0,
+        dilation=1,
+        bias=True,
+        *,
+        batch_first=False,
+        dtype=np.float32,
+        seed=None,
+    ):
         super().__init__()
         self.in_channels = check_positive_int(in_channels, "in_channels")
         self.out_channels = check_positive_int(out_channels, "out_channels")
@@ -101,20 +113,23 @@ class Conv1d(Module):
         x = _time_major(_float_3d(x, "x", self.dtype), self.batch_first)
         T, B, C = x.shape
         if C != self.in_channels:
-            raise ValueError(f"x: expected {self.in_channels} channels (in_channels) in the last dimension, "
-                             f"got shape {x.shape}")
+            raise ValueError(
+                f"x: expected {self.in_channels} channels (in_channels) in the last dimension, got shape {x.shape}"
+            )
         T_out = self.output_length(T)
         if T_out < 1:
             span = self.dilation * (self.kernel_size - 1) + 1
-            raise ValueError(f"x: {T} time steps (+ 2 x padding {self.padding}) are fewer than the kernel's span "
-                             f"{span}; pad the sequences to at least {span - 2 * self.padding} steps")
+            raise ValueError(
+                f"x: {T} time steps (+ 2 x padding {self.padding}) are fewer than the kernel's span "
+                f"{span}; pad the sequences to at least {span - 2 * self.padding} steps"
+            )
         xp = array_module(x)
         if self.padding:
             xpad = xp.zeros((T + 2 * self.padding, B, C), dtype=self.dtype)
-            xpad[self.padding: self.padding + T] = x
+            xpad[self.padding : self.padding + T] = x
         else:
             xpad = xp.ascontiguousarray(x)
-        w = xp.ascontiguousarray(self.params["weight"].transpose(2, 1, 0))    # (k, C, F): one (C, F) per tap
+        w = xp.ascontiguousarray(self.params["weight"].transpose(2, 1, 0))  # (k, C, F): one (C, F) per tap
         y = xp.zeros((T_out * B, self.out_channels), dtype=self.dtype)
         for j in range(self.kernel_size):
             y += _taps(xpad, j * self.dilation, self.stride, T_out) @ w[j]
@@ -138,16 +153,18 @@ class Conv1d(Module):
         for j in range(self.kernel_size):
             start = j * self.dilation
             dw[j] = _taps(xpad, start, s, T_out).T @ drows
-            dxpad[start: start + s * (T_out - 1) + 1: s] += (drows @ w[j].T).reshape(T_out, B, self.in_channels)
+            dxpad[start : start + s * (T_out - 1) + 1 : s] += (drows @ w[j].T).reshape(T_out, B, self.in_channels)
         self.grads = {"weight": xp.ascontiguousarray(dw.transpose(2, 1, 0))}
         if "bias" in self.params:
             self.grads["bias"] = drows.sum(axis=0)
-        return _out_layout(dxpad[self.padding: self.padding + T], self.batch_first)
+        return _out_layout(dxpad[self.padding : self.padding + T], self.batch_first)
 
     def __repr__(self):
-        return (f"Conv1d({self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-                f"stride={self.stride}, padding={self.padding}, dilation={self.dilation}, "
-                f"bias={'bias' in self.params}, batch_first={self.batch_first})")
+        return (
+            f"Conv1d({self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+            f"stride={self.stride}, padding={self.padding}, dilation={self.dilation}, "
+            f"bias={'bias' in self.params}, batch_first={self.batch_first})"
+        )
 
 
 class ReLU(Pointwise):
@@ -181,17 +198,18 @@ class MaxPool1d(Module):
         T, B, C = x.shape
         T_out = (T + 2 * self.padding - self.kernel_size) // self.stride + 1
         if T_out < 1:
-            raise ValueError(f"x: {T} time steps (+ 2 x padding {self.padding}) are fewer than kernel_size "
-                             f"{self.kernel_size}")
+            raise ValueError(
+                f"x: {T} time steps (+ 2 x padding {self.padding}) are fewer than kernel_size {self.kernel_size}"
+            )
         xp = array_module(x)
         p, s = self.padding, self.stride
         xpad = xp.full((T + 2 * p, B, C), -xp.inf, dtype=x.dtype)
-        xpad[p: p + T] = x
-        y = xpad[0: s * (T_out - 1) + 1: s].copy()
+        xpad[p : p + T] = x
+        y = xpad[0 : s * (T_out - 1) + 1 : s].copy()
         winner = xp.zeros(y.shape, dtype=np.int8 if self.kernel_size < 128 else np.int32)
         for j in range(1, self.kernel_size):
-            cand = xpad[j: j + s * (T_out - 1) + 1: s]
-            better = cand > y                       # strictly: ties keep the earlier step
+            cand = xpad[j : j + s * (T_out - 1) + 1 : s]
+            better = cand > y  # strictly: ties keep the earlier step
             y = xp.where(better, cand, y)
             winner[better] = j
         self._cache = (winner, T, x.dtype) if self.training else None
@@ -205,8 +223,8 @@ class MaxPool1d(Module):
         p, s = self.padding, self.stride
         dxpad = xp.zeros((T + 2 * p, B, C), dtype=dtype)
         for j in range(self.kernel_size):
-            dxpad[j: j + s * (T_out - 1) + 1: s] += xp.where(winner == j, dy, 0)
-        return _out_layout(dxpad[p: p + T], self.batch_first)
+            dxpad[j : j + s * (T_out - 1) + 1 : s] += xp.where(winner == j, dy, 0)
+        return _out_layout(dxpad[p : p + T], self.batch_first)
 
     def __repr__(self):
         return f"MaxPool1d(kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding})"
@@ -216,7 +234,7 @@ def _max_over_time(x, lengths):
     """``(max over the valid steps (B, C), the step of the first maximum (B, C))`` of ``x (T, B, C)``."""
     xp = array_module(x)
     if lengths is not None:
-        valid = xp.arange(x.shape[0])[:, None] < xp.asarray(lengths)[None, :]    # (T, B)
+        valid = xp.arange(x.shape[0])[:, None] < xp.asarray(lengths)[None, :]  # (T, B)
         x = xp.where(valid[:, :, None], x, -xp.inf)
     idx = x.argmax(axis=0)
     return xp.take_along_axis(x, idx[None], axis=0)[0], idx
@@ -273,8 +291,11 @@ class TextCNN(Module):
     def __init__(self, in_channels, filter_sizes=(3, 4, 5), num_filters=100, *, dtype=np.float32, seed=None):
         super().__init__()
         self.in_channels = check_positive_int(in_channels, "in_channels")
-        if isinstance(filter_sizes, (int, np.integer)) or not isinstance(filter_sizes, (list, tuple)) \
-                or not filter_sizes:
+        if (
+            isinstance(filter_sizes, (int, np.integer))
+            or not isinstance(filter_sizes, (list, tuple))
+            or not filter_sizes
+        ):
             raise TypeError(f"filter_sizes: expected a non-empty list or tuple of widths, got {filter_sizes!r}")
         self.filter_sizes = tuple(check_positive_int(k, "filter_sizes") for k in filter_sizes)
         self.num_filters = check_positive_int(num_filters, "num_filters")
@@ -296,8 +317,9 @@ class TextCNN(Module):
         x = _float_3d(x, "x", self.dtype)
         T, B, C = x.shape
         if C != self.in_channels:
-            raise ValueError(f"x: expected {self.in_channels} channels (in_channels) in the last dimension, "
-                             f"got shape {x.shape}")
+            raise ValueError(
+                f"x: expected {self.in_channels} channels (in_channels) in the last dimension, got shape {x.shape}"
+            )
         if T < 1:
             raise ValueError(f"x: expected at least one time step, got shape {x.shape}")
         lengths = _check_lengths(lengths, B, T)
@@ -306,11 +328,11 @@ class TextCNN(Module):
         Tpad = max(T, max(self.filter_sizes))
         xpad = xp.zeros((Tpad, B, C), dtype=self.dtype)
         xpad[:T] = x
-        if lengths is not None:   # where, not a product: whatever sits past a length (even NaN) is dropped
+        if lengths is not None:  # where, not a product: whatever sits past a length (even NaN) is dropped
             xpad[:T] = xp.where((xp.arange(T)[:, None] < xp.asarray(n)[None, :])[:, :, None], x, 0)
         feats, caches = [], []
         for k, conv in zip(self.filter_sizes, self.convs):
-            y = conv(xpad)                                  # (Tpad - k + 1, B, F)
+            y = conv(xpad)  # (Tpad - k + 1, B, F)
             m, idx = _max_over_time(y, np.maximum(n, k) - k + 1)
             feats.append(xp.maximum(m, 0))
             caches.append((idx, y.shape, m > 0))
@@ -325,7 +347,7 @@ class TextCNN(Module):
         dfeats = _check_dy(dfeats, (B, self.output_size), self.dtype, "dfeats")
         dx = None
         for i, (conv, (idx, y_shape, positive)) in enumerate(zip(self.convs, caches)):
-            dm = dfeats[:, i * F: (i + 1) * F] * positive
+            dm = dfeats[:, i * F : (i + 1) * F] * positive
             d = conv.backward(_max_over_time_backward(idx, dm, y_shape, self.dtype))
             dx = d if dx is None else dx + d
         dx = dx[:T]
@@ -335,5 +357,4 @@ class TextCNN(Module):
         return dx
 
     def __repr__(self):
-        return (f"TextCNN({self.in_channels}, filter_sizes={self.filter_sizes}, "
-                f"num_filters={self.num_filters})")
+        return f"TextCNN({self.in_channels}, filter_sizes={self.filter_sizes}, num_filters={self.num_filters})"

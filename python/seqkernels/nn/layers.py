@@ -32,8 +32,10 @@ def _rng(seed):
 
 def _need_cache(layer):
     if layer._cache is None:
-        raise ValueError(f"{type(layer).__name__}.backward() needs a forward pass in training mode first "
-                         "(call .train() and run forward; each forward allows one backward)")
+        raise ValueError(
+            f"{type(layer).__name__}.backward() needs a forward pass in training mode first "
+            "(call .train() and run forward; each forward allows one backward)"
+        )
     cache, layer._cache = layer._cache, None
     return cache
 
@@ -91,8 +93,9 @@ class Embedding(Module):
     from N(0, 1), the ``padding_idx`` row zero and never given a gradient. ``freeze=True`` keeps the
     table fixed (backward sets no gradient, so optimisers leave it alone; it is still saved)."""
 
-    def __init__(self, num_embeddings, embedding_dim, padding_idx=None, *, freeze=False, dtype=np.float32,
-                 seed=None, weight=None):
+    def __init__(
+        self, num_embeddings, embedding_dim, padding_idx=None, *, freeze=False, dtype=np.float32, seed=None, weight=None
+    ):
         super().__init__()
         self.num_embeddings = check_positive_int(num_embeddings, "num_embeddings")
         self.embedding_dim = check_positive_int(embedding_dim, "embedding_dim")
@@ -101,8 +104,9 @@ class Embedding(Module):
             if isinstance(padding_idx, bool) or not isinstance(padding_idx, (int, np.integer)):
                 raise TypeError(f"padding_idx must be an int or None, got {type(padding_idx).__name__}")
             if not -self.num_embeddings <= padding_idx < self.num_embeddings:
-                raise ValueError(f"padding_idx must be in [-{self.num_embeddings}, {self.num_embeddings}), "
-                                 f"got {padding_idx}")
+                raise ValueError(
+                    f"padding_idx must be in [-{self.num_embeddings}, {self.num_embeddings}), got {padding_idx}"
+                )
             padding_idx = int(padding_idx) % self.num_embeddings
         self.padding_idx = padding_idx
         self.freeze = bool(freeze)
@@ -113,8 +117,9 @@ class Embedding(Module):
         else:
             weight = as_array(weight, "weight")
             if weight.shape != (self.num_embeddings, self.embedding_dim):
-                raise ValueError(f"weight: expected shape {(self.num_embeddings, self.embedding_dim)}, "
-                                 f"got {weight.shape}")
+                raise ValueError(
+                    f"weight: expected shape {(self.num_embeddings, self.embedding_dim)}, got {weight.shape}"
+                )
         self.params["weight"] = weight.astype(self.dtype, copy=True)
         self._cache = None
 
@@ -123,13 +128,23 @@ class Embedding(Module):
         """A table initialised from a ``(V, E)`` array (copied), frozen by default as in torch."""
         emb = as_array(embeddings, "embeddings")
         if emb.ndim != 2 or emb.dtype.kind != "f":
-            raise ValueError(f"embeddings: expected a 2-D floating-point array (V, E), got shape {emb.shape} "
-                             f"dtype {emb.dtype}")
+            raise ValueError(
+                f"embeddings: expected a 2-D floating-point array (V, E), got shape {emb.shape} dtype {emb.dtype}"
+            )
         return cls(emb.shape[0], emb.shape[1], padding_idx, freeze=freeze, dtype=dtype, weight=emb)
 
     @classmethod
-    def from_word_vectors(cls, word_vectors, vocab=None, *, freeze=False, padding_idx=None, lowercase_fallback=True,
-                          dtype=np.float32, seed=None):
+    def from_word_vectors(
+        cls,
+        word_vectors,
+        vocab=None,
+        *,
+        freeze=False,
+        padding_idx=None,
+        lowercase_fallback=True,
+        dtype=np.float32,
+        seed=None,
+    ):
         """A table initialised from pretrained word vectors.
 
         ``word_vectors``: any object with ``.words`` (list of str) and ``.vectors`` (array
@@ -144,12 +159,15 @@ class Embedding(Module):
         words = getattr(word_vectors, "words", None)
         vectors = getattr(word_vectors, "vectors", None)
         if words is None or vectors is None:
-            raise TypeError("word_vectors: expected an object with .words (list of str) and .vectors "
-                            f"(array), got {type(word_vectors).__name__}")
+            raise TypeError(
+                "word_vectors: expected an object with .words (list of str) and .vectors "
+                f"(array), got {type(word_vectors).__name__}"
+            )
         vectors = np.asarray(vectors)
         if vectors.ndim != 2 or vectors.shape[0] != len(words):
-            raise ValueError(f"word_vectors: .vectors must have shape (len(words), E) = ({len(words)}, E), "
-                             f"got {vectors.shape}")
+            raise ValueError(
+                f"word_vectors: .vectors must have shape (len(words), E) = ({len(words)}, E), got {vectors.shape}"
+            )
         if vocab is None:
             emb = cls.from_pretrained(vectors, freeze=freeze, padding_idx=padding_idx, dtype=dtype)
             emb.found, emb.missing = len(words), []
@@ -181,8 +199,10 @@ class Embedding(Module):
         ids = int_input(ids, "ids")
         xp = array_module(ids)
         if ids.size and (int(ids.min()) < 0 or int(ids.max()) >= self.num_embeddings):
-            raise ValueError(f"ids: every id must be in [0, {self.num_embeddings}), got min {int(ids.min())} "
-                             f"and max {int(ids.max())}")
+            raise ValueError(
+                f"ids: every id must be in [0, {self.num_embeddings}), got min {int(ids.min())} "
+                f"and max {int(ids.max())}"
+            )
         out = xp.take(self.params["weight"], ids, axis=0)
         self._cache = ids if self.training else None
         return out
@@ -308,25 +328,26 @@ class Attention(Module):
         if q.ndim != 3 or q.shape[2] != self.query_size:
             raise ValueError(f"query: expected shape (Tq, B, {self.query_size}), got {q.shape}")
         if k.ndim != 3 or k.shape[2] != self.key_size or k.shape[1] != q.shape[1]:
-            raise ValueError(f"keys: expected shape (Tk, {q.shape[1]}, {self.key_size}) (batch of query), "
-                             f"got {k.shape}")
+            raise ValueError(
+                f"keys: expected shape (Tk, {q.shape[1]}, {self.key_size}) (batch of query), got {k.shape}"
+            )
         xp = array_module(q, k)
         Tk, B = k.shape[0], k.shape[1]
-        qb = q.transpose(1, 0, 2)                     # (B, Tq, Hq)
-        kb = k.transpose(1, 0, 2)                     # (B, Tk, Hk)
-        u = qb @ self.params["weight"]                # (B, Tq, Hk): project the query, cheap when Tq = 1
-        s = u @ kb.transpose(0, 2, 1)                 # (B, Tq, Tk)
+        qb = q.transpose(1, 0, 2)  # (B, Tq, Hq)
+        kb = k.transpose(1, 0, 2)  # (B, Tk, Hk)
+        u = qb @ self.params["weight"]  # (B, Tq, Hk): project the query, cheap when Tq = 1
+        s = u @ kb.transpose(0, 2, 1)  # (B, Tq, Tk)
         valid = None
         if lengths is not None:
             lengths = int_input(lengths, "lengths")
             if lengths.shape != (B,) or (B and (int(lengths.min()) < 1 or int(lengths.max()) > Tk)):
                 raise ValueError(f"lengths: expected shape ({B},) with values in 1..{Tk}, got {lengths!r}")
-            valid = xp.arange(Tk)[None, :] < xp.asarray(lengths)[:, None]     # (B, Tk)
+            valid = xp.arange(Tk)[None, :] < xp.asarray(lengths)[:, None]  # (B, Tk)
             s = xp.where(valid[:, None, :], s, -xp.inf)
         s = s - s.max(axis=2, keepdims=True)
         a = xp.exp(s)
         a /= a.sum(axis=2, keepdims=True)
-        ctx = (a @ kb).transpose(1, 0, 2)             # (Tq, B, Hk)
+        ctx = (a @ kb).transpose(1, 0, 2)  # (Tq, B, Hk)
         self.weights = a
         self._cache = (qb, kb, u, a) if self.training else None
         return xp.ascontiguousarray(ctx)
@@ -335,10 +356,10 @@ class Attention(Module):
         qb, kb, u, a = _need_cache(self)
         B, Tq, _ = qb.shape
         dc = _check_dy(dcontext, (Tq, B, self.key_size), self.dtype, "dcontext").transpose(1, 0, 2)
-        da = dc @ kb.transpose(0, 2, 1)                            # (B, Tq, Tk)
-        ds = a * (da - (da * a).sum(axis=2, keepdims=True))        # softmax backward; 0 where a = 0
+        da = dc @ kb.transpose(0, 2, 1)  # (B, Tq, Tk)
+        ds = a * (da - (da * a).sum(axis=2, keepdims=True))  # softmax backward; 0 where a = 0
         dkb = a.transpose(0, 2, 1) @ dc + ds.transpose(0, 2, 1) @ u
-        du = ds @ kb                                               # (B, Tq, Hk)
+        du = ds @ kb  # (B, Tq, Hk)
         dqb = du @ self.params["weight"].T
         self.grads = {"weight": (qb.reshape(-1, self.query_size).T @ du.reshape(-1, self.key_size))}
         xp = array_module(dqb)

@@ -60,7 +60,7 @@ def softmax_cross_entropy(logits, targets, ignore_index=-100, reduction="mean"):
     lp = log_softmax(zf)
     rows = xp.arange(zf.shape[0])
     picked = lp[rows, safe_t]
-    loss = -float(picked[keep].astype("float64").sum())   # accumulate in float64
+    loss = -float(picked[keep].astype("float64").sum())  # accumulate in float64
     grad = xp.exp(lp)
     grad[rows, safe_t] -= 1
     grad *= keep[:, None]

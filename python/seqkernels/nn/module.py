@@ -32,8 +32,11 @@ META_KEY = "__meta__"
 def is_layer(obj) -> bool:
     """True for objects that take part in parameter collection: Modules and the recurrent layers."""
     return isinstance(obj, Module) or (
-        not isinstance(obj, type) and isinstance(getattr(obj, "params", None), dict)
-        and hasattr(obj, "grads") and callable(getattr(obj, "train", None)))
+        not isinstance(obj, type)
+        and isinstance(getattr(obj, "params", None), dict)
+        and hasattr(obj, "grads")
+        and callable(getattr(obj, "train", None))
+    )
 
 
 class Module:
@@ -120,12 +123,13 @@ class Module:
             missing = [k for k in expected if k not in state_dict]
             unexpected = sorted(set(state_dict) - set(expected) - {META_KEY})
             if missing or unexpected:
-                raise ValueError(f"state_dict does not match {type(self).__name__}: missing {missing}, "
-                                 f"unexpected {unexpected}")
+                raise ValueError(
+                    f"state_dict does not match {type(self).__name__}: missing {missing}, unexpected {unexpected}"
+                )
         self._load_own(state_dict)
         for cname, child in self.children():
             prefix = cname + "."
-            sub = {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
+            sub = {k[len(prefix) :]: v for k, v in state_dict.items() if k.startswith(prefix)}
             if isinstance(child, Module):
                 child.load_state_dict(sub, strict=strict)
             elif sub or strict:

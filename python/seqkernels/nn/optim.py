@@ -29,8 +29,9 @@ def _named(obj, what):
         return dict(obj.named_parameters() if what == "params" else obj.named_grads())
     d = getattr(obj, what, None)
     if not isinstance(d, dict):
-        raise TypeError(f"module: expected a seqkernels.nn Module or layer with .params and .grads dicts, "
-                        f"got {type(obj).__name__}")
+        raise TypeError(
+            f"module: expected a seqkernels.nn Module or layer with .params and .grads dicts, got {type(obj).__name__}"
+        )
     return d
 
 
@@ -125,11 +126,13 @@ class Adam(Optimizer):
     with ``t`` counted per parameter (steps in which it had a gradient).
     """
 
-    def __init__(self, module, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
-                 decoupled_weight_decay=False):
+    def __init__(self, module, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, decoupled_weight_decay=False):
         super().__init__(module, lr)
-        if not (isinstance(betas, (tuple, list)) and len(betas) == 2
-                and all(isinstance(b, numbers.Real) and 0.0 <= b < 1.0 for b in betas)):
+        if not (
+            isinstance(betas, (tuple, list))
+            and len(betas) == 2
+            and all(isinstance(b, numbers.Real) and 0.0 <= b < 1.0 for b in betas)
+        ):
             raise ValueError(f"betas must be a pair of numbers in [0, 1), got {betas!r}")
         self.betas = (float(betas[0]), float(betas[1]))
         self.eps = check_nonneg_real(eps, "eps")
@@ -154,8 +157,8 @@ class Adam(Optimizer):
             m += (1 - b1) * g
             v *= b2
             v += (1 - b2) * (g * g)
-            step_size = self.lr / (1 - b1 ** t)
-            denom = xp.sqrt(v) / math.sqrt(1 - b2 ** t) + self.eps
+            step_size = self.lr / (1 - b1**t)
+            denom = xp.sqrt(v) / math.sqrt(1 - b2**t) + self.eps
             p -= step_size * (m / denom)
 
 

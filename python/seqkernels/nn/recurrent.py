@@ -33,8 +33,20 @@ class _Recurrent:
     _mode = ""
     proj_size = 0  # LSTM only
 
-    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
-                 bidirectional=False, *, dtype=np.float32, seed=None, num_threads=0):
+    def __init__(
+        self,
+        input_size,
+        hidden_size,
+        num_layers=1,
+        bias=True,
+        batch_first=False,
+        dropout=0.0,
+        bidirectional=False,
+        *,
+        dtype=np.float32,
+        seed=None,
+        num_threads=0,
+    ):
         for name, v in (("input_size", input_size), ("hidden_size", hidden_size), ("num_layers", num_layers)):
             check_positive_int(v, name)
         if not isinstance(dropout, numbers.Real) or not 0.0 <= dropout < 1.0:
@@ -53,9 +65,17 @@ class _Recurrent:
         self.num_threads = int(num_threads)
         self.training = True
         self._rng = np.random.default_rng(seed)
-        self.params = reference.init_params(self._mode, self.input_size, self.hidden_size, self.num_layers,
-                                            self.bidirectional, self.bias, rng=self._rng, dtype=dtype,
-                                            proj_size=self.proj_size)
+        self.params = reference.init_params(
+            self._mode,
+            self.input_size,
+            self.hidden_size,
+            self.num_layers,
+            self.bidirectional,
+            self.bias,
+            rng=self._rng,
+            dtype=dtype,
+            proj_size=self.proj_size,
+        )
         self.grads: dict[str, np.ndarray] = {}
         self._cache = None
         self._packs = {}  # layer index -> packed W_hh per direction (CPU; see _layer_plan)
@@ -195,8 +215,10 @@ class _Recurrent:
             return x
         if hasattr(x, "__cuda_array_interface__"):
             return cupy.asarray(x)  # e.g. a torch CUDA tensor: a view, no copy
-        raise TypeError(f"{name}: the layer is on cuda, got {type(x).__name__}; pass a CuPy array "
-                        "(cupy.asarray(x)) or move the layer with layer.cpu()")
+        raise TypeError(
+            f"{name}: the layer is on cuda, got {type(x).__name__}; pass a CuPy array "
+            "(cupy.asarray(x)) or move the layer with layer.cpu()"
+        )
 
     def _float_array(self, x, name, shape=None, what=""):
         x = self._array(x, name)
@@ -240,8 +262,10 @@ class _Recurrent:
         if lengths.dtype.kind not in "iu":
             raise TypeError(f"lengths: expected integers, got dtype {lengths.dtype}")
         if lengths.size and (lengths.min() < 1 or lengths.max() > steps):
-            raise ValueError(f"lengths: every entry must be in 1..{steps} (the sequence length T), "
-                             f"got min {lengths.min()} and max {lengths.max()}")
+            raise ValueError(
+                f"lengths: every entry must be in 1..{steps} (the sequence length T), "
+                f"got min {lengths.min()} and max {lengths.max()}"
+            )
         return self._xp().asarray(np.ascontiguousarray(lengths, dtype=np.int32))
 
     # ---- forward / backward --------------------------------------------------------------------
@@ -282,10 +306,20 @@ class _Recurrent:
         for k in range(L):
             part = slice(k * D, (k + 1) * D)
             y, _, _, workspaces = _layer_plan.forward(
-                kernels, cell, inp, self._layer_weights(k), h0=None if h0 is None else h0[part],
-                c0=None if c0 is None else c0[part], lengths=lengths, training=self.training, alloc=alloc,
-                h_n=h_n[part], c_n=None if c_n is None else c_n[part], packs=self._layer_packs(k),
-                num_threads=self.num_threads)
+                kernels,
+                cell,
+                inp,
+                self._layer_weights(k),
+                h0=None if h0 is None else h0[part],
+                c0=None if c0 is None else c0[part],
+                lengths=lengths,
+                training=self.training,
+                alloc=alloc,
+                h_n=h_n[part],
+                c_n=None if c_n is None else c_n[part],
+                packs=self._layer_packs(k),
+                num_threads=self.num_threads,
+            )
             cache["workspaces"].extend(workspaces or [None] * D)
             cache["inputs"].append(inp)
             if k < L - 1 and self.training and self.dropout > 0:
@@ -317,8 +351,10 @@ class _Recurrent:
         """
         cache = self._cache
         if cache is None:
-            raise ValueError("backward() needs a forward pass in training mode first "
-                             "(call layer.train() and run forward; each forward allows one backward)")
+            raise ValueError(
+                "backward() needs a forward pass in training mode first "
+                "(call layer.train() and run forward; each forward allows one backward)"
+            )
         steps, batch = cache["steps"], cache["batch"]
         cell = self._cell()
         L, D, R = self.num_layers, self.num_directions, self.proj_size or self.hidden_size
@@ -334,10 +370,22 @@ class _Recurrent:
         for k in reversed(range(L)):
             part = slice(k * D, (k + 1) * D)
             dx, _, _, layer_grads = _layer_plan.backward(
-                kernels, cell, cache["inputs"][k], self._layer_weights(k), cache["workspaces"][part], dy,
-                dh_n=None if dh_n is None else dh_n[part], dc_n=None if dc_n is None else dc_n[part],
-                lengths=cache["lengths"], alloc=self._alloc, zeros=self._zeros, dh0=dh0[part],
-                dc0=None if dc0 is None else dc0[part], packs=self._layer_packs(k), num_threads=self.num_threads)
+                kernels,
+                cell,
+                cache["inputs"][k],
+                self._layer_weights(k),
+                cache["workspaces"][part],
+                dy,
+                dh_n=None if dh_n is None else dh_n[part],
+                dc_n=None if dc_n is None else dc_n[part],
+                lengths=cache["lengths"],
+                alloc=self._alloc,
+                zeros=self._zeros,
+                dh0=dh0[part],
+                dc0=None if dc0 is None else dc0[part],
+                packs=self._layer_packs(k),
+                num_threads=self.num_threads,
+            )
             for d, g in enumerate(layer_grads):
                 s = f"_l{k}" + ("_reverse" if d else "")
                 for name, v in zip(_WEIGHT_NAMES, g):
@@ -366,8 +414,9 @@ class LSTM(_Recurrent):
             raise ValueError(f"proj_size must be an integer >= 0, got {proj_size!r}")
         hidden_size = args[1] if len(args) > 1 else kwargs.get("hidden_size")
         if proj_size and isinstance(hidden_size, numbers.Integral) and proj_size >= hidden_size:
-            raise ValueError(f"proj_size must be smaller than hidden_size, got proj_size={proj_size}, "
-                             f"hidden_size={hidden_size}")
+            raise ValueError(
+                f"proj_size must be smaller than hidden_size, got proj_size={proj_size}, hidden_size={hidden_size}"
+            )
         self.proj_size = int(proj_size)
         super().__init__(*args, **kwargs)
 

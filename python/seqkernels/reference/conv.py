@@ -90,8 +90,10 @@ def conv1d_backward(x, weight, dy, stride=1, padding=0, dilation=1, bias=True):
 def _pool_windows(T, kernel_size, stride, padding):
     """``[(t, [input steps of window t]), ...]`` with padding steps left out."""
     T_out = conv_output_length(T, kernel_size, stride, padding)
-    return [(t, [s for s in range(t * stride - padding, t * stride - padding + kernel_size) if 0 <= s < T])
-            for t in range(T_out)]
+    return [
+        (t, [s for s in range(t * stride - padding, t * stride - padding + kernel_size) if 0 <= s < T])
+        for t in range(T_out)
+    ]
 
 
 def max_pool1d_forward(x, kernel_size, stride=None, padding=0):
@@ -194,7 +196,7 @@ def text_cnn_backward(x, weights, biases, dfeats, lengths=None):
             F, k, n = w.shape[0], w.shape[2], lengths[b]
             seq = _alone(x, b, n, k)
             y = conv1d_forward(seq, w, bias)
-            dr = max_over_time_backward(np.maximum(y, 0), dfeats[b: b + 1, col: col + F])
+            dr = max_over_time_backward(np.maximum(y, 0), dfeats[b : b + 1, col : col + F])
             dseq, dw, db = conv1d_backward(seq, w, relu_backward(y, dr))
             dx[:n, b] += dseq[:n, 0]
             dws[i] += dw

@@ -154,8 +154,13 @@ def build_vocab(counts: dict[bytes, int], min_count: int = 1, max_vocab: int = 0
 # ---------------------------------------------------------------------------------------------
 # Co-occurrence
 # ---------------------------------------------------------------------------------------------
-def cooccurrence_dict(data: bytes, vocab_words: list[bytes], window_size: int = 15, symmetric: bool = True,
-                      distance_weighting: bool = True) -> dict[tuple[int, int], float]:
+def cooccurrence_dict(
+    data: bytes,
+    vocab_words: list[bytes],
+    window_size: int = 15,
+    symmetric: bool = True,
+    distance_weighting: bool = True,
+) -> dict[tuple[int, int], float]:
     """X as ``{(row, col): value}`` with 0-based ids (rank in ``vocab_words``), walking the corpus
     as Stanford does; each value is the exact sum rounded once (module docstring)."""
     if window_size < 1:
@@ -226,8 +231,17 @@ def glove_loss(W: np.ndarray, rows, cols, values, x_max: float = 100.0, alpha: f
     return float(np.sum(0.5 * weighting(values, x_max, alpha) * diff * diff))
 
 
-def adagrad_step(W: np.ndarray, gradsq: np.ndarray, i: int, j: int, x: float, eta: float = 0.05,
-                 x_max: float = 100.0, alpha: float = 0.75, grad_clip: float = 100.0) -> float:
+def adagrad_step(
+    W: np.ndarray,
+    gradsq: np.ndarray,
+    i: int,
+    j: int,
+    x: float,
+    eta: float = 0.05,
+    x_max: float = 100.0,
+    alpha: float = 0.75,
+    grad_clip: float = 100.0,
+) -> float:
     """One Stanford update for record (i, j, x) with 0-based ids, in place. Returns the record's
     cost 0.5 * f * diff**2 computed before the update (0 when the record is skipped)."""
     V, D = W.shape[0] // 2, W.shape[1] - 1
@@ -262,8 +276,17 @@ def adagrad_step(W: np.ndarray, gradsq: np.ndarray, i: int, j: int, x: float, et
     return cost
 
 
-def train_epoch(W: np.ndarray, gradsq: np.ndarray, rows, cols, values, eta: float = 0.05, x_max: float = 100.0,
-                alpha: float = 0.75, grad_clip: float = 100.0) -> float:
+def train_epoch(
+    W: np.ndarray,
+    gradsq: np.ndarray,
+    rows,
+    cols,
+    values,
+    eta: float = 0.05,
+    x_max: float = 100.0,
+    alpha: float = 0.75,
+    grad_clip: float = 100.0,
+) -> float:
     """One pass over the records in the given order (one thread); returns the summed cost
     (Stanford prints it divided by the number of records)."""
     total = 0.0
@@ -272,8 +295,18 @@ def train_epoch(W: np.ndarray, gradsq: np.ndarray, rows, cols, values, eta: floa
     return total
 
 
-def hogwild_epoch(W: np.ndarray, gradsq: np.ndarray, rows, cols, values, concurrency: int, eta: float = 0.05,
-                  x_max: float = 100.0, alpha: float = 0.75, grad_clip: float = 100.0) -> float:
+def hogwild_epoch(
+    W: np.ndarray,
+    gradsq: np.ndarray,
+    rows,
+    cols,
+    values,
+    concurrency: int,
+    eta: float = 0.05,
+    x_max: float = 100.0,
+    alpha: float = 0.75,
+    grad_clip: float = 100.0,
+) -> float:
     """A model of the lock-free GPU epoch (cuda/glove/train.cu) with ``concurrency`` records in
     flight: the records go in waves of ``concurrency`` consecutive ones; every record of a wave
     reads the parameters as they were when the wave began, then writes its updated rows back, so
@@ -289,10 +322,10 @@ def hogwild_epoch(W: np.ndarray, gradsq: np.ndarray, rows, cols, values, concurr
     total = 0.0
     with np.errstate(all="ignore"):
         for lo in range(0, len(values), concurrency):
-            i, j = rows[lo:lo + concurrency], cols[lo:lo + concurrency]
+            i, j = rows[lo : lo + concurrency], cols[lo : lo + concurrency]
             w, c, gw, gc = W[i], W[j], gradsq[i], gradsq[j]  # copies: the wave's snapshot
-            diff = np.einsum("nd,nd->n", w[:, :D], c[:, :D]) + w[:, D] + c[:, D] - log_x[lo:lo + concurrency]
-            fdiff = f[lo:lo + concurrency] * diff
+            diff = np.einsum("nd,nd->n", w[:, :D], c[:, :D]) + w[:, D] + c[:, D] - log_x[lo : lo + concurrency]
+            fdiff = f[lo : lo + concurrency] * diff
             ok = np.isfinite(diff) & np.isfinite(fdiff)
             total += float(np.sum(0.5 * fdiff[ok] * diff[ok]))
             fd = fdiff[:, None]

@@ -145,8 +145,10 @@ def _check_params(mode, params, input_size, num_layers, D, dtype):
     if "weight_hr_l0" in params:  # LSTM with projections: weight_hh is (4H, P)
         hr = np.asarray(params["weight_hr_l0"])
         if w.ndim != 2 or hr.ndim != 2 or w.shape[0] != G * hr.shape[1] or w.shape[1] != hr.shape[0]:
-            raise ValueError(f"params['weight_hh_l0'] {w.shape} and params['weight_hr_l0'] {hr.shape} must have "
-                             f"shapes ({G}*H, P) and (P, H)")
+            raise ValueError(
+                f"params['weight_hh_l0'] {w.shape} and params['weight_hr_l0'] {hr.shape} must have "
+                f"shapes ({G}*H, P) and (P, H)"
+            )
         H, P = hr.shape[1], _check_proj_size(mode, hr.shape[0], hr.shape[1])
     else:
         if w.ndim != 2 or w.shape[0] != G * w.shape[1]:
@@ -318,8 +320,8 @@ def forward(
     * ``dropout_masks``: ``None`` or ``num_layers - 1`` arrays ``(T, B, D*H)``, already scaled.
 
     Returns ``(y, h_n, c_n, cache)``: ``y`` ``(T, B, D*H)`` (zero at padded steps; ``D*P`` with
-    projections), ``h_n`` ``(L*D, B, H)`` (``P``), ``c_n`` ``(L*D, B, H)`` for LSTM and ``None`` otherwise, and ``cache``
-    for :func:`backward`.
+    projections), ``h_n`` ``(L*D, B, H)`` (``P``), ``c_n`` ``(L*D, B, H)`` for LSTM and ``None``
+    otherwise, and ``cache`` for :func:`backward`.
     """
     mode = _check_mode(mode)
     x = np.asarray(x)

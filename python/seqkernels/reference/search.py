@@ -100,8 +100,9 @@ compared with this one, and no token-level agreement is claimed: the semantics a
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -220,8 +221,8 @@ def ngram_bans(history, n: int) -> list[int]:
     L = len(h)
     if L < n - 1:
         return []
-    tail = h[L - n + 1:]
-    return sorted({h[i + n - 1] for i in range(L - n + 1) if h[i:i + n - 1] == tail})
+    tail = h[L - n + 1 :]
+    return sorted({h[i + n - 1] for i in range(L - n + 1) if h[i : i + n - 1] == tail})
 
 
 def bad_word_bans(history, bad_words) -> list[int]:
@@ -233,7 +234,7 @@ def bad_word_bans(history, bad_words) -> list[int]:
     for w in bad_words:
         w = [int(v) for v in w]
         k = len(w) - 1
-        if k == 0 or (len(h) >= k and h[len(h) - k:] == w[:-1]):
+        if k == 0 or (len(h) >= k and h[len(h) - k :] == w[:-1]):
             out.add(w[-1])
     return sorted(out)
 
@@ -269,9 +270,18 @@ def ngram_hash_column(history, n: int) -> np.ndarray:
     return h
 
 
-def control_scores(scores, *, log_probs: bool, eos_id: int, forbid_eos: bool = False,
-                   history=None, repetition_penalty: float = 1.0, no_repeat_ngram_size: int = 0,
-                   banned=None, forced=None) -> np.ndarray:
+def control_scores(
+    scores,
+    *,
+    log_probs: bool,
+    eos_id: int,
+    forbid_eos: bool = False,
+    history=None,
+    repetition_penalty: float = 1.0,
+    no_repeat_ngram_size: int = 0,
+    banned=None,
+    forced=None,
+) -> np.ndarray:
     """The log-probs ``(R, V)`` a step ranks, after every control (module docstring, in that
     order), in the dtype of ``scores``. ``history`` ``(R, L)`` ints in ``[0, V)`` (``L`` may be 0);
     ``banned`` ``(R, W)`` ints, entries ``< 0`` ignored; ``forced`` ``(R,)`` ints, ``< 0`` = none.
@@ -359,10 +369,21 @@ def log_softmax(x: np.ndarray) -> np.ndarray:
     return np.where(empty, np.full_like(z, -np.inf), out)
 
 
-def beam_step(scores, beam_scores, *, eos_id: int, log_probs: bool = False,
-              forbid_eos: bool = False, history=None, history_hash=None,
-              repetition_penalty: float = 1.0, no_repeat_ngram_size: int = 0, banned=None,
-              forced=None, candidates: int | None = None) -> BeamStep:
+def beam_step(
+    scores,
+    beam_scores,
+    *,
+    eos_id: int,
+    log_probs: bool = False,
+    forbid_eos: bool = False,
+    history=None,
+    history_hash=None,
+    repetition_penalty: float = 1.0,
+    no_repeat_ngram_size: int = 0,
+    banned=None,
+    forced=None,
+    candidates: int | None = None,
+) -> BeamStep:
     """One beam-search expansion step for ``N`` items x ``B`` beams (the fused-kernel contract).
 
     Inputs
@@ -407,8 +428,7 @@ def beam_step(scores, beam_scores, *, eos_id: int, log_probs: bool = False,
     scores = scores.astype(dtype)  # a copy: the caller's array is never modified
     beam_scores = np.asarray(beam_scores, dtype=dtype)
     if scores.ndim != 2 or beam_scores.ndim != 2:
-        raise ValueError(f"scores must be (N*B, V) and beam_scores (N, B), got {scores.shape} and "
-                         f"{beam_scores.shape}")
+        raise ValueError(f"scores must be (N*B, V) and beam_scores (N, B), got {scores.shape} and {beam_scores.shape}")
     n_items, n_beams = beam_scores.shape
     vocab = scores.shape[1]
     if scores.shape[0] != n_items * n_beams:
@@ -417,9 +437,17 @@ def beam_step(scores, beam_scores, *, eos_id: int, log_probs: bool = False,
         raise ValueError(f"eos_id {eos_id} outside the vocabulary [0, {vocab})")
 
     # 1. log-probs
-    logp = control_scores(scores, log_probs=log_probs, eos_id=eos_id, forbid_eos=forbid_eos,
-                          history=history, repetition_penalty=repetition_penalty,
-                          no_repeat_ngram_size=no_repeat_ngram_size, banned=banned, forced=forced)
+    logp = control_scores(
+        scores,
+        log_probs=log_probs,
+        eos_id=eos_id,
+        forbid_eos=forbid_eos,
+        history=history,
+        repetition_penalty=repetition_penalty,
+        no_repeat_ngram_size=no_repeat_ngram_size,
+        banned=banned,
+        forced=forced,
+    )
 
     # 2. running scores of all B*V candidates of each item, in flat order b*V + v
     logp = logp.reshape(n_items, n_beams * vocab)
@@ -631,9 +659,9 @@ def beam_search(
     draw = uniform_draws(seed, N, G * 2 * gs)
     scores = np.full((U, gs), -np.inf)
     scores[:, 0] = 0.0
-    tokens = [[() for _ in range(gs)] for _ in range(U)]   # generated tokens per beam
-    logps = [[() for _ in range(gs)] for _ in range(U)]    # their log-probs
-    covs = [[0.0 for _ in range(gs)] for _ in range(U)]    # attention each source position got
+    tokens = [[() for _ in range(gs)] for _ in range(U)]  # generated tokens per beam
+    logps = [[() for _ in range(gs)] for _ in range(U)]  # their log-probs
+    covs = [[0.0 for _ in range(gs)] for _ in range(U)]  # attention each source position got
     finished = [[] for _ in range(U)]
     done = [False] * U
     last = np.full(N * B, bos_id, dtype=np.int64)
@@ -652,14 +680,21 @@ def beam_search(
         attention = np.asarray(out[2], dtype=np.float64) if beta else np.zeros((N * B, 1))
         log_probs = np.asarray(log_probs, dtype=np.float64)
         # dead beams and finished items have no tokens: their rows are never ranked, pad with EOS
-        history = np.array([tuple(tokens[u][j]) + (eos_id,) * (t - len(tokens[u][j]))
-                            for u in range(U) for j in range(gs)], dtype=np.int64).reshape(N * B, t)
-        banned = [sorted(set(suppress_tokens) | set(bad_word_bans(history[r], bad_words)))
-                  for r in range(N * B)]
+        history = np.array(
+            [tuple(tokens[u][j]) + (eos_id,) * (t - len(tokens[u][j])) for u in range(U) for j in range(gs)],
+            dtype=np.int64,
+        ).reshape(N * B, t)
+        banned = [sorted(set(suppress_tokens) | set(bad_word_bans(history[r], bad_words))) for r in range(N * B)]
         width = max(1, max(len(x) for x in banned))
         banned = np.array([x + [-1] * (width - len(x)) for x in banned], dtype=np.int64)
-        forced = np.array([prefix[r // B][t] if prefix is not None and prefix[r // B] is not None
-                           and t < len(prefix[r // B]) else -1 for r in range(N * B)])
+        forced = np.array(
+            [
+                prefix[r // B][t]
+                if prefix is not None and prefix[r // B] is not None and t < len(prefix[r // B])
+                else -1
+                for r in range(N * B)
+            ]
+        )
         uniforms = draw().reshape(N, G, 2 * gs)
 
         index = np.arange(N * B)
@@ -678,24 +713,40 @@ def beam_search(
                         r = n * gs + j
                         if forced[rows[r]] < 0:
                             lp[r] = hamming_diversity(lp[r][None, :], taken[n], diversity_penalty)[0]
-            c = beam_step(lp, scores[g::G], eos_id=eos_id, log_probs=True,
-                          forbid_eos=length < min_len, history=history[rows],
-                          repetition_penalty=repetition_penalty,
-                          no_repeat_ngram_size=no_repeat_ngram_size, banned=banned[rows],
-                          forced=forced[rows], candidates=pool)
+            c = beam_step(
+                lp,
+                scores[g::G],
+                eos_id=eos_id,
+                log_probs=True,
+                forbid_eos=length < min_len,
+                history=history[rows],
+                repetition_penalty=repetition_penalty,
+                no_repeat_ngram_size=no_repeat_ngram_size,
+                banned=banned[rows],
+                forced=forced[rows],
+                candidates=pool,
+            )
             for n in range(N):
                 u = n * G + g
                 if done[u]:
                     continue
-                picked = (draw_candidates(c.cand_score[n, :sampling_topk], 2 * gs, uniforms[n, g],
-                                          sampling_temperature) if sampling else np.arange(2 * gs))
+                picked = (
+                    draw_candidates(c.cand_score[n, :sampling_topk], 2 * gs, uniforms[n, g], sampling_temperature)
+                    if sampling
+                    else np.arange(2 * gs)
+                )
                 ranks = list(picked)
                 # finished candidates: <EOS> within the first gs picked, in rank order
                 for r in ranks[:gs]:
                     if c.cand_token[n, r] == eos_id and c.cand_score[n, r] > -np.inf:
                         b = c.cand_beam[n, r]
-                        finish(u, tokens[u][b] + (eos_id,), logps[u][b] + (float(c.cand_logp[n, r]),),
-                               c.cand_score[n, r], covs[u][b] + attention[u * gs + b])
+                        finish(
+                            u,
+                            tokens[u][b] + (eos_id,),
+                            logps[u][b] + (float(c.cand_logp[n, r]),),
+                            c.cand_score[n, r],
+                            covs[u][b] + attention[u * gs + b],
+                        )
                 # the new beams: the first gs picked that are not <EOS>
                 alive = [r for r in ranks if 0 <= c.cand_token[n, r] != eos_id][:gs]
                 for j, r in enumerate(alive):
@@ -725,9 +776,12 @@ def beam_search(
                     done[u] = True
                 else:  # "exact"; the coverage penalty is <= 0, so the bound still holds
                     kth = sorted((h.score for h in finished[u]), reverse=True)[target - 1]
-                    bound = max(best_possible_score(new_scores[u, j], length, max_len=max_len,
-                                                    min_len=min_len, alpha=alpha, penalty=penalty)
-                                for j in live)
+                    bound = max(
+                        best_possible_score(
+                            new_scores[u, j], length, max_len=max_len, min_len=min_len, alpha=alpha, penalty=penalty
+                        )
+                        for j in live
+                    )
                     if bound <= kth:
                         done[u] = True
         scores, tokens, logps, covs = new_scores, new_tokens, new_logps, new_covs

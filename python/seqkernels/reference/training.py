@@ -170,10 +170,10 @@ def attention_backward(query, keys, weight, lengths, dcontext):
         for t in range(Tq):
             a = att[b, t, :n]
             da = np.array([dc[t, b] @ k[j, b] for j in range(n)])
-            ds = a * (da - (a * da).sum())           # softmax backward
+            ds = a * (da - (a * da).sum())  # softmax backward
             for j in range(n):
-                dk[j, b] += a[j] * dc[t, b]           # through the weighted sum
-                dq[t, b] += ds[j] * (w @ k[j, b])     # s_j = q · W k_j
+                dk[j, b] += a[j] * dc[t, b]  # through the weighted sum
+                dq[t, b] += ds[j] * (w @ k[j, b])  # s_j = q · W k_j
                 dk[j, b] += ds[j] * (w.T @ q[t, b])
                 dw += ds[j] * np.outer(q[t, b], k[j, b])
     return dq, dk, dw
@@ -194,8 +194,9 @@ def sgd_step(param, grad, buf, *, lr, momentum=0.0, dampening=0.0, weight_decay=
     return p - lr * g, buf
 
 
-def adam_step(param, grad, m, v, step, *, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
-              decoupled_weight_decay=False):
+def adam_step(
+    param, grad, m, v, step, *, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, decoupled_weight_decay=False
+):
     """One ``torch.optim.Adam`` (``decoupled_weight_decay=True``: ``AdamW``) update; ``step`` counts
     from 1, ``m`` and ``v`` start at zeros. Returns ``(new_param, new_m, new_v)``::
 
@@ -211,8 +212,8 @@ def adam_step(param, grad, m, v, step, *, lr, betas=(0.9, 0.999), eps=1e-8, weig
         g = g + weight_decay * p
     m = b1 * _f64(m) + (1.0 - b1) * g
     v = b2 * _f64(v) + (1.0 - b2) * g * g
-    m_hat = m / (1.0 - b1 ** step)
-    v_hat = v / (1.0 - b2 ** step)
+    m_hat = m / (1.0 - b1**step)
+    v_hat = v / (1.0 - b2**step)
     return p - lr * m_hat / (np.sqrt(v_hat) + eps), m, v
 
 

@@ -49,8 +49,19 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["MASK64", "REFRESH_WORDS", "next_random", "noise_slot", "sigmoid", "output_step", "skipgram_step", "cbow_step",
-           "pair_loss", "learning_rate", "train_epoch"]
+__all__ = [
+    "MASK64",
+    "REFRESH_WORDS",
+    "next_random",
+    "noise_slot",
+    "sigmoid",
+    "output_step",
+    "skipgram_step",
+    "cbow_step",
+    "pair_loss",
+    "learning_rate",
+    "train_epoch",
+]
 
 MASK64 = (1 << 64) - 1
 LCG_MULTIPLIER, LCG_INCREMENT = 25214903917, 11
@@ -115,8 +126,21 @@ def learning_rate(lr0: float, done: int, words_total: int) -> float:
     return max(r, lr0 * 1e-4)
 
 
-def train_epoch(syn0, syn1neg, ids, offsets, keep, table, window: int, negative: int, cbow: bool,
-                learning_rate0: float, words_before: int, words_total: int, seed: int) -> dict:
+def train_epoch(
+    syn0,
+    syn1neg,
+    ids,
+    offsets,
+    keep,
+    table,
+    window: int,
+    negative: int,
+    cbow: bool,
+    learning_rate0: float,
+    words_before: int,
+    words_total: int,
+    seed: int,
+) -> dict:
     """One epoch over the whole corpus as one piece (the kernel with ``threads=1``), in place.
     ``keep`` is None for no subsampling. Returns {"words", "trained", "learning_rate"}."""
     r = int(seed) & MASK64
@@ -127,7 +151,7 @@ def train_epoch(syn0, syn1neg, ids, offsets, keep, table, window: int, negative:
             refreshed_at = words
             lr = learning_rate(learning_rate0, words_before + words, words_total)
         sentence = []
-        for w in ids[offsets[s]:offsets[s + 1]]:
+        for w in ids[offsets[s] : offsets[s + 1]]:
             w = int(w)
             words += 1
             if keep is not None:

@@ -18,8 +18,10 @@ get the output shapes, as with torch.nn).
 try:
     import torch as _torch  # noqa: F401
 except ImportError as e:  # pragma: no cover - exercised by the no-torch subprocess test
-    raise ImportError("seqkernels.torch needs PyTorch: pip install torch (or seqkernels[torch]); the rest of "
-                      "seqkernels works without it") from e
+    raise ImportError(
+        "seqkernels.torch needs PyTorch: pip install torch (or seqkernels[torch]); the rest of "
+        "seqkernels works without it"
+    ) from e
 
 from ._patch import is_patched, patch, patched, unpatch
 from .cells import GRUCell, LSTMCell, RNNCell

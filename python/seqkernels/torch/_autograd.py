@@ -68,8 +68,17 @@ def _differentiable_grads(spec, x, h0, c0, weights, lengths, cotangents, wants):
     with torch.enable_grad():
         outs = _differentiable.layer(spec, x, h0, c0, weights, lengths)
         pairs = [(o, g) for o, g in zip(outs, cotangents) if o is not None and g is not None]
-        grads = torch.autograd.grad([o for o, _ in pairs], [inputs[i] for i in wrt], [g for _, g in pairs],
-                                    create_graph=True, allow_unused=True) if pairs and wrt else ()
+        grads = (
+            torch.autograd.grad(
+                [o for o, _ in pairs],
+                [inputs[i] for i in wrt],
+                [g for _, g in pairs],
+                create_graph=True,
+                allow_unused=True,
+            )
+            if pairs and wrt
+            else ()
+        )
     result = [None] * len(inputs)
     for i, g in zip(wrt, grads):
         result[i] = torch.zeros_like(inputs[i]) if g is None else g
@@ -84,8 +93,18 @@ def _numpy_lengths(lengths):
 def _op_setup_context(ctx, inputs, output):
     x, h0, c0, weights, lengths, mode, reset_after, nonlinearity, hidden, directions, bias, proj, _, packs = inputs
     ctx.mark_non_differentiable(output[3])
-    _save(ctx, LayerSpec(mode, reset_after, nonlinearity, hidden, directions, bias, proj), packs,
-          [t is not None and t.requires_grad for t in (x, h0, c0, *weights)], x, h0, c0, lengths, output[3], weights)
+    _save(
+        ctx,
+        LayerSpec(mode, reset_after, nonlinearity, hidden, directions, bias, proj),
+        packs,
+        [t is not None and t.requires_grad for t in (x, h0, c0, *weights)],
+        x,
+        h0,
+        c0,
+        lengths,
+        output[3],
+        weights,
+    )
 
 
 def _op_fused_backward(ctx, x, weights, lengths, workspaces, dy, dh_n, dc_n):
@@ -102,9 +121,17 @@ torch.library.register_autograd("seqkernels::recurrent_layer", _op_backward, set
 
 # ---- eager path: the kernels called directly (no op dispatch: it costs more than a small layer) --------
 def _eager_fused_backward(ctx, x, weights, lengths, workspaces, dy, dh_n, dc_n):
-    return _kernels.layer_backward(ctx.spec, x, weights, _numpy_lengths(lengths), workspaces, dy.contiguous(),
-                                   None if dh_n is None else dh_n.contiguous(),
-                                   None if dc_n is None else dc_n.contiguous(), _ops.packs_of(ctx.packs))
+    return _kernels.layer_backward(
+        ctx.spec,
+        x,
+        weights,
+        _numpy_lengths(lengths),
+        workspaces,
+        dy.contiguous(),
+        None if dh_n is None else dh_n.contiguous(),
+        None if dc_n is None else dc_n.contiguous(),
+        _ops.packs_of(ctx.packs),
+    )
 
 
 class _LayerFunction(torch.autograd.Function):
@@ -112,8 +139,9 @@ class _LayerFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, spec: LayerSpec, lengths, packs, x, h0, c0, *weights):
-        y, h_n, c_n, workspaces = _kernels.layer_forward(spec, x, h0, c0, weights, _numpy_lengths(lengths),
-                                                         training=True, packs=_ops.packs_of(packs))
+        y, h_n, c_n, workspaces = _kernels.layer_forward(
+            spec, x, h0, c0, weights, _numpy_lengths(lengths), training=True, packs=_ops.packs_of(packs)
+        )
         _save(ctx, spec, packs, ctx.needs_input_grad[3:], x, h0, c0, lengths, workspaces, weights)
         return (y, h_n, c_n) if spec.is_lstm else (y, h_n)
 
@@ -136,6 +164,7 @@ def recurrent_layer(spec: LayerSpec, x, h0, c0, weights, lengths, packs=None):
     if training:
         out = _LayerFunction.apply(spec, lengths, key, x, h0, c0, *weights)
         return out if spec.is_lstm else (out[0], out[1], None)
-    y, h_n, c_n, _ = _kernels.layer_forward(spec, x, h0, c0, weights, _numpy_lengths(lengths), training=False,
-                                            packs=packs)
+    y, h_n, c_n, _ = _kernels.layer_forward(
+        spec, x, h0, c0, weights, _numpy_lengths(lengths), training=False, packs=packs
+    )
     return y, h_n, c_n

@@ -53,10 +53,10 @@ def _direction(spec: LayerSpec, x, h0, c0, w, active, reverse: bool):
     w_hr])``. Returns ``(out (T, B, R), h, c)``."""
     w_ih, w_hh, b_ih, b_hh, *w_hr = w
     w_hr = w_hr[0] if w_hr else None
-    gi_all = _linear(x, w_ih, b_ih)                 # the input projection of every step at once
+    gi_all = _linear(x, w_ih, b_ih)  # the input projection of every step at once
     h, c = h0, c0
     outs = [None] * x.shape[0]
-    for t in (range(x.shape[0] - 1, -1, -1) if reverse else range(x.shape[0])):
+    for t in range(x.shape[0] - 1, -1, -1) if reverse else range(x.shape[0]):
         h_new, c_new = cell_step(spec, gi_all[t], h, c, w_hh, b_hh, w_hr)
         if active is None:
             h, c, outs[t] = h_new, c_new, h_new
@@ -79,7 +79,7 @@ def layer(spec: LayerSpec, x, h0, c0, weights, lengths):
         active = (steps < torch.as_tensor(lengths, device=x.device).unsqueeze(0)).unsqueeze(2)
     ys, hs, cs = [], [], []
     for d in range(D):
-        w = tuple(weights[d * P:(d + 1) * P])
+        w = tuple(weights[d * P : (d + 1) * P])
         if not spec.bias:
             w = (*w[:2], None, None, *w[2:])
         h = x.new_zeros((B, R)) if h0 is None else h0[d]

@@ -24,13 +24,13 @@ from ..nn import _layer_plan
 class LayerSpec(NamedTuple):
     """What the kernels need to know about a layer besides its tensors."""
 
-    mode: str            # "lstm", "gru" or "rnn" (the kernels' names)
-    reset_after: bool    # GRU only
-    nonlinearity: str    # RNN only: "tanh" or "relu"
+    mode: str  # "lstm", "gru" or "rnn" (the kernels' names)
+    reset_after: bool  # GRU only
+    nonlinearity: str  # RNN only: "tanh" or "relu"
     hidden_size: int
     num_directions: int
     bias: bool
-    proj_size: int = 0   # LSTM with projections: h has proj_size units
+    proj_size: int = 0  # LSTM with projections: h has proj_size units
 
     @property
     def per_direction(self) -> int:
@@ -68,7 +68,7 @@ def _layer_weights(spec: LayerSpec, weights):
     P = spec.per_direction
     out = []
     for d in range(spec.num_directions):
-        w = tuple(weights[d * P:(d + 1) * P])
+        w = tuple(weights[d * P : (d + 1) * P])
         out.append(w if spec.bias else (*w[:2], None, None, *w[2:]))
     return out
 
@@ -82,15 +82,38 @@ def _forward_with(kernels, view, spec: LayerSpec, x, h0, c0, weights, lengths, t
         size = _layer_plan.workspace_size(spec.cell, T, B, spec.hidden_size)
         workspaces = x.new_empty((spec.num_directions, size))
     y, h_n, c_n, _ = _layer_plan.forward(
-        kernels, spec.cell, x, _layer_weights(spec, weights), h0=h0, c0=c0, lengths=lengths, training=training,
-        alloc=x.new_empty, view=view, workspaces=workspaces, packs=packs)
+        kernels,
+        spec.cell,
+        x,
+        _layer_weights(spec, weights),
+        h0=h0,
+        c0=c0,
+        lengths=lengths,
+        training=training,
+        alloc=x.new_empty,
+        view=view,
+        workspaces=workspaces,
+        packs=packs,
+    )
     return y, h_n, c_n, workspaces
 
 
 def _backward_with(kernels, view, spec: LayerSpec, x, weights, lengths, workspaces, dy, dh_n, dc_n, packs=None):
     dx, dh0, dc0, grads = _layer_plan.backward(
-        kernels, spec.cell, x, _layer_weights(spec, weights), workspaces, dy, dh_n=dh_n, dc_n=dc_n, lengths=lengths,
-        alloc=x.new_empty, zeros=lambda shape: x.new_zeros(shape), view=view, packs=packs)
+        kernels,
+        spec.cell,
+        x,
+        _layer_weights(spec, weights),
+        workspaces,
+        dy,
+        dh_n=dh_n,
+        dc_n=dc_n,
+        lengths=lengths,
+        alloc=x.new_empty,
+        zeros=lambda shape: x.new_zeros(shape),
+        view=view,
+        packs=packs,
+    )
     dweights = [g for per_direction in grads for g in per_direction if g is not None]
     return dx, dh0, dc0, dweights
 
@@ -129,16 +152,16 @@ def _cuda_forward(spec, x, h0, c0, weights, lengths, training, packs=None):
     from ..nn import _cuda_recurrent
 
     with _on_device(x.device):
-        return _forward_with(_cuda_recurrent, _cupy_view, spec, x, h0, c0, weights, _device_lengths(lengths),
-                             training)
+        return _forward_with(_cuda_recurrent, _cupy_view, spec, x, h0, c0, weights, _device_lengths(lengths), training)
 
 
 def _cuda_backward(spec, x, weights, lengths, workspaces, dy, dh_n, dc_n, packs=None):
     from ..nn import _cuda_recurrent
 
     with _on_device(x.device):
-        return _backward_with(_cuda_recurrent, _cupy_view, spec, x, weights, _device_lengths(lengths), workspaces,
-                              dy, dh_n, dc_n)
+        return _backward_with(
+            _cuda_recurrent, _cupy_view, spec, x, weights, _device_lengths(lengths), workspaces, dy, dh_n, dc_n
+        )
 
 
 def _backend(device: torch.device):

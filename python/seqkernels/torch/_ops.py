@@ -65,21 +65,49 @@ def _lengths(lengths):
 
 
 @torch.library.custom_op("seqkernels::recurrent_layer", mutates_args=())
-def recurrent_layer(x: Tensor, h0: Tensor | None, c0: Tensor | None, weights: list[Tensor], lengths: Tensor | None,
-                    mode: str, reset_after: bool, nonlinearity: str, hidden_size: int, num_directions: int,
-                    bias: bool, proj_size: int, training: bool, packs: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+def recurrent_layer(
+    x: Tensor,
+    h0: Tensor | None,
+    c0: Tensor | None,
+    weights: list[Tensor],
+    lengths: Tensor | None,
+    mode: str,
+    reset_after: bool,
+    nonlinearity: str,
+    hidden_size: int,
+    num_directions: int,
+    bias: bool,
+    proj_size: int,
+    training: bool,
+    packs: int,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """``(y, h_n, c_n, workspaces)``; ``c_n`` is empty except for LSTM, ``workspaces`` empty unless
     ``training``. ``lengths``: int32 CPU tensor ``(B,)`` or None."""
     spec = _spec(mode, reset_after, nonlinearity, hidden_size, num_directions, bias, proj_size)
-    y, h_n, c_n, ws = _kernels.layer_forward(spec, x, h0, c0, list(weights), _lengths(lengths), training,
-                                             packs_of(packs))
+    y, h_n, c_n, ws = _kernels.layer_forward(
+        spec, x, h0, c0, list(weights), _lengths(lengths), training, packs_of(packs)
+    )
     empty = x.new_empty((0,))
     return y, h_n, empty if c_n is None else c_n, empty.clone() if ws is None else ws
 
 
 @recurrent_layer.register_fake
-def _(x, h0, c0, weights, lengths, mode, reset_after, nonlinearity, hidden_size, num_directions, bias, proj_size,
-      training, packs):
+def _(
+    x,
+    h0,
+    c0,
+    weights,
+    lengths,
+    mode,
+    reset_after,
+    nonlinearity,
+    hidden_size,
+    num_directions,
+    bias,
+    proj_size,
+    training,
+    packs,
+):
     T, B, _ = x.shape
     D, H, R = num_directions, hidden_size, proj_size or hidden_size
     y = x.new_empty((T, B, D * R))
@@ -95,21 +123,57 @@ def _(x, h0, c0, weights, lengths, mode, reset_after, nonlinearity, hidden_size,
 
 
 @torch.library.custom_op("seqkernels::recurrent_layer_backward", mutates_args=())
-def recurrent_layer_backward(x: Tensor, weights: list[Tensor], lengths: Tensor | None, workspaces: Tensor,
-                             dy: Tensor, dh_n: Tensor | None, dc_n: Tensor | None, mode: str, reset_after: bool,
-                             nonlinearity: str, hidden_size: int, num_directions: int, bias: bool, proj_size: int,
-                             packs: int) -> tuple[Tensor, Tensor, Tensor, list[Tensor]]:
+def recurrent_layer_backward(
+    x: Tensor,
+    weights: list[Tensor],
+    lengths: Tensor | None,
+    workspaces: Tensor,
+    dy: Tensor,
+    dh_n: Tensor | None,
+    dc_n: Tensor | None,
+    mode: str,
+    reset_after: bool,
+    nonlinearity: str,
+    hidden_size: int,
+    num_directions: int,
+    bias: bool,
+    proj_size: int,
+    packs: int,
+) -> tuple[Tensor, Tensor, Tensor, list[Tensor]]:
     """``(dx, dh0, dc0, [dweights])``; ``dc0`` is empty except for LSTM."""
     spec = _spec(mode, reset_after, nonlinearity, hidden_size, num_directions, bias, proj_size)
-    dx, dh0, dc0, dweights = _kernels.layer_backward(spec, x, list(weights), _lengths(lengths), workspaces,
-                                                     dy.contiguous(), None if dh_n is None else dh_n.contiguous(),
-                                                     None if dc_n is None else dc_n.contiguous(), packs_of(packs))
+    dx, dh0, dc0, dweights = _kernels.layer_backward(
+        spec,
+        x,
+        list(weights),
+        _lengths(lengths),
+        workspaces,
+        dy.contiguous(),
+        None if dh_n is None else dh_n.contiguous(),
+        None if dc_n is None else dc_n.contiguous(),
+        packs_of(packs),
+    )
     return dx, dh0, x.new_empty((0,)) if dc0 is None else dc0, dweights
 
 
 @recurrent_layer_backward.register_fake
-def _(x, weights, lengths, workspaces, dy, dh_n, dc_n, mode, reset_after, nonlinearity, hidden_size, num_directions,
-      bias, proj_size, packs):
+def _(
+    x,
+    weights,
+    lengths,
+    workspaces,
+    dy,
+    dh_n,
+    dc_n,
+    mode,
+    reset_after,
+    nonlinearity,
+    hidden_size,
+    num_directions,
+    bias,
+    proj_size,
+    packs,
+):
     T, B, _ = x.shape
     dh0 = x.new_empty((num_directions, B, proj_size or hidden_size))
     dc0 = x.new_empty((num_directions, B, hidden_size)) if mode == "lstm" else x.new_empty((0,))

@@ -76,14 +76,18 @@ class _CellBase(nn.Module):
             raise ValueError(f"{name}: Expected input to be 1D or 2D, got {input.dim()}D instead")
         for s in states:
             if s is not None and s.dim() not in (1, 2):
-                raise ValueError(f"{name}: Expected hx[0] to be 1D or 2D, got {s.dim()}D instead" if
-                                 self._has_cell_state else
-                                 f"{name}: Expected hidden to be 1D or 2D, got {s.dim()}D instead")
+                raise ValueError(
+                    f"{name}: Expected hx[0] to be 1D or 2D, got {s.dim()}D instead"
+                    if self._has_cell_state
+                    else f"{name}: Expected hidden to be 1D or 2D, got {s.dim()}D instead"
+                )
         if input.size(-1) != self.input_size:
             raise RuntimeError(f"input has inconsistent input_size: got {input.size(-1)} expected {self.input_size}")
         if input.device != self.weight_ih.device:
-            raise RuntimeError(f"input is on {input.device} but the parameters of seqkernels.torch.{name} are on "
-                               f"{self.weight_ih.device}")
+            raise RuntimeError(
+                f"input is on {input.device} but the parameters of seqkernels.torch.{name} are on "
+                f"{self.weight_ih.device}"
+            )
 
     def _step(self, input, states):
         """``states``: (h, c) for LSTMCell, (h,) otherwise, each a tensor or None."""
@@ -102,14 +106,17 @@ class _CellBase(nn.Module):
             if s.shape[1] != H:
                 raise RuntimeError(f"hidden{k} has inconsistent hidden_size: got {s.shape[1]}, expected {H}")
             if s.dtype != x.dtype or s.device != x.device:  # (shapes are compared first, as torch.nn does)
-                raise RuntimeError(f"hx: expected dtype {x.dtype} on {x.device} like the input, got {s.dtype} on "
-                                   f"{s.device}")
+                raise RuntimeError(
+                    f"hx: expected dtype {x.dtype} on {x.device} like the input, got {s.dtype} on {s.device}"
+                )
             full.append(s.contiguous())
         # Dtypes last: torch.nn reports a shape error before a dtype mismatch.
         dtype = self.weight_ih.dtype
         if dtype not in _DTYPES:
-            raise TypeError(f"seqkernels.torch.{type(self).__name__}: parameters of dtype {dtype} are not supported "
-                            "(float32 and float64 only); convert the cell with cell.float() or cell.double()")
+            raise TypeError(
+                f"seqkernels.torch.{type(self).__name__}: parameters of dtype {dtype} are not supported "
+                "(float32 and float64 only); convert the cell with cell.float() or cell.double()"
+            )
         if x.dtype != dtype:
             raise RuntimeError(f"input: expected dtype {dtype} like the parameters, got {x.dtype}")
         weights = [w.contiguous() for w in self._weights()]
@@ -119,8 +126,9 @@ class _CellBase(nn.Module):
             out = [x.new_zeros((0, H)) + anchor for _ in full]
         else:
             c0 = full[1].unsqueeze(0) if self._has_cell_state else None
-            _, h_n, c_n = recurrent_layer(self._spec(), x.unsqueeze(0).contiguous(), full[0].unsqueeze(0), c0,
-                                          weights, None)
+            _, h_n, c_n = recurrent_layer(
+                self._spec(), x.unsqueeze(0).contiguous(), full[0].unsqueeze(0), c0, weights, None
+            )
             out = [h_n[0]] + ([c_n[0]] if self._has_cell_state else [])
         return out if batched else [o.squeeze(0) for o in out]
 

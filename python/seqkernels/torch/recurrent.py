@@ -5,7 +5,8 @@ initialisation, ``forward(input, hx=None)`` with the same inputs (tensor, batch-
 exceptions for bad arguments. Semantics: docs/ops.md §1 (where it is silent, PyTorch's).
 
 ``LSTM(proj_size=P)`` is torch's LSTM with projections (``weight_hr_l{k}``; ``h`` has ``P`` units).
-Not supported: dtypes other than float32/float64, devices other than CPU and CUDA (see ``_kernels._backend``; the CUDA path has never run on a GPU).
+Not supported: dtypes other than float32/float64, devices other than CPU and CUDA (see
+``_kernels._backend``; the CUDA path has never run on a GPU).
 """
 
 from __future__ import annotations
@@ -37,17 +38,35 @@ _DTYPES = (torch.float32, torch.float64)
 class _RecurrentBase(nn.Module):
     """Shared machinery; mirrors ``torch.nn.RNNBase`` without depending on its internals."""
 
-    def __init__(self, mode, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
-                 bidirectional=False, proj_size=0, device=None, dtype=None, *, reset_after=True):
+    def __init__(
+        self,
+        mode,
+        input_size,
+        hidden_size,
+        num_layers=1,
+        bias=True,
+        batch_first=False,
+        dropout=0.0,
+        bidirectional=False,
+        proj_size=0,
+        device=None,
+        dtype=None,
+        *,
+        reset_after=True,
+    ):
         super().__init__()
         # The same checks, exception types and messages as torch.nn.RNNBase, so code that relies on them behaves alike.
         if not isinstance(dropout, (int, float)) or isinstance(dropout, bool) or not 0 <= dropout <= 1:
-            raise ValueError("dropout should be a number in range [0, 1] representing the probability of an "
-                             "element being zeroed")
+            raise ValueError(
+                "dropout should be a number in range [0, 1] representing the probability of an element being zeroed"
+            )
         if dropout > 0 and num_layers == 1:
-            warnings.warn("dropout option adds dropout after all but last recurrent layer, so non-zero dropout "
-                          f"expects num_layers greater than 1, but got dropout={dropout} and "
-                          f"num_layers={num_layers}", stacklevel=3)
+            warnings.warn(
+                "dropout option adds dropout after all but last recurrent layer, so non-zero dropout "
+                f"expects num_layers greater than 1, but got dropout={dropout} and "
+                f"num_layers={num_layers}",
+                stacklevel=3,
+            )
         for name, v in (("bias", bias), ("batch_first", batch_first), ("bidirectional", bidirectional)):
             if not isinstance(v, bool):
                 raise TypeError(f"{name} should be of type bool, got: {type(v).__name__}")
@@ -141,8 +160,15 @@ class _RecurrentBase(nn.Module):
     def _spec(self) -> LayerSpec:
         kernel_mode = _CELL_OF_MODE[self.mode]
         nonlinearity = "relu" if self.mode == "RNN_RELU" else "tanh"
-        return LayerSpec(kernel_mode, self._reset_after, nonlinearity, self.hidden_size, self.num_directions,
-                         self.bias, self.proj_size)
+        return LayerSpec(
+            kernel_mode,
+            self._reset_after,
+            nonlinearity,
+            self.hidden_size,
+            self.num_directions,
+            self.bias,
+            self.proj_size,
+        )
 
     # ---- argument checks -----------------------------------------------------------------------
     def _name(self) -> str:
@@ -151,20 +177,27 @@ class _RecurrentBase(nn.Module):
     def _check_input(self, x, packed: bool):
         dtype = self.weight_ih_l0.dtype
         if x.dtype != dtype:
-            raise ValueError(f"input: RNN input dtype ({x.dtype}) does not match weight dtype ({dtype}). Convert "
-                             f"input: input.to({dtype}), or convert model: model.to({x.dtype})")
+            raise ValueError(
+                f"input: RNN input dtype ({x.dtype}) does not match weight dtype ({dtype}). Convert "
+                f"input: input.to({dtype}), or convert model: model.to({x.dtype})"
+            )
         if dtype not in _DTYPES:
-            raise TypeError(f"seqkernels.torch.{self._name()}: parameters of dtype {dtype} are not supported "
-                            "(float32 and float64 only); convert the model with model.float() or model.double()")
+            raise TypeError(
+                f"seqkernels.torch.{self._name()}: parameters of dtype {dtype} are not supported "
+                "(float32 and float64 only); convert the model with model.float() or model.double()"
+            )
         want = 2 if packed else 3
         if x.dim() != want:
             raise RuntimeError(f"input must have {want} dimensions, got {x.dim()}")
         if x.size(-1) != self.input_size:
-            raise RuntimeError(f"input.size(-1) must be equal to input_size. Expected {self.input_size}, "
-                               f"got {x.size(-1)}")
+            raise RuntimeError(
+                f"input.size(-1) must be equal to input_size. Expected {self.input_size}, got {x.size(-1)}"
+            )
         if x.device != self.weight_ih_l0.device:
-            raise RuntimeError(f"input is on {x.device} but the parameters of seqkernels.torch.{self._name()} "
-                               f"are on {self.weight_ih_l0.device}")
+            raise RuntimeError(
+                f"input is on {x.device} but the parameters of seqkernels.torch.{self._name()} "
+                f"are on {self.weight_ih_l0.device}"
+            )
 
     def _check_state(self, t, name, label, batch, x, size):
         """``t``: (L*D, B, size) tensor after un-batching; same dtype and device as the input."""
@@ -174,8 +207,9 @@ class _RecurrentBase(nn.Module):
         if tuple(t.shape) != expected:
             raise RuntimeError(f"{name}: Expected {label} size {expected}, got {list(t.shape)}")
         if t.dtype != x.dtype or t.device != x.device:
-            raise RuntimeError(f"{name}: expected dtype {x.dtype} on {x.device} like the input, "
-                               f"got {t.dtype} on {t.device}")
+            raise RuntimeError(
+                f"{name}: expected dtype {x.dtype} on {x.device} like the input, got {t.dtype} on {t.device}"
+            )
         return t.contiguous()
 
     def _initial_state(self, hx, batched: bool, batch: int, x):
@@ -184,10 +218,11 @@ class _RecurrentBase(nn.Module):
             return None, None
         lstm = self.mode == "LSTM"
         if lstm:
-            if not (isinstance(hx, (tuple, list)) and len(hx) == 2
-                    and all(isinstance(t, torch.Tensor) for t in hx)):
-                raise TypeError("hx: seqkernels.torch.LSTM expects a tuple (h_0, c_0) of two tensors or None, "
-                                f"got {type(hx).__name__}")
+            if not (isinstance(hx, (tuple, list)) and len(hx) == 2 and all(isinstance(t, torch.Tensor) for t in hx)):
+                raise TypeError(
+                    "hx: seqkernels.torch.LSTM expects a tuple (h_0, c_0) of two tensors or None, "
+                    f"got {type(hx).__name__}"
+                )
             h, c = hx
         else:
             if not isinstance(hx, torch.Tensor):
@@ -197,13 +232,21 @@ class _RecurrentBase(nn.Module):
         if h.dim() != want or (c is not None and c.dim() != want):
             kind = "batched 3-D" if batched else "unbatched 2-D"
             if lstm:
-                raise RuntimeError(f"hx: For {kind} input, hx and cx should also be {want}-D but got "
-                                   f"({h.dim()}-D, {c.dim()}-D) tensors")
+                raise RuntimeError(
+                    f"hx: For {kind} input, hx and cx should also be {want}-D but got "
+                    f"({h.dim()}-D, {c.dim()}-D) tensors"
+                )
             raise RuntimeError(f"hx: For {kind} input, hx should also be {want}-D but got {h.dim()}-D tensor")
         if not batched:
             h, c = h.unsqueeze(1), None if c is None else c.unsqueeze(1)
-        h = self._check_state(h, "hx[0]" if lstm else "hx", "hidden[0]" if lstm else "hidden", batch, x,
-                              self.proj_size or self.hidden_size)
+        h = self._check_state(
+            h,
+            "hx[0]" if lstm else "hx",
+            "hidden[0]" if lstm else "hidden",
+            batch,
+            x,
+            self.proj_size or self.hidden_size,
+        )
         if c is not None:
             c = self._check_state(c, "hx[1]", "hidden[1]", batch, x, self.hidden_size)
         return h, c
@@ -232,7 +275,7 @@ class _RecurrentBase(nn.Module):
             if x.size(0) == 0:
                 raise RuntimeError("input: Expected sequence length to be larger than 0 in RNN")
             x = x.contiguous()
-        T, B = x.shape[0], x.shape[1]
+        _T, B = x.shape[0], x.shape[1]
         h0, c0 = self._initial_state(hx, batched, B, x)
         if B == 0:
             y, h_n, c_n = self._empty_outputs(x, h0, c0)
@@ -253,9 +296,15 @@ class _RecurrentBase(nn.Module):
         h_out, c_out, inp = [], [], x
         for k in range(self.num_layers):
             rows = slice(k * D, (k + 1) * D)
-            y, h_n, c_n = recurrent_layer(spec, inp, None if h0 is None else h0[rows],
-                                          None if c0 is None else c0[rows], weights[k * D * P:(k + 1) * D * P],
-                                          lengths, self._layer_packs(k, x))
+            y, h_n, c_n = recurrent_layer(
+                spec,
+                inp,
+                None if h0 is None else h0[rows],
+                None if c0 is None else c0[rows],
+                weights[k * D * P : (k + 1) * D * P],
+                lengths,
+                self._layer_packs(k, x),
+            )
             h_out.append(h_n)
             c_out.append(c_n)
             if k < self.num_layers - 1 and self.training and self.dropout > 0:
@@ -273,8 +322,9 @@ class _RecurrentBase(nn.Module):
         packs = self.__dict__.setdefault("_sk_packs", {})
         key = (k, x.dtype)
         if key not in packs:
-            packs[key] = Packs(_layer_plan.new_packs(self._spec().cell, self.hidden_size, _NUMPY_DTYPES[x.dtype],
-                                                     self.num_directions))
+            packs[key] = Packs(
+                _layer_plan.new_packs(self._spec().cell, self.hidden_size, _NUMPY_DTYPES[x.dtype], self.num_directions)
+            )
         return packs[key]
 
     def _empty_outputs(self, x, h0, c0):
@@ -299,11 +349,11 @@ class _PackedLayout:
         sizes = batch_sizes.to("cpu", torch.int64)
         T, B = int(sizes.numel()), int(sizes[0])
         pos = torch.arange(B)
-        active = pos.unsqueeze(0) < sizes.unsqueeze(1)      # (T, B) over sorted positions
-        t, j = active.nonzero(as_tuple=True)                # row-major: exactly the packed row order
+        active = pos.unsqueeze(0) < sizes.unsqueeze(1)  # (T, B) over sorted positions
+        t, j = active.nonzero(as_tuple=True)  # row-major: exactly the packed row order
         original = pos if sorted_indices is None else sorted_indices.to("cpu", torch.int64)
         self.steps, self.batch = T, B
-        self.index = (t * B + original[j]).to(device)       # packed row -> flat padded row
+        self.index = (t * B + original[j]).to(device)  # packed row -> flat padded row
         lengths = torch.empty(B, dtype=torch.int32)
         lengths[original] = active.sum(0, dtype=torch.int32)
         self.lengths = lengths
@@ -325,10 +375,32 @@ class LSTM(_RecurrentBase):
     """Drop-in ``torch.nn.LSTM`` (gates i, f, g, o) over the seqkernels kernels, ``proj_size``
     included (``h_t = W_hr (o ⊙ tanh c_t)``, parameters ``weight_hr_l{k}``)."""
 
-    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
-                 bidirectional=False, proj_size=0, device=None, dtype=None):
-        super().__init__("LSTM", input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-                         proj_size, device, dtype)
+    def __init__(
+        self,
+        input_size,
+        hidden_size,
+        num_layers=1,
+        bias=True,
+        batch_first=False,
+        dropout=0.0,
+        bidirectional=False,
+        proj_size=0,
+        device=None,
+        dtype=None,
+    ):
+        super().__init__(
+            "LSTM",
+            input_size,
+            hidden_size,
+            num_layers,
+            bias,
+            batch_first,
+            dropout,
+            bidirectional,
+            proj_size,
+            device,
+            dtype,
+        )
 
 
 class GRU(_RecurrentBase):
@@ -339,12 +411,37 @@ class GRU(_RecurrentBase):
     ``tanh(W_in x + b_in + W_hn (r * h) + b_hn)`` (Keras ``reset_after=False``), same parameters.
     """
 
-    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
-                 bidirectional=False, device=None, dtype=None, *, reset_after=True, proj_size=None):
+    def __init__(
+        self,
+        input_size,
+        hidden_size,
+        num_layers=1,
+        bias=True,
+        batch_first=False,
+        dropout=0.0,
+        bidirectional=False,
+        device=None,
+        dtype=None,
+        *,
+        reset_after=True,
+        proj_size=None,
+    ):
         if proj_size is not None:
             raise ValueError("proj_size argument is only supported for LSTM, not RNN or GRU")
-        super().__init__("GRU", input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-                         0, device, dtype, reset_after=reset_after)
+        super().__init__(
+            "GRU",
+            input_size,
+            hidden_size,
+            num_layers,
+            bias,
+            batch_first,
+            dropout,
+            bidirectional,
+            0,
+            device,
+            dtype,
+            reset_after=reset_after,
+        )
         self.reset_after = bool(reset_after)
 
     def extra_repr(self) -> str:
@@ -355,15 +452,39 @@ class RNN(_RecurrentBase):
     """Drop-in ``torch.nn.RNN`` (Elman, ``nonlinearity`` 'tanh' or 'relu') over the seqkernels
     kernels. As in torch.nn, ``nonlinearity`` is the fourth positional argument."""
 
-    def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, device=None, dtype=None, *, proj_size=None):
+    def __init__(
+        self,
+        input_size,
+        hidden_size,
+        num_layers=1,
+        nonlinearity="tanh",
+        bias=True,
+        batch_first=False,
+        dropout=0.0,
+        bidirectional=False,
+        device=None,
+        dtype=None,
+        *,
+        proj_size=None,
+    ):
         if proj_size is not None:
             raise ValueError("proj_size argument is only supported for LSTM, not RNN or GRU")
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"Unknown nonlinearity '{nonlinearity}'. Select from 'tanh' or 'relu'.")
         self.nonlinearity = nonlinearity
-        super().__init__("RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU", input_size, hidden_size, num_layers,
-                         bias, batch_first, dropout, bidirectional, 0, device, dtype)
+        super().__init__(
+            "RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU",
+            input_size,
+            hidden_size,
+            num_layers,
+            bias,
+            batch_first,
+            dropout,
+            bidirectional,
+            0,
+            device,
+            dtype,
+        )
 
     def extra_repr(self) -> str:
         return super().extra_repr() + ("" if self.nonlinearity == "tanh" else ", nonlinearity='relu'")

@@ -20,11 +20,19 @@ __all__ = ["add_parser"]
 
 def add_parser(subparsers) -> None:
     """Registers ``word2vec train`` on the ``seqkernels`` command's subparsers."""
-    top = subparsers.add_parser("word2vec", help="word2vec (skip-gram / CBOW, negative sampling) with word2vec.c's flags",
-                                description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    top = subparsers.add_parser(
+        "word2vec",
+        help="word2vec (skip-gram / CBOW, negative sampling) with word2vec.c's flags",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     verbs = top.add_subparsers(dest="word2vec_command", required=True, metavar="VERB", parser_class=_ExactFlagsParser)
-    p = verbs.add_parser("train", help="train word vectors on a text corpus", allow_abbrev=False,
-                         description="train word vectors on a text corpus (word2vec.c's flags and defaults)")
+    p = verbs.add_parser(
+        "train",
+        help="train word vectors on a text corpus",
+        allow_abbrev=False,
+        description="train word vectors on a text corpus (word2vec.c's flags and defaults)",
+    )
     _flag(p, "-train", str, None, "the corpus: a text file, one sentence per line (required)")
     _flag(p, "-output", str, None, "where to write the word vectors (required)")
     _flag(p, "-size", int, 100, "vector size (default 100)")
@@ -62,9 +70,18 @@ def _train(args) -> int:
             raise _CommandError(f"{flag}: expected 0 or 1, got {value}")
     if args.threads < 0:
         raise _CommandError(f"-threads: expected >= 0 (0 = all cores), got {args.threads}")
-    model = Word2Vec(vector_size=args.size, sg=not args.cbow, window=args.window, negative=args.negative,
-                     sample=args.sample, min_count=args.min_count, learning_rate=args.alpha, epochs=args.iter,
-                     threads=args.threads or None, seed=args.seed)
+    model = Word2Vec(
+        vector_size=args.size,
+        sg=not args.cbow,
+        window=args.window,
+        negative=args.negative,
+        sample=args.sample,
+        min_count=args.min_count,
+        learning_rate=args.alpha,
+        epochs=args.iter,
+        threads=args.threads or None,
+        seed=args.seed,
+    )
     vocab = Vocabulary.load(args.read_vocab) if args.read_vocab else None
     model.build_vocab(args.train, vocab)
     _say(args, 1, f"Vocab size: {len(model.vocabulary)}\nWords in train file: {int(model.vocabulary.counts.sum())}")
@@ -73,11 +90,14 @@ def _train(args) -> int:
     ids, offsets, _ = model.encode(args.train)
 
     def report(epoch, stats):
-        _say(args, 1, f"iter {epoch}: {stats['words'] / stats['seconds'] / 1e3:.0f}k words/s, "
-                      f"learning rate {stats['learning_rate']:.6f}")
+        _say(
+            args,
+            1,
+            f"iter {epoch}: {stats['words'] / stats['seconds'] / 1e3:.0f}k words/s, "
+            f"learning rate {stats['learning_rate']:.6f}",
+        )
 
     model.train(ids, offsets, progress=args.verbose >= 2, callback=report)
     model.save(args.output, binary=bool(args.binary))
     _say(args, 1, f"Wrote {len(model.vocabulary)} vectors to {args.output}")
     return 0
-

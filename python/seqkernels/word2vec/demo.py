@@ -16,13 +16,21 @@ COMMENT = re.compile(r"^\s*#(.*)$", re.M)
 SKIP_DIRS = {"test", "tests", "idlelib", "site-packages", "dist-packages", "__pycache__", "lib2to3", "turtledemo"}
 
 PROBES = ["list", "file", "thread", "error", "string", "socket", "read"]
-ANALOGIES = [("list", "lists", "string"), ("read", "write", "get"), ("true", "false", "yes"),
-             ("open", "close", "start"), ("file", "files", "thread"), ("client", "server", "send")]
-GROUPS = {"containers": ["list", "tuple", "dict", "dictionary", "set", "sequence", "mapping", "array"],
-          "i/o": ["file", "read", "write", "stream", "buffer", "socket", "open", "close"],
-          "concurrency": ["thread", "lock", "process", "queue", "wait", "signal", "event"],
-          "errors": ["error", "exception", "raise", "raised", "warning", "fails", "invalid"],
-          "text": ["string", "unicode", "bytes", "character", "encoding", "text", "line"]}
+ANALOGIES = [
+    ("list", "lists", "string"),
+    ("read", "write", "get"),
+    ("true", "false", "yes"),
+    ("open", "close", "start"),
+    ("file", "files", "thread"),
+    ("client", "server", "send"),
+]
+GROUPS = {
+    "containers": ["list", "tuple", "dict", "dictionary", "set", "sequence", "mapping", "array"],
+    "i/o": ["file", "read", "write", "stream", "buffer", "socket", "open", "close"],
+    "concurrency": ["thread", "lock", "process", "queue", "wait", "signal", "event"],
+    "errors": ["error", "exception", "raise", "raised", "warning", "fails", "invalid"],
+    "text": ["string", "unicode", "bytes", "character", "encoding", "text", "line"],
+}
 QUICK_BYTES = 400_000
 
 
@@ -80,25 +88,38 @@ def run_words_demo(args, out=print) -> int:
 
     t_start = time.perf_counter()
     threads = args.threads or None
-    out(f"seqkernels {__version__} demo words: GloVe and skip-gram on the Python standard library's docstrings "
-        "and comments and the help topics (no download)")
+    out(
+        f"seqkernels {__version__} demo words: GloVe and skip-gram on the Python standard library's docstrings "
+        "and comments and the help topics (no download)"
+    )
     data = ("\n".join(corpus_lines(QUICK_BYTES if args.quick else None)) + "\n").encode()
     vocab = Vocabulary.from_corpus(data, min_count=5, threads=threads)
-    out(f"corpus: {vocab.tokens / 1e6:.2f}M tokens, {len(vocab):,} words seen 5 times or more "
-        f"({time.perf_counter() - t_start:.1f} s to read)")
+    out(
+        f"corpus: {vocab.tokens / 1e6:.2f}M tokens, {len(vocab):,} words seen 5 times or more "
+        f"({time.perf_counter() - t_start:.1f} s to read)"
+    )
     epochs_glove, epochs_sg, dim = (3, 1, 25) if args.quick else (25, 10, 100)
 
     t0 = time.perf_counter()
     cooc = cooccurrence(data, vocab, window_size=10, threads=threads)
-    glove = GloVe(vector_size=dim, threads=threads, seed=args.seed + 1).fit(cooc, epochs=epochs_glove,
-                                                                           progress=not args.no_progress)
+    glove = GloVe(vector_size=dim, threads=threads, seed=args.seed + 1).fit(
+        cooc, epochs=epochs_glove, progress=not args.no_progress
+    )
     glove_wv = glove.to_word_vectors()
     t_glove = time.perf_counter() - t0
     out(f"GloVe: {len(cooc):,} co-occurrence records (window 10), D {dim}, {epochs_glove} epochs: {t_glove:.1f} s")
 
     t0 = time.perf_counter()
-    sg = Word2Vec(vector_size=dim, sg=True, window=5, negative=5, sample=1e-3, epochs=epochs_sg, threads=threads,
-                  seed=args.seed + 1).fit(data, vocabulary=vocab, progress=not args.no_progress)
+    sg = Word2Vec(
+        vector_size=dim,
+        sg=True,
+        window=5,
+        negative=5,
+        sample=1e-3,
+        epochs=epochs_sg,
+        threads=threads,
+        seed=args.seed + 1,
+    ).fit(data, vocabulary=vocab, progress=not args.no_progress)
     sg_wv = sg.wv
     t_sg = time.perf_counter() - t0
     out(f"skip-gram: negative 5, window 5, sample 1e-3, D {dim}, {epochs_sg} epochs: {t_sg:.1f} s")
@@ -115,8 +136,13 @@ def run_words_demo(args, out=print) -> int:
         groups = {name: [w for w in words if w in sg_wv] for name, words in GROUPS.items()}
         plot = args.plot if args.plot != "seqkernels-demo-loss.png" else "seqkernels-demo-words.png"
         try:
-            path = sg_wv.plot(method="tsne", path=plot, groups=groups, seed=args.seed,
-                              title="skip-gram vectors of Python's docstrings (t-SNE)")
+            path = sg_wv.plot(
+                method="tsne",
+                path=plot,
+                groups=groups,
+                seed=args.seed,
+                title="skip-gram vectors of Python's docstrings (t-SNE)",
+            )
             out(f"\nt-SNE picture of {sum(len(g) for g in groups.values())} skip-gram vectors: {path}")
         except ImportError as e:
             out(f"\n(no picture: {e})")

@@ -14,7 +14,7 @@ from ..glove.vocabulary import Vocabulary
 __all__ = ["Word2Vec", "noise_table", "subsample_thresholds"]
 
 DEFAULT_TABLE_SIZE = 10_000_000  # word2vec.c uses 1e8 (400 MB); 1e7 resolves shares of 1e-7
-MAX_SENTENCE = 10000             # gensim's cut of long lines (word2vec.c: 1000)
+MAX_SENTENCE = 10000  # gensim's cut of long lines (word2vec.c: 1000)
 
 
 def noise_table(counts, size: int = DEFAULT_TABLE_SIZE, power: float = 0.75) -> np.ndarray:
@@ -26,7 +26,7 @@ def noise_table(counts, size: int = DEFAULT_TABLE_SIZE, power: float = 0.75) -> 
         raise ValueError("counts: expected a non-empty 1-D array of positive word counts")
     if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
         raise ValueError(f"size: expected a positive integer, got {size!r}")
-    weights = counts ** power
+    weights = counts**power
     cumulative = np.cumsum(weights) / weights.sum()
     ends = np.floor(cumulative * size + 0.5).astype(np.int64)
     ends[-1] = size
@@ -65,26 +65,45 @@ class Word2Vec:
     as :class:`seqkernels.glove.WordVectors`, ``stats_`` per-epoch words and seconds.
     """
 
-    def __init__(self, vector_size: int = 100, sg: bool = True, window: int = 5, negative: int = 5,
-                 sample: float = 1e-3, min_count: int = 5, max_vocab: int | None = None,
-                 learning_rate: float | None = None, epochs: int = 5, threads: int | None = None, seed: int = 1,
-                 noise_table_size: int = DEFAULT_TABLE_SIZE):
+    def __init__(
+        self,
+        vector_size: int = 100,
+        sg: bool = True,
+        window: int = 5,
+        negative: int = 5,
+        sample: float = 1e-3,
+        min_count: int = 5,
+        max_vocab: int | None = None,
+        learning_rate: float | None = None,
+        epochs: int = 5,
+        threads: int | None = None,
+        seed: int = 1,
+        noise_table_size: int = DEFAULT_TABLE_SIZE,
+    ):
         self.vector_size = _positive_int("vector_size", vector_size)
         if not isinstance(sg, (bool, np.bool_, int)) or sg not in (0, 1):
             raise ValueError(f"sg: expected True (skip-gram) or False (CBOW), got {sg!r}")
         self.sg = bool(sg)
         self.window = _positive_int("window", window)
         self.negative = _positive_int("negative", negative)
-        if isinstance(sample, bool) or not isinstance(sample, (int, float, np.floating)) or not np.isfinite(sample) \
-                or sample < 0:
+        if (
+            isinstance(sample, bool)
+            or not isinstance(sample, (int, float, np.floating))
+            or not np.isfinite(sample)
+            or sample < 0
+        ):
             raise ValueError(f"sample: expected a number >= 0 (0 = no subsampling), got {sample!r}")
         self.sample = float(sample)
         self.min_count = _positive_int("min_count", min_count)
         self.max_vocab = None if max_vocab is None else _positive_int("max_vocab", max_vocab)
         if learning_rate is None:
             learning_rate = 0.025 if self.sg else 0.05
-        if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float, np.floating)) \
-                or not np.isfinite(learning_rate) or learning_rate <= 0:
+        if (
+            isinstance(learning_rate, bool)
+            or not isinstance(learning_rate, (int, float, np.floating))
+            or not np.isfinite(learning_rate)
+            or learning_rate <= 0
+        ):
             raise ValueError(f"learning_rate: expected a positive number, got {learning_rate!r}")
         self.learning_rate = float(learning_rate)
         if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
@@ -101,13 +120,14 @@ class Word2Vec:
         self.stats_: list[dict] = []
 
     # ---- training ----
-    def build_vocab(self, corpus, vocabulary: Vocabulary | None = None) -> "Word2Vec":
+    def build_vocab(self, corpus, vocabulary: Vocabulary | None = None) -> Word2Vec:
         """Counts the vocabulary of ``corpus`` (or takes ``vocabulary``, e.g. ``Vocabulary.load``),
         and draws the initial parameters: syn0 uniform in [-0.5/D, 0.5/D) (word2vec.c's range),
         syn1neg zero."""
         if vocabulary is None:
-            vocabulary = Vocabulary.from_corpus(corpus, min_count=self.min_count, max_vocab=self.max_vocab,
-                                                threads=self.threads or None)
+            vocabulary = Vocabulary.from_corpus(
+                corpus, min_count=self.min_count, max_vocab=self.max_vocab, threads=self.threads or None
+            )
         elif not isinstance(vocabulary, Vocabulary):
             raise TypeError(f"vocabulary: expected a seqkernels.glove.Vocabulary, got {type(vocabulary).__name__}")
         if len(vocabulary) == 0:
@@ -124,7 +144,7 @@ class Word2Vec:
         self._check_vocab()
         return _C.word2vec_encode(corpus_argument(corpus), self.vocabulary.encoded(), MAX_SENTENCE)
 
-    def fit(self, corpus, vocabulary: Vocabulary | None = None, progress: bool = True, callback=None) -> "Word2Vec":
+    def fit(self, corpus, vocabulary: Vocabulary | None = None, progress: bool = True, callback=None) -> Word2Vec:
         """Builds the vocabulary (unless given) and trains ``epochs`` passes over ``corpus`` (a path,
         bytes, or an iterable of lines; a line is a sentence). ``callback(epoch, stats)`` runs after
         every epoch (epochs from 1)."""
@@ -133,7 +153,7 @@ class Word2Vec:
         ids, offsets, _tokens = self.encode(source)
         return self.train(ids, offsets, progress=progress, callback=callback)
 
-    def train(self, ids, offsets, progress: bool = True, callback=None) -> "Word2Vec":
+    def train(self, ids, offsets, progress: bool = True, callback=None) -> Word2Vec:
         """Trains on an encoded corpus (:meth:`encode`) from the current parameters."""
         import time
 
@@ -157,11 +177,30 @@ class Word2Vec:
                 seed = int(np.random.default_rng([self.seed, epoch]).integers(0, 2**62))
                 t0 = time.perf_counter()
                 words, trained, lr = _C.word2vec_train_epoch(
-                    self.syn0, self.syn1neg, ids, offsets, keep, table, self.window, self.negative, not self.sg,
-                    self.learning_rate, epoch * len(ids), total, seed, self.threads)
+                    self.syn0,
+                    self.syn1neg,
+                    ids,
+                    offsets,
+                    keep,
+                    table,
+                    self.window,
+                    self.negative,
+                    not self.sg,
+                    self.learning_rate,
+                    epoch * len(ids),
+                    total,
+                    seed,
+                    self.threads,
+                )
                 seconds = time.perf_counter() - t0
-                stats = {"epoch": epoch + 1, "words": words, "trained": trained, "learning_rate": lr,
-                         "seconds": seconds, "words_per_second": words / seconds if seconds > 0 else float("inf")}
+                stats = {
+                    "epoch": epoch + 1,
+                    "words": words,
+                    "trained": trained,
+                    "learning_rate": lr,
+                    "seconds": seconds,
+                    "words_per_second": words / seconds if seconds > 0 else float("inf"),
+                }
                 self.stats_.append(stats)
                 if bar is not None:
                     bar.set_postfix(words_s=f"{stats['words_per_second'] / 1e3:.0f}k", lr=f"{lr:.5f}")
