@@ -20,7 +20,7 @@ def _info(args) -> int:
     return 0
 
 
-BENCH_SUITES = ("rnn", "search", "glove", "torch_layers", "word2vec")
+BENCH_SUITES = ("rnn", "search", "glove", "torch_layers", "word2vec", "text_cnn", "sentiment")
 
 
 def _bench(args) -> int:

@@ -1,6 +1,7 @@
-"""The benchmark scripts' machinery on tiny shapes: every variant validates and a row comes out
-(the timings themselves are not tested)."""
+"""Every benchmark (seqkernels.benchmarks, run as bench/*.py) on tiny shapes: every variant
+validates and a row comes out (the timings themselves are not tested)."""
 
+import json
 import subprocess
 import sys
 
@@ -92,3 +93,56 @@ def test_cli_bench_help(suite):
     assert "--quick" in out.stdout
     if suite != "search":
         assert "--openblas-env" in out.stdout and "--contend" in out.stdout
+
+
+# Word vectors and text CNNs (the sentiment data set is an optional install and is not needed here).
+
+
+def test_word2vec_bench_row_on_a_tiny_corpus(tmp_path, capsys):
+    pytest.importorskip("gensim")
+    from seqkernels.benchmarks.word2vec import main
+
+    out = tmp_path / "w2v.json"
+    assert (
+        main(["--tokens", "20000", "--epochs", "1", "--repeats", "1", "--workdir", str(tmp_path), "--json", str(out)])
+        == 0
+    )
+    data = json.loads(out.read_text())
+    assert {r["impl"] for r in data["rows"]} == {"seqkernels", "gensim (sentences in memory)", "gensim (corpus_file)"}
+    assert all(r["words_per_s"] > 0 and r["answered"] >= 0 for r in data["rows"])
+    assert data["verdict"]["speedup_median"] > 0
+    assert "analogy %" in capsys.readouterr().out
+
+
+def test_text_cnn_bench_rows_validate_on_a_tiny_shape(tmp_path, monkeypatch):
+    pytest.importorskip("torch")
+    from seqkernels.benchmarks import text_cnn as tc  # imports torch
+
+    monkeypatch.setattr(tc, "B", 3)
+    monkeypatch.setattr(tc, "T", 9)
+    monkeypatch.setattr(tc, "C", 7)
+    monkeypatch.setattr(tc, "F", 5)
+    out = tmp_path / "tc.json"
+    assert tc.main(["--quick", "--repeats", "2", "--threads", "1", "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["row"] for r in rows] == [f"conv fwd k={k}" for k in (3, 4, 5)] + [
+        f"conv fwd+bwd k={k}" for k in (3, 4, 5)
+    ] + ["kim fwd+bwd 3,4,5"]
+    assert all(r["ms"] > 0 and r["torch_ms"] > 0 and r["threads"] == 1 for r in rows)
+
+
+def test_sentiment_tokenizer_and_macro_f1():
+    from seqkernels.benchmarks import sentiment as s
+
+    assert s.tokenize("@United THANKS!! see https://t.co/x #great don't") == [
+        "@united",
+        "thanks",
+        "!",
+        "!",
+        "see",
+        "URL",
+        "#great",
+        "don't",
+    ]
+    assert s.macro_f1(["positive", "negative"], ["positive", "negative"]) == 1.0
+    assert s.macro_f1(["negative"] * 4, ["negative"] * 3 + ["positive"]) == pytest.approx((6 / 7 + 0) / 2)

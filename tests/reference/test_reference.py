@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from seqkernels.reference import (
+    GATES,
     backward,
     forward,
     gru_cell_backward,
@@ -191,7 +192,7 @@ CELL_VARIANTS = [
 def test_cell_finite_differences(mode, kw, bias):
     rng = np.random.default_rng(5)
     B, I, H = 3, 5, 3
-    G = {"lstm": 4, "gru": 3, "rnn": 1}[mode]
+    G = GATES[mode]
     x = rng.standard_normal((B, I))
     h = rng.standard_normal((B, H))
     c = rng.standard_normal((B, H))
