@@ -46,6 +46,9 @@ def test_rnn_bench_times_the_recurrence_alone_on_forward_rows():
     assert row["recurrence_pct_peak"] == pytest.approx(row["recurrence_gflops"])
     row = rnn.bench_shape("gru", 3, 8, 4, "fwd+bwd", rnn.variants("cpu", numpy_loop=False), **kw)
     assert "recurrence_ms" not in row  # training rows: the forward row says it
+    row = rnn.bench_shape("lstmp", 3, 8, 4, "fwd", rnn.variants("cpu", numpy_loop=False), **kw)
+    P = row["proj_size"]  # W_hh is 4H × P, W_hr P × H
+    assert row["recurrence_gflops"] == pytest.approx(2 * 4 * 3 * (4 * 8 * P + P * 8) / (row["recurrence_ms"] * 1e6))
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])

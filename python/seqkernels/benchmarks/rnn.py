@@ -25,8 +25,8 @@ FLOPs counted (matrix products only; the pointwise gate math is ignored), G gate
 
 The recurrence alone: CPU forward rows at B >= 16 also time our layer with input size 1, where the
 input projection is negligible, so what is left is the per-step recurrent micro-kernel with the gate
-math in its epilogue and the steps' synchronisation; its rate counts 2·T·B·G·H·H ("recurrence %
-peak"). ``--no-recurrence`` skips it.
+math in its epilogue and the steps' synchronisation; its rate counts 2·T·B·G·H·H, with projections
+2·T·B·(G·H·P + P·H) ("recurrence % peak"). ``--no-recurrence`` skips it.
 """
 
 from __future__ import annotations
@@ -362,11 +362,11 @@ def time_recurrence(cell, params, x, threads, plan, schedule="blocks", timer=hz.
     """Our CPU forward with input size 1: the recurrence without a meaningful input projection (the
     micro-kernel, its gate-math epilogue and the steps' synchronisation). Returns row fields."""
     T, B, _ = x.shape
-    H = params["weight_hh_l0"].shape[1]
+    H = params["weight_hh_l0"].shape[0] // gates(cell)  # (G·H, P) with projections, so not shape[1]
     narrow = dict(params, weight_ih_l0=np.ascontiguousarray(params["weight_ih_l0"][:, :1]))
     fn = make_ours(cell, narrow, np.ascontiguousarray(x[:, :, :1]), None, False, threads)
     ms = _time({"recurrence": fn}, plan, schedule, timer, None)["recurrence"]["median_ms"]
-    gflops = 2.0 * T * B * GATES[cell] * H * H / (ms * 1e6)
+    gflops = flops(cell, B, H, T, 0, "fwd") / (ms * 1e6)  # input size 0: the recurrent products only
     return {
         "recurrence_ms": ms,
         "recurrence_gflops": gflops,
