@@ -224,6 +224,10 @@ PYBIND11_MODULE(_C, m) {
         "Threads a kernel call uses when asked for `requested` (0 = the default team size).");
   m.def("team_forks_seen", &team_forks_seen,
         "Times this process's thread team was re-created after fork() (0 in a process that never forked).");
+  m.def("set_team_sharing", &set_team_sharing, py::arg("share"),
+        "Run the kernels' thread team on the process's libgomp pool (torch's) instead of our own threads.");
+  m.def("team_shares_openmp_pool", &team_shares_openmp_pool,
+        "Whether team runs go to a shared OpenMP pool now (sharing on, a libgomp loaded, not a fork child).");
 
   m.def("forward",
         [](const std::string& mode, bool reset_after, const std::string& nonlinearity, const py::array& x,
@@ -296,6 +300,7 @@ PYBIND11_MODULE(_C, m) {
     d["blas_threads"] = blas::num_threads();
     d["openmp_threads"] = omp_get_max_threads();
     d["team_threads"] = team_size(0);
+    d["team_shares_openmp_pool"] = team_shares_openmp_pool();
     d["openmp_version"] = _OPENMP;
     d["cpu_capability"] = cpu_capability_name(cpu_capability());
     d["cpu_capability_best"] = cpu_capability_name(best_cpu_capability());

@@ -7,6 +7,9 @@ built when nvcc was present) serve CuPy arrays and other objects exposing
 
 from __future__ import annotations
 
+import os
+import sys
+
 # OpenBLAS from the scipy-openblas32 wheel: importing the package loads libscipy_openblas.so into
 # the process (RTLD_GLOBAL), so _C's dependency on it resolves wherever pip put the wheel.
 import scipy_openblas32  # noqa: F401  (imported for its side effect)
@@ -25,6 +28,32 @@ except ImportError as exc:  # built without a CUDA compiler, or the module does 
     )
 else:
     _cuda_import_error = ""
+
+# Threads of the CPU kernels (seqkernels/thread_team.h). torch's CPU ops run on libgomp's pool,
+# whose workers keep spinning for a while after each op; our own threads would then compete with
+# them for the cores (a layer right after a torch op ran up to 1.6x slower). Once torch is in the
+# process our team runs on that same pool instead, and the spinning workers take our work.
+# SEQKERNELS_TEAM: "auto" (default: share once torch is imported), "own" (never), "openmp" (share
+# whenever a libgomp is loaded, torch or not).
+TEAM_MODES = ("auto", "own", "openmp")
+_team_mode = os.environ.get("SEQKERNELS_TEAM", "auto").strip().lower() or "auto"
+if _team_mode not in TEAM_MODES:
+    raise ValueError(f"SEQKERNELS_TEAM: expected one of {', '.join(TEAM_MODES)}, got {_team_mode!r}")
+_team_sharing = False
+
+
+def follow_torch_threads() -> None:
+    """Turn team sharing on once it applies (cheap: one dict lookup until then, nothing after).
+    Called before the recurrent kernels run, so a torch imported after seqkernels is seen too."""
+    global _team_sharing
+    if _team_sharing or _team_mode == "own":
+        return
+    if _team_mode == "openmp" or "torch" in sys.modules:
+        _C.set_team_sharing(True)
+        _team_sharing = True
+
+
+follow_torch_threads()
 
 # The oldest Linux driver of each CUDA major version (NVIDIA's CUDA release notes; minor version
 # compatibility lets a driver of that major version run the runtime of any of its minor releases).

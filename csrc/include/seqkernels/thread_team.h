@@ -13,6 +13,9 @@
 // then sleep on a futex until woken. Idle workers spin ~10 µs between runs, then sleep, so they cost
 // nothing once a call has ended.
 //
+// The exception to (3): once torch is loaded, its pool's workers are spinning anyway, so team runs
+// can be handed to that pool (set_team_sharing below) instead of competing with it.
+//
 // Results never depend on the team size or on which member runs what: kernels split work into
 // pieces fixed by the problem shape alone and only hand those pieces out (recurrent.cpp, blas.cpp).
 #pragma once
@@ -51,5 +54,13 @@ int team_size(int requested);
 
 // Times the team has been re-created in a child process after fork() (for tests and info).
 int team_forks_seen();
+
+// Sharing: when on, team runs go to the process's libgomp pool (torch's, once torch is loaded)
+// instead of our own workers, so that its workers, still spinning after a torch op, take our job
+// rather than compete with it for the cores. Never in a child of fork(). Off by default; the Python
+// package turns it on when torch is imported (seqkernels._backend).
+void set_team_sharing(bool share);
+// Whether team runs go to a shared OpenMP pool now (sharing on and a libgomp found).
+bool team_shares_openmp_pool();
 
 }  // namespace seqkernels

@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .._backend import _C
+from .._backend import _C, follow_torch_threads
 from ..reference import GATES
 
 
@@ -93,6 +93,7 @@ def forward(
     Outputs may be given (``y (T, B, D·R)``, ``h_n (D, B, R)``, ``c_n (D, B, H)``, ``workspaces``
     indexable by direction, each of :func:`workspace_size`) or are allocated.
     Returns ``(y, h_n, c_n, workspaces)`` (workspaces None unless ``training``)."""
+    follow_torch_threads()
     T, B, _ = x.shape
     D = len(weights)
     H, R = _sizes(cell, view, weights)
@@ -154,6 +155,7 @@ def backward(
     ``dh_n``: ``(D, B, R)``, ``dc_n``: ``(D, B, H)``, or None. ``zeros(shape)`` makes the zeroed ``dx``
     (each direction adds its share). Returns ``(dx, dh0, dc0, grads)`` with ``grads[d] = (dw_ih, dw_hh,
     db_ih, db_hh)`` (and ``dw_hr`` with projections) in each weight's shape (biases None when absent)."""
+    follow_torch_threads()
     T, B, I = x.shape
     D = len(weights)
     H, R = _sizes(cell, view, weights)
