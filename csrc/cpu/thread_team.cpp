@@ -212,9 +212,7 @@ struct SharedRun {
   Clock::time_point start;
   std::mutex error_mutex;
   std::exception_ptr error;
-  alignas(64) std::atomic<uint32_t> finished{0};
-  std::atomic<int> sleepers{0};
-  std::atomic<Clock::rep> latest_join{0};  // since start
+  std::atomic<bool> late_join{false};  // a pool worker started more than kLateJoin after `start`
 };
 
 void shared_member(void* data) {
@@ -222,12 +220,7 @@ void shared_member(void* data) {
   const bool nested = t_in_team;
   t_in_team = true;
   const int size = run->api->num_threads(), rank = run->api->thread_num();
-  if (rank != 0) {
-    const Clock::rep joined = (Clock::now() - run->start).count();
-    Clock::rep seen = run->latest_join.load(std::memory_order_relaxed);
-    while (joined > seen && !run->latest_join.compare_exchange_weak(seen, joined, std::memory_order_relaxed)) {
-    }
-  }
+  if (rank != 0 && Clock::now() - run->start > kLateJoin) run->late_join.store(true, std::memory_order_relaxed);
   try {
     (*run->fn)(TeamMember{rank, size});
   } catch (...) {
@@ -235,17 +228,6 @@ void shared_member(void* data) {
     if (!run->error) run->error = std::current_exception();
   }
   t_in_team = nested;
-  // Meet the others here, with our waits, before libgomp's closing barrier: that barrier spins for
-  // GOMP_SPINCOUNT, holding the core on which the scheduler would otherwise run a teammate that a
-  // busy neighbour process has descheduled (rows under contention took whole 4 ms ticks).
-  const uint32_t n = static_cast<uint32_t>(size);
-  const uint32_t mine = run->finished.fetch_add(1, std::memory_order_seq_cst) + 1;
-  if (mine == n) {
-    wake_all(run->finished, run->sleepers);
-    return;
-  }
-  for (uint32_t seen = mine; seen < n; seen = run->finished.load(std::memory_order_acquire))
-    wait_while_equal(run->finished, seen, run->sleepers);
 }
 
 }  // namespace
@@ -299,7 +281,7 @@ void team_run(int threads, const std::function<void(const TeamMember&)>& fn) {
   if (const GompApi* api = shared_pool()) {
     SharedRun run{api, &fn, Clock::now(), {}, nullptr};
     api->parallel(shared_member, &run, static_cast<unsigned>(threads), 0);
-    if (Clock::duration(run.latest_join.load()) <= kLateJoin) {
+    if (!run.late_join.load(std::memory_order_relaxed)) {
       g_late_joins.store(0, std::memory_order_relaxed);
     } else if (g_late_joins.fetch_add(1, std::memory_order_relaxed) + 1 >= kLateJoinsInARow) {
       g_late_joins.store(0, std::memory_order_relaxed);
