@@ -159,7 +159,9 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(planted_file, tmp_path):
     d, _, _ = planted_file
     for name in ("cooc.bin", "vocab.txt"):
         (tmp_path / name).write_bytes((d / name).read_bytes())
-    epochs = "60"
+    # Long enough that the kill lands mid-run: 60 epochs ended ~0.1 s after the first checkpoint
+    # appeared, which a loaded CI machine sometimes missed; 3000 take a few seconds.
+    epochs = "3000"
     whole = tmp_path / "whole"
     whole.mkdir()
     for name in ("cooc.bin", "vocab.txt"):
@@ -171,7 +173,7 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(planted_file, tmp_path):
     checkpoint = tmp_path / "vectors.checkpoint.npz"
     deadline = time.time() + 300
     while not checkpoint.exists() and time.time() < deadline and p.poll() is None:
-        time.sleep(0.05)
+        time.sleep(0.005)
     p.send_signal(signal.SIGKILL)
     p.communicate()
     assert checkpoint.exists()
