@@ -8,6 +8,7 @@
 #include <cmath>
 #include <vector>
 
+#include "seqkernels/cell_math.h"
 #include "seqkernels/cpu_capability.h"
 #include "seqkernels/internal/cpu_kernels.h"
 #include "seqkernels/thread_team.h"
@@ -20,28 +21,43 @@ namespace {
 
 inline uint64_t next_random(uint64_t r) { return r * kLcgMultiplier + kLcgIncrement; }
 
-// 16 partial sums kept in registers (GCC lowers `omp simd reduction` to a stack copy stored every
+// 16 floats as one value: GCC lowers it to the widest vectors of the capability compiled for (one
+// AVX-512 register, two AVX2, four SSE2). The helpers are inlined, so the ABI note GCC gives for
+// passing such a value without AVX-512 concerns no call that exists.
+#pragma GCC diagnostic ignored "-Wpsabi"
+constexpr int kLanes = 16;
+typedef float Lanes __attribute__((vector_size(kLanes * sizeof(float))));
+inline Lanes load_lanes(const float* p) {
+  Lanes v;
+  __builtin_memcpy(&v, p, sizeof v);
+  return v;
+}
+inline void store_lanes(float* p, Lanes v) { __builtin_memcpy(p, &v, sizeof v); }
+
+// 16 partial sums in one vector (GCC lowered `omp simd reduction` to a stack copy stored every
 // iteration, one dependent chain: measured as the hottest instruction of an epoch).
 inline float dot(const float* a, const float* b, int D) {
-  constexpr int kLanes = 16;
-  float lanes[kLanes] = {};
+  Lanes acc = {};
   int k = 0;
-  for (; k + kLanes <= D; k += kLanes) {
-#pragma omp simd
-    for (int j = 0; j < kLanes; ++j) lanes[j] += a[k + j] * b[k + j];
-  }
-  float s = 0.0f;
+  for (; k + kLanes <= D; k += kLanes) acc += load_lanes(a + k) * load_lanes(b + k);
+  // Halving shuffles, not a chain of 16 dependent scalar adds (which was 6 % of an epoch).
+  typedef float Half __attribute__((vector_size(kLanes / 2 * sizeof(float))));
+  typedef float Quarter __attribute__((vector_size(kLanes / 4 * sizeof(float))));
+  const Half h8 = __builtin_shufflevector(acc, acc, 0, 1, 2, 3, 4, 5, 6, 7) +
+                  __builtin_shufflevector(acc, acc, 8, 9, 10, 11, 12, 13, 14, 15);
+  const Quarter h4 = __builtin_shufflevector(h8, h8, 0, 1, 2, 3) + __builtin_shufflevector(h8, h8, 4, 5, 6, 7);
+  float s = (h4[0] + h4[2]) + (h4[1] + h4[3]);
   for (; k < D; ++k) s += a[k] * b[k];
-  for (int j = 0; j < kLanes; ++j) s += lanes[j];
   return s;
 }
 
 // One output row against the hidden vector h: g = (label - sigmoid(h . u)) * lr, then the error
-// for h gathers g * u (before u moves) and u += g * h. The exact logistic is used (word2vec.c reads
-// a 1000-entry table and saturates beyond |f| > 6; the reference states the difference).
+// for h gathers g * u (before u moves) and u += g * h. The logistic is computed (within 2 ulp,
+// cell_math.h) where word2vec.c reads a 1000-entry table and saturates beyond |f| > 6; the
+// reference states the difference.
 inline void output_update(const float* h, float* u, float* err, float label, float lr, int D) {
   const float f = dot(h, u, D);
-  const float g = (label - 1.0f / (1.0f + std::exp(-f))) * lr;
+  const float g = (label - sigmoid(f)) * lr;
 #pragma omp simd
   for (int k = 0; k < D; ++k) {
     err[k] += g * u[k];
@@ -56,9 +72,9 @@ struct PieceResult {
 
 class Piece {
  public:
-  Piece(const TrainArgs& a, std::atomic<int64_t>& published)
-      : a_(a), D_(a.vector_size), published_(published), h_(a.vector_size), err_(a.vector_size),
-        targets_(a.negative + 1), g_(a.negative + 1) {
+  Piece(const TrainArgs& a, const NoiseLookup& noise, std::atomic<int64_t>& published)
+      : a_(a), noise_(noise), D_(a.vector_size), published_(published), h_(a.vector_size), err_(a.vector_size),
+        cbow_err_(a.vector_size), f_(a.negative + 1), rows_(a.negative + 1), targets_(a.negative + 1), g_(a.negative + 1) {
     for (Plan& p : plans_) p.negatives.resize(2 * static_cast<size_t>(a.window) * a.negative);
   }
 
@@ -108,31 +124,42 @@ class Piece {
     return r < lr0 * 1e-4 ? lr0 * 1e-4 : r;
   }
 
+  // Every cache line of a row, for writing: the rows live in L3 or memory, and a prefetch of the
+  // first line alone left the other lines of a D = 100 row to miss in the dot product.
+  void prefetch_row(const float* row) const {
+    const char* p = reinterpret_cast<const char*>(row);
+    const char* end = p + static_cast<size_t>(D_) * sizeof(float);
+    for (p = reinterpret_cast<const char*>(reinterpret_cast<uintptr_t>(p) & ~uintptr_t{63}); p < end; p += 64)
+      __builtin_prefetch(p, 1);
+  }
+
   // Draws the negatives for one positive pair into out[0..negative) (word2vec.c's order: one draw
-  // each; a draw equal to the positive word is skipped, marked -1). Their table entries are loaded
-  // back to back and their rows prefetched, so that the cache misses of a whole window overlap.
+  // each; a draw equal to the positive word is skipped, marked -1). The words are looked up back
+  // to back and their rows prefetched, so that the cache misses of a whole window overlap.
   void draw_negatives(int32_t word, int32_t* out) {
     for (int d = 0; d < a_.negative; ++d) {
       rng_ = next_random(rng_);
       // Slot floor((r >> 16) * size / 2^48): uniform like word2vec.c's (r >> 16) mod size, without
       // a 64-bit division per draw (measured: several per cent of an epoch).
       const unsigned __int128 scaled = static_cast<unsigned __int128>(rng_ >> 16) * static_cast<uint64_t>(a_.table_size);
-      out[d] = a_.table[static_cast<int64_t>(scaled >> 48)];
+      out[d] = noise_.word(static_cast<int64_t>(scaled >> 48));
     }
     for (int d = 0; d < a_.negative; ++d) {
       if (out[d] == word) out[d] = -1;
-      else __builtin_prefetch(a_.syn1neg + static_cast<int64_t>(out[d]) * D_, 1);
+      else prefetch_row(a_.syn1neg + static_cast<int64_t>(out[d]) * D_);
     }
   }
 
-  // Positive word, then the negatives, against hidden vector h; the error for h lands in err_.
-  // When the rows are distinct, no update changes another row's dot product (h is fixed), so all
-  // dot products are taken first, independent of each other, and the updates follow: the same
-  // numbers as one row after the other, with the reductions overlapping. A row met twice takes the
-  // sequential path (its second dot product must see its first update).
-  void train_outputs(const float* h, int32_t word, const int32_t* negatives, float lr) {
-    float* err = err_.data();
-    for (int k = 0; k < D_; ++k) err[k] = 0.0f;
+  // Positive word, then the negatives, against hidden vector h; the error for h (the sum of
+  // g_j u_j, each u_j before it moves) is added to `error` (skip-gram passes h itself: each
+  // element of h is read by the updates of the same element only, so it can move in the same
+  // pass; CBOW passes a zeroed buffer). When the rows are distinct, no update changes another
+  // row's dot product (h is fixed), so all dot products are taken first, independent of each
+  // other, then one pass over the D elements updates every row and the error: the same sums in the
+  // same order as one row after the other, with the reductions overlapping and h and the error
+  // read once instead of once per row. A row met twice takes the sequential path (its second dot
+  // product must see its first update).
+  void train_outputs(const float* h, int32_t word, const int32_t* negatives, float lr, float* error) {
     int m = 0;
     targets_[m++] = word;
     for (int d = 0; d < a_.negative; ++d)
@@ -141,22 +168,45 @@ class Piece {
     for (int i = 1; i < m && !repeated; ++i)
       for (int j = 0; j < i; ++j) repeated |= targets_[i] == targets_[j];
     if (repeated) {
+      float* err = err_.data();
+      for (int k = 0; k < D_; ++k) err[k] = 0.0f;
       for (int j = 0; j < m; ++j)
         output_update(h, a_.syn1neg + static_cast<int64_t>(targets_[j]) * D_, err, j == 0 ? 1.0f : 0.0f, lr, D_);
+#pragma omp simd
+      for (int k = 0; k < D_; ++k) error[k] += err[k];
       return;
     }
+    float* const* rows = rows_.data();
     for (int j = 0; j < m; ++j) {
-      const float f = dot(h, a_.syn1neg + static_cast<int64_t>(targets_[j]) * D_, D_);
-      g_[j] = ((j == 0 ? 1.0f : 0.0f) - 1.0f / (1.0f + std::exp(-f))) * lr;
+      rows_[j] = a_.syn1neg + static_cast<int64_t>(targets_[j]) * D_;
+      f_[j] = dot(h, rows_[j], D_);
     }
-    for (int j = 0; j < m; ++j) {
-      float* u = a_.syn1neg + static_cast<int64_t>(targets_[j]) * D_;
-      const float g = g_[j];
+    // The logistic through the project's exp polynomial, inlined (cell_math.h; libm's scalar expf
+    // was 7 % of an epoch), one vector for all the rows of a pair.
+    float* g = g_.data();
 #pragma omp simd
-      for (int k = 0; k < D_; ++k) {
-        err[k] += g * u[k];
-        u[k] += g * h[k];
+    for (int j = 0; j < m; ++j) g[j] = ((j == 0 ? 1.0f : 0.0f) - 1.0f / (1.0f + exp_core(-f_[j]))) * lr;
+    // Written with vector types: `omp simd` left this loop (an inner loop over the rows) scalar.
+    int k = 0;
+    for (; k + kLanes <= D_; k += kLanes) {
+      const Lanes hk = load_lanes(h + k);
+      Lanes e = {};
+      for (int j = 0; j < m; ++j) {
+        const Lanes u = load_lanes(rows[j] + k);
+        e += g[j] * u;
+        store_lanes(rows[j] + k, u + g[j] * hk);
       }
+      store_lanes(error + k, load_lanes(error + k) + e);
+    }
+    for (; k < D_; ++k) {
+      const float hk = h[k];
+      float e = 0.0f;
+      for (int j = 0; j < m; ++j) {
+        const float u = rows[j][k];
+        e += g[j] * u;
+        rows[j][k] = u + g[j] * hk;
+      }
+      error[k] += e;
     }
   }
 
@@ -173,7 +223,7 @@ class Piece {
     plan.lo = std::max(pos - a_.window + shrink, 0);
     plan.hi = std::min(pos + a_.window - shrink, n - 1);
     const int32_t word = sentence_[pos];
-    __builtin_prefetch(a_.syn1neg + static_cast<int64_t>(word) * D_, 1);
+    prefetch_row(a_.syn1neg + static_cast<int64_t>(word) * D_);
     const int contexts = plan.hi - plan.lo;  // the range less the centre
     if (a_.cbow) {
       if (contexts > 0) draw_negatives(word, plan.negatives.data());
@@ -181,7 +231,7 @@ class Piece {
       for (int i = 0; i < contexts; ++i) draw_negatives(word, plan.negatives.data() + static_cast<size_t>(i) * a_.negative);
     }
     for (int c = plan.lo; c <= plan.hi; ++c)
-      if (c != pos) __builtin_prefetch(a_.syn0 + static_cast<int64_t>(sentence_[c]) * D_, 1);
+      if (c != pos) prefetch_row(a_.syn0 + static_cast<int64_t>(sentence_[c]) * D_);
   }
 
   // Skip-gram as word2vec.c trains it: each context word's input vector predicts the centre word.
@@ -192,11 +242,8 @@ class Piece {
     for (int c = plan.lo; c <= plan.hi; ++c) {
       if (c == pos) continue;
       float* h = a_.syn0 + static_cast<int64_t>(sentence_[c]) * D_;
-      train_outputs(h, word, negatives, lr);
+      train_outputs(h, word, negatives, lr, h);
       negatives += a_.negative;
-      const float* err = err_.data();
-#pragma omp simd
-      for (int k = 0; k < D_; ++k) h[k] += err[k];
     }
   }
 
@@ -217,8 +264,9 @@ class Piece {
 #pragma omp simd
     for (int k = 0; k < D_; ++k) h[k] *= inv;
     const int32_t word = sentence_[pos];
-    train_outputs(h, word, plan.negatives.data(), static_cast<float>(lr_));
-    const float* err = err_.data();
+    float* err = cbow_err_.data();
+    for (int k = 0; k < D_; ++k) err[k] = 0.0f;
+    train_outputs(h, word, plan.negatives.data(), static_cast<float>(lr_), err);
     for (int c = plan.lo; c <= plan.hi; ++c) {
       if (c == pos) continue;
       float* v = a_.syn0 + static_cast<int64_t>(sentence_[c]) * D_;
@@ -228,9 +276,11 @@ class Piece {
   }
 
   const TrainArgs& a_;
+  const NoiseLookup& noise_;
   const int D_;
   std::atomic<int64_t>& published_;
-  std::vector<float> h_, err_;
+  std::vector<float> h_, err_, cbow_err_, f_;
+  std::vector<float*> rows_;
   std::vector<int32_t> sentence_, targets_;
   Plan plans_[2];
   std::vector<float> g_;
@@ -240,12 +290,12 @@ class Piece {
 
 }  // namespace
 
-EpochResult train_pieces(const TrainArgs& a, const std::vector<int64_t>& boundaries) {
+EpochResult train_pieces(const TrainArgs& a, const std::vector<int64_t>& boundaries, const NoiseLookup& noise) {
   const long pieces = static_cast<long>(boundaries.size()) - 1;
   std::vector<PieceResult> results(static_cast<size_t>(pieces));
   std::atomic<int64_t> published{0};
   team_parallel_for(a.num_threads, pieces, [&](long p) {
-    Piece piece(a, published);
+    Piece piece(a, noise, published);
     results[static_cast<size_t>(p)] = piece.run(boundaries[p], boundaries[p + 1], a.seed + static_cast<uint64_t>(p));
   });
   EpochResult r;

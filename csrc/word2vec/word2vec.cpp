@@ -48,7 +48,6 @@ EpochResult train_epoch(const TrainArgs& args) {
   SK_CHECK(args.vector_size >= 1, "vector_size: expected >= 1, got " << args.vector_size);
   SK_CHECK(S >= 0 && args.offsets, "offsets: expected an array of S + 1 sentence offsets");
   SK_CHECK(args.syn0 && args.syn1neg, "syn0 and syn1neg: expected arrays of shape (V, D)");
-  SK_CHECK(args.table && args.table_size >= 1, "table: expected a non-empty noise table");
   SK_CHECK(args.window >= 1, "window: expected >= 1, got " << args.window);
   SK_CHECK(args.negative >= 1, "negative: expected >= 1, got " << args.negative);
   SK_CHECK(std::isfinite(args.learning_rate) && args.learning_rate > 0,
@@ -62,20 +61,48 @@ EpochResult train_epoch(const TrainArgs& args) {
   for (int64_t k = 0; k < N; ++k)  // a bad id would write outside the parameters
     SK_CHECK(args.ids[k] >= 0 && args.ids[k] < V, "ids: token " << k << " has id " << args.ids[k]
                                                                   << " outside [0, " << V << ")");
-  for (int64_t k = 0; k < args.table_size; ++k)
-    SK_CHECK(args.table[k] >= 0 && args.table[k] < V, "table: entry " << k << " has id " << args.table[k]
-                                                                       << " outside [0, " << V << ")");
+  const NoiseLookup noise(args.table, args.table_size, V);
   TrainArgs a = args;
   a.num_threads = team_size(args.num_threads);
-  // One piece per thread, cut at the sentence where its share of the tokens begins.
-  const int T = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(a.num_threads, std::max<int64_t>(S, 1))));
-  std::vector<int64_t> boundaries(static_cast<size_t>(T) + 1, S);
+  // Pieces cut at the sentence where their share of the tokens begins: one per thread at least,
+  // and (with several threads) enough that none holds more than about kPieceTokens.
+  int64_t pieces = 1;
+  if (a.num_threads > 1)
+    pieces = std::max<int64_t>(a.num_threads, (N + kPieceTokens - 1) / kPieceTokens);
+  pieces = std::max<int64_t>(1, std::min<int64_t>(pieces, std::max<int64_t>(S, 1)));
+  std::vector<int64_t> boundaries(static_cast<size_t>(pieces) + 1, S);
   boundaries[0] = 0;
-  for (int p = 1; p < T; ++p) {
-    const int64_t target = N / T * p;
-    boundaries[p] = std::lower_bound(args.offsets, args.offsets + S + 1, target) - args.offsets;
+  for (int64_t p = 1; p < pieces; ++p) {
+    const int64_t target = static_cast<int64_t>(static_cast<double>(N) * static_cast<double>(p) / static_cast<double>(pieces));
+    boundaries[static_cast<size_t>(p)] = std::lower_bound(args.offsets, args.offsets + S + 1, target) - args.offsets;
   }
-  SK_CPU_DISPATCH(train_pieces, a, boundaries)
+  SK_CPU_DISPATCH(train_pieces, a, boundaries, noise)
+}
+
+NoiseLookup::NoiseLookup(const int32_t* table, int64_t table_size, int64_t V) : run_end(static_cast<size_t>(V), 0) {
+  SK_CHECK(table && table_size >= 1, "table: expected a non-empty noise table");
+  // Buckets of 2^shift slots, the fewest that make them at least as many as twice the words.
+  while (shift < 62 && (table_size >> (shift + 1)) >= 2 * V) ++shift;
+  int32_t previous = 0;
+  for (int64_t k = 0; k < table_size; ++k) {
+    const int32_t w = table[k];
+    SK_CHECK(w >= 0 && w < V, "table: entry " << k << " has id " << w << " outside [0, " << V << ")");
+    SK_CHECK(w >= previous, "table: expected non-decreasing ids (each word's slots in one run, in id order, as "
+                            "noise_table builds it), but entry " << k << " (" << w << ") follows " << previous);
+    previous = w;
+    run_end[static_cast<size_t>(w)] = k + 1;
+  }
+  // A word without slots ends where the word before it ends; the last ends at the table's end.
+  for (int64_t i = 1; i < V; ++i)
+    run_end[static_cast<size_t>(i)] = std::max(run_end[static_cast<size_t>(i)], run_end[static_cast<size_t>(i - 1)]);
+  run_end[static_cast<size_t>(V - 1)] = table_size;
+  const int64_t buckets = ((table_size - 1) >> shift) + 1;
+  bucket.resize(static_cast<size_t>(buckets));
+  for (int64_t b = 0; b < buckets; ++b) {
+    const int64_t first = b << shift, last = std::min(table_size, (b + 1) << shift) - 1;
+    const uint32_t w = static_cast<uint32_t>(table[first]);
+    bucket[static_cast<size_t>(b)] = table[last] == table[first] ? (w | kWhole) : w;
+  }
 }
 
 }  // namespace word2vec

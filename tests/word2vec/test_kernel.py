@@ -120,6 +120,41 @@ def test_epoch_equals_reference(cbow, sample, D, window, negative, rng, cpu_capa
     assert_within_rule("syn1neg", k1, r1, q1)
 
 
+@pytest.mark.parametrize("slots", [17, 64, 4099], ids=["fewer-slots-than-words", "some-words-without-slots", "many"])
+def test_noise_draws_equal_the_tables(slots, rng):
+    """The kernel finds each draw's word from bucketed run ends, not by reading the table: with
+    tables where some words have no slot and buckets straddle several words, the epoch still equals
+    the reference (which reads table[slot])."""
+    ids, offsets, counts = _corpus(rng, V=40, sentences=60)
+    V, D = len(counts), 16
+    table = noise_table(counts, slots)
+    assert len(np.unique(table)) < V or slots > 1000
+    syn0 = (rng.random((V, D)) - 0.5) / D
+    syn1 = rng.standard_normal((V, D)) * 0.1
+    kw = dict(window=4, negative=6, cbow=False, lr=0.05, before=0, total=len(ids), seed=5)
+    k0, k1, _ = _run_kernel(syn0, syn1, ids, offsets, None, table, **kw)
+    r0, r1, _ = _run_reference(syn0, syn1, ids, offsets, None, table, np.float64, **kw)
+    q0, q1, _ = _run_reference(syn0, syn1, ids, offsets, None, table, np.float32, **kw)
+    assert_within_rule("syn0", k0, r0, q0)
+    assert_within_rule("syn1neg", k1, r1, q1)
+
+
+def test_threads_take_pieces_of_a_long_corpus(rng):
+    """More tokens than several pieces: with two threads the pieces are handed out as threads free
+    up; every word is still read and trained exactly once per epoch."""
+    ids, offsets, counts = _corpus(rng, V=300, sentences=9000, max_len=15)
+    assert len(ids) > 4 * 16384
+    V, D = len(counts), 8
+    syn0 = ((rng.random((V, D)) - 0.5) / D).astype(np.float32)
+    syn1 = np.zeros((V, D), np.float32)
+    words, trained, lr = _C.word2vec_train_epoch(
+        syn0, syn1, ids, offsets, None, noise_table(counts, 10_000), 3, 2, False, 0.025, 0, len(ids), 4, 2
+    )
+    assert words == trained == len(ids)
+    assert 0 < lr < 0.025
+    assert np.all(np.isfinite(syn0)) and np.all(np.isfinite(syn1))
+
+
 def test_learning_rate_schedule_refreshes_every_10000_words(rng):
     """A corpus longer than REFRESH_WORDS: the rate changes during the epoch, as in the reference."""
     ids, offsets, counts = _corpus(rng, V=50, sentences=2800, max_len=15)
@@ -224,3 +259,5 @@ def test_bad_arguments_raise_value_errors(rng):
         call(table=np.full(10, V, np.int32))
     with pytest.raises(ValueError, match="keep: expected shape"):
         call(keep=np.ones(V + 1))
+    with pytest.raises(ValueError, match="table: expected non-decreasing ids"):
+        call(table=table[::-1].copy())

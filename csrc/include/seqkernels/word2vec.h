@@ -72,11 +72,43 @@ struct EpochResult {
   double learning_rate = 0.0;  // the rate in force at the end of the epoch
 };
 
-// One pass over the corpus. The corpus is cut at sentence boundaries into one contiguous piece per
-// thread (by tokens); each piece is trained by one thread with its own generator, updating the
-// shared parameters without locks (Hogwild), as word2vec.c's threads do. With num_threads = 1 the
-// result is deterministic and equals seqkernels.reference.word2vec.train_epoch (up to float32
-// rounding: the same random numbers in the same order).
+// The noise table's draws without reading the table: the table is non-decreasing (word i fills one
+// run of slots, possibly empty), so table[slot] is the first word whose run ends after the slot.
+// The slots are cut into buckets of 2^shift, at least about twice as many as the words. A bucket
+// that lies inside one word's run holds that word with kWhole set (the frequent words, which take
+// most of the draws: one load per draw); any other holds the word at its first slot, where the
+// search starts (a word or two further). Both arrays are a few hundred KB that stay in cache,
+// where the table itself (40 MB at the default 10^7 slots) missed the caches and the TLB on every
+// draw.
+struct NoiseLookup {
+  static constexpr uint32_t kWhole = 0x80000000u;
+  std::vector<uint32_t> bucket;   // (ceil(table_size / 2^shift),) word id, | kWhole
+  std::vector<int64_t> run_end;   // (V,) one past word i's last slot; run_end[V-1] = table_size
+  int shift = 0;
+
+  // Throws std::invalid_argument when the table has an id outside [0, V) or decreases.
+  NoiseLookup(const int32_t* table, int64_t table_size, int64_t V);
+  int32_t word(int64_t slot) const {
+    const uint32_t b = bucket[static_cast<size_t>(slot >> shift)];
+    if (b & kWhole) return static_cast<int32_t>(b & ~kWhole);
+    int32_t w = static_cast<int32_t>(b);
+    while (run_end[static_cast<size_t>(w)] <= slot) ++w;
+    return w;
+  }
+};
+
+// Tokens per piece when several threads train: pieces are handed out in order to whichever thread
+// is free, because the work per token varies along a corpus (short lines give a token fewer
+// context words), so equal shares of tokens finished at very different times (measured: two
+// threads barely faster than one on a corpus of documentation pages).
+constexpr int64_t kPieceTokens = 16384;
+
+// One pass over the corpus. The corpus is cut at sentence boundaries into pieces: one when
+// num_threads = 1, else pieces of about kPieceTokens tokens (at least one per thread); each piece
+// is trained by one thread with its own generator, updating the shared parameters without locks
+// (Hogwild), as word2vec.c's threads do. With num_threads = 1 the result is deterministic and
+// equals seqkernels.reference.word2vec.train_epoch (up to float32 rounding: the same random
+// numbers in the same order).
 EpochResult train_epoch(const TrainArgs& args);
 
 }  // namespace word2vec

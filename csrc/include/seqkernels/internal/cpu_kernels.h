@@ -62,10 +62,10 @@ SK_CPU_CAPABILITIES(SK_FMA_PEAK_DECLARE)
 namespace word2vec {
 // Declarations of the per-capability copies of the kernel (CMakeLists.txt: SEQKERNELS_CPU_KERNELS).
 // boundaries: the pieces' first sentences and S at the end (pieces + 1 of them); piece p starts its
-// generator at args.seed + p.
+// generator at args.seed + p; noise: the lookup built from args.table.
 #define SK_DECLARE_WORD2VEC_KERNELS(cap, ...) \
   namespace cpu_##cap {                 \
-  EpochResult train_pieces(const TrainArgs& args, const std::vector<int64_t>& boundaries); \
+  EpochResult train_pieces(const TrainArgs& args, const std::vector<int64_t>& boundaries, const NoiseLookup& noise); \
   }
 SK_CPU_CAPABILITIES(SK_DECLARE_WORD2VEC_KERNELS)
 #undef SK_DECLARE_WORD2VEC_KERNELS
