@@ -88,13 +88,21 @@ struct NoiseLookup {
 
   // Throws std::invalid_argument when the table has an id outside [0, V) or decreases.
   NoiseLookup(const int32_t* table, int64_t table_size, int64_t V);
-  int32_t word(int64_t slot) const {
-    const uint32_t b = bucket[static_cast<size_t>(slot >> shift)];
-    if (b & kWhole) return static_cast<int32_t>(b & ~kWhole);
-    int32_t w = static_cast<int32_t>(b);
-    while (run_end[static_cast<size_t>(w)] <= slot) ++w;
-    return w;
-  }
+
+  // What a training thread keeps by value (see Piece in csrc/word2vec/train.cpp).
+  struct View {
+    const uint32_t* bucket;
+    const int64_t* run_end;
+    int shift;
+    int32_t word(int64_t slot) const {
+      const uint32_t b = bucket[slot >> shift];
+      if (b & kWhole) return static_cast<int32_t>(b & ~kWhole);
+      int32_t w = static_cast<int32_t>(b);
+      while (run_end[w] <= slot) ++w;
+      return w;
+    }
+  };
+  View view() const { return {bucket.data(), run_end.data(), shift}; }
 };
 
 // Tokens per piece when several threads train: pieces are handed out in order to whichever thread
@@ -104,8 +112,9 @@ struct NoiseLookup {
 constexpr int64_t kPieceTokens = 16384;
 
 // One pass over the corpus. The corpus is cut at sentence boundaries into pieces: one when
-// num_threads = 1, else pieces of about kPieceTokens tokens (at least one per thread); each piece
-// is trained by one thread with its own generator, updating the shared parameters without locks
+// num_threads = 1, else pieces of about kPieceTokens tokens (at least one per thread), handed out
+// round-robin from one region of the corpus per thread; each piece is trained by one thread with
+// its own generator, updating the shared parameters without locks
 // (Hogwild), as word2vec.c's threads do. With num_threads = 1 the result is deterministic and
 // equals seqkernels.reference.word2vec.train_epoch (up to float32 rounding: the same random
 // numbers in the same order).
