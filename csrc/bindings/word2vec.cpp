@@ -35,7 +35,7 @@ void bind_word2vec(py::module_& m) {
   m.def("word2vec_train_epoch",
         [](const py::array& syn0, const py::array& syn1neg, const py::array& ids, const py::array& offsets,
            const py::object& keep, const py::array& table, int window, int negative, bool cbow, double learning_rate,
-           int64_t words_before, int64_t words_total, uint64_t seed, int threads) {
+           int64_t words_before, int64_t words_total, uint64_t seed, int threads, int64_t private_rows) {
           SK_CHECK(syn0.ndim() == 2 && syn0.shape(0) >= 1 && syn0.shape(1) >= 1, "syn0: expected shape (V, D)");
           SK_CHECK(ids.ndim() == 1, "ids: expected 1 dimension");
           SK_CHECK(offsets.ndim() == 1 && offsets.shape(0) >= 1, "offsets: expected 1 dimension, S + 1 >= 1 entries");
@@ -61,6 +61,7 @@ void bind_word2vec(py::module_& m) {
           a.words_total = words_total;
           a.seed = seed;
           a.num_threads = threads;
+          a.private_rows = private_rows;
           word2vec::EpochResult r;
           {
             py::gil_scoped_release nogil;
@@ -70,7 +71,9 @@ void bind_word2vec(py::module_& m) {
         },
         py::arg("syn0"), py::arg("syn1neg"), py::arg("ids"), py::arg("offsets"), py::arg("keep"), py::arg("table"),
         py::arg("window"), py::arg("negative"), py::arg("cbow"), py::arg("learning_rate"), py::arg("words_before"),
-        py::arg("words_total"), py::arg("seed"), py::arg("threads") = 0,
+        py::arg("words_total"), py::arg("seed"), py::arg("threads") = 0, py::arg("private_rows") = -1,
         "One word2vec epoch (skip-gram or CBOW, negative sampling) updating syn0 and syn1neg in place; returns "
-        "(words read, words kept by subsampling, final learning rate). threads=1 is deterministic.");
+        "(words read, words kept by subsampling, final learning rate). threads=1 is deterministic. private_rows: "
+        "rows of the most frequent words each thread trains in its own copy during a piece (-1: 0 for one thread, "
+        "256 for several).");
 }

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <mutex>
 #include <vector>
 
 #include "seqkernels/cell_math.h"
@@ -72,14 +73,18 @@ struct PieceResult {
 
 class Piece {
  public:
-  Piece(const TrainArgs& a, const NoiseLookup& noise, std::atomic<int64_t>& published)
-      : a_(a), noise_(noise.view()), D_(a.vector_size), published_(published), h_(a.vector_size), err_(a.vector_size),
+  Piece(const TrainArgs& a, const NoiseLookup& noise, std::atomic<int64_t>& published, int private_rows,
+        std::mutex& merge)
+      : a_(a), noise_(noise.view()), D_(a.vector_size), K_(private_rows), published_(published), merge_(merge),
+        own_in_(static_cast<size_t>(private_rows) * a.vector_size), own_out_(own_in_.size()),
+        base_in_(own_in_.size()), base_out_(own_in_.size()), h_(a.vector_size), err_(a.vector_size),
         cbow_err_(a.vector_size), f_(a.negative + 1), rows_(a.negative + 1), targets_(a.negative + 1), g_(a.negative + 1) {
     for (Plan& p : plans_) p.negatives.resize(2 * static_cast<size_t>(a.window) * a.negative);
   }
 
   PieceResult run(int64_t first_sentence, int64_t end_sentence, uint64_t seed) {
     rng_ = seed;
+    take_private_rows();
     int64_t words = 0, refreshed_at = 0, trained = 0;
     lr_ = rate(published_.load(std::memory_order_relaxed));
     for (int64_t s = first_sentence; s < end_sentence; ++s) {
@@ -113,6 +118,7 @@ class Piece {
       }
     }
     published_.fetch_add(words - refreshed_at, std::memory_order_relaxed);
+    return_private_rows();
     return {words, trained, lr_};
   }
 
@@ -122,6 +128,31 @@ class Piece {
     const double r = lr0 * (1.0 - static_cast<double>(a_.words_before + done_this_epoch) /
                                       (static_cast<double>(a_.words_total) + 1.0));
     return r < lr0 * 1e-4 ? lr0 * 1e-4 : r;
+  }
+
+  // The rows of the K_ most frequent words (ids < K_) live in this thread's own copies while a
+  // piece trains; what the piece changed is added to the shared rows when it ends.
+  float* in_row(int32_t w) {
+    return w < K_ ? own_in_.data() + static_cast<int64_t>(w) * D_ : a_.syn0 + static_cast<int64_t>(w) * D_;
+  }
+  float* out_row(int32_t w) {
+    return w < K_ ? own_out_.data() + static_cast<int64_t>(w) * D_ : a_.syn1neg + static_cast<int64_t>(w) * D_;
+  }
+  void take_private_rows() {
+    if (K_ == 0) return;
+    const size_t n = own_in_.size();
+    std::lock_guard<std::mutex> lock(merge_);
+    std::copy(a_.syn0, a_.syn0 + n, own_in_.begin());
+    std::copy(a_.syn1neg, a_.syn1neg + n, own_out_.begin());
+    base_in_ = own_in_;
+    base_out_ = own_out_;
+  }
+  void return_private_rows() {
+    if (K_ == 0) return;
+    const size_t n = own_in_.size();
+    std::lock_guard<std::mutex> lock(merge_);
+    for (size_t k = 0; k < n; ++k) a_.syn0[k] += own_in_[k] - base_in_[k];
+    for (size_t k = 0; k < n; ++k) a_.syn1neg[k] += own_out_[k] - base_out_[k];
   }
 
   // Every cache line of a row, into L2: the rows live in L3 or memory, and a prefetch of the first
@@ -149,7 +180,7 @@ class Piece {
     }
     for (int d = 0; d < a_.negative; ++d) {
       if (out[d] == word) out[d] = -1;
-      else prefetch_row(a_.syn1neg + static_cast<int64_t>(out[d]) * D_);
+      else prefetch_row(out_row(out[d]));
     }
   }
 
@@ -174,14 +205,14 @@ class Piece {
       float* err = err_.data();
       for (int k = 0; k < D_; ++k) err[k] = 0.0f;
       for (int j = 0; j < m; ++j)
-        output_update(h, a_.syn1neg + static_cast<int64_t>(targets_[j]) * D_, err, j == 0 ? 1.0f : 0.0f, lr, D_);
+        output_update(h, out_row(targets_[j]), err, j == 0 ? 1.0f : 0.0f, lr, D_);
 #pragma omp simd
       for (int k = 0; k < D_; ++k) error[k] += err[k];
       return;
     }
     float* const* rows = rows_.data();
     for (int j = 0; j < m; ++j) {
-      rows_[j] = a_.syn1neg + static_cast<int64_t>(targets_[j]) * D_;
+      rows_[j] = out_row(targets_[j]);
       f_[j] = dot(h, rows_[j], D_);
     }
     // The logistic through the project's exp polynomial, inlined (cell_math.h; libm's scalar expf
@@ -226,7 +257,7 @@ class Piece {
     plan.lo = std::max(pos - a_.window + shrink, 0);
     plan.hi = std::min(pos + a_.window - shrink, n - 1);
     const int32_t word = sentence_[pos];
-    prefetch_row(a_.syn1neg + static_cast<int64_t>(word) * D_);
+    prefetch_row(out_row(word));
     const int contexts = plan.hi - plan.lo;  // the range less the centre
     if (a_.cbow) {
       if (contexts > 0) draw_negatives(word, plan.negatives.data());
@@ -234,7 +265,7 @@ class Piece {
       for (int i = 0; i < contexts; ++i) draw_negatives(word, plan.negatives.data() + static_cast<size_t>(i) * a_.negative);
     }
     for (int c = plan.lo; c <= plan.hi; ++c)
-      if (c != pos) prefetch_row(a_.syn0 + static_cast<int64_t>(sentence_[c]) * D_);
+      if (c != pos) prefetch_row(in_row(sentence_[c]));
   }
 
   // Skip-gram as word2vec.c trains it: each context word's input vector predicts the centre word.
@@ -244,7 +275,7 @@ class Piece {
     const int32_t* negatives = plan.negatives.data();
     for (int c = plan.lo; c <= plan.hi; ++c) {
       if (c == pos) continue;
-      float* h = a_.syn0 + static_cast<int64_t>(sentence_[c]) * D_;
+      float* h = in_row(sentence_[c]);
       train_outputs(h, word, negatives, lr, h);
       negatives += a_.negative;
     }
@@ -259,7 +290,7 @@ class Piece {
     for (int k = 0; k < D_; ++k) h[k] = 0.0f;
     for (int c = plan.lo; c <= plan.hi; ++c) {
       if (c == pos) continue;
-      const float* v = a_.syn0 + static_cast<int64_t>(sentence_[c]) * D_;
+      const float* v = in_row(sentence_[c]);
 #pragma omp simd
       for (int k = 0; k < D_; ++k) h[k] += v[k];
     }
@@ -272,7 +303,7 @@ class Piece {
     train_outputs(h, word, plan.negatives.data(), static_cast<float>(lr_), err);
     for (int c = plan.lo; c <= plan.hi; ++c) {
       if (c == pos) continue;
-      float* v = a_.syn0 + static_cast<int64_t>(sentence_[c]) * D_;
+      float* v = in_row(sentence_[c]);
 #pragma omp simd
       for (int k = 0; k < D_; ++k) v[k] += err[k];
     }
@@ -282,8 +313,10 @@ class Piece {
   // and nothing the other threads write should ever share their cache lines.
   const TrainArgs a_;
   const NoiseLookup::View noise_;
-  const int D_;
+  const int D_, K_;
   std::atomic<int64_t>& published_;
+  std::mutex& merge_;
+  std::vector<float> own_in_, own_out_, base_in_, base_out_;
   std::vector<float> h_, err_, cbow_err_, f_;
   std::vector<float*> rows_;
   std::vector<int32_t> sentence_, targets_;
@@ -299,6 +332,9 @@ EpochResult train_pieces(const TrainArgs& a, const std::vector<int64_t>& boundar
   const long pieces = static_cast<long>(boundaries.size()) - 1;
   std::vector<PieceResult> results(static_cast<size_t>(pieces));
   std::atomic<int64_t> published{0};
+  std::mutex merge;
+  const int64_t wanted = a.private_rows >= 0 ? a.private_rows : (a.num_threads > 1 ? kPrivateRows : 0);
+  const int private_rows = static_cast<int>(std::min<int64_t>(a.vocab_size, wanted));
   // Hand-out order: the corpus as one region per thread, the pieces dealt round-robin from the
   // regions' fronts (piece t*rows + r in round r), so that at any moment the threads train
   // far-apart text, as word2vec.c's threads do: adjacent pieces share their rarer words, and every
@@ -311,7 +347,7 @@ EpochResult train_pieces(const TrainArgs& a, const std::vector<int64_t>& boundar
       if (t * rows + r < pieces) order.push_back(t * rows + r);
   team_parallel_for(a.num_threads, pieces, [&](long k) {
     const long p = order[static_cast<size_t>(k)];
-    Piece piece(a, noise, published);
+    Piece piece(a, noise, published, private_rows, merge);
     results[static_cast<size_t>(p)] = piece.run(boundaries[p], boundaries[p + 1], a.seed + static_cast<uint64_t>(p));
   });
   EpochResult r;

@@ -49,6 +49,7 @@ EpochResult train_epoch(const TrainArgs& args) {
   SK_CHECK(S >= 0 && args.offsets, "offsets: expected an array of S + 1 sentence offsets");
   SK_CHECK(args.syn0 && args.syn1neg, "syn0 and syn1neg: expected arrays of shape (V, D)");
   SK_CHECK(args.window >= 1, "window: expected >= 1, got " << args.window);
+  SK_CHECK(args.private_rows >= -1, "private_rows: expected -1 (automatic) or >= 0, got " << args.private_rows);
   SK_CHECK(args.negative >= 1, "negative: expected >= 1, got " << args.negative);
   SK_CHECK(std::isfinite(args.learning_rate) && args.learning_rate > 0,
            "learning_rate: expected a positive number, got " << args.learning_rate);

@@ -111,9 +111,9 @@ def word2vec_encode(corpus: typing.Any, words: collections.abc.Sequence[str], ma
     """
     The corpus as word ids: returns (ids int32 (N,), offsets int64 (S+1,), tokens read); a line is a sentence, tokens outside `words` are dropped, long lines are cut every max_sentence kept tokens.
     """
-def word2vec_train_epoch(syn0: numpy.ndarray, syn1neg: numpy.ndarray, ids: numpy.ndarray, offsets: numpy.ndarray, keep: typing.Any, table: numpy.ndarray, window: typing.SupportsInt | typing.SupportsIndex, negative: typing.SupportsInt | typing.SupportsIndex, cbow: bool, learning_rate: typing.SupportsFloat | typing.SupportsIndex, words_before: typing.SupportsInt | typing.SupportsIndex, words_total: typing.SupportsInt | typing.SupportsIndex, seed: typing.SupportsInt | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex = 0) -> tuple[int, int, float]:
+def word2vec_train_epoch(syn0: numpy.ndarray, syn1neg: numpy.ndarray, ids: numpy.ndarray, offsets: numpy.ndarray, keep: typing.Any, table: numpy.ndarray, window: typing.SupportsInt | typing.SupportsIndex, negative: typing.SupportsInt | typing.SupportsIndex, cbow: bool, learning_rate: typing.SupportsFloat | typing.SupportsIndex, words_before: typing.SupportsInt | typing.SupportsIndex, words_total: typing.SupportsInt | typing.SupportsIndex, seed: typing.SupportsInt | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex = 0, private_rows: typing.SupportsInt | typing.SupportsIndex = -1) -> tuple[int, int, float]:
     """
-    One word2vec epoch (skip-gram or CBOW, negative sampling) updating syn0 and syn1neg in place; returns (words read, words kept by subsampling, final learning rate). threads=1 is deterministic.
+    One word2vec epoch (skip-gram or CBOW, negative sampling) updating syn0 and syn1neg in place; returns (words read, words kept by subsampling, final learning rate). threads=1 is deterministic. private_rows: rows of the most frequent words each thread trains in its own copy during a piece (-1: 0 for one thread, 256 for several).
     """
 def workspace_layout(mode: str, reset_after: bool, nonlinearity: str, steps: typing.SupportsInt | typing.SupportsIndex, batch: typing.SupportsInt | typing.SupportsIndex, hidden: typing.SupportsInt | typing.SupportsIndex, proj_size: typing.SupportsInt | typing.SupportsIndex = 0) -> dict:
     """

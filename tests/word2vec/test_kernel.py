@@ -72,6 +72,7 @@ def _run_kernel(syn0, syn1, ids, offsets, keep, table, **kw):
         kw["total"],
         kw["seed"],
         1,
+        kw.get("private_rows", -1),
     )
     return s0, s1, out
 
@@ -133,6 +134,24 @@ def test_noise_draws_equal_the_tables(slots, rng):
     syn1 = rng.standard_normal((V, D)) * 0.1
     kw = dict(window=4, negative=6, cbow=False, lr=0.05, before=0, total=len(ids), seed=5)
     k0, k1, _ = _run_kernel(syn0, syn1, ids, offsets, None, table, **kw)
+    r0, r1, _ = _run_reference(syn0, syn1, ids, offsets, None, table, np.float64, **kw)
+    q0, q1, _ = _run_reference(syn0, syn1, ids, offsets, None, table, np.float32, **kw)
+    assert_within_rule("syn0", k0, r0, q0)
+    assert_within_rule("syn1neg", k1, r1, q1)
+
+
+@pytest.mark.parametrize("cbow", [False, True], ids=["skipgram", "cbow"])
+@pytest.mark.parametrize("share", [0.5, 1.0])
+def test_private_rows_train_as_the_shared_ones(cbow, share, rng):
+    """The most frequent words' rows trained in a thread's own copy and added back at the piece's
+    end: with one thread (one piece) that is the same epoch as the reference's."""
+    ids, offsets, counts = _corpus(rng, V=30, sentences=50)
+    V, D = len(counts), 19
+    syn0 = (rng.random((V, D)) - 0.5) / D
+    syn1 = rng.standard_normal((V, D)) * 0.1
+    table = noise_table(counts, 3000)
+    kw = dict(window=3, negative=4, cbow=cbow, lr=0.05, before=0, total=len(ids), seed=11)
+    k0, k1, _ = _run_kernel(syn0, syn1, ids, offsets, None, table, private_rows=int(V * share), **kw)
     r0, r1, _ = _run_reference(syn0, syn1, ids, offsets, None, table, np.float64, **kw)
     q0, q1, _ = _run_reference(syn0, syn1, ids, offsets, None, table, np.float32, **kw)
     assert_within_rule("syn0", k0, r0, q0)
@@ -259,5 +278,7 @@ def test_bad_arguments_raise_value_errors(rng):
         call(table=np.full(10, V, np.int32))
     with pytest.raises(ValueError, match="keep: expected shape"):
         call(keep=np.ones(V + 1))
+    with pytest.raises(ValueError, match="private_rows"):
+        call(private_rows=-2)
     with pytest.raises(ValueError, match="table: expected non-decreasing ids"):
         call(table=table[::-1].copy())
