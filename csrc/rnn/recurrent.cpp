@@ -380,7 +380,8 @@ void zero_n(T* dst, idx n) { std::fill(dst, dst + n, T(0)); }
 
 // ---- pointwise forward of one batch row over units [j0, j0+hs) -----------------------------------
 // zx: the row of x·W_ihᵀ + b_ih (G·H, gate blocks of H); zh: the recurrent product of these units
-// (gate g at zh + g·zs); bh: b_hh (zeros when bias=False); ac: the row's saved gates (G·H).
+// (gate g at zh + g·zs); bh: b_hh (zeros when bias=False); ac: the row's saved gates (G·H); the LSTM row takes null in
+// inference, where nothing reads them.
 
 template <typename T>
 void lstm_forward_row(int H, int j0, int hs, const T* zx, const T* zh, int zs, const T* bh, const T* c_prev,
@@ -390,10 +391,32 @@ void lstm_forward_row(int H, int j0, int hs, const T* zx, const T* zh, int zs, c
   const T *zi = zh, *zf = zh + zs, *zg = zh + 2 * zs, *zo = zh + 3 * zs;
   const T *xi = zx + j0, *xf = zx + H + j0, *xg = zx + 2 * H + j0, *xo = zx + 3 * H + j0;
   const T *bi = bh + j0, *bf = bh + H + j0, *bg = bh + 2 * H + j0, *bo = bh + 3 * H + j0;
-  T *ai = ac + j0, *af = ac + H + j0, *ag = ac + 2 * H + j0, *ao = ac + 3 * H + j0;
+  T *ai = ac ? ac + j0 : nullptr, *af = ac ? ac + H + j0 : nullptr, *ag = ac ? ac + 2 * H + j0 : nullptr,
+    *ao = ac ? ac + 3 * H + j0 : nullptr;
   c_prev += j0, c_next += j0, h_next += j0, y += j0;
+  int vector_end = 0;
+  if constexpr (std::is_same_v<T, float>) {
+    // Whole vectors as explicit vector code, the activations inlined: the scalar loop below calls
+    // their SIMD clones, and each call clobbers every vector register (spills, reloads). Same
+    // operations in the same order, so the same bits as the loop.
+    typedef float V __attribute__((vector_size(SK_VEC_BYTES)));  // a value; memory through memcpy
+    constexpr int W = Simd<T>::W;
+    auto ld = [](const T* p) { V v; __builtin_memcpy(&v, p, sizeof v); return v; };
+    auto st = [](T* p, V v) { __builtin_memcpy(p, &v, sizeof v); };
+    for (int jj = 0; jj + W <= hs; jj += W) {
+      const LstmGates<V> g = lstm_gates(ld(xi + jj) + ld(zi + jj) + ld(bi + jj), ld(xf + jj) + ld(zf + jj) + ld(bf + jj),
+                                        ld(xg + jj) + ld(zg + jj) + ld(bg + jj), ld(xo + jj) + ld(zo + jj) + ld(bo + jj));
+      const V c = lstm_cell_state(g, ld(c_prev + jj));
+      const V h = lstm_hidden(g, c);
+      st(c_next + jj, c);
+      st(h_next + jj, h);
+      st(y + jj, h);
+      if (ac) st(ai + jj, g.i), st(af + jj, g.f), st(ag + jj, g.g), st(ao + jj, g.o);
+      vector_end = jj + W;
+    }
+  }
 #pragma omp simd
-  for (int jj = 0; jj < hs; ++jj) {
+  for (int jj = vector_end; jj < hs; ++jj) {
     const LstmGates<T> g = lstm_gates(xi[jj] + zi[jj] + bi[jj], xf[jj] + zf[jj] + bf[jj], xg[jj] + zg[jj] + bg[jj],
                                       xo[jj] + zo[jj] + bo[jj]);
     const T c = lstm_cell_state(g, c_prev[jj]);
@@ -401,7 +424,7 @@ void lstm_forward_row(int H, int j0, int hs, const T* zx, const T* zh, int zs, c
     c_next[jj] = c;
     h_next[jj] = h;
     y[jj] = h;
-    ai[jj] = g.i, af[jj] = g.f, ag[jj] = g.g, ao[jj] = g.o;
+    if (ac) ai[jj] = g.i, af[jj] = g.f, ag[jj] = g.g, ao[jj] = g.o;
   }
 }
 
@@ -642,7 +665,8 @@ void forward_recurrence(const Shared<T>& s, const Packed<T>& pk, const Geometry<
         const T* zx = zx_t + b * GH;
         T* y = y_t + b * static_cast<idx>(s.ldy);
         if constexpr (kLstm)
-          lstm_forward_row(H, u0, hs, zx, zh, zs, s.bh, c_prev + o, c_next + o, h_next + o, y, acts_row(b));
+          lstm_forward_row(H, u0, hs, zx, zh, zs, s.bh, c_prev + o, c_next + o, h_next + o, y,
+                           s.training ? acts_row(b) : nullptr);
         else if constexpr (C::kind == CellKind::Gru && C::reset_after)
           gru_forward_row(H, u0, hs, zx, zh, zs, s.bh, h_prev + o, h_next + o, y, acts_row(b), aux_t + o);
         else if constexpr (kGruBefore)
@@ -698,7 +722,8 @@ void forward_recurrence_proj(const Shared<T>& s, const Packed<T>& pk, const Geom
           return;
         }
         // m_t goes where h_t goes without projections (the row writes it twice: h and y)
-        lstm_forward_row(H, u0, hs, zx_t + b * GH, zh, zs, s.bh, c_prev + o, c_next + o, m_t + o, m_t + o, ac);
+        lstm_forward_row(H, u0, hs, zx_t + b * GH, zh, zs, s.bh, c_prev + o, c_next + o, m_t + o, m_t + o,
+                         s.training ? ac : nullptr);
       });
       return;
     }

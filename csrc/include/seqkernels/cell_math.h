@@ -6,6 +6,8 @@
 #pragma once
 
 #include <cmath>
+#include <type_traits>
+#include <utility>
 
 #include "seqkernels/common.h"
 
@@ -29,50 +31,71 @@ namespace seqkernels {
 SK_CELL_FN float exp_(float x) { return expf(x); }
 SK_CELL_FN float tanh_(float x) { return tanhf(x); }
 #else
-// exp_ and tanh_ are never inlined into the gate loops (inlined, their selects sometimes stay
-// branches and the loop stays scalar, depending on what else the translation unit holds); with
-// `declare simd` the vectoriser calls their SIMD clones, one call per vector of units.
-static inline float exp_core(float x) {
+// The float forms are templates over F = float or a GCC float vector (vector_size): the same
+// operations in the same order either way, so the kernels' explicit vector code (recurrent.cpp) and
+// scalar loops give the same bits for a unit.
+template <typename F> static inline F splat(float v) { return F{} + v; }
+// 2^n for integer-valued n in [-126, 127].
+template <typename F> static inline F exp2_int(F n) {
+  if constexpr (sizeof(F) == sizeof(float)) {
+    return __builtin_bit_cast(F, (static_cast<int>(n) + 127) << 23);
+  } else {
+    typedef int I __attribute__((vector_size(sizeof(F))));
+    return __builtin_bit_cast(F, (__builtin_convertvector(n, I) + 127) << 23);
+  }
+}
+template <typename F> static inline F exp_core(F x) {
   // exp(x) = 2^n · e^r, n = round(x / ln 2), |r| <= ln2 / 2; Cephes-style minimax polynomial for e^r.
-  x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);   // keeps 2^n a normal float
-  const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round to nearest
-  const float r = (x - n * 0.693359375f) - n * -2.12194440e-4f;         // ln 2 split in two parts
-  float p = 1.9875691500e-4f;
+  x = x < -87.0f ? splat<F>(-87.0f) : (x > 88.0f ? splat<F>(88.0f) : x);  // keeps 2^n a normal float
+  const F n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round to nearest
+  const F r = (x - n * 0.693359375f) - n * -2.12194440e-4f;           // ln 2 split in two parts
+  F p = splat<F>(1.9875691500e-4f);
   p = p * r + 1.3981999507e-3f;
   p = p * r + 8.3334519073e-3f;
   p = p * r + 4.1665795894e-2f;
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   p = p * r * r + r + 1.0f;
-  const int bits = (static_cast<int>(n) + 127) << 23;
-  return p * __builtin_bit_cast(float, bits);
+  return p * exp2_int(n);
 }
-#pragma omp declare simd notinbranch
-static __attribute__((noinline, unused)) float exp_(float x) { return exp_core(x); }
-#pragma omp declare simd notinbranch
-static __attribute__((noinline, unused)) float tanh_(float x) {
-  const float ax = x < 0.0f ? -x : x;
+template <typename F> static inline F tanh_core(F x) {
+  const F ax = x < 0.0f ? -x : x;
   // |x| < 0.625: odd minimax polynomial (no cancellation near 0); else (1 − e^{−2|x|}) / (1 + e^{−2|x|}).
-  const float z = x * x;
-  float p = -5.70498872745e-3f;
+  const F z = x * x;
+  F p = splat<F>(-5.70498872745e-3f);
   p = p * z + 2.06390887954e-2f;
   p = p * z - 5.37397155531e-2f;
   p = p * z + 1.33314422036e-1f;
   p = p * z - 3.33332819422e-1f;
-  const float small = x + x * z * p;
-  const float e = exp_core(-2.0f * ax);
-  const float big = (1.0f - e) / (1.0f + e);
+  const F small = x + x * z * p;
+  const F e = exp_core(-2.0f * ax);
+  const F big = (1.0f - e) / (1.0f + e);
   return ax < 0.625f ? small : (x < 0.0f ? -big : big);
 }
+// Scalar loops: exp_ and tanh_ are never inlined into them (inlined, their selects sometimes stay
+// branches and the loop stays scalar, depending on what else the translation unit holds); with
+// `declare simd` the vectoriser calls their SIMD clones, one call per vector of units.
+#pragma omp declare simd notinbranch
+static __attribute__((noinline, unused)) float exp_(float x) { return exp_core(x); }
+#pragma omp declare simd notinbranch
+static __attribute__((noinline, unused)) float tanh_(float x) { return tanh_core(x); }
+// Explicit vector code (a GCC float vector): inlined, so no call clobbers the registers.
+template <typename F>
+using if_float_vector = std::enable_if_t<std::is_same_v<std::decay_t<decltype(std::declval<F>()[0])>, float>>;
+template <typename F, typename = if_float_vector<F>>
+__attribute__((always_inline)) static inline F exp_(F x) { return exp_core(x); }
+template <typename F, typename = if_float_vector<F>>
+__attribute__((always_inline)) static inline F tanh_(F x) { return tanh_core(x); }
 #endif
 SK_CELL_FN double exp_(double x) { return exp(x); }
 SK_CELL_FN double tanh_(double x) { return tanh(x); }
 
-template <typename T> SK_CELL_FN T sigmoid(T x) { return T(1) / (T(1) + exp_(-x)); }
+// Constants are plain literals (not T(1)) so that these also take float vectors.
+template <typename T> SK_CELL_FN T sigmoid(T x) { return 1 / (1 + exp_(-x)); }
 template <typename T> SK_CELL_FN T tanh_act(T x) { return tanh_(x); }
 template <typename T> SK_CELL_FN T relu(T x) { return x > T(0) ? x : T(0); }
-template <typename T> SK_CELL_FN T dsigmoid_from_output(T y) { return y * (T(1) - y); }
-template <typename T> SK_CELL_FN T dtanh_from_output(T y) { return T(1) - y * y; }
+template <typename T> SK_CELL_FN T dsigmoid_from_output(T y) { return y * (1 - y); }
+template <typename T> SK_CELL_FN T dtanh_from_output(T y) { return 1 - y * y; }
 template <typename T> SK_CELL_FN T drelu_from_output(T y) { return y > T(0) ? T(1) : T(0); }
 
 enum class Activation : int { Tanh = 0, Relu = 1 };
