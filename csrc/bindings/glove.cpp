@@ -57,6 +57,7 @@ py::dict stats_dict(const CooccurStats& s) {
   d["spilled_records"] = s.spilled_records;
   d["spilled_bytes"] = s.spilled_bytes;
   d["merge_passes"] = s.merge_passes;
+  d["dense_bucket_capacity"] = s.dense_bucket_capacity;
   d["budget_bytes"] = s.budget_bytes;
   d["peak_bytes"] = s.peak_bytes;
   d["threads"] = s.num_threads;

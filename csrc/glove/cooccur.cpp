@@ -6,9 +6,10 @@
 //   2. the ids are laid out after the last <= window ids of the line still open at the end of the
 //      previous block (the "history"), so windows run across block and slice borders;
 //   3. threads split the target positions; each adds its pairs to its own dense table (Stanford's
-//      layout: cell (i, j) when i * j <= max_product, which holds the frequent pairs) or else to
-//      its own pair buffer, which, when full, is radix-sorted, summed by key and spilled to an
-//      unnamed temporary file as one sorted run.
+//      layout: cell (i, j) when i * j <= max_product, which holds the frequent pairs) — through
+//      buckets of consecutive cells when the table is large (kBucketShift) — or else to its own
+//      pair buffer, which, when full, is radix-sorted, summed by key and spilled to an unnamed
+//      temporary file as one sorted run.
 // Symmetric counting adds each pair once, to the canonical cell (min, max): X is symmetric, so this
 // halves the updates. The mirrored half is produced at the end: dense cells are read by column,
 // and every sorted run has a transposed twin.
@@ -101,6 +102,17 @@ std::vector<RowInfo> dense_layout(int64_t V, int64_t max_product, bool canonical
   return rows;
 }
 
+// Dense updates can go through buckets of kBucketCells consecutive cells of a thread's table: an
+// update is appended to its bucket as 4 bytes (the cell within the bucket above kCodeBits, and
+// 2·distance + [a == b] below, which names its weight), and a full bucket is applied in one pass.
+// Its cells then come into cache once for many updates instead of one cache miss per update
+// (the table is far larger than the caches). Each cell's additions keep their order.
+constexpr int kBucketShift = 16, kCodeBits = 32 - kBucketShift;
+constexpr int64_t kBucketCells = int64_t{1} << kBucketShift, kBucketMask = kBucketCells - 1;
+constexpr uint32_t kMaxBucketCapacity = 1u << 16, kMinBucketCapacity = 1u << 12;
+constexpr int64_t kMinBucketedCells = int64_t{1} << 20;  // smaller tables stay in cache: no buckets
+inline int64_t dense_buckets(int64_t cells) { return (cells + kBucketCells - 1) >> kBucketShift; }
+
 // The largest max_product whose table has at most `max_cells` cells (V*V when the full matrix fits).
 int64_t max_product_for(int64_t V, int64_t max_cells, bool canonical) {
   if (dense_cells(V, V * V, canonical) <= max_cells) return V * V;
@@ -115,9 +127,13 @@ int64_t max_product_for(int64_t V, int64_t max_cells, bool canonical) {
 // Everything one thread owns while counting.
 class ThreadCounter {
  public:
-  ThreadCounter(int thread, const RowInfo* rows, int64_t cells, size_t capacity, int bits, bool canonical)
+  ThreadCounter(int thread, const RowInfo* rows, int64_t cells, size_t capacity, int bits, bool canonical,
+                uint32_t bucket_capacity)
       : thread_(thread), rows_(rows), bits_(bits), canonical_(canonical), dense_(static_cast<size_t>(cells)),
-        buf_(capacity), scratch_(capacity), mirror_(canonical ? capacity : 0) {}
+        buf_(capacity), scratch_(capacity), mirror_(canonical ? capacity : 0),
+        buckets_(static_cast<size_t>(dense_buckets(cells)) * bucket_capacity),
+        bucket_fill_(bucket_capacity ? static_cast<size_t>(dense_buckets(cells)) : 0),
+        bucket_capacity_(bucket_capacity) {}
 
   // One call per block; noinline keeps it a separate entry in profiles.
   template <bool Canonical>
@@ -130,6 +146,9 @@ class ThreadCounter {
     const size_t cap = buf_.size();
     size_t n = used_;
     const int bits = bits_;
+    const size_t bucket_capacity = bucket_capacity_;
+    uint32_t* buckets = buckets_.data();
+    uint32_t* fill = bucket_fill_.data();
     for (int64_t p = lo; p < hi; ++p) {
       const int64_t right = ids[p];
       if (right == 0) continue;
@@ -146,7 +165,15 @@ class ThreadCounter {
         }
         const RowInfo& ra = rows[a];
         if (b <= ra.limit) {
-          dense[ra.offset + b] += v;
+          const int64_t cell = ra.offset + b;
+          if (bucket_capacity) {  // code: 2·d + [a == b], the weight v stands for (see kCodeBits)
+            const size_t k = static_cast<size_t>(cell >> kBucketShift);
+            buckets[k * bucket_capacity + fill[k]] = (static_cast<uint32_t>(cell & kBucketMask) << kCodeBits) |
+                                                     static_cast<uint32_t>(2 * d + (Canonical && a == b));
+            if (++fill[k] == bucket_capacity) flush_bucket(k, weight);
+          } else {
+            dense[cell] += v;
+          }
         } else {
           buf[n].key = (static_cast<uint64_t>(a) << bits) | static_cast<uint64_t>(b);
           buf[n].value = v;
@@ -159,6 +186,12 @@ class ThreadCounter {
       }
     }
     used_ = n;
+  }
+
+  // Applies the updates still waiting in the buckets (after the last block).
+  void flush_buckets(const double* weight) {
+    for (size_t k = 0; k < bucket_fill_.size(); ++k)
+      if (bucket_fill_.data()[k]) flush_bucket(k, weight);
   }
 
   // Sorts and sums the buffer, which stays here as an in-memory run (with its transposed twin for
@@ -228,6 +261,26 @@ class ThreadCounter {
     used_ = 0;
   }
 
+  // A bucket's updates, in the order they were made: each cell's additions keep their order.
+  void flush_bucket(size_t k, const double* weight) {
+    double* cells = dense_.data() + (static_cast<int64_t>(k) << kBucketShift);
+    const uint32_t* e = buckets_.data() + k * bucket_capacity_;
+    const uint32_t n = bucket_fill_.data()[k];
+    // With about one update per cell or more, ask for the bucket's cells in address order first:
+    // the lines then arrive at the memory system's streaming rate instead of one miss at a time.
+    const int64_t span = std::min<int64_t>(kBucketCells, static_cast<int64_t>(dense_.size()) -
+                                                             (static_cast<int64_t>(k) << kBucketShift));
+    if (static_cast<int64_t>(n) >= span / 2)
+      for (int64_t c = 0; c < span; c += 64 / sizeof(double)) __builtin_prefetch(cells + c, 1, 3);
+    constexpr uint32_t code_mask = (uint32_t{1} << kCodeBits) - 1;
+    for (uint32_t i = 0; i < n; ++i) {
+      const uint32_t code = e[i] & code_mask;
+      const double w = weight[code >> 1];
+      cells[e[i] >> kCodeBits] += (code & 1) ? w + w : w;
+    }
+    bucket_fill_.data()[k] = 0;
+  }
+
   int thread_;
   const RowInfo* rows_;
   int bits_;
@@ -235,6 +288,10 @@ class ThreadCounter {
   LargeBuffer<double> dense_;
   LargeBuffer<Pair> buf_, scratch_, mirror_;
   size_t used_ = 0, mirror_used_ = 0;
+  LargeBuffer<uint32_t> buckets_;     // dense_buckets(cells) buckets of bucket_capacity_ updates
+  LargeBuffer<uint32_t> bucket_fill_;  // updates waiting per bucket (own pages: written per update,
+                                       // so never beside another thread's data)
+  uint32_t bucket_capacity_ = 0;      // 0: updates go straight to the table
   int64_t seq_ = 0, spilled_ = 0, spilled_records_ = 0, spilled_bytes_ = 0;
 };
 
@@ -258,6 +315,7 @@ struct Plan {
   int64_t cells = 0;          // dense cells per thread
   int64_t capacity = 0;       // pair-buffer records per thread
   int bits = 1;               // bits of a word id in a key
+  uint32_t bucket_capacity = 0;  // updates per dense-table bucket (0: no buckets)
   size_t reader_records = 0;  // buffer of a run cursor in the merges
   size_t fan_in = 2;          // runs merged at once
   double scale = 1.0;         // integer scale of the weights (weight_scale)
@@ -304,10 +362,24 @@ Plan plan_memory(const CooccurOptions& o, int64_t V, int T, const detail::WordLo
   }
   plan.cells = dense_cells(V, plan.max_product, plan.canonical);
   const int64_t dense_bytes = T * plan.cells * static_cast<int64_t>(sizeof(double));
+  // Buckets for large tables, if they fit in a quarter of what the tables leave (halving them down
+  // to kMinBucketCapacity first); the window must fit the 16-bit code.
+  auto bucket_bytes = [&](uint32_t capacity) {
+    return T * dense_buckets(plan.cells) * static_cast<int64_t>(capacity) * static_cast<int64_t>(sizeof(uint32_t));
+  };
+  if (plan.cells >= kMinBucketedCells && 2 * static_cast<int64_t>(o.window_size) + 1 < (int64_t{1} << kCodeBits)) {
+    const int64_t room = (avail - dense_bytes - T * kMinRunRecords * per_record) / 4;
+    plan.bucket_capacity = kMaxBucketCapacity;
+    while (plan.bucket_capacity >= kMinBucketCapacity && bucket_bytes(plan.bucket_capacity) > room)
+      plan.bucket_capacity /= 2;
+    if (plan.bucket_capacity < kMinBucketCapacity) plan.bucket_capacity = 0;
+  }
+  const int64_t dense_total = dense_bytes + bucket_bytes(plan.bucket_capacity);
   if (o.overflow_length > 0) {
     plan.capacity = o.overflow_length;
+    if (dense_total + T * plan.capacity * per_record > avail) plan.bucket_capacity = 0;  // the caller's sizes first
   } else {
-    plan.capacity = std::max<int64_t>(kMinRunRecords, (avail - dense_bytes) / (T * per_record));
+    plan.capacity = std::max<int64_t>(kMinRunRecords, (avail - dense_total) / (T * per_record));
     // With the full matrix dense no pair is ever buffered.
     if (plan.cells == dense_cells(V, V * V, plan.canonical)) plan.capacity = kMinRunRecords;
   }
@@ -325,29 +397,36 @@ Plan plan_memory(const CooccurOptions& o, int64_t V, int T, const detail::WordLo
                                           plan.capacity / static_cast<int64_t>(plan.reader_records) - 1, 2, 256));
   plan.scale = o.distance_weighting ? weight_scale(o.window_size) : 1.0;
   plan.divisor = o.exact_sums ? 1.0 : plan.scale;
-  plan.planned_bytes = fixed + dense_bytes + T * plan.capacity * per_record;
+  plan.planned_bytes = fixed + dense_bytes + bucket_bytes(plan.bucket_capacity) + T * plan.capacity * per_record;
   return plan;
 }
 
 // Words of one slice of a block as ids (1-based; 0 for a line break; out-of-vocabulary dropped).
 // Returns the number of tokens read and adds the in-vocabulary ones to `kept`.
+// The threads' output vectors sit side by side in one array, so `out` is swapped into a local for
+// the walk: a push_back into it would write its end pointer into a cache line that the other
+// threads are writing too, once per token.
 int64_t tokenize_slice(const char* begin, const char* end, const detail::WordLookup& lookup, std::string& scratch,
                        std::vector<int32_t>& out, int64_t& kept) {
-  out.clear();
-  int64_t tokens = 0;
+  std::vector<int32_t> ids;
+  ids.swap(out);
+  ids.clear();
+  int64_t tokens = 0, in_vocabulary = 0;
   detail::tokenize(
       begin, end, scratch,
       [&](const char* p, size_t len) {
         ++tokens;
         const int64_t id = lookup.find(p, len);
         if (id > 0) {
-          out.push_back(static_cast<int32_t>(id));
-          ++kept;
+          ids.push_back(static_cast<int32_t>(id));
+          ++in_vocabulary;
         }
       },
       [&] {
-        if (out.empty() || out.back() != 0) out.push_back(0);
+        if (ids.empty() || ids.back() != 0) ids.push_back(0);
       });
+  ids.swap(out);
+  kept += in_vocabulary;
   return tokens;
 }
 
@@ -409,6 +488,10 @@ void count_blocks(ByteSource& corpus, const detail::WordLookup& lookup, const Pl
     history.assign(ids.begin() + h, ids.end());
     if (o.progress) o.progress("cooccur", reader.consumed(), corpus.size());
   }
+  const double flushing = now_seconds();
+#pragma omp parallel for schedule(static, 1) num_threads(T)
+  for (int t = 0; t < T; ++t) counters[t]->flush_buckets(weight.data());
+  stats.seconds_count += now_seconds() - flushing;
   for (int t = 0; t < T; ++t) {
     stats.tokens += slice_tokens[t];
     stats.kept_tokens += slice_kept[t];
@@ -540,8 +623,13 @@ int64_t write_output(const MergeInputs& in, const CooccurOptions& o, RecordSink&
       for (int i = 0; i < n; ++i) {
         if (failure.failed()) continue;
         try {
-          current[i].clear();
-          merge_chunk(in, chunks[c0 + i].first, chunks[c0 + i].second, current[i]);
+          // A local vector while merging: the output vectors sit side by side in `current`, and a
+          // push_back into one of them writes its end pointer into a line other threads write.
+          std::vector<CooccurRecord> records;
+          records.swap(current[i]);
+          records.clear();
+          merge_chunk(in, chunks[c0 + i].first, chunks[c0 + i].second, records);
+          records.swap(current[i]);
         } catch (...) {
           failure.record();
         }
@@ -586,6 +674,7 @@ CooccurStats count_cooccurrences(ByteSource& corpus, const std::vector<std::stri
   stats.budget_bytes = static_cast<int64_t>(o.memory_gb * 1073741824.0);
   stats.max_product = plan.max_product;
   stats.overflow_length = plan.capacity;
+  stats.dense_bucket_capacity = plan.bucket_capacity;
   MemoryTracker mem;
   mem.add(plan.planned_bytes);
 
@@ -593,7 +682,7 @@ CooccurStats count_cooccurrences(ByteSource& corpus, const std::vector<std::stri
   std::vector<std::unique_ptr<ThreadCounter>> counters;
   for (int t = 0; t < T; ++t)
     counters.push_back(std::make_unique<ThreadCounter>(t, rows.data(), plan.cells, static_cast<size_t>(plan.capacity),
-                                                       plan.bits, plan.canonical));
+                                                       plan.bits, plan.canonical, plan.bucket_capacity));
   const char* tmpdir = std::getenv("TMPDIR");
   const std::string temp_dir = !o.temp_dir.empty() ? o.temp_dir : (tmpdir && *tmpdir ? tmpdir : "/tmp");
 
@@ -620,6 +709,11 @@ CooccurStats count_cooccurrences(ByteSource& corpus, const std::vector<std::stri
   for (int t = 0; t < T; ++t) inputs.tables.push_back(counters[t]->dense());
   stats.records = write_output(inputs, o, sink);
   stats.peak_bytes = mem.peak;
+  // Each thread gives back its own tables and buffers: returning a few hundred MB of pages costs
+  // tens of milliseconds, and the kernel can release two mappings at once.
+  runs.clear();
+#pragma omp parallel for schedule(static, 1) num_threads(T)
+  for (int t = 0; t < T; ++t) counters[t].reset();
   stats.seconds_merge = now_seconds() - clock;
   return stats;
 }

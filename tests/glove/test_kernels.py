@@ -382,3 +382,30 @@ def test_spilled_runs_are_compact_and_exact(window):
     else:
         np.testing.assert_allclose(v1, v0, rtol=1e-13)
         assert stats["spilled_bytes"] < 16 * stats["spilled_records"], stats
+
+
+def test_dense_buckets_give_the_direct_updates_bits():
+    """A table of over a million cells takes its updates through buckets (applied when full and at
+    the end); the records must be those of the same count with a small table and direct updates.
+    3,000 words with Zipf frequencies: the first bucket (rows of the most frequent words) fills and
+    is applied many times during the count."""
+    rng = np.random.default_rng(5)
+    p = 1.0 / np.arange(1, 3001)
+    ids = rng.choice(3000, size=300_000, p=p / p.sum())
+    cuts = np.cumsum(rng.integers(1, 40, size=20_000))
+    lines = np.split(ids, cuts[cuts < len(ids)])
+    data = b"\n".join(b" ".join(b"w%d" % i for i in line) for line in lines)
+    vocab = _vocab(data)
+    V = len(vocab)
+    assert V * (V + 1) // 2 >= 1 << 20
+    for threads in (1, 2):
+        stats, r, c, v = _C.glove_cooccur(data, vocab, 10, True, True, 0.2, threads=threads, max_product=V * V)
+        assert stats["dense_bucket_capacity"] >= 4096 and stats["peak_bytes"] <= stats["budget_bytes"], stats
+        direct, r0, c0, v0 = _C.glove_cooccur(data, vocab, 10, True, True, 0.2, threads=threads, max_product=1000)
+        assert direct["dense_bucket_capacity"] == 0
+        assert np.array_equal(r, r0) and np.array_equal(c, c0) and np.array_equal(v, v0)
+    # Asymmetric counting (Stanford's full-row layout) through buckets as well.
+    stats, r, c, v = _C.glove_cooccur(data, vocab, 6, False, True, 0.2, threads=2, max_product=V * V)
+    assert stats["dense_bucket_capacity"] > 0
+    _, r0, c0, v0 = _C.glove_cooccur(data, vocab, 6, False, True, 0.2, threads=2, max_product=1000)
+    assert np.array_equal(r, r0) and np.array_equal(c, c0) and np.array_equal(v, v0)

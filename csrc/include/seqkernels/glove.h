@@ -137,6 +137,7 @@ struct CooccurStats {
   int64_t records = 0;          // records written to the sink
   int64_t max_product = 0;      // as used
   int64_t overflow_length = 0;  // as used (per thread)
+  int64_t dense_bucket_capacity = 0;  // updates a dense-table bucket holds before it is applied (0: none)
   int64_t runs_spilled = 0;     // sorted runs written to temporary files
   int64_t spilled_records = 0;  // records in those runs (16 bytes each in memory)
   int64_t spilled_bytes = 0;    // bytes of those runs on disk (compact: delta-coded keys, integer values)

@@ -235,9 +235,11 @@ print(json.dumps({"kernel_seconds": s, "tokens": v.tokens, "words": len(v)}))
 """
 
 API_COOCCUR = """
-import json, sys, time
+import json, os, sys, time
 from seqkernels.glove import Vocabulary, write_cooccurrence
 vocab = Vocabulary.load(sys.argv[2])
+if os.path.exists(sys.argv[3]):  # as for the programs, whose output file is truncated before the clock starts
+    os.unlink(sys.argv[3])
 t = time.perf_counter()
 stats = write_cooccurrence(sys.argv[1], vocab, sys.argv[3], window_size=int(sys.argv[4]), memory=float(sys.argv[5]),
                            threads=int(sys.argv[6]))
