@@ -7,20 +7,38 @@ was built with a CUDA compiler.
 
 from __future__ import annotations
 
-from importlib import metadata as _metadata
+import importlib as _importlib
 
-# Order matters here (so the import sorter leaves this block alone): _backend loads OpenBLAS and
-# the extension before any module that uses them, and glove/models build on nn and search.
-from ._backend import build_info, cuda_available, cuda_device_name  # isort: skip
-from . import metrics, nn, ops, reference, search  # isort: skip
-from . import glove, models  # isort: skip
+# _backend loads OpenBLAS and the extension before any module that uses them.
+from ._backend import build_info, cuda_available, cuda_device_name
 
-try:
-    __version__ = _metadata.version("seqkernels")
-except _metadata.PackageNotFoundError:  # running from a source tree with a built extension
-    from ._backend import _C
+# The subpackages load on first use (``seqkernels.nn``, ``from seqkernels import glove``): the
+# command line starts in a fraction of the time when it needs one of them only.
+_SUBPACKAGES = ("glove", "metrics", "models", "nn", "ops", "reference", "search")
 
-    __version__ = _C.__version__
+
+def __getattr__(name):
+    if name in _SUBPACKAGES:
+        module = _importlib.import_module(f".{name}", __name__)
+        globals()[name] = module
+        return module
+    if name == "__version__":
+        from importlib import metadata
+
+        try:
+            version = metadata.version("seqkernels")
+        except metadata.PackageNotFoundError:  # running from a source tree with a built extension
+            from ._backend import _C
+
+            version = _C.__version__
+        globals()["__version__"] = version
+        return version
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_SUBPACKAGES) | {"__version__"})
+
 
 __all__ = [
     "glove",

@@ -66,9 +66,19 @@ def main(argv=None) -> int:
     p.add_argument("suite", choices=BENCH_SUITES, help="which benchmark")
     p.add_argument("rest", nargs=argparse.REMAINDER, help="arguments for the benchmark")
     p.set_defaults(func=_bench)
-    _add_model_commands(sub)
-    _add_glove(sub)
-    _add_word2vec(sub)
+    # The verbs of one command group import what they need (the models group imports the models
+    # and layers): with the command named, only its group is built, so that `seqkernels glove
+    # cooccur` does not pay for importing the models before it starts counting.
+    groups = {
+        "demo": _add_model_commands,
+        "train-lm": _add_model_commands,
+        "glove": _add_glove,
+        "word2vec": _add_word2vec,
+    }
+    words = sys.argv[1:] if argv is None else list(argv)
+    command = next((w for w in words if not w.startswith("-")), None)
+    for add in dict.fromkeys([groups[command]] if command in groups else groups.values()):
+        add(sub)
     args = parser.parse_args(argv)
     return args.func(args)
 
