@@ -59,6 +59,17 @@ template <> struct Simd<double> {
   static constexpr int W = SK_VEC_BYTES / 8;
 };
 
+// A float vector as a value (arithmetic, LstmGates of it: the type above carries an alignment
+// attribute that templates drop) and its unaligned load and store, for the explicit vector code of
+// the LSTM rows.
+typedef float FloatVec __attribute__((vector_size(SK_VEC_BYTES)));
+inline FloatVec load_vec(const float* p) {
+  FloatVec v;
+  __builtin_memcpy(&v, p, sizeof v);
+  return v;
+}
+inline void store_vec(float* p, FloatVec v) { __builtin_memcpy(p, &v, sizeof v); }
+
 // Hidden units are split between threads in chunks of Q = 4·W; H is padded to Hp, a multiple of Q
 // (padded units have zero weights and are never stored). R, the units of h, is split the same way
 // (R = H unless the LSTM has projections).
@@ -380,8 +391,8 @@ void zero_n(T* dst, idx n) { std::fill(dst, dst + n, T(0)); }
 
 // ---- pointwise forward of one batch row over units [j0, j0+hs) -----------------------------------
 // zx: the row of x·W_ihᵀ + b_ih (G·H, gate blocks of H); zh: the recurrent product of these units
-// (gate g at zh + g·zs); bh: b_hh (zeros when bias=False); ac: the row's saved gates (G·H); the LSTM row takes null in
-// inference, where nothing reads them.
+// (gate g at zh + g·zs); bh: b_hh (zeros when bias=False); ac: the row's saved gates (G·H), or null
+// for the LSTM row in inference, where nothing reads them.
 
 template <typename T>
 void lstm_forward_row(int H, int j0, int hs, const T* zx, const T* zh, int zs, const T* bh, const T* c_prev,
@@ -399,19 +410,22 @@ void lstm_forward_row(int H, int j0, int hs, const T* zx, const T* zh, int zs, c
     // Whole vectors as explicit vector code, the activations inlined: the scalar loop below calls
     // their SIMD clones, and each call clobbers every vector register (spills, reloads). Same
     // operations in the same order, so the same bits as the loop.
-    typedef float V __attribute__((vector_size(SK_VEC_BYTES)));  // a value; memory through memcpy
+    using V = FloatVec;
     constexpr int W = Simd<T>::W;
-    auto ld = [](const T* p) { V v; __builtin_memcpy(&v, p, sizeof v); return v; };
-    auto st = [](T* p, V v) { __builtin_memcpy(p, &v, sizeof v); };
     for (int jj = 0; jj + W <= hs; jj += W) {
-      const LstmGates<V> g = lstm_gates(ld(xi + jj) + ld(zi + jj) + ld(bi + jj), ld(xf + jj) + ld(zf + jj) + ld(bf + jj),
-                                        ld(xg + jj) + ld(zg + jj) + ld(bg + jj), ld(xo + jj) + ld(zo + jj) + ld(bo + jj));
-      const V c = lstm_cell_state(g, ld(c_prev + jj));
+      auto pre = [jj](const T* x, const T* z, const T* b) {
+        return load_vec(x + jj) + load_vec(z + jj) + load_vec(b + jj);
+      };
+      const LstmGates<V> g = lstm_gates(pre(xi, zi, bi), pre(xf, zf, bf), pre(xg, zg, bg), pre(xo, zo, bo));
+      const V c = lstm_cell_state(g, load_vec(c_prev + jj));
       const V h = lstm_hidden(g, c);
-      st(c_next + jj, c);
-      st(h_next + jj, h);
-      st(y + jj, h);
-      if (ac) st(ai + jj, g.i), st(af + jj, g.f), st(ag + jj, g.g), st(ao + jj, g.o);
+      store_vec(c_next + jj, c);
+      store_vec(h_next + jj, h);
+      store_vec(y + jj, h);
+      if (ac) {
+        store_vec(ai + jj, g.i), store_vec(af + jj, g.f);
+        store_vec(ag + jj, g.g), store_vec(ao + jj, g.o);
+      }
       vector_end = jj + W;
     }
   }
@@ -498,20 +512,20 @@ void lstm_backward_row(int H, int j0, int hs, const T* dy, const T* dh_in, const
   int vector_end = 0;
   if constexpr (std::is_same_v<T, float>) {
     // Whole vectors as explicit vector code, tanh inlined (see lstm_forward_row).
-    typedef float V __attribute__((vector_size(SK_VEC_BYTES)));
+    using V = FloatVec;
     constexpr int W = Simd<T>::W;
-    auto ld = [](const T* p) { V v; __builtin_memcpy(&v, p, sizeof v); return v; };
-    auto st = [](T* p, V v) { __builtin_memcpy(p, &v, sizeof v); };
     for (int jj = 0; jj + W <= hs; jj += W) {
       const int j = j0 + jj;
-      const LstmGates<V> g{ld(ac + j), ld(ac + H + j), ld(ac + 2 * H + j), ld(ac + 3 * H + j)};
+      const LstmGates<V> g{load_vec(ac + j), load_vec(ac + H + j), load_vec(ac + 2 * H + j),
+                           load_vec(ac + 3 * H + j)};
       LstmGates<V> d;
       V dc_prev;
-      const V dh = kProj ? ld(dy + jj) : ld(dy + j) + ld(dh_in + j);
-      lstm_unit_backward(dh, ld(dc + j), g, ld(c + j), ld(c_prev + j), &d, &dc_prev);
-      st(dz + j, d.i), st(dz + H + j, d.f), st(dz + 2 * H + j, d.g), st(dz + 3 * H + j, d.o);
-      st(dc + j, dc_prev);
-      if constexpr (!kProj) st(dh_out + j, V{});
+      const V dh = kProj ? load_vec(dy + jj) : load_vec(dy + j) + load_vec(dh_in + j);
+      lstm_unit_backward(dh, load_vec(dc + j), g, load_vec(c + j), load_vec(c_prev + j), &d, &dc_prev);
+      store_vec(dz + j, d.i), store_vec(dz + H + j, d.f);
+      store_vec(dz + 2 * H + j, d.g), store_vec(dz + 3 * H + j, d.o);
+      store_vec(dc + j, dc_prev);
+      if constexpr (!kProj) store_vec(dh_out + j, V{});
       vector_end = jj + W;
     }
   }
