@@ -143,7 +143,7 @@ inline void tail_product(int rest, int K, const T* a, idx lda, const T* bp, T* o
   }
 }
 
-// Rows of a (B, K) in blocks of MR. For each block, the product with every tile of the panel that
+// Rows of a (B, K) in blocks of at most MR. For each block, the product with every tile of the panel that
 // covers units [u0, u1) is written to `out` (per row: gate g's units at g·zs, row stride
 // gates·zs), and then epilogue(b, row) runs for each row of the block — so one epilogue call covers
 // all of a member's units, while the products are still in L1.
@@ -153,9 +153,12 @@ inline void range_rows(const Panel<T>& p, int gates, int u0, int u1, int B, cons
   constexpr int MR = rows_per_tile<NV>();
   const int uv = NV / gates;
   const idx zs = ((u1 - u0) + p.U - 1) / p.U * p.U, ld = gates * zs;
-  int b = 0;
-  for (; b < B; b += MR) {
-    const int rows = std::min(MR, B - b);
+  // Blocks of at most MR rows, as even as possible (8 rows: 4+4, not 6+2): a short last tile reuses
+  // each weight vector for few rows (1 thread, B8 H256: 5.9 ms vs 6.9 for 6+2; B16, B64 unchanged).
+  if (B <= 0) return;
+  const int blocks = (B + MR - 1) / MR, small = B / blocks, larger = B % blocks;
+  for (int block = 0, b = 0; block < blocks; b += small + (block < larger ? 1 : 0), ++block) {
+    const int rows = small + (block < larger ? 1 : 0);
     for (int j0 = u0; j0 < u1; j0 += p.U) {
       const T* bp = p.tile(j0 / p.U);
       T* o = out + (j0 - u0);
