@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <memory>
 #include <mutex>
 #include <vector>
 
@@ -138,21 +139,30 @@ class Piece {
   float* out_row(int32_t w) {
     return w < K_ ? own_out_.data() + static_cast<int64_t>(w) * D_ : a_.syn1neg + static_cast<int64_t>(w) * D_;
   }
+  // A trainer that runs several pieces in a row keeps its copies between them: returning a piece's
+  // changes also refreshes the copies from the shared rows (one pass instead of a return and a take).
   void take_private_rows() {
-    if (K_ == 0) return;
+    if (K_ == 0 || holding_) return;
     const size_t n = own_in_.size();
     std::lock_guard<std::mutex> lock(merge_);
     std::copy(a_.syn0, a_.syn0 + n, own_in_.begin());
     std::copy(a_.syn1neg, a_.syn1neg + n, own_out_.begin());
     base_in_ = own_in_;
     base_out_ = own_out_;
+    holding_ = true;
+  }
+  static void return_rows(float* shared, float* own, float* base, size_t n) {
+    for (size_t k = 0; k < n; ++k) {
+      const float v = shared[k] + (own[k] - base[k]);
+      shared[k] = v, own[k] = v, base[k] = v;
+    }
   }
   void return_private_rows() {
     if (K_ == 0) return;
     const size_t n = own_in_.size();
     std::lock_guard<std::mutex> lock(merge_);
-    for (size_t k = 0; k < n; ++k) a_.syn0[k] += own_in_[k] - base_in_[k];
-    for (size_t k = 0; k < n; ++k) a_.syn1neg[k] += own_out_[k] - base_out_[k];
+    return_rows(a_.syn0, own_in_.data(), base_in_.data(), n);
+    return_rows(a_.syn1neg, own_out_.data(), base_out_.data(), n);
   }
 
   // Every cache line of a row, into L2: the rows live in L3 or memory, and a prefetch of the first
@@ -324,6 +334,7 @@ class Piece {
   std::vector<float> g_;
   uint64_t rng_ = 0;
   double lr_ = 0.0;
+  bool holding_ = false;  // own_* hold the private rows (as of the last return)
 };
 
 }  // namespace
@@ -333,7 +344,7 @@ EpochResult train_pieces(const TrainArgs& a, const std::vector<int64_t>& boundar
   std::vector<PieceResult> results(static_cast<size_t>(pieces));
   std::atomic<int64_t> published{0};
   std::mutex merge;
-  const int64_t wanted = a.private_rows >= 0 ? a.private_rows : (a.num_threads > 1 ? kPrivateRows : 0);
+  const int64_t wanted = a.private_rows >= 0 ? a.private_rows : (a.num_threads > 1 ? default_private_rows(a.vector_size) : 0);
   const int private_rows = static_cast<int>(std::min<int64_t>(a.vocab_size, wanted));
   // Hand-out order: the corpus as one region per thread, the pieces dealt round-robin from the
   // regions' fronts (piece t*rows + r in round r), so that at any moment the threads train
@@ -345,10 +356,22 @@ EpochResult train_pieces(const TrainArgs& a, const std::vector<int64_t>& boundar
   for (long r = 0; r < rows; ++r)
     for (long t = 0; t < T; ++t)
       if (t * rows + r < pieces) order.push_back(t * rows + r);
+  // Trainers are reused from piece to piece (at most one per running member): each holds its
+  // private rows and their base copies (4 x private_rows x D floats), too much to allocate and
+  // fault in again for every piece.
+  std::mutex idle_lock;
+  std::vector<std::unique_ptr<Piece>> idle;
   team_parallel_for(a.num_threads, pieces, [&](long k) {
     const long p = order[static_cast<size_t>(k)];
-    Piece piece(a, noise, published, private_rows, merge);
-    results[static_cast<size_t>(p)] = piece.run(boundaries[p], boundaries[p + 1], a.seed + static_cast<uint64_t>(p));
+    std::unique_ptr<Piece> piece;
+    {
+      std::lock_guard<std::mutex> lock(idle_lock);
+      if (!idle.empty()) piece = std::move(idle.back()), idle.pop_back();
+    }
+    if (!piece) piece = std::make_unique<Piece>(a, noise, published, private_rows, merge);
+    results[static_cast<size_t>(p)] = piece->run(boundaries[p], boundaries[p + 1], a.seed + static_cast<uint64_t>(p));
+    std::lock_guard<std::mutex> lock(idle_lock);
+    idle.push_back(std::move(piece));
   });
   EpochResult r;
   r.learning_rate = a.learning_rate;

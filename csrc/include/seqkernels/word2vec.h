@@ -66,7 +66,7 @@ struct TrainArgs {
   int num_threads = 0;               // Hogwild threads (0 = the default team size); 1 = deterministic
   int64_t private_rows = -1;         // rows of the most frequent words (ids below it) that each
                                      //   thread trains in its own copy during a piece (-1: 0 for one
-                                     //   thread, kPrivateRows for several; see train_epoch)
+                                     //   thread, default_private_rows(D) for several; see train_epoch)
 };
 
 struct EpochResult {
@@ -108,14 +108,25 @@ struct NoiseLookup {
   View view() const { return {bucket.data(), run_end.data(), shift}; }
 };
 
-// Rows per thread kept private during a piece when several threads train (TrainArgs::private_rows).
-constexpr int64_t kPrivateRows = 256;
+// Rows per thread kept private during a piece when several threads train (TrainArgs::private_rows):
+// the kPrivateRows most frequent words, or fewer so that a thread's copies (its working copy and
+// the copy it started from, of both matrices: 4 x rows x D floats) stay within kPrivateBytes.
+// At D = 100 the 8192 most frequent words of the bench's 3M-token corpus take ~97 % of the context
+// and centre words and ~90 % of the noise draws (256 words: 50 % and 35 %).
+constexpr int64_t kPrivateRows = 8192;
+constexpr int64_t kPrivateBytes = int64_t{16} << 20;
+inline int64_t default_private_rows(int vector_size) {
+  const int64_t fit = kPrivateBytes / (4 * static_cast<int64_t>(sizeof(float)) * (vector_size > 0 ? vector_size : 1));
+  return fit < kPrivateRows ? fit : kPrivateRows;
+}
 
 // Tokens per piece when several threads train: pieces are handed out in order to whichever thread
 // is free, because the work per token varies along a corpus (short lines give a token fewer
 // context words), so equal shares of tokens finished at very different times (measured: two
-// threads barely faster than one on a corpus of documentation pages).
-constexpr int64_t kPieceTokens = 16384;
+// threads barely faster than one on a corpus of documentation pages). Each piece ends by adding
+// its private rows' changes to the shared rows (a pass over 4 x private rows x D floats), so
+// pieces are long enough that this stays a few per cent of the piece.
+constexpr int64_t kPieceTokens = 32768;
 
 // One pass over the corpus. The corpus is cut at sentence boundaries into pieces: one when
 // num_threads = 1, else pieces of about kPieceTokens tokens (at least one per thread), handed out
@@ -125,9 +136,10 @@ constexpr int64_t kPieceTokens = 16384;
 // private_rows most frequent words are trained in the thread's own copy during a piece, and what
 // the piece changed is added to the shared rows (under a lock) when it ends, so other threads see
 // those rows' updates up to a piece late. Every thread writes those rows all the time (they are
-// most of the noise draws), and a row written by two cores at once is a cache line moving between
-// them: measured on 2 threads, epochs 1.5-1.8 s instead of 1.8-2.0 s, and 3-4 s instead of 4.6-5
-// s when this machine's cores were slow to share lines. With num_threads = 1 the result is
+// most of the context words and noise draws), and a row written by two cores at once is a cache
+// line moving between them: measured on 2 threads (1M tokens, 12 alternating rounds), 8192 private
+// rows 0.31-0.46 s per epoch against 0.40-1.04 s with 256, the gap widest when this machine's
+// cores were slow to share lines. With num_threads = 1 the result is
 // deterministic and equals seqkernels.reference.word2vec.train_epoch (up to float32 rounding: the
 // same random numbers in the same order), with or without private rows.
 EpochResult train_epoch(const TrainArgs& args);

@@ -4,9 +4,9 @@ The C++ kernel behind :class:`seqkernels.word2vec.Word2Vec` is tested against th
 thread it draws the same random numbers in the same order, so its parameters after an epoch equal
 :func:`train_epoch`'s up to float32 rounding. With several threads the kernel is Hogwild as
 word2vec.c (no locks; the pieces' order in time is not defined), except that each thread trains the
-rows of the 256 most frequent words in its own copy during a piece of ~16k tokens and adds what
-changed to the shared rows at the piece's end. Plain Python and slow on purpose. Computation happens
-in the dtype of ``syn0`` (float64 normally; float32 for the tolerance rule of tests/tolerance.py).
+rows of the 8,192 most frequent words (fewer for D > 128) in its own copy during a piece of ~32k
+tokens and adds what changed to the shared rows at the piece's end. Plain Python and slow on purpose.
+Computation happens in the dtype of ``syn0`` (float64 normally; float32 for the tolerance rule of tests/tolerance.py).
 
 Parameters
     ``syn0`` (V, D): input vectors, the word vectors one keeps; ``syn1neg`` (V, D): output vectors of
