@@ -276,13 +276,15 @@ PYBIND11_MODULE(_C, m) {
         "weight and bias gradients.");
 
   m.def("cell_math",
-        [](const std::string& fn, py::array_t<float, py::array::c_style | py::array::forcecast> x) {
+        [](const std::string& fn, py::array_t<float, py::array::c_style | py::array::forcecast> x, bool vector) {
           SK_CHECK(fn == "exp" || fn == "tanh" || fn == "sigmoid", "fn must be 'exp', 'tanh' or 'sigmoid', got '" << fn << "'");
           py::array_t<float> out(x.size());
-          activation(fn == "exp" ? 0 : fn == "tanh" ? 1 : 2, x.data(), out.mutable_data(), x.size());
+          activation(fn == "exp" ? 0 : fn == "tanh" ? 1 : 2, vector, x.data(), out.mutable_data(), x.size());
           return out;
         },
-        py::arg("fn"), py::arg("x"), "The float32 activations the CPU kernels use (for accuracy tests).");
+        py::arg("fn"), py::arg("x"), py::arg("vector") = false,
+        "The float32 activations the CPU kernels use (for accuracy tests): vector=False as the scalar "
+        "loops (GRU, RNN) compute them, vector=True as the LSTM rows' explicit vector code does.");
 
   m.def("set_cpu_capability", &set_cpu_capability, py::arg("name"),
         "Select the CPU kernels' instruction set, one of cpu_capabilities() (tests use this; "

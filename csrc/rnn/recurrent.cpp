@@ -69,6 +69,30 @@ inline FloatVec load_vec(const float* p) {
   return v;
 }
 inline void store_vec(float* p, FloatVec v) { __builtin_memcpy(p, &v, sizeof v); }
+#if defined(__AVX512F__)
+// Lanes [0, n) of a vector (the others read as 0, never written): a row's last partial vector runs
+// the same vector code as the whole ones, so every unit gets the same activations wherever it lies.
+inline __mmask16 first_lanes(int n) { return static_cast<__mmask16>((1u << n) - 1); }
+inline FloatVec load_lanes(const float* p, int n) { return _mm512_maskz_loadu_ps(first_lanes(n), p); }
+inline void store_lanes(float* p, FloatVec v, int n) { _mm512_mask_storeu_ps(p, first_lanes(n), v); }
+#endif
+// Runs body(jj, load, store) for every vector of units [0, hs): whole vectors with plain loads and
+// stores, then (with masks) the partial last one. Returns the first unit left to a scalar loop.
+template <typename Body>
+__attribute__((always_inline)) inline int for_each_vector(int hs, Body&& body) {
+  constexpr int W = SK_VEC_BYTES / 4;
+  int jj = 0;
+  for (; jj + W <= hs; jj += W)
+    body(jj, [](const float* p) { return load_vec(p); }, [](float* p, FloatVec v) { store_vec(p, v); });
+#if defined(__AVX512F__)
+  if (jj < hs) {
+    const int n = hs - jj;
+    body(jj, [n](const float* p) { return load_lanes(p, n); }, [n](float* p, FloatVec v) { store_lanes(p, v, n); });
+    jj = hs;
+  }
+#endif
+  return jj;
+}
 
 // Hidden units are split between threads in chunks of Q = 4·W; H is padded to Hp, a multiple of Q
 // (padded units have zero weights and are never stored). R, the units of h, is split the same way
@@ -412,25 +436,22 @@ void lstm_forward_row(int H, int j0, int hs, const T* zx, const T* zh, int zs, c
   if constexpr (std::is_same_v<T, float>) {
     // Whole vectors as explicit vector code, the activations inlined: the scalar loop below calls
     // their SIMD clones, and each call clobbers every vector register (spills, reloads). Same
-    // operations in the same order, so the same bits as the loop.
+    // operations in the same order, so the same bits as the loop (AVX-512: its own activations, and
+    // the partial last vector masked instead of the loop).
     using V = FloatVec;
-    constexpr int W = Simd<T>::W;
-    for (int jj = 0; jj + W <= hs; jj += W) {
-      auto pre = [jj](const T* x, const T* z, const T* b) {
-        return load_vec(x + jj) + load_vec(z + jj) + load_vec(b + jj);
-      };
+    vector_end = for_each_vector(hs, [&](int jj, auto load, auto store) {
+      auto pre = [&](const T* x, const T* z, const T* b) { return load(x + jj) + load(z + jj) + load(b + jj); };
       const LstmGates<V> g = lstm_gates(pre(xi, zi, bi), pre(xf, zf, bf), pre(xg, zg, bg), pre(xo, zo, bo));
-      const V c = lstm_cell_state(g, load_vec(c_prev + jj));
+      const V c = lstm_cell_state(g, load(c_prev + jj));
       const V h = lstm_hidden(g, c);
-      store_vec(c_next + jj, c);
-      store_vec(h_next + jj, h);
-      store_vec(y + jj, h);
+      store(c_next + jj, c);
+      store(h_next + jj, h);
+      store(y + jj, h);
       if (ac) {
-        store_vec(ai + jj, g.i), store_vec(af + jj, g.f);
-        store_vec(ag + jj, g.g), store_vec(ao + jj, g.o);
+        store(ai + jj, g.i), store(af + jj, g.f);
+        store(ag + jj, g.g), store(ao + jj, g.o);
       }
-      vector_end = jj + W;
-    }
+    });
   }
 #pragma omp simd
   for (int jj = vector_end; jj < hs; ++jj) {
@@ -516,21 +537,18 @@ void lstm_backward_row(int H, int j0, int hs, const T* dy, const T* dh_in, const
   if constexpr (std::is_same_v<T, float>) {
     // Whole vectors as explicit vector code, tanh inlined (see lstm_forward_row).
     using V = FloatVec;
-    constexpr int W = Simd<T>::W;
-    for (int jj = 0; jj + W <= hs; jj += W) {
+    vector_end = for_each_vector(hs, [&](int jj, auto load, auto store) {
       const int j = j0 + jj;
-      const LstmGates<V> g{load_vec(ac + j), load_vec(ac + H + j), load_vec(ac + 2 * H + j),
-                           load_vec(ac + 3 * H + j)};
+      const LstmGates<V> g{load(ac + j), load(ac + H + j), load(ac + 2 * H + j), load(ac + 3 * H + j)};
       LstmGates<V> d;
       V dc_prev;
-      const V dh = kProj ? load_vec(dy + jj) : load_vec(dy + j) + load_vec(dh_in + j);
-      lstm_unit_backward(dh, load_vec(dc + j), g, load_vec(c + j), load_vec(c_prev + j), &d, &dc_prev);
-      store_vec(dz + j, d.i), store_vec(dz + H + j, d.f);
-      store_vec(dz + 2 * H + j, d.g), store_vec(dz + 3 * H + j, d.o);
-      store_vec(dc + j, dc_prev);
-      if constexpr (!kProj) store_vec(dh_out + j, V{});
-      vector_end = jj + W;
-    }
+      const V dh = kProj ? load(dy + jj) : load(dy + j) + load(dh_in + j);
+      lstm_unit_backward(dh, load(dc + j), g, load(c + j), load(c_prev + j), &d, &dc_prev);
+      store(dz + j, d.i), store(dz + H + j, d.f);
+      store(dz + 2 * H + j, d.g), store(dz + 3 * H + j, d.o);
+      store(dc + j, dc_prev);
+      if constexpr (!kProj) store(dh_out + j, V{});
+    });
   }
 #pragma omp simd
   for (int jj = vector_end; jj < hs; ++jj) {
@@ -1066,9 +1084,20 @@ void recurrent_forward(const CellSpec& cell, const ForwardArgs<T>& a) { recurren
 template <typename T>
 void recurrent_backward(const CellSpec& cell, const BackwardArgs<T>& a) { recurrent_backward_impl(cell, a); }
 
-void activation(int fn, const float* x, float* y, std::ptrdiff_t n) {
+void activation(int fn, bool vector_form, const float* x, float* y, std::ptrdiff_t n) {
+  std::ptrdiff_t done = 0;
+  if (vector_form) {  // as the LSTM rows' explicit vector code computes them
+    for (; done < n; done += Simd<float>::W) {
+      const int lanes = static_cast<int>(std::min<std::ptrdiff_t>(Simd<float>::W, n - done));
+      const int end = for_each_vector(lanes, [&](int, auto load, auto store) {
+        const FloatVec v = load(x + done);
+        store(y + done, fn == 0 ? exp_(v) : fn == 1 ? tanh_act(v) : sigmoid(v));
+      });
+      if (end < lanes) break;  // a partial vector without masks: the scalar loop below
+    }
+  }
 #pragma omp simd
-  for (std::ptrdiff_t i = 0; i < n; ++i) y[i] = fn == 0 ? exp_(x[i]) : fn == 1 ? tanh_act(x[i]) : sigmoid(x[i]);
+  for (std::ptrdiff_t i = done; i < n; ++i) y[i] = fn == 0 ? exp_(x[i]) : fn == 1 ? tanh_act(x[i]) : sigmoid(x[i]);
 }
 
 template void recurrent_forward<float>(const CellSpec&, const ForwardArgs<float>&);

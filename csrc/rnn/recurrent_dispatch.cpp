@@ -18,7 +18,9 @@ template <typename T>
 void recurrent_backward(const CellSpec& cell, const BackwardArgs<T>& a) {
   SK_CPU_DISPATCH(recurrent_backward<T>, cell, a)
 }
-void activation(int fn, const float* x, float* y, std::ptrdiff_t n) { SK_CPU_DISPATCH(activation, fn, x, y, n) }
+void activation(int fn, bool vector_form, const float* x, float* y, std::ptrdiff_t n) {
+  SK_CPU_DISPATCH(activation, fn, vector_form, x, y, n)
+}
 
 template void recurrent_forward<float>(const CellSpec&, const ForwardArgs<float>&);
 template void recurrent_forward<double>(const CellSpec&, const ForwardArgs<double>&);

@@ -21,9 +21,9 @@ def beam_step_marks(rows: typing.SupportsInt | typing.SupportsIndex, vocab: typi
     """
 def build_info() -> dict:
     ...
-def cell_math(fn: str, x: typing.Annotated[numpy.typing.ArrayLike, numpy.float32]) -> numpy.typing.NDArray[numpy.float32]:
+def cell_math(fn: str, x: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], vector: bool = False) -> numpy.typing.NDArray[numpy.float32]:
     """
-    The float32 activations the CPU kernels use (for accuracy tests).
+    The float32 activations the CPU kernels use (for accuracy tests): vector=False as the scalar loops (GRU, RNN) compute them, vector=True as the LSTM rows' explicit vector code does.
     """
 def cpu_capabilities() -> list[str]:
     """

@@ -229,19 +229,35 @@ def test_batch_first_matches_sequence_major(rng):
     np.testing.assert_array_equal(dxb, dxa.transpose(1, 0, 2))
 
 
+@pytest.mark.parametrize("vector", [False, True], ids=["scalar", "vector"])
 @pytest.mark.parametrize("fn, max_ulp", [("exp", 2.0), ("tanh", 2.0), ("sigmoid", 3.0)])
-def test_float32_activations_accuracy(fn, max_ulp, cpu_capability):
+def test_float32_activations_accuracy(fn, max_ulp, vector, cpu_capability):
+    # vector=True: the forms of the LSTM rows' explicit vector code (their own under AVX-512); the
+    # length is no multiple of a vector width, so the masked last vector is checked too
     x = np.concatenate([np.linspace(-100, 100, 200_001), np.linspace(-1, 1, 100_001), [0.0, -0.0, 1e-30, -1e-30]])
     x = x.astype(np.float32)
     if fn == "exp":
         x = x[(x > -87) & (x < 88)]
-    got = sk._C.cell_math(fn, x).astype(np.float64)
+    got = sk._C.cell_math(fn, x, vector=vector).astype(np.float64)
     xd = x.astype(np.float64)
     want = {"exp": np.exp, "tanh": np.tanh, "sigmoid": lambda v: 1 / (1 + np.exp(-v))}[fn](xd)
     ulp = np.spacing(np.abs(want).astype(np.float32)).astype(np.float64)
     ulp = np.maximum(ulp, np.finfo(np.float32).tiny)  # sigmoid far left: absolute, not relative
     err = np.abs(got - want) / ulp
     assert err.max() <= max_ulp, f"{fn}: {err.max():.2f} ulp at x={x[np.argmax(err)]}"
+
+
+@pytest.mark.parametrize("vector", [False, True], ids=["scalar", "vector"])
+def test_float32_activations_special_values(vector, cpu_capability):
+    x = np.array([np.nan, np.inf, -np.inf, 1e30, -1e30, 88.7, -88.7, 9.5, -9.5, 0.0], np.float32)
+    x = np.tile(x, 5)[:47]  # whole vectors and a partial one
+    with np.errstate(over="ignore"):
+        want_sigmoid = 1 / (1 + np.exp(-x.astype(np.float64)))
+    for fn, want in [("tanh", np.tanh(x.astype(np.float64))), ("sigmoid", want_sigmoid)]:
+        got = sk._C.cell_math(fn, x, vector=vector).astype(np.float64)
+        assert np.array_equal(np.isnan(got), np.isnan(x)), f"{fn}: NaN in, NaN out"
+        finite = ~np.isnan(x)
+        assert np.abs(got[finite] - want[finite]).max() <= 1e-7, f"{fn}: {got[finite]} vs {want[finite]}"
 
 
 # ---- LSTM with projections (proj_size) ------------------------------------------------------------

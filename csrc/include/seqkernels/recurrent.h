@@ -161,8 +161,9 @@ template <typename T> void recurrent_forward(const CellSpec& cell, const Forward
 template <typename T> void recurrent_backward(const CellSpec& cell, const BackwardArgs<T>& a);
 
 // The float32 activations the kernels use, y[i] = f(x[i]) with fn 0 = exp, 1 = tanh, 2 = sigmoid
-// (exposed for the accuracy tests), dispatched like the kernels.
-void activation(int fn, const float* x, float* y, std::ptrdiff_t n);
+// (exposed for the accuracy tests), dispatched like the kernels. vector_form: as the LSTM rows'
+// explicit vector code computes them (AVX-512 has its own forms there), else as the scalar loops.
+void activation(int fn, bool vector_form, const float* x, float* y, std::ptrdiff_t n);
 
 // Threads: `num_threads` through team_size() (thread_team.h); the recurrence itself uses at most
 // one thread per chunk of 4·SIMD-width units.

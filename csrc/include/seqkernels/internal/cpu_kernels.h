@@ -23,7 +23,7 @@ namespace seqkernels {
   namespace cpu_##cap {                                                                          \
   template <typename T> void recurrent_forward(const CellSpec& cell, const ForwardArgs<T>& a);   \
   template <typename T> void recurrent_backward(const CellSpec& cell, const BackwardArgs<T>& a); \
-  void activation(int fn, const float* x, float* y, std::ptrdiff_t n);                  \
+  void activation(int fn, bool vector_form, const float* x, float* y, std::ptrdiff_t n);         \
   }
 SK_CPU_CAPABILITIES(SK_DECLARE_RECURRENT_KERNELS)
 #undef SK_DECLARE_RECURRENT_KERNELS
