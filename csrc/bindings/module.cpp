@@ -227,7 +227,8 @@ PYBIND11_MODULE(_C, m) {
   m.def("set_team_sharing", &set_team_sharing, py::arg("share"),
         "Run the kernels' thread team on the process's libgomp pool (torch's) instead of our own threads.");
   m.def("team_shares_openmp_pool", &team_shares_openmp_pool,
-        "Whether team runs go to a shared OpenMP pool now (sharing on, a libgomp loaded, not a fork child).");
+        "Whether team runs go to a shared OpenMP pool (sharing on, a libgomp loaded, not a fork child; "
+        "a second on our own team after late pool workers on a busy host is not reported).");
 
   m.def("forward",
         [](const std::string& mode, bool reset_after, const std::string& nonlinearity, const py::array& x,

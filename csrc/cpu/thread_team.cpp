@@ -199,11 +199,15 @@ const GompApi* loaded_gomp() {
 
 // The pool to share, or null: sharing asked for, a libgomp loaded, and not a child of fork() (a
 // parent's libgomp pool does not survive it; the child keeps to a fresh team of ours).
-const GompApi* shared_pool() {
+const GompApi* pool_to_share() {
   if (!g_share_requested.load(std::memory_order_relaxed) || g_forks.load(std::memory_order_relaxed) > 0)
     return nullptr;
-  if (Clock::now().time_since_epoch().count() < g_shared_pause_until.load(std::memory_order_relaxed)) return nullptr;
   return loaded_gomp();
+}
+// ... and null while runs are sent to our own team after late joins (kOwnTeamAfterLateJoin).
+const GompApi* shared_pool() {
+  if (Clock::now().time_since_epoch().count() < g_shared_pause_until.load(std::memory_order_relaxed)) return nullptr;
+  return pool_to_share();
 }
 
 struct SharedRun {
@@ -254,7 +258,8 @@ void wait_for_change(const std::atomic<uint32_t>& word, uint32_t seen, std::atom
 
 void set_team_sharing(bool share) { g_share_requested.store(share, std::memory_order_relaxed); }
 
-bool team_shares_openmp_pool() { return shared_pool() != nullptr; }
+// The setting, not the moment: a pause after late joins (a busy host) is not reported.
+bool team_shares_openmp_pool() { return pool_to_share() != nullptr; }
 
 void wait_while_equal(const std::atomic<uint32_t>& word, uint32_t seen, std::atomic<int>& sleepers) {
   wait_for_change(word, seen, sleepers, kSpin, kYield);

@@ -101,7 +101,7 @@ def team_forks_seen() -> int:
     """
 def team_shares_openmp_pool() -> bool:
     """
-    Whether team runs go to a shared OpenMP pool now (sharing on, a libgomp loaded, not a fork child).
+    Whether team runs go to a shared OpenMP pool (sharing on, a libgomp loaded, not a fork child; a second on our own team after late pool workers on a busy host is not reported).
     """
 def team_size(requested: typing.SupportsInt | typing.SupportsIndex = 0) -> int:
     """

@@ -60,7 +60,9 @@ int team_forks_seen();
 // rather than compete with it for the cores. Never in a child of fork(). Off by default; the Python
 // package turns it on when torch is imported (seqkernels._backend).
 void set_team_sharing(bool share);
-// Whether team runs go to a shared OpenMP pool now (sharing on and a libgomp found).
+// Whether team runs go to a shared OpenMP pool (sharing on, a libgomp found, not a fork child). A
+// run may still take our own team for a moment: after a few pool workers in a row joined late (a
+// busy host), runs stay on our team for a second; that pause is not reported here.
 bool team_shares_openmp_pool();
 
 }  // namespace seqkernels
