@@ -121,6 +121,11 @@ struct ExpParts {
                         // 4 bits are j (two's complement) and sum − 1.5·2^19 is n rounded to 1/16
   __m512 n, scale, expm1_r;
 };
+// table[j] · 2^⌊n⌋ for each lane (j: the rounding sum's low 4 bits, which vpermps reads).
+static inline __m512 scaled_entry(const ExpParts& p, const float* table) {
+  const __m512 entry = _mm512_maskz_permutexvar_ps(kAll, _mm512_castps_si512(p.rounding_sum), _mm512_load_ps(table));
+  return _mm512_maskz_scalef_ps(kAll, entry, p.n);
+}
 template <int K>
 static inline ExpParts exp_parts(__m512 x) {
   const __m512 magic = _mm512_set1_ps(786432.0f);
@@ -131,8 +136,7 @@ static inline ExpParts exp_parts(__m512 x) {
   const __m512 s = K == -1 ? _mm512_sub_ps(_mm512_setzero_ps(), x) : _mm512_mul_ps(x, _mm512_set1_ps(float(K)));
   __m512 r = _mm512_fnmadd_ps(p.n, _mm512_set1_ps(0x1.62e4p-1f), s);
   r = _mm512_fnmadd_ps(p.n, _mm512_set1_ps(0x1.7f7d1cp-20f), r);
-  const __m512 table = _mm512_maskz_permutexvar_ps(kAll, _mm512_castps_si512(p.rounding_sum), _mm512_load_ps(kExp2Hi));
-  p.scale = _mm512_maskz_scalef_ps(kAll, table, p.n);  // table · 2^⌊n⌋
+  p.scale = scaled_entry(p, kExp2Hi);
   __m512 q = _mm512_fmadd_ps(r, _mm512_set1_ps(1.0f / 6), _mm512_set1_ps(0.5f));
   q = _mm512_fmadd_ps(q, r, _mm512_set1_ps(1.0f));
   p.expm1_r = _mm512_mul_ps(q, r);
@@ -142,8 +146,7 @@ static inline ExpParts exp_parts(__m512 x) {
 static inline __m512 sigmoid(__m512 x) {
   x = _mm512_maskz_min_ps(kAll, _mm512_set1_ps(88.0f), _mm512_maskz_max_ps(kAll, _mm512_set1_ps(-88.0f), x));
   const ExpParts p = exp_parts<-1>(x);
-  const __m512 scale_lo =
-      _mm512_maskz_scalef_ps(kAll, _mm512_maskz_permutexvar_ps(kAll, _mm512_castps_si512(p.rounding_sum), _mm512_load_ps(kExp2Lo)), p.n);
+  const __m512 scale_lo = scaled_entry(p, kExp2Lo);
   // e = scale + (scale·expm1_r + scale_lo·(1 + expm1_r)): one significant rounding
   const __m512 e = _mm512_add_ps(
       p.scale, _mm512_fmadd_ps(p.scale, p.expm1_r, _mm512_fmadd_ps(scale_lo, p.expm1_r, scale_lo)));
