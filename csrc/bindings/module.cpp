@@ -224,6 +224,8 @@ PYBIND11_MODULE(_C, m) {
         "Threads a kernel call uses when asked for `requested` (0 = the default team size).");
   m.def("team_forks_seen", &team_forks_seen,
         "Times this process's thread team was re-created after fork() (0 in a process that never forked).");
+  m.def("team_jobs_withdrawn", &team_jobs_withdrawn,
+        "Team jobs the caller took back from workers that had not started when its own share ended.");
   m.def("set_team_sharing", &set_team_sharing, py::arg("share"),
         "Run the kernels' thread team on the process's libgomp pool (torch's) instead of our own threads.");
   m.def("team_shares_openmp_pool", &team_shares_openmp_pool,

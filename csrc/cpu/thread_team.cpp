@@ -72,9 +72,16 @@ thread_local bool t_in_team = false;  // nested team_run calls run inline
 void wait_for_change(const std::atomic<uint32_t>& word, uint32_t seen, std::atomic<int>& sleepers,
                      Clock::duration spin, Clock::duration yield);
 
+// A job handed to a worker is taken by the worker or withdrawn by the caller, never both: the
+// caller withdraws it once it has finished its own share, so a worker that has not got a core
+// yet (a busy neighbour, a vCPU the host is running elsewhere) holds up nothing. Kernels hand out
+// their pieces dynamically, so the members that did start have done all the work.
+enum JobState : int { kNoJob, kPosted, kTaken, kWithdrawn };
+
 struct Worker {
   alignas(64) std::atomic<uint32_t> gen{0};  // bumped by the caller to hand this worker a job
   std::atomic<int> sleepers{0};
+  std::atomic<int> state{kNoJob};
   std::thread thread;
 };
 
@@ -111,11 +118,18 @@ struct Pool {
     for (;;) {
       wait_for_change(w.gen, seen, w.sleepers, kIdleSpin, Clock::duration::zero());
       seen = w.gen.load(std::memory_order_acquire);
+      int posted = kPosted;  // a late wake may find the job withdrawn (or a newer one posted)
+      if (!w.state.compare_exchange_strong(posted, kTaken, std::memory_order_acq_rel)) continue;
       run_member(rank);
-      if (remaining.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-        done_gen.fetch_add(1, std::memory_order_seq_cst);
-        wake_all(done_gen, done_sleepers);
-      }
+      finish_one();
+    }
+  }
+
+  // One member fewer to wait for: taken jobs finish here, withdrawn ones in team_run.
+  void finish_one() {
+    if (remaining.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      done_gen.fetch_add(1, std::memory_order_seq_cst);
+      wake_all(done_gen, done_sleepers);
     }
   }
 
@@ -132,6 +146,7 @@ struct Pool {
 
 std::atomic<Pool*> g_pool{nullptr};
 std::atomic<int> g_forks{0};
+std::atomic<long> g_withdrawn{0};
 
 void after_fork_in_child() {
   // The parent's workers do not exist in the child; its pool (and any mutex a parent thread held
@@ -303,10 +318,18 @@ void team_run(int threads, const std::function<void(const TeamMember&)>& fn) {
   const uint32_t done_seen = p->done_gen.load(std::memory_order_acquire);
   for (int r = 1; r < threads; ++r) {
     Worker& w = *p->workers[r - 1];
-    w.gen.fetch_add(1, std::memory_order_seq_cst);  // publishes the job fields above
+    w.state.store(kPosted, std::memory_order_release);  // publishes the job fields above
+    w.gen.fetch_add(1, std::memory_order_seq_cst);
     wake_all(w.gen, w.sleepers);
   }
   p->run_member(0);
+  for (int r = 1; r < threads; ++r) {  // withdraw the job from workers that have not started it
+    int posted = kPosted;
+    if (p->workers[r - 1]->state.compare_exchange_strong(posted, kWithdrawn, std::memory_order_acq_rel)) {
+      g_withdrawn.fetch_add(1, std::memory_order_relaxed);
+      p->finish_one();
+    }
+  }
   wait_while_equal(p->done_gen, done_seen, p->done_sleepers);
   p->job = nullptr;
   if (p->error) {
@@ -347,5 +370,7 @@ int default_team_size() {
 int team_size(int requested) { return requested > 0 ? requested : default_team_size(); }
 
 int team_forks_seen() { return g_forks.load(); }
+
+long team_jobs_withdrawn() { return g_withdrawn.load(std::memory_order_relaxed); }
 
 }  // namespace seqkernels

@@ -6,7 +6,7 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['backward', 'beam_step', 'beam_step_marks', 'build_info', 'cell_math', 'cpu_capabilities', 'cpu_capability', 'fma_peak', 'forward', 'glove_bucket', 'glove_cooccur', 'glove_cooccur_runs', 'glove_merge_runs', 'glove_record_terms', 'glove_stanford_init', 'glove_train_epoch', 'glove_value_scale', 'glove_vocab_count', 'glove_word_less', 'glove_write_text_vectors', 'pack_size', 'set_cpu_capability', 'set_team_sharing', 'team_forks_seen', 'team_shares_openmp_pool', 'team_size', 'word2vec_encode', 'word2vec_train_epoch', 'workspace_layout', 'workspace_size']
+__all__: list[str] = ['backward', 'beam_step', 'beam_step_marks', 'build_info', 'cell_math', 'cpu_capabilities', 'cpu_capability', 'fma_peak', 'forward', 'glove_bucket', 'glove_cooccur', 'glove_cooccur_runs', 'glove_merge_runs', 'glove_record_terms', 'glove_stanford_init', 'glove_train_epoch', 'glove_value_scale', 'glove_vocab_count', 'glove_word_less', 'glove_write_text_vectors', 'pack_size', 'set_cpu_capability', 'set_team_sharing', 'team_forks_seen', 'team_jobs_withdrawn', 'team_shares_openmp_pool', 'team_size', 'word2vec_encode', 'word2vec_train_epoch', 'workspace_layout', 'workspace_size']
 def backward(*, mode: str, reset_after: bool, nonlinearity: str, x: numpy.ndarray, w_ih: numpy.ndarray, w_hh: numpy.ndarray, lengths: typing.Any, reverse: bool, dy: numpy.ndarray, direction: typing.SupportsInt | typing.SupportsIndex, dh_n: typing.Any, dc_n: typing.Any, workspace: numpy.ndarray, dx: numpy.ndarray, dh0: numpy.ndarray, dc0: typing.Any, dw_ih: numpy.ndarray, dw_hh: numpy.ndarray, db_ih: typing.Any, db_hh: typing.Any, pack: typing.Any = None, num_threads: typing.SupportsInt | typing.SupportsIndex = 0, proj_size: typing.SupportsInt | typing.SupportsIndex = 0, w_hr: typing.Any = None, dw_hr: typing.Any = None) -> None:
     """
     Backward through time of one direction of one layer: adds into dx, writes dh0, dc0 and the weight and bias gradients.
@@ -98,6 +98,10 @@ def set_team_sharing(share: bool) -> None:
 def team_forks_seen() -> int:
     """
     Times this process's thread team was re-created after fork() (0 in a process that never forked).
+    """
+def team_jobs_withdrawn() -> int:
+    """
+    Team jobs the caller took back from workers that had not started when its own share ended.
     """
 def team_shares_openmp_pool() -> bool:
     """

@@ -3,7 +3,12 @@ thread count, packed weights that follow every weight change, a team that surviv
 concurrent callers."""
 
 import copy
+import json
 import multiprocessing
+import os
+import subprocess
+import sys
+import textwrap
 import threading
 import warnings
 
@@ -213,6 +218,59 @@ def test_kernels_work_in_forked_children():
             children = pool.map_async(_child_forward, range(3)).get(timeout=120)
     for a, b in zip(parent, children):
         np.testing.assert_array_equal(a, b)
+
+
+WORKER_WITHOUT_A_CORE = textwrap.dedent(
+    """
+    import json, os
+    import numpy as np
+    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one CPU for the whole process
+    from seqkernels import nn
+    from seqkernels._backend import _C
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((4, 3, 8))
+    out = {}
+    for name, cls in (("lstm", nn.LSTM), ("gru", nn.GRU)):
+        one = cls(8, 200, seed=2, num_threads=1, dtype="float64")
+        two = cls(8, 200, seed=2, num_threads=2, dtype="float64")
+        threads = set(os.listdir("/proc/self/task"))
+        two(x)  # starts the team's worker
+        for tid in set(os.listdir("/proc/self/task")) - threads:
+            # the worker runs only when the caller sleeps, so it gets no core while the caller works
+            os.sched_setscheduler(int(tid), os.SCHED_IDLE, os.sched_param(0))
+        y1, _ = one(x)
+        dx1, _ = one.backward(np.ones_like(y1), None)
+        before = _C.team_jobs_withdrawn()
+        same = True
+        for _ in range(20):
+            y2, _ = two(x)
+            dx2, _ = two.backward(np.ones_like(y2), None)
+            same = same and np.array_equal(y1, y2) and np.array_equal(dx1, dx2)
+            same = same and all(np.array_equal(one.grads[k], two.grads[k]) for k in one.grads)
+        out[name] = {"same": bool(same), "withdrawn": _C.team_jobs_withdrawn() - before}
+    print(json.dumps(out))
+    """
+)
+
+
+def test_a_worker_without_a_core_holds_up_nothing():
+    # The caller finishes every piece itself and takes the job back from the worker that never
+    # started (thread_team.h); the results keep every bit.
+    if not hasattr(os, "sched_setscheduler") or not os.path.isdir("/proc/self/task"):
+        pytest.skip("needs Linux scheduling policies")
+    proc = subprocess.run(
+        [sys.executable, "-c", WORKER_WITHOUT_A_CORE],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={k: v for k, v in os.environ.items() if k != "SEQKERNELS_TEAM"},
+    )
+    if proc.returncode != 0 and "PermissionError" in proc.stderr:
+        pytest.skip("this sandbox refuses SCHED_IDLE")
+    assert proc.returncode == 0, proc.stderr
+    for name, got in json.loads(proc.stdout).items():
+        assert got["same"], name
+        assert got["withdrawn"] > 0, name
 
 
 def test_concurrent_callers_get_the_same_bits():

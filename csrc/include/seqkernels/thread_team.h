@@ -37,11 +37,13 @@ struct TeamMember {
   int size = 1;
 };
 
-// Runs fn(member) on `threads` threads (the caller is rank 0) and returns when all have finished;
-// exceptions thrown by any member are rethrown on the caller (the first one). When the team is
-// busy (a call from another thread is running, or this is a nested call from inside a team run),
-// fn runs on the caller alone with size 1 — callers must therefore never rely on the size for
-// correctness, only for speed.
+// Runs fn(member) on up to `threads` threads (the caller is rank 0) and returns when all that
+// started have finished; exceptions thrown by any member are rethrown on the caller (the first
+// one). When the team is busy (a call from another thread is running, or this is a nested call
+// from inside a team run), fn runs on the caller alone with size 1; and once the caller's own fn
+// has returned, our workers that have not started yet (no core for them at the moment) are
+// dropped rather than waited for (a shared OpenMP pool, below, waits for its own). So fn must hand its work out dynamically (a shared counter, as
+// team_parallel_for does) and never split it by rank or size: those only ever affect speed.
 void team_run(int threads, const std::function<void(const TeamMember&)>& fn);
 
 // for i in [0, pieces): fn(i), the pieces handed out in order to up to `threads` members.
@@ -54,6 +56,8 @@ int team_size(int requested);
 
 // Times the team has been re-created in a child process after fork() (for tests and info).
 int team_forks_seen();
+// Jobs dropped from workers that had not started them when the caller finished (for tests and info).
+long team_jobs_withdrawn();
 
 // Sharing: when on, team runs go to the process's libgomp pool (torch's, once torch is loaded)
 // instead of our own workers, so that its workers, still spinning after a torch op, take our job
