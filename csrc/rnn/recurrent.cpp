@@ -1073,7 +1073,10 @@ void recurrent_backward_impl(const CellSpec& cell, const BackwardArgs<T>& a) {
   if (a.db_ih || a.db_hh) {
     std::vector<T> ones(static_cast<size_t>(rows), T(1));  // column sums as Aᵀ·1
     if (a.db_ih) blas::parallel_gemm(true, false, gh, 1, rows, T(1), dzx.data(), gh, ones.data(), 1, T(0), a.db_ih, 1, team);
-    if (a.db_hh) blas::parallel_gemm(true, false, gh, 1, rows, T(1), dzh, gh, ones.data(), 1, T(0), a.db_hh, 1, team);
+    if (a.db_hh && a.db_ih && dzh == dzx.data())  // both biases enter the same pre-activation: one sum
+      copy_n(a.db_ih, gh, a.db_hh);
+    else if (a.db_hh)
+      blas::parallel_gemm(true, false, gh, 1, rows, T(1), dzh, gh, ones.data(), 1, T(0), a.db_hh, 1, team);
   }
 }
 
