@@ -42,8 +42,9 @@ struct TeamMember {
 // one). When the team is busy (a call from another thread is running, or this is a nested call
 // from inside a team run), fn runs on the caller alone with size 1; and once the caller's own fn
 // has returned, our workers that have not started yet (no core for them at the moment) are
-// dropped rather than waited for (a shared OpenMP pool, below, waits for its own). So fn must hand its work out dynamically (a shared counter, as
-// team_parallel_for does) and never split it by rank or size: those only ever affect speed.
+// dropped rather than waited for (a shared OpenMP pool, below, waits for its own). So fn must hand
+// its work out dynamically (a shared counter, as team_parallel_for does) and never split it by rank
+// or size: those only ever affect speed.
 void team_run(int threads, const std::function<void(const TeamMember&)>& fn);
 
 // for i in [0, pieces): fn(i), the pieces handed out in order to up to `threads` members.
