@@ -49,13 +49,13 @@ const int32_t* lengths_ptr(const py::object& o, int steps, int batch) {
 // The caller's pack buffer (recurrent.h): a 1-D writable array of the working type, at least
 // packed_weights_size() long; None = a private pack per call.
 template <typename T>
-T* pack_ptr(const py::object& o, const CellSpec& cell, int hidden, std::size_t* size) {
+T* pack_ptr(const py::object& o, const CellSpec& cell, int input, int hidden, std::size_t* size) {
   *size = 0;
   if (o.is_none()) return nullptr;
   SK_CHECK(py::isinstance<py::array>(o), "pack: expected a NumPy array or None");
   const py::array a = o.cast<py::array>();
   SK_CHECK(a.ndim() == 1, "pack: expected a 1-D array, got " << shape_str(a));
-  const std::size_t need = packed_weights_size<T>(cell, hidden);
+  const std::size_t need = packed_weights_size<T>(cell, input, hidden);
   SK_CHECK(static_cast<std::size_t>(a.shape(0)) >= need,
            "pack: expected at least " << need << " elements (pack_size), got " << a.shape(0));
   *size = static_cast<std::size_t>(a.shape(0));
@@ -118,7 +118,7 @@ void forward_t(const CellSpec& cell, const py::array& x, const py::array& w_ih, 
   a.c_n = cell.has_cell_state() ? opt_ptr<T>(c_n, "c_n", {B, H}, true) : nullptr;
   a.workspace = opt_ptr<T>(workspace, "workspace",
                            {static_cast<py::ssize_t>(workspace_size(cell, a.steps, B, H))}, true);
-  a.pack = pack_ptr<T>(pack, cell, H, &a.pack_size);
+  a.pack = pack_ptr<T>(pack, cell, a.input, H, &a.pack_size);
   a.num_threads = num_threads;
   py::gil_scoped_release release;
   recurrent_forward<T>(cell, a);
@@ -162,7 +162,7 @@ void backward_t(const CellSpec& cell, const py::array& x, const py::array& w_ih,
   a.dw_hr = cell.proj ? opt_ptr<T>(dw_hr, "dw_hr", {R, H}, true) : nullptr;
   a.db_ih = opt_ptr<T>(db_ih, "db_ih", {G * H}, true);
   a.db_hh = opt_ptr<T>(db_hh, "db_hh", {G * H}, true);
-  a.pack = pack_ptr<T>(pack, cell, H, &a.pack_size);
+  a.pack = pack_ptr<T>(pack, cell, a.input, H, &a.pack_size);
   a.num_threads = num_threads;
   py::gil_scoped_release release;
   recurrent_backward<T>(cell, a);
@@ -210,15 +210,19 @@ PYBIND11_MODULE(_C, m) {
         "Element offsets of the workspace blocks (states, cstates, acts, aux, proj; -1 = absent) and its size.");
 
   m.def("pack_size",
-        [](const std::string& mode, bool reset_after, const std::string& nonlinearity, int hidden,
+        [](const std::string& mode, bool reset_after, const std::string& nonlinearity, int input, int hidden,
            const std::string& dtype, int proj_size) {
+          SK_CHECK(input >= 1, "input must be >= 1");
           SK_CHECK(hidden >= 1, "hidden must be >= 1");
           SK_CHECK(dtype == "float32" || dtype == "float64", "dtype must be 'float32' or 'float64', got '" << dtype << "'");
           const CellSpec cell = cell_spec(mode, reset_after, nonlinearity, proj_size);
-          return dtype == "float32" ? packed_weights_size<float>(cell, hidden) : packed_weights_size<double>(cell, hidden);
+          return dtype == "float32" ? packed_weights_size<float>(cell, input, hidden)
+                                    : packed_weights_size<double>(cell, input, hidden);
         },
-        py::arg("mode"), py::arg("reset_after"), py::arg("nonlinearity"), py::arg("hidden"), py::arg("dtype"),
-        py::arg("proj_size") = 0, "Elements of a pack buffer for one layer-direction's W_hh (pass it as pack= to forward/backward).");
+        py::arg("mode"), py::arg("reset_after"), py::arg("nonlinearity"), py::arg("input"), py::arg("hidden"),
+        py::arg("dtype"), py::arg("proj_size") = 0,
+        "Elements of a pack buffer for one layer-direction's recurrent weights (W_hh, with W_ih where the cell "
+        "fuses its input product into the step; pass it as pack= to forward/backward).");
 
   m.def("team_size", [](int requested) { return team_size(requested); }, py::arg("requested") = 0,
         "Threads a kernel call uses when asked for `requested` (0 = the default team size).");

@@ -97,15 +97,19 @@ __attribute__((always_inline)) inline int for_each_vector(int hs, Body&& body) {
 // Hidden units are split between threads in chunks of Q = 4·W; H is padded to Hp, a multiple of Q
 // (padded units have zero weights and are never stored). R, the units of h, is split the same way
 // (R = H unless the LSTM has projections).
+// X: rows of W_ih packed ahead of W_hh's in the forward panel (the input size where the cell
+// fuses_input, else 0).
 template <typename T>
 struct Geometry {
   static constexpr int W = Simd<T>::W;
   static constexpr int Q = 4 * W;
   int H, Hp, chunks;
   int R, Rp, rchunks;
+  int X;
   static int padded(int n) { return (n + Q - 1) / Q * Q; }
-  Geometry(int hidden, int state)
-      : H(hidden), Hp(padded(hidden)), chunks(Hp / Q), R(state), Rp(padded(state)), rchunks(Rp / Q) {}
+  Geometry(const CellSpec& cell, int input, int hidden)
+      : H(hidden), Hp(padded(hidden)), chunks(Hp / Q), R(cell.state_size(hidden)), Rp(padded(R)),
+        rchunks(Rp / Q), X(fuses_input(cell) ? input : 0) {}
 };
 
 // A forward panel covers `gates` consecutive gate blocks of W_hh; each tile holds U units of every
@@ -123,13 +127,23 @@ struct Panel {
 };
 
 // ---- the micro-kernel -----------------------------------------------------------------------------
-// out(MR, NV·W) = a(MR, K) · tile(K, NV·W); `a` rows at stride lda. Accumulators stay in registers
-// over the whole K loop; the reduction order over k is fixed, so every output element has the same
-// bits whichever rows or tiles it is computed with. Vector v of row r is stored at
-// out + r·ld + (v / uv)·zs + (v % uv)·W: uv vectors per gate, gate blocks zs apart.
+// An optional first operand: the step's input rows x_t (K of them per row, at stride ldx), multiplied
+// by the panel's first K rows (W_ih's) before `a` meets the rest (W_hh's), into the same sums.
+template <typename T>
+struct InputRows {
+  int K = 0;
+  const T* x = nullptr;
+  idx ldx = 0;
+};
+
+// out(MR, NV·W) = [x | a](MR, X + K) · tile(X + K, NV·W); `a` rows at stride lda, x from `in` (X =
+// in.K, usually 0). Accumulators stay in registers over the whole k loop; the reduction order over k
+// is fixed, so every output element has the same bits whichever rows or tiles it is computed with.
+// Vector v of row r is stored at out + r·ld + (v / uv)·zs + (v % uv)·W: uv vectors per gate, gate
+// blocks zs apart.
 template <typename T, int MR, int NV>
 __attribute__((always_inline)) inline void tile_product(int K, const T* a, idx lda, const T* bp, T* out, idx ld,
-                                                        idx zs, int uv) {
+                                                        idx zs, int uv, InputRows<T> in) {
   using V = typename Simd<T>::V;
   constexpr int W = Simd<T>::W;
   V acc[MR][NV];
@@ -137,16 +151,22 @@ __attribute__((always_inline)) inline void tile_product(int K, const T* a, idx l
   for (int r = 0; r < MR; ++r)
 #pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) acc[r][v] = V{};
-  for (int k = 0; k < K; ++k) {
-    const V* b = reinterpret_cast<const V*>(bp + static_cast<idx>(k) * NV * W);
-    V bv[NV];
+  for (int part = in.K > 0 ? 0 : 1; part < 2; ++part) {  // x_t with W_ih's rows, then a with the rest
+    const T* rows = part ? a : in.x;
+    const idx ld_rows = part ? lda : in.ldx;
+    const int kn = part ? K : in.K;
+    const T* panel = part ? bp + static_cast<idx>(in.K) * NV * W : bp;
+    for (int k = 0; k < kn; ++k) {
+      const V* b = reinterpret_cast<const V*>(panel + static_cast<idx>(k) * NV * W);
+      V bv[NV];
 #pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) bv[v] = b[v];
+      for (int v = 0; v < NV; ++v) bv[v] = b[v];
 #pragma GCC unroll 8
-    for (int r = 0; r < MR; ++r) {
-      const V ar = a[r * lda + k] - V{};  // broadcast (x − 0 is exactly x, signed zeros included)
+      for (int r = 0; r < MR; ++r) {
+        const V ar = rows[r * ld_rows + k] - V{};  // broadcast (x − 0 is exactly x, signed zeros included)
 #pragma GCC unroll 4
-      for (int v = 0; v < NV; ++v) acc[r][v] += ar * bv[v];
+        for (int v = 0; v < NV; ++v) acc[r][v] += ar * bv[v];
+      }
     }
   }
 #pragma GCC unroll 8
@@ -160,20 +180,22 @@ template <int NV> constexpr int rows_per_tile() { return kAccumulators / NV > 0 
 
 // The last `rest` (< MR) rows: the same kernel with fewer rows.
 template <typename T, int NV, int M>
-inline void tail_product(int rest, int K, const T* a, idx lda, const T* bp, T* out, idx ld, idx zs, int uv) {
+inline void tail_product(int rest, int K, const T* a, idx lda, const T* bp, T* out, idx ld, idx zs, int uv,
+                         InputRows<T> in) {
   if constexpr (M >= 1) {
-    if (rest == M) tile_product<T, M, NV>(K, a, lda, bp, out, ld, zs, uv);
-    else tail_product<T, NV, M - 1>(rest, K, a, lda, bp, out, ld, zs, uv);
+    if (rest == M) tile_product<T, M, NV>(K, a, lda, bp, out, ld, zs, uv, in);
+    else tail_product<T, NV, M - 1>(rest, K, a, lda, bp, out, ld, zs, uv, in);
   }
 }
 
 // Rows of a (B, K) in blocks of at most MR. For each block, the product with every tile of the panel that
 // covers units [u0, u1) is written to `out` (per row: gate g's units at g·zs, row stride
 // gates·zs), and then epilogue(b, row) runs for each row of the block — so one epilogue call covers
-// all of a member's units, while the products are still in L1.
+// all of a member's units, while the products are still in L1. With input rows (in.K > 0) the
+// panel's first in.K rows multiply x and the other p.K − in.K multiply a.
 template <typename T, int NV, typename Epilogue>
 inline void range_rows(const Panel<T>& p, int gates, int u0, int u1, int B, const T* a, idx lda, T* out,
-                       Epilogue&& epilogue) {
+                       Epilogue&& epilogue, InputRows<T> in) {
   constexpr int MR = rows_per_tile<NV>();
   const int uv = NV / gates;
   const idx zs = ((u1 - u0) + p.U - 1) / p.U * p.U, ld = gates * zs;
@@ -186,8 +208,9 @@ inline void range_rows(const Panel<T>& p, int gates, int u0, int u1, int B, cons
     for (int j0 = u0; j0 < u1; j0 += p.U) {
       const T* bp = p.tile(j0 / p.U);
       T* o = out + (j0 - u0);
-      if (rows == MR) tile_product<T, MR, NV>(p.K, a + b * lda, lda, bp, o, ld, zs, uv);
-      else tail_product<T, NV, MR - 1>(rows, p.K, a + b * lda, lda, bp, o, ld, zs, uv);
+      const InputRows<T> block_in{in.K, in.K > 0 ? in.x + b * in.ldx : nullptr, in.ldx};
+      if (rows == MR) tile_product<T, MR, NV>(p.K - in.K, a + b * lda, lda, bp, o, ld, zs, uv, block_in);
+      else tail_product<T, NV, MR - 1>(rows, p.K - in.K, a + b * lda, lda, bp, o, ld, zs, uv, block_in);
     }
     for (int r = 0; r < rows; ++r) epilogue(b + r, out + r * ld, static_cast<int>(zs));
   }
@@ -195,9 +218,9 @@ inline void range_rows(const Panel<T>& p, int gates, int u0, int u1, int B, cons
 
 template <typename T, typename Epilogue>
 inline void panel_range_rows(const Panel<T>& p, int gates, int u0, int u1, int B, const T* a, idx lda, T* out,
-                             Epilogue&& epilogue) {
-  if (p.NV == 4) range_rows<T, 4>(p, gates, u0, u1, B, a, lda, out, epilogue);
-  else range_rows<T, 3>(p, gates, u0, u1, B, a, lda, out, epilogue);
+                             Epilogue&& epilogue, InputRows<T> in = {}) {
+  if (p.NV == 4) range_rows<T, 4>(p, gates, u0, u1, B, a, lda, out, epilogue, in);
+  else range_rows<T, 3>(p, gates, u0, u1, B, a, lda, out, epilogue, in);
 }
 
 // ---- packing W_hh (and W_hr) -------------------------------------------------------------------------
@@ -239,9 +262,11 @@ void pack_backward_tile(const T* w, int N, const Panel<T>& p, int t) {
 }
 
 // The pack header: 16 words at the start of the caller's buffer (recurrent.h).
-enum PackWord : int { kMagic, kCapability, kElemSize, kCellCode, kHidden, kHash, kPanels, kWidth, kHeaderWords = 16 };
-constexpr uint64_t kPackMagic = 0x314b4341504b53ULL;  // "SKPACK1"
-constexpr uint64_t kForwardPanels = 1, kBackwardPanel = 2;
+enum PackWord : int {
+  kMagic, kCapability, kElemSize, kCellCode, kHidden, kHash, kPanels, kWidth, kInput, kInputHash, kHeaderWords = 16
+};
+constexpr uint64_t kPackMagic = 0x324b4341504b53ULL;  // "SKPACK2"
+constexpr uint64_t kForwardPanels = 1, kBackwardPanel = 2, kInputRows = 4;  // bits of hdr[kPanels]
 
 uint64_t cell_code(const CellSpec& c) {
   return static_cast<uint64_t>(c.kind) | (static_cast<uint64_t>(c.reset_after) << 8) |
@@ -285,7 +310,8 @@ std::mutex& pack_mutex() {
 // The packed weights of one layer-direction for this capability.
 template <typename T>
 struct Packed {
-  Panel<T> forward[2];  // one panel; GRU with reset_after=false: (r, u) and (n)
+  Panel<T> fused;       // where the cell fuses_input: W_ih's X rows, then W_hh's (K = X + R)
+  Panel<T> forward[2];  // W_hh's rows (of `fused` when it exists); GRU with reset_after=false: (r, u), (n)
   Panel<T> backward;    // K = G·H rows, tiles of Q units of h
   Panel<T> proj_forward, proj_backward;  // W_hr (projections only): K = H, tiles of Q units of h;
                                          // its transpose, K = R, tiles of Q hidden units
@@ -297,10 +323,12 @@ Packed<T> panels(const CellSpec& cell, const Geometry<T>& geo, const T* data) {
   Packed<T> p;
   const bool split = cell.kind == CellKind::Gru && !cell.reset_after;
   const int first = split ? 2 : G;
-  const int v0 = first * forward_vectors_per_gate(first);
-  p.forward[0] = {data, R, W * forward_vectors_per_gate(first), v0, static_cast<idx>(R) * v0 * W};
+  const int v0 = first * forward_vectors_per_gate(first), U = W * forward_vectors_per_gate(first);
+  const idx tile_stride = static_cast<idx>(geo.X + R) * v0 * W;
+  if (geo.X > 0) p.fused = {data, geo.X + R, U, v0, tile_stride};
+  p.forward[0] = {data + static_cast<idx>(geo.X) * v0 * W, R, U, v0, tile_stride};
   if (split) p.forward[1] = {data + forward_panel_size(H, geo.Hp, 2), H, W * 4, 4, static_cast<idx>(H) * 4 * W};
-  const T* at = data + forward_panel_size(R, geo.Hp, G);
+  const T* at = data + forward_panel_size(geo.X + R, geo.Hp, G);
   p.backward = {at, G * H, Q, 4, static_cast<idx>(G) * H * Q};
   if (cell.proj > 0) {
     at += static_cast<idx>(G) * H * geo.Rp;
@@ -310,20 +338,25 @@ Packed<T> panels(const CellSpec& cell, const Geometry<T>& geo, const T* data) {
   return p;
 }
 
-// Writes the requested panels of w_hh (and w_hr) into `data` (laid out by panels()), the tiles
-// spread over the team.
+// Writes the requested parts of the pack into `data` (laid out by panels()), the tiles spread over
+// the team: fwd, the forward panels' rows from w_hh (and w_hr's); bwd, the backward panels; input,
+// the fused panel's rows from w_ih.
 template <typename T>
-void build_panels(const CellSpec& cell, const Geometry<T>& geo, const T* w_hh, const T* w_hr, T* data, bool fwd,
-                  bool bwd, int threads) {
+void build_panels(const CellSpec& cell, const Geometry<T>& geo, const T* w_ih, const T* w_hh, const T* w_hr, T* data,
+                  bool fwd, bool bwd, bool input, int threads) {
   const Packed<T> p = panels(cell, geo, data);
   const int W = Simd<T>::W, forward_panels = !fwd ? 0 : p.forward[1].data ? 2 : 1;
   const int tiles[2] = {geo.Hp / p.forward[0].U, forward_panels == 2 ? geo.Hp / p.forward[1].U : 0};
   const int first_gate[2] = {0, p.forward[0].NV * W / p.forward[0].U};  // panel 1 follows panel 0's gates
   const bool proj = cell.proj > 0;
   const long proj_fwd = proj && fwd ? geo.rchunks : 0, proj_bwd = proj && bwd ? geo.chunks : 0;
-  long total = (bwd ? geo.rchunks : 0) + proj_fwd + proj_bwd;
+  const long input_tiles = input && geo.X > 0 ? geo.Hp / p.fused.U : 0;
+  const Panel<T> input_rows{p.fused.data, geo.X, p.fused.U, p.fused.NV, p.fused.stride};  // W_ih's part
+  long total = (bwd ? geo.rchunks : 0) + proj_fwd + proj_bwd + input_tiles;
   for (int f = 0; f < forward_panels; ++f) total += tiles[f];
   team_parallel_for(threads, total, [&](long i) {
+    if (i < input_tiles) return pack_forward_tile(w_ih, geo.H, 0, input_rows, static_cast<int>(i));
+    i -= input_tiles;
     for (int f = 0; f < forward_panels; ++f) {
       if (i < tiles[f]) return pack_forward_tile(w_hh, geo.H, first_gate[f], p.forward[f], static_cast<int>(i));
       i -= tiles[f];
@@ -336,16 +369,20 @@ void build_panels(const CellSpec& cell, const Geometry<T>& geo, const T* w_hh, c
   });
 }
 
-// The panels to use for this call: the caller's pack when its header says it holds exactly these
-// weights (by content hash) for this capability, else rebuilt there; without a pack, a private one.
+// The panels to use for this call: the caller's pack where its header says it holds exactly these
+// weights (by content hash) for this capability and shape, else rebuilt there (only the parts whose
+// weights changed); without a pack, a private one. W_ih is hashed only when its rows will be read
+// (input: a fused forward), so calls that do not read them do not pay for reading W_ih.
 template <typename T>
-Packed<T> ensure_packed(const CellSpec& cell, const Geometry<T>& geo, const T* w_hh, const T* w_hr, T* pack,
-                        std::size_t pack_size, bool need_backward, std::vector<T>& private_pack, int threads) {
+Packed<T> ensure_packed(const CellSpec& cell, const Geometry<T>& geo, const T* w_ih, const T* w_hh, const T* w_hr,
+                        T* pack, std::size_t pack_size, bool need_backward, bool need_input,
+                        std::vector<T>& private_pack, int threads) {
   const int G = cell.gates(), H = geo.H, R = geo.R;
-  const std::size_t need = packed_weights_size<T>(cell, H);
+  need_input = need_input && geo.X > 0;
+  const std::size_t need = packed_weights_size<T>(cell, geo.X, H);
   if (pack == nullptr) {
     private_pack.resize(need - pack_header_elements<T>());
-    build_panels(cell, geo, w_hh, w_hr, private_pack.data(), true, need_backward, threads);
+    build_panels(cell, geo, w_ih, w_hh, w_hr, private_pack.data(), true, need_backward, need_input, threads);
     return panels(cell, geo, private_pack.data());
   }
   SK_CHECK(pack_size >= need, "pack: expected at least " << need << " elements, got " << pack_size);
@@ -354,19 +391,25 @@ Packed<T> ensure_packed(const CellSpec& cell, const Geometry<T>& geo, const T* w
   uint64_t hash = content_hash(w_hh, static_cast<std::size_t>(G) * H * R * sizeof(T));
   if (cell.proj > 0)  // W_hr changes the pack too (an odd multiplier keeps the two hashes from cancelling)
     hash ^= content_hash(w_hr, static_cast<std::size_t>(R) * H * sizeof(T)) * 0xC2B2AE3D27D4EB4FULL;
-  const uint64_t want[kPanels] = {kPackMagic, static_cast<uint64_t>(cpu_capability()), sizeof(T), cell_code(cell),
-                                  static_cast<uint64_t>(H), hash};
+  const uint64_t input_hash = need_input ? content_hash(w_ih, static_cast<std::size_t>(G) * H * geo.X * sizeof(T)) : 0;
+  const PackWord shape_words[] = {kMagic, kCapability, kElemSize, kCellCode, kHidden, kWidth, kInput};
+  const uint64_t shape[] = {kPackMagic, static_cast<uint64_t>(cpu_capability()), sizeof(T), cell_code(cell),
+                            static_cast<uint64_t>(H), static_cast<uint64_t>(Simd<T>::W), static_cast<uint64_t>(geo.X)};
   std::lock_guard<std::mutex> lock(pack_mutex());
-  bool same = hdr[kWidth] == static_cast<uint64_t>(Simd<T>::W);
-  for (int i = 0; i < kPanels; ++i) same = same && hdr[i] == want[i];
-  const uint64_t have = same ? hdr[kPanels] : 0;
-  const bool fwd = !(have & kForwardPanels), bwd = need_backward && !(have & kBackwardPanel);
-  if (fwd || bwd) {
+  bool same = true;
+  for (int i = 0; i < 7; ++i) same = same && hdr[shape_words[i]] == shape[i];
+  uint64_t have = same ? hdr[kPanels] : 0;
+  if (hdr[kHash] != hash) have &= kInputRows;  // W_hh's (and W_hr's) panels are stale; W_ih's may not be
+  if (need_input && hdr[kInputHash] != input_hash) have &= ~kInputRows;
+  const bool fwd = !(have & kForwardPanels), bwd = need_backward && !(have & kBackwardPanel),
+             input = need_input && !(have & kInputRows);
+  if (fwd || bwd || input) {
     hdr[kMagic] = 0;  // invalid while being written
-    build_panels(cell, geo, w_hh, w_hr, data, fwd, bwd, threads);
-    for (int i = 1; i < kPanels; ++i) hdr[i] = want[i];
-    hdr[kWidth] = Simd<T>::W;
-    hdr[kPanels] = have | kForwardPanels | (need_backward ? kBackwardPanel : 0);
+    build_panels(cell, geo, w_ih, w_hh, w_hr, data, fwd, bwd, input, threads);
+    for (int i = 1; i < 7; ++i) hdr[shape_words[i]] = shape[i];
+    hdr[kHash] = hash;
+    if (input) hdr[kInputHash] = input_hash;
+    hdr[kPanels] = have | kForwardPanels | (bwd ? kBackwardPanel : 0) | (input ? kInputRows : 0);
     hdr[kMagic] = kPackMagic;
   }
   return panels(cell, geo, data);
@@ -635,7 +678,10 @@ struct Shared {  // what every member of a forward team reads
   int steps, B, H, G;
   bool reverse, training;
   const int32_t* lengths;
-  const T* xz;
+  const T* xz;          // row b of step t's input pre-activation (x·W_ihᵀ + b_ih) at xz + t·xz_step + b·xz_row;
+  idx xz_step, xz_row;  // with a fused input, b_ih alone (both strides 0): the step adds x_t·W_ihᵀ
+  const T* x;           // fused input: (T, B, I) rows for the fused panel's W_ih rows; else null
+  int I;
   const T* bh;
   T* y;
   int ldy;
@@ -697,7 +743,7 @@ void forward_recurrence(const Shared<T>& s, const Packed<T>& pk, const Geometry<
     const T* c_prev = kLstm ? s.ws.cstates + prev_slot(step, t) * BH : nullptr;
     T* c_next = kLstm ? s.ws.cstates + next_slot(step, t) * BH : nullptr;
     T* aux_t = s.ws.aux ? s.ws.aux + (s.training ? t * BH : 0) : nullptr;
-    const T* zx_t = s.xz + static_cast<idx>(t) * B * GH;
+    const T* zx_t = s.xz + t * s.xz_step;
     T* y_t = s.y + static_cast<idx>(t) * B * s.ldy;
     auto acts_row = [&](int b) {
       return s.training ? s.ws.acts + (static_cast<idx>(t) * B + b) * GH : s.acts_step + b * GH;
@@ -714,10 +760,12 @@ void forward_recurrence(const Shared<T>& s, const Packed<T>& pk, const Geometry<
     };
     if (phase == 0) {
       // This chunk's products for every row (h_{t-1} · its tiles), then one epilogue per row.
-      panel_range_rows(pk.forward[0], kGruBefore ? 2 : G, u0, u1, B, h_prev, H, out, [&](int b, const T* zh, int zs) {
+      const InputRows<T> in{s.x ? s.I : 0, s.x ? s.x + static_cast<idx>(t) * B * s.I : nullptr, s.I};
+      const Panel<T>& panel = s.x ? pk.fused : pk.forward[0];
+      panel_range_rows(panel, kGruBefore ? 2 : G, u0, u1, B, h_prev, H, out, [&](int b, const T* zh, int zs) {
         if (!active(s.lengths, b, t)) return carry(b);
         const idx o = b * static_cast<idx>(H);
-        const T* zx = zx_t + b * GH;
+        const T* zx = zx_t + b * s.xz_row;
         T* y = y_t + b * static_cast<idx>(s.ldy);
         if constexpr (kLstm)
           lstm_forward_row(H, u0, hs, zx, zh, zs, s.bh, c_prev + o, c_next + o, h_next + o, y,
@@ -728,13 +776,13 @@ void forward_recurrence(const Shared<T>& s, const Packed<T>& pk, const Geometry<
           gru_gates_row(H, u0, hs, zx, zh, zs, s.bh, h_prev + o, aux_t + o, acts_row(b));
         else
           rnn_forward_row<T, C::act>(u0, hs, zx, zh, s.bh, h_next + o, y);
-      });
+      }, in);
     } else {
       // GRU reset_after=false, phase 2: the candidate's product needs r ⊙ h_{t-1} of every unit.
       panel_range_rows(pk.forward[1], 1, u0, u1, B, aux_t, H, out, [&](int b, const T* zh_n, int) {
         if (!active(s.lengths, b, t)) return;
         const idx o = b * static_cast<idx>(H);
-        gru_candidate_row(H, u0, hs, zx_t + b * GH, zh_n, s.bh, h_prev + o, h_next + o,
+        gru_candidate_row(H, u0, hs, zx_t + b * s.xz_row, zh_n, s.bh, h_prev + o, h_next + o,
                           y_t + b * static_cast<idx>(s.ldy), acts_row(b));
       });
     }
@@ -765,7 +813,7 @@ void forward_recurrence_proj(const Shared<T>& s, const Packed<T>& pk, const Geom
       const int u0 = chunk * geo.Q, u1 = std::min(H, u0 + geo.Q), hs = u1 - u0;
       const T* c_prev = s.ws.cstates + prev_slot(step, t) * BH;
       T* c_next = s.ws.cstates + next_slot(step, t) * BH;
-      const T* zx_t = s.xz + static_cast<idx>(t) * B * GH;
+      const T* zx_t = s.xz + t * s.xz_step;
       panel_range_rows(pk.forward[0], G, u0, u1, B, h_prev, R, out, [&](int b, const T* zh, int zs) {
         const idx o = b * static_cast<idx>(H);
         T* ac = s.training ? s.ws.acts + (static_cast<idx>(t) * B + b) * GH : s.acts_step + b * GH;
@@ -777,7 +825,7 @@ void forward_recurrence_proj(const Shared<T>& s, const Packed<T>& pk, const Geom
           return;
         }
         // m_t goes where h_t goes without projections (the row writes it twice: h and y)
-        lstm_forward_row(H, u0, hs, zx_t + b * GH, zh, zs, s.bh, c_prev + o, c_next + o, m_t + o, m_t + o,
+        lstm_forward_row(H, u0, hs, zx_t + b * s.xz_row, zh, zs, s.bh, c_prev + o, c_next + o, m_t + o, m_t + o,
                          s.training ? ac : nullptr);
       });
       return;
@@ -804,29 +852,37 @@ void recurrent_forward_impl(const CellSpec& cell, const ForwardArgs<T>& a) {
   const int R = cell.state_size(H);
   const idx GH = static_cast<idx>(G) * H, BH = static_cast<idx>(B) * H, BR = static_cast<idx>(B) * R;
   const bool training = a.workspace != nullptr, projected = cell.proj > 0;
-  const Geometry<T> geo(H, R);
+  const Geometry<T> geo(cell, I, H);
   const int team = team_size(a.num_threads);
   const int threads = std::min(team, std::max(geo.chunks, geo.rchunks));
+  // Both products in each step's pass over [W_ih | W_hh] (recurrent.h: fuses_input), or the input's
+  // for every step at once first.
+  const bool fused = geo.X > 0 && B >= kFusedInputMinBatch;
 
   std::vector<T> private_pack;
-  const Packed<T> pk = ensure_packed(cell, geo, a.w_hh, a.w_hr, a.pack, a.pack_size, false, private_pack, team);
+  const Packed<T> pk =
+      ensure_packed(cell, geo, a.w_ih, a.w_hh, a.w_hr, a.pack, a.pack_size, false, fused, private_pack, team);
 
-  // Input projection for every step at once: xz = x·W_ihᵀ + b_ih, (T·B, G·H); each piece starts
-  // from the bias (or zero) and adds its product.
-  const int rows = steps * B;
-  Uninit<T> xz(static_cast<size_t>(rows) * GH);  // every piece writes its block
-  const blas::GemmPieces<T> proj{false, true, rows, static_cast<int>(GH), I, T(1), T(1), a.x, I, a.w_ih, I,
-                                 xz.data(), static_cast<int>(GH)};
-  team_parallel_for(team, proj.count(), [&](long piece) {
-    int r0, r1, c0, c1;
-    proj.bounds(piece, &r0, &r1, &c0, &c1);
-    for (int r = r0; r < r1; ++r) {
-      T* dst = xz.data() + static_cast<idx>(r) * GH;
-      if (a.b_ih) copy_n(a.b_ih + c0, c1 - c0, dst + c0);
-      else zero_n(dst + c0, c1 - c0);
-    }
-    proj.run(piece);
-  });
+  // Fused: every row's input pre-activation starts from b_ih (or zero), the step adds both products.
+  std::vector<T> input_bias(fused ? static_cast<size_t>(GH) : 0, T(0));
+  if (fused && a.b_ih) copy_n(a.b_ih, GH, input_bias.data());
+  // Else the input projection for every step at once: xz = x·W_ihᵀ + b_ih, (T·B, G·H); each piece
+  // starts from the bias (or zero) and adds its product.
+  Uninit<T> xz(fused ? 0 : static_cast<size_t>(steps) * B * GH);  // every piece writes its block
+  if (!fused) {
+    const blas::GemmPieces<T> proj{false, true, steps * B, static_cast<int>(GH), I, T(1), T(1), a.x, I, a.w_ih, I,
+                                   xz.data(), static_cast<int>(GH)};
+    team_parallel_for(team, proj.count(), [&](long piece) {
+      int r0, r1, c0, c1;
+      proj.bounds(piece, &r0, &r1, &c0, &c1);
+      for (int r = r0; r < r1; ++r) {
+        T* dst = xz.data() + static_cast<idx>(r) * GH;
+        if (a.b_ih) copy_n(a.b_ih + c0, c1 - c0, dst + c0);
+        else zero_n(dst + c0, c1 - c0);
+      }
+      proj.run(piece);
+    });
+  }
 
   // State storage: the training workspace, or ping-pong slots (and scratch) for inference.
   Workspace<T> ws;
@@ -853,7 +909,9 @@ void recurrent_forward_impl(const CellSpec& cell, const ForwardArgs<T>& a) {
       if (a.c0) copy_n(a.c0, BH, c); else zero_n(c, BH);
     }
   }
-  const Shared<T> s{steps, B, H, G, a.reverse, training, a.lengths, xz.data(),
+  const Shared<T> s{steps, B, H, G, a.reverse, training, a.lengths,
+                    fused ? input_bias.data() : xz.data(), fused ? 0 : B * GH, fused ? 0 : GH,
+                    fused ? a.x : nullptr, I,
                     a.b_hh ? a.b_hh : zero_bias.data(), a.y, a.ldy, ws, acts_step.data()};
   if (projected)
     forward_recurrence_proj(s, pk, geo, threads);
@@ -1028,12 +1086,13 @@ void recurrent_backward_impl(const CellSpec& cell, const BackwardArgs<T>& a) {
   const bool gru_reset_after_product = cell.kind == CellKind::Gru && cell.reset_after;
   const bool proj = cell.proj > 0;
   const Workspace<T> ws = carve(cell, const_cast<T*>(a.workspace), steps, B, H);
-  const Geometry<T> geo(H, R);
+  const Geometry<T> geo(cell, I, H);
   const int team = team_size(a.num_threads);
   const int threads = std::min(team, std::max(geo.chunks, geo.rchunks));
 
   std::vector<T> private_pack;
-  const Packed<T> pk = ensure_packed(cell, geo, a.w_hh, a.w_hr, a.pack, a.pack_size, true, private_pack, team);
+  const Packed<T> pk =
+      ensure_packed(cell, geo, a.w_ih, a.w_hh, a.w_hr, a.pack, a.pack_size, true, false, private_pack, team);
 
   // dzx: gradient w.r.t. the input pre-activation (x·W_ihᵀ + b_ih), (T, B, G·H).
   // dzh: w.r.t. the recurrent pre-activation (h·W_hhᵀ + b_hh). They differ only for GRU with

@@ -83,9 +83,9 @@ def glove_write_text_vectors(path: str, words: collections.abc.Sequence[str], ve
     """
     Writes an optional header line, then 'word v1 ... vk' lines with Stanford's %lf formatting.
     """
-def pack_size(mode: str, reset_after: bool, nonlinearity: str, hidden: typing.SupportsInt | typing.SupportsIndex, dtype: str, proj_size: typing.SupportsInt | typing.SupportsIndex = 0) -> int:
+def pack_size(mode: str, reset_after: bool, nonlinearity: str, input: typing.SupportsInt | typing.SupportsIndex, hidden: typing.SupportsInt | typing.SupportsIndex, dtype: str, proj_size: typing.SupportsInt | typing.SupportsIndex = 0) -> int:
     """
-    Elements of a pack buffer for one layer-direction's W_hh (pass it as pack= to forward/backward).
+    Elements of a pack buffer for one layer-direction's recurrent weights (W_hh, with W_ih where the cell fuses its input product into the step; pass it as pack= to forward/backward).
     """
 def set_cpu_capability(name: str) -> None:
     """

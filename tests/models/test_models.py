@@ -320,7 +320,9 @@ def reverser():
     src, tgt = reverse_data(rng, 2000)
     vocab = Vocab(list(LETTERS), "word")
     model = Seq2Seq(vocab, vocab, embedding_dim=16, hidden_size=32, seed=0, **FAST)
-    hist = model.fit(src, tgt, epochs=4, batch_size=32, lr=1e-2, progress=False)
+    # 6 epochs: at 4 the beam accuracy below still varied 0.92-1.0 with the seed or the last bits of
+    # the kernels' rounding; at 6 every seed tried gave >= 0.98 on 1,000 unseen sequences.
+    hist = model.fit(src, tgt, epochs=6, batch_size=32, lr=1e-2, progress=False)
     return model, hist
 
 

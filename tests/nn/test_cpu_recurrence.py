@@ -134,6 +134,51 @@ def test_pack_follows_every_weight_change(cell):
     np.testing.assert_array_equal(layer(x)[0], fresh_output(layer, x))
 
 
+@pytest.mark.parametrize("cell", ["lstm", "rnn_tanh"])
+def test_fused_input_rows_follow_w_ih(cell):
+    """LSTM and RNN batches of 3+ rows read W_ih from the pack (packed beside W_hh); calls with 1 or 2
+    rows do not, and do not hash it either. An edit to W_ih between them must still reach the next
+    call that reads it."""
+    cls, kw = CELLS[cell]
+    layer = cls(4, 33, num_layers=2, seed=1, **kw).eval()
+    x = np.random.default_rng(0).standard_normal((5, 6, 4)).astype(np.float32)
+    one = x[:, :1]
+    layer(x), layer(one)
+    for weight in ("weight_ih_l0", "weight_ih_l1"):
+        before = layer(x)[0]
+        layer.params[weight][5, 2] += 0.25  # in place, behind the layer's back
+        np.testing.assert_array_equal(layer(one)[0], fresh_output(layer, one))  # reads no W_ih rows
+        after = layer(x)[0]
+        assert not np.array_equal(before, after)
+        np.testing.assert_array_equal(after, fresh_output(layer, x))
+    # a W_hh edit alone keeps the packed W_ih rows (still right by their own hash)
+    layer.params["weight_hh_l0"][1, 1] -= 0.25
+    np.testing.assert_array_equal(layer(x)[0], fresh_output(layer, x))
+
+
+def test_fused_step_reads_w_ih_from_the_pack():
+    layer = nn.LSTM(4, 40, seed=2).eval()
+    x = np.random.default_rng(1).standard_normal((4, 5, 4)).astype(np.float32)
+    one = x[:, :1]
+    y, y_one = layer(x)[0], layer(one)[0]
+    pack = layer._packs[0][0]
+    pack[32:48] += 1.0  # after the 128-byte header: part of W_ih's first row in the first tile (any SIMD width)
+    assert not np.allclose(layer(x)[0], y)  # the fused step reads them (and did not repack) ...
+    np.testing.assert_array_equal(layer(one)[0], y_one)  # ... the one-row call does not
+    layer.params["weight_ih_l0"][0, 0] += 0.0625  # a W_ih change repacks them
+    np.testing.assert_array_equal(layer(x)[0], fresh_output(layer, x))
+
+
+def test_fused_and_separate_input_products_agree():
+    """The fused step (3+ rows) and the separate input GEMM (1-2 rows) round differently but compute
+    the same function: a sequence alone and inside a batch agree to float32 rounding."""
+    layer = nn.LSTM(9, 70, seed=4).eval()
+    x = np.random.default_rng(2).standard_normal((6, 5, 9)).astype(np.float32)
+    batch = layer(x)[0]
+    for b in range(5):
+        np.testing.assert_allclose(layer(x[:, b : b + 1])[0][:, 0], batch[:, b], rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize(
     "weight, kw", [("weight_hh_l0", {}), ("weight_hr_l0", {"proj_size": 7})], ids=["lstm", "lstm_proj"]
 )
@@ -177,8 +222,8 @@ def test_pack_buffer_checks():
     with pytest.raises(ValueError, match="pack"):
         _C.forward(**args, pack=np.zeros(10, np.float32))
     with pytest.raises(ValueError, match="pack"):
-        _C.forward(**args, pack=np.zeros(_C.pack_size("lstm", True, "tanh", 2, "float32"), np.float64))
-    _C.forward(**args, pack=np.zeros(_C.pack_size("lstm", True, "tanh", 2, "float32"), np.float32))
+        _C.forward(**args, pack=np.zeros(_C.pack_size("lstm", True, "tanh", 3, 2, "float32"), np.float64))
+    _C.forward(**args, pack=np.zeros(_C.pack_size("lstm", True, "tanh", 3, 2, "float32"), np.float32))
 
 
 def test_pack_follows_capability_changes():

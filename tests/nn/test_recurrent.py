@@ -24,7 +24,8 @@ CONFIGS = {
     "t1_b1": (1, 1, 5, 7, 1, True, False, False),
     "h129_two_threads": (6, 3, 9, 129, 1, False, True, True),
     "bidir_2layers": (5, 3, 4, 7, 2, True, True, True),
-    "bidir_2layers_h65": (4, 3, 5, 65, 2, True, True, False),
+    "bidir_2layers_h65": (4, 4, 5, 65, 2, True, True, False),
+    "b13_odd": (4, 13, 11, 37, 1, True, True, True),  # row blocks of 5, 4, 4 with the input fused in
 }
 
 

@@ -2,14 +2,19 @@
 // backward through time. Equations: docs/ops.md §1; dimensions as in common.h; G = 4 (LSTM), 3 (GRU),
 // 1 (RNN).
 //
-// Work split (CPU; docs/architecture.md §6): the input projection X·W_ihᵀ and the gradients dX,
-// dW_ih, dW_hh are GEMMs over all T·B rows (OpenBLAS, cut into pieces fixed by the shape and spread
-// over the thread team, thread_team.h). The recurrence is one team run for the whole sequence, as
-// tasks (a step, or a phase of one) × (a chunk of hidden units) taken by whichever members run; a
-// task computes its chunk's recurrent product with our register-blocked micro-kernel over W_hh
-// packed once per weight change (the pack, below) and applies the cell's pointwise math
-// (cell_math.h) to each finished tile while it is still in L1; a stage starts once the previous one
-// is done. Results are bit-identical for any thread count.
+// Work split (CPU; docs/architecture.md §6): the gradients dX, dW_ih, dW_hh are GEMMs over all T·B
+// rows (OpenBLAS, cut into pieces fixed by the shape and spread over the thread team,
+// thread_team.h). The recurrence is one team run for the whole sequence, as tasks (a step, or a
+// phase of one) × (a chunk of hidden units) taken by whichever members run; a task computes its
+// chunk's products with our register-blocked micro-kernel over weights packed once per weight
+// change (the pack, below) and applies the cell's pointwise math (cell_math.h) to each finished
+// tile while it is still in L1; a stage starts once the previous one is done. The input's product
+// x_t·W_ihᵀ: for cells whose gates take one pre-activation x·W_ihᵀ + h·W_hhᵀ (fuses_input: LSTM
+// without projections, RNN) and batches of at least kFusedInputMinBatch rows, the step's
+// micro-kernel runs over [W_ih | W_hh] packed together (one pass, K = I + H); otherwise (GRU,
+// projections, B < 4, where a step would stream W_ih for few rows) it is one OpenBLAS
+// GEMM over all T·B rows before the recurrence. Results are bit-identical for any thread count
+// (not across that batch threshold: the two forms round differently).
 //
 // Variable lengths (PackedSequence semantics): step t of sequence b is active iff t < lengths[b].
 // Inactive steps write y = 0, keep the state, and pass the state gradient through unchanged.
@@ -87,21 +92,33 @@ SK_HOST_DEVICE WorkspaceLayout workspace_layout(const CellSpec& cell, int steps,
 }
 std::size_t workspace_size(const CellSpec& cell, int steps, int batch, int hidden);
 
+// Cells whose gates take one pre-activation x·W_ihᵀ + b_ih + h·W_hhᵀ + b_hh, so that a step can
+// compute both products in one pass over [W_ih | W_hh] (GRU keeps W_hn·h apart from x; an LSTM with
+// projections runs two stages per step).
+SK_HOST_DEVICE bool fuses_input(const CellSpec& c) {
+  return c.kind == CellKind::Rnn || (c.kind == CellKind::Lstm && c.proj == 0);
+}
+// Fewer rows than this: the input's product is one GEMM before the recurrence instead (a step
+// would stream W_ih from L2 for a few rows; measured in bench/NOTES.md, CPU recurrence v11).
+constexpr int kFusedInputMinBatch = 4;
+
 // Packed recurrent weights, owned by the caller (optional): the layout the CPU micro-kernels read,
-// built from W_hh (and W_hr with projections) inside the kernels. A buffer of packed_weights_size()
-// elements starts with a header recording the CPU capability, cell, H and a content hash of the
-// weights it was built from; every call hashes them (one read) and rebuilds the pack only when
-// something differs. So a
-// layer packs once per weight change (load, optimizer step, in-place edit), never per step, and
-// can never use a stale pack. Without a buffer each call packs into a private one.
+// built from W_hh (and W_hr with projections; W_ih too where fuses_input) inside the kernels. A
+// buffer of packed_weights_size() elements starts with a header recording the CPU capability, cell,
+// sizes and content hashes of the weights it was built from; every call hashes the weights it will
+// read (one read each) and rebuilds only the part whose weights differ. So a layer packs once per
+// weight change (load, optimizer step, in-place edit), never per step, and can never use a stale
+// pack. Without a buffer each call packs into a private one.
 template <typename T> constexpr std::size_t pack_header_elements() { return 128 / sizeof(T); }
 template <typename T>
-std::size_t packed_weights_size(const CellSpec& cell, int hidden) {
-  // forward panels and the transposed backward panel of W_hh, output units padded to a multiple
-  // of 64 (the widest chunk of any capability); with projections, the same two for W_hr
+std::size_t packed_weights_size(const CellSpec& cell, int input, int hidden) {
+  // forward panels (W_ih's rows first where fuses_input) and the transposed backward panel of
+  // W_hh, output units padded to a multiple of 64 (the widest chunk of any capability); with
+  // projections, the same two for W_hr
   auto padded = [](int n) { return (static_cast<std::size_t>(n) + 63) / 64 * 64; };
   const std::size_t G = static_cast<std::size_t>(cell.gates()), H = hidden, R = cell.state_size(hidden);
-  std::size_t n = G * R * padded(hidden) + G * H * padded(static_cast<int>(R));
+  const std::size_t X = fuses_input(cell) ? static_cast<std::size_t>(input) : 0;
+  std::size_t n = G * (X + R) * padded(hidden) + G * H * padded(static_cast<int>(R));
   if (cell.proj > 0) n += H * padded(static_cast<int>(R)) + R * padded(hidden);
   return pack_header_elements<T>() + n;
 }
@@ -124,7 +141,7 @@ struct ForwardArgs {
   T* h_n = nullptr;            // out (B, R)
   T* c_n = nullptr;            // out (B, H); LSTM only
   T* workspace = nullptr;      // training: workspace_size() elements, caller-owned; null = inference
-  T* pack = nullptr;           // packed W_hh (see above), caller-owned and updated here; or null
+  T* pack = nullptr;           // packed weights (see above), caller-owned and updated here; or null
   std::size_t pack_size = 0;   //     its length in elements
   int num_threads = 0;         // 0 = the default team size (thread_team.h)
 };
@@ -151,7 +168,7 @@ struct BackwardArgs {
   T* dw_hr = nullptr;          // out (R, H) with projections, else null
   T* db_ih = nullptr;          // out (G·H) or null
   T* db_hh = nullptr;          // out (G·H) or null
-  T* pack = nullptr;           // packed W_hh as in ForwardArgs (gains the backward panel), or null
+  T* pack = nullptr;           // packed weights as in ForwardArgs (gains the backward panel), or null
   std::size_t pack_size = 0;
   int num_threads = 0;
 };

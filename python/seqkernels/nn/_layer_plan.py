@@ -48,9 +48,10 @@ class Cell(NamedTuple):
         return self.mode == "lstm"
 
 
-def new_packs(cell: Cell, hidden: int, dtype, directions: int) -> list:
-    """One empty pack buffer per direction (filled by the first call that uses it)."""
-    size = _C.pack_size(*cell.layout_args, hidden, np.dtype(dtype).name, proj_size=cell.proj_size)
+def new_packs(cell: Cell, input_size: int, hidden: int, dtype, directions: int) -> list:
+    """One empty pack buffer per direction of a layer with this input size (filled by the first call
+    that uses it)."""
+    size = _C.pack_size(*cell.layout_args, input_size, hidden, np.dtype(dtype).name, proj_size=cell.proj_size)
     return [np.zeros(size, dtype=dtype) for _ in range(directions)]
 
 

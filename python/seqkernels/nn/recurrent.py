@@ -104,7 +104,10 @@ class _Recurrent:
         if self.device == "cuda":
             return None
         if k not in self._packs:
-            self._packs[k] = _layer_plan.new_packs(self._cell(), self.hidden_size, self.dtype, self.num_directions)
+            layer_input = self._layer_weights(k)[0][0].shape[1]  # w_ih is (G·H, input of layer k)
+            self._packs[k] = _layer_plan.new_packs(
+                self._cell(), layer_input, self.hidden_size, self.dtype, self.num_directions
+            )
         return self._packs[k]
 
     # ---- device ----------------------------------------------------------------------------------

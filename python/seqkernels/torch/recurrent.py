@@ -303,7 +303,7 @@ class _RecurrentBase(nn.Module):
                 None if c0 is None else c0[rows],
                 weights[k * D * P : (k + 1) * D * P],
                 lengths,
-                self._layer_packs(k, x),
+                self._layer_packs(k, x, weights[k * D * P].shape[1]),
             )
             h_out.append(h_n)
             c_out.append(c_n)
@@ -314,16 +314,19 @@ class _RecurrentBase(nn.Module):
         c_n = (torch.cat(c_out) if len(c_out) > 1 else c_out[0]) if spec.is_lstm else None
         return inp, h_n, c_n
 
-    def _layer_packs(self, k, x):
-        """Layer k's CPU pack buffers for packed W_hh (kept between calls; the kernels rebuild one
-        only when its weights' content changed), or None off the CPU."""
+    def _layer_packs(self, k, x, layer_input):
+        """Layer k's CPU pack buffers for its packed weights (kept between calls; the kernels rebuild
+        one only when its weights' content changed), or None off the CPU. layer_input: the columns
+        of the layer's w_ih."""
         if x.device.type != "cpu" or torch.compiler.is_compiling():
             return None  # (a traced graph cannot hold this cache; the kernels then pack per call)
         packs = self.__dict__.setdefault("_sk_packs", {})
         key = (k, x.dtype)
         if key not in packs:
             packs[key] = Packs(
-                _layer_plan.new_packs(self._spec().cell, self.hidden_size, _NUMPY_DTYPES[x.dtype], self.num_directions)
+                _layer_plan.new_packs(
+                    self._spec().cell, layer_input, self.hidden_size, _NUMPY_DTYPES[x.dtype], self.num_directions
+                )
             )
         return packs[key]
 
