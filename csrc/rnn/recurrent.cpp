@@ -396,8 +396,9 @@ Packed<T> ensure_packed(const CellSpec& cell, const Geometry<T>& geo, const T* w
   const uint64_t shape[] = {kPackMagic, static_cast<uint64_t>(cpu_capability()), sizeof(T), cell_code(cell),
                             static_cast<uint64_t>(H), static_cast<uint64_t>(Simd<T>::W), static_cast<uint64_t>(geo.X)};
   std::lock_guard<std::mutex> lock(pack_mutex());
+  constexpr int kShapeWords = sizeof(shape_words) / sizeof(shape_words[0]);
   bool same = true;
-  for (int i = 0; i < 7; ++i) same = same && hdr[shape_words[i]] == shape[i];
+  for (int i = 0; i < kShapeWords; ++i) same = same && hdr[shape_words[i]] == shape[i];
   uint64_t have = same ? hdr[kPanels] : 0;
   if (hdr[kHash] != hash) have &= kInputRows;  // W_hh's (and W_hr's) panels are stale; W_ih's may not be
   if (need_input && hdr[kInputHash] != input_hash) have &= ~kInputRows;
@@ -406,7 +407,7 @@ Packed<T> ensure_packed(const CellSpec& cell, const Geometry<T>& geo, const T* w
   if (fwd || bwd || input) {
     hdr[kMagic] = 0;  // invalid while being written
     build_panels(cell, geo, w_ih, w_hh, w_hr, data, fwd, bwd, input, threads);
-    for (int i = 1; i < 7; ++i) hdr[shape_words[i]] = shape[i];
+    for (int i = 1; i < kShapeWords; ++i) hdr[shape_words[i]] = shape[i];  // the magic last, below
     hdr[kHash] = hash;
     if (input) hdr[kInputHash] = input_hash;
     hdr[kPanels] = have | kForwardPanels | (bwd ? kBackwardPanel : 0) | (input ? kInputRows : 0);
@@ -863,9 +864,11 @@ void recurrent_forward_impl(const CellSpec& cell, const ForwardArgs<T>& a) {
   const Packed<T> pk =
       ensure_packed(cell, geo, a.w_ih, a.w_hh, a.w_hr, a.pack, a.pack_size, false, fused, private_pack, team);
 
-  // Fused: every row's input pre-activation starts from b_ih (or zero), the step adds both products.
-  std::vector<T> input_bias(fused ? static_cast<size_t>(GH) : 0, T(0));
-  if (fused && a.b_ih) copy_n(a.b_ih, GH, input_bias.data());
+  // A missing bias reads as zeros. Fused: every row's input pre-activation is b_ih, to which the
+  // step adds both products.
+  std::vector<T> zero_bias((a.b_hh && (a.b_ih || !fused)) ? 0 : static_cast<size_t>(GH), T(0));
+  const T* b_ih = a.b_ih ? a.b_ih : zero_bias.data();
+  const T* b_hh = a.b_hh ? a.b_hh : zero_bias.data();
   // Else the input projection for every step at once: xz = x·W_ihᵀ + b_ih, (T·B, G·H); each piece
   // starts from the bias (or zero) and adds its product.
   Uninit<T> xz(fused ? 0 : static_cast<size_t>(steps) * B * GH);  // every piece writes its block
@@ -898,7 +901,6 @@ void recurrent_forward_impl(const CellSpec& cell, const ForwardArgs<T>& a) {
     ws.proj = projected ? scratch.data() + 2 * BR + 2 * BH : nullptr;   // one step of m
   }
   std::vector<T> acts_step(training ? 0 : static_cast<size_t>(B) * GH);
-  std::vector<T> zero_bias(a.b_hh ? 0 : static_cast<size_t>(GH), T(0));
   {
     const int t0 = a.reverse ? steps - 1 : 0;
     const int first = training ? slot_prev(t0, a.reverse) : 0;
@@ -910,9 +912,9 @@ void recurrent_forward_impl(const CellSpec& cell, const ForwardArgs<T>& a) {
     }
   }
   const Shared<T> s{steps, B, H, G, a.reverse, training, a.lengths,
-                    fused ? input_bias.data() : xz.data(), fused ? 0 : B * GH, fused ? 0 : GH,
+                    fused ? b_ih : xz.data(), fused ? 0 : B * GH, fused ? 0 : GH,
                     fused ? a.x : nullptr, I,
-                    a.b_hh ? a.b_hh : zero_bias.data(), a.y, a.ldy, ws, acts_step.data()};
+                    b_hh, a.y, a.ldy, ws, acts_step.data()};
   if (projected)
     forward_recurrence_proj(s, pk, geo, threads);
   else

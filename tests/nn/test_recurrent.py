@@ -98,7 +98,12 @@ def random_grads(layer, mode, x, rng):
 @pytest.mark.parametrize("config", sorted(CONFIGS))
 @pytest.mark.parametrize("cell", sorted(CELLS))
 def test_float64_kernel_equals_reference(cell, config, rng, cpu_capability):
-    layer, mode, rkw, x, lengths, h0, c0 = make_case(cell, config, np.float64, rng)
+    assert_float64_equals_reference(cell, config, rng)
+
+
+def assert_float64_equals_reference(cell, config, rng, **extra):
+    """Every output and gradient of the float64 kernels within 1e-12 of the reference."""
+    layer, mode, rkw, x, lengths, h0, c0 = make_case(cell, config, np.float64, rng, **extra)
     dy, dh, dc = random_grads(layer, mode, x, rng)
     got = run_layer(layer, mode, x, lengths, h0, c0, dy, dh, dc)
     want = run_reference(layer, mode, rkw, x, lengths, h0, c0, dy, dh, dc, np.float64)
@@ -127,6 +132,13 @@ def test_float32_kernel_within_tolerance_rule(cell, config, rng, cpu_capability)
         if ref64[k] is not None:
             assert got[k].dtype == np.float32, k
             assert_within_rule(k, got[k], ref64[k], ref32[k])
+
+
+# B = 1: the input's product is a GEMM before the recurrence; B = 13: it is fused into the step
+@pytest.mark.parametrize("config", ["t1_b1", "b13_odd"])
+@pytest.mark.parametrize("cell", sorted(CELLS))
+def test_float64_without_bias_equals_reference(cell, config, rng):
+    assert_float64_equals_reference(cell, config, rng, bias=False)
 
 
 @pytest.mark.parametrize("cell", sorted(CELLS))
