@@ -6,6 +6,7 @@
 #include "seqkernels/thread_team.h"
 
 #include <algorithm>
+#include <vector>
 
 namespace seqkernels {
 namespace blas {
@@ -103,6 +104,13 @@ void GemmPieces<T>::bounds(long piece, int* r0, int* r1, int* c0, int* c1) const
 }
 
 template <typename T>
+long GemmPieces<T>::piece_work(long piece) const {
+  int r0, r1, c0, c1;
+  bounds(piece, &r0, &r1, &c0, &c1);
+  return static_cast<long>(std::max(r1 - r0, 0)) * std::max(c1 - c0, 0) * std::max(K, 1);
+}
+
+template <typename T>
 void GemmPieces<T>::run(long piece) const {
   int r0, r1, c0, c1;
   bounds(piece, &r0, &r1, &c0, &c1);
@@ -115,12 +123,35 @@ void GemmPieces<T>::run(long piece) const {
 template struct GemmPieces<float>;
 template struct GemmPieces<double>;
 
+template <typename T>
+void parallel_gemms(const GemmPieces<T>* products, int count, int max_threads) {
+  if (count == 1) {  // nothing to interleave: the pieces in order
+    team_parallel_for(team_size(max_threads), products[0].count(), [&](long i) { products[0].run(i); });
+    return;
+  }
+  struct Piece {
+    long work;
+    int product;
+    long index;
+  };
+  std::vector<Piece> pieces;
+  for (int p = 0; p < count; ++p)
+    for (long i = 0, n = products[p].count(); i < n; ++i) pieces.push_back({products[p].piece_work(i), p, i});
+  // Largest first (ties in product order), so the small pieces fill in at the end.
+  std::stable_sort(pieces.begin(), pieces.end(), [](const Piece& a, const Piece& b) { return a.work > b.work; });
+  team_parallel_for(team_size(max_threads), static_cast<long>(pieces.size()),
+                    [&](long i) { products[pieces[i].product].run(pieces[i].index); });
+}
+
+template void parallel_gemms<float>(const GemmPieces<float>*, int, int);
+template void parallel_gemms<double>(const GemmPieces<double>*, int, int);
+
 namespace {
 template <typename T>
 void parallel_gemm_impl(bool ta, bool tb, int M, int N, int K, T alpha, const T* A, int lda, const T* B, int ldb,
                         T beta, T* C, int ldc, int max_threads) {
   const GemmPieces<T> g{ta, tb, M, N, K, alpha, beta, A, lda, B, ldb, C, ldc};
-  team_parallel_for(team_size(max_threads), g.count(), [&](long i) { g.run(i); });
+  parallel_gemms(&g, 1, max_threads);
 }
 }  // namespace
 

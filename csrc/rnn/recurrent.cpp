@@ -1117,28 +1117,31 @@ void recurrent_backward_impl(const CellSpec& cell, const BackwardArgs<T>& a) {
   copy_n(dh_buf.data() + (steps & 1) * BR, BR, a.dh0);
   if (cell.has_cell_state() && a.dc0) copy_n(dc.data(), BH, a.dc0);
 
-  // Time-parallel gradients: one GEMM each over all T·B rows.
+  // Time-parallel gradients: one GEMM each over all T·B rows, all in one pool of pieces.
   const int rows = steps * B, gh = static_cast<int>(GH);
   const T* h_prev_all = ws.states + (a.reverse ? BR : 0);  // h_{t-1} of every t, (T, B, R)
-  blas::parallel_gemm(false, false, rows, I, gh, T(1), dzx.data(), gh, a.w_ih, I, T(1), a.dx, I, team);
-  blas::parallel_gemm(true, false, gh, I, rows, T(1), dzx.data(), gh, a.x, I, T(0), a.dw_ih, I, team);
+  std::vector<T> ones(a.db_ih || a.db_hh ? static_cast<size_t>(rows) : 0, T(1));  // column sums as Aᵀ·1
+  std::vector<blas::GemmPieces<T>> products;
+  auto product = [&](bool ta, int M, int N, const T* A, int lda, const T* Bm, int ldb, T beta, T* C, int ldc) {
+    const int K = ta ? rows : gh;  // dX contracts the gates; every weight gradient the T·B rows
+    products.push_back({ta, false, M, N, K, T(1), beta, A, lda, Bm, ldb, C, ldc});
+  };
+  product(false, rows, I, dzx.data(), gh, a.w_ih, I, T(1), a.dx, I);
+  product(true, gh, I, dzx.data(), gh, a.x, I, T(0), a.dw_ih, I);
   if (gru_reset_before_product) {  // the n block's recurrent input was r ⊙ h_{t-1}, saved in aux
-    blas::parallel_gemm(true, false, 2 * H, H, rows, T(1), dzx.data(), gh, h_prev_all, H, T(0), a.dw_hh, H, team);
-    blas::parallel_gemm(true, false, H, H, rows, T(1), dzx.data() + 2 * H, gh, ws.aux, H, T(0),
-                        a.dw_hh + 2 * static_cast<idx>(H) * H, H, team);
+    product(true, 2 * H, H, dzx.data(), gh, h_prev_all, H, T(0), a.dw_hh, H);
+    product(true, H, H, dzx.data() + 2 * H, gh, ws.aux, H, T(0), a.dw_hh + 2 * static_cast<idx>(H) * H, H);
   } else {
-    blas::parallel_gemm(true, false, gh, R, rows, T(1), dzh, gh, h_prev_all, R, T(0), a.dw_hh, R, team);
+    product(true, gh, R, dzh, gh, h_prev_all, R, T(0), a.dw_hh, R);
   }
   if (proj)  // h_t = m_t·W_hrᵀ: dW_hr = Σ_t dht_tᵀ·m_t, one GEMM over the saved m_t
-    blas::parallel_gemm(true, false, R, H, rows, T(1), dht.data(), R, ws.proj, H, T(0), a.dw_hr, H, team);
-  if (a.db_ih || a.db_hh) {
-    std::vector<T> ones(static_cast<size_t>(rows), T(1));  // column sums as Aᵀ·1
-    if (a.db_ih) blas::parallel_gemm(true, false, gh, 1, rows, T(1), dzx.data(), gh, ones.data(), 1, T(0), a.db_ih, 1, team);
-    if (a.db_hh && a.db_ih && dzh == dzx.data())  // both biases enter the same pre-activation: one sum
-      copy_n(a.db_ih, gh, a.db_hh);
-    else if (a.db_hh)
-      blas::parallel_gemm(true, false, gh, 1, rows, T(1), dzh, gh, ones.data(), 1, T(0), a.db_hh, 1, team);
-  }
+    product(true, R, H, dht.data(), R, ws.proj, H, T(0), a.dw_hr, H);
+  // Both biases enter the same pre-activation unless GRU scales the recurrent part: then one sum.
+  const bool one_bias_sum = a.db_ih && a.db_hh && dzh == dzx.data();
+  if (a.db_ih) product(true, gh, 1, dzx.data(), gh, ones.data(), 1, T(0), a.db_ih, 1);
+  if (a.db_hh && !one_bias_sum) product(true, gh, 1, dzh, gh, ones.data(), 1, T(0), a.db_hh, 1);
+  blas::parallel_gemms(products.data(), static_cast<int>(products.size()), team);
+  if (one_bias_sum) copy_n(a.db_ih, gh, a.db_hh);
 }
 
 }  // namespace
