@@ -22,6 +22,7 @@
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <new>
 #include <vector>
 
 #include "seqkernels/blas.h"
@@ -444,15 +445,77 @@ inline int slot_next(int t, bool reverse) { return reverse ? t : t + 1; }
 
 inline bool active(const int32_t* lengths, int b, int t) { return lengths == nullptr || t < lengths[b]; }
 
+// Blocks a thread's calls reuse instead of fresh memory. A fresh multi-megabyte block is new pages
+// on every call: a B16 H256 T50 LSTM training step in a torch model took ~500 page faults in the
+// backward's first writes to dZ, and each free let glibc trim its heap, so the next torch op's
+// buffer faulted too (bench/NOTES.md v12). At most 256 MiB are kept per thread, freed at its exit.
+class BlockCache {
+ public:
+  static void* take(std::size_t bytes) {
+    auto& blocks = instance().blocks_;
+    auto fit = blocks.end();
+    for (auto it = blocks.begin(); it != blocks.end(); ++it)
+      if (it->bytes >= bytes && (fit == blocks.end() || it->bytes < fit->bytes)) fit = it;
+    if (fit == blocks.end()) return ::operator new(bytes, std::align_val_t(64));
+    void* p = fit->p;
+    instance().held_ -= fit->bytes;
+    blocks.erase(fit);
+    return p;
+  }
+  static void give(void* p, std::size_t bytes) {
+    BlockCache& c = instance();
+    auto smallest = [&] {
+      return std::min_element(c.blocks_.begin(), c.blocks_.end(),
+                              [](const Block& a, const Block& b) { return a.bytes < b.bytes; });
+    };
+    if (bytes > kMaxHeld) return free_block(p);
+    while (!c.blocks_.empty() && (c.held_ + bytes > kMaxHeld || c.blocks_.size() >= kMaxBlocks)) {
+      auto it = smallest();
+      free_block(it->p);
+      c.held_ -= it->bytes;
+      c.blocks_.erase(it);
+    }
+    c.blocks_.push_back({p, bytes});
+    c.held_ += bytes;
+  }
+
+ private:
+  struct Block {
+    void* p;
+    std::size_t bytes;
+  };
+  static constexpr std::size_t kMaxHeld = std::size_t(256) << 20;
+  static constexpr std::size_t kMaxBlocks = 4;
+  static void free_block(void* p) { ::operator delete(p, std::align_val_t(64)); }
+  static BlockCache& instance() {
+    thread_local BlockCache cache;
+    return cache;
+  }
+  ~BlockCache() {
+    for (const Block& b : blocks_) free_block(b.p);
+  }
+  std::vector<Block> blocks_;
+  std::size_t held_ = 0;
+};
+
 // A buffer that every call fills completely before reading: no zero-fill (std::vector's would be a
-// serial pass over megabytes before the team starts).
+// serial pass over megabytes before the team starts), from the thread's BlockCache.
 template <typename T>
-struct Uninit {
-  std::unique_ptr<T[]> p;
-  std::size_t n = 0;
-  explicit Uninit(std::size_t count) : p(count ? new T[count] : nullptr), n(count) {}
-  T* data() { return p.get(); }
-  std::size_t size() const { return n; }
+class Uninit {
+ public:
+  explicit Uninit(std::size_t count)
+      : p_(count ? static_cast<T*>(BlockCache::take(count * sizeof(T))) : nullptr), n_(count) {}
+  ~Uninit() {
+    if (p_) BlockCache::give(p_, n_ * sizeof(T));
+  }
+  Uninit(const Uninit&) = delete;
+  Uninit& operator=(const Uninit&) = delete;
+  T* data() { return p_; }
+  std::size_t size() const { return n_; }
+
+ private:
+  T* p_;
+  std::size_t n_;
 };
 
 template <typename T>
@@ -856,23 +919,40 @@ void recurrent_forward_impl(const CellSpec& cell, const ForwardArgs<T>& a) {
   const Geometry<T> geo(cell, I, H);
   const int team = team_size(a.num_threads);
   const int threads = std::min(team, std::max(geo.chunks, geo.rchunks));
-  // Both products in each step's pass over [W_ih | W_hh] (recurrent.h: fuses_input), or the input's
-  // for every step at once first.
+  // Both products in each step's pass over [W_ih | W_hh] (recurrent.h: fuses_input); or the input's
+  // for every step at once first, from W_ih's packed rows where the cell has them, else by OpenBLAS.
   const bool fused = geo.X > 0 && B >= kFusedInputMinBatch;
+  const bool packed_input = geo.X > 0 && !fused;
 
   std::vector<T> private_pack;
-  const Packed<T> pk =
-      ensure_packed(cell, geo, a.w_ih, a.w_hh, a.w_hr, a.pack, a.pack_size, false, fused, private_pack, team);
+  const Packed<T> pk = ensure_packed(cell, geo, a.w_ih, a.w_hh, a.w_hr, a.pack, a.pack_size, false, geo.X > 0,
+                                     private_pack, team);
 
   // A missing bias reads as zeros. Fused: every row's input pre-activation is b_ih, to which the
-  // step adds both products.
-  std::vector<T> zero_bias((a.b_hh && (a.b_ih || !fused)) ? 0 : static_cast<size_t>(GH), T(0));
+  // step adds both products; from the packed rows, b_ih is added to each row's product.
+  std::vector<T> zero_bias((a.b_hh && (a.b_ih || geo.X == 0)) ? 0 : static_cast<size_t>(GH), T(0));
   const T* b_ih = a.b_ih ? a.b_ih : zero_bias.data();
   const T* b_hh = a.b_hh ? a.b_hh : zero_bias.data();
-  // Else the input projection for every step at once: xz = x·W_ihᵀ + b_ih, (T·B, G·H); each piece
-  // starts from the bias (or zero) and adds its product.
-  Uninit<T> xz(fused ? 0 : static_cast<size_t>(steps) * B * GH);  // every piece writes its block
-  if (!fused) {
+  // Else the input projection for every step at once: xz = x·W_ihᵀ + b_ih, (T·B, G·H).
+  Uninit<T> xz(fused ? 0 : static_cast<size_t>(steps) * B * GH);  // every task or piece writes its block
+  if (packed_input) {
+    // One task per chunk of units: all T·B rows against the chunk's tiles of W_ih's rows, the bias
+    // added as each row block leaves the registers. The OpenBLAS call this replaces packed W_ih on
+    // every call and ran a 50 × 1024 × 256 product at half our tiles' rate (bench/NOTES.md v12).
+    const Panel<T> w_ih_rows{pk.fused.data, geo.X, pk.fused.U, pk.fused.NV, pk.fused.stride};
+    team_parallel_for(std::min(team, geo.chunks), geo.chunks, [&](long chunk) {
+      const int u0 = static_cast<int>(chunk) * geo.Q, u1 = std::min(H, u0 + geo.Q), hs = u1 - u0;
+      alignas(64) T out[8 * 4 * Geometry<T>::Q];  // a block of at most 8 rows × G ≤ 4 gates × Q units
+      panel_range_rows(w_ih_rows, G, u0, u1, steps * B, a.x, I, out, [&](int r, const T* z, int zs) {
+        T* dst = xz.data() + static_cast<idx>(r) * GH + u0;
+        for (int g = 0; g < G; ++g) {
+          const T* bias = b_ih + static_cast<idx>(g) * H + u0;
+#pragma omp simd
+          for (int j = 0; j < hs; ++j) dst[g * H + j] = z[g * zs + j] + bias[j];
+        }
+      });
+    });
+  } else if (!fused) {  // each piece starts from the bias (or zero) and adds its product
     const blas::GemmPieces<T> proj{false, true, steps * B, static_cast<int>(GH), I, T(1), T(1), a.x, I, a.w_ih, I,
                                    xz.data(), static_cast<int>(GH)};
     team_parallel_for(team, proj.count(), [&](long piece) {

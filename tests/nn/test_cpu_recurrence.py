@@ -156,22 +156,25 @@ def test_fused_input_rows_follow_w_ih(cell):
     np.testing.assert_array_equal(layer(x)[0], fresh_output(layer, x))
 
 
-def test_fused_step_reads_w_ih_from_the_pack():
+def test_both_input_products_read_w_ih_from_the_pack():
+    """The fused step (4+ rows) and the all-steps-first product (1-3 rows) both read W_ih's packed rows."""
     layer = nn.LSTM(4, 40, seed=2).eval()
     x = np.random.default_rng(1).standard_normal((4, 5, 4)).astype(np.float32)
     one = x[:, :1]
     y, y_one = layer(x)[0], layer(one)[0]
     pack = layer._packs[0][0]
     pack[32:48] += 1.0  # after the 128-byte header: part of W_ih's first row in the first tile (any SIMD width)
-    assert not np.allclose(layer(x)[0], y)  # the fused step reads them (and did not repack) ...
-    np.testing.assert_array_equal(layer(one)[0], y_one)  # ... the one-row call does not
-    layer.params["weight_ih_l0"][0, 0] += 0.0625  # a W_ih change repacks them
+    assert not np.allclose(layer(x)[0], y)  # both forms read them (and did not repack) ...
+    assert not np.allclose(layer(one)[0], y_one)
+    layer.params["weight_ih_l0"][0, 0] += 0.0625  # ... and a W_ih change repacks them
     np.testing.assert_array_equal(layer(x)[0], fresh_output(layer, x))
+    np.testing.assert_array_equal(layer(one)[0], fresh_output(layer, one))
 
 
 def test_fused_and_separate_input_products_agree():
-    """The fused step (3+ rows) and the separate input GEMM (1-2 rows) round differently but compute
-    the same function: a sequence alone and inside a batch agree to float32 rounding."""
+    """The fused step (4+ rows) and the input's product for all steps first (1-3 rows) round
+    differently but compute the same function: a sequence alone and inside a batch agree to float32
+    rounding."""
     layer = nn.LSTM(9, 70, seed=4).eval()
     x = np.random.default_rng(2).standard_normal((6, 5, 9)).astype(np.float32)
     batch = layer(x)[0]
@@ -180,10 +183,16 @@ def test_fused_and_separate_input_products_agree():
 
 
 @pytest.mark.parametrize(
-    "weight, kw", [("weight_hh_l0", {}), ("weight_hr_l0", {"proj_size": 7})], ids=["lstm", "lstm_proj"]
+    "layer_cls, weights, kw",
+    [
+        ("LSTM", ("weight_hh_l0", "weight_ih_l0"), {}),  # the pack holds W_ih's rows too
+        ("GRU", ("weight_hh_l0",), {}),
+        ("LSTM", ("weight_hr_l0",), {"proj_size": 7}),
+    ],
+    ids=["lstm", "gru", "lstm_proj"],
 )
-def test_pack_is_built_once_and_then_reused(weight, kw):
-    layer = nn.LSTM(3, 40, seed=2, **kw).eval()
+def test_pack_is_built_once_and_then_reused(layer_cls, weights, kw):
+    layer = getattr(nn, layer_cls)(3, 40, seed=2, **kw).eval()
     x = np.random.default_rng(1).standard_normal((4, 2, 3)).astype(np.float32)
     y0 = layer(x)[0]
     pack = layer._packs[0][0]
@@ -193,8 +202,10 @@ def test_pack_is_built_once_and_then_reused(weight, kw):
     pack[40:] += 1.0
     assert not np.allclose(layer(x)[0], y0)
     np.testing.assert_array_equal(pack[:32], header)
-    # ... and a weight change makes it repack (the content hash differs), so the output is right again.
-    layer.params[weight][0, 0] += 0.0625
+    # ... and a change to the weights it was built from makes it repack (the content hashes differ),
+    # so the output is right again.
+    for weight in weights:
+        layer.params[weight][0, 0] += 0.0625
     np.testing.assert_array_equal(layer(x)[0], fresh_output(layer, x))
 
 

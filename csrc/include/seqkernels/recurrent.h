@@ -11,10 +11,11 @@
 // tile while it is still in L1; a stage starts once the previous one is done. The input's product
 // x_t·W_ihᵀ: for cells whose gates take one pre-activation x·W_ihᵀ + h·W_hhᵀ (fuses_input: LSTM
 // without projections, RNN) and batches of at least kFusedInputMinBatch rows, the step's
-// micro-kernel runs over [W_ih | W_hh] packed together (one pass, K = I + H); otherwise (GRU,
-// projections, B < 4, where a step would stream W_ih for few rows) it is one OpenBLAS
-// GEMM over all T·B rows before the recurrence. Results are bit-identical for any thread count
-// (not across that batch threshold: the two forms round differently).
+// micro-kernel runs over [W_ih | W_hh] packed together (one pass, K = I + H); for fewer rows
+// (where a step would stream W_ih for few rows) the same micro-kernel runs over W_ih's packed rows
+// for all T·B rows before the recurrence; for the other cells (GRU, projections) that product is
+// one OpenBLAS GEMM. Results are bit-identical for any thread count (not across that batch
+// threshold: the two forms round differently).
 //
 // Variable lengths (PackedSequence semantics): step t of sequence b is active iff t < lengths[b].
 // Inactive steps write y = 0, keep the state, and pass the state gradient through unchanged.
@@ -98,8 +99,8 @@ std::size_t workspace_size(const CellSpec& cell, int steps, int batch, int hidde
 SK_HOST_DEVICE bool fuses_input(const CellSpec& c) {
   return c.kind == CellKind::Rnn || (c.kind == CellKind::Lstm && c.proj == 0);
 }
-// Fewer rows than this: the input's product is one GEMM before the recurrence instead (a step
-// would stream W_ih from L2 for a few rows; measured in bench/NOTES.md, CPU recurrence v11).
+// Fewer rows than this: the input's product for every step comes before the recurrence instead (a
+// step would stream W_ih from L2 for a few rows; measured in bench/NOTES.md, CPU recurrence v11).
 constexpr int kFusedInputMinBatch = 4;
 
 // Packed recurrent weights, owned by the caller (optional): the layout the CPU micro-kernels read,
