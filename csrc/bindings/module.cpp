@@ -6,6 +6,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <string>
@@ -14,6 +15,7 @@
 #include "array_checks.h"
 #include "seqkernels/beam_search.h"
 #include "seqkernels/blas.h"
+#include "seqkernels/block_pool.h"
 #include "seqkernels/cpu_capability.h"
 #include "seqkernels/recurrent.h"
 #include "seqkernels/thread_team.h"
@@ -223,6 +225,35 @@ PYBIND11_MODULE(_C, m) {
         py::arg("dtype"), py::arg("proj_size") = 0,
         "Elements of a pack buffer for one layer-direction's recurrent weights (W_hh, with W_ih where the cell "
         "fuses its input product into the step; pass it as pack= to forward/backward).");
+
+  m.def("pooled_empty",
+        [](const std::vector<py::ssize_t>& shape, const py::dtype& dtype) {
+          SK_CHECK(dtype.equal(py::dtype::of<float>()) || dtype.equal(py::dtype::of<double>()),
+                   "dtype must be float32 or float64");
+          std::size_t bytes = static_cast<std::size_t>(dtype.itemsize());
+          for (py::ssize_t n : shape) {
+            SK_CHECK(n >= 0, "shape must not be negative");
+            bytes *= static_cast<std::size_t>(n);
+          }
+          // The block goes back to the pool when the array (and whatever keeps it alive: a torch
+          // tensor made by torch.from_numpy, a view) is freed.
+          struct Block {
+            void* data;
+            std::size_t bytes;
+          };
+          auto* b = new Block{block_pool::take(std::max<std::size_t>(bytes, 1)), std::max<std::size_t>(bytes, 1)};
+          py::capsule owner(b, [](void* p) {
+            auto* freed = static_cast<Block*>(p);
+            block_pool::give(freed->data, freed->bytes);
+            delete freed;
+          });
+          return py::array(dtype, shape, b->data, owner);
+        },
+        py::arg("shape"), py::arg("dtype"),
+        "An uninitialised C-contiguous array whose memory comes from (and returns to) the block pool, so "
+        "that a buffer allocated every call (a training workspace) does not fault in fresh pages each time.");
+  m.def("pool_free_bytes", &block_pool::free_bytes, "Bytes held by the block pool's free blocks.");
+  m.def("pool_release", &block_pool::release, "Frees the block pool's free blocks; returns the bytes freed.");
 
   m.def("team_size", [](int requested) { return team_size(requested); }, py::arg("requested") = 0,
         "Threads a kernel call uses when asked for `requested` (0 = the default team size).");

@@ -22,11 +22,11 @@
 #include <cstring>
 #include <memory>
 #include <mutex>
-#include <new>
 #include <type_traits>
 #include <vector>
 
 #include "seqkernels/blas.h"
+#include "seqkernels/block_pool.h"
 #include "seqkernels/cpu_capability.h"
 #include "seqkernels/internal/cpu_kernels.h"
 #include "seqkernels/thread_team.h"
@@ -495,68 +495,15 @@ inline int slot_next(int t, bool reverse) { return reverse ? t : t + 1; }
 
 inline bool active(const int32_t* lengths, int b, int t) { return lengths == nullptr || t < lengths[b]; }
 
-// Blocks a thread's calls reuse instead of fresh memory. A fresh multi-megabyte block is new pages
-// on every call: a B16 H256 T50 LSTM training step in a torch model took ~500 page faults in the
-// backward's first writes to dZ, and each free let glibc trim its heap, so the next torch op's
-// buffer faulted too (bench/NOTES.md v12). At most 256 MiB are kept per thread, freed at its exit.
-class BlockCache {
- public:
-  static void* take(std::size_t bytes) {
-    auto& blocks = instance().blocks_;
-    auto fit = blocks.end();
-    for (auto it = blocks.begin(); it != blocks.end(); ++it)
-      if (it->bytes >= bytes && (fit == blocks.end() || it->bytes < fit->bytes)) fit = it;
-    if (fit == blocks.end()) return ::operator new(bytes, std::align_val_t(64));
-    void* p = fit->p;
-    instance().held_ -= fit->bytes;
-    blocks.erase(fit);
-    return p;
-  }
-  static void give(void* p, std::size_t bytes) {
-    BlockCache& c = instance();
-    auto smallest = [&] {
-      return std::min_element(c.blocks_.begin(), c.blocks_.end(),
-                              [](const Block& a, const Block& b) { return a.bytes < b.bytes; });
-    };
-    if (bytes > kMaxHeld) return free_block(p);
-    while (!c.blocks_.empty() && (c.held_ + bytes > kMaxHeld || c.blocks_.size() >= kMaxBlocks)) {
-      auto it = smallest();
-      free_block(it->p);
-      c.held_ -= it->bytes;
-      c.blocks_.erase(it);
-    }
-    c.blocks_.push_back({p, bytes});
-    c.held_ += bytes;
-  }
-
- private:
-  struct Block {
-    void* p;
-    std::size_t bytes;
-  };
-  static constexpr std::size_t kMaxHeld = std::size_t(256) << 20;
-  static constexpr std::size_t kMaxBlocks = 4;
-  static void free_block(void* p) { ::operator delete(p, std::align_val_t(64)); }
-  static BlockCache& instance() {
-    thread_local BlockCache cache;
-    return cache;
-  }
-  ~BlockCache() {
-    for (const Block& b : blocks_) free_block(b.p);
-  }
-  std::vector<Block> blocks_;
-  std::size_t held_ = 0;
-};
-
 // A buffer that every call fills completely before reading: no zero-fill (std::vector's would be a
-// serial pass over megabytes before the team starts), from the thread's BlockCache.
+// serial pass over megabytes before the team starts), from the block pool (no fresh pages per call).
 template <typename T>
 class Uninit {
  public:
   explicit Uninit(std::size_t count)
-      : p_(count ? static_cast<T*>(BlockCache::take(count * sizeof(T))) : nullptr), n_(count) {}
+      : p_(count ? static_cast<T*>(block_pool::take(count * sizeof(T))) : nullptr), n_(count) {}
   ~Uninit() {
-    if (p_) BlockCache::give(p_, n_ * sizeof(T));
+    block_pool::give(p_, n_ * sizeof(T));
   }
   Uninit(const Uninit&) = delete;
   Uninit& operator=(const Uninit&) = delete;

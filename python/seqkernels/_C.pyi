@@ -6,7 +6,7 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['backward', 'beam_step', 'beam_step_marks', 'build_info', 'cell_math', 'cpu_capabilities', 'cpu_capability', 'fma_peak', 'forward', 'glove_bucket', 'glove_cooccur', 'glove_cooccur_runs', 'glove_merge_runs', 'glove_record_terms', 'glove_stanford_init', 'glove_train_epoch', 'glove_value_scale', 'glove_vocab_count', 'glove_word_less', 'glove_write_text_vectors', 'pack_size', 'set_cpu_capability', 'set_team_sharing', 'team_forks_seen', 'team_jobs_withdrawn', 'team_shares_openmp_pool', 'team_size', 'word2vec_encode', 'word2vec_train_epoch', 'workspace_layout', 'workspace_size']
+__all__: list[str] = ['backward', 'beam_step', 'beam_step_marks', 'build_info', 'cell_math', 'cpu_capabilities', 'cpu_capability', 'fma_peak', 'forward', 'glove_bucket', 'glove_cooccur', 'glove_cooccur_runs', 'glove_merge_runs', 'glove_record_terms', 'glove_stanford_init', 'glove_train_epoch', 'glove_value_scale', 'glove_vocab_count', 'glove_word_less', 'glove_write_text_vectors', 'pack_size', 'pool_free_bytes', 'pool_release', 'pooled_empty', 'set_cpu_capability', 'set_team_sharing', 'team_forks_seen', 'team_jobs_withdrawn', 'team_shares_openmp_pool', 'team_size', 'word2vec_encode', 'word2vec_train_epoch', 'workspace_layout', 'workspace_size']
 def backward(*, mode: str, reset_after: bool, nonlinearity: str, x: numpy.ndarray, w_ih: numpy.ndarray, w_hh: numpy.ndarray, lengths: typing.Any, reverse: bool, dy: numpy.ndarray, direction: typing.SupportsInt | typing.SupportsIndex, dh_n: typing.Any, dc_n: typing.Any, workspace: numpy.ndarray, dx: numpy.ndarray, dh0: numpy.ndarray, dc0: typing.Any, dw_ih: numpy.ndarray, dw_hh: numpy.ndarray, db_ih: typing.Any, db_hh: typing.Any, pack: typing.Any = None, num_threads: typing.SupportsInt | typing.SupportsIndex = 0, proj_size: typing.SupportsInt | typing.SupportsIndex = 0, w_hr: typing.Any = None, dw_hr: typing.Any = None) -> None:
     """
     Backward through time of one direction of one layer: adds into dx, writes dh0, dc0 and the weight and bias gradients.
@@ -86,6 +86,18 @@ def glove_write_text_vectors(path: str, words: collections.abc.Sequence[str], ve
 def pack_size(mode: str, reset_after: bool, nonlinearity: str, input: typing.SupportsInt | typing.SupportsIndex, hidden: typing.SupportsInt | typing.SupportsIndex, dtype: str, proj_size: typing.SupportsInt | typing.SupportsIndex = 0) -> int:
     """
     Elements of a pack buffer for one layer-direction's recurrent weights (W_hh, with W_ih where the cell fuses its input product into the step; pass it as pack= to forward/backward).
+    """
+def pool_free_bytes() -> int:
+    """
+    Bytes held by the block pool's free blocks.
+    """
+def pool_release() -> int:
+    """
+    Frees the block pool's free blocks; returns the bytes freed.
+    """
+def pooled_empty(shape: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], dtype: numpy.dtype[typing.Any]) -> numpy.ndarray:
+    """
+    An uninitialised C-contiguous array whose memory comes from (and returns to) the block pool, so that a buffer allocated every call (a training workspace) does not fault in fresh pages each time.
     """
 def set_cpu_capability(name: str) -> None:
     """

@@ -374,3 +374,54 @@ def test_torch_layer_pack_follows_in_place_updates():
             for a, b in zip(ours.parameters(), ref.parameters()):
                 a.mul_(0.9).add_(0.01 * step)
                 b.mul_(0.9).add_(0.01 * step)
+
+
+def test_pooled_empty_returns_its_memory_to_the_pool():
+    _C.pool_release()
+    a = _C.pooled_empty([5, 7], np.dtype(np.float64))
+    assert a.shape == (5, 7) and a.dtype == np.float64 and a.flags["C_CONTIGUOUS"]
+    assert a.ctypes.data % 64 == 0
+    address = a.ctypes.data
+    view = a[1:]
+    del a
+    assert _C.pool_free_bytes() == 0  # the view still holds the block
+    del view
+    assert _C.pool_free_bytes() > 0
+    b = _C.pooled_empty([7, 5], np.dtype(np.float64))  # the same size class: the same block again
+    assert b.ctypes.data == address and _C.pool_free_bytes() == 0
+    del b
+    assert _C.pool_release() > 0 and _C.pool_free_bytes() == 0
+    with pytest.raises(ValueError, match="dtype"):
+        _C.pooled_empty([3], np.dtype(np.int32))
+    with pytest.raises(ValueError, match="shape"):
+        _C.pooled_empty([-1], np.dtype(np.float32))
+
+
+def test_training_workspaces_are_reused_only_once_freed():
+    """A layer's workspace comes from the pool; a forward whose workspace is still held (here: two
+    forwards before their backwards) never gets the other's memory, so both gradients are right."""
+    layer = nn.LSTM(6, 11, seed=3)
+    rng = np.random.default_rng(4)
+    x1, x2 = (rng.standard_normal((5, 3, 6)).astype(np.float32) for _ in range(2))
+    dy = rng.standard_normal((5, 3, 11)).astype(np.float32)
+
+    def grads(layer):
+        return {k: v.copy() for k, v in layer.grads.items()}
+
+    def alone(x):
+        twin = copy.deepcopy(layer)
+        twin(x)
+        return twin.backward(dy)[0], grads(twin)
+
+    want1, want2 = alone(x1), alone(x2)
+    layer(x1)
+    first = layer._cache
+    layer(x2)  # the first forward's workspace is still held by `first`
+    got2 = layer.backward(dy)[0], grads(layer)
+    layer._cache = first
+    got1 = layer.backward(dy)[0], grads(layer)
+    for got, want in ((got1, want1), (got2, want2)):
+        np.testing.assert_array_equal(got[0], want[0])
+        for k in want[1]:
+            np.testing.assert_array_equal(got[1][k], want[1][k])
+    _C.pool_release()

@@ -176,3 +176,26 @@ def test_in_place_change_of_weights_is_detected():
         ours.weight_hh_l0.mul_(2)
     with pytest.raises(RuntimeError, match="modified by an inplace operation"):
         y.sum().backward()
+
+
+def test_live_graphs_keep_their_pooled_workspaces():
+    """Workspaces come from the kernels' block pool and go back only when autograd frees them: two
+    forwards whose graphs are both alive, their backwards in reverse order, give each one's own
+    gradients (as computed alone)."""
+    torch.manual_seed(5)
+    layer = skt.LSTM(6, 9, num_layers=2)
+    xs = [torch.randn(7, 3, 6, requires_grad=True) for _ in range(2)]
+
+    def grads_of(loss, x):
+        layer.zero_grad(set_to_none=True)
+        x.grad = None
+        loss.backward()
+        return [x.grad.clone()] + [p.grad.clone() for p in layer.parameters()]
+
+    alone = [grads_of(layer(x)[0].square().sum(), x) for x in xs]
+    losses = [layer(x)[0].square().sum() for x in xs]  # both workspaces held
+    together = [grads_of(losses[1], xs[1]), grads_of(losses[0], xs[0])][::-1]
+    for got, want in zip(together, alone):
+        for g, w in zip(got, want):
+            torch.testing.assert_close(g, w, rtol=0, atol=0)
+    assert sk._C.pool_free_bytes() > 0  # freed graphs gave their workspaces back

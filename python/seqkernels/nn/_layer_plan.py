@@ -55,6 +55,13 @@ def new_packs(cell: Cell, input_size: int, hidden: int, dtype, directions: int) 
     return [np.zeros(size, dtype=dtype) for _ in range(directions)]
 
 
+def pooled_empty(shape, dtype) -> np.ndarray:
+    """An uninitialised host array from the kernels' block pool: for buffers made on every training
+    call (workspaces), whose fresh pages would otherwise fault in each time. Its memory goes back to
+    the pool when the array, and anything keeping it alive (``torch.from_numpy``), is freed."""
+    return _C.pooled_empty([int(n) for n in shape], np.dtype(dtype))
+
+
 def workspace_size(cell: Cell, steps: int, batch: int, hidden: int) -> int:
     """Elements of one direction's training workspace."""
     return _C.workspace_size(*cell.layout_args, steps, batch, hidden, proj_size=cell.proj_size)
@@ -89,10 +96,12 @@ def forward(
     workspaces=None,
     packs=None,
     num_threads=0,
+    alloc_workspace=None,
 ):
     """Run one layer over ``x (T, B, I)``, all directions. ``h0``: ``(D, B, R)``, ``c0``: ``(D, B, H)``, or None.
     Outputs may be given (``y (T, B, D·R)``, ``h_n (D, B, R)``, ``c_n (D, B, H)``, ``workspaces``
-    indexable by direction, each of :func:`workspace_size`) or are allocated.
+    indexable by direction, each of :func:`workspace_size`) or are allocated (workspaces by
+    ``alloc_workspace``, default ``alloc``).
     Returns ``(y, h_n, c_n, workspaces)`` (workspaces None unless ``training``)."""
     follow_torch_threads()
     T, B, _ = x.shape
@@ -105,7 +114,7 @@ def forward(
     if not training:
         workspaces = None
     elif workspaces is None:
-        workspaces = [alloc((workspace_size(cell, T, B, H),)) for _ in range(D)]
+        workspaces = [(alloc_workspace or alloc)((workspace_size(cell, T, B, H),)) for _ in range(D)]
     xv, yv = view(x), view(y)
     for d in range(D):
         w_ih, w_hh, b_ih, b_hh = (None if w is None else view(w) for w in weights[d][:4])

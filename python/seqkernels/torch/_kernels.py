@@ -80,7 +80,12 @@ def _forward_with(kernels, view, spec: LayerSpec, x, h0, c0, weights, lengths, t
     if training:
         T, B, _ = x.shape
         size = _layer_plan.workspace_size(spec.cell, T, B, spec.hidden_size)
-        workspaces = x.new_empty((spec.num_directions, size))
+        shape = (spec.num_directions, size)
+        if x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64):
+            # reused host memory (no fresh pages per step): _layer_plan.pooled_empty
+            workspaces = torch.from_numpy(_layer_plan.pooled_empty(shape, str(x.dtype).removeprefix("torch.")))
+        else:
+            workspaces = x.new_empty(shape)
     y, h_n, c_n, _ = _layer_plan.forward(
         kernels,
         spec.cell,
