@@ -40,10 +40,11 @@ SK_CELL_FN float tanh_(float x) { return tanhf(x); }
 // operations in the same order either way, so the kernels' explicit vector code (recurrent.cpp) and
 // scalar loops give the same bits for a unit.
 template <typename F> static inline F splat(float v) { return F{} + v; }
-// 2^n for integer-valued n in [-126, 127].
+// 2^n for integer-valued n in [-126, 127] (NaN: 1, so a NaN input stays NaN through the polynomial;
+// converting NaN to int and shifting the result would be undefined behaviour).
 template <typename F> static inline F exp2_int(F n) {
   if constexpr (sizeof(F) == sizeof(float)) {
-    return __builtin_bit_cast(F, (static_cast<int>(n) + 127) << 23);
+    return __builtin_bit_cast(F, ((n == n ? static_cast<int>(n) : 0) + 127) << 23);
   } else {
     typedef int I __attribute__((vector_size(sizeof(F))));
     return __builtin_bit_cast(F, (__builtin_convertvector(n, I) + 127) << 23);
