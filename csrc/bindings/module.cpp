@@ -241,7 +241,8 @@ PYBIND11_MODULE(_C, m) {
             void* data;
             std::size_t bytes;
           };
-          auto* b = new Block{block_pool::take(std::max<std::size_t>(bytes, 1)), std::max<std::size_t>(bytes, 1)};
+          bytes = std::max<std::size_t>(bytes, 1);  // an empty array still gets a block of its own
+          auto* b = new Block{block_pool::take(bytes), bytes};
           py::capsule owner(b, [](void* p) {
             auto* freed = static_cast<Block*>(p);
             block_pool::give(freed->data, freed->bytes);

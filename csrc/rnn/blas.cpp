@@ -125,10 +125,6 @@ template struct GemmPieces<double>;
 
 template <typename T>
 void parallel_gemms(const GemmPieces<T>* products, int count, int max_threads) {
-  if (count == 1) {  // nothing to interleave: the pieces in order
-    team_parallel_for(team_size(max_threads), products[0].count(), [&](long i) { products[0].run(i); });
-    return;
-  }
   struct Piece {
     long work;
     int product;
@@ -145,25 +141,6 @@ void parallel_gemms(const GemmPieces<T>* products, int count, int max_threads) {
 
 template void parallel_gemms<float>(const GemmPieces<float>*, int, int);
 template void parallel_gemms<double>(const GemmPieces<double>*, int, int);
-
-namespace {
-template <typename T>
-void parallel_gemm_impl(bool ta, bool tb, int M, int N, int K, T alpha, const T* A, int lda, const T* B, int ldb,
-                        T beta, T* C, int ldc, int max_threads) {
-  const GemmPieces<T> g{ta, tb, M, N, K, alpha, beta, A, lda, B, ldb, C, ldc};
-  parallel_gemms(&g, 1, max_threads);
-}
-}  // namespace
-
-void parallel_gemm(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int lda, const float* B,
-                   int ldb, float beta, float* C, int ldc, int max_threads) {
-  parallel_gemm_impl<float>(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, max_threads);
-}
-
-void parallel_gemm(bool ta, bool tb, int M, int N, int K, double alpha, const double* A, int lda, const double* B,
-                   int ldb, double beta, double* C, int ldc, int max_threads) {
-  parallel_gemm_impl<double>(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, max_threads);
-}
 
 int num_threads() { return scipy_openblas_get_num_threads(); }
 std::string config() { return scipy_openblas_get_config(); }

@@ -36,14 +36,8 @@ struct GemmPieces {
   void bounds(long piece, int* r0, int* r1, int* c0, int* c1) const;
 };
 
-// All pieces of the product spread over a team of up to max_threads threads (thread_team.h;
-// 0 = the default team size). Used for the time-parallel GEMMs.
-void parallel_gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda,
-                   const float* B, int ldb, float beta, float* C, int ldc, int max_threads = 0);
-void parallel_gemm(bool trans_a, bool trans_b, int M, int N, int K, double alpha, const double* A, int lda,
-                   const double* B, int ldb, double beta, double* C, int ldc, int max_threads = 0);
-
-// Independent products (none writes what another reads or writes) as one pool of pieces, the
+// Independent products (none writes what another reads or writes) as one pool of pieces spread
+// over a team of up to max_threads threads (thread_team.h; 0 = the default team size), the
 // largest first: a thread done with its share of one product starts on the next instead of
 // waiting at a barrier for an uneven split (5 row pieces of a 2048-row dW on 2 threads: 3 and 2).
 // Which piece runs where never changes a bit of the result.
