@@ -1028,48 +1028,64 @@ void backward_recurrence(const BackShared<T>& s, const Packed<T>& pk, const Geom
   const idx GH = static_cast<idx>(G) * H, BH = static_cast<idx>(B) * H;
   const Panel<T>& pb = pk.backward;  // K = G·H, U = Q
 
-  // Stages per backward step: pointwise gradients, then the product dz_t · W_hh (GRU with
-  // reset_after=false: pointwise, d(r ⊙ h) through W_hn, then the r and u blocks).
-  const int phases = kGruBefore ? 3 : 2;
+  // Per backward step: the pointwise gradients of each chunk, then the product dz_t · W_hh, which
+  // needs dz_t of every unit (GRU with reset_after=false: d(r ⊙ h) through W_hn, then the r and u
+  // blocks). The next step's pointwise gradients of a chunk need only this step's dh_{t-1} of the
+  // same chunk, so they run in the epilogue of its last product, row by row while the row is in L1:
+  // one stage (one wait) per product phase, plus a first stage for step 0's pointwise gradients.
+  if (s.steps <= 0) return;
+  const int products = kGruBefore ? 2 : 1;
   const std::size_t scratch = static_cast<std::size_t>(8) * geo.Q;
-  run_staged<T>(threads, static_cast<long>(s.steps) * phases, geo.chunks, scratch,
-                [&](long stage, int chunk, T* out) {
-    const int r = static_cast<int>(stage / phases), phase = static_cast<int>(stage % phases);
-    const int u0 = chunk * geo.Q, u1 = std::min(H, u0 + geo.Q), hs = u1 - u0;
+  struct StepAt {
+    int t;
+    const T* dh_in;  // gradient reaching h_t from later steps
+    T* dh_out;       // gradient reaching h_{t-1}
+    T* dzx;
+    T* dzh;
+  };
+  auto step_at = [&](int r) {
     const int step = s.steps - 1 - r;  // the forward processing step this backward step undoes
     const int t = s.reverse ? s.steps - 1 - step : step;
-    const T* dh_in = s.dh + (r & 1) * BH;   // gradient reaching h_t from later steps
-    T* dh_out = s.dh + ((r + 1) & 1) * BH;  // gradient reaching h_{t-1}
-    const T* h_prev = s.ws.states + slot_prev(t, s.reverse) * BH;
-    const T* h_next = s.ws.states + slot_next(t, s.reverse) * BH;
-    const T* dy_t = s.dy + static_cast<idx>(t) * B * s.ldy;
-    T* dzx_t = s.dzx + static_cast<idx>(t) * B * GH;
-    T* dzh_t = s.dzh + static_cast<idx>(t) * B * GH;
-
-    if (phase == 0) {  // pointwise gradients of this chunk
-      for (int b = 0; b < B; ++b) {
-        const idx o = b * static_cast<idx>(H);
-        T* dz = dzx_t + b * GH;
-        if (!active(s.lengths, b, t)) {  // the state was carried through: so is its gradient
-          for (int g = 0; g < G; ++g) zero_n(dz + g * H + u0, hs);
-          if (kGruAfter) for (int g = 0; g < G; ++g) zero_n(dzh_t + b * GH + g * H + u0, hs);
-          copy_n(dh_in + o + u0, hs, dh_out + o + u0);
-          continue;
-        }
-        const T* dy = dy_t + b * static_cast<idx>(s.ldy);
-        const T* ac = s.ws.acts ? s.ws.acts + (static_cast<idx>(t) * B + b) * GH : nullptr;
-        if constexpr (C::kind == CellKind::Lstm)
-          lstm_backward_row(H, u0, hs, dy, dh_in + o, ac, s.ws.cstates + slot_next(t, s.reverse) * BH + o,
-                            s.ws.cstates + slot_prev(t, s.reverse) * BH + o, s.dc + o, dz, dh_out + o);
-        else if constexpr (C::kind == CellKind::Gru)
-          gru_backward_row<T, C::reset_after>(H, u0, hs, dy, dh_in + o, ac, h_prev + o,
-                                              s.ws.aux + static_cast<idx>(t) * BH + o, dz, dzh_t + b * GH,
-                                              dh_out + o);
-        else
-          rnn_backward_row<T, C::act>(u0, hs, dy, dh_in + o, h_next + o, dz, dh_out + o);
-      }
+    return StepAt{t, s.dh + (r & 1) * BH, s.dh + ((r + 1) & 1) * BH, s.dzx + static_cast<idx>(t) * B * GH,
+                  s.dzh + static_cast<idx>(t) * B * GH};
+  };
+  // Pointwise gradients of row b, units [u0, u0 + hs), backward step r.
+  auto pointwise = [&](const StepAt& at, int b, int u0, int hs) {
+    const int t = at.t;
+    const idx o = b * static_cast<idx>(H);
+    T* dz = at.dzx + b * GH;
+    if (!active(s.lengths, b, t)) {  // the state was carried through: so is its gradient
+      for (int g = 0; g < G; ++g) zero_n(dz + g * H + u0, hs);
+      if (kGruAfter) for (int g = 0; g < G; ++g) zero_n(at.dzh + b * GH + g * H + u0, hs);
+      copy_n(at.dh_in + o + u0, hs, at.dh_out + o + u0);
       return;
     }
+    const T* dy = s.dy + (static_cast<idx>(t) * B + b) * s.ldy;
+    const T* ac = s.ws.acts ? s.ws.acts + (static_cast<idx>(t) * B + b) * GH : nullptr;
+    if constexpr (C::kind == CellKind::Lstm)
+      lstm_backward_row(H, u0, hs, dy, at.dh_in + o, ac, s.ws.cstates + slot_next(t, s.reverse) * BH + o,
+                        s.ws.cstates + slot_prev(t, s.reverse) * BH + o, s.dc + o, dz, at.dh_out + o);
+    else if constexpr (C::kind == CellKind::Gru)
+      gru_backward_row<T, C::reset_after>(H, u0, hs, dy, at.dh_in + o, ac,
+                                          s.ws.states + slot_prev(t, s.reverse) * BH + o,
+                                          s.ws.aux + static_cast<idx>(t) * BH + o, dz, at.dzh + b * GH, at.dh_out + o);
+    else
+      rnn_backward_row<T, C::act>(u0, hs, dy, at.dh_in + o, s.ws.states + slot_next(t, s.reverse) * BH + o, dz,
+                                  at.dh_out + o);
+  };
+  run_staged<T>(threads, 1 + static_cast<long>(s.steps) * products, geo.chunks, scratch,
+                [&](long stage, int chunk, T* out) {
+    const int u0 = chunk * geo.Q, u1 = std::min(H, u0 + geo.Q), hs = u1 - u0;
+    if (stage == 0) {
+      const StepAt first = step_at(0);
+      for (int b = 0; b < B; ++b) pointwise(first, b, u0, hs);
+      return;
+    }
+    const int r = static_cast<int>((stage - 1) / products), phase = static_cast<int>((stage - 1) % products);
+    const StepAt at = step_at(r);
+    const int t = at.t;
+    const bool has_next = r + 1 < s.steps;
+    const StepAt next = has_next ? step_at(r + 1) : at;
     // dh_{t-1}[:, chunk] += dz_t · W_hh[:, chunk] over rows [k0, k0+K) of W_hh.
     auto product = [&](const T* a, int k0, int K, auto&& epilogue) {
       Panel<T> sub = pb;
@@ -1077,22 +1093,26 @@ void backward_recurrence(const BackShared<T>& s, const Packed<T>& pk, const Geom
       sub.data = pb.data + static_cast<idx>(k0) * geo.Q;  // the same rows of every tile
       panel_range_rows(sub, 1, u0, u1, B, a + k0, GH, out, epilogue);
     };
+    // The last product's epilogue: this row's dh_{t-1} is complete, so the next step's pointwise
+    // gradients of the row can follow.
     auto add_to_dh = [&](int b, const T* v, int) {
-      if (active(s.lengths, b, t)) add_row(u0, hs, v, dh_out + b * static_cast<idx>(H));
+      if (active(s.lengths, b, t)) add_row(u0, hs, v, at.dh_out + b * static_cast<idx>(H));
+      if (has_next) pointwise(next, b, u0, hs);
     };
     if constexpr (kGruBefore) {
-      if (phase == 1) {  // d(r ⊙ h_{t-1}) = dn_pre·W_hn needs dn_pre of every unit; then the r gate
-        product(dzx_t, 2 * H, H, [&](int b, const T* drh, int) {
+      if (phase == 0) {  // d(r ⊙ h_{t-1}) = dn_pre·W_hn needs dn_pre of every unit; then the r gate
+        const T* h_prev = s.ws.states + slot_prev(t, s.reverse) * BH;
+        product(at.dzx, 2 * H, H, [&](int b, const T* drh, int) {
           if (!active(s.lengths, b, t)) return;
           const idx o = b * static_cast<idx>(H);
-          gru_reset_row(u0, hs, drh, h_prev + o, s.ws.acts + (static_cast<idx>(t) * B + b) * GH, dzx_t + b * GH,
-                        dh_out + o);
+          gru_reset_row(u0, hs, drh, h_prev + o, s.ws.acts + (static_cast<idx>(t) * B + b) * GH, at.dzx + b * GH,
+                        at.dh_out + o);
         });
       } else {
-        product(dzx_t, 0, 2 * H, add_to_dh);  // the r and u blocks through W_hr, W_hz
+        product(at.dzx, 0, 2 * H, add_to_dh);  // the r and u blocks through W_hr, W_hz
       }
     } else {
-      product(dzh_t, 0, G * H, add_to_dh);
+      product(at.dzh, 0, G * H, add_to_dh);
     }
   });
 }
