@@ -17,6 +17,7 @@
 #include "seqkernels/recurrent.h"
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <cstring>
@@ -324,9 +325,9 @@ uint64_t cell_code(const CellSpec& c) {
          (static_cast<uint64_t>(c.proj) << 16);
 }
 
-// Content hash of W_hh: 64-bit multiply-xor lanes over the raw bytes, combined at the end. Cheap
-// next to the recurrence (it reads W_hh once; every step reads it again), and any change to any
-// weight changes it, so a stale pack is never used whoever changed the weights and however.
+// Content hash of a piece of a weight: 64-bit multiply-xor lanes over the raw bytes, combined at the
+// end. Any change to any weight changes its hash, so a stale pack is never used whoever changed the
+// weights and however.
 uint64_t content_hash(const void* data, std::size_t bytes) {
   typedef uint64_t U64 __attribute__((vector_size(SK_VEC_BYTES), aligned(8)));
   constexpr int L = SK_VEC_BYTES / 8, A = 8;  // lanes per vector, independent vectors
@@ -351,6 +352,38 @@ uint64_t content_hash(const void* data, std::size_t bytes) {
     for (int l = 0; l < L; ++l) h = (h ^ acc[i][l]) * kMul, h ^= h >> 31;
   for (; off < bytes; ++off) h = (h ^ p[off]) * kMul, h ^= h >> 31;
   return h;
+}
+
+// Hashes of whole weights, each cut into pieces of kHashPiece bytes that the team hashes at once
+// (every call reads the weights: 2 MiB at H = 256, from L3 at ~45 GB/s on one core); a weight's hash
+// combines its pieces' hashes in order, so it is the same for any number of threads.
+struct HashSpan {
+  const void* data;
+  std::size_t bytes;
+};
+constexpr std::size_t kHashPiece = std::size_t(64) << 10;
+
+template <int N>
+std::array<uint64_t, N> content_hashes(const std::array<HashSpan, N>& spans, int threads) {
+  std::array<long, N + 1> first{};  // index of each span's first piece
+  for (int i = 0; i < N; ++i) first[i + 1] = first[i] + static_cast<long>((spans[i].bytes + kHashPiece - 1) / kHashPiece);
+  std::vector<uint64_t> piece(static_cast<std::size_t>(first[N]));
+  auto hash_piece = [&](long k) {
+    const int i = static_cast<int>(std::upper_bound(first.begin(), first.end(), k) - first.begin()) - 1;
+    const std::size_t off = static_cast<std::size_t>(k - first[i]) * kHashPiece;
+    piece[k] = content_hash(static_cast<const unsigned char*>(spans[i].data) + off,
+                            std::min(kHashPiece, spans[i].bytes - off));
+  };
+  if (first[N] > 1) team_parallel_for(threads, first[N], hash_piece);
+  else if (first[N] == 1) hash_piece(0);
+  std::array<uint64_t, N> out;
+  for (int i = 0; i < N; ++i) {
+    constexpr uint64_t kMul = 0x9E3779B97F4A7C15ULL;
+    uint64_t h = spans[i].bytes * kMul;
+    for (long k = first[i]; k < first[i + 1]; ++k) h = (h ^ piece[k]) * kMul, h ^= h >> 31;
+    out[i] = h;
+  }
+  return out;
 }
 
 std::mutex& pack_mutex() {
@@ -439,10 +472,15 @@ Packed<T> ensure_packed(const CellSpec& cell, const Geometry<T>& geo, const T* w
   SK_CHECK(pack_size >= need, "pack: expected at least " << need << " elements, got " << pack_size);
   uint64_t* hdr = reinterpret_cast<uint64_t*>(pack);
   T* data = pack + pack_header_elements<T>();
-  uint64_t hash = content_hash(w_hh, static_cast<std::size_t>(G) * H * R * sizeof(T));
-  if (cell.proj > 0)  // W_hr changes the pack too (an odd multiplier keeps the two hashes from cancelling)
-    hash ^= content_hash(w_hr, static_cast<std::size_t>(R) * H * sizeof(T)) * 0xC2B2AE3D27D4EB4FULL;
-  const uint64_t input_hash = need_input ? content_hash(w_ih, static_cast<std::size_t>(G) * H * geo.X * sizeof(T)) : 0;
+  const auto hashes = content_hashes<3>(
+      {HashSpan{w_hh, static_cast<std::size_t>(G) * H * R * sizeof(T)},
+       HashSpan{w_hr, cell.proj > 0 ? static_cast<std::size_t>(R) * H * sizeof(T) : 0},
+       HashSpan{w_ih, need_input ? static_cast<std::size_t>(G) * H * geo.X * sizeof(T) : 0}},
+      threads);
+  uint64_t hash = hashes[0];
+  if (cell.proj > 0) hash ^= hashes[1] * 0xC2B2AE3D27D4EB4FULL;  // W_hr changes the pack too (an odd
+                                                                 // multiplier keeps the two from cancelling)
+  const uint64_t input_hash = need_input ? hashes[2] : 0;
   const PackWord shape_words[] = {kMagic, kCapability, kElemSize, kCellCode, kHidden, kWidth, kInput};
   const uint64_t shape[] = {kPackMagic, static_cast<uint64_t>(cpu_capability()), sizeof(T), cell_code(cell),
                             static_cast<uint64_t>(H), static_cast<uint64_t>(Simd<T>::W), static_cast<uint64_t>(geo.X)};

@@ -209,6 +209,32 @@ def test_pack_is_built_once_and_then_reused(layer_cls, weights, kw):
     np.testing.assert_array_equal(layer(x)[0], fresh_output(layer, x))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_pack_hash_covers_every_piece_of_large_weights(dtype):
+    """Large weights are hashed in 64 KiB pieces by the team: a change anywhere (first element, either
+    side of a piece boundary, last element) repacks, and a pack built by two threads is reused by one
+    (the hash does not depend on the thread count)."""
+    I, H = 48, 100  # W_hh: 400 x 100 (160 or 320 KB), W_ih: 400 x 48: several pieces each
+    build = nn.LSTM(I, H, seed=5, dtype=dtype, num_threads=2).eval()
+    x = np.random.default_rng(3).standard_normal((3, 5, I)).astype(dtype)  # 5 rows: W_ih is packed too
+    build(x)
+    one = nn.LSTM(I, H, seed=5, dtype=dtype, num_threads=1).eval()
+    one._packs = build._packs
+    pack = build._packs[0][0]
+    y = one(x)[0]
+    pack[64:] += 1.0  # the packed data, not its header: reused (not rebuilt) by the one-thread layer
+    assert not np.allclose(one(x)[0], y)
+    pack[:] = 0  # no header: the next call rebuilds everything
+    np.testing.assert_array_equal(one(x)[0], y)
+    piece = (64 << 10) // np.dtype(dtype).itemsize  # elements per hash piece
+    for weight in ("weight_hh_l0", "weight_ih_l0"):
+        flat = one.params[weight].reshape(-1)
+        assert flat.size > 2 * piece or weight == "weight_ih_l0"
+        for i in sorted({0, piece - 1, piece, flat.size - 1}):
+            flat[i] += 0.125  # in place, behind the layer's back
+            np.testing.assert_array_equal(one(x)[0], fresh_output(one, x))
+
+
 def test_pack_buffer_checks():
     w = np.zeros((8, 2), np.float32)
     args = dict(
