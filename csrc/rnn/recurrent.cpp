@@ -789,30 +789,42 @@ struct Shared {  // what every member of a forward team reads
 };
 
 // ---- staged tasks --------------------------------------------------------------------------------
-// The recurrence as tasks: stage s (a step, or a phase of one) × chunk c of Q hidden units. Members
-// take tasks in order from one counter and start a task once every task of the previous stage has
-// finished. A member that loses its core (another program, or torch's OpenMP workers still spinning
-// after the op before ours) holds up at most the one task it has taken; whoever runs takes the rest.
-// Which member computes a chunk never changes its bits: every chunk is computed the same way.
+// The recurrence as tasks: stage s (a step, or a phase of one) × chunk c of Q hidden units. A member
+// starts a stage once every task of the previous one has finished, runs its own chunks (the same
+// ones every stage, so the packed weights of a chunk stay in one core's L2: B = 1 forwards 5-9 %
+// faster than taking chunks in arrival order), then takes whatever chunks of the stage nobody has
+// started. So a member that loses its core (another program, or torch's OpenMP workers still
+// spinning after the op before ours) holds up at most the one task it has started; whoever runs
+// takes the rest. A task is claimed just before it runs. Which member computes a chunk never
+// changes its bits: every chunk is computed the same way.
 template <typename T, typename Task>
 void run_staged(int threads, long stages, int chunks, std::size_t scratch_elems, Task&& task) {
   const long total = stages * chunks;
   SK_CHECK(total < (1L << 31), "sequence too long for the task counter (" << stages << " stages)");
-  alignas(64) std::atomic<long> next{0};
+  struct alignas(64) Claim {
+    std::atomic<long> stage{-1};  // the last stage for which this chunk was taken
+  };
+  std::unique_ptr<Claim[]> claims(new Claim[chunks]);
   alignas(64) std::atomic<uint32_t> done{0};
   std::atomic<int> sleepers{0};
-  team_run(threads, [&](const TeamMember&) {
+  team_run(threads, [&](const TeamMember& me) {
     std::vector<T> scratch(scratch_elems);
-    for (;;) {
-      const long k = next.fetch_add(1, std::memory_order_relaxed);
-      if (k >= total) break;
-      const long stage = k / chunks;
+    // Member m of n owns chunks [m·chunks/n, (m+1)·chunks/n).
+    const int n = std::max(1, std::min(me.size, chunks)), m = std::min(me.rank, n - 1);
+    const int home0 = static_cast<int>(static_cast<long>(m) * chunks / n);
+    auto run = [&](long stage, int c) {
+      long expect = stage - 1;
+      if (!claims[c].stage.compare_exchange_strong(expect, stage, std::memory_order_acq_rel)) return;
+      task(stage, c, scratch.data());
+      done.fetch_add(1, std::memory_order_seq_cst);
+      wake_all(done, sleepers);
+    };
+    // A member that joins late starts at the stage under way.
+    for (long stage = done.load(std::memory_order_acquire) / chunks; stage < stages; ++stage) {
       const uint32_t need = static_cast<uint32_t>(stage * chunks);
       for (uint32_t d = done.load(std::memory_order_acquire); d < need; d = done.load(std::memory_order_acquire))
         wait_while_equal(done, d, sleepers);
-      task(stage, static_cast<int>(k % chunks), scratch.data());
-      done.fetch_add(1, std::memory_order_seq_cst);
-      wake_all(done, sleepers);
+      for (int i = 0; i < chunks; ++i) run(stage, (home0 + i) % chunks);  // own chunks first, then the rest
     }
   });
 }

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 import warnings
 
 import numpy as np
@@ -73,6 +74,27 @@ def test_bits_do_not_depend_on_thread_count(cell, dtype, cpu_capability):
         other = run_layer(cell, threads, dtype=dtype)
         for a, b in zip(base, other):
             assert a.dtype == b.dtype and np.array_equal(a, b), f"{threads} threads changed the bits"
+
+
+def test_bits_hold_while_other_programs_take_the_cores():
+    """Busy neighbour processes take the cores from team members at random moments: the members still
+    running take the chunks of those that are not (each member starts a step with its own chunks),
+    and no output or gradient changes a bit."""
+    spinners = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(max(2, os.cpu_count() or 1))
+    ]
+    try:
+        time.sleep(0.3)  # until they spin
+        for cell in ("lstm", "gru"):
+            base = run_layer(cell, 1, T=40, bidirectional=False)
+            for _ in range(5):
+                for threads in (2, 4):
+                    other = run_layer(cell, threads, T=40, bidirectional=False)
+                    assert all(np.array_equal(a, b) for a, b in zip(base, other)), f"{cell}, {threads} threads"
+    finally:
+        for p in spinners:
+            p.kill()
+            p.wait()
 
 
 @pytest.mark.parametrize("B", [1, 5, 13])
