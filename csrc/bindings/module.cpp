@@ -131,7 +131,8 @@ void backward_t(const CellSpec& cell, const py::array& x, const py::array& w_ih,
                 const py::object& w_hr, const py::object& lengths, bool reverse, const py::array& dy, int direction, const py::object& dh_n,
                 const py::object& dc_n, const py::array& workspace, const py::array& dx, const py::array& dh0,
                 const py::object& dc0, const py::array& dw_ih, const py::array& dw_hh, const py::object& db_ih,
-                const py::object& db_hh, const py::object& dw_hr, const py::object& pack, int num_threads) {
+                const py::object& db_hh, const py::object& dw_hr, const py::object& pack, int num_threads,
+                bool accumulate_dx) {
   SK_CHECK(x.ndim() == 3, "x: expected 3 dimensions (T, B, I), got " << shape_str(x));
   BackwardArgs<T> a;
   a.steps = static_cast<int>(x.shape(0));
@@ -156,6 +157,7 @@ void backward_t(const CellSpec& cell, const py::array& x, const py::array& w_ih,
   a.dc_n = cell.has_cell_state() ? opt_ptr<T>(dc_n, "dc_n", {B, H}) : nullptr;
   a.workspace = checked<T>(workspace, "workspace", {static_cast<py::ssize_t>(workspace_size(cell, a.steps, B, H))});
   a.dx = checked<T>(dx, "dx", {a.steps, B, a.input}, true);
+  a.accumulate_dx = accumulate_dx;
   a.dh0 = checked<T>(dh0, "dh0", {B, R}, true);
   a.dc0 = cell.has_cell_state() ? opt_ptr<T>(dc0, "dc0", {B, H}, true) : nullptr;
   a.dw_ih = checked<T>(dw_ih, "dw_ih", {G * H, a.input}, true);
@@ -296,22 +298,23 @@ PYBIND11_MODULE(_C, m) {
            int direction, const py::object& dh_n, const py::object& dc_n, const py::array& workspace,
            const py::array& dx, const py::array& dh0, const py::object& dc0, const py::array& dw_ih,
            const py::array& dw_hh, const py::object& db_ih, const py::object& db_hh, const py::object& pack,
-           int num_threads, int proj_size, const py::object& w_hr, const py::object& dw_hr) {
+           int num_threads, int proj_size, const py::object& w_hr, const py::object& dw_hr, bool accumulate_dx) {
           const CellSpec cell = cell_spec(mode, reset_after, nonlinearity, proj_size);
           if (is_float64(x))
             backward_t<double>(cell, x, w_ih, w_hh, w_hr, lengths, reverse, dy, direction, dh_n, dc_n, workspace, dx,
-                               dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_hr, pack, num_threads);
+                               dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_hr, pack, num_threads, accumulate_dx);
           else
             backward_t<float>(cell, x, w_ih, w_hh, w_hr, lengths, reverse, dy, direction, dh_n, dc_n, workspace, dx,
-                              dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_hr, pack, num_threads);
+                              dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_hr, pack, num_threads, accumulate_dx);
         },
         py::kw_only(), py::arg("mode"), py::arg("reset_after"), py::arg("nonlinearity"), py::arg("x"), py::arg("w_ih"),
         py::arg("w_hh"), py::arg("lengths"), py::arg("reverse"), py::arg("dy"), py::arg("direction"),
         py::arg("dh_n"), py::arg("dc_n"), py::arg("workspace"), py::arg("dx"), py::arg("dh0"), py::arg("dc0"),
         py::arg("dw_ih"), py::arg("dw_hh"), py::arg("db_ih"), py::arg("db_hh"), py::arg("pack") = py::none(),
         py::arg("num_threads") = 0, py::arg("proj_size") = 0, py::arg("w_hr") = py::none(),
-        py::arg("dw_hr") = py::none(),
-        "Backward through time of one direction of one layer: adds into dx, writes dh0, dc0 and the "
+        py::arg("dw_hr") = py::none(), py::arg("accumulate_dx") = true,
+        "Backward through time of one direction of one layer: adds into dx (writes it with "
+        "accumulate_dx=False: the first direction, so dx needs no zeroing), writes dh0, dc0 and the "
         "weight and bias gradients.");
 
   m.def("cell_math",

@@ -1273,7 +1273,7 @@ void recurrent_backward_impl(const CellSpec& cell, const BackwardArgs<T>& a) {
     const int K = ta ? rows : gh;  // dX contracts the gates; every weight gradient the T·B rows
     products.push_back({ta, false, M, N, K, T(1), beta, A, lda, Bm, ldb, C, ldc});
   };
-  product(false, rows, I, dzx.data(), gh, a.w_ih, I, T(1), a.dx, I);
+  product(false, rows, I, dzx.data(), gh, a.w_ih, I, a.accumulate_dx ? T(1) : T(0), a.dx, I);
   product(true, gh, I, dzx.data(), gh, a.x, I, T(0), a.dw_ih, I);
   if (gru_reset_before_product) {  // the n block's recurrent input was r ⊙ h_{t-1}, saved in aux
     product(true, 2 * H, H, dzx.data(), gh, h_prev_all, H, T(0), a.dw_hh, H);

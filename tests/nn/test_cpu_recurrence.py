@@ -257,6 +257,37 @@ def test_pack_hash_covers_every_piece_of_large_weights(dtype):
             np.testing.assert_array_equal(one(x)[0], fresh_output(one, x))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_backward_writes_or_adds_into_dx(dtype):
+    """accumulate_dx=False (a layer's first direction) writes dx whatever it held; True adds into it."""
+    T, B, I, H = 5, 3, 7, 9
+    rng = np.random.default_rng(4)
+    cell = dict(mode="lstm", reset_after=True, nonlinearity="tanh")
+    x = rng.standard_normal((T, B, I)).astype(dtype)
+    w_ih, w_hh = (rng.standard_normal((4 * H, n)).astype(dtype) * 0.3 for n in (I, H))
+    workspace = np.empty(_C.workspace_size("lstm", True, "tanh", T, B, H), dtype)
+    _C.forward(
+        **cell, x=x, w_ih=w_ih, w_hh=w_hh, b_ih=None, b_hh=None, h0=None, c0=None, lengths=None, reverse=False,
+        y=np.empty((T, B, H), dtype), direction=0, h_n=np.empty((B, H), dtype), c_n=np.empty((B, H), dtype),
+        workspace=workspace,
+    )  # fmt: skip
+    dy = rng.standard_normal((T, B, H)).astype(dtype)
+
+    def dx_after(start, accumulate):
+        dx = start.copy()
+        _C.backward(
+            **cell, x=x, w_ih=w_ih, w_hh=w_hh, lengths=None, reverse=False, dy=dy, direction=0, dh_n=None,
+            dc_n=None, workspace=workspace, dx=dx, dh0=np.empty((B, H), dtype), dc0=None,
+            dw_ih=np.empty_like(w_ih), dw_hh=np.empty_like(w_hh), db_ih=None, db_hh=None, accumulate_dx=accumulate,
+        )  # fmt: skip
+        return dx
+
+    base = dx_after(np.zeros((T, B, I), dtype), True)
+    assert np.abs(base).max() > 0
+    np.testing.assert_array_equal(dx_after(np.full((T, B, I), np.nan, dtype), False), base)
+    np.testing.assert_allclose(dx_after(np.ones((T, B, I), dtype), True), base + 1, rtol=1e-6)
+
+
 def test_pack_buffer_checks():
     w = np.zeros((8, 2), np.float32)
     args = dict(

@@ -161,7 +161,8 @@ struct BackwardArgs {
   const T* dh_n = nullptr;     // (B, R) or null
   const T* dc_n = nullptr;     // (B, H) or null; LSTM only
   const T* workspace = nullptr;  // as left by the training forward
-  T* dx = nullptr;             // (T, B, I)  ACCUMULATED into (+=), so directions can share it
+  T* dx = nullptr;             // (T, B, I)  accumulated into (+=), so directions can share it ...
+  bool accumulate_dx = true;   // ... or, when false, written (the first direction: no zeroing first)
   T* dh0 = nullptr;            // out (B, R)
   T* dc0 = nullptr;            // out (B, H); LSTM only (may be null)
   T* dw_ih = nullptr;          // out (G·H, I)

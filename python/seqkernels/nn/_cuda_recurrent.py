@@ -129,9 +129,10 @@ def backward(
     proj_size=0,
     w_hr=None,
     dw_hr=None,
+    accumulate_dx=True,
 ):
-    """Backward of one layer-direction: adds into dx, writes dh0, dc0 and the parameter gradients
-    (``dw_hr`` too with projections)."""
+    """Backward of one layer-direction: adds into dx (writes it with ``accumulate_dx=False``), writes
+    dh0, dc0 and the parameter gradients (``dw_hr`` too with projections)."""
     _require_cuda()
     cp = _cupy()
     steps, batch, inputs = x.shape
@@ -175,7 +176,10 @@ def backward(
     )
     # Time-parallel gradients: one product each over all T·B rows (the CPU kernel's GEMMs).
     x2 = x.reshape(rows, inputs)
-    dx.reshape(rows, inputs)[...] += dzx @ w_ih
+    if accumulate_dx:
+        dx.reshape(rows, inputs)[...] += dzx @ w_ih
+    else:
+        cp.matmul(dzx, w_ih, out=dx.reshape(rows, inputs))
     dw_ih[...] = dzx.T @ x2
     layout = _C.workspace_layout(mode, reset_after, nonlinearity, steps, batch, hidden, proj_size)  # the one definition
     first = layout["states"] + (batch * state if reverse else 0)  # h_{t-1} of every t

@@ -154,7 +154,6 @@ def backward(
     dc_n,
     lengths,
     alloc,
-    zeros,
     view=lambda a: a,
     dh0=None,
     dc0=None,
@@ -162,14 +161,15 @@ def backward(
     num_threads=0,
 ):
     """Backward through time of one layer after a training :func:`forward`. ``dy``: ``(T, B, D·R)``;
-    ``dh_n``: ``(D, B, R)``, ``dc_n``: ``(D, B, H)``, or None. ``zeros(shape)`` makes the zeroed ``dx``
-    (each direction adds its share). Returns ``(dx, dh0, dc0, grads)`` with ``grads[d] = (dw_ih, dw_hh,
-    db_ih, db_hh)`` (and ``dw_hr`` with projections) in each weight's shape (biases None when absent)."""
+    ``dh_n``: ``(D, B, R)``, ``dc_n``: ``(D, B, H)``, or None. ``dx`` is allocated uninitialised: the
+    first direction writes it, the second adds its share. Returns ``(dx, dh0, dc0, grads)`` with
+    ``grads[d] = (dw_ih, dw_hh, db_ih, db_hh)`` (and ``dw_hr`` with projections) in each weight's shape
+    (biases None when absent)."""
     follow_torch_threads()
     T, B, I = x.shape
     D = len(weights)
     H, R = _sizes(cell, view, weights)
-    dx = zeros((T, B, I))
+    dx = alloc((T, B, I))
     dh0 = alloc((D, B, R)) if dh0 is None else dh0
     if cell.has_cell_state and dc0 is None:
         dc0 = alloc((D, B, H))
@@ -201,6 +201,7 @@ def backward(
             db_hh=None if g[3] is None else view(g[3]),
             pack=None if packs is None else packs[d],
             num_threads=num_threads,
+            accumulate_dx=d > 0,
         )
         grads.append(g)
     return dx, dh0, (dc0 if cell.has_cell_state else None), grads

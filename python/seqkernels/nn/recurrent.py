@@ -389,7 +389,6 @@ class _Recurrent:
                 dc_n=None if dc_n is None else dc_n[part],
                 lengths=cache["lengths"],
                 alloc=self._alloc,
-                zeros=self._zeros,
                 dh0=dh0[part],
                 dc0=None if dc0 is None else dc0[part],
                 packs=self._layer_packs(k),

@@ -115,7 +115,6 @@ def _backward_with(kernels, view, spec: LayerSpec, x, weights, lengths, workspac
         dc_n=dc_n,
         lengths=lengths,
         alloc=x.new_empty,
-        zeros=lambda shape: x.new_zeros(shape),
         view=view,
         packs=packs,
     )
