@@ -67,9 +67,9 @@ def workspace_size(cell: Cell, steps: int, batch: int, hidden: int) -> int:
     return _C.workspace_size(*cell.layout_args, steps, batch, hidden, proj_size=cell.proj_size)
 
 
-def _sizes(cell: Cell, view, weights):
+def _sizes(cell: Cell, weights):
     """(H, R): hidden units, and units of h (R = P with projections, else H), from w_hh (G·H, R)."""
-    rows, R = view(weights[0][1]).shape
+    rows, R = weights[0][1].shape  # (a torch tensor's shape too: no view needed)
     return rows // GATES[cell.mode], R
 
 
@@ -106,7 +106,7 @@ def forward(
     follow_torch_threads()
     T, B, _ = x.shape
     D = len(weights)
-    H, R = _sizes(cell, view, weights)
+    H, R = _sizes(cell, weights)
     y = alloc((T, B, D * R)) if y is None else y
     h_n = alloc((D, B, R)) if h_n is None else h_n
     if cell.has_cell_state and c_n is None:
@@ -168,7 +168,7 @@ def backward(
     follow_torch_threads()
     T, B, I = x.shape
     D = len(weights)
-    H, R = _sizes(cell, view, weights)
+    H, R = _sizes(cell, weights)
     dx = alloc((T, B, I))
     dh0 = alloc((D, B, R)) if dh0 is None else dh0
     if cell.has_cell_state and dc0 is None:
@@ -176,7 +176,7 @@ def backward(
     xv, dyv, dxv = view(x), view(dy), view(dx)
     grads = []
     for d in range(D):
-        g = tuple(None if w is None else alloc(tuple(view(w).shape)) for w in weights[d])
+        g = tuple(None if w is None else alloc(tuple(w.shape)) for w in weights[d])
         w_ih, w_hh = view(weights[d][0]), view(weights[d][1])
         proj = {"w_hr": _proj_weight(weights[d], view), "dw_hr": view(g[4])} if cell.proj_size else {}
         kernels.backward(
