@@ -60,6 +60,24 @@ main(["info"])
     assert "cuda_unavailable" in cli and "libcudart.so.13" in cli
 
 
+def test_a_build_without_the_cuda_module_says_so():
+    # A finder ahead of the real ones hides seqkernels._cuda, as in a build made without nvcc.
+    script = """
+import sys
+class Missing:
+    def find_spec(self, name, path=None, target=None):
+        if name == "seqkernels._cuda":
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+sys.meta_path.insert(0, Missing())
+import seqkernels
+info = seqkernels.build_info()
+assert info["cuda_extension"] is False, info
+print(info["cuda_unavailable"])
+"""
+    reason = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    assert "no CUDA extension" in reason and "failed to load" not in reason, reason
+
+
 class _FakeCuda:
     """Stands in for seqkernels._cuda with the driver_status() a given machine would report."""
 

@@ -7,6 +7,7 @@ built when nvcc was present) serve CuPy arrays and other objects exposing
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 
@@ -17,7 +18,9 @@ import scipy_openblas32  # noqa: F401  (imported for its side effect)
 from . import _C
 
 try:
-    from . import _cuda
+    # import_module, not `from . import _cuda`: that form reports a missing submodule as a plain
+    # ImportError ("cannot import name"), which would read as a CUDA module that failed to load.
+    _cuda = importlib.import_module(f"{__package__}._cuda")
 except ImportError as exc:  # built without a CUDA compiler, or the module does not load here
     _cuda = None
     # Kept for build_info(): a missing module is a CPU-only build, anything else is a load failure.
