@@ -325,13 +325,19 @@ uint64_t cell_code(const CellSpec& c) {
          (static_cast<uint64_t>(c.proj) << 16);
 }
 
+constexpr uint64_t kHashMul = 0x9E3779B97F4A7C15ULL;
+// One value folded into a running hash (the lanes of a piece, and the pieces of a weight).
+inline uint64_t hash_mix(uint64_t h, uint64_t v) {
+  h = (h ^ v) * kHashMul;
+  return h ^ (h >> 31);
+}
+
 // Content hash of a piece of a weight: 64-bit multiply-xor lanes over the raw bytes, combined at the
 // end. Any change to any weight changes its hash, so a stale pack is never used whoever changed the
 // weights and however.
 uint64_t content_hash(const void* data, std::size_t bytes) {
   typedef uint64_t U64 __attribute__((vector_size(SK_VEC_BYTES), aligned(8)));
   constexpr int L = SK_VEC_BYTES / 8, A = 8;  // lanes per vector, independent vectors
-  constexpr uint64_t kMul = 0x9E3779B97F4A7C15ULL;
   U64 acc[A];
   for (int i = 0; i < A; ++i)
     for (int l = 0; l < L; ++l) acc[i][l] = 0x243F6A8885A308D3ULL + static_cast<uint64_t>(i * L + l);
@@ -343,14 +349,14 @@ uint64_t content_hash(const void* data, std::size_t bytes) {
     for (int i = 0; i < A; ++i) {
       U64 w;
       std::memcpy(&w, p + off + i * sizeof(U64), sizeof(U64));
-      acc[i] = (acc[i] ^ w) * kMul;
+      acc[i] = (acc[i] ^ w) * kHashMul;
       acc[i] ^= acc[i] >> 29;
     }
   }
-  uint64_t h = bytes * kMul;
+  uint64_t h = bytes * kHashMul;
   for (int i = 0; i < A; ++i)
-    for (int l = 0; l < L; ++l) h = (h ^ acc[i][l]) * kMul, h ^= h >> 31;
-  for (; off < bytes; ++off) h = (h ^ p[off]) * kMul, h ^= h >> 31;
+    for (int l = 0; l < L; ++l) h = hash_mix(h, acc[i][l]);
+  for (; off < bytes; ++off) h = hash_mix(h, p[off]);
   return h;
 }
 
@@ -378,9 +384,8 @@ std::array<uint64_t, N> content_hashes(const std::array<HashSpan, N>& spans, int
   else if (first[N] == 1) hash_piece(0);
   std::array<uint64_t, N> out;
   for (int i = 0; i < N; ++i) {
-    constexpr uint64_t kMul = 0x9E3779B97F4A7C15ULL;
-    uint64_t h = spans[i].bytes * kMul;
-    for (long k = first[i]; k < first[i + 1]; ++k) h = (h ^ piece[k]) * kMul, h ^= h >> 31;
+    uint64_t h = spans[i].bytes * kHashMul;
+    for (long k = first[i]; k < first[i + 1]; ++k) h = hash_mix(h, piece[k]);
     out[i] = h;
   }
   return out;
