@@ -15,6 +15,8 @@ only when the weights changed, so a layer packs once per weight change and never
 
 from __future__ import annotations
 
+import functools
+from types import MappingProxyType
 from typing import NamedTuple
 
 import numpy as np
@@ -32,11 +34,9 @@ class Cell(NamedTuple):
     proj_size: int = 0  # LSTM only: 0 = no projection
 
     @property
-    def kernel_args(self) -> dict:
-        args = {"mode": self.mode, "reset_after": self.reset_after, "nonlinearity": self.nonlinearity}
-        if self.proj_size:
-            args["proj_size"] = self.proj_size
-        return args
+    def kernel_args(self) -> MappingProxyType:
+        """The cell's keyword arguments of ``forward``/``backward`` (built once per cell)."""
+        return _kernel_args(self)
 
     @property
     def layout_args(self) -> tuple:
@@ -46,6 +46,21 @@ class Cell(NamedTuple):
     @property
     def has_cell_state(self) -> bool:
         return self.mode == "lstm"
+
+
+@functools.cache
+def _kernel_args(cell: Cell) -> MappingProxyType:
+    args = {"mode": cell.mode, "reset_after": cell.reset_after, "nonlinearity": cell.nonlinearity}
+    if cell.proj_size:
+        args["proj_size"] = cell.proj_size
+    return MappingProxyType(args)
+
+
+def _views(view, *arrays):
+    """``view`` of each array (None stays None). States ``(D, B, ·)`` are viewed whole once and their
+    directions indexed in the kernels' array type: cheaper than a view of each direction's slice
+    of a torch tensor, which matters for one-step calls (decoding)."""
+    return [None if a is None else view(a) for a in arrays]
 
 
 def new_packs(cell: Cell, input_size: int, hidden: int, dtype, directions: int) -> list:
@@ -115,9 +130,9 @@ def forward(
         workspaces = None
     elif workspaces is None:
         workspaces = [(alloc_workspace or alloc)((workspace_size(cell, T, B, H),)) for _ in range(D)]
-    xv, yv = view(x), view(y)
+    xv, yv, h0v, c0v, h_nv, c_nv = _views(view, x, y, h0, c0, h_n, c_n)
     for d in range(D):
-        w_ih, w_hh, b_ih, b_hh = (None if w is None else view(w) for w in weights[d][:4])
+        w_ih, w_hh, b_ih, b_hh = _views(view, *weights[d][:4])
         proj = {"w_hr": _proj_weight(weights[d], view)} if cell.proj_size else {}
         kernels.forward(
             **cell.kernel_args,
@@ -127,14 +142,14 @@ def forward(
             w_hh=w_hh,
             b_ih=b_ih,
             b_hh=b_hh,
-            h0=None if h0 is None else view(h0[d]),
-            c0=None if c0 is None else view(c0[d]),
+            h0=None if h0v is None else h0v[d],
+            c0=None if c0v is None else c0v[d],
             lengths=lengths,
             reverse=bool(d),
             y=yv,
             direction=d,
-            h_n=view(h_n[d]),
-            c_n=None if c_n is None else view(c_n[d]),
+            h_n=h_nv[d],
+            c_n=None if c_nv is None else c_nv[d],
             workspace=None if workspaces is None else view(workspaces[d]),
             pack=None if packs is None else packs[d],
             num_threads=num_threads,
@@ -173,7 +188,7 @@ def backward(
     dh0 = alloc((D, B, R)) if dh0 is None else dh0
     if cell.has_cell_state and dc0 is None:
         dc0 = alloc((D, B, H))
-    xv, dyv, dxv = view(x), view(dy), view(dx)
+    xv, dyv, dxv, dh_nv, dc_nv, dh0v, dc0v = _views(view, x, dy, dx, dh_n, dc_n, dh0, dc0)
     grads = []
     for d in range(D):
         g = tuple(None if w is None else alloc(tuple(w.shape)) for w in weights[d])
@@ -189,12 +204,12 @@ def backward(
             reverse=bool(d),
             dy=dyv,
             direction=d,
-            dh_n=None if dh_n is None else view(dh_n[d]),
-            dc_n=None if dc_n is None else view(dc_n[d]),
+            dh_n=None if dh_nv is None else dh_nv[d],
+            dc_n=None if dc_nv is None else dc_nv[d],
             workspace=view(workspaces[d]),
             dx=dxv,
-            dh0=view(dh0[d]),
-            dc0=None if dc0 is None or not cell.has_cell_state else view(dc0[d]),
+            dh0=dh0v[d],
+            dc0=None if dc0v is None or not cell.has_cell_state else dc0v[d],
             dw_ih=view(g[0]),
             dw_hh=view(g[1]),
             db_ih=None if g[2] is None else view(g[2]),

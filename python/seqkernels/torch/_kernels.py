@@ -52,8 +52,11 @@ class LayerSpec(NamedTuple):
 
 
 def _numpy_view(t):
-    """Zero-copy NumPy view of a contiguous CPU tensor (detached: the kernels never need autograd)."""
-    return None if t is None else t.detach().numpy()
+    """Zero-copy NumPy view of a contiguous CPU tensor (detached where it requires grad: the kernels
+    never need autograd, and ``detach`` costs a tensor each call)."""
+    if t is None:
+        return None
+    return t.detach().numpy() if t.requires_grad else t.numpy()
 
 
 def _cupy_view(t):

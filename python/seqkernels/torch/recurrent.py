@@ -294,13 +294,14 @@ class _RecurrentBase(nn.Module):
         P = spec.per_direction
         weights = [w.contiguous() for w in self._flat_weights]
         h_out, c_out, inp = [], [], x
+        one_layer = self.num_layers == 1  # then the states are the layer's own (no slices to make)
         for k in range(self.num_layers):
             rows = slice(k * D, (k + 1) * D)
             y, h_n, c_n = recurrent_layer(
                 spec,
                 inp,
-                None if h0 is None else h0[rows],
-                None if c0 is None else c0[rows],
+                h0 if h0 is None or one_layer else h0[rows],
+                c0 if c0 is None or one_layer else c0[rows],
                 weights[k * D * P : (k + 1) * D * P],
                 lengths,
                 self._layer_packs(k, x, weights[k * D * P].shape[1]),
