@@ -119,13 +119,24 @@ struct Geometry {
 // one of them (NV = gates·U/W vectors, 3 or 4, so that MR·NV accumulators fill the registers).
 constexpr int forward_vectors_per_gate(int gates) { return gates == 3 ? 1 : 4 / gates; }
 
+// Rows of a weight that a panel's tiles hold (for a panel read from the weights' rows): gate blocks
+// g0… of N units, K columns each.
+template <typename T>
+struct TileRows {
+  const T* w = nullptr;
+  int N = 0, g0 = 0, K = 0;
+};
+
 template <typename T>
 struct Panel {
-  const T* data = nullptr;
+  const T* data = nullptr;  // the packed tiles; null: products straight from the rows of `from`
   int K = 0;         // reduction length (rows of each tile used)
   int U = 0;         // output units per tile
   int NV = 0;        // vectors per tile row
   idx stride = 0;    // elements from one tile to the next
+  TileRows<T> from[2];  // where `data` is null: the weights stacked along k (W_ih's X rows first)
+  Panel() = default;
+  Panel(const T* data_, int K_, int U_, int NV_, idx stride_) : data(data_), K(K_), U(U_), NV(NV_), stride(stride_) {}
   const T* tile(int t) const { return data + static_cast<idx>(t) * stride; }
 };
 
@@ -191,6 +202,57 @@ inline void tail_product(int rest, int K, const T* a, idx lda, const T* bp, T* o
   }
 }
 
+// ---- one-step products from the weights' rows ------------------------------------------------------
+// A one-step call for one row (decoding a sequence) reads each weight once; hashing and reading a
+// pack cost more than that (bench/NOTES.md, CPU recurrence v14), so the products are dot products
+// along the weights' own rows: out[b·ld + g·zs + (j − u0)] = [x_b | a_b] · [w_ih | w_hh][(g0 + g)·N
+// + j] for units j in [u0, u1) and gate blocks g < gates, the parts as p.from lists them (x with
+// W_ih's rows where in.K > 0). A part's sum runs in W lanes along k, four weight rows at a time, the
+// lanes then added pairwise in a fixed order, then its tail: the same bits for a unit whichever
+// thread computes it.
+template <typename T>
+inline T lanes_sum(typename Simd<T>::V v) {
+  constexpr int W = Simd<T>::W;
+  T lane[W];
+  __builtin_memcpy(lane, &v, sizeof v);
+  for (int width = W / 2; width > 0; width /= 2)
+    for (int i = 0; i < width; ++i) lane[i] += lane[i + width];
+  return lane[0];
+}
+
+template <typename T>
+void rows_product(const Panel<T>& p, int gates, int u0, int u1, int B, const T* a, idx lda, InputRows<T> in, T* out,
+                  idx ld, idx zs) {
+  using V = typename Simd<T>::V;
+  constexpr int W = Simd<T>::W, MJ = 4;
+  for (int b = 0; b < B; ++b)
+    for (int g = 0; g < gates; ++g)
+      for (int j0 = u0; j0 < u1; j0 += MJ) {
+        const int nj = std::min(MJ, u1 - j0);
+        T sum[MJ] = {};
+        for (int part = 0; part < (in.K > 0 ? 2 : 1); ++part) {
+          const TileRows<T>& rows = p.from[part];
+          const T* x = in.K > 0 && part == 0 ? in.x + b * in.ldx : a + b * lda;
+          const T* w[MJ];
+          for (int r = 0; r < MJ; ++r)  // rows past the range repeat the last (their sums are dropped)
+            w[r] = rows.w + (static_cast<idx>(rows.g0 + g) * rows.N + j0 + std::min(r, nj - 1)) * rows.K;
+          V acc[MJ] = {};
+          const int kv = rows.K / W * W;
+          for (int k = 0; k < kv; k += W) {
+            const V xv = *reinterpret_cast<const V*>(x + k);
+#pragma GCC unroll 4
+            for (int r = 0; r < MJ; ++r) acc[r] += *reinterpret_cast<const V*>(w[r] + k) * xv;
+          }
+          for (int r = 0; r < nj; ++r) {
+            T s = lanes_sum<T>(acc[r]);
+            for (int k = kv; k < rows.K; ++k) s += w[r][k] * x[k];
+            sum[r] += s;
+          }
+        }
+        for (int r = 0; r < nj; ++r) out[b * ld + g * zs + (j0 + r - u0)] = sum[r];
+      }
+}
+
 // Rows of a (B, K) in blocks of at most MR. For each block, the product with every tile of the panel that
 // covers units [u0, u1) is written to `out` (per row: gate g's units at g·zs, row stride
 // gates·zs), and then epilogue(b, row) runs for each row of the block — so one epilogue call covers
@@ -206,6 +268,11 @@ inline void range_rows(const Panel<T>& p, int gates, int u0, int u1, int B, cons
   // each weight vector for few rows (1 thread, B8 H256: 5.9 ms vs 6.9 for 6+2; B16, B64 unchanged).
   if (B <= 0) return;
   const int blocks = (B + MR - 1) / MR, small = B / blocks, larger = B % blocks;
+  if (!p.data) {  // no pack (a one-step call for one row): the products, then the epilogue
+    rows_product(p, gates, u0, u1, B, a, lda, in, out, ld, zs);
+    for (int b = 0; b < B; ++b) epilogue(b, out + b * ld, static_cast<int>(zs));
+    return;
+  }
   for (int block = 0, b = 0, rows = 0; block < blocks; ++block, b += rows) {
     rows = small + (block < larger ? 1 : 0);
     for (int j0 = u0; j0 < u1; j0 += p.U) {
@@ -219,6 +286,7 @@ inline void range_rows(const Panel<T>& p, int gates, int u0, int u1, int B, cons
   }
 }
 
+// Where p.data is null (products from the weights' rows), out holds all B rows.
 template <typename T, typename Epilogue>
 inline void panel_range_rows(const Panel<T>& p, int gates, int u0, int u1, int B, const T* a, idx lda, T* out,
                              Epilogue&& epilogue, InputRows<T> in = {}) {
@@ -406,25 +474,48 @@ struct Packed {
                                          // its transpose, K = R, tiles of Q hidden units
 };
 
+// The panels of a pack at `data` (null: their geometry alone, every data pointer null).
 template <typename T>
 Packed<T> panels(const CellSpec& cell, const Geometry<T>& geo, const T* data) {
   const int G = cell.gates(), H = geo.H, R = geo.R, W = Simd<T>::W, Q = Geometry<T>::Q;
+  auto at = [&](idx offset) { return data ? data + offset : nullptr; };
   Packed<T> p;
   const bool split = cell.kind == CellKind::Gru && !cell.reset_after;
   const int first = split ? 2 : G;
   const int v0 = first * forward_vectors_per_gate(first), U = W * forward_vectors_per_gate(first);
   const idx tile_stride = static_cast<idx>(geo.X + R) * v0 * W;
-  if (geo.X > 0) p.fused = {data, geo.X + R, U, v0, tile_stride};
-  p.forward[0] = {data + static_cast<idx>(geo.X) * v0 * W, R, U, v0, tile_stride};
-  if (split) p.forward[1] = {data + forward_panel_size(H, geo.Hp, 2), H, W * 4, 4, static_cast<idx>(H) * 4 * W};
-  const T* at = data + forward_panel_size(geo.X + R, geo.Hp, G);
-  p.backward = {at, G * H, Q, 4, static_cast<idx>(G) * H * Q};
+  if (geo.X > 0) p.fused = {at(0), geo.X + R, U, v0, tile_stride};
+  p.forward[0] = {at(static_cast<idx>(geo.X) * v0 * W), R, U, v0, tile_stride};
+  if (split) p.forward[1] = {at(forward_panel_size(H, geo.Hp, 2)), H, W * 4, 4, static_cast<idx>(H) * 4 * W};
+  idx next = forward_panel_size(geo.X + R, geo.Hp, G);
+  p.backward = {at(next), G * H, Q, 4, static_cast<idx>(G) * H * Q};
   if (cell.proj > 0) {
-    at += static_cast<idx>(G) * H * geo.Rp;
-    p.proj_forward = {at, H, Q, 4, static_cast<idx>(H) * Q};
-    p.proj_backward = {at + static_cast<idx>(H) * geo.Rp, R, Q, 4, static_cast<idx>(R) * Q};
+    next += static_cast<idx>(G) * H * geo.Rp;
+    p.proj_forward = {at(next), H, Q, 4, static_cast<idx>(H) * Q};
+    p.proj_backward = {at(next + static_cast<idx>(H) * geo.Rp), R, Q, 4, static_cast<idx>(R) * Q};
   }
   return p;
+}
+
+// The forward panels of a one-step call for one row: no pack (nothing to reuse it for), so none
+// is hashed, read or written; the products come from the weights' rows (rows_product).
+template <typename T>
+Packed<T> panels_from_weights(const CellSpec& cell, const Geometry<T>& geo, const T* w_ih, const T* w_hh,
+                              const T* w_hr) {
+  Packed<T> p = panels(cell, geo, static_cast<const T*>(nullptr));
+  const int H = geo.H, R = geo.R;
+  if (geo.X > 0) p.fused.from[0] = {w_ih, H, 0, geo.X}, p.fused.from[1] = {w_hh, H, 0, R};
+  p.forward[0].from[0] = {w_hh, H, 0, R};
+  if (p.forward[1].K > 0) p.forward[1].from[0] = {w_hh, H, 2, H};  // GRU reset_before: the n block
+  if (cell.proj > 0) p.proj_forward.from[0] = {w_hr, R, 0, H};
+  return p;
+}
+
+// Scratch of a staged forward task: the products of one block of at most 8 rows (G gates × Q units
+// each); from the weights' rows, those of every row.
+template <typename T>
+std::size_t task_scratch(const Packed<T>& pk, int B, int G) {
+  return static_cast<std::size_t>(pk.forward[0].data ? 8 : std::max(B, 8)) * G * Geometry<T>::Q;
 }
 
 // Writes the requested parts of the pack into `data` (laid out by panels()), the tiles spread over
@@ -847,9 +938,7 @@ void forward_recurrence(const Shared<T>& s, const Packed<T>& pk, const Geometry<
   auto next_slot = [&](int step, int t) { return s.training ? slot_next(t, s.reverse) : ((step + 1) & 1); };
 
   const int phases = kGruBefore ? 2 : 1;
-  // Products of one block of rows for one chunk: MR ≤ 8 rows × G gates × Q units.
-  const std::size_t scratch = static_cast<std::size_t>(8) * G * geo.Q;
-  run_staged<T>(threads, static_cast<long>(s.steps) * phases, geo.chunks, scratch,
+  run_staged<T>(threads, static_cast<long>(s.steps) * phases, geo.chunks, task_scratch(pk, B, G),
                 [&](long stage, int chunk, T* out) {
     const int step = static_cast<int>(stage / phases), phase = static_cast<int>(stage % phases);
     const int u0 = chunk * geo.Q, u1 = std::min(H, u0 + geo.Q), hs = u1 - u0;
@@ -915,8 +1004,7 @@ void forward_recurrence_proj(const Shared<T>& s, const Packed<T>& pk, const Geom
   const idx GH = static_cast<idx>(G) * H, BH = static_cast<idx>(B) * H, BR = static_cast<idx>(B) * R;
   auto prev_slot = [&](int step, int t) { return s.training ? slot_prev(t, s.reverse) : (step & 1); };
   auto next_slot = [&](int step, int t) { return s.training ? slot_next(t, s.reverse) : ((step + 1) & 1); };
-  const std::size_t scratch = static_cast<std::size_t>(8) * G * geo.Q;
-  run_staged<T>(threads, static_cast<long>(s.steps) * 2, std::max(geo.chunks, geo.rchunks), scratch,
+  run_staged<T>(threads, static_cast<long>(s.steps) * 2, std::max(geo.chunks, geo.rchunks), task_scratch(pk, B, G),
                 [&](long stage, int chunk, T* out) {
     const int step = static_cast<int>(stage / 2), phase = static_cast<int>(stage % 2);
     const int t = s.reverse ? s.steps - 1 - step : step;
@@ -973,12 +1061,17 @@ void recurrent_forward_impl(const CellSpec& cell, const ForwardArgs<T>& a) {
   const int threads = std::min(team, std::max(geo.chunks, geo.rchunks));
   // Both products in each step's pass over [W_ih | W_hh] (recurrent.h: fuses_input); or the input's
   // for every step at once first, from W_ih's packed rows where the cell has them, else by OpenBLAS.
-  const bool fused = geo.X > 0 && B >= kFusedInputMinBatch;
+  // A one-step call for one row (decoding) reads each weight once: its products come from the
+  // weights' rows, and the pack is left alone (nothing hashed or read from it); both products then
+  // run in the step, as in the fused form.
+  const bool one_step = steps == 1 && B <= kRowsProductMaxBatch;
+  const bool fused = geo.X > 0 && (B >= kFusedInputMinBatch || one_step);
   const bool packed_input = geo.X > 0 && !fused;
 
   std::vector<T> private_pack;
-  const Packed<T> pk = ensure_packed(cell, geo, a.w_ih, a.w_hh, a.w_hr, a.pack, a.pack_size, false, geo.X > 0,
-                                     private_pack, team);
+  const Packed<T> pk = one_step ? panels_from_weights(cell, geo, a.w_ih, a.w_hh, a.w_hr)
+                                : ensure_packed(cell, geo, a.w_ih, a.w_hh, a.w_hr, a.pack, a.pack_size, false,
+                                                geo.X > 0, private_pack, team);
 
   // A missing bias reads as zeros. Fused: every row's input pre-activation is b_ih, to which the
   // step adds both products; from the packed rows, b_ih is added to each row's product.

@@ -179,6 +179,44 @@ def test_fused_input_rows_follow_w_ih(cell):
     np.testing.assert_array_equal(layer(x)[0], fresh_output(layer, x))
 
 
+@pytest.mark.parametrize("B", [1, 3])
+@pytest.mark.parametrize("cell", sorted(CELLS))
+def test_one_step_calls_for_one_row_leave_the_pack_alone(cell, B):
+    """A one-step call for one row (decoding a sequence) reads each weight once, so its products come
+    from the weights' own rows: the layer's pack is neither read nor written. With more rows it uses
+    the pack as a longer call does. Either way the step is the first step of a longer call."""
+    cls, kw = CELLS[cell]
+    layer = cls(20, 70, bidirectional=True, seed=3, **kw).eval()
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((2, B, 20)).astype(np.float32)
+    h0 = rng.standard_normal((2, B, layer.proj_size or 70)).astype(np.float32)
+    hx = (h0, rng.standard_normal((2, B, 70)).astype(np.float32)) if cell.startswith("lstm") else h0
+    both_steps = layer(x, hx)[0]
+    one_step = layer(x[:1], hx)[0]
+    packs = [p for packs in layer._packs.values() for p in packs]
+    for pack in packs:
+        pack[32:] = np.nan  # after the header: the packed weights
+    corrupted = [p.copy() for p in packs]
+    again = layer(x[:1], hx)[0]
+    if B == 1:
+        np.testing.assert_array_equal(again, one_step)  # the pack was not read ...
+        for before, after in zip(corrupted, packs):
+            np.testing.assert_array_equal(after, before)  # ... nor written
+    else:
+        assert not np.array_equal(again, one_step)  # the pack was read (its hashes matching: not rebuilt)
+    # the reverse direction's output at t = 0 of a two-step call has seen x[1]: the forward half only
+    R = one_step.shape[2] // 2
+    np.testing.assert_allclose(one_step[0, :, :R], both_steps[0, :, :R], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("cell", sorted(CELLS))
+def test_one_step_bits_do_not_depend_on_thread_count(cell):
+    base = run_layer(cell, 1, T=1)
+    for threads in (2, 3):
+        other = run_layer(cell, threads, T=1)
+        assert all(np.array_equal(a, b) for a, b in zip(base, other)), f"{threads} threads changed the bits"
+
+
 def test_both_input_products_read_w_ih_from_the_pack():
     """The fused step (4+ rows) and the all-steps-first product (1-3 rows) both read W_ih's packed rows."""
     layer = nn.LSTM(4, 40, seed=2).eval()

@@ -22,6 +22,8 @@ CONFIGS = {
     "tiny_h1": (3, 2, 2, 1, 1, False, False, True),
     "odd_h7": (5, 3, 4, 7, 1, False, True, True),
     "t1_b1": (1, 1, 5, 7, 1, True, False, False),
+    "t1_b1_h70": (1, 1, 21, 70, 2, True, False, True),  # one step, one row: products from the weights' rows
+    "t1_b6_h70": (1, 6, 5, 70, 2, True, True, True),  # one step, several rows: the pack's tiles
     "h129_two_threads": (6, 3, 9, 129, 1, False, True, True),
     "bidir_2layers": (5, 3, 4, 7, 2, True, True, True),
     "bidir_2layers_h65": (4, 4, 5, 65, 2, True, True, False),
@@ -280,6 +282,7 @@ PROJ_CONFIGS = {
     "p1_h2": (3, 2, 2, 2, 1, 1, True, False, True),
     "odd_h7_p3": (5, 3, 4, 7, 3, 1, False, True, True),
     "t1_b1": (1, 1, 5, 7, 2, 1, True, False, False),
+    "t1_b1_h70_p40": (1, 1, 21, 70, 40, 2, True, False, True),  # one step, one row: from the weights' rows
     "h129_p37": (6, 3, 9, 129, 37, 1, False, True, True),
     "bidir_2layers_h65_p33": (4, 3, 5, 65, 33, 2, True, True, False),
     "p_many_chunks_h40_p39": (3, 5, 3, 40, 39, 2, True, True, True),

@@ -14,8 +14,9 @@
 // micro-kernel runs over [W_ih | W_hh] packed together (one pass, K = I + H); for fewer rows
 // (where a step would stream W_ih for few rows) the same micro-kernel runs over W_ih's packed rows
 // for all T·B rows before the recurrence; for the other cells (GRU, projections) that product is
-// one OpenBLAS GEMM. Results are bit-identical for any thread count (not across that batch
-// threshold: the two forms round differently).
+// one OpenBLAS GEMM. A one-step forward for one row (decoding) uses no pack: its products are dot
+// products along the weights' own rows (kRowsProductMaxBatch). Results are bit-identical for any
+// thread count (not across those thresholds: the forms round differently).
 //
 // Variable lengths (PackedSequence semantics): step t of sequence b is active iff t < lengths[b].
 // Inactive steps write y = 0, keep the state, and pass the state gradient through unchanged.
@@ -102,12 +103,18 @@ SK_HOST_DEVICE bool fuses_input(const CellSpec& c) {
 // Fewer rows than this: the input's product for every step comes before the recurrence instead (a
 // step would stream W_ih from L2 for a few rows; measured in bench/NOTES.md, CPU recurrence v11).
 constexpr int kFusedInputMinBatch = 4;
+// A one-step call (decoding) with at most this many rows takes its products straight from the
+// weights' rows (dot products, each weight read once) and leaves the pack alone: with one step there
+// is nothing to reuse a pack for, and hashing it and reading it cost more than the products
+// (bench/NOTES.md, CPU recurrence v14; from 2 rows the packed tiles win). Its bits then differ from
+// those of the same step inside a longer call.
+constexpr int kRowsProductMaxBatch = 1;
 
 // Packed recurrent weights, owned by the caller (optional): the layout the CPU micro-kernels read,
 // built from W_hh (and W_hr with projections; W_ih too where fuses_input) inside the kernels. A
 // buffer of packed_weights_size() elements starts with a header recording the CPU capability, cell,
-// sizes and content hashes of the weights it was built from; every call hashes the weights it will
-// read (one read each) and rebuilds only the part whose weights differ. So a layer packs once per
+// sizes and content hashes of the weights it was built from; every call that reads it hashes the
+// weights it will read (one read each) and rebuilds only the part whose weights differ. So a layer packs once per
 // weight change (load, optimizer step, in-place edit), never per step, and can never use a stale
 // pack. Without a buffer each call packs into a private one.
 template <typename T> constexpr std::size_t pack_header_elements() { return 128 / sizeof(T); }
