@@ -209,11 +209,12 @@ def test_one_step_calls_for_one_row_leave_the_pack_alone(cell, B):
     np.testing.assert_allclose(one_step[0, :, :R], both_steps[0, :, :R], rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("B", [1, 7])  # products from the weights' rows; the packed tiles
 @pytest.mark.parametrize("cell", sorted(CELLS))
-def test_one_step_bits_do_not_depend_on_thread_count(cell):
-    base = run_layer(cell, 1, T=1)
+def test_one_step_bits_do_not_depend_on_thread_count(cell, B):
+    base = run_layer(cell, 1, T=1, B=B)
     for threads in (2, 3):
-        other = run_layer(cell, threads, T=1)
+        other = run_layer(cell, threads, T=1, B=B)
         assert all(np.array_equal(a, b) for a, b in zip(base, other)), f"{threads} threads changed the bits"
 
 
