@@ -106,17 +106,17 @@ constexpr int kFusedInputMinBatch = 4;
 // A one-step call (decoding) with at most this many rows takes its products straight from the
 // weights' rows (dot products, each weight read once) and leaves the pack alone: with one step there
 // is nothing to reuse a pack for, and hashing it and reading it cost more than the products
-// (bench/NOTES.md, CPU recurrence v14; from 2 rows the packed tiles win). Its bits then differ from
-// those of the same step inside a longer call.
+// (bench/NOTES.md, CPU recurrence v14; with 2–8 rows the result was mixed, so they keep the pack).
+// Its bits then differ from those of the same step inside a longer call.
 constexpr int kRowsProductMaxBatch = 1;
 
 // Packed recurrent weights, owned by the caller (optional): the layout the CPU micro-kernels read,
 // built from W_hh (and W_hr with projections; W_ih too where fuses_input) inside the kernels. A
 // buffer of packed_weights_size() elements starts with a header recording the CPU capability, cell,
 // sizes and content hashes of the weights it was built from; every call that reads it hashes the
-// weights it will read (one read each) and rebuilds only the part whose weights differ. So a layer packs once per
-// weight change (load, optimizer step, in-place edit), never per step, and can never use a stale
-// pack. Without a buffer each call packs into a private one.
+// weights it will read (one read each) and rebuilds only the part whose weights differ. So a layer
+// packs once per weight change (load, optimizer step, in-place edit), never per step, and can never
+// use a stale pack. Without a buffer each call packs into a private one.
 template <typename T> constexpr std::size_t pack_header_elements() { return 128 / sizeof(T); }
 template <typename T>
 std::size_t packed_weights_size(const CellSpec& cell, int input, int hidden) {
