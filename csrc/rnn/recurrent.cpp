@@ -264,15 +264,15 @@ inline void range_rows(const Panel<T>& p, int gates, int u0, int u1, int B, cons
   constexpr int MR = rows_per_tile<NV>();
   const int uv = NV / gates;
   const idx zs = ((u1 - u0) + p.U - 1) / p.U * p.U, ld = gates * zs;
-  // Blocks of at most MR rows, as even as possible (8 rows: 4+4, not 6+2): a short last tile reuses
-  // each weight vector for few rows (1 thread, B8 H256: 5.9 ms vs 6.9 for 6+2; B16, B64 unchanged).
   if (B <= 0) return;
-  const int blocks = (B + MR - 1) / MR, small = B / blocks, larger = B % blocks;
   if (!p.data) {  // no pack (a one-step call for one row): the products, then the epilogue
     rows_product(p, gates, u0, u1, B, a, lda, in, out, ld, zs);
     for (int b = 0; b < B; ++b) epilogue(b, out + b * ld, static_cast<int>(zs));
     return;
   }
+  // Blocks of at most MR rows, as even as possible (8 rows: 4+4, not 6+2): a short last tile reuses
+  // each weight vector for few rows (1 thread, B8 H256: 5.9 ms vs 6.9 for 6+2; B16, B64 unchanged).
+  const int blocks = (B + MR - 1) / MR, small = B / blocks, larger = B % blocks;
   for (int block = 0, b = 0, rows = 0; block < blocks; ++block, b += rows) {
     rows = small + (block < larger ? 1 : 0);
     for (int j0 = u0; j0 < u1; j0 += p.U) {
