@@ -38,6 +38,18 @@ def test_rnn_bench_row_on_a_tiny_shape(cell):
     assert row["ours_iqr_pct"] >= 0 and "ours_load_ms" not in row
 
 
+@pytest.mark.parametrize("mode", ["fwd", "fwd+bwd"])
+def test_rnn_bench_torch_native_column_runs_torch_without_onednn(mode):
+    torch = pytest.importorskip("torch")
+    factories = rnn.variants("cpu", numpy_loop=False, torch_native=True)
+    assert set(factories) == {"ours", "torch", "torch_native"}
+    row = rnn.bench_shape("lstm", 1, 8, 1, mode, factories, threads=1, repeats=2)
+    assert row["torch_native_ms"] > 0
+    assert row["x_torch_native"] == pytest.approx(row["torch_native_ms"] / row["ours_ms"])
+    assert row["max_rel_error"]["torch_native"] < rnn.TOL  # validated against torch.nn's default path
+    assert torch.backends.mkldnn.enabled  # switched off only around its own calls
+
+
 def test_rnn_bench_times_the_recurrence_alone_on_forward_rows():
     kw = dict(threads=1, repeats=2, peak_gflops=100.0, recurrence=True)
     row = rnn.bench_shape("gru", 3, 8, 4, "fwd", rnn.variants("cpu", numpy_loop=False), **kw)

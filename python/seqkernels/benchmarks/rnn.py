@@ -3,7 +3,8 @@ run on a GPU yet), optionally a plain NumPy float32 loop.
 
     python bench/rnn.py [--quick] [--cell lstm|gru|rnn] [--shape CELL,B,H,T ...] [--repeats N]
                         [--threads N] [--openblas-env current|default|machine|both] [--contend N]
-                        [--numpy] [--schedule blocks|interleaved] [--device cpu|cuda] [--json PATH]
+                        [--numpy] [--torch-native] [--schedule blocks|interleaved] [--device cpu|cuda]
+                        [--json PATH]
     seqkernels bench rnn ...            (the same, from an installed package)
 
 Modes: ``fwd`` is inference (``layer.eval()``, ``torch.no_grad()``); ``fwd+bwd`` is training: a
@@ -12,6 +13,10 @@ on x and the parameters). Cells: LSTM, GRU (PyTorch's form), the Elman RNN with 
 LSTM with projections (``proj_size = H/4``, e.g. H=512 P=128; torch.nn.LSTM(proj_size) on the torch
 side). Before timing, every variant is checked against torch (or, without torch, against the NumPy
 loop, or for LSTMP the seqkernels reference, in float64): y, and for training dx and dW_hh.
+
+``--torch-native`` (CPU) adds torch.nn with oneDNN switched off (``torch.backends.mkldnn.flags(enabled=
+False)``): torch's own ATen kernels. By default torch's CPU LSTM runs through oneDNN, which for a
+one-step call (decoding) costs several times torch's own kernel; this column shows both.
 
 Every row shows GFLOP/s and the percentage of this machine's float32 FMA peak, measured at the start
 on the same number of threads (``harness.measure_fma_peak``). ``--openblas-env both`` adds the rows
@@ -253,8 +258,11 @@ def make_ours(cell, params, x, dy, train, threads, device="cpu"):
     return fn
 
 
-def make_torch(cell, params, x, dy, train, threads, device="cpu", tf32=False):
-    """torch.nn on ``device``; on CUDA that is cuDNN, with TF32 allowed only when ``tf32``."""
+def make_torch(cell, params, x, dy, train, threads, device="cpu", tf32=False, onednn=True):
+    """torch.nn on ``device``; on CUDA that is cuDNN, with TF32 allowed only when ``tf32``. On the CPU
+    with ``onednn=False``, torch's own kernels (oneDNN switched off around each call)."""
+    import contextlib
+
     import torch
 
     if device == "cpu":
@@ -268,11 +276,22 @@ def make_torch(cell, params, x, dy, train, threads, device="cpu", tf32=False):
     m = getattr(torch.nn, LAYER_CLASS[cell])(I, H, **proj).to(device)
     m.load_state_dict({k: torch.from_numpy(v) for k, v in params.items()})
     xt, dyt = torch.from_numpy(x).to(device), torch.from_numpy(dy).to(device)
+    if onednn:
+        backend = contextlib.nullcontext
+    else:
+        import warnings
+
+        # (setting the flags also sets oneDNN's TF32 switch, which warns on builds without Intel GPUs)
+        warnings.filterwarnings("ignore", "TF32 acceleration on top of oneDNN")
+
+        def backend():
+            return torch.backends.mkldnn.flags(enabled=False)
+
     if not train:
         m.eval()
 
         def fwd():
-            with torch.no_grad(), torch.backends.cudnn.flags(allow_tf32=tf32):
+            with torch.no_grad(), torch.backends.cudnn.flags(allow_tf32=tf32), backend():
                 return {"y": m(xt)[0]}
 
         return fwd
@@ -282,7 +301,7 @@ def make_torch(cell, params, x, dy, train, threads, device="cpu", tf32=False):
     def fn():
         xt.grad = None
         m.zero_grad(set_to_none=True)
-        with torch.backends.cudnn.flags(allow_tf32=tf32):
+        with torch.backends.cudnn.flags(allow_tf32=tf32), backend():
             y, _ = m(xt)
             y.backward(dyt)
         return {"y": y.detach(), "dx": xt.grad, "dW_hh": m.weight_hh_l0.grad}
@@ -314,10 +333,11 @@ def _make_torch_cuda(tf32):
     return functools.partial(make_torch, device="cuda", tf32=tf32)
 
 
-def variants(device, numpy_loop=True):
-    """``{name: factory}`` for a device. On the CPU: our layer, torch.nn when installed, and the NumPy
-    loop when ``numpy_loop``. On CUDA: our layer on CuPy arrays, and torch.nn (cuDNN) in fp32 with
-    TF32 off ("torch") and on ("torch_tf32"); timed with CUDA events."""
+def variants(device, numpy_loop=True, torch_native=False):
+    """``{name: factory}`` for a device. On the CPU: our layer, torch.nn when installed (with
+    ``torch_native`` also torch.nn without oneDNN, "torch_native"), and the NumPy loop when
+    ``numpy_loop``. On CUDA: our layer on CuPy arrays, and torch.nn (cuDNN) in fp32 with TF32 off
+    ("torch") and on ("torch_tf32"); timed with CUDA events."""
     if device == "cuda":
         import seqkernels
 
@@ -333,6 +353,8 @@ def variants(device, numpy_loop=True):
         import torch  # noqa: F401
 
         out["torch"] = make_torch
+        if torch_native:
+            out["torch_native"] = functools.partial(make_torch, onednn=False)
     except ImportError:
         pass
     if numpy_loop:
@@ -446,6 +468,8 @@ def bench_shape(
         "torch_ms": ms.get("torch"),
         "numpy_ms": ms.get("numpy"),
         "torch_tf32_ms": ms.get("torch_tf32"),
+        "torch_native_ms": ms.get("torch_native"),
+        "x_torch_native": ms["torch_native"] / ms["ours"] if "torch_native" in ms else None,
         "x_torch_tf32": ms["torch_tf32"] / ms["ours"] if "torch_tf32" in ms else None,
         "x_torch": ms["torch"] / ms["ours"] if "torch" in ms else None,
         "x_numpy": ms["numpy"] / ms["ours"] if "numpy" in ms else None,
@@ -485,6 +509,8 @@ COLUMNS = [
     ("x_torch", "vs torch", hz.fmt_x),
     ("numpy_ms", "numpy ms", ".2f"),
     ("x_numpy", "vs numpy", hz.fmt_x),
+    ("torch_native_ms", "torch native ms", ".2f"),
+    ("x_torch_native", "vs native", hz.fmt_x),
     ("torch_tf32_ms", "torch TF32 ms", ".2f"),
     ("x_torch_tf32", "vs TF32", hz.fmt_x),
     *hz.PEAK_COLUMNS,
@@ -513,6 +539,11 @@ def parse_args(argv):
     )
     ap.add_argument("--numpy", action="store_true", help="also time the plain NumPy float32 loop")
     ap.add_argument(
+        "--torch-native",
+        action="store_true",
+        help="CPU: also time torch.nn with oneDNN switched off (torch's own kernels)",
+    )
+    ap.add_argument(
         "--schedule",
         choices=["blocks", "interleaved"],
         default="blocks",
@@ -531,7 +562,9 @@ def parse_args(argv):
 def main(argv=None, results_dir=None) -> int:
     args = parse_args(argv)
     peak = hz.start_run(args)
-    factories = variants(args.device, numpy_loop=args.numpy)
+    if args.torch_native and args.device == "cuda":
+        raise SystemExit("--torch-native: CPU only (on CUDA torch.nn runs cuDNN)")
+    factories = variants(args.device, numpy_loop=args.numpy, torch_native=args.torch_native)
     cuda = args.device == "cuda"
     repeats = args.repeats or ((10 if args.quick else 20) if cuda else (5 if args.quick else 10))
     table = (
@@ -585,7 +618,7 @@ def main(argv=None, results_dir=None) -> int:
                         f"{cell} B{B} H{H} T{T} {mode}: "
                         + ", ".join(
                             f"{n} {row[n + '_ms']:.2f} ms"
-                            for n in ("ours", "torch", "numpy")
+                            for n in ("ours", "torch", "torch_native", "numpy")
                             if row.get(n + "_ms") is not None
                         )
                     )
@@ -605,6 +638,7 @@ def main(argv=None, results_dir=None) -> int:
             "schedule": args.schedule,
             "contend": args.contend,
             "openblas_env": args.openblas_env,
+            "torch_native": args.torch_native,
         },
         extra={
             "flops": "forward = 2*T*B*G*H*(I+H), G = 4 (LSTM), 3 (GRU), 1 (RNN); LSTMP (proj_size P = H/4) "
