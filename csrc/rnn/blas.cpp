@@ -29,6 +29,19 @@ void gemm_impl(Gemm gemm_fn, Gemv gemv_fn, bool ta, bool tb, int M, int N, int K
       for (int j = 0; j < N; ++j) C[static_cast<long>(i) * ldc + j] = beta == T(0) ? T(0) : beta * C[static_cast<long>(i) * ldc + j];
     return;
   }
+  if (K == 1 && beta == T(0)) {
+    // An outer product (weight gradients of a one-row, one-step backward): each element written
+    // once. sgemm with beta = 0 first zeroes C, then adds the product: two passes over C.
+    for (int i = 0; i < M; ++i) {
+      const T ai = alpha * A[ta ? i : static_cast<long>(i) * lda];
+      T* c = C + static_cast<long>(i) * ldc;
+      if (tb)
+        for (int j = 0; j < N; ++j) c[j] = ai * B[static_cast<long>(j) * ldb];
+      else
+        for (int j = 0; j < N; ++j) c[j] = ai * B[j];
+    }
+    return;
+  }
   if (M == 1) {
     // C(1,N) = a(1,K) · op(B)(K,N)  ⇔  c = op(B)^T a
     const int inc_a = ta ? lda : 1;

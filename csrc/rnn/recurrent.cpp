@@ -253,6 +253,55 @@ void rows_product(const Panel<T>& p, int gates, int u0, int u1, int B, const T* 
       }
 }
 
+// The backward's product for one row, one step, from the weight's own rows (no pack): out[b·ld +
+// (u − u0)] = Σ_{i<K} a_b[i] · w[(k0 + i)·N + u] for units u in [u0, u1), each row of w read once.
+// Every element's sum runs over i in order, one multiply-add at a time, in the vector code of the
+// packed tiles (the last units in zero-padded lanes, as there): the same bits as the packed path.
+template <typename T>
+void columns_product(const TileRows<T>& w, int k0, int K, int u0, int u1, int B, const T* a, idx lda, T* out,
+                     idx ld) {
+  using V = typename Simd<T>::V;
+  constexpr int W = Simd<T>::W, NV = 4;
+  for (int b = 0; b < B; ++b) {
+    const T* ab = a + b * lda;
+    T* ob = out + b * ld;
+    int u = u0;
+    for (; u + NV * W <= u1; u += NV * W) {
+      V acc[NV] = {};
+      for (int i = 0; i < K; ++i) {
+        const T* row = w.w + static_cast<idx>(k0 + i) * w.N + u;
+        const V ai = ab[i] - V{};  // broadcast
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; ++v) {
+          V wv;
+          __builtin_memcpy(&wv, row + v * W, sizeof wv);
+          acc[v] += ai * wv;
+        }
+      }
+      __builtin_memcpy(ob + (u - u0), acc, sizeof acc);
+    }
+    for (; u + W <= u1; u += W) {
+      V acc = {};
+      for (int i = 0; i < K; ++i) {
+        V wv;
+        __builtin_memcpy(&wv, w.w + static_cast<idx>(k0 + i) * w.N + u, sizeof wv);
+        acc += (ab[i] - V{}) * wv;
+      }
+      __builtin_memcpy(ob + (u - u0), &acc, sizeof acc);
+    }
+    if (u < u1) {  // the last units (less than a vector): the same vector code over zero-padded lanes
+      const int n = u1 - u;
+      V acc = {};
+      for (int i = 0; i < K; ++i) {
+        V wv = {};
+        __builtin_memcpy(&wv, w.w + static_cast<idx>(k0 + i) * w.N + u, n * sizeof(T));
+        acc += (ab[i] - V{}) * wv;
+      }
+      __builtin_memcpy(ob + (u - u0), &acc, n * sizeof(T));
+    }
+  }
+}
+
 // Rows of a (B, K) in blocks of at most MR. For each block, the product with every tile of the panel that
 // covers units [u0, u1) is written to `out` (per row: gate g's units at g·zs, row stride
 // gates·zs), and then epilogue(b, row) runs for each row of the block — so one epilogue call covers
@@ -508,6 +557,14 @@ Packed<T> panels_from_weights(const CellSpec& cell, const Geometry<T>& geo, cons
   p.forward[0].from[0] = {w_hh, H, 0, R};
   if (p.forward[1].K > 0) p.forward[1].from[0] = {w_hh, H, 2, H};  // GRU reset_before: the n block
   if (cell.proj > 0) p.proj_forward.from[0] = {w_hr, R, 0, H};
+  return p;
+}
+
+// The backward panel of a one-step call for one row: W_hh's own rows (columns_product).
+template <typename T>
+Packed<T> backward_panels_from_weights(const CellSpec& cell, const Geometry<T>& geo, const T* w_hh) {
+  Packed<T> p = panels(cell, geo, static_cast<const T*>(nullptr));
+  p.backward.from[0] = {w_hh, geo.R, 0, cell.gates() * geo.H};
   return p;
 }
 
@@ -1236,6 +1293,11 @@ void backward_recurrence(const BackShared<T>& s, const Packed<T>& pk, const Geom
     const StepAt next = has_next ? step_at(r + 1) : at;
     // dh_{t-1}[:, chunk] += dz_t · W_hh[:, chunk] over rows [k0, k0+K) of W_hh.
     auto product = [&](const T* a, int k0, int K, auto&& epilogue) {
+      if (!pb.data) {  // one row, one step: from W_hh's own rows
+        columns_product(pb.from[0], k0, K, u0, u1, B, a + k0, GH, out, geo.Q);
+        for (int b = 0; b < B; ++b) epilogue(b, out + b * geo.Q, geo.Q);
+        return;
+      }
       Panel<T> sub = pb;
       sub.K = K;
       sub.data = pb.data + static_cast<idx>(k0) * geo.Q;  // the same rows of every tile
@@ -1337,9 +1399,13 @@ void recurrent_backward_impl(const CellSpec& cell, const BackwardArgs<T>& a) {
   const int team = team_size(a.num_threads);
   const int threads = std::min(team, std::max(geo.chunks, geo.rchunks));
 
+  // One row, one step (a training step while decoding): nothing to reuse a pack for, so none is
+  // hashed, read or built; the product reads W_hh's rows (columns_product), with the same bits.
+  const bool one_step = steps == 1 && B <= kRowsProductMaxBatch && !proj;
   std::vector<T> private_pack;
   const Packed<T> pk =
-      ensure_packed(cell, geo, a.w_ih, a.w_hh, a.w_hr, a.pack, a.pack_size, true, false, private_pack, team);
+      one_step ? backward_panels_from_weights(cell, geo, a.w_hh)
+               : ensure_packed(cell, geo, a.w_ih, a.w_hh, a.w_hr, a.pack, a.pack_size, true, false, private_pack, team);
 
   // dzx: gradient w.r.t. the input pre-activation (x·W_ihᵀ + b_ih), (T, B, G·H).
   // dzh: w.r.t. the recurrent pre-activation (h·W_hhᵀ + b_hh). They differ only for GRU with

@@ -209,6 +209,91 @@ def test_one_step_calls_for_one_row_leave_the_pack_alone(cell, B):
     np.testing.assert_allclose(one_step[0, :, :R], both_steps[0, :, :R], rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize(
+    "mode, reset_after, nonlinearity",
+    [("lstm", True, "tanh"), ("gru", True, "tanh"), ("gru", False, "tanh"), ("rnn", True, "relu")],
+)
+def test_one_row_one_step_backward_reads_the_weights_rows_with_the_packed_bits(
+    mode, reset_after, nonlinearity, cpu_capability
+):
+    """A one-step backward for one row takes dz·W_hh from W_hh's own rows: the pack is neither read
+    nor written, and the state gradients have the bits of the same row in a call that reads the pack
+    (two identical rows, from the same saved forward; H = 70: whole tiles and zero-padded lanes)."""
+    I, H, G = 9, 70, {"lstm": 4, "gru": 3, "rnn": 1}[mode]
+    cell = dict(mode=mode, reset_after=reset_after, nonlinearity=nonlinearity)
+    rng = np.random.default_rng(5)
+    w = {
+        k: rng.uniform(-0.3, 0.3, s).astype(np.float32)
+        for k, s in (("w_ih", (G * H, I)), ("w_hh", (G * H, H)), ("b_ih", G * H), ("b_hh", G * H))
+    }
+    x = np.repeat(rng.standard_normal((1, 1, I)).astype(np.float32), 2, axis=1)
+    h0 = np.repeat(rng.standard_normal((1, H)).astype(np.float32), 2, axis=0)
+    c0 = h0[:, ::-1].copy() if mode == "lstm" else None
+    dy = np.repeat(rng.standard_normal((1, 1, H)).astype(np.float32), 2, axis=1)
+    pack = np.zeros(_C.pack_size(mode, reset_after, nonlinearity, I, H, "float32"), np.float32)
+    ws2 = np.empty(_C.workspace_size(mode, reset_after, nonlinearity, 1, 2, H), np.float32)
+    y = np.empty((1, 2, H), np.float32)
+    _C.forward(
+        **cell,
+        x=x,
+        **w,
+        h0=h0,
+        c0=c0,
+        lengths=None,
+        reverse=False,
+        y=y,
+        direction=0,
+        h_n=np.empty((2, H), np.float32),
+        c_n=np.empty((2, H), np.float32) if c0 is not None else None,
+        workspace=ws2,
+        pack=pack,
+    )
+
+    def backward(B, ws):
+        out = {"dh0": np.empty((B, H), np.float32), "dc0": np.empty((B, H), np.float32) if c0 is not None else None}
+        _C.backward(
+            **cell,
+            x=x[:, :B].copy(),
+            w_ih=w["w_ih"],
+            w_hh=w["w_hh"],
+            lengths=None,
+            reverse=False,
+            dy=dy[:, :B].copy(),
+            direction=0,
+            dh_n=None,
+            dc_n=None,
+            workspace=ws,
+            dx=np.empty((1, B, I), np.float32),
+            **out,
+            dw_ih=np.empty_like(w["w_ih"]),
+            dw_hh=np.empty_like(w["w_hh"]),
+            db_ih=None,
+            db_hh=None,
+            pack=pack,
+            accumulate_dx=False,
+        )
+        return out
+
+    two = backward(2, ws2)  # reads (and completes) the pack
+    # row 0 of the saved forward as a one-row workspace: every block is (slots, B, width)
+    lay2 = _C.workspace_layout(mode, reset_after, nonlinearity, 1, 2, H)
+    lay1 = _C.workspace_layout(mode, reset_after, nonlinearity, 1, 1, H)
+    ws1 = np.empty(lay1["size"], np.float32)
+    blocks = sorted((v, k) for k, v in lay2.items() if k != "size" and v >= 0)
+    ends = [start for start, _ in blocks[1:]] + [lay2["size"]]
+    for (start, name), end in zip(blocks, ends):
+        rows = ws2[start:end].reshape(-1, 2, (end - start) // (2 * (2 if name in ("states", "cstates") else 1)))
+        ws1[lay1[name] : lay1[name] + rows[:, 0].size] = rows[:, 0].ravel()
+    pack[32:] = np.nan  # after the header, whose hashes still match: any read would show
+    corrupted = pack.copy()
+    one = backward(1, ws1)
+    np.testing.assert_array_equal(pack, corrupted)
+    for name in ("dh0", "dc0"):
+        if one[name] is not None:
+            assert np.isfinite(one[name]).all()
+            np.testing.assert_array_equal(one[name][0], two[name][0])
+
+
 @pytest.mark.parametrize("B", [1, 7])  # products from the weights' rows; the packed tiles
 @pytest.mark.parametrize("cell", sorted(CELLS))
 def test_one_step_bits_do_not_depend_on_thread_count(cell, B):
@@ -516,9 +601,32 @@ def test_pooled_empty_returns_its_memory_to_the_pool():
         _C.pooled_empty([-1], np.dtype(np.float32))
 
 
-def test_training_workspaces_are_reused_only_once_freed():
+def test_large_host_buffers_come_from_the_pool():
+    """Workspaces, outputs and gradients of at least POOLED_MIN_BYTES come from the block pool (no
+    fresh pages each call); smaller ones are plain NumPy arrays."""
+    from seqkernels.nn import _layer_plan
+
+    layer = nn.GRU(64, 256, seed=1)  # W_hh's gradient: 3·256·256 floats = 768 KiB
+    x = np.random.default_rng(0).standard_normal((40, 8, 64)).astype(np.float32)  # y: 320 KiB
+    y, _ = layer(x)
+    layer.backward(np.ones_like(y))
+    g = layer.grads
+    assert g["weight_hh_l0"].nbytes >= _layer_plan.POOLED_MIN_BYTES and y.nbytes >= _layer_plan.POOLED_MIN_BYTES
+    assert type(g["weight_hh_l0"].base).__name__ == "PyCapsule" and type(y.base).__name__ == "PyCapsule"
+    assert g["bias_hh_l0"].base is None  # 3 KiB: np.empty
+    _C.pool_release()
+    before = _C.pool_free_bytes()
+    del g, y
+    layer.grads = {}
+    assert _C.pool_free_bytes() > before  # freed: back to the pool, for the next call
+
+
+def test_training_workspaces_are_reused_only_once_freed(monkeypatch):
     """A layer's workspace comes from the pool; a forward whose workspace is still held (here: two
     forwards before their backwards) never gets the other's memory, so both gradients are right."""
+    from seqkernels.nn import _layer_plan
+
+    monkeypatch.setattr(_layer_plan, "POOLED_MIN_BYTES", 0)  # every host buffer from the pool
     layer = nn.LSTM(6, 11, seed=3)
     rng = np.random.default_rng(4)
     x1, x2 = (rng.standard_normal((5, 3, 6)).astype(np.float32) for _ in range(2))

@@ -178,10 +178,14 @@ def test_in_place_change_of_weights_is_detected():
         y.sum().backward()
 
 
-def test_live_graphs_keep_their_pooled_workspaces():
+def test_live_graphs_keep_their_pooled_workspaces(monkeypatch):
     """Workspaces come from the kernels' block pool and go back only when autograd frees them: two
     forwards whose graphs are both alive, their backwards in reverse order, give each one's own
     gradients (as computed alone)."""
+    from seqkernels.nn import _layer_plan
+
+    monkeypatch.setattr(_layer_plan, "POOLED_MIN_BYTES", 0)  # every host buffer from the pool
+    sk._C.pool_release()
     torch.manual_seed(5)
     layer = skt.LSTM(6, 9, num_layers=2)
     xs = [torch.randn(7, 3, 6, requires_grad=True) for _ in range(2)]

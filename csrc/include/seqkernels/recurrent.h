@@ -14,8 +14,9 @@
 // micro-kernel runs over [W_ih | W_hh] packed together (one pass, K = I + H); for fewer rows
 // (where a step would stream W_ih for few rows) the same micro-kernel runs over W_ih's packed rows
 // for all T·B rows before the recurrence; for the other cells (GRU, projections) that product is
-// one OpenBLAS GEMM. A one-step forward for one row (decoding) uses no pack: its products are dot
-// products along the weights' own rows (kRowsProductMaxBatch). Results are bit-identical for any
+// one OpenBLAS GEMM. A one-step call for one row (decoding) uses no pack: the forward's products
+// are dot products along the weights' own rows, the backward's dz·W_hh sums W_hh's rows
+// (kRowsProductMaxBatch; LSTM with projections keeps the pack). Results are bit-identical for any
 // thread count (not across those thresholds: the forms round differently).
 //
 // Variable lengths (PackedSequence semantics): step t of sequence b is active iff t < lengths[b].
@@ -107,7 +108,8 @@ constexpr int kFusedInputMinBatch = 4;
 // weights' rows (dot products, each weight read once) and leaves the pack alone: with one step there
 // is nothing to reuse a pack for, and hashing it and reading it cost more than the products
 // (bench/NOTES.md, CPU recurrence v14; with 2–8 rows the result was mixed, so they keep the pack).
-// Its bits then differ from those of the same step inside a longer call.
+// The forward's bits then differ from those of the same step inside a longer call; the backward's
+// product adds in the packed tiles' order and keeps their bits (v15).
 constexpr int kRowsProductMaxBatch = 1;
 
 // Packed recurrent weights, owned by the caller (optional): the layout the CPU micro-kernels read,

@@ -318,7 +318,6 @@ class _Recurrent:
                 lengths=lengths,
                 training=self.training,
                 alloc=alloc,
-                alloc_workspace=self._alloc_workspace,
                 h_n=h_n[part],
                 c_n=None if c_n is None else c_n[part],
                 packs=self._layer_packs(k),
@@ -340,12 +339,9 @@ class _Recurrent:
         return out, ((h_n, c_n) if cell.has_cell_state else h_n)
 
     def _alloc(self, shape):
+        if self._xp() is np:  # host: large buffers from the block pool (_layer_plan.host_empty)
+            return _layer_plan.host_empty(shape, self.dtype)
         return self._xp().empty(shape, dtype=self.dtype)
-
-    def _alloc_workspace(self, shape):
-        if self._xp() is np:  # host: reused memory, see _layer_plan.pooled_empty
-            return _layer_plan.pooled_empty(shape, self.dtype)
-        return self._alloc(shape)
 
     def _zeros(self, shape):
         return self._xp().zeros(shape, dtype=self.dtype)

@@ -13,6 +13,7 @@ CuPy (:func:`_on_device`). CuPy is needed for the CUDA path.
 from __future__ import annotations
 
 import contextlib
+import math
 from typing import NamedTuple
 
 import torch
@@ -76,19 +77,30 @@ def _layer_weights(spec: LayerSpec, weights):
     return out
 
 
+def _alloc_like(x):
+    """``alloc(shape)`` for new tensors of x's dtype and device: on the host, from the block pool
+    when large (as _layer_plan.host_empty), else ``x.new_empty``."""
+    if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64):
+        return x.new_empty
+    dtype, itemsize = str(x.dtype).removeprefix("torch."), x.element_size()
+
+    def alloc(shape):
+        if math.prod(shape) * itemsize < _layer_plan.POOLED_MIN_BYTES:
+            return x.new_empty(shape)
+        return torch.from_numpy(_layer_plan.pooled_empty(shape, dtype))
+
+    return alloc
+
+
 def _forward_with(kernels, view, spec: LayerSpec, x, h0, c0, weights, lengths, training: bool, packs=None):
     """One layer, all directions, through ``kernels.forward`` (``_C`` or the CUDA path) on ``view``s.
     The workspaces are the rows of one ``(D, size)`` tensor, so a custom op can return them."""
     workspaces = None
+    alloc = _alloc_like(x)
     if training:
         T, B, _ = x.shape
         size = _layer_plan.workspace_size(spec.cell, T, B, spec.hidden_size)
-        shape = (spec.num_directions, size)
-        if x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64):
-            # reused host memory (no fresh pages per step): _layer_plan.pooled_empty
-            workspaces = torch.from_numpy(_layer_plan.pooled_empty(shape, str(x.dtype).removeprefix("torch.")))
-        else:
-            workspaces = x.new_empty(shape)
+        workspaces = alloc((spec.num_directions, size))
     y, h_n, c_n, _ = _layer_plan.forward(
         kernels,
         spec.cell,
@@ -98,7 +110,7 @@ def _forward_with(kernels, view, spec: LayerSpec, x, h0, c0, weights, lengths, t
         c0=c0,
         lengths=lengths,
         training=training,
-        alloc=x.new_empty,
+        alloc=alloc,
         view=view,
         workspaces=workspaces,
         packs=packs,
@@ -117,7 +129,7 @@ def _backward_with(kernels, view, spec: LayerSpec, x, weights, lengths, workspac
         dh_n=dh_n,
         dc_n=dc_n,
         lengths=lengths,
-        alloc=x.new_empty,
+        alloc=_alloc_like(x),
         view=view,
         packs=packs,
     )
