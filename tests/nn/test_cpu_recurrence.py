@@ -303,6 +303,15 @@ def test_one_step_bits_do_not_depend_on_thread_count(cell, B):
         assert all(np.array_equal(a, b) for a, b in zip(base, other)), f"{threads} threads changed the bits"
 
 
+def test_one_row_matrix_vector_products_keep_their_bits_for_any_thread_count():
+    """A one-row step's products with more than 384 outputs (GRU, I = H = 300: x·W_ihᵀ has 900) are
+    matrix-vector products cut into pieces by extent alone; the pieces depend on the shape only."""
+    base = run_layer("gru", 1, T=1, B=1, I=300, H=300)
+    for threads in (2, 3):
+        other = run_layer("gru", threads, T=1, B=1, I=300, H=300)
+        assert all(np.array_equal(a, b) for a, b in zip(base, other)), f"{threads} threads changed the bits"
+
+
 def test_both_input_products_read_w_ih_from_the_pack():
     """The fused step (4+ rows) and the all-steps-first product (1-3 rows) both read W_ih's packed rows."""
     layer = nn.LSTM(4, 40, seed=2).eval()
