@@ -282,7 +282,8 @@ def test_one_row_one_step_backward_reads_the_weights_rows_with_the_packed_bits(
     blocks = sorted((v, k) for k, v in lay2.items() if k != "size" and v >= 0)
     ends = [start for start, _ in blocks[1:]] + [lay2["size"]]
     for (start, name), end in zip(blocks, ends):
-        rows = ws2[start:end].reshape(-1, 2, (end - start) // (2 * (2 if name in ("states", "cstates") else 1)))
+        slots = 2 if name in ("states", "cstates") else 1  # T + 1 states, T of the rest (T = 1)
+        rows = ws2[start:end].reshape(slots, 2, -1)
         ws1[lay1[name] : lay1[name] + rows[:, 0].size] = rows[:, 0].ravel()
     pack[32:] = np.nan  # after the header, whose hashes still match: any read would show
     corrupted = pack.copy()
