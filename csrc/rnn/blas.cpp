@@ -97,12 +97,12 @@ constexpr int kPieceAlign = 16;
 template <typename T>
 long GemmPieces<T>::count() const {
   if (M <= 0 || N <= 0) return 0;
-  const long work = static_cast<long>(M) * N * std::max(K, 1);
   const int extent = M >= N ? M : N;
   const long by_extent = std::max(1L, static_cast<long>(extent) / kMinPieceExtent);
   // A matrix-vector product streams its matrix once: bound by memory, not by packing, so it is cut
   // by extent alone and every core streams a share (a one-row step's 12 MiB W_ih at H = 1024).
   if (M == 1 || N == 1) return std::min(by_extent, kMaxPieces);
+  const long work = static_cast<long>(M) * N * std::max(K, 1);
   const long by_work = std::max(1L, work / kPieceWork);
   return std::min({by_work, by_extent, kMaxPieces});
 }

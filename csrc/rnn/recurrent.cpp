@@ -280,17 +280,8 @@ void columns_product(const TileRows<T>& w, int k0, int K, int u0, int u1, int B,
       }
       __builtin_memcpy(ob + (u - u0), acc, sizeof acc);
     }
-    for (; u + W <= u1; u += W) {
-      V acc = {};
-      for (int i = 0; i < K; ++i) {
-        V wv;
-        __builtin_memcpy(&wv, w.w + static_cast<idx>(k0 + i) * w.N + u, sizeof wv);
-        acc += (ab[i] - V{}) * wv;
-      }
-      __builtin_memcpy(ob + (u - u0), &acc, sizeof acc);
-    }
-    if (u < u1) {  // the last units (less than a vector): the same vector code over zero-padded lanes
-      const int n = u1 - u;
+    for (; u < u1; u += W) {  // the rest a vector at a time, a last partial one in zero-padded lanes
+      const int n = std::min(W, u1 - u);
       V acc = {};
       for (int i = 0; i < K; ++i) {
         V wv = {};
@@ -546,8 +537,9 @@ Packed<T> panels(const CellSpec& cell, const Geometry<T>& geo, const T* data) {
   return p;
 }
 
-// The forward panels of a one-step call for one row: no pack (nothing to reuse it for), so none
-// is hashed, read or written; the products come from the weights' rows (rows_product).
+// The panels of a one-step call for one row (one_row_step): no pack (nothing to reuse it for), so
+// none is hashed, read or written; the forward's products are dot products along the weights' rows
+// (rows_product), the backward's sums W_hh's rows (columns_product).
 template <typename T>
 Packed<T> panels_from_weights(const CellSpec& cell, const Geometry<T>& geo, const T* w_ih, const T* w_hh,
                               const T* w_hr) {
@@ -557,16 +549,12 @@ Packed<T> panels_from_weights(const CellSpec& cell, const Geometry<T>& geo, cons
   p.forward[0].from[0] = {w_hh, H, 0, R};
   if (p.forward[1].K > 0) p.forward[1].from[0] = {w_hh, H, 2, H};  // GRU reset_before: the n block
   if (cell.proj > 0) p.proj_forward.from[0] = {w_hr, R, 0, H};
+  p.backward.from[0] = {w_hh, R, 0, cell.gates() * H};
   return p;
 }
 
-// The backward panel of a one-step call for one row: W_hh's own rows (columns_product).
-template <typename T>
-Packed<T> backward_panels_from_weights(const CellSpec& cell, const Geometry<T>& geo, const T* w_hh) {
-  Packed<T> p = panels(cell, geo, static_cast<const T*>(nullptr));
-  p.backward.from[0] = {w_hh, geo.R, 0, cell.gates() * geo.H};
-  return p;
-}
+// A one-step call for one row takes panels_from_weights (recurrent.h: kRowsProductMaxBatch).
+inline bool one_row_step(int steps, int batch) { return steps == 1 && batch <= kRowsProductMaxBatch; }
 
 // Scratch of a staged forward task: the products of one block of at most 8 rows (G gates × Q units
 // each); from the weights' rows, those of every row.
@@ -1121,7 +1109,7 @@ void recurrent_forward_impl(const CellSpec& cell, const ForwardArgs<T>& a) {
   // A one-step call for one row (decoding) reads each weight once: its products come from the
   // weights' rows, and the pack is left alone (nothing hashed or read from it); both products then
   // run in the step, as in the fused form.
-  const bool one_step = steps == 1 && B <= kRowsProductMaxBatch;
+  const bool one_step = one_row_step(steps, B);
   const bool fused = geo.X > 0 && (B >= kFusedInputMinBatch || one_step);
   const bool packed_input = geo.X > 0 && !fused;
 
@@ -1401,10 +1389,10 @@ void recurrent_backward_impl(const CellSpec& cell, const BackwardArgs<T>& a) {
 
   // One row, one step (a training step while decoding): nothing to reuse a pack for, so none is
   // hashed, read or built; the product reads W_hh's rows (columns_product), with the same bits.
-  const bool one_step = steps == 1 && B <= kRowsProductMaxBatch && !proj;
+  const bool one_step = one_row_step(steps, B) && !proj;
   std::vector<T> private_pack;
   const Packed<T> pk =
-      one_step ? backward_panels_from_weights(cell, geo, a.w_hh)
+      one_step ? panels_from_weights(cell, geo, a.w_ih, a.w_hh, a.w_hr)
                : ensure_packed(cell, geo, a.w_ih, a.w_hh, a.w_hr, a.pack, a.pack_size, true, false, private_pack, team);
 
   // dzx: gradient w.r.t. the input pre-activation (x·W_ihᵀ + b_ih), (T, B, G·H).
