@@ -219,60 +219,40 @@ def test_one_row_one_step_backward_reads_the_weights_rows_with_the_packed_bits(
     """A one-step backward for one row takes dz·W_hh from W_hh's own rows: the pack is neither read
     nor written, and the state gradients have the bits of the same row in a call that reads the pack
     (two identical rows, from the same saved forward; H = 70: whole tiles and zero-padded lanes)."""
+    from seqkernels.nn import _layer_plan
+
     I, H, G = 9, 70, {"lstm": 4, "gru": 3, "rnn": 1}[mode]
-    cell = dict(mode=mode, reset_after=reset_after, nonlinearity=nonlinearity)
+    cell = _layer_plan.Cell(mode, reset_after, nonlinearity)
     rng = np.random.default_rng(5)
-    w = {
-        k: rng.uniform(-0.3, 0.3, s).astype(np.float32)
-        for k, s in (("w_ih", (G * H, I)), ("w_hh", (G * H, H)), ("b_ih", G * H), ("b_hh", G * H))
-    }
+    w = tuple(rng.uniform(-0.3, 0.3, s).astype(np.float32) for s in ((G * H, I), (G * H, H), G * H, G * H))
     x = np.repeat(rng.standard_normal((1, 1, I)).astype(np.float32), 2, axis=1)
-    h0 = np.repeat(rng.standard_normal((1, H)).astype(np.float32), 2, axis=0)
-    c0 = h0[:, ::-1].copy() if mode == "lstm" else None
+    h0 = np.repeat(rng.standard_normal((1, 1, H)).astype(np.float32), 2, axis=1)
+    c0 = h0[:, :, ::-1].copy() if mode == "lstm" else None
     dy = np.repeat(rng.standard_normal((1, 1, H)).astype(np.float32), 2, axis=1)
-    pack = np.zeros(_C.pack_size(mode, reset_after, nonlinearity, I, H, "float32"), np.float32)
-    ws2 = np.empty(_C.workspace_size(mode, reset_after, nonlinearity, 1, 2, H), np.float32)
-    y = np.empty((1, 2, H), np.float32)
-    _C.forward(
-        **cell,
-        x=x,
-        **w,
-        h0=h0,
-        c0=c0,
-        lengths=None,
-        reverse=False,
-        y=y,
-        direction=0,
-        h_n=np.empty((2, H), np.float32),
-        c_n=np.empty((2, H), np.float32) if c0 is not None else None,
-        workspace=ws2,
-        pack=pack,
+    packs = _layer_plan.new_packs(cell, I, H, np.float32, 1)
+
+    def alloc(shape):
+        return np.empty(shape, np.float32)
+
+    _, _, _, (ws2,) = _layer_plan.forward(
+        _C, cell, x, [w], h0=h0, c0=c0, lengths=None, training=True, alloc=alloc, packs=packs
     )
 
     def backward(B, ws):
-        out = {"dh0": np.empty((B, H), np.float32), "dc0": np.empty((B, H), np.float32) if c0 is not None else None}
-        _C.backward(
-            **cell,
-            x=x[:, :B].copy(),
-            w_ih=w["w_ih"],
-            w_hh=w["w_hh"],
-            lengths=None,
-            reverse=False,
-            dy=dy[:, :B].copy(),
-            direction=0,
+        _, dh0, dc0, _ = _layer_plan.backward(
+            _C,
+            cell,
+            x[:, :B].copy(),
+            [w],
+            [ws],
+            dy[:, :B].copy(),
             dh_n=None,
             dc_n=None,
-            workspace=ws,
-            dx=np.empty((1, B, I), np.float32),
-            **out,
-            dw_ih=np.empty_like(w["w_ih"]),
-            dw_hh=np.empty_like(w["w_hh"]),
-            db_ih=None,
-            db_hh=None,
-            pack=pack,
-            accumulate_dx=False,
+            lengths=None,
+            alloc=alloc,
+            packs=packs,
         )
-        return out
+        return {"dh0": dh0[0], "dc0": None if dc0 is None else dc0[0]}
 
     two = backward(2, ws2)  # reads (and completes) the pack
     # row 0 of the saved forward as a one-row workspace: every block is (slots, B, width)
@@ -285,6 +265,7 @@ def test_one_row_one_step_backward_reads_the_weights_rows_with_the_packed_bits(
         slots = 2 if name in ("states", "cstates") else 1  # T + 1 states, T of the rest (T = 1)
         rows = ws2[start:end].reshape(slots, 2, -1)
         ws1[lay1[name] : lay1[name] + rows[:, 0].size] = rows[:, 0].ravel()
+    pack = packs[0]
     pack[32:] = np.nan  # after the header, whose hashes still match: any read would show
     corrupted = pack.copy()
     one = backward(1, ws1)

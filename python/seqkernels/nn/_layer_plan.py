@@ -85,12 +85,15 @@ def pooled_empty(shape, dtype) -> np.ndarray:
     return _C.pooled_empty([int(n) for n in shape], np.dtype(dtype))
 
 
+def pooled_size(shape, itemsize: int) -> bool:
+    """Whether a host buffer of this shape and element size comes from the pool (POOLED_MIN_BYTES)."""
+    return math.prod(shape) * itemsize >= POOLED_MIN_BYTES
+
+
 def host_empty(shape, dtype) -> np.ndarray:
-    """An uninitialised host array: :func:`pooled_empty` from ``POOLED_MIN_BYTES`` up, else ``np.empty``."""
+    """An uninitialised host array: :func:`pooled_empty` when :func:`pooled_size`, else ``np.empty``."""
     dtype = np.dtype(dtype)
-    if math.prod(shape) * dtype.itemsize < POOLED_MIN_BYTES:
-        return np.empty(shape, dtype)
-    return pooled_empty(shape, dtype)
+    return pooled_empty(shape, dtype) if pooled_size(shape, dtype.itemsize) else np.empty(shape, dtype)
 
 
 def workspace_size(cell: Cell, steps: int, batch: int, hidden: int) -> int:

@@ -13,7 +13,6 @@ CuPy (:func:`_on_device`). CuPy is needed for the CUDA path.
 from __future__ import annotations
 
 import contextlib
-import math
 from typing import NamedTuple
 
 import torch
@@ -85,9 +84,9 @@ def _alloc_like(x):
     dtype, itemsize = str(x.dtype).removeprefix("torch."), x.element_size()
 
     def alloc(shape):
-        if math.prod(shape) * itemsize < _layer_plan.POOLED_MIN_BYTES:
-            return x.new_empty(shape)
-        return torch.from_numpy(_layer_plan.pooled_empty(shape, dtype))
+        if _layer_plan.pooled_size(shape, itemsize):
+            return torch.from_numpy(_layer_plan.pooled_empty(shape, dtype))
+        return x.new_empty(shape)
 
     return alloc
 
