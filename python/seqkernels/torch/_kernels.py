@@ -20,6 +20,9 @@ import torch
 from .._backend import _C  # noqa: F401  (the CPU kernels)
 from ..nn import _layer_plan
 
+# The dtypes the CPU kernels take, by their NumPy names.
+NUMPY_DTYPES = {torch.float32: "float32", torch.float64: "float64"}
+
 
 class LayerSpec(NamedTuple):
     """What the kernels need to know about a layer besides its tensors."""
@@ -79,9 +82,10 @@ def _layer_weights(spec: LayerSpec, weights):
 def _alloc_like(x):
     """``alloc(shape)`` for new tensors of x's dtype and device: on the host, from the block pool
     when large (as _layer_plan.host_empty), else ``x.new_empty``."""
-    if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64):
+    dtype = NUMPY_DTYPES.get(x.dtype)
+    if x.device.type != "cpu" or dtype is None:
         return x.new_empty
-    dtype, itemsize = str(x.dtype).removeprefix("torch."), x.element_size()
+    itemsize = x.element_size()
 
     def alloc(shape):
         if _layer_plan.pooled_size(shape, itemsize):

@@ -13,11 +13,9 @@ from torch import nn
 
 from ..reference import GATES
 from ._autograd import recurrent_layer
-from ._kernels import LayerSpec
+from ._kernels import NUMPY_DTYPES, LayerSpec
 
 __all__ = ["LSTMCell", "GRUCell", "RNNCell"]
-
-_DTYPES = (torch.float32, torch.float64)
 
 
 class _CellBase(nn.Module):
@@ -25,7 +23,7 @@ class _CellBase(nn.Module):
 
     def __init__(self, cell, input_size, hidden_size, bias, device=None, dtype=None):
         super().__init__()
-        if dtype is not None and dtype not in _DTYPES:
+        if dtype is not None and dtype not in NUMPY_DTYPES:
             raise TypeError(f"dtype: seqkernels.torch cells support torch.float32 and torch.float64, got {dtype}")
         self.input_size = input_size
         self.hidden_size = hidden_size
@@ -112,7 +110,7 @@ class _CellBase(nn.Module):
             full.append(s.contiguous())
         # Dtypes last: torch.nn reports a shape error before a dtype mismatch.
         dtype = self.weight_ih.dtype
-        if dtype not in _DTYPES:
+        if dtype not in NUMPY_DTYPES:
             raise TypeError(
                 f"seqkernels.torch.{type(self).__name__}: parameters of dtype {dtype} are not supported "
                 "(float32 and float64 only); convert the cell with cell.float() or cell.double()"

@@ -22,17 +22,14 @@ from torch.nn.utils.rnn import PackedSequence
 from ..nn import _layer_plan
 from ..reference import GATES
 from ._autograd import recurrent_layer
-from ._kernels import LayerSpec
+from ._kernels import NUMPY_DTYPES, LayerSpec
 from ._ops import Packs
-
-_NUMPY_DTYPES = {torch.float32: "float32", torch.float64: "float64"}
 
 __all__ = ["LSTM", "GRU", "RNN"]
 
 # torch.nn's mode names → the kernels' cell names (gate counts from the one table, reference.GATES)
 _CELL_OF_MODE = {"LSTM": "lstm", "GRU": "gru", "RNN_TANH": "rnn", "RNN_RELU": "rnn"}
 _GATES = {mode: GATES[cell] for mode, cell in _CELL_OF_MODE.items()}
-_DTYPES = (torch.float32, torch.float64)
 
 
 class _RecurrentBase(nn.Module):
@@ -81,7 +78,7 @@ class _RecurrentBase(nn.Module):
             raise ValueError("proj_size has to be smaller than hidden_size")
         if proj_size and mode != "LSTM":
             raise ValueError("proj_size argument is only supported for LSTM, not RNN or GRU")
-        if dtype is not None and dtype not in _DTYPES:
+        if dtype is not None and dtype not in NUMPY_DTYPES:
             raise TypeError(f"dtype: seqkernels.torch layers support torch.float32 and torch.float64, got {dtype}")
         self.mode = mode
         self.input_size = input_size
@@ -181,7 +178,7 @@ class _RecurrentBase(nn.Module):
                 f"input: RNN input dtype ({x.dtype}) does not match weight dtype ({dtype}). Convert "
                 f"input: input.to({dtype}), or convert model: model.to({x.dtype})"
             )
-        if dtype not in _DTYPES:
+        if dtype not in NUMPY_DTYPES:
             raise TypeError(
                 f"seqkernels.torch.{self._name()}: parameters of dtype {dtype} are not supported "
                 "(float32 and float64 only); convert the model with model.float() or model.double()"
@@ -326,7 +323,7 @@ class _RecurrentBase(nn.Module):
         if key not in packs:
             packs[key] = Packs(
                 _layer_plan.new_packs(
-                    self._spec().cell, layer_input, self.hidden_size, _NUMPY_DTYPES[x.dtype], self.num_directions
+                    self._spec().cell, layer_input, self.hidden_size, NUMPY_DTYPES[x.dtype], self.num_directions
                 )
             )
         return packs[key]
